@@ -1,0 +1,168 @@
+//! Command-line syntax (argh). These structs stay dumb: `config` validates them.
+
+use argh::FromArgs;
+
+/// qpipe: crawl pages into a Redis list and drain it into a file, fast.
+///
+/// Exit codes: 0 done; 1 fatal error (Redis, sink, spec); 2 bad usage;
+/// 3 finished but pages/items failed; 4 lock held elsewhere;
+/// 130/143 stopped by SIGINT/SIGTERM.
+#[derive(FromArgs, Debug)]
+pub struct Args {
+    #[argh(subcommand)]
+    pub cmd: Command,
+}
+
+/// The subcommands.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum Command {
+    Produce(ProduceArgs),
+    Consume(ConsumeArgs),
+    Push(PushArgs),
+    DemoSite(DemoSiteArgs),
+}
+
+/// crawl pages and push one JSON item per quote onto a Redis list.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "produce")]
+pub struct ProduceArgs {
+    /// fetcher threads, 1 to 512 (default 8)
+    #[argh(option, default = "8")]
+    pub threads: usize,
+    /// where the crawl starts; repeatable (default https://quotes.toscrape.com/)
+    #[argh(option)]
+    pub start_url: Vec<String>,
+    /// the Redis URL, redis://[user:pass@]host:port[/db] (default $REDIS_URL, else redis://127.0.0.1:6379)
+    #[argh(option)]
+    pub redis: Option<String>,
+    /// the Redis list to push onto (default DATA-PIPELINE-KEY)
+    #[argh(option, default = "String::from(\"DATA-PIPELINE-KEY\")")]
+    pub key: String,
+    /// stop after fetching this many pages (default: no limit)
+    #[argh(option)]
+    pub max_pages: Option<u64>,
+    /// items buffered between fetchers and the Redis writer (default 256 x threads)
+    #[argh(option)]
+    pub channel_capacity: Option<usize>,
+    /// most items sent in one LPUSH (default 1000)
+    #[argh(option, default = "1000")]
+    pub batch_size: usize,
+    /// seconds to open an HTTP connection (default 10)
+    #[argh(option, default = "10.0")]
+    pub connect_timeout: f64,
+    /// seconds of silence allowed while reading a response (default 30)
+    #[argh(option, default = "30.0")]
+    pub read_timeout: f64,
+    /// seconds allowed for a whole request, body included (default 60)
+    #[argh(option, default = "60.0")]
+    pub timeout: f64,
+    /// largest response body in bytes; larger pages are skipped (default 10485760)
+    #[argh(option, default = "10 * 1024 * 1024")]
+    pub max_body: u64,
+    /// the User-Agent header (default qpipe/<version>)
+    #[argh(option)]
+    pub user_agent: Option<String>,
+    /// seconds to keep retrying Redis during an outage before spilling to a file (default 60)
+    #[argh(option, default = "60.0")]
+    pub redis_retry_secs: f64,
+    /// directory for qpipe-unsent-<time>.jsonl if Redis stays down (default .)
+    #[argh(option, default = "String::from(\".\")")]
+    pub spill_dir: String,
+    /// append the run summary as one JSON line to this file, or - for stdout
+    #[argh(option)]
+    pub stats_json: Option<String>,
+    /// only print errors and the summary
+    #[argh(switch, short = 'q')]
+    pub quiet: bool,
+    /// print debug lines (every failed page)
+    #[argh(switch, short = 'v')]
+    pub verbose: bool,
+}
+
+/// pop items from a Redis list (BRPOP, FIFO) and append them to a JSON Lines file.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "consume")]
+pub struct ConsumeArgs {
+    /// popping threads, each with its own connection, 1 to 512 (default 4)
+    #[argh(option, default = "4")]
+    pub threads: usize,
+    /// the Redis URL, redis://[user:pass@]host:port[/db] (default $REDIS_URL, else redis://127.0.0.1:6379)
+    #[argh(option)]
+    pub redis: Option<String>,
+    /// the Redis list to pop from (default DATA-PIPELINE-KEY)
+    #[argh(option, default = "String::from(\"DATA-PIPELINE-KEY\")")]
+    pub key: String,
+    /// JSON Lines file to append to, or - for stdout (default stdout)
+    #[argh(option)]
+    pub out: Option<String>,
+    /// exit once the list has stayed empty for --idle-timeout seconds
+    #[argh(switch)]
+    pub drain: bool,
+    /// seconds of empty list that end a --drain run (default 2)
+    #[argh(option, default = "2.0")]
+    pub idle_timeout: f64,
+    /// stop after this many items (default: no limit)
+    #[argh(option)]
+    pub max_items: Option<u64>,
+    /// most items taken per pop (BRPOP, then RPOP COUNT) (default 500)
+    #[argh(option, default = "500")]
+    pub batch_size: usize,
+    /// do not fsync the output file after each batch (faster, less durable)
+    #[argh(switch)]
+    pub no_fsync: bool,
+    /// seconds to keep reconnecting during a Redis outage before giving up (default 60)
+    #[argh(option, default = "60.0")]
+    pub redis_retry_secs: f64,
+    /// append the run summary as one JSON line to this file, or - for stdout
+    #[argh(option)]
+    pub stats_json: Option<String>,
+    /// only print errors and the summary
+    #[argh(switch, short = 'q')]
+    pub quiet: bool,
+    /// print debug lines
+    #[argh(switch, short = 'v')]
+    pub verbose: bool,
+}
+
+/// push a JSON Lines file (e.g. a qpipe-unsent spill file) onto a Redis list.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "push")]
+pub struct PushArgs {
+    /// the JSON Lines file to enqueue, or - for stdin
+    #[argh(positional)]
+    pub file: String,
+    /// the Redis URL (default $REDIS_URL, else redis://127.0.0.1:6379)
+    #[argh(option)]
+    pub redis: Option<String>,
+    /// the Redis list to push onto (default DATA-PIPELINE-KEY)
+    #[argh(option, default = "String::from(\"DATA-PIPELINE-KEY\")")]
+    pub key: String,
+    /// most items sent in one LPUSH (default 1000)
+    #[argh(option, default = "1000")]
+    pub batch_size: usize,
+    /// seconds to keep retrying Redis during an outage (default 60)
+    #[argh(option, default = "60.0")]
+    pub redis_retry_secs: f64,
+    /// append the run summary as one JSON line to this file, or - for stdout
+    #[argh(option)]
+    pub stats_json: Option<String>,
+    /// only print errors and the summary
+    #[argh(switch, short = 'q')]
+    pub quiet: bool,
+}
+
+/// serve the built-in quotes demo site (same HTML and URLs as quotes.toscrape.com).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "demo-site")]
+pub struct DemoSiteArgs {
+    /// address to listen on; port 0 picks a free one (default 127.0.0.1:8000)
+    #[argh(option, default = "String::from(\"127.0.0.1:8000\")")]
+    pub addr: String,
+    /// number of /page/N/ pages, 10 unique quotes each, 1 to 10000000 (default 10)
+    #[argh(option, default = "10")]
+    pub pages: u64,
+    /// server worker threads (default 4)
+    #[argh(option, default = "4")]
+    pub threads: usize,
+}

@@ -1,0 +1,109 @@
+//! `qpipe push FILE.jsonl`: enqueue JSON Lines through the produce writer path.
+//!
+//! A reader thread validates lines and feeds the same bounded channel and
+//! writer stage that `produce` uses, so batching, retries and spilling match.
+
+use crate::config::PushConfig;
+use crate::error::{Error, Exit};
+use crate::item::Item;
+use crate::log;
+use crate::queue::Queue;
+use crate::signal::Signals;
+use crate::summary::Summary;
+use crate::writer::{self, WriterStats};
+use crossbeam_channel::Sender;
+use std::io::{BufRead, BufReader, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// What the reader saw.
+#[derive(Default)]
+struct ReadStats {
+    lines: u64,
+    invalid: u64,
+    blank: u64,
+}
+
+/// Pushes every valid line of the file; reports invalid lines by number.
+pub fn run(cfg: &PushConfig, signals: &Signals) -> Result<Summary, Error> {
+    let started = Instant::now();
+    let input: Box<dyn Read + Send> =
+        match &cfg.file {
+            None => Box::new(std::io::stdin()),
+            Some(p) => Box::new(std::fs::File::open(p).map_err(|e| {
+                Error::io(format!("cannot read {} (check the path)", p.display()), e)
+            })?),
+        };
+    let mut queue = Queue::connect(&cfg.writer.redis, &cfg.writer.key, Duration::from_secs(1))?;
+    let stop: &AtomicBool = &signals.stop;
+    let (tx, rx) = crossbeam_channel::bounded::<Item>(cfg.writer.batch_size * 4);
+    let (read, written) = std::thread::scope(|s| {
+        let reader = s.spawn(move || read_lines(input, &tx, stop));
+        let written = writer::write(&rx, &mut queue, &cfg.writer, stop);
+        let read = reader.join().unwrap_or_else(|_| Ok(ReadStats::default()));
+        (read, written)
+    });
+    let read = read?;
+    let exit = signals.exit().unwrap_or(if read.invalid > 0 {
+        Exit::Partial
+    } else {
+        Exit::Ok
+    });
+    let mut sum = Summary::new("push", exit);
+    sum.set("redis", queue.redacted_url())
+        .set("key", cfg.writer.key.as_str())
+        .set("lines", read.lines)
+        .set("blank_lines", read.blank)
+        .set("invalid_lines", read.invalid)
+        .set("items_pushed", written.pushed)
+        .set("items_spilled", written.spilled)
+        .set("lpush_batches", written.batches)
+        .set("redis_retries", written.retries)
+        .rates(started.elapsed(), &[("items", written.pushed)]);
+    let WriterStats {
+        failure,
+        spill_path,
+        ..
+    } = written;
+    if let Some(p) = spill_path {
+        sum.set("spill_file", p.display().to_string());
+    }
+    sum.failure = failure;
+    Ok(sum)
+}
+
+fn read_lines(
+    input: Box<dyn Read + Send>,
+    tx: &Sender<Item>,
+    stop: &AtomicBool,
+) -> Result<ReadStats, Error> {
+    let mut stats = ReadStats::default();
+    let mut reader = BufReader::with_capacity(256 * 1024, input);
+    let mut line = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| Error::io("cannot read input", e))?;
+        if n == 0 {
+            break;
+        }
+        stats.lines += 1;
+        while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            line.pop();
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            stats.blank += 1;
+            continue;
+        }
+        if serde_json::from_slice::<serde_json::Value>(&line).is_err() {
+            stats.invalid += 1;
+            log::warn(&format!("line {}: not valid JSON, skipped", stats.lines));
+            continue;
+        }
+        if tx.send(Item::raw(line.clone())).is_err() {
+            break;
+        }
+    }
+    Ok(stats)
+}

@@ -1,0 +1,262 @@
+//! Validated run settings. Each field is checked once here; workers take `&Config`.
+
+use crate::cli::{ConsumeArgs, DemoSiteArgs, ProduceArgs, PushArgs};
+use crate::error::Error;
+use crate::fetch::HttpConfig;
+use crate::spider::Spec;
+use std::path::PathBuf;
+use std::time::Duration;
+use url::Url;
+
+/// The default Redis when neither --redis nor REDIS_URL is given.
+pub const DEFAULT_REDIS: &str = "redis://127.0.0.1:6379";
+/// The default crawl start.
+pub const DEFAULT_START: &str = "https://quotes.toscrape.com/";
+const MAX_THREADS: usize = 512;
+
+/// Settings shared by every command that writes to Redis.
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// Redis URL (may hold a password: print only via `error::redact`).
+    pub redis: String,
+    /// The list key.
+    pub key: String,
+    /// Most items per LPUSH.
+    pub batch_size: usize,
+    /// How long to retry Redis in an outage before spilling.
+    pub retry_for: Duration,
+    /// Where the spill file goes if Redis stays down.
+    pub spill_dir: PathBuf,
+}
+
+/// `qpipe produce`.
+#[derive(Debug, Clone)]
+pub struct ProduceConfig {
+    /// Fetcher threads.
+    pub threads: usize,
+    /// Crawl roots; their hosts are the allowed hosts.
+    pub start: Vec<Url>,
+    /// The spider.
+    pub spec: Spec,
+    /// Page budget.
+    pub max_pages: Option<u64>,
+    /// Bounded channel size between fetchers and the writer.
+    pub channel_capacity: usize,
+    /// HTTP client settings.
+    pub http: HttpConfig,
+    /// Redis writer settings.
+    pub writer: WriterConfig,
+}
+
+/// `qpipe consume`.
+#[derive(Debug, Clone)]
+pub struct ConsumeConfig {
+    /// Popping threads.
+    pub threads: usize,
+    /// Redis URL.
+    pub redis: String,
+    /// The list key.
+    pub key: String,
+    /// Output file; `None` is stdout.
+    pub out: Option<PathBuf>,
+    /// Idle time that ends the run; `None` runs until a signal.
+    pub drain_after: Option<Duration>,
+    /// Item budget.
+    pub max_items: Option<u64>,
+    /// Most items per pop.
+    pub batch_size: usize,
+    /// fsync the file after each batch.
+    pub fsync: bool,
+    /// How long to keep reconnecting in an outage.
+    pub retry_for: Duration,
+}
+
+/// `qpipe push`.
+#[derive(Debug, Clone)]
+pub struct PushConfig {
+    /// Input file; `None` is stdin.
+    pub file: Option<PathBuf>,
+    /// Redis writer settings.
+    pub writer: WriterConfig,
+}
+
+/// `qpipe demo-site`.
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    /// Listen address.
+    pub addr: String,
+    /// Number of /page/N/ pages.
+    pub pages: u64,
+    /// Server worker threads.
+    pub threads: usize,
+}
+
+fn usage(msg: String) -> Error {
+    Error::Usage(msg)
+}
+
+fn threads(n: usize) -> Result<usize, Error> {
+    if n == 0 || n > MAX_THREADS {
+        return Err(usage(format!(
+            "--threads {n} is out of range (use 1 to {MAX_THREADS})"
+        )));
+    }
+    Ok(n)
+}
+
+fn positive(n: usize, flag: &str) -> Result<usize, Error> {
+    if n == 0 {
+        return Err(usage(format!("{flag} must be at least 1")));
+    }
+    Ok(n)
+}
+
+fn seconds(s: f64, flag: &str) -> Result<Duration, Error> {
+    Duration::try_from_secs_f64(s)
+        .ok()
+        .filter(|d| !d.is_zero() && *d <= Duration::from_secs(365 * 86_400))
+        .ok_or_else(|| {
+            usage(format!(
+                "{flag} {s} is not a usable number of seconds (use e.g. 0.5 or 30)"
+            ))
+        })
+}
+
+/// `--redis`, else `$REDIS_URL`, else the local default; checked for syntax.
+fn redis_url(flag: Option<String>) -> Result<String, Error> {
+    let url = flag
+        .or_else(|| std::env::var("REDIS_URL").ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| DEFAULT_REDIS.to_string());
+    crate::queue::client(&url)?;
+    Ok(url)
+}
+
+fn writer(
+    redis: Option<String>,
+    key: String,
+    batch_size: usize,
+    retry: f64,
+    spill_dir: String,
+) -> Result<WriterConfig, Error> {
+    Ok(WriterConfig {
+        redis: redis_url(redis)?,
+        key: non_empty_key(key)?,
+        batch_size: positive(batch_size, "--batch-size")?,
+        retry_for: seconds(retry, "--redis-retry-secs")?,
+        spill_dir: PathBuf::from(spill_dir),
+    })
+}
+
+fn non_empty_key(key: String) -> Result<String, Error> {
+    if key.is_empty() {
+        return Err(usage("--key must not be empty".into()));
+    }
+    Ok(key)
+}
+
+fn start_url(s: &str) -> Result<Url, Error> {
+    let bad = |why: &str| {
+        usage(format!(
+            "invalid --start-url {s:?}: {why} (use an absolute http:// or https:// URL)"
+        ))
+    };
+    let u = Url::parse(s).map_err(|e| bad(&e.to_string()))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+        return Err(bad("not an http(s) URL with a host"));
+    }
+    Ok(u)
+}
+
+impl ProduceConfig {
+    /// Validates `produce` arguments.
+    pub fn from_args(a: ProduceArgs) -> Result<ProduceConfig, Error> {
+        let threads = threads(a.threads)?;
+        let starts = if a.start_url.is_empty() {
+            vec![DEFAULT_START.to_string()]
+        } else {
+            a.start_url
+        };
+        let start = starts
+            .iter()
+            .map(|s| start_url(s))
+            .collect::<Result<_, _>>()?;
+        if a.max_pages == Some(0) {
+            return Err(usage("--max-pages must be at least 1".into()));
+        }
+        Ok(ProduceConfig {
+            threads,
+            start,
+            spec: Spec::quotes(),
+            max_pages: a.max_pages,
+            channel_capacity: positive(
+                a.channel_capacity.unwrap_or(256 * threads),
+                "--channel-capacity",
+            )?,
+            http: HttpConfig {
+                connect_timeout: seconds(a.connect_timeout, "--connect-timeout")?,
+                read_timeout: seconds(a.read_timeout, "--read-timeout")?,
+                total_timeout: seconds(a.timeout, "--timeout")?,
+                max_body: a.max_body,
+                user_agent: a
+                    .user_agent
+                    .unwrap_or_else(|| format!("qpipe/{}", env!("CARGO_PKG_VERSION"))),
+            },
+            writer: writer(
+                a.redis,
+                a.key,
+                a.batch_size,
+                a.redis_retry_secs,
+                a.spill_dir,
+            )?,
+        })
+    }
+}
+
+impl ConsumeConfig {
+    /// Validates `consume` arguments.
+    pub fn from_args(a: ConsumeArgs) -> Result<ConsumeConfig, Error> {
+        let idle = seconds(a.idle_timeout, "--idle-timeout")?;
+        if a.max_items == Some(0) {
+            return Err(usage("--max-items must be at least 1".into()));
+        }
+        let out = a.out.filter(|o| o != "-").map(PathBuf::from);
+        Ok(ConsumeConfig {
+            threads: threads(a.threads)?,
+            redis: redis_url(a.redis)?,
+            key: non_empty_key(a.key)?,
+            fsync: out.is_some() && !a.no_fsync,
+            out,
+            drain_after: a.drain.then_some(idle),
+            max_items: a.max_items,
+            batch_size: positive(a.batch_size, "--batch-size")?,
+            retry_for: seconds(a.redis_retry_secs, "--redis-retry-secs")?,
+        })
+    }
+}
+
+impl PushConfig {
+    /// Validates `push` arguments.
+    pub fn from_args(a: PushArgs) -> Result<PushConfig, Error> {
+        Ok(PushConfig {
+            file: (a.file != "-").then(|| PathBuf::from(&a.file)),
+            writer: writer(a.redis, a.key, a.batch_size, a.redis_retry_secs, ".".into())?,
+        })
+    }
+}
+
+impl DemoConfig {
+    /// Validates `demo-site` arguments.
+    pub fn from_args(a: DemoSiteArgs) -> Result<DemoConfig, Error> {
+        if a.pages == 0 || a.pages > 10_000_000 {
+            return Err(usage(format!(
+                "--pages {} is out of range (use 1 to 10000000)",
+                a.pages
+            )));
+        }
+        Ok(DemoConfig {
+            addr: a.addr,
+            pages: a.pages,
+            threads: threads(a.threads)?,
+        })
+    }
+}

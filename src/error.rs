@@ -1,0 +1,157 @@
+//! The one error type, its exit codes, and Redis URL redaction for messages.
+
+use std::fmt;
+
+/// Documented process exit codes; each means one thing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything was done.
+    Ok = 0,
+    /// A setup failure: Redis, the sink, the spec or the network.
+    Fatal = 1,
+    /// Bad command-line usage.
+    Usage = 2,
+    /// The run finished, but pages or items failed (see `--fail-on-errors`).
+    Partial = 3,
+    /// Stopped at once by a second SIGINT.
+    Interrupted = 130,
+    /// Stopped at once by a second SIGTERM.
+    Terminated = 143,
+}
+
+/// Everything that can end a run, one variant per boundary.
+#[derive(Debug)]
+pub enum Error {
+    /// The command line or its values are wrong; the text says how to fix it.
+    Usage(String),
+    /// Talking to Redis failed; `url` is already redacted.
+    Redis {
+        what: String,
+        url: String,
+        cause: String,
+    },
+    /// A file or stream could not be read or written.
+    Io { what: String, cause: std::io::Error },
+    /// HTTP setup failed (e.g. the demo site cannot bind).
+    Http(String),
+    /// A bug: a worker thread panicked.
+    Internal(String),
+}
+
+impl Error {
+    /// Builds a Redis error, redacting any password in `url` and explaining next steps.
+    pub fn redis(what: impl Into<String>, url: &str, cause: &redis::RedisError) -> Error {
+        Error::Redis {
+            what: what.into(),
+            url: redact(url),
+            cause: describe_redis(cause),
+        }
+    }
+
+    /// Builds an IO error with context.
+    pub fn io(what: impl Into<String>, cause: std::io::Error) -> Error {
+        Error::Io {
+            what: what.into(),
+            cause,
+        }
+    }
+
+    /// The exit code this error maps to.
+    pub fn exit(&self) -> Exit {
+        match self {
+            Error::Usage(_) => Exit::Usage,
+            _ => Exit::Fatal,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(msg) | Error::Http(msg) => f.write_str(msg),
+            Error::Internal(msg) => write!(f, "internal error: {msg}"),
+            Error::Redis { what, url, cause } => write!(f, "{what} at {url}: {cause}"),
+            Error::Io { what, cause } => write!(f, "{what}: {cause}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// One-line description of a Redis failure with a hint at the fix.
+fn describe_redis(e: &redis::RedisError) -> String {
+    let text = e.to_string();
+    let lower = text.to_lowercase();
+    let hint = if lower.contains("refused") || e.is_connection_refusal() {
+        "is redis-server running? set --redis or REDIS_URL"
+    } else if lower.contains("wrongpass")
+        || lower.contains("noauth")
+        || lower.contains("authentication")
+    {
+        "check the user and password in --redis or REDIS_URL"
+    } else if lower.contains("wrongtype") {
+        "the key holds another type; choose another --key or delete it"
+    } else if e.is_timeout() || lower.contains("timed out") {
+        "is the host reachable? check --redis"
+    } else if e.is_io_error() || e.is_connection_dropped() {
+        "the connection was lost; check that redis-server is up"
+    } else {
+        "check --redis and the server's log"
+    };
+    // Some redis errors echo the URL; never let a password through.
+    format!("{} ({hint})", scrub(&text))
+}
+
+/// Returns `url` with any password replaced by `***`; unparsable input is hidden whole.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) if url.contains('@') => "<redis url with credentials>".to_string(),
+        Err(_) => url.to_string(),
+    }
+}
+
+/// Removes anything that looks like `scheme://user:pass@` from free text.
+fn scrub(text: &str) -> String {
+    text.split(' ')
+        .map(|w| {
+            if w.contains("://") {
+                redact(w)
+            } else {
+                w.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_hides_password_only() {
+        assert_eq!(
+            redact("redis://bob:s3cret@host:6380/2"),
+            "redis://bob:***@host:6380/2"
+        );
+        assert_eq!(redact("redis://host:6379"), "redis://host:6379");
+        assert_eq!(redact("redis://:pw@host"), "redis://:***@host");
+    }
+
+    #[test]
+    fn redact_hides_unparsable_credentials() {
+        assert_eq!(redact("redis://a:pw@[bad"), "<redis url with credentials>");
+    }
+
+    #[test]
+    fn exit_codes_are_stable() {
+        assert_eq!(Error::Usage("x".into()).exit() as i32, 2);
+        assert_eq!(Error::Http("x".into()).exit() as i32, 1);
+    }
+}

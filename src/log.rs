@@ -1,0 +1,97 @@
+//! Human-facing log lines on stderr: RFC 3339 timestamp, level, message.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// 0 = errors only (-q), 1 = warnings and info (default), 2 = debug (-v).
+static VERBOSITY: AtomicU8 = AtomicU8::new(1);
+
+/// Sets how much is logged: -1 quiet, 0 normal, 1+ verbose.
+pub fn set_verbosity(level: i8) {
+    VERBOSITY.store((level + 1).clamp(0, 2) as u8, Ordering::Relaxed);
+}
+
+/// Logs a warning: something failed but the run goes on.
+pub fn warn(msg: &str) {
+    emit(1, "WARN", msg);
+}
+
+/// Logs an informational line.
+pub fn info(msg: &str) {
+    emit(1, "INFO", msg);
+}
+
+/// Logs a debug line, shown with -v.
+pub fn debug(msg: &str) {
+    emit(2, "DEBUG", msg);
+}
+
+/// Logs an error that ends the run; always shown.
+pub fn error(msg: &str) {
+    emit(0, "ERROR", msg);
+}
+
+fn emit(min: u8, level: &str, msg: &str) {
+    if VERBOSITY.load(Ordering::Relaxed) >= min {
+        eprintln!("{} {level:<5} {msg}", now_rfc3339());
+    }
+}
+
+/// The current UTC time as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub fn now_rfc3339() -> String {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    format_rfc3339(d.as_secs(), d.subsec_millis())
+}
+
+/// The current UTC time as `YYYYMMDDTHHMMSSZ`, safe in file names.
+pub fn now_compact() -> String {
+    now_rfc3339()
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .take(15)
+        .collect::<String>()
+        + "Z"
+}
+
+fn format_rfc3339(secs: u64, millis: u32) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian, UTC).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_known_instants() {
+        assert_eq!(format_rfc3339(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_rfc3339(951_782_400, 5), "2000-02-29T00:00:00.005Z");
+        assert_eq!(
+            format_rfc3339(1_795_693_199, 999),
+            "2026-11-26T11:39:59.999Z"
+        );
+    }
+}

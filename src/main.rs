@@ -1,0 +1,109 @@
+//! qpipe: parse arguments, dispatch one subcommand, print the summary, exit.
+
+mod cli;
+mod cmd;
+mod config;
+mod demo;
+mod error;
+mod fetch;
+mod frontier;
+mod item;
+mod log;
+mod queue;
+mod signal;
+mod sink;
+mod spider;
+mod summary;
+mod writer;
+
+use argh::FromArgs;
+use cli::{Args, Command};
+use config::{ConsumeConfig, DemoConfig, ProduceConfig, PushConfig};
+use error::{Error, Exit};
+use std::process::ExitCode;
+use summary::Summary;
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    let strs: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let args = match Args::from_args(&["qpipe"], strs.get(1..).unwrap_or(&[])) {
+        Ok(a) => a,
+        Err(early) => {
+            // argh would exit 1 on bad usage; qpipe documents 2.
+            return match early.status {
+                Ok(()) => {
+                    println!("{}", early.output);
+                    ExitCode::SUCCESS
+                }
+                Err(()) => {
+                    eprintln!("qpipe: {} (see qpipe --help)", early.output.trim());
+                    ExitCode::from(Exit::Usage as u8)
+                }
+            };
+        }
+    };
+    let (result, stats_json) = dispatch(args);
+    let code = match result {
+        Ok(sum) => finish(sum, stats_json.as_deref()),
+        Err(e) => {
+            log::error(&e.to_string());
+            eprintln!("qpipe: {e}");
+            e.exit()
+        }
+    };
+    ExitCode::from(code as u8)
+}
+
+/// Validates the subcommand's arguments and runs it.
+fn dispatch(args: Args) -> (Result<Summary, Error>, Option<String>) {
+    let signals = match signal::install() {
+        Ok(s) => s,
+        Err(e) => return (Err(e), None),
+    };
+    match args.cmd {
+        Command::Produce(a) => {
+            log::set_verbosity(verbosity(a.quiet, a.verbose));
+            let stats = a.stats_json.clone();
+            let r = ProduceConfig::from_args(a).and_then(|c| cmd::produce::run(&c, &signals));
+            (r, stats)
+        }
+        Command::Consume(a) => {
+            log::set_verbosity(verbosity(a.quiet, a.verbose));
+            let stats = a.stats_json.clone();
+            let r = ConsumeConfig::from_args(a).and_then(|c| cmd::consume::run(&c, &signals));
+            (r, stats)
+        }
+        Command::Push(a) => {
+            log::set_verbosity(verbosity(a.quiet, false));
+            let stats = a.stats_json.clone();
+            let r = PushConfig::from_args(a).and_then(|c| cmd::push::run(&c, &signals));
+            (r, stats)
+        }
+        Command::DemoSite(a) => {
+            let r = DemoConfig::from_args(a).and_then(|c| cmd::demo_site::run(&c, &signals));
+            (r, None)
+        }
+    }
+}
+
+fn verbosity(quiet: bool, verbose: bool) -> i8 {
+    i8::from(verbose) - i8::from(quiet)
+}
+
+/// Prints the summary (stderr, and JSON if asked) and picks the exit code.
+fn finish(sum: Summary, stats_json: Option<&str>) -> Exit {
+    eprint!("{}", sum.human());
+    let mut exit = sum.exit;
+    if let Some(dest) = stats_json {
+        if let Err(e) = sum.append_json(dest) {
+            eprintln!("qpipe: {e}");
+            exit = Exit::Fatal;
+        }
+    }
+    if let Some(e) = &sum.failure {
+        log::error(&e.to_string());
+        eprintln!("qpipe: {e}");
+        exit = e.exit();
+    }
+    exit
+}

@@ -1,0 +1,152 @@
+//! The Redis list: connecting with safe timeouts, pushing batches, popping batches.
+//!
+//! Every call here is a plain blocking function on one connection; the thread
+//! that owns a `Queue` owns its socket.
+
+use crate::error::Error;
+use redis::{Client, Connection, RedisResult, Value};
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+/// How long a connect may take before it is reported as unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Slack between a blocking command's own timeout and the socket read timeout.
+/// PITFALLS.md: if the socket gave up first, the server could hand an item to
+/// an abandoned BRPOP and the item would be lost.
+const READ_SLACK: Duration = Duration::from_secs(3);
+
+/// One connection to one list key.
+pub struct Queue {
+    url: String,
+    client: Client,
+    con: Connection,
+    /// The list key items are pushed to and popped from.
+    pub key: String,
+    block: Duration,
+}
+
+/// Opens a Client for `url`, mapping a malformed URL to a usage error.
+pub fn client(url: &str) -> Result<Client, Error> {
+    Client::open(url).map_err(|e| {
+        Error::Usage(format!(
+            "invalid Redis URL {}: {} (use redis://[user:password@]host:port[/db])",
+            crate::error::redact(url),
+            e.detail().unwrap_or("bad format")
+        ))
+    })
+}
+
+impl Queue {
+    /// Connects, sets socket timeouts longer than `block` (the BRPOP timeout),
+    /// and checks that `key` is a list or absent.
+    pub fn connect(url: &str, key: &str, block: Duration) -> Result<Queue, Error> {
+        let client = client(url)?;
+        let con = open(&client, block).map_err(|e| Error::redis("cannot reach Redis", url, &e))?;
+        let mut q = Queue {
+            url: url.to_string(),
+            client,
+            con,
+            key: key.to_string(),
+            block,
+        };
+        let kind: String = redis::cmd("TYPE")
+            .arg(key)
+            .query(&mut q.con)
+            .map_err(|e| Error::redis("cannot use Redis", url, &e))?;
+        if kind != "list" && kind != "none" {
+            return Err(Error::Usage(format!(
+                "Redis key {key:?} holds a {kind}, not a list (choose another --key, or delete it if it is stale)"
+            )));
+        }
+        Ok(q)
+    }
+
+    /// Replaces a broken connection (the sync client never reconnects by itself).
+    pub fn reconnect(&mut self) -> RedisResult<()> {
+        self.con = open(&self.client, self.block)?;
+        Ok(())
+    }
+
+    /// The URL with any password redacted, for messages.
+    pub fn redacted_url(&self) -> String {
+        crate::error::redact(&self.url)
+    }
+
+    /// Pushes `values` with one LPUSH, atomically with `SET marker seq`, so a
+    /// retry can tell whether this batch already landed (see `landed`).
+    pub fn push(&mut self, values: &[&[u8]], marker: &str, seq: &str) -> RedisResult<()> {
+        if values.is_empty() {
+            return Ok(());
+        }
+        redis::pipe()
+            .atomic()
+            .cmd("LPUSH")
+            .arg(&self.key)
+            .arg(values)
+            .ignore()
+            .cmd("SET")
+            .arg(marker)
+            .arg(seq)
+            .arg("EX")
+            .arg(3600)
+            .ignore()
+            .query::<()>(&mut self.con)
+    }
+
+    /// Whether batch `seq` was applied by an earlier attempt whose reply was lost.
+    pub fn landed(&mut self, marker: &str, seq: &str) -> RedisResult<bool> {
+        let current: Option<String> = redis::cmd("GET").arg(marker).query(&mut self.con)?;
+        Ok(current.as_deref() == Some(seq))
+    }
+
+    /// Deletes a writer's marker key at the end of its run.
+    pub fn forget(&mut self, marker: &str) -> RedisResult<()> {
+        redis::cmd("DEL").arg(marker).query(&mut self.con)
+    }
+
+    /// Blocks up to the block timeout for one item, then takes up to `max - 1`
+    /// more without blocking. Returns items oldest first (FIFO).
+    pub fn pop(&mut self, max: usize) -> RedisResult<Vec<Vec<u8>>> {
+        let first: Option<(Vec<u8>, Vec<u8>)> = redis::cmd("BRPOP")
+            .arg(&self.key)
+            .arg(self.block.as_secs_f64())
+            .query(&mut self.con)?;
+        let Some((_, first)) = first else {
+            return Ok(Vec::new());
+        };
+        let mut items = vec![first];
+        if let Some(more) = NonZeroUsize::new(max.saturating_sub(1)) {
+            let rest: RedisResult<Option<Vec<Vec<u8>>>> = redis::cmd("RPOP")
+                .arg(&self.key)
+                .arg(more.get())
+                .query(&mut self.con);
+            // On error the BRPOP item is already out of Redis: deliver it now;
+            // the broken connection shows up on the next call.
+            if let Ok(rest) = rest {
+                items.extend(rest.unwrap_or_default());
+            }
+        }
+        Ok(items)
+    }
+
+    /// Puts popped items back at the consuming end, so they are popped next, in order.
+    pub fn give_back(&mut self, items: &[Vec<u8>]) -> RedisResult<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let reversed: Vec<&[u8]> = items.iter().rev().map(Vec::as_slice).collect();
+        redis::cmd("RPUSH")
+            .arg(&self.key)
+            .arg(reversed)
+            .query::<Value>(&mut self.con)
+            .map(drop)
+    }
+}
+
+fn open(client: &Client, block: Duration) -> RedisResult<Connection> {
+    let con = client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+    // get_connection_with_timeout clears its timeout once connected.
+    con.set_read_timeout(Some(block + READ_SLACK))?;
+    con.set_write_timeout(Some(block + READ_SLACK))?;
+    Ok(con)
+}

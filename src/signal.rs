@@ -1,0 +1,50 @@
+//! SIGINT/SIGTERM: the first asks for a clean stop, the second exits at once.
+
+use crate::error::{Error, Exit};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::flag;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Flags raised by signals; `stop` may also be raised by the run itself.
+pub struct Signals {
+    /// "Stop taking new work": checked by every loop between blocking calls.
+    pub stop: Arc<AtomicBool>,
+    int: Arc<AtomicBool>,
+    term: Arc<AtomicBool>,
+}
+
+/// Installs the handlers. A second signal of either kind exits with 130/143.
+pub fn install() -> Result<Signals, Error> {
+    let s = Signals {
+        stop: Arc::new(AtomicBool::new(false)),
+        int: Arc::new(AtomicBool::new(false)),
+        term: Arc::new(AtomicBool::new(false)),
+    };
+    let signalled = Arc::new(AtomicBool::new(false));
+    let setup = |sig: i32, code: Exit, mine: &Arc<AtomicBool>| -> std::io::Result<()> {
+        // Registered first, so the first signal still sees `signalled == false`.
+        flag::register_conditional_shutdown(sig, code as i32, Arc::clone(&signalled))?;
+        flag::register(sig, Arc::clone(&signalled))?;
+        flag::register(sig, Arc::clone(&s.stop))?;
+        flag::register(sig, Arc::clone(mine))?;
+        Ok(())
+    };
+    setup(SIGINT, Exit::Interrupted, &s.int)
+        .and_then(|()| setup(SIGTERM, Exit::Terminated, &s.term))
+        .map_err(|e| Error::io("cannot install signal handlers", e))?;
+    Ok(s)
+}
+
+impl Signals {
+    /// The exit code for a run stopped by a signal, if one arrived.
+    pub fn exit(&self) -> Option<Exit> {
+        if self.term.load(Ordering::Relaxed) {
+            Some(Exit::Terminated)
+        } else if self.int.load(Ordering::Relaxed) {
+            Some(Exit::Interrupted)
+        } else {
+            None
+        }
+    }
+}

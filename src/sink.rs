@@ -1,0 +1,147 @@
+//! The JSON Lines sink: whole lines only, buffered, flushed and fsynced per batch.
+
+use crate::error::Error;
+use crate::log;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+const BUFFER: usize = 256 * 1024;
+
+enum Target {
+    Stdout(BufWriter<io::Stdout>),
+    File(BufWriter<File>),
+}
+
+/// Where popped items go. Owned by exactly one thread.
+pub struct Sink {
+    target: Target,
+    fsync: bool,
+}
+
+impl Sink {
+    /// Opens `path` for appending (repairing a torn last line), or stdout for `None`.
+    pub fn open(path: Option<&Path>, fsync: bool) -> Result<Sink, Error> {
+        let target = match path {
+            None => Target::Stdout(BufWriter::with_capacity(BUFFER, io::stdout())),
+            Some(p) => {
+                let what = || {
+                    format!(
+                        "cannot open --out {} (check the directory exists and is writable)",
+                        p.display()
+                    )
+                };
+                let mut f = OpenOptions::new()
+                    .create(true)
+                    .read(true)
+                    .append(true)
+                    .open(p)
+                    .map_err(|e| Error::io(what(), e))?;
+                let cut = repair_torn_tail(&mut f).map_err(|e| Error::io(what(), e))?;
+                if cut > 0 {
+                    log::warn(&format!(
+                        "{} ended in a torn line ({cut} bytes, from an interrupted run); removed it",
+                        p.display()
+                    ));
+                }
+                Target::File(BufWriter::with_capacity(BUFFER, f))
+            }
+        };
+        Ok(Sink { target, fsync })
+    }
+
+    /// Buffers `items`, one per line, each exactly as popped.
+    pub fn write(&mut self, items: &[Vec<u8>]) -> io::Result<()> {
+        let w: &mut dyn Write = match &mut self.target {
+            Target::Stdout(w) => w,
+            Target::File(w) => w,
+        };
+        for item in items {
+            w.write_all(item)?;
+            w.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+
+    /// Flushes the buffer and, for files with fsync on, makes it durable.
+    pub fn commit(&mut self) -> io::Result<()> {
+        match &mut self.target {
+            Target::Stdout(w) => w.flush(),
+            Target::File(w) => {
+                w.flush()?;
+                if self.fsync {
+                    w.get_ref().sync_data()?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Truncates `f` after its last newline if it does not end with one.
+/// Returns the number of bytes removed.
+fn repair_torn_tail(f: &mut File) -> io::Result<u64> {
+    let len = f.metadata()?.len();
+    let mut end = len;
+    let mut chunk = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(chunk.len() as u64);
+        let buf = &mut chunk[..(end - start) as usize];
+        f.seek(SeekFrom::Start(start))?;
+        f.read_exact(buf)?;
+        if let Some(i) = buf.iter().rposition(|&b| b == b'\n') {
+            end = start + i as u64 + 1;
+            break;
+        }
+        end = start;
+    }
+    if end < len {
+        f.set_len(end)?;
+        f.sync_data()?;
+    }
+    Ok(len - end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appends_whole_lines_and_repairs_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        std::fs::write(&path, b"{\"a\":1}\n{\"b\":").unwrap();
+        let mut sink = Sink::open(Some(&path), true).unwrap();
+        sink.write(&[b"{\"c\":3}".to_vec(), b"{\"d\":4}".to_vec()])
+            .unwrap();
+        sink.commit().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"a\":1}\n{\"c\":3}\n{\"d\":4}\n"
+        );
+    }
+
+    #[test]
+    fn torn_file_without_any_newline_is_emptied() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        std::fs::write(&path, vec![b'x'; 100_000]).unwrap();
+        let mut f = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
+        assert_eq!(repair_torn_tail(&mut f).unwrap(), 100_000);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn unwritable_path_is_an_error() {
+        let err = Sink::open(Some(Path::new("/nonexistent-dir/x.jsonl")), true)
+            .err()
+            .unwrap();
+        assert!(err
+            .to_string()
+            .starts_with("cannot open --out /nonexistent-dir/x.jsonl"));
+    }
+}

@@ -1,0 +1,126 @@
+//! The end-of-run summary: one JSON object, rendered for people on stderr.
+
+use crate::error::{Error, Exit};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::Duration;
+
+/// Counters keyed by a short stable name, e.g. errors by kind.
+pub type Counts = BTreeMap<String, u64>;
+
+/// Adds every counter of `from` into `into`.
+pub fn merge(into: &mut Counts, from: Counts) {
+    for (k, v) in from {
+        *into.entry(k).or_default() += v;
+    }
+}
+
+/// What a subcommand reports when it ends normally.
+#[derive(Debug)]
+pub struct Summary {
+    /// The subcommand name.
+    pub command: &'static str,
+    /// Fields in display order.
+    pub fields: Map<String, Value>,
+    /// The process exit code this run earned.
+    pub exit: Exit,
+    /// A fatal error that ended the run after work was done; printed after the summary.
+    pub failure: Option<Error>,
+}
+
+impl Summary {
+    /// An empty summary for `command` that will exit with `exit`.
+    pub fn new(command: &'static str, exit: Exit) -> Summary {
+        let mut fields = Map::new();
+        fields.insert("command".into(), command.into());
+        fields.insert("finished_at".into(), crate::log::now_rfc3339().into());
+        Summary {
+            command,
+            fields,
+            exit,
+            failure: None,
+        }
+    }
+
+    /// Appends a field.
+    pub fn set(&mut self, key: &str, value: impl Into<Value>) -> &mut Summary {
+        self.fields.insert(key.to_string(), value.into());
+        self
+    }
+
+    /// Appends `elapsed_secs` and, for each named count, a per-second rate.
+    pub fn rates(&mut self, elapsed: Duration, counts: &[(&str, u64)]) -> &mut Summary {
+        let secs = elapsed.as_secs_f64();
+        self.set("elapsed_secs", round(secs));
+        for (name, n) in counts {
+            let rate = if secs > 0.0 { *n as f64 / secs } else { 0.0 };
+            self.set(&format!("{name}_per_sec"), round(rate));
+        }
+        self
+    }
+
+    /// The summary as aligned `key  value` lines for stderr.
+    pub fn human(&self) -> String {
+        let width = self.fields.keys().map(String::len).max().unwrap_or(0);
+        let mut out = format!("qpipe {} summary:\n", self.command);
+        for (k, v) in &self.fields {
+            let shown = match v {
+                Value::String(s) => s.clone(),
+                Value::Object(m) if m.is_empty() => "none".into(),
+                Value::Object(m) => m
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                other => other.to_string(),
+            };
+            out.push_str(&format!("  {k:<width$}  {shown}\n"));
+        }
+        out
+    }
+
+    /// Appends the summary as one JSON line to `dest` (a path, or `-` for stdout).
+    pub fn append_json(&self, dest: &str) -> Result<(), Error> {
+        let mut line = Value::Object(self.fields.clone()).to_string();
+        line.push('\n');
+        let result = if dest == "-" {
+            std::io::stdout().lock().write_all(line.as_bytes())
+        } else {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dest)
+                .and_then(|mut f| f.write_all(line.as_bytes()))
+        };
+        result.map_err(|e| Error::io(format!("cannot write --stats-json {dest}"), e))
+    }
+}
+
+/// Converts counters to a JSON object.
+pub fn counts_json(c: &Counts) -> Value {
+    Value::Object(c.iter().map(|(k, v)| (k.clone(), (*v).into())).collect())
+}
+
+fn round(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_lists_fields_in_order() {
+        let mut s = Summary::new("produce", Exit::Ok);
+        s.fields.remove("finished_at");
+        let mut errs = Counts::new();
+        errs.insert("http_404".into(), 2);
+        s.set("pages", 10).set("errors", counts_json(&errs));
+        s.rates(Duration::from_secs(2), &[("pages", 10)]);
+        assert_eq!(
+            s.human(),
+            "qpipe produce summary:\n  command        produce\n  pages          10\n  errors         http_404=2\n  elapsed_secs   2.0\n  pages_per_sec  5.0\n"
+        );
+    }
+}

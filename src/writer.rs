@@ -1,0 +1,213 @@
+//! The Redis writer stage: batch, deduplicate, push, retry through outages, spill.
+//!
+//! Runs on whichever thread calls `write`; that thread owns the connection.
+
+use crate::config::WriterConfig;
+use crate::error::Error;
+use crate::item::Item;
+use crate::log;
+use crate::queue::Queue;
+use crossbeam_channel::Receiver;
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// What the writer did.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Items that reached Redis.
+    pub pushed: u64,
+    /// Items dropped because an equal item (all fields but url) was already pushed.
+    pub duplicates: u64,
+    /// LPUSH round trips.
+    pub batches: u64,
+    /// Failed pushes that were retried.
+    pub retries: u64,
+    /// Retries skipped because the earlier attempt had in fact landed.
+    pub retries_already_landed: u64,
+    /// Items written to the spill file.
+    pub spilled: u64,
+    /// The spill file, if Redis stayed down.
+    pub spill_path: Option<PathBuf>,
+    /// Why the writer gave up, if it did.
+    pub failure: Option<Error>,
+}
+
+/// Drains `rx` into Redis until every sender is gone.
+///
+/// Blocks for the first item, then takes whatever else is already waiting (up
+/// to the batch size), so a lone item is pushed at once and a flood is pushed
+/// in big LPUSHes. If Redis stays down past `retry_for`, raises `stop`, and
+/// writes this batch and everything still arriving to a spill file.
+pub fn write(
+    rx: &Receiver<Item>,
+    q: &mut Queue,
+    cfg: &WriterConfig,
+    stop: &AtomicBool,
+) -> WriterStats {
+    let mut stats = WriterStats::default();
+    let mut seen: HashSet<u128> = HashSet::new();
+    let marker = format!("{}:writer:{}", cfg.key, run_id());
+    let mut batch: Vec<Item> = Vec::with_capacity(cfg.batch_size);
+    while let Ok(first) = rx.recv() {
+        batch.clear();
+        batch.push(first);
+        while batch.len() < cfg.batch_size {
+            match rx.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(_) => break,
+            }
+        }
+        let before = batch.len();
+        batch.retain(|i| i.fingerprint.is_none_or(|f| seen.insert(f)));
+        stats.duplicates += (before - batch.len()) as u64;
+        if batch.is_empty() {
+            continue;
+        }
+        stats.batches += 1;
+        let seq = stats.batches.to_string();
+        match push_retrying(q, &batch, &marker, &seq, cfg.retry_for, &mut stats) {
+            Ok(()) => stats.pushed += batch.len() as u64,
+            Err(e) => {
+                stop.store(true, Ordering::Relaxed);
+                spill(&batch, rx, cfg, &mut stats);
+                stats.failure = Some(e);
+                return stats;
+            }
+        }
+    }
+    // The marker only matters while a batch could be retried; tidy it away.
+    let _ = q.forget(&marker);
+    stats
+}
+
+/// A run-unique id for the writer's marker key.
+fn run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!("{:x}-{}", nanos, std::process::id())
+}
+
+/// Pushes one batch, reconnecting with capped exponential backoff until `retry_for`.
+///
+/// The batch's LPUSH and `SET marker seq` run in one MULTI. When a reply is
+/// lost, the retry first asks whether the marker holds `seq`: if it does, the
+/// batch landed and is not pushed twice.
+fn push_retrying(
+    q: &mut Queue,
+    batch: &[Item],
+    marker: &str,
+    seq: &str,
+    retry_for: Duration,
+    stats: &mut WriterStats,
+) -> Result<(), Error> {
+    let values: Vec<&[u8]> = batch.iter().map(|i| i.json.as_slice()).collect();
+    let deadline = Instant::now() + retry_for;
+    let mut delay = Duration::from_millis(50);
+    let mut attempt = 0u32;
+    loop {
+        let result = if attempt == 0 {
+            q.push(&values, marker, seq)
+        } else {
+            match q.landed(marker, seq) {
+                Ok(true) => {
+                    stats.retries_already_landed += 1;
+                    return Ok(());
+                }
+                Ok(false) => q.push(&values, marker, seq),
+                Err(e) => Err(e),
+            }
+        };
+        let err = match result {
+            Ok(()) => {
+                if attempt > 0 {
+                    log::info(&format!(
+                        "Redis is back; batch {seq} pushed after {attempt} retries"
+                    ));
+                }
+                return Ok(());
+            }
+            Err(e) => e,
+        };
+        if Instant::now() >= deadline {
+            return Err(Error::redis(
+                format!(
+                    "gave up pushing after {}s of retries",
+                    retry_for.as_secs_f64()
+                ),
+                &q.redacted_url(),
+                &err,
+            ));
+        }
+        if attempt == 0 {
+            log::warn(&format!(
+                "push to {} failed, retrying for up to {:.0}s: {err}",
+                q.redacted_url(),
+                retry_for.as_secs_f64()
+            ));
+        }
+        attempt += 1;
+        stats.retries += 1;
+        std::thread::sleep(jitter(delay).min(deadline.saturating_duration_since(Instant::now())));
+        delay = (delay * 2).min(Duration::from_secs(2));
+        if let Err(e) = q.reconnect() {
+            log::debug(&format!("reconnect failed: {e}"));
+        }
+    }
+}
+
+/// Scales `d` by a pseudo-random factor in [0.5, 1.5) so writers don't retry in lockstep.
+fn jitter(d: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    d.mul_f64(0.5 + f64::from(nanos % 1000) / 1000.0)
+}
+
+/// Writes `batch` and everything still arriving on `rx` to a spill file.
+fn spill(batch: &[Item], rx: &Receiver<Item>, cfg: &WriterConfig, stats: &mut WriterStats) {
+    let path = cfg.spill_dir.join(format!(
+        "qpipe-unsent-{}-{}.jsonl",
+        log::now_compact(),
+        std::process::id()
+    ));
+    let mut lost = 0u64;
+    let mut out = match File::create(&path) {
+        Ok(f) => Some(BufWriter::new(f)),
+        Err(e) => {
+            log::error(&format!("cannot create spill file {}: {e}", path.display()));
+            None
+        }
+    };
+    for item in batch.iter().cloned().chain(rx.iter()) {
+        let ok = out
+            .as_mut()
+            .is_some_and(|w| w.write_all(&item.json).is_ok() && w.write_all(b"\n").is_ok());
+        if ok {
+            stats.spilled += 1;
+        } else {
+            lost += 1;
+        }
+    }
+    let synced = out.is_some_and(|w| w.into_inner().is_ok_and(|f| f.sync_all().is_ok()));
+    if synced && lost == 0 {
+        log::error(&format!(
+            "Redis stayed down: {} unsent items saved to {} (enqueue them later with: qpipe push {})",
+            stats.spilled,
+            path.display(),
+            path.display()
+        ));
+        stats.spill_path = Some(path);
+    } else {
+        log::error(&format!(
+            "Redis stayed down and the spill file {} could not be written: {lost} items lost",
+            path.display()
+        ));
+    }
+}
