@@ -3,11 +3,17 @@
 use argh::FromArgs;
 
 /// qpipe: crawl pages into a Redis list and drain it into a file, fast.
-///
-/// Exit codes: 0 done; 1 fatal error (Redis, sink, spec); 2 bad usage;
-/// 3 finished but pages/items failed; 4 lock held elsewhere;
-/// 130/143 stopped by SIGINT/SIGTERM.
 #[derive(FromArgs, Debug)]
+#[argh(
+    help_triggers("-h", "--help", "help"),
+    note = "Environment: REDIS_URL is the default for --redis.",
+    error_code(0, "done"),
+    error_code(1, "fatal error: Redis, the sink, or the network setup"),
+    error_code(2, "bad usage: a flag, URL or value is wrong"),
+    error_code(3, "finished, but some pages or input lines failed"),
+    error_code(130, "stopped by SIGINT (a second SIGINT exits at once)"),
+    error_code(143, "stopped by SIGTERM (a second SIGTERM exits at once)")
+)]
 pub struct Args {
     #[argh(subcommand)]
     pub cmd: Command,
@@ -25,7 +31,7 @@ pub enum Command {
 
 /// crawl pages and push one JSON item per quote onto a Redis list.
 #[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "produce")]
+#[argh(subcommand, name = "produce", help_triggers("-h", "--help", "help"))]
 pub struct ProduceArgs {
     /// fetcher threads, 1 to 512 (default 8)
     #[argh(option, default = "8")]
@@ -82,7 +88,7 @@ pub struct ProduceArgs {
 
 /// pop items from a Redis list (BRPOP, FIFO) and append them to a JSON Lines file.
 #[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "consume")]
+#[argh(subcommand, name = "consume", help_triggers("-h", "--help", "help"))]
 pub struct ConsumeArgs {
     /// popping threads, each with its own connection, 1 to 512 (default 4)
     #[argh(option, default = "4")]
@@ -127,7 +133,7 @@ pub struct ConsumeArgs {
 
 /// push a JSON Lines file (e.g. a qpipe-unsent spill file) onto a Redis list.
 #[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "push")]
+#[argh(subcommand, name = "push", help_triggers("-h", "--help", "help"))]
 pub struct PushArgs {
     /// the JSON Lines file to enqueue, or - for stdin
     #[argh(positional)]
@@ -154,7 +160,7 @@ pub struct PushArgs {
 
 /// serve the built-in quotes demo site (same HTML and URLs as quotes.toscrape.com).
 #[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "demo-site")]
+#[argh(subcommand, name = "demo-site", help_triggers("-h", "--help", "help"))]
 pub struct DemoSiteArgs {
     /// address to listen on; port 0 picks a free one (default 127.0.0.1:8000)
     #[argh(option, default = "String::from(\"127.0.0.1:8000\")")]
@@ -162,7 +168,7 @@ pub struct DemoSiteArgs {
     /// number of /page/N/ pages, 10 unique quotes each, 1 to 10000000 (default 10)
     #[argh(option, default = "10")]
     pub pages: u64,
-    /// server worker threads (default 4)
-    #[argh(option, default = "4")]
-    pub threads: usize,
+    /// most open client connections, one thread each (default 1024)
+    #[argh(option, default = "1024")]
+    pub max_connections: usize,
 }

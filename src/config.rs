@@ -87,8 +87,8 @@ pub struct DemoConfig {
     pub addr: String,
     /// Number of /page/N/ pages.
     pub pages: u64,
-    /// Server worker threads.
-    pub threads: usize,
+    /// Most open client connections (one thread each).
+    pub max_connections: usize,
 }
 
 fn usage(msg: String) -> Error {
@@ -256,7 +256,7 @@ impl DemoConfig {
         Ok(DemoConfig {
             addr: a.addr,
             pages: a.pages,
-            threads: threads(a.threads)?,
+            max_connections: positive(a.max_connections, "--max-connections")?,
         })
     }
 }

@@ -76,7 +76,7 @@ pub struct Reply {
 pub fn quote_text(i: u64) -> String {
     // Digit k of i in base 64, shifted per position so small ids still read varied.
     let w = |k: u32| WORDS[((i / 64u64.pow(k) + u64::from(k) * 13) % 64) as usize];
-    let amp = if i % 5 == 0 { " & more" } else { "" };
+    let amp = if i.is_multiple_of(5) { " & more" } else { "" };
     let mut first = w(0).to_string();
     first[..1].make_ascii_uppercase();
     format!(
@@ -101,7 +101,7 @@ pub fn tags(i: u64) -> Vec<&'static str> {
     }
     let primary = i % NT;
     let secondary = (i / 3 + 5) % NT;
-    if i % 3 == 0 && secondary != primary {
+    if i.is_multiple_of(3) && secondary != primary {
         vec![TAGS[primary as usize], TAGS[secondary as usize]]
     } else {
         vec![TAGS[primary as usize]]

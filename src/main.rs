@@ -46,7 +46,6 @@ fn main() -> ExitCode {
     let code = match result {
         Ok(sum) => finish(sum, stats_json.as_deref()),
         Err(e) => {
-            log::error(&e.to_string());
             eprintln!("qpipe: {e}");
             e.exit()
         }
@@ -101,7 +100,6 @@ fn finish(sum: Summary, stats_json: Option<&str>) -> Exit {
         }
     }
     if let Some(e) = &sum.failure {
-        log::error(&e.to_string());
         eprintln!("qpipe: {e}");
         exit = e.exit();
     }

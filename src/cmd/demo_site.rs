@@ -1,36 +1,51 @@
-//! `qpipe demo-site`: serve the built-in quotes site over HTTP (tiny_http, keep-alive).
+//! `qpipe demo-site`: serve the built-in quotes site over HTTP/1.1 with keep-alive.
+//!
+//! One thread per connection (httparse parses requests). tiny_http was tried
+//! first, but its task pool starves new keep-alive connections when more
+//! arrive at once than it has idle threads: with 8 crawler threads, 4 of the
+//! first requests hung until the client's read timeout.
 //!
 //! Prints its base URL on stdout once listening (port 0 picks a free port), so
 //! scripts and tests can start it and read where it is.
 
 use crate::config::DemoConfig;
-use crate::demo::Site;
+use crate::demo::{Reply, Site};
 use crate::error::{Error, Exit};
 use crate::signal::Signals;
 use crate::summary::Summary;
-use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use tiny_http::{Header, Response, Server};
+
+/// Longest request head accepted.
+const MAX_HEAD: usize = 16 * 1024;
+/// Idle keep-alive connections are closed after this long.
+const IDLE: Duration = Duration::from_secs(30);
+/// Granularity at which idle connections notice a stop.
+const TICK: Duration = Duration::from_millis(250);
+
+/// Counters shared by connection threads.
+#[derive(Default)]
+struct Counters {
+    requests: AtomicU64,
+    not_found: AtomicU64,
+    open: AtomicUsize,
+}
 
 /// Serves until SIGINT/SIGTERM.
 pub fn run(cfg: &DemoConfig, signals: &Signals) -> Result<Summary, Error> {
     let started = Instant::now();
-    let server = listen(&cfg.addr)
-        .and_then(|l| Server::from_listener(l, None).map_err(std::io::Error::other))
-        .map_err(|e| {
-            Error::Http(format!(
-                "cannot listen on {}: {e} (pick another --addr, e.g. 127.0.0.1:0 for any free port)",
-                cfg.addr
-            ))
-        })?;
-    let addr = server
-        .server_addr()
-        .to_ip()
-        .map_or_else(|| cfg.addr.clone(), |a| a.to_string());
+    let cannot = |e: std::io::Error| {
+        Error::Http(format!(
+            "cannot listen on {}: {e} (pick another --addr, e.g. 127.0.0.1:0 for any free port)",
+            cfg.addr
+        ))
+    };
+    let listener = listen(&cfg.addr).map_err(cannot)?;
+    let addr = listener.local_addr().map_err(cannot)?;
     let site = Site { pages: cfg.pages };
-    let served = AtomicU64::new(0);
-    let not_found = AtomicU64::new(0);
+    let counters = Counters::default();
     crate::log::info(&format!(
         "demo site with {} pages ({} quotes) at http://{addr}/",
         cfg.pages,
@@ -41,53 +56,168 @@ pub fn run(cfg: &DemoConfig, signals: &Signals) -> Result<Summary, Error> {
         let _ = writeln!(out, "http://{addr}/");
         let _ = out.flush();
     }
+    let stop: &AtomicBool = &signals.stop;
     std::thread::scope(|s| {
-        for _ in 0..cfg.threads {
-            s.spawn(|| {
-                while !signals.stop.load(Ordering::Relaxed) {
-                    // Finite wait so the stop flag is re-checked.
-                    let Ok(Some(req)) = server.recv_timeout(Duration::from_millis(200)) else {
-                        continue;
-                    };
-                    let reply = site.render(req.url());
-                    served.fetch_add(1, Ordering::Relaxed);
-                    if reply.status == 404 {
-                        not_found.fetch_add(1, Ordering::Relaxed);
-                    }
-                    let ctype = Header::from_bytes("Content-Type", reply.content_type)
-                        .unwrap_or_else(|()| unreachable!("static ASCII header"));
-                    let resp = Response::from_string(reply.body)
-                        .with_status_code(reply.status)
-                        .with_header(ctype);
-                    // A client that hung up is its own problem, not the server's.
-                    let _ = req.respond(resp);
-                }
+        // accept() restarts after signals, so poke it awake once stop is raised.
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(TICK);
+            }
+            let _ = TcpStream::connect(addr);
+        });
+        for conn in listener.incoming() {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let Ok(conn) = conn else { continue };
+            if counters.open.load(Ordering::Relaxed) >= cfg.max_connections {
+                continue; // dropping closes it: the client retries or fails fast
+            }
+            counters.open.fetch_add(1, Ordering::Relaxed);
+            let (site, counters) = (&site, &counters);
+            s.spawn(move || {
+                serve(conn, site, counters, stop);
+                counters.open.fetch_sub(1, Ordering::Relaxed);
             });
         }
     });
     let mut sum = Summary::new("demo-site", Exit::Ok);
-    sum.set("address", addr)
+    sum.set("address", addr.to_string())
         .set("pages", cfg.pages)
-        .set("requests", served.load(Ordering::Relaxed))
-        .set("not_found", not_found.load(Ordering::Relaxed));
+        .set("requests", counters.requests.load(Ordering::Relaxed))
+        .set("not_found", counters.not_found.load(Ordering::Relaxed));
     sum.rates(started.elapsed(), &[]);
     Ok(sum)
 }
 
-/// Binds with TCP_NODELAY, which accepted sockets inherit on Linux.
-///
-/// tiny_http writes the headers and the body in separate writes; with Nagle
-/// on, every keep-alive response after the first waits for the client's
-/// delayed ACK (40 ms), which caps a crawler at 25 pages/s per connection.
-fn listen(addr: &str) -> std::io::Result<std::net::TcpListener> {
+/// Serves one connection until the client closes, goes idle, or sends garbage.
+fn serve(mut conn: TcpStream, site: &Site, counters: &Counters, stop: &AtomicBool) {
+    let _ = conn.set_read_timeout(Some(TICK));
+    let _ = conn.set_nodelay(true);
+    let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    let mut idle_since = Instant::now();
+    loop {
+        // Answer every complete request already buffered (pipelining).
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut req = httparse::Request::new(&mut headers);
+            let used = match req.parse(&buf) {
+                Ok(httparse::Status::Complete(n)) => n,
+                Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => break,
+                _ => {
+                    let _ =
+                        conn.write_all(&response(400, "text/plain", b"bad request\n", false, true));
+                    return;
+                }
+            };
+            let method = req.method.unwrap_or("GET");
+            let close = wants_close(&req);
+            let reply = match method {
+                "GET" | "HEAD" => site.render(req.path.unwrap_or("/")),
+                _ => Reply {
+                    status: 405,
+                    content_type: "text/plain",
+                    body: "method not allowed\n".into(),
+                },
+            };
+            counters.requests.fetch_add(1, Ordering::Relaxed);
+            if reply.status == 404 {
+                counters.not_found.fetch_add(1, Ordering::Relaxed);
+            }
+            let bytes = response(
+                reply.status,
+                reply.content_type,
+                reply.body.as_bytes(),
+                method == "HEAD",
+                close,
+            );
+            if conn.write_all(&bytes).is_err() || close {
+                return;
+            }
+            buf.drain(..used);
+            idle_since = Instant::now();
+        }
+        match conn.read(&mut chunk) {
+            Ok(0) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if stop.load(Ordering::Relaxed) || idle_since.elapsed() > IDLE {
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// HTTP/1.0 closes unless asked to keep alive; HTTP/1.1 keeps alive unless asked to close.
+fn wants_close(req: &httparse::Request<'_, '_>) -> bool {
+    let conn = req
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("connection"))
+        .map(|h| String::from_utf8_lossy(h.value).to_ascii_lowercase());
+    match (req.version, conn.as_deref()) {
+        (_, Some(v)) if v.contains("close") => true,
+        (Some(0), Some(v)) => !v.contains("keep-alive"),
+        (Some(0), None) => true,
+        _ => false,
+    }
+}
+
+/// One complete response in one buffer, so it leaves in one write.
+fn response(status: u16, ctype: &str, body: &[u8], head: bool, close: bool) -> Vec<u8> {
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        _ => "Method Not Allowed",
+    };
+    let mut out = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nServer: qpipe-demo\r\n{}\r\n",
+        body.len(),
+        if close { "Connection: close\r\n" } else { "" }
+    )
+    .into_bytes();
+    if !head {
+        out.extend_from_slice(body);
+    }
+    out
+}
+
+/// Binds with a deep backlog; accepted sockets get TCP_NODELAY in `serve`.
+fn listen(addr: &str) -> std::io::Result<TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
-    let addr: std::net::SocketAddr = addr
+    let addr: SocketAddr = addr
         .parse()
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{e}")))?;
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
-    socket.set_tcp_nodelay(true)?;
     socket.bind(&addr.into())?;
     socket.listen(1024)?;
     Ok(socket.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_is_complete_http() {
+        let r = String::from_utf8(response(404, "text/html", b"<p>x</p>", false, true)).unwrap();
+        assert_eq!(
+            r,
+            "HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: 8\r\nServer: qpipe-demo\r\nConnection: close\r\n\r\n<p>x</p>"
+        );
+        let head = response(200, "text/html", b"abc", true, false);
+        assert!(String::from_utf8(head)
+            .unwrap()
+            .ends_with("Content-Length: 3\r\nServer: qpipe-demo\r\n\r\n"));
+    }
 }

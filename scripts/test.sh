@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs every qpipe test. Installs what the tests need on Debian (as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "test.sh: installing ${need_apt[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  else
+    echo "test.sh: missing ${need_apt[*]}; install them (e.g. sudo apt-get install redis-server redis-tools)" >&2
+    exit 1
+  fi
+fi
+# Tests start their own redis-server per test; none is left running.
+cargo build --all-targets --quiet
+cargo test --quiet -- --test-threads "${QPIPE_TEST_THREADS:-4}"

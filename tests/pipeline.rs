@@ -1,0 +1,201 @@
+//! End to end: demo site -> qpipe produce -> redis-server -> qpipe consume -> file.
+
+mod common;
+
+use common::{jsonl, qpipe, site_quotes, stats, Redis, Site};
+use serde_json::Value;
+use std::collections::{BTreeSet, HashSet};
+
+const KEY: &str = "DATA-PIPELINE-KEY";
+
+fn produce(redis: &Redis, site: &Site, dir: &std::path::Path, extra: &[&str]) -> Value {
+    let stats_path = dir.join("produce-stats.json");
+    let url = redis.url();
+    let mut args = vec![
+        "produce",
+        "--redis",
+        &url,
+        "--start-url",
+        &site.url,
+        "--stats-json",
+        stats_path.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let run = qpipe(&args, Some(dir));
+    assert_eq!(run.code, 0, "{run}");
+    stats(&stats_path)
+}
+
+fn consume(redis: &Redis, dir: &std::path::Path, out: &str, extra: &[&str]) -> Value {
+    let stats_path = dir.join("consume-stats.json");
+    let url = redis.url();
+    let mut args = vec![
+        "consume",
+        "--redis",
+        &url,
+        "--drain",
+        "--idle-timeout",
+        "0.5",
+        "--out",
+        out,
+        "--stats-json",
+        stats_path.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let run = qpipe(&args, Some(dir));
+    assert_eq!(run.code, 0, "{run}");
+    stats(&stats_path)
+}
+
+/// The (quote, author, tags) identity of an item, ignoring which page it came from.
+fn identity(v: &Value) -> String {
+    format!("{}|{}|{}", v["quote"], v["author"], v["tags"])
+}
+
+#[test]
+fn produce_then_consume_delivers_every_unique_quote_exactly_once() {
+    let redis = Redis::start();
+    let site = Site::start(200);
+    let dir = tempfile::tempdir().unwrap();
+    let ps = produce(&redis, &site, dir.path(), &["--threads", "8"]);
+    assert_eq!(ps["items_pushed"], 2000, "{ps}");
+    assert_eq!(ps["finish_reason"], "finished");
+    assert_eq!(ps["pages_failed"], 0);
+    // Tag pages repeat quotes from /page/N/: every repeat is dropped, not pushed.
+    let extracted = ps["items_extracted"].as_u64().unwrap();
+    assert!(extracted > 2000, "tag pages should repeat quotes: {ps}");
+    assert_eq!(ps["duplicates_dropped"].as_u64().unwrap(), extracted - 2000);
+    assert_eq!(redis.llen(KEY), 2000);
+
+    let out = dir.path().join("out.jsonl");
+    let cs = consume(
+        &redis,
+        dir.path(),
+        out.to_str().unwrap(),
+        &["--threads", "4"],
+    );
+    assert_eq!(cs["items_written"], 2000, "{cs}");
+    assert_eq!(cs["finish_reason"], "drained");
+    assert_eq!(redis.llen(KEY), 0);
+
+    let lines = jsonl(&out);
+    assert_eq!(lines.len(), 2000);
+    let got: Vec<String> = lines
+        .iter()
+        .map(|v| v["quote"].as_str().unwrap().to_string())
+        .collect();
+    let got_set: BTreeSet<&String> = got.iter().collect();
+    assert_eq!(got_set.len(), 2000, "a quote reached the sink twice");
+    let want = site_quotes(&site, 200);
+    assert_eq!(got_set, want.iter().collect::<BTreeSet<_>>());
+    // Wire format: the Python project's field name first, then the rest.
+    let keys: Vec<&String> = lines[0].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["quote", "author", "tags", "url"]);
+}
+
+#[test]
+fn one_thread_and_eight_threads_produce_the_same_items() {
+    let site = Site::start(60);
+    let mut sets = Vec::new();
+    for threads in ["1", "8"] {
+        let redis = Redis::start();
+        let dir = tempfile::tempdir().unwrap();
+        let ps = produce(&redis, &site, dir.path(), &["--threads", threads]);
+        assert_eq!(ps["items_pushed"], 600, "{ps}");
+        let items: HashSet<String> = redis
+            .lrange(KEY)
+            .iter()
+            .map(|s| identity(&serde_json::from_str(s).unwrap()))
+            .collect();
+        assert_eq!(items.len(), 600);
+        sets.push(items);
+    }
+    assert_eq!(sets[0], sets[1]);
+}
+
+#[test]
+fn consume_is_fifo() {
+    let redis = Redis::start();
+    let site = Site::start(20);
+    let dir = tempfile::tempdir().unwrap();
+    produce(&redis, &site, dir.path(), &["--threads", "4"]);
+    // LPUSH adds at the head, so the oldest item is at the tail.
+    let mut oldest_first = redis.lrange(KEY);
+    oldest_first.reverse();
+    assert_eq!(oldest_first.len(), 200);
+    let out = dir.path().join("out.jsonl");
+    consume(
+        &redis,
+        dir.path(),
+        out.to_str().unwrap(),
+        &["--threads", "1", "--batch-size", "7"],
+    );
+    let written: Vec<String> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(written, oldest_first);
+}
+
+#[test]
+fn max_pages_is_honoured() {
+    let redis = Redis::start();
+    let site = Site::start(50);
+    let dir = tempfile::tempdir().unwrap();
+    let ps = produce(
+        &redis,
+        &site,
+        dir.path(),
+        &["--threads", "4", "--max-pages", "5"],
+    );
+    assert_eq!(ps["pages_fetched"], 5, "{ps}");
+    assert_eq!(ps["finish_reason"], "max_pages");
+    assert_eq!(redis.llen(KEY), ps["items_pushed"].as_u64().unwrap());
+    assert!(ps["items_pushed"].as_u64().unwrap() <= 50);
+}
+
+#[test]
+fn max_items_stops_consume_and_leaves_the_rest() {
+    let redis = Redis::start();
+    let site = Site::start(10);
+    let dir = tempfile::tempdir().unwrap();
+    produce(&redis, &site, dir.path(), &[]);
+    let out = dir.path().join("out.jsonl");
+    let cs = consume(
+        &redis,
+        dir.path(),
+        out.to_str().unwrap(),
+        &["--threads", "4", "--max-items", "15"],
+    );
+    assert_eq!(cs["items_written"], 15, "{cs}");
+    assert_eq!(cs["finish_reason"], "max_items");
+    assert_eq!(jsonl(&out).len(), 15);
+    assert_eq!(redis.llen(KEY), 85);
+}
+
+#[test]
+fn consume_to_stdout_writes_items_and_summary_goes_to_stderr() {
+    let redis = Redis::start();
+    let site = Site::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    produce(&redis, &site, dir.path(), &[]);
+    let run = qpipe(
+        &[
+            "consume",
+            "--redis",
+            &redis.url(),
+            "--drain",
+            "--idle-timeout",
+            "0.3",
+        ],
+        Some(dir.path()),
+    );
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(run.stdout.lines().count(), 20, "{run}");
+    assert!(
+        run.stdout.lines().all(|l| l.starts_with("{\"quote\":")),
+        "{run}"
+    );
+    assert!(run.stderr.contains("items_written            20"), "{run}");
+}
