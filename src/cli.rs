@@ -135,9 +135,9 @@ pub struct ConsumeArgs {
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "push", help_triggers("-h", "--help", "help"))]
 pub struct PushArgs {
-    /// the JSON Lines file to enqueue, or - for stdin
+    /// the JSON Lines file to enqueue (default: stdin)
     #[argh(positional)]
-    pub file: String,
+    pub file: Option<String>,
     /// the Redis URL (default $REDIS_URL, else redis://127.0.0.1:6379)
     #[argh(option)]
     pub redis: Option<String>,

@@ -238,7 +238,7 @@ impl PushConfig {
     /// Validates `push` arguments.
     pub fn from_args(a: PushArgs) -> Result<PushConfig, Error> {
         Ok(PushConfig {
-            file: (a.file != "-").then(|| PathBuf::from(&a.file)),
+            file: a.file.filter(|f| f != "-").map(PathBuf::from),
             writer: writer(a.redis, a.key, a.batch_size, a.redis_retry_secs, ".".into())?,
         })
     }
