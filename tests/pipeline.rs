@@ -55,17 +55,20 @@ fn identity(v: &Value) -> String {
 #[test]
 fn produce_then_consume_delivers_every_unique_quote_exactly_once() {
     let redis = Redis::start();
-    let site = Site::start(200);
+    let site = Site::start(1000);
     let dir = tempfile::tempdir().unwrap();
     let ps = produce(&redis, &site, dir.path(), &["--threads", "8"]);
-    assert_eq!(ps["items_pushed"], 2000, "{ps}");
+    assert_eq!(ps["items_pushed"], 10_000, "{ps}");
     assert_eq!(ps["finish_reason"], "finished");
     assert_eq!(ps["pages_failed"], 0);
     // Tag pages repeat quotes from /page/N/: every repeat is dropped, not pushed.
     let extracted = ps["items_extracted"].as_u64().unwrap();
-    assert!(extracted > 2000, "tag pages should repeat quotes: {ps}");
-    assert_eq!(ps["duplicates_dropped"].as_u64().unwrap(), extracted - 2000);
-    assert_eq!(redis.llen(KEY), 2000);
+    assert!(extracted > 10_000, "tag pages should repeat quotes: {ps}");
+    assert_eq!(
+        ps["duplicates_dropped"].as_u64().unwrap(),
+        extracted - 10_000
+    );
+    assert_eq!(redis.llen(KEY), 10_000);
 
     let out = dir.path().join("out.jsonl");
     let cs = consume(
@@ -74,19 +77,19 @@ fn produce_then_consume_delivers_every_unique_quote_exactly_once() {
         out.to_str().unwrap(),
         &["--threads", "4"],
     );
-    assert_eq!(cs["items_written"], 2000, "{cs}");
+    assert_eq!(cs["items_written"], 10_000, "{cs}");
     assert_eq!(cs["finish_reason"], "drained");
     assert_eq!(redis.llen(KEY), 0);
 
     let lines = jsonl(&out);
-    assert_eq!(lines.len(), 2000);
+    assert_eq!(lines.len(), 10_000);
     let got: Vec<String> = lines
         .iter()
         .map(|v| v["quote"].as_str().unwrap().to_string())
         .collect();
     let got_set: BTreeSet<&String> = got.iter().collect();
-    assert_eq!(got_set.len(), 2000, "a quote reached the sink twice");
-    let want = site_quotes(&site, 200);
+    assert_eq!(got_set.len(), 10_000, "a quote reached the sink twice");
+    let want = site_quotes(&site, 1000);
     assert_eq!(got_set, want.iter().collect::<BTreeSet<_>>());
     // Wire format: the Python project's field name first, then the rest.
     let keys: Vec<&String> = lines[0].as_object().unwrap().keys().collect();

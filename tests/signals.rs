@@ -1,0 +1,255 @@
+//! Shutdown and outages: SIGTERM mid-run, Redis dying or restarting mid-crawl.
+
+mod common;
+
+use common::{jsonl, stats, wait_bounded, Redis, Site, QPIPE};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const KEY: &str = "DATA-PIPELINE-KEY";
+
+fn spawn(args: &[&str], dir: &std::path::Path) -> Child {
+    Command::new(QPIPE)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("REDIS_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn qpipe")
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill {sig} failed");
+}
+
+fn wait(child: Child) -> (i32, String) {
+    let out = wait_bounded(child, Duration::from_secs(60));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn sigterm_to_produce_pushes_everything_extracted_and_exits_143() {
+    let redis = Redis::start();
+    let site = Site::start(100_000);
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("s.json");
+    let url = redis.url();
+    let child = spawn(
+        &[
+            "produce",
+            "--redis",
+            &url,
+            "--start-url",
+            &site.url,
+            "--threads",
+            "2",
+            "--stats-json",
+            st.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    signal(&child, "-TERM");
+    let (code, stderr) = wait(child);
+    assert_eq!(code, 143, "{stderr}");
+    let s = stats(&st);
+    assert_eq!(s["finish_reason"], "shutdown", "{s}");
+    let pushed = s["items_pushed"].as_u64().unwrap();
+    assert!(pushed > 0 && pushed < 1_000_000, "{s}");
+    let extracted = s["items_extracted"].as_u64().unwrap();
+    assert_eq!(
+        pushed + s["duplicates_dropped"].as_u64().unwrap(),
+        extracted,
+        "{s}"
+    );
+    assert_eq!(redis.llen(KEY), pushed);
+}
+
+#[test]
+fn sigterm_to_consume_writes_everything_popped() {
+    let redis = Redis::start();
+    let items: Vec<String> = (0..20_000)
+        .map(|i| format!("{{\"quote\":\"q{i}\"}}"))
+        .collect();
+    for chunk in items.chunks(1000) {
+        redis::cmd("LPUSH")
+            .arg(KEY)
+            .arg(chunk)
+            .query::<()>(&mut redis.con())
+            .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let url = redis.url();
+    // A slow sink (fsync per batch, tiny batches) so the signal lands mid-drain.
+    let child = spawn(
+        &[
+            "consume",
+            "--redis",
+            &url,
+            "--threads",
+            "4",
+            "--batch-size",
+            "3",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, "-TERM");
+    let (code, stderr) = wait(child);
+    // Without --drain a signal is the normal stop: exit 0.
+    assert_eq!(code, 0, "{stderr}");
+    let written = jsonl(&out).len() as u64;
+    let left = redis.llen(KEY);
+    assert!(written > 0, "{stderr}");
+    assert_eq!(
+        written + left,
+        20_000,
+        "popped items went missing\n{stderr}"
+    );
+}
+
+#[test]
+fn second_sigint_exits_at_once_with_130() {
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = redis.url();
+    // A worker blocked in BRPOP on an empty list.
+    let child = spawn(
+        &[
+            "consume",
+            "--redis",
+            &url,
+            "--drain",
+            "--idle-timeout",
+            "30",
+        ],
+        dir.path(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, "-INT");
+    std::thread::sleep(Duration::from_millis(50));
+    signal(&child, "-INT");
+    let (code, stderr) = wait(child);
+    assert_eq!(code, 130, "{stderr}");
+}
+
+#[test]
+fn redis_down_for_good_spills_every_unsent_item() {
+    let mut redis = Redis::start();
+    let site = Site::start(100_000);
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("s.json");
+    let url = redis.url();
+    let child = spawn(
+        &[
+            "produce",
+            "--redis",
+            &url,
+            "--start-url",
+            &site.url,
+            "--threads",
+            "2",
+            "--redis-retry-secs",
+            "1",
+            "--stats-json",
+            st.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    redis.kill();
+    let (code, stderr) = wait(child);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("unsent items saved to"), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("qpipe: gave up pushing"),
+        "{stderr}"
+    );
+    let s = stats(&st);
+    assert_eq!(s["finish_reason"], "redis_unavailable", "{s}");
+    let spill = s["spill_file"].as_str().unwrap();
+    let spilled = jsonl(&dir.path().join(spill)).len() as u64;
+    assert_eq!(spilled, s["items_spilled"].as_u64().unwrap());
+    assert!(spilled > 0, "{s}");
+    let unique = s["items_extracted"].as_u64().unwrap() - s["duplicates_dropped"].as_u64().unwrap();
+    assert_eq!(s["items_pushed"].as_u64().unwrap() + spilled, unique, "{s}");
+}
+
+#[test]
+fn redis_restart_mid_crawl_loses_nothing() {
+    let mut redis = Redis::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let port = redis.port.to_string();
+    let data = redis.dir.path().to_path_buf();
+    let site = Site::start(1000);
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("s.json");
+    let url = redis.url();
+    let child = spawn(
+        &[
+            "produce",
+            "--redis",
+            &url,
+            "--start-url",
+            &site.url,
+            "--threads",
+            "2",
+            "--stats-json",
+            st.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    redis.kill();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut restarted = Command::new("redis-server")
+        .args([
+            "--port",
+            &port,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--dir",
+        ])
+        .arg(&data)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (code, stderr) = wait(child);
+    let len: u64 = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .and_then(|mut c| redis::cmd("LLEN").arg(KEY).query(&mut c))
+        .unwrap();
+    let _ = restarted.kill();
+    let _ = restarted.wait();
+    assert_eq!(code, 0, "{stderr}");
+    let s = stats(&st);
+    assert!(
+        s["redis_retries"].as_u64().unwrap() > 0,
+        "the restart went unnoticed: {s}"
+    );
+    assert_eq!(s["items_pushed"], 10_000, "{s}");
+    assert_eq!(len, 10_000, "{s}");
+}
