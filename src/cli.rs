@@ -26,6 +26,7 @@ pub enum Command {
     Produce(ProduceArgs),
     Consume(ConsumeArgs),
     Push(PushArgs),
+    Recover(RecoverArgs),
     DemoSite(DemoSiteArgs),
 }
 
@@ -105,6 +106,14 @@ pub struct ConsumeArgs {
     /// exit once the list has stayed empty for --idle-timeout seconds
     #[argh(switch)]
     pub drain: bool,
+    /// at-least-once: move items into a per-consumer processing list (BLMOVE)
+    /// and remove them only after the sink has flushed and fsynced them
+    #[argh(switch)]
+    pub reliable: bool,
+    /// seconds a --reliable worker's heartbeat lives; after a crash its items
+    /// are re-queued once this has passed (default 10)
+    #[argh(option, default = "10")]
+    pub heartbeat_ttl: u64,
     /// seconds of empty list that end a --drain run (default 2)
     #[argh(option, default = "2.0")]
     pub idle_timeout: f64,
@@ -156,6 +165,21 @@ pub struct PushArgs {
     /// only print errors and the summary
     #[argh(switch, short = 'q')]
     pub quiet: bool,
+}
+
+/// re-queue items held by dead `consume --reliable` workers (heartbeat expired).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "recover", help_triggers("-h", "--help", "help"))]
+pub struct RecoverArgs {
+    /// the Redis URL (default $REDIS_URL, else redis://127.0.0.1:6379)
+    #[argh(option)]
+    pub redis: Option<String>,
+    /// the Redis list (default DATA-PIPELINE-KEY)
+    #[argh(option, default = "String::from(\"DATA-PIPELINE-KEY\")")]
+    pub key: String,
+    /// append the run summary as one JSON line to this file, or - for stdout
+    #[argh(option)]
+    pub stats_json: Option<String>,
 }
 
 /// serve the built-in quotes demo site (same HTML and URLs as quotes.toscrape.com).

@@ -69,6 +69,10 @@ pub struct ConsumeConfig {
     pub fsync: bool,
     /// How long to keep reconnecting in an outage.
     pub retry_for: Duration,
+    /// At-least-once mode: BLMOVE into processing lists, ack after commit.
+    pub reliable: bool,
+    /// Seconds a reliable worker's heartbeat lives.
+    pub heartbeat_ttl: u64,
 }
 
 /// `qpipe push`.
@@ -78,6 +82,25 @@ pub struct PushConfig {
     pub file: Option<PathBuf>,
     /// Redis writer settings.
     pub writer: WriterConfig,
+}
+
+/// A Redis list and nothing else (`recover`, `status`, `peek`).
+#[derive(Debug, Clone)]
+pub struct RedisTarget {
+    /// Redis URL.
+    pub redis: String,
+    /// The list key.
+    pub key: String,
+}
+
+impl RedisTarget {
+    /// Validates `--redis` (or REDIS_URL) and `--key`.
+    pub fn new(redis: Option<String>, key: String) -> Result<RedisTarget, Error> {
+        Ok(RedisTarget {
+            redis: redis_url(redis)?,
+            key: non_empty_key(key)?,
+        })
+    }
 }
 
 /// `qpipe demo-site`.
@@ -230,6 +253,11 @@ impl ConsumeConfig {
             max_items: a.max_items,
             batch_size: positive(a.batch_size, "--batch-size")?,
             retry_for: seconds(a.redis_retry_secs, "--redis-retry-secs")?,
+            reliable: a.reliable,
+            heartbeat_ttl: match a.heartbeat_ttl {
+                0 => return Err(usage("--heartbeat-ttl must be at least 1".into())),
+                n => n,
+            },
         })
     }
 }

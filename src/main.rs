@@ -10,6 +10,7 @@ mod frontier;
 mod item;
 mod log;
 mod queue;
+mod reliable;
 mod signal;
 mod sink;
 mod spider;
@@ -76,6 +77,12 @@ fn dispatch(args: Args) -> (Result<Summary, Error>, Option<String>) {
             log::set_verbosity(verbosity(a.quiet, false));
             let stats = a.stats_json.clone();
             let r = PushConfig::from_args(a).and_then(|c| cmd::push::run(&c, &signals));
+            (r, stats)
+        }
+        Command::Recover(a) => {
+            let stats = a.stats_json.clone();
+            let r = config::RedisTarget::new(a.redis, a.key)
+                .and_then(|c| cmd::recover::run(&c, &signals));
             (r, stats)
         }
         Command::DemoSite(a) => {

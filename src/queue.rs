@@ -72,6 +72,16 @@ impl Queue {
         crate::error::redact(&self.url)
     }
 
+    /// The connection, for commands owned by other modules (e.g. `reliable`).
+    pub fn con(&mut self) -> &mut Connection {
+        &mut self.con
+    }
+
+    /// The blocking-command timeout in seconds (the socket allows more).
+    pub fn block_secs(&self) -> f64 {
+        self.block.as_secs_f64()
+    }
+
     /// Pushes `values` with one LPUSH, atomically with `SET marker seq`, so a
     /// retry can tell whether this batch already landed (see `landed`).
     pub fn push(&mut self, values: &[&[u8]], marker: &str, seq: &str) -> RedisResult<()> {

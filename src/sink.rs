@@ -2,11 +2,39 @@
 
 use crate::error::Error;
 use crate::log;
+use crate::queue::Queue;
+use crate::reliable;
+use crossbeam_channel::Receiver;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 const BUFFER: usize = 256 * 1024;
+/// Batches held for commit at most; bounds memory and time-to-durable under load.
+const MAX_UNCOMMITTED: usize = 64;
+
+/// Popped items on their way to the sink.
+#[derive(Debug)]
+pub struct Batch {
+    /// The items, oldest first.
+    pub items: Vec<Vec<u8>>,
+    /// In reliable mode, the processing list to acknowledge them in once durable.
+    pub processing: Option<String>,
+}
+
+/// What `drain` did.
+#[derive(Debug, Default)]
+pub struct Drained {
+    /// Items written and committed (flushed, and fsynced if on).
+    pub written: u64,
+    /// Items not known to be durable after a sink failure, in order.
+    pub unwritten: Vec<Vec<u8>>,
+    /// The sink failure, if any.
+    pub error: Option<io::Error>,
+    /// Acknowledgements that failed (those items will be delivered again).
+    pub ack_failures: u64,
+}
 
 enum Target {
     Stdout(BufWriter<io::Stdout>),
@@ -76,6 +104,78 @@ impl Sink {
             }
         }
     }
+}
+
+/// The sink loop: write batches, commit when nothing else is waiting, then
+/// acknowledge them (reliable mode) on `acker`.
+///
+/// Batches are kept until their commit succeeds. On a write or commit error
+/// this raises `stop` and returns every item not known to be durable, so the
+/// caller can give them back to Redis (at-least-once).
+pub fn drain(
+    rx: &Receiver<Batch>,
+    sink: &mut Sink,
+    mut acker: Option<&mut Queue>,
+    stop: &AtomicBool,
+) -> Drained {
+    let mut out = Drained::default();
+    let mut uncommitted: Vec<Batch> = Vec::new();
+    for batch in rx {
+        let result = sink.write(&batch.items);
+        uncommitted.push(batch);
+        if let Err(e) = result {
+            out.error = Some(e);
+            break;
+        }
+        if rx.is_empty() || uncommitted.len() >= MAX_UNCOMMITTED {
+            if let Err(e) = sink.commit() {
+                out.error = Some(e);
+                break;
+            }
+            settle(&mut uncommitted, acker.as_deref_mut(), &mut out);
+        }
+    }
+    if out.error.is_none() {
+        match sink.commit() {
+            Ok(()) => settle(&mut uncommitted, acker, &mut out),
+            Err(e) => out.error = Some(e),
+        }
+    }
+    if out.error.is_some() {
+        stop.store(true, Ordering::Relaxed);
+    }
+    // After a failure, take what the poppers still send so none of it is lost.
+    out.unwritten = uncommitted
+        .into_iter()
+        .chain(rx.iter())
+        .flat_map(|b| b.items)
+        .collect();
+    out
+}
+
+/// Counts committed batches as written and acknowledges them in one round trip.
+fn settle(committed: &mut Vec<Batch>, acker: Option<&mut Queue>, out: &mut Drained) {
+    out.written += committed.iter().map(|b| b.items.len() as u64).sum::<u64>();
+    if let Some(q) = acker {
+        let mut pipe = redis::pipe();
+        let mut n = 0;
+        for b in committed.iter() {
+            if let Some(p) = &b.processing {
+                reliable::ack_into(&mut pipe, p, b.items.len());
+                n += b.items.len() as u64;
+            }
+        }
+        if n > 0 {
+            if let Err(e) = pipe.query::<()>(q.con()) {
+                out.ack_failures += n;
+                log::warn(&format!(
+                    "could not acknowledge {n} written items (they will be delivered again): {e}"
+                ));
+                let _ = q.reconnect();
+            }
+        }
+    }
+    committed.clear();
 }
 
 /// Truncates `f` after its last newline if it does not end with one.

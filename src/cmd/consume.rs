@@ -1,25 +1,26 @@
-//! `qpipe consume`: N BRPOP threads (one connection each) -> one sink thread.
+//! `qpipe consume`: N popping threads (one connection each) -> one sink thread.
 //!
 //! ```text
-//!  LPUSH ... key ... BRPOP ─> popper 1 ─┐
-//!                    BRPOP ─> popper 2 ─┼─> bounded channel (batches) ─> sink (this thread)
-//!                    BRPOP ─> popper N ─┘
+//!  LPUSH ... key ... BRPOP/BLMOVE ─> popper 1 ─┐
+//!                    BRPOP/BLMOVE ─> popper 2 ─┼─> bounded channel (batches) ─> sink (this thread)
+//!                    BRPOP/BLMOVE ─> popper N ─┘                                  │ commit, then
+//!                                                                                 └─ ack (reliable)
 //! ```
-//! Popped items are never dropped: if the sink fails, unwritten batches are
-//! pushed back to the consuming end of the list, in order.
+//! Popped items are never dropped: if the sink fails, unwritten items go back
+//! to the consuming end of the list, in order. Poison items go to `<key>:dead`.
 
 use crate::config::ConsumeConfig;
 use crate::error::{Error, Exit};
+use crate::item;
 use crate::log;
 use crate::queue::Queue;
+use crate::reliable::{self, Lease};
 use crate::signal::Signals;
-use crate::sink::Sink;
+use crate::sink::{self, Batch, Sink};
 use crate::summary::Summary;
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-
-type Batch = Vec<Vec<u8>>;
 
 /// State shared by the popper threads.
 struct Shared<'a> {
@@ -37,6 +38,8 @@ struct Shared<'a> {
 #[derive(Default)]
 struct PopStats {
     popped: u64,
+    dead: u64,
+    reformatted: u64,
     reconnects: u64,
     failure: Option<Error>,
 }
@@ -44,13 +47,32 @@ struct PopStats {
 /// Pops until drained, budget spent, signal, or failure, and reports it.
 pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
     let started = Instant::now();
-    let block = cfg.drain_after.map_or(Duration::from_secs(1), |idle| {
+    let mut block = cfg.drain_after.map_or(Duration::from_secs(1), |idle| {
         idle.min(Duration::from_secs(1))
     });
+    if cfg.reliable {
+        // A blocked worker must still renew its heartbeat in time.
+        block = block.min(Duration::from_secs(cfg.heartbeat_ttl).div_f64(3.0));
+    }
     let queues = (0..cfg.threads)
         .map(|_| Queue::connect(&cfg.redis, &cfg.key, block))
         .collect::<Result<Vec<_>, _>>()?;
+    let mut control = Queue::connect(&cfg.redis, &cfg.key, block)?;
+    let recovered = if cfg.reliable {
+        reliable::recover(control.con(), &cfg.key)
+            .map_err(|e| Error::redis("cannot recover processing lists", &cfg.redis, &e))?
+    } else {
+        0
+    };
+    if recovered > 0 {
+        log::info(&format!(
+            "recovered {recovered} items from dead consumers' processing lists"
+        ));
+    }
     let mut sink = Sink::open(cfg.out.as_deref(), cfg.fsync)?;
+    let leases: Vec<Option<Lease>> = (0..cfg.threads)
+        .map(|n| cfg.reliable.then(|| Lease::new(&cfg.key, n)))
+        .collect();
     let shared = Shared {
         cfg,
         stop: &signals.stop,
@@ -61,16 +83,18 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
     };
     let (tx, rx) = crossbeam_channel::bounded::<Batch>(cfg.threads * 4);
 
-    let (pops, written, unwritten, sink_error) = std::thread::scope(|s| {
+    let (pops, drained) = std::thread::scope(|s| {
         let poppers: Vec<_> = queues
             .into_iter()
-            .map(|q| {
+            .zip(&leases)
+            .map(|(q, lease)| {
                 let (tx, shared) = (tx.clone(), &shared);
-                s.spawn(move || pop_loop(q, &tx, shared))
+                s.spawn(move || pop_loop(q, lease.as_ref(), &tx, shared))
             })
             .collect();
         drop(tx);
-        let (written, unwritten, sink_error) = write_loop(&rx, &mut sink, shared.stop);
+        let acker = cfg.reliable.then_some(&mut control);
+        let drained = sink::drain(&rx, &mut sink, acker, shared.stop);
         let mut pops = PopStats::default();
         for p in poppers {
             let one = p.join().unwrap_or_else(|_| PopStats {
@@ -80,22 +104,29 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
                 ..PopStats::default()
             });
             pops.popped += one.popped;
+            pops.dead += one.dead;
+            pops.reformatted += one.reformatted;
             pops.reconnects += one.reconnects;
             pops.failure = pops.failure.or(one.failure);
         }
-        (pops, written, unwritten, sink_error)
+        (pops, drained)
     });
 
+    // Whatever did not become durable goes back to the list, in order.
+    let returned = if cfg.reliable {
+        release_leases(&mut control, &cfg.key, &leases)
+    } else {
+        give_back(&mut control, &drained.unwritten)
+    };
     let mut failure = pops.failure;
-    let mut returned = 0;
-    if let Some(e) = sink_error {
-        returned = return_unwritten(cfg, &unwritten, block);
+    if let Some(e) = drained.error {
+        let out = cfg
+            .out
+            .as_ref()
+            .map_or("stdout".into(), |p| p.display().to_string());
         failure = Some(Error::io(
             format!(
-                "cannot write to {} ({returned} popped items were pushed back to {})",
-                cfg.out
-                    .as_ref()
-                    .map_or("stdout".into(), |p| p.display().to_string()),
+                "cannot write to {out} ({returned} popped items were put back on {})",
                 cfg.key
             ),
             e,
@@ -117,32 +148,57 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
     };
     let mut sum = Summary::new("consume", exit);
     sum.set("finish_reason", reason)
+        .set("mode", if cfg.reliable { "reliable" } else { "brpop" })
         .set("redis", crate::error::redact(&cfg.redis))
         .set("key", cfg.key.as_str())
         .set("items_popped", pops.popped)
-        .set("items_written", written)
-        .set("items_returned_to_queue", returned as u64)
+        .set("items_written", drained.written)
+        .set("items_dead", pops.dead)
+        .set("items_reformatted", pops.reformatted)
+        .set("items_returned_to_queue", returned)
+        .set("items_recovered", recovered)
+        .set("ack_failures", drained.ack_failures)
         .set("redis_reconnects", pops.reconnects)
-        .rates(started.elapsed(), &[("items", written)]);
+        .rates(started.elapsed(), &[("items", drained.written)]);
     sum.failure = failure;
     Ok(sum)
 }
 
-/// One popper: BRPOP (+ RPOP COUNT) into batches for the sink.
-fn pop_loop(mut q: Queue, tx: &Sender<Batch>, sh: &Shared<'_>) -> PopStats {
+/// One popper: take a batch (BRPOP + RPOP COUNT, or BLMOVE + moves into its
+/// processing list), set poison aside, and hand the rest to the sink.
+fn pop_loop(mut q: Queue, lease: Option<&Lease>, tx: &Sender<Batch>, sh: &Shared<'_>) -> PopStats {
     let mut stats = PopStats::default();
+    // Renew well inside the TTL; pops block at most a third of it.
+    let beat_every = Duration::from_secs(sh.cfg.heartbeat_ttl).div_f64(3.0);
+    let mut last_beat: Option<Instant> = None;
     while !sh.stop.load(Ordering::Relaxed) && !sh.drained.load(Ordering::Relaxed) {
+        if let Some(l) = lease {
+            if last_beat.is_none_or(|t| t.elapsed() >= beat_every) {
+                // A failed beat shows up as a failed pop just below.
+                if l.beat(q.con(), sh.cfg.heartbeat_ttl).is_ok() {
+                    last_beat = Some(Instant::now());
+                }
+            }
+        }
         let want = reserve(&sh.budget, sh.cfg.batch_size as u64);
         if want == 0 {
             break;
         }
-        let items = match q.pop(want as usize) {
+        let taken = match lease {
+            Some(l) => {
+                let (key, block) = (q.key.clone(), q.block_secs());
+                reliable::take(q.con(), &key, l, want as usize, block)
+            }
+            None => q.pop(want as usize),
+        };
+        let items = match taken {
             Ok(items) => items,
             Err(e) => {
                 sh.budget.fetch_add(want, Ordering::Relaxed);
                 match reconnect(&mut q, sh, &e) {
                     Ok(n) => {
                         stats.reconnects += n;
+                        last_beat = None;
                         continue;
                     }
                     Err(fatal) => {
@@ -167,20 +223,67 @@ fn pop_loop(mut q: Queue, tx: &Sender<Batch>, sh: &Shared<'_>) -> PopStats {
         }
         sh.last_item_ms.fetch_max(now_ms, Ordering::Relaxed);
         stats.popped += items.len() as u64;
-        if let Err(back) = tx.send(items) {
-            // The sink is gone (it failed): these items must not be lost.
-            let items = back.into_inner();
-            stats.popped -= items.len() as u64;
-            if let Err(e) = q.give_back(&items) {
-                log::error(&format!(
-                    "{} popped items could not be returned to Redis: {e}",
-                    items.len()
-                ));
+        let items = screen(&mut q, lease, items, &mut stats);
+        if items.is_empty() {
+            continue;
+        }
+        let batch = Batch {
+            items,
+            processing: lease.map(|l| l.processing.clone()),
+        };
+        if let Err(back) = tx.send(batch) {
+            // The sink failed. Reliable mode: the items wait in the processing
+            // list and are re-queued at exit. BRPOP mode: put them back now.
+            let items = back.into_inner().items;
+            if lease.is_none() {
+                if let Err(e) = q.give_back(&items) {
+                    log::error(&format!(
+                        "{} popped items could not be returned to Redis: {e}",
+                        items.len()
+                    ));
+                }
             }
             break;
         }
     }
     stats
+}
+
+/// Moves items that are not JSON to `<key>:dead`; compacts multi-line JSON.
+fn screen(
+    q: &mut Queue,
+    lease: Option<&Lease>,
+    mut items: Vec<Vec<u8>>,
+    stats: &mut PopStats,
+) -> Vec<Vec<u8>> {
+    let mut keep = Vec::with_capacity(items.len());
+    for item in items.drain(..) {
+        match item::check_line(&item) {
+            Ok(None) => keep.push(item),
+            Ok(Some(compact)) => {
+                // Acks count items, so the processing list may keep the original bytes.
+                stats.reformatted += 1;
+                keep.push(compact);
+            }
+            Err(reason) => {
+                stats.dead += 1;
+                let key = q.key.clone();
+                let consumer = lease.map_or_else(
+                    || format!("pid {}", std::process::id()),
+                    |l| l.consumer.clone(),
+                );
+                let processing = lease.map(|l| l.processing.as_str());
+                if let Err(e) = reliable::bury(q.con(), &key, processing, &consumer, &item, &reason)
+                {
+                    log::error(&format!("could not move a poison item to {key}:dead ({e}); writing it to the sink instead"));
+                    keep.push(item);
+                    continue;
+                }
+                log::warn(&format!("poison item moved to {key}:dead: {reason}"));
+            }
+        }
+    }
+    keep
 }
 
 /// Takes up to `n` from the item budget; returns how many were granted.
@@ -222,62 +325,16 @@ fn reconnect(q: &mut Queue, sh: &Shared<'_>, first: &redis::RedisError) -> Resul
     }
 }
 
-/// Batches held for commit at most; bounds memory and time-to-durable under load.
-const MAX_UNCOMMITTED: usize = 64;
-
-/// The sink thread: write batches, commit when nothing else is waiting.
-///
-/// Batches are kept until their commit (flush + fsync) succeeds. On a write or
-/// commit error this raises `stop` and returns every item not known to be
-/// durable, so the caller can give them back to Redis (at-least-once).
-fn write_loop(
-    rx: &Receiver<Batch>,
-    sink: &mut Sink,
-    stop: &AtomicBool,
-) -> (u64, Batch, Option<std::io::Error>) {
-    let mut written = 0u64;
-    let mut uncommitted: Vec<Batch> = Vec::new();
-    let mut failure = None;
-    for batch in rx {
-        if let Err(e) = sink.write(&batch) {
-            uncommitted.push(batch);
-            failure = Some(e);
-            break;
-        }
-        uncommitted.push(batch);
-        if rx.is_empty() || uncommitted.len() >= MAX_UNCOMMITTED {
-            if let Err(e) = sink.commit() {
-                failure = Some(e);
-                break;
-            }
-            written += uncommitted.drain(..).map(|b| b.len() as u64).sum::<u64>();
-        }
-    }
-    if failure.is_none() {
-        match sink.commit() {
-            Ok(()) => written += uncommitted.drain(..).map(|b| b.len() as u64).sum::<u64>(),
-            Err(e) => failure = Some(e),
-        }
-    }
-    if failure.is_some() {
-        stop.store(true, Ordering::Relaxed);
-    }
-    // After a failure, drain what the poppers still send so none of it is lost.
-    let rest = uncommitted.into_iter().chain(rx.iter()).flatten().collect();
-    (written, rest, failure)
-}
-
-/// Pushes unwritten items back to the consuming end; returns how many made it.
-fn return_unwritten(cfg: &ConsumeConfig, items: &[Vec<u8>], block: Duration) -> usize {
+/// BRPOP mode: pushes unwritten items back to the consuming end, in order.
+fn give_back(q: &mut Queue, items: &[Vec<u8>]) -> u64 {
     if items.is_empty() {
         return 0;
     }
-    let result = Queue::connect(&cfg.redis, &cfg.key, block).and_then(|mut q| {
-        q.give_back(items)
-            .map_err(|e| Error::redis("cannot return items", &cfg.redis, &e))
-    });
+    let result = q
+        .give_back(items)
+        .or_else(|_| q.reconnect().and_then(|()| q.give_back(items)));
     match result {
-        Ok(()) => items.len(),
+        Ok(()) => items.len() as u64,
         Err(e) => {
             log::error(&format!(
                 "{} popped items could not be written nor returned: {e}",
@@ -286,4 +343,20 @@ fn return_unwritten(cfg: &ConsumeConfig, items: &[Vec<u8>], block: Duration) -> 
             0
         }
     }
+}
+
+/// Reliable mode: re-queues whatever our processing lists still hold (not
+/// durable, or not acknowledged), then drops our heartbeats.
+fn release_leases(q: &mut Queue, key: &str, leases: &[Option<Lease>]) -> u64 {
+    let mut returned = 0;
+    for l in leases.iter().flatten() {
+        match reliable::requeue(q.con(), key, &l.processing).and_then(|n| l.release(q.con()).map(|()| n)) {
+            Ok(n) => returned += n,
+            Err(e) => log::warn(&format!(
+                "could not release {} ({e}); `qpipe recover` will re-queue its items once its heartbeat expires",
+                l.processing
+            )),
+        }
+    }
+    returned
 }

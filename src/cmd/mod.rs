@@ -4,3 +4,4 @@ pub mod consume;
 pub mod demo_site;
 pub mod produce;
 pub mod push;
+pub mod recover;

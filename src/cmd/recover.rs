@@ -1,0 +1,27 @@
+//! `qpipe recover`: put the items of dead reliable consumers back on the queue.
+
+use crate::config::RedisTarget;
+use crate::error::{Error, Exit};
+use crate::queue::Queue;
+use crate::reliable;
+use crate::signal::Signals;
+use crate::summary::Summary;
+use std::time::Duration;
+
+/// Re-queues every processing list whose consumer's heartbeat has expired.
+pub fn run(cfg: &RedisTarget, _signals: &Signals) -> Result<Summary, Error> {
+    let mut q = Queue::connect(&cfg.redis, &cfg.key, Duration::from_secs(1))?;
+    let fail = |e: redis::RedisError| Error::redis("cannot recover", &cfg.redis, &e);
+    let lists = reliable::processing_lists(q.con(), &cfg.key).map_err(fail)?;
+    let live: Vec<_> = lists.iter().filter(|p| p.alive).collect();
+    let held_by_live: u64 = live.iter().map(|p| p.len).sum();
+    let recovered = reliable::recover(q.con(), &cfg.key).map_err(fail)?;
+    let mut sum = Summary::new("recover", Exit::Ok);
+    sum.set("redis", q.redacted_url())
+        .set("key", cfg.key.as_str())
+        .set("dead_consumers", (lists.len() - live.len()) as u64)
+        .set("items_recovered", recovered)
+        .set("live_consumers", live.len() as u64)
+        .set("items_held_by_live_consumers", held_by_live);
+    Ok(sum)
+}

@@ -1,0 +1,302 @@
+//! At-least-once consumption (--reliable), crash recovery, and poison items.
+
+mod common;
+
+use common::{qpipe, stats, wait_bounded, Redis, QPIPE};
+use std::collections::HashSet;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const KEY: &str = "DATA-PIPELINE-KEY";
+
+fn seed(redis: &Redis, n: usize) -> Vec<String> {
+    let items: Vec<String> = (0..n)
+        .map(|i| format!("{{\"quote\":\"q{i}\",\"n\":{i}}}"))
+        .collect();
+    for chunk in items.chunks(1000) {
+        redis::cmd("LPUSH")
+            .arg(KEY)
+            .arg(chunk)
+            .query::<()>(&mut redis.con())
+            .unwrap();
+    }
+    items
+}
+
+fn lines(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn kill_9_mid_drain_loses_nothing_in_reliable_mode() {
+    let redis = Redis::start();
+    let items = seed(&redis, 30_000);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let url = redis.url();
+    let mut child = Command::new(QPIPE)
+        .args([
+            "consume",
+            "--reliable",
+            "--heartbeat-ttl",
+            "1",
+            "--redis",
+            &url,
+            "--threads",
+            "4",
+        ])
+        .args(["--batch-size", "5", "--out", out.to_str().unwrap()])
+        .env_remove("REDIS_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    child.kill().unwrap(); // SIGKILL: no cleanup at all
+    child.wait().unwrap();
+    let first = lines(&out);
+    assert!(
+        !first.is_empty() && first.len() < 30_000,
+        "killed too late: {}",
+        first.len()
+    );
+    let held: u64 = redis::cmd("EVAL")
+        .arg("local n = 0 for _, k in ipairs(redis.call('KEYS', KEYS[1])) do n = n + redis.call('LLEN', k) end return n")
+        .arg(1)
+        .arg(format!("{KEY}:processing:*"))
+        .query(&mut redis.con())
+        .unwrap();
+    assert!(
+        held > 0,
+        "the killed worker held nothing in its processing lists"
+    );
+
+    std::thread::sleep(Duration::from_millis(1500)); // let its heartbeats expire
+    let st = dir.path().join("s.json");
+    let run = qpipe(
+        &[
+            "consume",
+            "--reliable",
+            "--redis",
+            &url,
+            "--drain",
+            "--idle-timeout",
+            "0.5",
+            "--out",
+            out.to_str().unwrap(),
+            "--stats-json",
+            st.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let s = stats(&st);
+    assert_eq!(s["items_recovered"].as_u64().unwrap(), held, "{s}");
+
+    let all = lines(&out);
+    let unique: HashSet<&String> = all.iter().collect();
+    let want: HashSet<&String> = items.iter().collect();
+    assert_eq!(unique, want, "an item was lost");
+    let duplicates = all.len() - unique.len();
+    assert!(
+        duplicates as u64 <= held,
+        "{duplicates} duplicates but only {held} items were in flight"
+    );
+    assert_eq!(redis.llen(KEY), 0);
+    let leftovers: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{KEY}:*"))
+        .query(&mut redis.con())
+        .unwrap();
+    assert_eq!(
+        leftovers,
+        Vec::<String>::new(),
+        "processing lists or heartbeats left behind"
+    );
+}
+
+#[test]
+fn recover_command_requeues_dead_workers_items_in_order() {
+    let redis = Redis::start();
+    let mut con = redis.con();
+    // A dead worker: processing list, newest at the head, no heartbeat.
+    redis::cmd("LPUSH")
+        .arg(format!("{KEY}:processing:h:1:0"))
+        .arg(&["\"a\"", "\"b\"", "\"c\""])
+        .query::<()>(&mut con)
+        .unwrap();
+    // A live worker: its items stay.
+    redis::cmd("LPUSH")
+        .arg(format!("{KEY}:processing:h:2:0"))
+        .arg("\"live\"")
+        .query::<()>(&mut con)
+        .unwrap();
+    redis::cmd("SET")
+        .arg(format!("{KEY}:consumer:h:2:0"))
+        .arg("x")
+        .arg("EX")
+        .arg(60)
+        .query::<()>(&mut con)
+        .unwrap();
+    redis::cmd("LPUSH")
+        .arg(KEY)
+        .arg("\"newer\"")
+        .query::<()>(&mut con)
+        .unwrap();
+    let st = tempfile::NamedTempFile::new().unwrap();
+    let run = qpipe(
+        &[
+            "recover",
+            "--redis",
+            &redis.url(),
+            "--stats-json",
+            st.path().to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let s = stats(st.path());
+    assert_eq!(
+        (
+            s["dead_consumers"].as_u64(),
+            s["items_recovered"].as_u64(),
+            s["live_consumers"].as_u64(),
+            s["items_held_by_live_consumers"].as_u64()
+        ),
+        (Some(1), Some(3), Some(1), Some(1)),
+        "{s}"
+    );
+    // The recovered items are consumed first, oldest first.
+    assert_eq!(redis.lrange(KEY), ["\"newer\"", "\"c\"", "\"b\"", "\"a\""]);
+    assert_eq!(redis.llen(&format!("{KEY}:processing:h:2:0")), 1);
+}
+
+#[test]
+fn poison_items_go_to_dead_letters_in_both_modes() {
+    for mode in [None, Some("--reliable")] {
+        let redis = Redis::start();
+        let mut con = redis.con();
+        let pushed = [
+            "{\"quote\":\"good1\"}",
+            "not json {",
+            "{\"quote\":\n  \"multi\"}",
+            "{\"quote\":\"good2\"}",
+            "",
+        ];
+        for p in pushed {
+            redis::cmd("LPUSH")
+                .arg(KEY)
+                .arg(p)
+                .query::<()>(&mut con)
+                .unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.jsonl");
+        let st = dir.path().join("s.json");
+        let url = redis.url();
+        let mut args = vec![
+            "consume",
+            "--threads",
+            "1",
+            "--redis",
+            &url,
+            "--drain",
+            "--idle-timeout",
+            "0.3",
+        ];
+        args.extend([
+            "--out",
+            out.to_str().unwrap(),
+            "--stats-json",
+            st.to_str().unwrap(),
+        ]);
+        args.extend(mode);
+        let run = qpipe(&args, None);
+        assert_eq!(run.code, 0, "{run}");
+        assert_eq!(
+            lines(&out),
+            [
+                "{\"quote\":\"good1\"}",
+                "{\"quote\":\"multi\"}",
+                "{\"quote\":\"good2\"}"
+            ],
+            "{run}"
+        );
+        let s = stats(&st);
+        assert_eq!(
+            (
+                s["items_dead"].as_u64(),
+                s["items_reformatted"].as_u64(),
+                s["items_written"].as_u64()
+            ),
+            (Some(2), Some(1), Some(3)),
+            "{s}"
+        );
+        let dead: Vec<String> = redis.lrange(&format!("{KEY}:dead"));
+        assert_eq!(dead.len(), 2);
+        let first: serde_json::Value = serde_json::from_str(&dead[1]).unwrap();
+        assert_eq!(first["item"], "not json {");
+        assert!(
+            first["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("invalid JSON"),
+            "{first}"
+        );
+        assert_eq!(redis.llen(KEY), 0);
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{KEY}:processing:*"))
+            .query(&mut con)
+            .unwrap();
+        assert!(keys.is_empty(), "{keys:?}");
+    }
+}
+
+#[test]
+fn sigterm_in_reliable_mode_acks_everything_written() {
+    let redis = Redis::start();
+    let items = seed(&redis, 20_000);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let url = redis.url();
+    let child = Command::new(QPIPE)
+        .args([
+            "consume",
+            "--reliable",
+            "--redis",
+            &url,
+            "--batch-size",
+            "3",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env_remove("REDIS_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let outp = wait_bounded(child, Duration::from_secs(30));
+    assert_eq!(
+        outp.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&outp.stderr)
+    );
+    let written = lines(&out);
+    // Clean stop: every item is either written exactly once or still queued.
+    assert_eq!(written.len() as u64 + redis.llen(KEY), items.len() as u64);
+    assert_eq!(written.iter().collect::<HashSet<_>>().len(), written.len());
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{KEY}:*"))
+        .query(&mut redis.con())
+        .unwrap();
+    assert!(keys.is_empty(), "{keys:?}");
+}
