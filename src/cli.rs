@@ -43,6 +43,9 @@ pub struct ProduceArgs {
     /// the Redis URL, redis://[user:pass@]host:port[/db] (default $REDIS_URL, else redis://127.0.0.1:6379)
     #[argh(option)]
     pub redis: Option<String>,
+    /// PEM file of a private CA to trust for rediss:// (default: system roots)
+    #[argh(option)]
+    pub tls_ca: Option<String>,
     /// the Redis list to push onto (default DATA-PIPELINE-KEY)
     #[argh(option, default = "String::from(\"DATA-PIPELINE-KEY\")")]
     pub key: String,
@@ -97,6 +100,9 @@ pub struct ConsumeArgs {
     /// the Redis URL, redis://[user:pass@]host:port[/db] (default $REDIS_URL, else redis://127.0.0.1:6379)
     #[argh(option)]
     pub redis: Option<String>,
+    /// PEM file of a private CA to trust for rediss:// (default: system roots)
+    #[argh(option)]
+    pub tls_ca: Option<String>,
     /// the Redis list to pop from (default DATA-PIPELINE-KEY)
     #[argh(option, default = "String::from(\"DATA-PIPELINE-KEY\")")]
     pub key: String,
@@ -150,6 +156,9 @@ pub struct PushArgs {
     /// the Redis URL (default $REDIS_URL, else redis://127.0.0.1:6379)
     #[argh(option)]
     pub redis: Option<String>,
+    /// PEM file of a private CA to trust for rediss:// (default: system roots)
+    #[argh(option)]
+    pub tls_ca: Option<String>,
     /// the Redis list to push onto (default DATA-PIPELINE-KEY)
     #[argh(option, default = "String::from(\"DATA-PIPELINE-KEY\")")]
     pub key: String,
@@ -174,6 +183,9 @@ pub struct RecoverArgs {
     /// the Redis URL (default $REDIS_URL, else redis://127.0.0.1:6379)
     #[argh(option)]
     pub redis: Option<String>,
+    /// PEM file of a private CA to trust for rediss:// (default: system roots)
+    #[argh(option)]
+    pub tls_ca: Option<String>,
     /// the Redis list (default DATA-PIPELINE-KEY)
     #[argh(option, default = "String::from(\"DATA-PIPELINE-KEY\")")]
     pub key: String,

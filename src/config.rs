@@ -3,6 +3,7 @@
 use crate::cli::{ConsumeArgs, DemoSiteArgs, ProduceArgs, PushArgs};
 use crate::error::Error;
 use crate::fetch::HttpConfig;
+use crate::queue::Endpoint;
 use crate::spider::Spec;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,8 +18,8 @@ const MAX_THREADS: usize = 512;
 /// Settings shared by every command that writes to Redis.
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
-    /// Redis URL (may hold a password: print only via `error::redact`).
-    pub redis: String,
+    /// Where Redis is (the URL may hold a password: print only via `error::redact`).
+    pub redis: Endpoint,
     /// The list key.
     pub key: String,
     /// Most items per LPUSH.
@@ -53,8 +54,8 @@ pub struct ProduceConfig {
 pub struct ConsumeConfig {
     /// Popping threads.
     pub threads: usize,
-    /// Redis URL.
-    pub redis: String,
+    /// Where Redis is.
+    pub redis: Endpoint,
     /// The list key.
     pub key: String,
     /// Output file; `None` is stdout.
@@ -87,17 +88,21 @@ pub struct PushConfig {
 /// A Redis list and nothing else (`recover`, `status`, `peek`).
 #[derive(Debug, Clone)]
 pub struct RedisTarget {
-    /// Redis URL.
-    pub redis: String,
+    /// Where Redis is.
+    pub redis: Endpoint,
     /// The list key.
     pub key: String,
 }
 
 impl RedisTarget {
-    /// Validates `--redis` (or REDIS_URL) and `--key`.
-    pub fn new(redis: Option<String>, key: String) -> Result<RedisTarget, Error> {
+    /// Validates `--redis` (or REDIS_URL), `--tls-ca` and `--key`.
+    pub fn new(
+        redis: Option<String>,
+        tls_ca: Option<String>,
+        key: String,
+    ) -> Result<RedisTarget, Error> {
         Ok(RedisTarget {
-            redis: redis_url(redis)?,
+            redis: endpoint(redis, tls_ca)?,
             key: non_empty_key(key)?,
         })
     }
@@ -145,24 +150,35 @@ fn seconds(s: f64, flag: &str) -> Result<Duration, Error> {
         })
 }
 
-/// `--redis`, else `$REDIS_URL`, else the local default; checked for syntax.
-fn redis_url(flag: Option<String>) -> Result<String, Error> {
+/// `--redis`, else `$REDIS_URL`, else the local default, plus `--tls-ca`;
+/// checked for syntax before anything runs.
+fn endpoint(flag: Option<String>, tls_ca: Option<String>) -> Result<Endpoint, Error> {
     let url = flag
         .or_else(|| std::env::var("REDIS_URL").ok().filter(|s| !s.is_empty()))
         .unwrap_or_else(|| DEFAULT_REDIS.to_string());
-    crate::queue::client(&url)?;
-    Ok(url)
+    let tls_ca = match tls_ca {
+        None => None,
+        Some(path) => Some(std::fs::read(&path).map_err(|e| {
+            usage(format!(
+                "cannot read --tls-ca {path}: {e} (give a PEM file with the CA certificate)"
+            ))
+        })?),
+    };
+    let ep = Endpoint { url, tls_ca };
+    crate::queue::client(&ep)?;
+    Ok(ep)
 }
 
 fn writer(
     redis: Option<String>,
+    tls_ca: Option<String>,
     key: String,
     batch_size: usize,
     retry: f64,
     spill_dir: String,
 ) -> Result<WriterConfig, Error> {
     Ok(WriterConfig {
-        redis: redis_url(redis)?,
+        redis: endpoint(redis, tls_ca)?,
         key: non_empty_key(key)?,
         batch_size: positive(batch_size, "--batch-size")?,
         retry_for: seconds(retry, "--redis-retry-secs")?,
@@ -226,6 +242,7 @@ impl ProduceConfig {
             },
             writer: writer(
                 a.redis,
+                a.tls_ca,
                 a.key,
                 a.batch_size,
                 a.redis_retry_secs,
@@ -245,7 +262,7 @@ impl ConsumeConfig {
         let out = a.out.filter(|o| o != "-").map(PathBuf::from);
         Ok(ConsumeConfig {
             threads: threads(a.threads)?,
-            redis: redis_url(a.redis)?,
+            redis: endpoint(a.redis, a.tls_ca)?,
             key: non_empty_key(a.key)?,
             fsync: out.is_some() && !a.no_fsync,
             out,
@@ -267,7 +284,14 @@ impl PushConfig {
     pub fn from_args(a: PushArgs) -> Result<PushConfig, Error> {
         Ok(PushConfig {
             file: a.file.filter(|f| f != "-").map(PathBuf::from),
-            writer: writer(a.redis, a.key, a.batch_size, a.redis_retry_secs, ".".into())?,
+            writer: writer(
+                a.redis,
+                a.tls_ca,
+                a.key,
+                a.batch_size,
+                a.redis_retry_secs,
+                ".".into(),
+            )?,
         })
     }
 }

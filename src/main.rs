@@ -81,7 +81,7 @@ fn dispatch(args: Args) -> (Result<Summary, Error>, Option<String>) {
         }
         Command::Recover(a) => {
             let stats = a.stats_json.clone();
-            let r = config::RedisTarget::new(a.redis, a.key)
+            let r = config::RedisTarget::new(a.redis, a.tls_ca, a.key)
                 .and_then(|c| cmd::recover::run(&c, &signals));
             (r, stats)
         }

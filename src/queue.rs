@@ -15,6 +15,17 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// an abandoned BRPOP and the item would be lost.
 const READ_SLACK: Duration = Duration::from_secs(3);
 
+/// Where Redis is: its URL and, for `rediss://`, an optional private CA.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// `redis://`, `rediss://` (TLS) or `unix://` URL; may hold a password.
+    pub url: String,
+    /// PEM bundle trusted instead of the system roots (`--tls-ca`).
+    pub tls_ca: Option<Vec<u8>>,
+}
+
+static WARNED_INSECURE: std::sync::Once = std::sync::Once::new();
+
 /// One connection to one list key.
 pub struct Queue {
     url: String,
@@ -25,22 +36,42 @@ pub struct Queue {
     block: Duration,
 }
 
-/// Opens a Client for `url`, mapping a malformed URL to a usage error.
-pub fn client(url: &str) -> Result<Client, Error> {
-    Client::open(url).map_err(|e| {
+/// Opens a Client for the endpoint, mapping a malformed URL to a usage error.
+pub fn client(ep: &Endpoint) -> Result<Client, Error> {
+    let url = ep.url.as_str();
+    let opened = match &ep.tls_ca {
+        Some(pem) => Client::build_with_tls(
+            url,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.clone()),
+            },
+        ),
+        None => Client::open(url),
+    };
+    let client = opened.map_err(|e| {
         Error::Usage(format!(
-            "invalid Redis URL {}: {} (use redis://[user:password@]host:port[/db])",
+            "invalid Redis URL {}: {} (use redis://[user:password@]host:port[/db], or rediss:// for TLS)",
             crate::error::redact(url),
             e.detail().unwrap_or("bad format")
         ))
-    })
+    })?;
+    if url.starts_with("rediss://") && url.ends_with("#insecure") {
+        WARNED_INSECURE.call_once(|| {
+            crate::log::warn(
+                "TLS certificate checks are off (#insecure in the Redis URL); use --tls-ca to trust a private CA instead",
+            );
+        });
+    }
+    Ok(client)
 }
 
 impl Queue {
     /// Connects, sets socket timeouts longer than `block` (the BRPOP timeout),
     /// and checks that `key` is a list or absent.
-    pub fn connect(url: &str, key: &str, block: Duration) -> Result<Queue, Error> {
-        let client = client(url)?;
+    pub fn connect(ep: &Endpoint, key: &str, block: Duration) -> Result<Queue, Error> {
+        let url = ep.url.as_str();
+        let client = client(ep)?;
         let con = open(&client, block).map_err(|e| Error::redis("cannot reach Redis", url, &e))?;
         let mut q = Queue {
             url: url.to_string(),

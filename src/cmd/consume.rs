@@ -60,7 +60,7 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
     let mut control = Queue::connect(&cfg.redis, &cfg.key, block)?;
     let recovered = if cfg.reliable {
         reliable::recover(control.con(), &cfg.key)
-            .map_err(|e| Error::redis("cannot recover processing lists", &cfg.redis, &e))?
+            .map_err(|e| Error::redis("cannot recover processing lists", &cfg.redis.url, &e))?
     } else {
         0
     };
@@ -149,7 +149,7 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
     let mut sum = Summary::new("consume", exit);
     sum.set("finish_reason", reason)
         .set("mode", if cfg.reliable { "reliable" } else { "brpop" })
-        .set("redis", crate::error::redact(&cfg.redis))
+        .set("redis", crate::error::redact(&cfg.redis.url))
         .set("key", cfg.key.as_str())
         .set("items_popped", pops.popped)
         .set("items_written", drained.written)

@@ -11,7 +11,7 @@ use std::time::Duration;
 /// Re-queues every processing list whose consumer's heartbeat has expired.
 pub fn run(cfg: &RedisTarget, _signals: &Signals) -> Result<Summary, Error> {
     let mut q = Queue::connect(&cfg.redis, &cfg.key, Duration::from_secs(1))?;
-    let fail = |e: redis::RedisError| Error::redis("cannot recover", &cfg.redis, &e);
+    let fail = |e: redis::RedisError| Error::redis("cannot recover", &cfg.redis.url, &e);
     let lists = reliable::processing_lists(q.con(), &cfg.key).map_err(fail)?;
     let live: Vec<_> = lists.iter().filter(|p| p.alive).collect();
     let held_by_live: u64 = live.iter().map(|p| p.len).sum();

@@ -70,8 +70,11 @@ impl Redis {
                 return false; // port taken in the meantime
             }
             if let Ok(mut c) = self.con_opt() {
-                if redis::cmd("PING").query::<String>(&mut c).is_ok() {
-                    return true;
+                match redis::cmd("PING").query::<String>(&mut c) {
+                    Ok(_) => return true,
+                    // Up, but started with --requirepass.
+                    Err(e) if e.to_string().contains("NOAUTH") => return true,
+                    Err(_) => {}
                 }
             }
             std::thread::sleep(Duration::from_millis(20));
