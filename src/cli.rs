@@ -27,6 +27,8 @@ pub enum Command {
     Consume(ConsumeArgs),
     Push(PushArgs),
     Recover(RecoverArgs),
+    Status(StatusArgs),
+    Peek(PeekArgs),
     DemoSite(DemoSiteArgs),
 }
 
@@ -52,6 +54,17 @@ pub struct ProduceArgs {
     /// stop after fetching this many pages (default: no limit)
     #[argh(option)]
     pub max_pages: Option<u64>,
+    /// remember pushed items in this Redis sorted set and never push them again
+    /// in later runs (incremental crawls) (default: off)
+    #[argh(option)]
+    pub seen_key: Option<String>,
+    /// forget --seen-key fingerprints after this many days (default: never)
+    #[argh(option)]
+    pub seen_ttl: Option<f64>,
+    /// identify items by this field alone, for --seen-key and in-run dedup
+    /// (default: every field but url)
+    #[argh(option)]
+    pub id_field: Option<String>,
     /// items buffered between fetchers and the Redis writer (default 256 x threads)
     #[argh(option)]
     pub channel_capacity: Option<usize>,
@@ -79,6 +92,18 @@ pub struct ProduceArgs {
     /// directory for qpipe-unsent-<time>.jsonl if Redis stays down (default .)
     #[argh(option, default = "String::from(\".\")")]
     pub spill_dir: String,
+    /// take this Redis lock for the whole run; if another run holds it, exit 4 at once
+    #[argh(option)]
+    pub lock: Option<String>,
+    /// seconds the --lock lives without renewal, i.e. after a crash (default 30)
+    #[argh(option, default = "30")]
+    pub lock_ttl: u64,
+    /// end the run cleanly after this many seconds, nothing lost (default: no limit)
+    #[argh(option)]
+    pub max_time: Option<f64>,
+    /// exit 3 when at least this many pages failed; 0 never (default 1)
+    #[argh(option, default = "1")]
+    pub fail_on_errors: u64,
     /// append the run summary as one JSON line to this file, or - for stdout
     #[argh(option)]
     pub stats_json: Option<String>,
@@ -135,6 +160,18 @@ pub struct ConsumeArgs {
     /// seconds to keep reconnecting during a Redis outage before giving up (default 60)
     #[argh(option, default = "60.0")]
     pub redis_retry_secs: f64,
+    /// take this Redis lock for the whole run; if another run holds it, exit 4 at once
+    #[argh(option)]
+    pub lock: Option<String>,
+    /// seconds the --lock lives without renewal, i.e. after a crash (default 30)
+    #[argh(option, default = "30")]
+    pub lock_ttl: u64,
+    /// end the run cleanly after this many seconds, nothing lost (default: no limit)
+    #[argh(option)]
+    pub max_time: Option<f64>,
+    /// exit 3 when at least this many items (dead letters) failed; 0 never (default 1)
+    #[argh(option, default = "1")]
+    pub fail_on_errors: u64,
     /// append the run summary as one JSON line to this file, or - for stdout
     #[argh(option)]
     pub stats_json: Option<String>,
@@ -192,6 +229,48 @@ pub struct RecoverArgs {
     /// append the run summary as one JSON line to this file, or - for stdout
     #[argh(option)]
     pub stats_json: Option<String>,
+}
+
+/// show queue length, dead letters, processing lists, live consumers, seen set and lock.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "status", help_triggers("-h", "--help", "help"))]
+pub struct StatusArgs {
+    /// the Redis URL (default $REDIS_URL, else redis://127.0.0.1:6379)
+    #[argh(option)]
+    pub redis: Option<String>,
+    /// PEM file of a private CA to trust for rediss:// (default: system roots)
+    #[argh(option)]
+    pub tls_ca: Option<String>,
+    /// the Redis list (default DATA-PIPELINE-KEY)
+    #[argh(option, default = "String::from(\"DATA-PIPELINE-KEY\")")]
+    pub key: String,
+    /// also report the size of this --seen-key set
+    #[argh(option)]
+    pub seen_key: Option<String>,
+    /// also report who holds this --lock
+    #[argh(option)]
+    pub lock: Option<String>,
+    /// print one JSON object instead of text
+    #[argh(switch)]
+    pub json: bool,
+}
+
+/// print the next N items to be consumed, oldest first, without removing them.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "peek", help_triggers("-h", "--help", "help"))]
+pub struct PeekArgs {
+    /// how many items (default 10)
+    #[argh(positional, default = "10")]
+    pub count: u64,
+    /// the Redis URL (default $REDIS_URL, else redis://127.0.0.1:6379)
+    #[argh(option)]
+    pub redis: Option<String>,
+    /// PEM file of a private CA to trust for rediss:// (default: system roots)
+    #[argh(option)]
+    pub tls_ca: Option<String>,
+    /// the Redis list (default DATA-PIPELINE-KEY)
+    #[argh(option, default = "String::from(\"DATA-PIPELINE-KEY\")")]
+    pub key: String,
 }
 
 /// serve the built-in quotes demo site (same HTML and URLs as quotes.toscrape.com).

@@ -28,6 +28,69 @@ pub struct WriterConfig {
     pub retry_for: Duration,
     /// Where the spill file goes if Redis stays down.
     pub spill_dir: PathBuf,
+    /// Cross-run deduplication (`--seen-key`), if on.
+    pub seen: Option<SeenConfig>,
+}
+
+/// `--seen-key`: fingerprints of pushed items kept in Redis across runs.
+#[derive(Debug, Clone)]
+pub struct SeenConfig {
+    /// The sorted set (member: 16-byte fingerprint, score: first-pushed time).
+    pub key: String,
+    /// Fingerprints older than this are forgotten (and may be pushed again).
+    pub ttl: Option<Duration>,
+}
+
+/// `--lock`: a Redis lock held for the whole run.
+#[derive(Debug, Clone)]
+pub struct LockConfig {
+    /// The lock's name (key `qpipe:lock:<name>`).
+    pub name: String,
+    /// Its time to live without renewal.
+    pub ttl: Duration,
+}
+
+/// Batch-job controls shared by `produce` and `consume`.
+#[derive(Debug, Clone)]
+pub struct RunLimits {
+    /// The run lock, if any.
+    pub lock: Option<LockConfig>,
+    /// Wall-clock budget for the run.
+    pub max_time: Option<Duration>,
+    /// Failures (pages or dead items) that make the exit code 3; 0 never.
+    pub fail_on_errors: u64,
+}
+
+impl RunLimits {
+    fn new(
+        lock: Option<String>,
+        lock_ttl: u64,
+        max_time: Option<f64>,
+        fail_on_errors: u64,
+    ) -> Result<RunLimits, Error> {
+        let lock = match lock {
+            None => None,
+            Some(name) if name.is_empty() => return Err(usage("--lock needs a name".into())),
+            Some(name) => Some(LockConfig {
+                name,
+                ttl: seconds(lock_ttl as f64, "--lock-ttl")?,
+            }),
+        };
+        Ok(RunLimits {
+            lock,
+            max_time: max_time.map(|t| seconds(t, "--max-time")).transpose()?,
+            fail_on_errors,
+        })
+    }
+
+    /// Exit 3 when `failures` reached the threshold.
+    pub fn exit_for(&self, failures: u64) -> crate::error::Exit {
+        if self.fail_on_errors > 0 && failures >= self.fail_on_errors {
+            crate::error::Exit::Partial
+        } else {
+            crate::error::Exit::Ok
+        }
+    }
 }
 
 /// `qpipe produce`.
@@ -47,6 +110,8 @@ pub struct ProduceConfig {
     pub http: HttpConfig,
     /// Redis writer settings.
     pub writer: WriterConfig,
+    /// Lock, time budget, failure threshold.
+    pub limits: RunLimits,
 }
 
 /// `qpipe consume`.
@@ -74,6 +139,8 @@ pub struct ConsumeConfig {
     pub reliable: bool,
     /// Seconds a reliable worker's heartbeat lives.
     pub heartbeat_ttl: u64,
+    /// Lock, time budget, failure threshold.
+    pub limits: RunLimits,
 }
 
 /// `qpipe push`.
@@ -104,6 +171,38 @@ impl RedisTarget {
         Ok(RedisTarget {
             redis: endpoint(redis, tls_ca)?,
             key: non_empty_key(key)?,
+        })
+    }
+}
+
+/// `qpipe status` and `qpipe peek`.
+#[derive(Debug, Clone)]
+pub struct StatusConfig {
+    /// The queue.
+    pub target: RedisTarget,
+    /// Also report this seen set's size.
+    pub seen_key: Option<String>,
+    /// Also report who holds this lock.
+    pub lock: Option<String>,
+    /// Print JSON instead of text.
+    pub json: bool,
+}
+
+impl StatusConfig {
+    /// Validates `status`/`peek` arguments.
+    pub fn new(
+        redis: Option<String>,
+        tls_ca: Option<String>,
+        key: String,
+        seen_key: Option<String>,
+        lock: Option<String>,
+        json: bool,
+    ) -> Result<StatusConfig, Error> {
+        Ok(StatusConfig {
+            target: RedisTarget::new(redis, tls_ca, key)?,
+            seen_key,
+            lock,
+            json,
         })
     }
 }
@@ -183,6 +282,7 @@ fn writer(
         batch_size: positive(batch_size, "--batch-size")?,
         retry_for: seconds(retry, "--redis-retry-secs")?,
         spill_dir: PathBuf::from(spill_dir),
+        seen: None,
     })
 }
 
@@ -222,10 +322,47 @@ impl ProduceConfig {
         if a.max_pages == Some(0) {
             return Err(usage("--max-pages must be at least 1".into()));
         }
+        let limits = RunLimits::new(a.lock, a.lock_ttl, a.max_time, a.fail_on_errors)?;
+        let mut spec = Spec::quotes();
+        let id_field = match a.id_field {
+            Some(f) if f != "url" && !spec.fields.iter().any(|x| x.name == f) => {
+                let names: Vec<&str> = spec.fields.iter().map(|x| x.name.as_str()).collect();
+                return Err(usage(format!(
+                    "--id-field {f:?} is not a field of the spider (use one of {}, url)",
+                    names.join(", ")
+                )));
+            }
+            other => other,
+        };
+        let seen = match (a.seen_key, a.seen_ttl) {
+            (None, Some(_)) => return Err(usage("--seen-ttl needs --seen-key".into())),
+            (None, None) => None,
+            (Some(key), _) if key.is_empty() => {
+                return Err(usage("--seen-key needs a name".into()))
+            }
+            (Some(key), ttl) => Some(SeenConfig {
+                key,
+                ttl: ttl
+                    .map(|d| seconds(d * 86_400.0, "--seen-ttl"))
+                    .transpose()?,
+            }),
+        };
+        let mut writer = writer(
+            a.redis,
+            a.tls_ca,
+            a.key,
+            a.batch_size,
+            a.redis_retry_secs,
+            a.spill_dir,
+        )?;
+        writer.seen = seen;
+        spec.id_field = id_field;
         Ok(ProduceConfig {
+            limits,
+            writer,
             threads,
             start,
-            spec: Spec::quotes(),
+            spec,
             max_pages: a.max_pages,
             channel_capacity: positive(
                 a.channel_capacity.unwrap_or(256 * threads),
@@ -240,14 +377,6 @@ impl ProduceConfig {
                     .user_agent
                     .unwrap_or_else(|| format!("qpipe/{}", env!("CARGO_PKG_VERSION"))),
             },
-            writer: writer(
-                a.redis,
-                a.tls_ca,
-                a.key,
-                a.batch_size,
-                a.redis_retry_secs,
-                a.spill_dir,
-            )?,
         })
     }
 }
@@ -260,7 +389,9 @@ impl ConsumeConfig {
             return Err(usage("--max-items must be at least 1".into()));
         }
         let out = a.out.filter(|o| o != "-").map(PathBuf::from);
+        let limits = RunLimits::new(a.lock, a.lock_ttl, a.max_time, a.fail_on_errors)?;
         Ok(ConsumeConfig {
+            limits,
             threads: threads(a.threads)?,
             redis: endpoint(a.redis, a.tls_ca)?,
             key: non_empty_key(a.key)?,

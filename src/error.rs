@@ -13,6 +13,8 @@ pub enum Exit {
     Usage = 2,
     /// The run finished, but pages or items failed (see `--fail-on-errors`).
     Partial = 3,
+    /// Another run holds the `--lock`.
+    Locked = 4,
     /// Stopped at once by a second SIGINT.
     Interrupted = 130,
     /// Stopped at once by a second SIGTERM.
@@ -36,6 +38,8 @@ pub enum Error {
     Http(String),
     /// A bug: a worker thread panicked.
     Internal(String),
+    /// Another run holds the lock.
+    Locked(String),
 }
 
 impl Error {
@@ -60,6 +64,7 @@ impl Error {
     pub fn exit(&self) -> Exit {
         match self {
             Error::Usage(_) => Exit::Usage,
+            Error::Locked(_) => Exit::Locked,
             _ => Exit::Fatal,
         }
     }
@@ -68,7 +73,7 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Usage(msg) | Error::Http(msg) => f.write_str(msg),
+            Error::Usage(msg) | Error::Http(msg) | Error::Locked(msg) => f.write_str(msg),
             Error::Internal(msg) => write!(f, "internal error: {msg}"),
             Error::Redis { what, url, cause } => write!(f, "{what} at {url}: {cause}"),
             Error::Io { what, cause } => write!(f, "{what}: {cause}"),

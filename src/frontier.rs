@@ -7,7 +7,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use url::Url;
 
 /// Why the frontier stopped handing out URLs.
@@ -17,6 +17,8 @@ pub enum Finish {
     Finished,
     /// `--max-pages` was reached.
     MaxPages,
+    /// `--max-time` ran out.
+    MaxTime,
     /// The stop flag was raised (signal, writer failure).
     Stopped,
 }
@@ -35,11 +37,13 @@ pub struct Frontier {
     wake: Condvar,
     allowed_hosts: HashSet<String>,
     max_pages: Option<u64>,
+    deadline: Option<Instant>,
 }
 
 impl Frontier {
     /// A frontier seeded with `start`; only links to `start`'s hosts are followed.
-    pub fn new(start: &[Url], max_pages: Option<u64>) -> Frontier {
+    /// After `max_pages` URLs, or at `deadline`, it hands out no more.
+    pub fn new(start: &[Url], max_pages: Option<u64>, deadline: Option<Instant>) -> Frontier {
         let allowed_hosts = start
             .iter()
             .filter_map(|u| u.host_str().map(str::to_string))
@@ -55,6 +59,7 @@ impl Frontier {
             wake: Condvar::new(),
             allowed_hosts,
             max_pages,
+            deadline,
         };
         f.add(&mut f.lock(), start.iter().cloned());
         f
@@ -92,6 +97,9 @@ impl Frontier {
             }
             if st.finish.is_none() && self.max_pages.is_some_and(|m| st.taken >= m) {
                 st.finish = Some(Finish::MaxPages);
+            }
+            if st.finish.is_none() && self.deadline.is_some_and(|d| Instant::now() >= d) {
+                st.finish = Some(Finish::MaxTime);
             }
             if st.finish.is_some() {
                 self.wake.notify_all();
@@ -146,7 +154,7 @@ mod tests {
 
     #[test]
     fn ends_only_when_idle_and_empty() {
-        let f = Frontier::new(&[u("http://h/")], None);
+        let f = Frontier::new(&[u("http://h/")], None, None);
         let stop = AtomicBool::new(false);
         assert_eq!(f.next(&stop), Some(u("http://h/")));
         // Busy page adds two links, one duplicate of the start, one off-site.
@@ -161,7 +169,7 @@ mod tests {
 
     #[test]
     fn waiter_gets_link_added_by_busy_peer() {
-        let f = Frontier::new(&[u("http://h/")], None);
+        let f = Frontier::new(&[u("http://h/")], None, None);
         let stop = AtomicBool::new(false);
         let first = f.next(&stop);
         assert!(first.is_some());
@@ -175,13 +183,17 @@ mod tests {
 
     #[test]
     fn max_pages_and_stop() {
-        let f = Frontier::new(&[u("http://h/1"), u("http://h/2")], Some(1));
+        let f = Frontier::new(&[u("http://h/1"), u("http://h/2")], Some(1), None);
         let stop = AtomicBool::new(false);
         assert!(f.next(&stop).is_some());
         assert_eq!(f.next(&stop), None);
         assert_eq!(f.finish(), Finish::MaxPages);
 
-        let g = Frontier::new(&[u("http://h/1")], None);
+        let t = Frontier::new(&[u("http://h/1")], None, Some(Instant::now()));
+        assert_eq!(t.next(&stop), None);
+        assert_eq!(t.finish(), Finish::MaxTime);
+
+        let g = Frontier::new(&[u("http://h/1")], None, None);
         stop.store(true, Ordering::Relaxed);
         assert_eq!(g.next(&stop), None);
         assert_eq!(g.finish(), Finish::Stopped);

@@ -24,10 +24,24 @@ impl Item {
 /// Encodes `fields` in order, then `"url"`, as one JSON object with a fingerprint.
 ///
 /// The fingerprint covers the fields but not the URL, so the same record seen
-/// on two pages is one item; the first page it was seen on wins.
-pub fn encode(fields: serde_json::Map<String, serde_json::Value>, url: &str) -> Item {
+/// on two pages is one item; the first page it was seen on wins. With
+/// `id_field`, it covers that field alone (`url` allowed); an item without
+/// that field falls back to all fields.
+pub fn encode(
+    fields: serde_json::Map<String, serde_json::Value>,
+    url: &str,
+    id_field: Option<&str>,
+) -> Item {
+    let id = match id_field {
+        Some("url") => Some(serde_json::Value::String(url.to_string()).to_string()),
+        Some(name) => fields
+            .get(name)
+            .filter(|v| !v.is_null())
+            .map(|v| v.to_string()),
+        None => None,
+    };
     let body = serde_json::Value::Object(fields).to_string();
-    let fingerprint = fingerprint(body.as_bytes());
+    let fingerprint = fingerprint(id.as_deref().unwrap_or(&body).as_bytes());
     let url = serde_json::Value::String(url.to_string()).to_string();
     let mut json = Vec::with_capacity(body.len() + url.len() + 8);
     json.extend_from_slice(&body.as_bytes()[..body.len() - 1]);
@@ -87,6 +101,7 @@ mod tests {
         let item = encode(
             fields(json!({"quote": "“Hi” & <b>", "author": "Zoë", "tags": ["a", "b"]})),
             "http://x/page/1/",
+            None,
         );
         assert_eq!(
             String::from_utf8(item.json).unwrap(),
@@ -96,9 +111,21 @@ mod tests {
 
     #[test]
     fn fingerprint_ignores_url_only() {
-        let a = encode(fields(json!({"quote": "q", "tags": []})), "http://x/1");
-        let b = encode(fields(json!({"quote": "q", "tags": []})), "http://x/2");
-        let c = encode(fields(json!({"quote": "q", "tags": ["t"]})), "http://x/1");
+        let a = encode(
+            fields(json!({"quote": "q", "tags": []})),
+            "http://x/1",
+            None,
+        );
+        let b = encode(
+            fields(json!({"quote": "q", "tags": []})),
+            "http://x/2",
+            None,
+        );
+        let c = encode(
+            fields(json!({"quote": "q", "tags": ["t"]})),
+            "http://x/1",
+            None,
+        );
         assert_eq!(a.fingerprint, b.fingerprint);
         assert_ne!(a.fingerprint, c.fingerprint);
     }
@@ -116,8 +143,28 @@ mod tests {
     }
 
     #[test]
+    fn id_field_alone_decides_identity() {
+        let q = |quote: &str, tags: Value, url: &str, id| {
+            encode(fields(json!({"quote": quote, "tags": tags})), url, id).fingerprint
+        };
+        assert_eq!(
+            q("a", json!([]), "u1", Some("quote")),
+            q("a", json!(["x"]), "u2", Some("quote"))
+        );
+        assert_ne!(
+            q("a", json!([]), "u1", Some("url")),
+            q("a", json!([]), "u2", Some("url"))
+        );
+        // Missing id field: fall back to all fields, never lump items together.
+        assert_ne!(
+            q("a", json!([]), "u", Some("author")),
+            q("b", json!([]), "u", Some("author"))
+        );
+    }
+
+    #[test]
     fn empty_fields_still_valid_json() {
-        let item = encode(Map::new(), "http://x/");
+        let item = encode(Map::new(), "http://x/", None);
         assert_eq!(item.json, br#"{"url":"http://x/"}"#);
     }
 }

@@ -8,6 +8,7 @@ mod error;
 mod fetch;
 mod frontier;
 mod item;
+mod lock;
 mod log;
 mod queue;
 mod reliable;
@@ -19,10 +20,10 @@ mod writer;
 
 use argh::FromArgs;
 use cli::{Args, Command};
-use config::{ConsumeConfig, DemoConfig, ProduceConfig, PushConfig};
+use config::{ConsumeConfig, DemoConfig, ProduceConfig, PushConfig, StatusConfig};
 use error::{Error, Exit};
 use std::process::ExitCode;
-use summary::Summary;
+use summary::{Output, Summary};
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
@@ -64,13 +65,24 @@ fn dispatch(args: Args) -> (Result<Summary, Error>, Option<String>) {
         Command::Produce(a) => {
             log::set_verbosity(verbosity(a.quiet, a.verbose));
             let stats = a.stats_json.clone();
-            let r = ProduceConfig::from_args(a).and_then(|c| cmd::produce::run(&c, &signals));
+            let r = ProduceConfig::from_args(a).and_then(|c| {
+                cmd::locked::run(
+                    &c.writer.redis,
+                    c.limits.lock.as_ref(),
+                    &signals.stop,
+                    || cmd::produce::run(&c, &signals),
+                )
+            });
             (r, stats)
         }
         Command::Consume(a) => {
             log::set_verbosity(verbosity(a.quiet, a.verbose));
             let stats = a.stats_json.clone();
-            let r = ConsumeConfig::from_args(a).and_then(|c| cmd::consume::run(&c, &signals));
+            let r = ConsumeConfig::from_args(a).and_then(|c| {
+                cmd::locked::run(&c.redis, c.limits.lock.as_ref(), &signals.stop, || {
+                    cmd::consume::run(&c, &signals)
+                })
+            });
             (r, stats)
         }
         Command::Push(a) => {
@@ -85,6 +97,16 @@ fn dispatch(args: Args) -> (Result<Summary, Error>, Option<String>) {
                 .and_then(|c| cmd::recover::run(&c, &signals));
             (r, stats)
         }
+        Command::Status(a) => {
+            let r = StatusConfig::new(a.redis, a.tls_ca, a.key, a.seen_key, a.lock, a.json)
+                .and_then(|c| cmd::status::run(&c, &signals));
+            (r, None)
+        }
+        Command::Peek(a) => {
+            let r = StatusConfig::new(a.redis, a.tls_ca, a.key, None, None, false)
+                .and_then(|c| cmd::status::peek(&c, a.count, &signals));
+            (r, None)
+        }
         Command::DemoSite(a) => {
             let r = DemoConfig::from_args(a).and_then(|c| cmd::demo_site::run(&c, &signals));
             (r, None)
@@ -98,7 +120,12 @@ fn verbosity(quiet: bool, verbose: bool) -> i8 {
 
 /// Prints the summary (stderr, and JSON if asked) and picks the exit code.
 fn finish(sum: Summary, stats_json: Option<&str>) -> Exit {
-    eprint!("{}", sum.human());
+    match sum.output {
+        Output::Stderr => eprint!("{}", sum.human()),
+        Output::Stdout => print!("{}", sum.human()),
+        Output::StdoutJson => println!("{}", sum.json_line()),
+        Output::Silent => {}
+    }
     let mut exit = sum.exit;
     if let Some(dest) = stats_json {
         if let Err(e) = sum.append_json(dest) {

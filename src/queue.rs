@@ -26,6 +26,21 @@ pub struct Endpoint {
 
 static WARNED_INSECURE: std::sync::Once = std::sync::Once::new();
 
+/// LPUSH only items whose fingerprint is new to the seen set, atomically.
+/// KEYS: list, seen zset, marker. ARGV: now, seq, then fingerprint/value pairs.
+const PUSH_UNSEEN: &str = r"
+local new = {}
+for i = 3, #ARGV, 2 do
+  if redis.call('ZADD', KEYS[2], 'NX', ARGV[1], ARGV[i]) == 1 then
+    new[#new + 1] = ARGV[i + 1]
+  end
+end
+for i = 1, #new, 1000 do
+  redis.call('LPUSH', KEYS[1], unpack(new, i, math.min(i + 999, #new)))
+end
+redis.call('SET', KEYS[3], ARGV[2], 'EX', 3600)
+return #new";
+
 /// One connection to one list key.
 pub struct Queue {
     url: String,
@@ -132,6 +147,51 @@ impl Queue {
             .arg(3600)
             .ignore()
             .query::<()>(&mut self.con)
+    }
+
+    /// Pushes only the values whose fingerprint is not yet in the sorted set
+    /// `seen` (score: first-pushed Unix time), atomically, with the marker.
+    /// Returns how many were new.
+    pub fn push_unseen(
+        &mut self,
+        values: &[&[u8]],
+        fingerprints: &[[u8; 16]],
+        seen: &str,
+        marker: &str,
+        seq: &str,
+    ) -> RedisResult<u64> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(PUSH_UNSEEN)
+            .arg(3)
+            .arg(&self.key)
+            .arg(seen)
+            .arg(marker)
+            .arg(now)
+            .arg(seq);
+        for (fp, v) in fingerprints.iter().zip(values) {
+            cmd.arg(&fp[..]).arg(*v);
+        }
+        cmd.query(&mut self.con)
+    }
+
+    /// Forgets fingerprints first pushed more than `ttl` ago.
+    pub fn trim_seen(&mut self, seen: &str, ttl: Option<Duration>) -> RedisResult<()> {
+        let Some(ttl) = ttl else { return Ok(()) };
+        let cutoff = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .saturating_sub(ttl)
+            .as_secs();
+        redis::cmd("ZREMRANGEBYSCORE")
+            .arg(seen)
+            .arg("-inf")
+            .arg(format!("({cutoff}"))
+            .query::<Value>(&mut self.con)
+            .map(drop)
     }
 
     /// Whether batch `seq` was applied by an earlier attempt whose reply was lost.

@@ -58,7 +58,7 @@ impl Lease {
 }
 
 /// The host name, for consumer ids.
-fn hostname() -> String {
+pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
@@ -154,24 +154,7 @@ pub struct Processing {
 /// Lists every processing list of `key`.
 pub fn processing_lists(con: &mut Connection, key: &str) -> RedisResult<Vec<Processing>> {
     let prefix = format!("{key}:processing:");
-    let mut keys: Vec<String> = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{}*", glob_escape(&prefix)))
-            .arg("COUNT")
-            .arg(1000)
-            .query(con)?;
-        keys.extend(batch);
-        cursor = next;
-        if cursor == 0 {
-            break;
-        }
-    }
-    keys.sort();
-    keys.dedup();
+    let keys = scan(con, &prefix)?;
     let mut out = Vec::with_capacity(keys.len());
     for k in keys {
         let consumer = k[prefix.len()..].to_string();
@@ -188,6 +171,34 @@ pub fn processing_lists(con: &mut Connection, key: &str) -> RedisResult<Vec<Proc
         });
     }
     Ok(out)
+}
+
+/// Counts live consumers of `key` (heartbeat keys present).
+pub fn live_consumers(con: &mut Connection, key: &str) -> RedisResult<u64> {
+    Ok(scan(con, &format!("{key}:consumer:"))?.len() as u64)
+}
+
+/// Every key starting with `prefix`, sorted.
+fn scan(con: &mut Connection, prefix: &str) -> RedisResult<Vec<String>> {
+    let mut keys: Vec<String> = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{}*", glob_escape(prefix)))
+            .arg("COUNT")
+            .arg(1000)
+            .query(con)?;
+        keys.extend(batch);
+        cursor = next;
+        if cursor == 0 {
+            break;
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    Ok(keys)
 }
 
 /// Moves the items of dead consumers back to the consuming end of `key`.

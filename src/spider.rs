@@ -34,6 +34,8 @@ pub struct Spec {
     pub fields: Vec<Field>,
     /// Selects `<a>` elements whose `href` is followed.
     pub follow: Vec<Selector>,
+    /// The field that alone identifies an item (`url` allowed); `None`: all but url.
+    pub id_field: Option<String>,
 }
 
 /// What one page yielded.
@@ -67,6 +69,7 @@ impl Spec {
                 field("tags", "a.tag", true),
             ],
             follow: vec![selector("li.next a"), selector("a.tag")],
+            id_field: None,
         }
     }
 }
@@ -76,7 +79,7 @@ pub fn scrape(spec: &Spec, html: &str, url: &Url) -> Scraped {
     let doc = Html::parse_document(html);
     let items = doc
         .select(&spec.item)
-        .map(|el| item::encode(fields(spec, el), url.as_str()))
+        .map(|el| item::encode(fields(spec, el), url.as_str(), spec.id_field.as_deref()))
         .collect();
     let links = spec
         .follow

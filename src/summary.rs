@@ -16,6 +16,19 @@ pub fn merge(into: &mut Counts, from: Counts) {
     }
 }
 
+/// Where `main` prints a summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Human text on stderr (runs: stdout is for data).
+    Stderr,
+    /// Human text on stdout (`status`: the summary is the data).
+    Stdout,
+    /// One JSON object on stdout (`status --json`).
+    StdoutJson,
+    /// Nothing (`peek` printed its data already).
+    Silent,
+}
+
 /// What a subcommand reports when it ends normally.
 #[derive(Debug)]
 pub struct Summary {
@@ -27,6 +40,8 @@ pub struct Summary {
     pub exit: Exit,
     /// A fatal error that ended the run after work was done; printed after the summary.
     pub failure: Option<Error>,
+    /// Where it is printed.
+    pub output: Output,
 }
 
 impl Summary {
@@ -40,6 +55,7 @@ impl Summary {
             fields,
             exit,
             failure: None,
+            output: Output::Stderr,
         }
     }
 
@@ -80,9 +96,14 @@ impl Summary {
         out
     }
 
+    /// The summary as one line of JSON.
+    pub fn json_line(&self) -> String {
+        Value::Object(self.fields.clone()).to_string()
+    }
+
     /// Appends the summary as one JSON line to `dest` (a path, or `-` for stdout).
     pub fn append_json(&self, dest: &str) -> Result<(), Error> {
-        let mut line = Value::Object(self.fields.clone()).to_string();
+        let mut line = self.json_line();
         line.push('\n');
         let result = if dest == "-" {
             std::io::stdout().lock().write_all(line.as_bytes())

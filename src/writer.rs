@@ -22,6 +22,8 @@ pub struct WriterStats {
     pub pushed: u64,
     /// Items dropped because an equal item (all fields but url) was already pushed.
     pub duplicates: u64,
+    /// Items skipped because an earlier run pushed them (`--seen-key`).
+    pub seen_before: u64,
     /// LPUSH round trips.
     pub batches: u64,
     /// Failed pushes that were retried.
@@ -51,6 +53,14 @@ pub fn write(
     let mut stats = WriterStats::default();
     let mut seen: HashSet<u128> = HashSet::new();
     let marker = format!("{}:writer:{}", cfg.key, run_id());
+    if let Some(s) = &cfg.seen {
+        if let Err(e) = q.trim_seen(&s.key, s.ttl) {
+            log::warn(&format!(
+                "could not expire old fingerprints in {}: {e}",
+                s.key
+            ));
+        }
+    }
     let mut batch: Vec<Item> = Vec::with_capacity(cfg.batch_size);
     while let Ok(first) = rx.recv() {
         batch.clear();
@@ -69,8 +79,11 @@ pub fn write(
         }
         stats.batches += 1;
         let seq = stats.batches.to_string();
-        match push_retrying(q, &batch, &marker, &seq, cfg.retry_for, &mut stats) {
-            Ok(()) => stats.pushed += batch.len() as u64,
+        match push_retrying(q, &batch, cfg, &marker, &seq, &mut stats) {
+            Ok(pushed) => {
+                stats.pushed += pushed;
+                stats.seen_before += batch.len() as u64 - pushed;
+            }
             Err(e) => {
                 stop.store(true, Ordering::Relaxed);
                 spill(&batch, rx, cfg, &mut stats);
@@ -101,36 +114,50 @@ fn run_id() -> String {
 fn push_retrying(
     q: &mut Queue,
     batch: &[Item],
+    cfg: &WriterConfig,
     marker: &str,
     seq: &str,
-    retry_for: Duration,
     stats: &mut WriterStats,
-) -> Result<(), Error> {
+) -> Result<u64, Error> {
+    let retry_for = cfg.retry_for;
     let values: Vec<&[u8]> = batch.iter().map(|i| i.json.as_slice()).collect();
+    let fingerprints: Vec<[u8; 16]> = batch
+        .iter()
+        .map(|i| {
+            i.fingerprint
+                .unwrap_or_else(|| crate::item::fingerprint(&i.json))
+                .to_be_bytes()
+        })
+        .collect();
+    let attempt_push = |q: &mut Queue| match &cfg.seen {
+        None => q.push(&values, marker, seq).map(|()| values.len() as u64),
+        Some(s) => q.push_unseen(&values, &fingerprints, &s.key, marker, seq),
+    };
     let deadline = Instant::now() + retry_for;
     let mut delay = Duration::from_millis(50);
     let mut attempt = 0u32;
     loop {
         let result = if attempt == 0 {
-            q.push(&values, marker, seq)
+            attempt_push(q)
         } else {
             match q.landed(marker, seq) {
                 Ok(true) => {
+                    // The lost reply said how many were new; all of them is the best bound.
                     stats.retries_already_landed += 1;
-                    return Ok(());
+                    return Ok(values.len() as u64);
                 }
-                Ok(false) => q.push(&values, marker, seq),
+                Ok(false) => attempt_push(q),
                 Err(e) => Err(e),
             }
         };
         let err = match result {
-            Ok(()) => {
+            Ok(pushed) => {
                 if attempt > 0 {
                     log::info(&format!(
                         "Redis is back; batch {seq} pushed after {attempt} retries"
                     ));
                 }
-                return Ok(());
+                return Ok(pushed);
             }
             Err(e) => e,
         };

@@ -10,7 +10,7 @@
 //! to the consuming end of the list, in order. Poison items go to `<key>:dead`.
 
 use crate::config::ConsumeConfig;
-use crate::error::{Error, Exit};
+use crate::error::Error;
 use crate::item;
 use crate::log;
 use crate::queue::Queue;
@@ -33,6 +33,10 @@ struct Shared<'a> {
     drained: AtomicBool,
     /// Items still allowed by --max-items (u64::MAX without a limit).
     budget: AtomicU64,
+    /// `--max-time` as an instant.
+    deadline: Option<Instant>,
+    /// Set once the deadline passed.
+    timed_out: AtomicBool,
 }
 
 #[derive(Default)]
@@ -80,6 +84,8 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
         last_item_ms: AtomicU64::new(0),
         drained: AtomicBool::new(false),
         budget: AtomicU64::new(cfg.max_items.unwrap_or(u64::MAX)),
+        deadline: cfg.limits.max_time.map(|t| started + t),
+        timed_out: AtomicBool::new(false),
     };
     let (tx, rx) = crossbeam_channel::bounded::<Batch>(cfg.threads * 4);
 
@@ -138,13 +144,15 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
         "shutdown"
     } else if shared.drained.load(Ordering::Relaxed) {
         "drained"
+    } else if shared.timed_out.load(Ordering::Relaxed) {
+        "max_time"
     } else {
         "max_items"
     };
     // Without --drain a signal is the normal way to stop, so it is a success.
     let exit = match (signals.exit(), cfg.drain_after) {
         (Some(code), Some(_)) => code,
-        _ => Exit::Ok,
+        _ => cfg.limits.exit_for(pops.dead),
     };
     let mut sum = Summary::new("consume", exit);
     sum.set("finish_reason", reason)
@@ -172,6 +180,10 @@ fn pop_loop(mut q: Queue, lease: Option<&Lease>, tx: &Sender<Batch>, sh: &Shared
     let beat_every = Duration::from_secs(sh.cfg.heartbeat_ttl).div_f64(3.0);
     let mut last_beat: Option<Instant> = None;
     while !sh.stop.load(Ordering::Relaxed) && !sh.drained.load(Ordering::Relaxed) {
+        if sh.deadline.is_some_and(|d| Instant::now() >= d) {
+            sh.timed_out.store(true, Ordering::Relaxed);
+            break;
+        }
         if let Some(l) = lease {
             if last_beat.is_none_or(|t| t.elapsed() >= beat_every) {
                 // A failed beat shows up as a failed pop just below.

@@ -2,6 +2,8 @@
 
 pub mod consume;
 pub mod demo_site;
+pub mod locked;
 pub mod produce;
 pub mod push;
 pub mod recover;
+pub mod status;

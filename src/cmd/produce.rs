@@ -11,7 +11,7 @@
 //! senders drop, and the writer's `recv` loop ends after the last item.
 
 use crate::config::ProduceConfig;
-use crate::error::{Error, Exit};
+use crate::error::Error;
 use crate::fetch;
 use crate::frontier::{Finish, Frontier};
 use crate::item::Item;
@@ -39,7 +39,8 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
     // Connect before fetching anything: a bad Redis is a setup failure.
     let mut queue = Queue::connect(&cfg.writer.redis, &cfg.writer.key, Duration::from_secs(1))?;
     let agent = fetch::agent(&cfg.http);
-    let frontier = Frontier::new(&cfg.start, cfg.max_pages);
+    let deadline = cfg.limits.max_time.map(|t| started + t);
+    let frontier = Frontier::new(&cfg.start, cfg.max_pages, deadline);
     let stop: &AtomicBool = &signals.stop;
     let (tx, rx) = crossbeam_channel::bounded::<Item>(cfg.channel_capacity);
 
@@ -80,15 +81,12 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
         (Some(_), _, _) => "redis_unavailable",
         (None, _, Some(_)) => "shutdown",
         (None, Finish::MaxPages, _) => "max_pages",
+        (None, Finish::MaxTime, _) => "max_time",
         (None, Finish::Stopped, _) => "shutdown",
         (None, Finish::Finished, _) => "finished",
     };
     let failed_pages: u64 = fetched.errors.values().sum();
-    let exit = signals.exit().unwrap_or(if failed_pages > 0 {
-        Exit::Partial
-    } else {
-        Exit::Ok
-    });
+    let exit = signals.exit().unwrap_or(cfg.limits.exit_for(failed_pages));
     let mut sum = Summary::new("produce", exit);
     sum.set("finish_reason", reason)
         .set("redis", queue.redacted_url())
@@ -99,6 +97,7 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
         .set("items_extracted", fetched.items)
         .set("items_pushed", written.pushed)
         .set("duplicates_dropped", written.duplicates)
+        .set("seen_in_earlier_runs", written.seen_before)
         .set("items_spilled", written.spilled)
         .set("lpush_batches", written.batches)
         .set("redis_retries", written.retries)

@@ -1,0 +1,75 @@
+//! Runs a subcommand while holding its `--lock`, renewed by a keeper thread.
+
+use crate::config::LockConfig;
+use crate::error::Error;
+use crate::lock::Lock;
+use crate::log;
+use crate::queue::Endpoint;
+use crate::summary::Summary;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Runs `work` under `lock` (or directly without one).
+///
+/// If the lock cannot be renewed (Redis lost it, or it expired and another
+/// run took it), `stop` is raised so the run ends cleanly, and the summary
+/// carries a `Locked` failure.
+pub fn run(
+    ep: &Endpoint,
+    lock: Option<&LockConfig>,
+    stop: &AtomicBool,
+    work: impl FnOnce() -> Result<Summary, Error>,
+) -> Result<Summary, Error> {
+    let Some(cfg) = lock else {
+        return work();
+    };
+    let mut held = Lock::acquire(ep, &cfg.name, cfg.ttl)?;
+    log::debug(&format!("holding lock {}", held.key));
+    let done = AtomicBool::new(false);
+    let lost = AtomicBool::new(false);
+    let result = std::thread::scope(|s| {
+        s.spawn(|| keep(&mut held, &done, &lost, stop));
+        let r = work();
+        done.store(true, Ordering::Relaxed);
+        r
+    });
+    if let Err(e) = held.release() {
+        log::warn(&format!(
+            "could not release the lock (it expires by itself): {e}"
+        ));
+    }
+    let mut sum = result?;
+    if lost.load(Ordering::Relaxed) {
+        sum.set("finish_reason", "lock_lost");
+        sum.failure = Some(Error::Locked(format!(
+            "lost the lock {:?} mid-run (Redis unreachable for longer than --lock-ttl?); stopped early",
+            cfg.name
+        )));
+    }
+    Ok(sum)
+}
+
+/// Renews every third of the TTL until `done`; on loss raises `stop`.
+fn keep(lock: &mut Lock, done: &AtomicBool, lost: &AtomicBool, stop: &AtomicBool) {
+    let mut next = Instant::now() + lock.renew_every();
+    while !done.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+        if Instant::now() < next {
+            continue;
+        }
+        match lock.renew() {
+            Ok(true) => next = Instant::now() + lock.renew_every(),
+            Ok(false) => {
+                log::error("the run lock expired and was taken by another run; stopping");
+                lost.store(true, Ordering::Relaxed);
+                stop.store(true, Ordering::Relaxed);
+                return;
+            }
+            // A blip: try again soon; the TTL leaves two more chances.
+            Err(e) => {
+                log::warn(&format!("could not renew the run lock: {e}"));
+                next = Instant::now() + Duration::from_millis(500);
+            }
+        }
+    }
+}
