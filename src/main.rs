@@ -10,6 +10,7 @@ mod frontier;
 mod item;
 mod lock;
 mod log;
+mod progress;
 mod queue;
 mod reliable;
 mod signal;

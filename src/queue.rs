@@ -230,6 +230,11 @@ impl Queue {
         Ok(items)
     }
 
+    /// The list's length.
+    pub fn len(&mut self) -> RedisResult<u64> {
+        redis::cmd("LLEN").arg(&self.key).query(&mut self.con)
+    }
+
     /// Puts popped items back at the consuming end, so they are popped next, in order.
     pub fn give_back(&mut self, items: &[Vec<u8>]) -> RedisResult<()> {
         if items.is_empty() {

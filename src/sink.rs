@@ -8,7 +8,7 @@ use crossbeam_channel::Receiver;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 const BUFFER: usize = 256 * 1024;
 /// Batches held for commit at most; bounds memory and time-to-durable under load.
@@ -117,6 +117,7 @@ pub fn drain(
     sink: &mut Sink,
     mut acker: Option<&mut Queue>,
     stop: &AtomicBool,
+    live: &AtomicU64,
 ) -> Drained {
     let mut out = Drained::default();
     let mut uncommitted: Vec<Batch> = Vec::new();
@@ -133,6 +134,7 @@ pub fn drain(
                 break;
             }
             settle(&mut uncommitted, acker.as_deref_mut(), &mut out);
+            live.store(out.written, Ordering::Relaxed);
         }
     }
     if out.error.is_none() {

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// What the writer did.
@@ -44,11 +44,13 @@ pub struct WriterStats {
 /// to the batch size), so a lone item is pushed at once and a flood is pushed
 /// in big LPUSHes. If Redis stays down past `retry_for`, raises `stop`, and
 /// writes this batch and everything still arriving to a spill file.
+/// `live` counts pushed items as they land, for the progress line.
 pub fn write(
     rx: &Receiver<Item>,
     q: &mut Queue,
     cfg: &WriterConfig,
     stop: &AtomicBool,
+    live: &AtomicU64,
 ) -> WriterStats {
     let mut stats = WriterStats::default();
     let mut seen: HashSet<u128> = HashSet::new();
@@ -82,6 +84,7 @@ pub fn write(
         match push_retrying(q, &batch, cfg, &marker, &seq, &mut stats) {
             Ok(pushed) => {
                 stats.pushed += pushed;
+                live.fetch_add(pushed, Ordering::Relaxed);
                 stats.seen_before += batch.len() as u64 - pushed;
             }
             Err(e) => {

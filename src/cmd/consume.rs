@@ -13,6 +13,7 @@ use crate::config::ConsumeConfig;
 use crate::error::Error;
 use crate::item;
 use crate::log;
+use crate::progress;
 use crate::queue::Queue;
 use crate::reliable::{self, Lease};
 use crate::signal::Signals;
@@ -89,7 +90,14 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
     };
     let (tx, rx) = crossbeam_channel::bounded::<Batch>(cfg.threads * 4);
 
+    let (written_now, done) = (AtomicU64::new(0), AtomicBool::new(false));
+    let progress_queue = progress::wanted()
+        .then(|| Queue::connect(&cfg.redis, &cfg.key, block).ok())
+        .flatten();
     let (pops, drained) = std::thread::scope(|s| {
+        if let Some(pq) = progress_queue {
+            s.spawn(|| progress::draw(&[("written", &written_now)], Some(pq), &done));
+        }
         let poppers: Vec<_> = queues
             .into_iter()
             .zip(&leases)
@@ -100,7 +108,7 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
             .collect();
         drop(tx);
         let acker = cfg.reliable.then_some(&mut control);
-        let drained = sink::drain(&rx, &mut sink, acker, shared.stop);
+        let drained = sink::drain(&rx, &mut sink, acker, shared.stop, &written_now);
         let mut pops = PopStats::default();
         for p in poppers {
             let one = p.join().unwrap_or_else(|_| PopStats {
@@ -115,6 +123,7 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
             pops.reconnects += one.reconnects;
             pops.failure = pops.failure.or(one.failure);
         }
+        done.store(true, Ordering::Relaxed);
         (pops, drained)
     });
 

@@ -16,13 +16,14 @@ use crate::fetch;
 use crate::frontier::{Finish, Frontier};
 use crate::item::Item;
 use crate::log;
+use crate::progress;
 use crate::queue::Queue;
 use crate::signal::Signals;
 use crate::spider;
 use crate::summary::{counts_json, merge, Counts, Summary};
 use crate::writer::{self, WriterStats};
 use crossbeam_channel::Sender;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// What one fetcher thread did.
@@ -44,13 +45,27 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
     let stop: &AtomicBool = &signals.stop;
     let (tx, rx) = crossbeam_channel::bounded::<Item>(cfg.channel_capacity);
 
+    let (pages_now, pushed_now, done) =
+        (AtomicU64::new(0), AtomicU64::new(0), AtomicBool::new(false));
+    let progress_queue = progress::wanted()
+        .then(|| Queue::connect(&cfg.writer.redis, &cfg.writer.key, Duration::from_secs(1)).ok())
+        .flatten();
     let (fetched, written) = std::thread::scope(|s| {
-        let writer = s.spawn(|| writer::write(&rx, &mut queue, &cfg.writer, stop));
+        if let Some(pq) = progress_queue {
+            s.spawn(|| {
+                progress::draw(
+                    &[("pages", &pages_now), ("pushed", &pushed_now)],
+                    Some(pq),
+                    &done,
+                )
+            });
+        }
+        let writer = s.spawn(|| writer::write(&rx, &mut queue, &cfg.writer, stop, &pushed_now));
         let fetchers: Vec<_> = (0..cfg.threads)
             .map(|_| {
                 let tx = tx.clone();
-                let (agent, frontier) = (&agent, &frontier);
-                s.spawn(move || crawl(cfg, agent, frontier, &tx, stop))
+                let (agent, frontier, pages_now) = (&agent, &frontier, &pages_now);
+                s.spawn(move || crawl(cfg, agent, frontier, &tx, stop, pages_now))
             })
             .collect();
         drop(tx);
@@ -73,6 +88,7 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
             failure: Some(panicked("writer")),
             ..WriterStats::default()
         });
+        done.store(true, Ordering::Relaxed);
         (total, written)
     });
 
@@ -124,6 +140,7 @@ fn crawl(
     frontier: &Frontier,
     tx: &Sender<Item>,
     stop: &AtomicBool,
+    pages_now: &AtomicU64,
 ) -> FetchStats {
     let mut stats = FetchStats::default();
     while let Some(url) = frontier.next(stop) {
@@ -141,6 +158,7 @@ fn crawl(
             Ok(page) => {
                 let scraped = spider::scrape(&cfg.spec, &page.body, &page.url);
                 stats.pages += 1;
+                pages_now.fetch_add(1, Ordering::Relaxed);
                 stats.items += scraped.items.len() as u64;
                 for item in scraped.items {
                     // The writer holds its receiver until every sender is gone, so

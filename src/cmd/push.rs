@@ -13,7 +13,7 @@ use crate::summary::Summary;
 use crate::writer::{self, WriterStats};
 use crossbeam_channel::Sender;
 use std::io::{BufRead, BufReader, Read};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// What the reader saw.
@@ -39,7 +39,7 @@ pub fn run(cfg: &PushConfig, signals: &Signals) -> Result<Summary, Error> {
     let (tx, rx) = crossbeam_channel::bounded::<Item>(cfg.writer.batch_size * 4);
     let (read, written) = std::thread::scope(|s| {
         let reader = s.spawn(move || read_lines(input, &tx, stop));
-        let written = writer::write(&rx, &mut queue, &cfg.writer, stop);
+        let written = writer::write(&rx, &mut queue, &cfg.writer, stop, &AtomicU64::new(0));
         let read = reader.join().unwrap_or_else(|_| Ok(ReadStats::default()));
         (read, written)
     });

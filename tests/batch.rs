@@ -1,0 +1,429 @@
+//! Cron-friendly runs: locks, time limits, incremental crawls, status, peek.
+
+mod common;
+
+use common::{qpipe, stats, wait_bounded, Redis, Site, QPIPE};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const KEY: &str = "DATA-PIPELINE-KEY";
+
+fn lock_holder(redis: &Redis, name: &str) -> Option<String> {
+    redis::cmd("GET")
+        .arg(format!("qpipe:lock:{name}"))
+        .query(&mut redis.con())
+        .unwrap()
+}
+
+/// Polls (bounded) until `f` is true.
+fn eventually(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_second_run_with_the_same_lock_exits_4_at_once() {
+    let redis = Redis::start();
+    let site = Site::start(100_000);
+    let dir = tempfile::tempdir().unwrap();
+    let url = redis.url();
+    let st = dir.path().join("a.json");
+    let first = Command::new(QPIPE)
+        .args([
+            "produce",
+            "--redis",
+            &url,
+            "--start-url",
+            &site.url,
+            "--lock",
+            "nightly",
+            "--max-time",
+            "2",
+        ])
+        .args(["--stats-json", st.to_str().unwrap()])
+        .env_remove("REDIS_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually(
+        "the first run to take the lock",
+        Duration::from_secs(10),
+        || lock_holder(&redis, "nightly").is_some(),
+    );
+    let started = Instant::now();
+    let second = qpipe(
+        &[
+            "produce",
+            "--redis",
+            &url,
+            "--start-url",
+            &site.url,
+            "--lock",
+            "nightly",
+        ],
+        None,
+    );
+    assert_eq!(second.code, 4, "{second}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the locked-out run waited"
+    );
+    assert_eq!(second.stderr.lines().count(), 1, "{second}");
+    assert!(
+        second
+            .stderr
+            .contains("another run holds the lock \"nightly\""),
+        "{second}"
+    );
+    let out = wait_bounded(first, Duration::from_secs(30));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = stats(&st);
+    assert_eq!(s["finish_reason"], "max_time");
+    assert_eq!(
+        redis.llen(KEY),
+        s["items_pushed"].as_u64().unwrap(),
+        "only the first run pushed"
+    );
+    assert_eq!(
+        lock_holder(&redis, "nightly"),
+        None,
+        "the lock was not released"
+    );
+}
+
+#[test]
+fn a_crashed_holders_lock_expires_after_its_ttl() {
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = redis.url();
+    let mut holder = Command::new(QPIPE)
+        .args([
+            "consume",
+            "--redis",
+            &url,
+            "--lock",
+            "drain",
+            "--lock-ttl",
+            "1",
+            "--out",
+        ])
+        .arg(dir.path().join("o.jsonl"))
+        .env_remove("REDIS_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually("the lock", Duration::from_secs(10), || {
+        lock_holder(&redis, "drain").is_some()
+    });
+    holder.kill().unwrap(); // SIGKILL: no release
+    holder.wait().unwrap();
+    let run = qpipe(
+        &[
+            "consume",
+            "--redis",
+            &url,
+            "--lock",
+            "drain",
+            "--drain",
+            "--idle-timeout",
+            "0.1",
+        ],
+        None,
+    );
+    assert_eq!(run.code, 4, "{run}");
+    eventually("the lock to expire", Duration::from_secs(5), || {
+        lock_holder(&redis, "drain").is_none()
+    });
+    let run = qpipe(
+        &[
+            "consume",
+            "--redis",
+            &url,
+            "--lock",
+            "drain",
+            "--drain",
+            "--idle-timeout",
+            "0.1",
+        ],
+        None,
+    );
+    assert_eq!(run.code, 0, "{run}");
+}
+
+#[test]
+fn max_time_ends_a_long_crawl_in_time_with_nothing_lost() {
+    let redis = Redis::start();
+    let site = Site::start(1_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("s.json");
+    let started = Instant::now();
+    let run = qpipe(
+        &[
+            "produce",
+            "--redis",
+            &redis.url(),
+            "--start-url",
+            &site.url,
+            "--max-time",
+            "1.5",
+            "--stats-json",
+            st.to_str().unwrap(),
+        ],
+        None,
+    );
+    let took = started.elapsed();
+    assert_eq!(run.code, 0, "{run}");
+    assert!(
+        took < Duration::from_secs(6),
+        "took {took:?} for --max-time 1.5"
+    );
+    let s = stats(&st);
+    assert_eq!(s["finish_reason"], "max_time");
+    let pushed = s["items_pushed"].as_u64().unwrap();
+    assert!(pushed > 0);
+    assert_eq!(
+        pushed + s["duplicates_dropped"].as_u64().unwrap(),
+        s["items_extracted"].as_u64().unwrap()
+    );
+    assert_eq!(redis.llen(KEY), pushed);
+}
+
+#[test]
+fn max_time_ends_a_consume_worker() {
+    let redis = Redis::start();
+    let run = qpipe(
+        &[
+            "consume",
+            "--redis",
+            &redis.url(),
+            "--max-time",
+            "0.5",
+            "--stats-json",
+            "-",
+        ],
+        None,
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let s: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(s["finish_reason"], "max_time");
+}
+
+#[test]
+fn incremental_crawl_pushes_only_new_items() {
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("s.json");
+    let url = redis.url();
+    let crawl = |pages: u64| {
+        let site = Site::start(pages);
+        let run = qpipe(
+            &[
+                "produce",
+                "--redis",
+                &url,
+                "--start-url",
+                &site.url,
+                "--seen-key",
+                "quotes:seen",
+                "--seen-ttl",
+                "30",
+                "--stats-json",
+                st.to_str().unwrap(),
+            ],
+            None,
+        );
+        assert_eq!(run.code, 0, "{run}");
+        stats(&st)
+    };
+    let s = crawl(20);
+    assert_eq!(
+        (
+            s["items_pushed"].as_u64(),
+            s["seen_in_earlier_runs"].as_u64()
+        ),
+        (Some(200), Some(0)),
+        "{s}"
+    );
+    let s = crawl(20);
+    assert_eq!(
+        (
+            s["items_pushed"].as_u64(),
+            s["seen_in_earlier_runs"].as_u64()
+        ),
+        (Some(0), Some(200)),
+        "{s}"
+    );
+    // The site grows by 5 pages: exactly their 50 quotes are new.
+    let s = crawl(25);
+    assert_eq!(
+        (
+            s["items_pushed"].as_u64(),
+            s["seen_in_earlier_runs"].as_u64()
+        ),
+        (Some(50), Some(200)),
+        "{s}"
+    );
+    assert_eq!(redis.llen(KEY), 250);
+    let seen: u64 = redis::cmd("ZCARD")
+        .arg("quotes:seen")
+        .query(&mut redis.con())
+        .unwrap();
+    assert_eq!(seen, 250);
+    // The stats file is a history: one JSON line per run.
+    assert_eq!(std::fs::read_to_string(&st).unwrap().lines().count(), 3);
+}
+
+#[test]
+fn id_field_url_keeps_one_item_per_page() {
+    let redis = Redis::start();
+    let site = Site::start(5);
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("s.json");
+    let run = qpipe(
+        &[
+            "produce",
+            "--redis",
+            &redis.url(),
+            "--start-url",
+            &site.url,
+            "--id-field",
+            "url",
+            "--stats-json",
+            st.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let s = stats(&st);
+    assert_eq!(s["items_pushed"], s["pages_fetched"], "{s}");
+    let bad = qpipe(
+        &["produce", "--redis", &redis.url(), "--id-field", "nope"],
+        None,
+    );
+    assert_eq!(bad.code, 2, "{bad}");
+    assert!(bad.stderr.contains("--id-field \"nope\" is not a field of the spider (use one of quote, author, tags, url)"), "{bad}");
+}
+
+#[test]
+fn fail_on_errors_sets_the_threshold_for_exit_3() {
+    let redis = Redis::start();
+    let site = Site::start(2);
+    let missing = format!("{}page/999/", site.url);
+    let url = redis.url();
+    let base = [
+        "produce",
+        "--redis",
+        &url,
+        "--start-url",
+        &site.url,
+        "--start-url",
+        &missing,
+    ];
+    let run = qpipe(&[&base[..], &["--fail-on-errors", "2"]].concat(), None);
+    assert_eq!(run.code, 0, "{run}");
+    let run = qpipe(&[&base[..], &["--fail-on-errors", "0"]].concat(), None);
+    assert_eq!(run.code, 0, "{run}");
+    let run = qpipe(&base, None);
+    assert_eq!(run.code, 3, "{run}");
+}
+
+#[test]
+fn status_json_reports_exact_numbers() {
+    let redis = Redis::start();
+    let mut con = redis.con();
+    let url = redis.url();
+    // 5 queued, 2 dead letters, a dead worker holding 3, a live worker holding 1, a live idle worker.
+    redis::cmd("LPUSH")
+        .arg(KEY)
+        .arg(&["1", "2", "3", "4", "5"])
+        .query::<()>(&mut con)
+        .unwrap();
+    redis::cmd("LPUSH")
+        .arg(format!("{KEY}:dead"))
+        .arg(&["{}", "{}"])
+        .query::<()>(&mut con)
+        .unwrap();
+    redis::cmd("LPUSH")
+        .arg(format!("{KEY}:processing:h:1:0"))
+        .arg(&["a", "b", "c"])
+        .query::<()>(&mut con)
+        .unwrap();
+    redis::cmd("LPUSH")
+        .arg(format!("{KEY}:processing:h:2:0"))
+        .arg("d")
+        .query::<()>(&mut con)
+        .unwrap();
+    for c in ["h:2:0", "h:2:1"] {
+        redis::cmd("SET")
+            .arg(format!("{KEY}:consumer:{c}"))
+            .arg("t")
+            .arg("EX")
+            .arg(60)
+            .query::<()>(&mut con)
+            .unwrap();
+    }
+    redis::cmd("ZADD")
+        .arg("seen")
+        .arg(&["1", "a", "1", "b"])
+        .query::<()>(&mut con)
+        .unwrap();
+    redis::cmd("SET")
+        .arg("qpipe:lock:nightly")
+        .arg("box:42:t")
+        .query::<()>(&mut con)
+        .unwrap();
+    let run = qpipe(
+        &[
+            "status",
+            "--json",
+            "--redis",
+            &url,
+            "--seen-key",
+            "seen",
+            "--lock",
+            "nightly",
+        ],
+        None,
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let s: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    for (k, v) in [
+        ("queue_length", 5),
+        ("dead_letters", 2),
+        ("live_consumers", 2),
+        ("processing_lists", 2),
+        ("processing_items", 4),
+        ("orphaned_items", 3),
+        ("seen_set_size", 2),
+    ] {
+        assert_eq!(s[k], v, "{k} in {s}");
+    }
+    assert_eq!(s["lock_holder"], "box:42:t");
+    // Text form goes to stdout too.
+    let run = qpipe(&["status", "--redis", &url], None);
+    assert!(run.stdout.contains("queue_length      5"), "{run}");
+}
+
+#[test]
+fn peek_shows_the_next_items_oldest_first_without_popping() {
+    let redis = Redis::start();
+    redis::cmd("LPUSH")
+        .arg(KEY)
+        .arg(&["{\"n\":1}", "{\"n\":2}", "{\"n\":3}"])
+        .query::<()>(&mut redis.con())
+        .unwrap();
+    let run = qpipe(&["peek", "2", "--redis", &redis.url()], None);
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(run.stdout, "{\"n\":1}\n{\"n\":2}\n");
+    assert_eq!(redis.llen(KEY), 3);
+}
