@@ -286,4 +286,7 @@ pub struct DemoSiteArgs {
     /// most open client connections, one thread each (default 1024)
     #[argh(option, default = "1024")]
     pub max_connections: usize,
+    /// write the site as static files into DIR (page/N/index.html, ...) and exit
+    #[argh(option)]
+    pub export: Option<String>,
 }

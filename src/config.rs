@@ -216,6 +216,8 @@ pub struct DemoConfig {
     pub pages: u64,
     /// Most open client connections (one thread each).
     pub max_connections: usize,
+    /// Write the site as static files here instead of serving it.
+    pub export: Option<PathBuf>,
 }
 
 fn usage(msg: String) -> Error {
@@ -440,6 +442,7 @@ impl DemoConfig {
             addr: a.addr,
             pages: a.pages,
             max_connections: positive(a.max_connections, "--max-connections")?,
+            export: a.export.map(PathBuf::from),
         })
     }
 }

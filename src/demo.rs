@@ -212,6 +212,7 @@ impl Site {
                 .iter()
                 .find(|name| slug(name) == *a)
                 .map_or_else(not_found, |name| html(author_page(name))),
+            ["pages"] => html(self.sitemap()),
             ["robots.txt"] => Reply {
                 status: 200,
                 content_type: "text/plain",
@@ -219,6 +220,30 @@ impl Site {
             },
             _ => not_found(),
         }
+    }
+
+    /// Every path the site serves with 200, for `--export`.
+    pub fn paths(&self) -> impl Iterator<Item = String> + '_ {
+        let fixed = ["/".to_string(), "/pages/".into(), "/robots.txt".into()];
+        let pages = (1..=self.pages).map(|p| format!("/page/{p}/"));
+        let tags = TAGS.iter().flat_map(move |t| {
+            let last = self.tag_pages(t).unwrap_or(1);
+            std::iter::once(format!("/tag/{t}/"))
+                .chain((1..=last).map(move |p| format!("/tag/{t}/page/{p}/")))
+        });
+        let authors = AUTHORS.iter().map(|a| format!("/author/{}/", slug(a)));
+        fixed.into_iter().chain(pages).chain(tags).chain(authors)
+    }
+
+    /// `/pages/`: a link to every list page, so a crawler can fan out at once.
+    fn sitemap(&self) -> String {
+        let mut main = String::with_capacity(40 * self.pages as usize + 256);
+        main.push_str("<h2>All pages</h2>\n<ul class=\"sitemap\">\n");
+        for p in 1..=self.pages {
+            let _ = writeln!(main, "<li><a href=\"/page/{p}/\">Page {p}</a></li>");
+        }
+        main.push_str("</ul>\n");
+        layout("Quotes to Scrape: all pages", &main)
     }
 
     fn list_page(&self, p: u64) -> String {
@@ -230,10 +255,9 @@ impl Site {
         layout("Quotes to Scrape", &main)
     }
 
-    /// Quotes whose primary tag is `t`, in order: quote `t + NT*m` for untagged-free `m`.
-    fn tag_page(&self, t: &str, n: &str) -> Option<String> {
+    /// Quotes with primary tag `t`, and how many pages they fill (capped).
+    fn tag_count(&self, t: &str) -> Option<(u64, u64)> {
         let tag = TAGS.iter().position(|x| *x == t)? as u64;
-        let p: u64 = n.parse().ok()?;
         let total = self.pages * 10;
         let m_count = if tag < total {
             (total - tag).div_ceil(NT)
@@ -241,7 +265,18 @@ impl Site {
             0
         };
         let count = m_count - m_count / 5;
-        let last = count.div_ceil(10).clamp(1, MAX_TAG_PAGES);
+        Some((count, count.div_ceil(10).clamp(1, MAX_TAG_PAGES)))
+    }
+
+    fn tag_pages(&self, t: &str) -> Option<u64> {
+        self.tag_count(t).map(|(_, pages)| pages)
+    }
+
+    /// Quotes whose primary tag is `t`, in order: quote `t + NT*m` for untagged-free `m`.
+    fn tag_page(&self, t: &str, n: &str) -> Option<String> {
+        let tag = TAGS.iter().position(|x| *x == t)? as u64;
+        let p: u64 = n.parse().ok()?;
+        let (count, last) = self.tag_count(t)?;
         if !(1..=last).contains(&p) {
             return None;
         }
@@ -326,6 +361,20 @@ mod tests {
                     .status,
                 404
             );
+        }
+    }
+
+    #[test]
+    fn sitemap_links_every_page_and_paths_all_resolve() {
+        let site = Site { pages: 7 };
+        let map = site.render("/pages/").body;
+        assert_eq!(map.matches("<li><a href=\"/page/").count(), 7);
+        assert!(map.contains("href=\"/page/7/\""));
+        let paths: Vec<String> = site.paths().collect();
+        let tag_paths: u64 = TAGS.iter().map(|t| 1 + site.tag_pages(t).unwrap()).sum();
+        assert_eq!(paths.len() as u64, 3 + 7 + tag_paths + 16, "{paths:?}");
+        for p in &paths {
+            assert_eq!(site.render(p).status, 200, "{p}");
         }
     }
 

@@ -34,6 +34,8 @@ pub struct Drained {
     pub error: Option<io::Error>,
     /// Acknowledgements that failed (those items will be delivered again).
     pub ack_failures: u64,
+    /// When the last item became durable.
+    pub last_commit: Option<std::time::Instant>,
 }
 
 enum Target {
@@ -157,7 +159,11 @@ pub fn drain(
 
 /// Counts committed batches as written and acknowledges them in one round trip.
 fn settle(committed: &mut Vec<Batch>, acker: Option<&mut Queue>, out: &mut Drained) {
-    out.written += committed.iter().map(|b| b.items.len() as u64).sum::<u64>();
+    let n = committed.iter().map(|b| b.items.len() as u64).sum::<u64>();
+    if n > 0 {
+        out.written += n;
+        out.last_commit = Some(std::time::Instant::now());
+    }
     if let Some(q) = acker {
         let mut pipe = redis::pipe();
         let mut n = 0;

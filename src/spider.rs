@@ -68,7 +68,12 @@ impl Spec {
                 field("author", "small.author", false),
                 field("tags", "a.tag", true),
             ],
-            follow: vec![selector("li.next a"), selector("a.tag")],
+            // `ul.sitemap` is the demo site's /pages/ index, for fan-out crawls.
+            follow: vec![
+                selector("li.next a"),
+                selector("a.tag"),
+                selector("ul.sitemap a"),
+            ],
             id_field: None,
         }
     }

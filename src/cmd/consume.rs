@@ -177,6 +177,12 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
         .set("ack_failures", drained.ack_failures)
         .set("redis_reconnects", pops.reconnects)
         .rates(started.elapsed(), &[("items", drained.written)]);
+    // Throughput without the trailing --idle-timeout wait: start to last commit.
+    let active = drained.last_commit.map_or(Duration::ZERO, |t| t - started);
+    sum.set("active_secs", active.as_secs_f64()).set(
+        "items_per_active_sec",
+        (drained.written as f64 / active.as_secs_f64().max(0.001)).round(),
+    );
     sum.failure = failure;
     Ok(sum)
 }

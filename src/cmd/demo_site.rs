@@ -33,8 +33,11 @@ struct Counters {
     open: AtomicUsize,
 }
 
-/// Serves until SIGINT/SIGTERM.
+/// Serves until SIGINT/SIGTERM, or with `--export` writes the site to disk.
 pub fn run(cfg: &DemoConfig, signals: &Signals) -> Result<Summary, Error> {
+    if let Some(dir) = &cfg.export {
+        return export(cfg, dir);
+    }
     let started = Instant::now();
     let cannot = |e: std::io::Error| {
         Error::Http(format!(
@@ -87,6 +90,42 @@ pub fn run(cfg: &DemoConfig, signals: &Signals) -> Result<Summary, Error> {
         .set("requests", counters.requests.load(Ordering::Relaxed))
         .set("not_found", counters.not_found.load(Ordering::Relaxed));
     sum.rates(started.elapsed(), &[]);
+    Ok(sum)
+}
+
+/// Writes every page as a static file (`/page/2/` -> `page/2/index.html`), so
+/// nginx or any static server serves the same site at the same paths.
+fn export(cfg: &DemoConfig, dir: &std::path::Path) -> Result<Summary, Error> {
+    let site = Site { pages: cfg.pages };
+    let (mut files, mut bytes) = (0u64, 0u64);
+    for path in site.paths() {
+        let rel = path.trim_start_matches('/');
+        let file = if rel.is_empty() || rel.ends_with('/') {
+            dir.join(rel).join("index.html")
+        } else {
+            dir.join(rel)
+        };
+        let body = site.render(&path).body;
+        let write = |f: &std::path::Path| {
+            if let Some(parent) = f.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(f, body.as_bytes())
+        };
+        write(&file).map_err(|e| {
+            Error::io(
+                format!("cannot write {} (check --export)", file.display()),
+                e,
+            )
+        })?;
+        files += 1;
+        bytes += body.len() as u64;
+    }
+    let mut sum = Summary::new("demo-site", Exit::Ok);
+    sum.set("exported_to", dir.display().to_string())
+        .set("pages", cfg.pages)
+        .set("files", files)
+        .set("bytes", bytes);
     Ok(sum)
 }
 

@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# qpipe benchmarks, as ratios against this machine's own ceilings measured in
+# the same run. Everything runs on 127.0.0.1 and is cleaned up at exit.
+#
+#   scripts/bench.sh            full run (5,000/20,000-page sites, 200,000 items)
+#   scripts/bench.sh --quick    smoke run (small sizes, 1 repetition)
+#
+# Installs (Debian, as root) what it needs: nginx, wrk, redis-server,
+# redis-tools, time, python3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+QUICK=0
+[ "${1:-}" = "--quick" ] && QUICK=1
+if [ $QUICK = 1 ]; then
+  PAGES=500 BIG_PAGES=2000 ITEMS=20000 RUNS=1 WRK_SECS=2 BENCH_N=200000
+else
+  PAGES=5000 BIG_PAGES=20000 ITEMS=200000 RUNS=3 WRK_SECS=5 BENCH_N=2000000
+fi
+
+need=()
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v wrk >/dev/null || need+=(wrk)
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-benchmark >/dev/null || need+=(redis-tools)
+[ -x /usr/bin/time ] || need+=(time)
+command -v python3 >/dev/null || need+=(python3)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "bench: installing ${need[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "bench: missing ${need[*]}: install them with apt-get" >&2
+    exit 1
+  fi
+fi
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+
+work="$(mktemp -d)"
+chmod 755 "$work"   # nginx workers run unprivileged and must read the export
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+json() { python3 -c 'import json,sys; d=json.loads(open(sys.argv[1]).read().splitlines()[-1]); print(d[sys.argv[2]])' "$1" "$2"; }
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+ratio() { python3 -c 'import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f"{a/b:.3f}" if b else "-")' "$1" "$2"; }
+
+echo "bench: building release" >&2
+cargo build --release --quiet
+QP="$PWD/target/release/qpipe"
+
+# Redis, private and without persistence.
+RPORT="$(free_port)"
+redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >/dev/null &
+pids+=($!)
+for _ in $(seq 100); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
+export REDIS_URL="redis://127.0.0.1:$RPORT"
+flush() { redis-cli -p "$RPORT" flushall >/dev/null; }
+
+# Static sites served by nginx (two sizes, same paths as the demo site).
+for n in "$PAGES" "$BIG_PAGES"; do
+  "$QP" demo-site --export "$work/site$n" --pages "$n" 2>/dev/null
+done
+chmod -R a+rX "$work"
+NPORT="$(free_port)"
+cat >"$work/nginx.conf" <<NGINX
+worker_processes 2;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on; tcp_nopush on; tcp_nodelay on;
+  keepalive_requests 1000000;
+  default_type text/html;
+  server { listen 127.0.0.1:$NPORT; root $work/site$PAGES; }
+  server { listen 127.0.0.1:$((NPORT + 1)); root $work/site$BIG_PAGES; }
+}
+NGINX
+"$NGINX" -c "$work/nginx.conf"
+SITE="http://127.0.0.1:$NPORT"
+BIG="http://127.0.0.1:$((NPORT + 1))"
+for _ in $(seq 100); do curl -sf "$SITE/" >/dev/null 2>&1 && break; sleep 0.05; done
+
+# Ceiling for crawling: wrk fetching the same /page/N/ pages over keep-alive.
+cat >"$work/pages.lua" <<LUA
+local n = 0
+request = function()
+  n = n % $PAGES + 1
+  return wrk.format(nil, "/page/" .. n .. "/")
+end
+LUA
+echo "bench: wrk ceiling" >&2
+WRK=$(wrk -t1 -c32 -d"${WRK_SECS}s" -s "$work/pages.lua" "$SITE/" | awk '/Requests\/sec/ {print $2}')
+
+# One produce run: prints "pages/s items/s cpu_ms_per_page peak_rss_mb pages".
+crawl() {
+  local start="$1" out="$work/crawl.json" tv="$work/time.txt"
+  flush
+  rm -f "$out"
+  /usr/bin/time -v "$QP" produce --threads 8 --start-url "$start" --stats-json "$out" -q 2>"$tv" >/dev/null
+  local pages items pps ips cpu rss
+  pages=$(json "$out" pages_fetched)
+  items=$(json "$out" items_pushed)
+  pps=$(json "$out" pages_per_sec)
+  ips=$(json "$out" items_per_sec)
+  cpu=$(awk -F': ' '/User time|System time/ {s+=$2} END {print s}' "$tv")
+  rss=$(awk -F': ' '/Maximum resident/ {print $2/1024}' "$tv")
+  echo "$pps $ips $(python3 -c "print(f'{$cpu*1000/$pages:.3f}')") $rss $pages $items"
+}
+
+runs() { # runs CMD... : repeats $RUNS times, one line each
+  for _ in $(seq "$RUNS"); do "$@"; done
+}
+col() { awk -v c="$1" '{print $c}' | median; }
+
+echo "bench: crawl via sitemap ($PAGES pages)" >&2
+runs crawl "$SITE/pages/" >"$work/sitemap.txt"
+echo "bench: crawl via pagination chain ($PAGES pages)" >&2
+runs crawl "$SITE/" >"$work/chain.txt"
+echo "bench: crawl via sitemap ($BIG_PAGES pages)" >&2
+runs crawl "$BIG/pages/" >"$work/big.txt"
+
+# Writer: qpipe push of ITEMS items of 228 bytes vs redis-benchmark LPUSH -c 1 -P 64.
+python3 - "$work/items.jsonl" "$ITEMS" <<'PY'
+import json, sys
+path, n = sys.argv[1], int(sys.argv[2])
+with open(path, "w") as f:
+    for i in range(n):
+        base = {"quote": "", "author": "Albert Einstein", "tags": ["life", "truth"], "url": f"http://127.0.0.1/page/{i // 10 + 1}/"}
+        pad = 228 - len(json.dumps(base, separators=(",", ":"), ensure_ascii=False)) - len(str(i)) - 1
+        base["quote"] = f"{i} " + "x" * pad
+        line = json.dumps(base, separators=(",", ":"), ensure_ascii=False)
+        assert len(line) == 228, len(line)
+        f.write(line + "\n")
+PY
+push_once() {
+  flush
+  "$QP" push "$work/items.jsonl" --stats-json "$work/push.json" -q 2>/dev/null
+  json "$work/push.json" items_per_sec
+}
+echo "bench: writer" >&2
+PUSH=$(runs push_once | median)
+flush
+LPUSH_CEIL=$(redis-benchmark -p "$RPORT" -c 1 -P 64 -d 228 -t lpush -n "$BENCH_N" -q | tr '\r' '\n' | awk '/^LPUSH: [0-9.]+ requests per second/ {print $2}')
+
+# Drain: consume --threads 4 of ITEMS items into a file vs redis-benchmark RPOP -P 64.
+drain_once() {
+  flush
+  "$QP" push "$work/items.jsonl" -q 2>/dev/null >/dev/null
+  rm -f "$work/out.jsonl"
+  /usr/bin/time -v "$QP" consume --threads 4 --drain --idle-timeout 0.5 --out "$work/out.jsonl" \
+    --stats-json "$work/drain.json" -q 2>"$work/dtime.txt" >/dev/null
+  local lines
+  lines=$(wc -l <"$work/out.jsonl")
+  [ "$lines" = "$ITEMS" ] || { echo "bench: drain wrote $lines lines, expected $ITEMS" >&2; exit 1; }
+  echo "$(json "$work/drain.json" items_per_active_sec) $(awk -F': ' '/Maximum resident/ {print $2/1024}' "$work/dtime.txt")"
+}
+echo "bench: drain" >&2
+runs drain_once >"$work/drain.txt"
+flush
+RPOP_CEIL=$(redis-benchmark -p "$RPORT" -P 64 -d 228 -t lpush,rpop -n "$BENCH_N" -q | tr '\r' '\n' | awk '/^RPOP: [0-9.]+ requests per second/ {print $2}')
+
+S_PPS=$(col 1 <"$work/sitemap.txt"); S_IPS=$(col 2 <"$work/sitemap.txt")
+S_CPU=$(col 3 <"$work/sitemap.txt"); S_RSS=$(col 4 <"$work/sitemap.txt"); S_PAGES=$(col 5 <"$work/sitemap.txt")
+C_PPS=$(col 1 <"$work/chain.txt"); C_IPS=$(col 2 <"$work/chain.txt")
+C_CPU=$(col 3 <"$work/chain.txt"); C_RSS=$(col 4 <"$work/chain.txt")
+B_RSS=$(col 4 <"$work/big.txt"); B_PAGES=$(col 5 <"$work/big.txt")
+D_IPS=$(col 1 <"$work/drain.txt"); D_RSS=$(col 2 <"$work/drain.txt")
+
+echo
+echo "qpipe bench $( [ $QUICK = 1 ] && echo '(--quick)' ) — $(nproc) cores, median of $RUNS, $(date -u +%Y-%m-%dT%H:%MZ)"
+printf '%-44s %14s %14s %8s\n' "measure" "qpipe" "ceiling" "ratio"
+row() { printf '%-44s %14s %14s %8s\n' "$1" "$2" "$3" "$4"; }
+row "crawl sitemap pages/s ($S_PAGES pages)" "$S_PPS" "$WRK" "$(ratio "$S_PPS" "$WRK")"
+row "crawl sitemap items/s" "$S_IPS" "-" "-"
+row "crawl chain pages/s (from /)" "$C_PPS" "$WRK" "$(ratio "$C_PPS" "$WRK")"
+row "crawl chain items/s" "$C_IPS" "-" "-"
+row "crawl CPU ms/page (sitemap; target 0.3)" "$S_CPU" "0.3" "$(ratio "$S_CPU" 0.3)"
+row "crawl CPU ms/page (chain)" "$C_CPU" "0.3" "$(ratio "$C_CPU" 0.3)"
+row "writer items/s (push $ITEMS x 228 B)" "$PUSH" "$LPUSH_CEIL" "$(ratio "$PUSH" "$LPUSH_CEIL")"
+row "drain items/s (consume -t4, $ITEMS)" "$D_IPS" "$RPOP_CEIL" "$(ratio "$D_IPS" "$RPOP_CEIL")"
+row "peak RSS MB produce $PAGES pages (target 25)" "$S_RSS" "25" "$(ratio "$S_RSS" 25)"
+row "peak RSS MB produce $B_PAGES pages" "$B_RSS" "$S_RSS" "$(ratio "$B_RSS" "$S_RSS")"
+row "peak RSS MB produce chain $PAGES pages" "$C_RSS" "25" "$(ratio "$C_RSS" 25)"
+row "peak RSS MB consume $ITEMS items" "$D_RSS" "-" "-"
+echo
+echo "ceilings: wrk -t1 -c32 on the same pages (nginx, 2 workers); redis-benchmark -c 1 -P 64 -d 228 -t lpush;"
+echo "          redis-benchmark -P 64 -d 228 -t lpush,rpop (RPOP row). Ratios above 1 for RSS/CPU rows are over target."
