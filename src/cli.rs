@@ -65,7 +65,7 @@ pub struct ProduceArgs {
     /// (default: every field but url)
     #[argh(option)]
     pub id_field: Option<String>,
-    /// items buffered between fetchers and the Redis writer (default 256 x threads)
+    /// pages of items buffered between fetchers and the Redis writer (default 32 x threads)
     #[argh(option)]
     pub channel_capacity: Option<usize>,
     /// most items sent in one LPUSH (default 1000)

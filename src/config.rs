@@ -104,7 +104,7 @@ pub struct ProduceConfig {
     pub spec: Spec,
     /// Page budget.
     pub max_pages: Option<u64>,
-    /// Bounded channel size between fetchers and the writer.
+    /// Bounded channel size between fetchers and the writer, in pages of items.
     pub channel_capacity: usize,
     /// HTTP client settings.
     pub http: HttpConfig,
@@ -367,7 +367,7 @@ impl ProduceConfig {
             spec,
             max_pages: a.max_pages,
             channel_capacity: positive(
-                a.channel_capacity.unwrap_or(256 * threads),
+                a.channel_capacity.unwrap_or(32 * threads),
                 "--channel-capacity",
             )?,
             http: HttpConfig {

@@ -202,3 +202,51 @@ fn consume_to_stdout_writes_items_and_summary_goes_to_stderr() {
     );
     assert!(run.stderr.contains("items_written            20"), "{run}");
 }
+
+/// Batching must not add latency: a lone item written while the writer idles
+/// reaches Redis at once (generous bound; the benchmark measures speed).
+#[test]
+fn a_lone_item_reaches_redis_without_waiting_for_a_batch() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let redis = Redis::start();
+    let mut child = Command::new(common::QPIPE)
+        .args(["push", "--redis", &redis.url()])
+        .env_remove("REDIS_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::sleep(Duration::from_millis(300)); // connected and idle
+    for n in 1..=3u64 {
+        stdin
+            .write_all(format!("{{\"n\":{n}}}\n").as_bytes())
+            .unwrap();
+        stdin.flush().unwrap();
+        let sent = Instant::now();
+        while redis.llen(KEY) < n {
+            assert!(
+                sent.elapsed() < Duration::from_secs(5),
+                "item {n} never arrived"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let took = sent.elapsed();
+        assert!(
+            took < Duration::from_millis(250),
+            "item {n} took {took:?} to reach Redis"
+        );
+        std::thread::sleep(Duration::from_millis(200)); // idle again
+    }
+    drop(stdin);
+    let out = common::wait_bounded(child, Duration::from_secs(10));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

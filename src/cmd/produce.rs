@@ -14,14 +14,13 @@ use crate::config::ProduceConfig;
 use crate::error::Error;
 use crate::fetch;
 use crate::frontier::{Finish, Frontier};
-use crate::item::Item;
 use crate::log;
 use crate::progress;
 use crate::queue::Queue;
 use crate::signal::Signals;
 use crate::spider;
 use crate::summary::{counts_json, merge, Counts, Summary};
-use crate::writer::{self, WriterStats};
+use crate::writer::{self, Parcel, WriterStats};
 use crossbeam_channel::Sender;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -43,7 +42,7 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
     let deadline = cfg.limits.max_time.map(|t| started + t);
     let frontier = Frontier::new(&cfg.start, cfg.max_pages, deadline);
     let stop: &AtomicBool = &signals.stop;
-    let (tx, rx) = crossbeam_channel::bounded::<Item>(cfg.channel_capacity);
+    let (tx, rx) = crossbeam_channel::bounded::<Parcel>(cfg.channel_capacity);
 
     let (pages_now, pushed_now, done) =
         (AtomicU64::new(0), AtomicU64::new(0), AtomicBool::new(false));
@@ -138,7 +137,7 @@ fn crawl(
     cfg: &ProduceConfig,
     agent: &ureq::Agent,
     frontier: &Frontier,
-    tx: &Sender<Item>,
+    tx: &Sender<Parcel>,
     stop: &AtomicBool,
     pages_now: &AtomicU64,
 ) -> FetchStats {
@@ -160,13 +159,10 @@ fn crawl(
                 stats.pages += 1;
                 pages_now.fetch_add(1, Ordering::Relaxed);
                 stats.items += scraped.items.len() as u64;
-                for item in scraped.items {
-                    // The writer holds its receiver until every sender is gone, so
-                    // this only fails if it panicked; nothing more can be saved then.
-                    if tx.send(item).is_err() {
-                        stop.store(true, Ordering::Relaxed);
-                        break;
-                    }
+                // The writer holds its receiver until every sender is gone, so
+                // this only fails if it panicked; nothing more can be saved then.
+                if !scraped.items.is_empty() && tx.send(scraped.items).is_err() {
+                    stop.store(true, Ordering::Relaxed);
                 }
                 scraped.links
             }

@@ -10,11 +10,14 @@ use crate::log;
 use crate::queue::Queue;
 use crate::signal::Signals;
 use crate::summary::Summary;
-use crate::writer::{self, WriterStats};
+use crate::writer::{self, Parcel, WriterStats};
 use crossbeam_channel::Sender;
 use std::io::{BufRead, BufReader, Read};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+/// Lines per channel message.
+const PARCEL: usize = 512;
 
 /// What the reader saw.
 #[derive(Default)]
@@ -36,7 +39,7 @@ pub fn run(cfg: &PushConfig, signals: &Signals) -> Result<Summary, Error> {
         };
     let mut queue = Queue::connect(&cfg.writer.redis, &cfg.writer.key, Duration::from_secs(1))?;
     let stop: &AtomicBool = &signals.stop;
-    let (tx, rx) = crossbeam_channel::bounded::<Item>(cfg.writer.batch_size * 4);
+    let (tx, rx) = crossbeam_channel::bounded::<Parcel>(64);
     let (read, written) = std::thread::scope(|s| {
         let reader = s.spawn(move || read_lines(input, &tx, stop));
         let written = writer::write(&rx, &mut queue, &cfg.writer, stop, &AtomicU64::new(0));
@@ -74,13 +77,21 @@ pub fn run(cfg: &PushConfig, signals: &Signals) -> Result<Summary, Error> {
 
 fn read_lines(
     input: Box<dyn Read + Send>,
-    tx: &Sender<Item>,
+    tx: &Sender<Parcel>,
     stop: &AtomicBool,
 ) -> Result<ReadStats, Error> {
     let mut stats = ReadStats::default();
     let mut reader = BufReader::with_capacity(256 * 1024, input);
     let mut line = Vec::new();
+    let mut parcel: Parcel = Vec::new();
     while !stop.load(Ordering::Relaxed) {
+        // Send what we have whenever reading further could block, so a lone
+        // line on a pipe is pushed at once.
+        if !parcel.is_empty() && (reader.buffer().is_empty() || parcel.len() >= PARCEL) {
+            if tx.send(std::mem::take(&mut parcel)).is_err() {
+                return Ok(stats);
+            }
+        }
         line.clear();
         let n = reader
             .read_until(b'\n', &mut line)
@@ -101,9 +112,10 @@ fn read_lines(
             log::warn(&format!("line {}: not valid JSON, skipped", stats.lines));
             continue;
         }
-        if tx.send(Item::raw(line.clone())).is_err() {
-            break;
-        }
+        parcel.push(Item::raw(line.clone()));
+    }
+    if !parcel.is_empty() {
+        let _ = tx.send(parcel);
     }
     Ok(stats)
 }
