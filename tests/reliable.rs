@@ -215,7 +215,8 @@ fn poison_items_go_to_dead_letters_in_both_modes() {
         ]);
         args.extend(mode);
         let run = qpipe(&args, None);
-        assert_eq!(run.code, 0, "{run}");
+        // Dead letters count as failed items: exit 3 (--fail-on-errors 1).
+        assert_eq!(run.code, 3, "{run}");
         assert_eq!(
             lines(&out),
             [

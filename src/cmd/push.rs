@@ -87,10 +87,9 @@ fn read_lines(
     while !stop.load(Ordering::Relaxed) {
         // Send what we have whenever reading further could block, so a lone
         // line on a pipe is pushed at once.
-        if !parcel.is_empty() && (reader.buffer().is_empty() || parcel.len() >= PARCEL) {
-            if tx.send(std::mem::take(&mut parcel)).is_err() {
-                return Ok(stats);
-            }
+        let ready = reader.buffer().is_empty() || parcel.len() >= PARCEL;
+        if !parcel.is_empty() && ready && tx.send(std::mem::take(&mut parcel)).is_err() {
+            return Ok(stats);
         }
         line.clear();
         let n = reader
