@@ -28,6 +28,7 @@ pub enum Command {
     Push(PushArgs),
     Recover(RecoverArgs),
     Status(StatusArgs),
+    Spec(SpecArgs),
     Peek(PeekArgs),
     DemoSite(DemoSiteArgs),
 }
@@ -39,9 +40,34 @@ pub struct ProduceArgs {
     /// fetcher threads, 1 to 512 (default 8)
     #[argh(option, default = "8")]
     pub threads: usize,
-    /// where the crawl starts; repeatable (default https://quotes.toscrape.com/)
+    /// where the crawl starts; repeatable (default: the spec's start_urls,
+    /// https://quotes.toscrape.com/ for the built-in spider)
     #[argh(option)]
     pub start_url: Vec<String>,
+    /// JSON spider spec (default: the built-in quotes spider; see `qpipe spec --print`)
+    #[argh(option)]
+    pub spec: Option<String>,
+    /// do not fetch or obey robots.txt (default: obey, including Crawl-delay)
+    #[argh(switch)]
+    pub ignore_robots: bool,
+    /// milliseconds between request starts to the same host; robots.txt
+    /// Crawl-delay wins when larger (default 0)
+    #[argh(option, default = "0")]
+    pub delay_ms: u64,
+    /// concurrent requests per host (default: = --threads)
+    #[argh(option, default = "0")]
+    pub per_host: usize,
+    /// base of the exponential retry back-off in ms, with jitter (default 500)
+    #[argh(option, default = "500")]
+    pub retry_backoff_ms: u64,
+    /// do not follow links more than this many hops from a start URL
+    /// (default: the spec's max_depth, else no limit)
+    #[argh(option)]
+    pub max_depth: Option<u32>,
+    /// stop fetching new pages once this many items were extracted; every
+    /// extracted item is still pushed (default: no limit)
+    #[argh(option)]
+    pub max_items: Option<u64>,
     /// the Redis URL, redis://[user:pass@]host:port[/db] (default $REDIS_URL, else redis://127.0.0.1:6379)
     #[argh(option)]
     pub redis: Option<String>,
@@ -271,6 +297,18 @@ pub struct PeekArgs {
     /// the Redis list (default DATA-PIPELINE-KEY)
     #[argh(option, default = "String::from(\"DATA-PIPELINE-KEY\")")]
     pub key: String,
+}
+
+/// print the built-in spider spec, or check a spec file.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "spec", help_triggers("-h", "--help", "help"))]
+pub struct SpecArgs {
+    /// print the built-in quotes spec (JSON), a starting point for your own
+    #[argh(switch)]
+    pub print: bool,
+    /// validate this spec file and list its fields, without fetching anything
+    #[argh(option)]
+    pub check: Option<String>,
 }
 
 /// serve the built-in quotes demo site (same HTML and URLs as quotes.toscrape.com).

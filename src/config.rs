@@ -3,6 +3,7 @@
 use crate::cli::{ConsumeArgs, DemoSiteArgs, ProduceArgs, PushArgs};
 use crate::error::Error;
 use crate::fetch::HttpConfig;
+use crate::frontier::Bounds;
 use crate::queue::Endpoint;
 use crate::spider::Spec;
 use std::path::PathBuf;
@@ -12,7 +13,6 @@ use url::Url;
 /// The default Redis when neither --redis nor REDIS_URL is given.
 pub const DEFAULT_REDIS: &str = "redis://127.0.0.1:6379";
 /// The default crawl start.
-pub const DEFAULT_START: &str = "https://quotes.toscrape.com/";
 const MAX_THREADS: usize = 512;
 
 /// Settings shared by every command that writes to Redis.
@@ -98,12 +98,14 @@ impl RunLimits {
 pub struct ProduceConfig {
     /// Fetcher threads.
     pub threads: usize,
-    /// Crawl roots; their hosts are the allowed hosts.
+    /// Crawl roots.
     pub start: Vec<Url>,
     /// The spider.
     pub spec: Spec,
-    /// Page budget.
-    pub max_pages: Option<u64>,
+    /// Allowed domains, depth, page and item budgets (the deadline is set at start).
+    pub bounds: Bounds,
+    /// Politeness and retries.
+    pub policy: CrawlPolicy,
     /// Bounded channel size between fetchers and the writer, in pages of items.
     pub channel_capacity: usize,
     /// HTTP client settings.
@@ -112,6 +114,19 @@ pub struct ProduceConfig {
     pub writer: WriterConfig,
     /// Lock, time budget, failure threshold.
     pub limits: RunLimits,
+}
+
+/// How politely `produce` crawls.
+#[derive(Debug, Clone)]
+pub struct CrawlPolicy {
+    /// Obey robots.txt (and its Crawl-delay).
+    pub obey_robots: bool,
+    /// Minimum time between request starts to one host.
+    pub delay: Duration,
+    /// Concurrent requests per host.
+    pub per_host: usize,
+    /// Base of the exponential retry back-off.
+    pub backoff: Duration,
 }
 
 /// `qpipe consume`.
@@ -312,20 +327,47 @@ impl ProduceConfig {
     /// Validates `produce` arguments.
     pub fn from_args(a: ProduceArgs) -> Result<ProduceConfig, Error> {
         let threads = threads(a.threads)?;
-        let starts = if a.start_url.is_empty() {
-            vec![DEFAULT_START.to_string()]
-        } else {
-            a.start_url
+        let file = match &a.spec {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    Error::Spec(format!("cannot read --spec {path}: {e} (check the path; `qpipe spec --print` shows an example)"))
+                })?;
+                crate::spec::parse(&text, path).map_err(Error::Spec)?
+            }
+            None => crate::spec::parse(crate::spec::QUOTES, "built-in").map_err(Error::Spec)?,
         };
-        let start = starts
-            .iter()
-            .map(|s| start_url(s))
-            .collect::<Result<_, _>>()?;
-        if a.max_pages == Some(0) {
-            return Err(usage("--max-pages must be at least 1".into()));
+        let start: Vec<Url> = if !a.start_url.is_empty() {
+            a.start_url
+                .iter()
+                .map(|s| start_url(s))
+                .collect::<Result<_, _>>()?
+        } else if !file.start_urls.is_empty() {
+            file.start_urls.clone()
+        } else {
+            return Err(usage(
+                "no start URL: give --start-url, or start_urls in the spec".into(),
+            ));
+        };
+        if a.max_pages == Some(0) || a.max_items == Some(0) {
+            return Err(usage(
+                "--max-pages and --max-items must be at least 1".into(),
+            ));
         }
         let limits = RunLimits::new(a.lock, a.lock_ttl, a.max_time, a.fail_on_errors)?;
-        let mut spec = Spec::quotes();
+        let bounds = Bounds {
+            domains: file.allowed_domains.clone(),
+            max_depth: a.max_depth.or(file.max_depth),
+            max_pages: a.max_pages,
+            max_items: a.max_items,
+            deadline: None,
+        };
+        let policy = CrawlPolicy {
+            obey_robots: !a.ignore_robots,
+            delay: Duration::from_millis(a.delay_ms),
+            per_host: if a.per_host == 0 { threads } else { a.per_host },
+            backoff: Duration::from_millis(a.retry_backoff_ms),
+        };
+        let mut spec = file.spider;
         let id_field = match a.id_field {
             Some(f) if f != "url" && !spec.fields.iter().any(|x| x.name == f) => {
                 let names: Vec<&str> = spec.fields.iter().map(|x| x.name.as_str()).collect();
@@ -362,10 +404,11 @@ impl ProduceConfig {
         Ok(ProduceConfig {
             limits,
             writer,
+            bounds,
+            policy,
             threads,
             start,
             spec,
-            max_pages: a.max_pages,
             channel_capacity: positive(
                 a.channel_capacity.unwrap_or(32 * threads),
                 "--channel-capacity",

@@ -34,6 +34,8 @@ pub enum Error {
     },
     /// A file or stream could not be read or written.
     Io { what: String, cause: std::io::Error },
+    /// A spider spec is missing or invalid; the text names the key.
+    Spec(String),
     /// HTTP setup failed (e.g. the demo site cannot bind).
     Http(String),
     /// A bug: a worker thread panicked.
@@ -73,7 +75,9 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Usage(msg) | Error::Http(msg) | Error::Locked(msg) => f.write_str(msg),
+            Error::Usage(msg) | Error::Http(msg) | Error::Locked(msg) | Error::Spec(msg) => {
+                f.write_str(msg)
+            }
             Error::Internal(msg) => write!(f, "internal error: {msg}"),
             Error::Redis { what, url, cause } => write!(f, "{what} at {url}: {cause}"),
             Error::Io { what, cause } => write!(f, "{what}: {cause}"),

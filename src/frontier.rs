@@ -17,18 +17,63 @@ pub enum Finish {
     Finished,
     /// `--max-pages` was reached.
     MaxPages,
+    /// `--max-items` was reached.
+    MaxItems,
     /// `--max-time` ran out.
     MaxTime,
     /// The stop flag was raised (signal, writer failure).
     Stopped,
 }
 
+impl Finish {
+    /// The `finish_reason` written in stats.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Finish::Finished => "finished",
+            Finish::MaxPages => "max_pages",
+            Finish::MaxItems => "max_items",
+            Finish::MaxTime => "max_time",
+            Finish::Stopped => "shutdown",
+        }
+    }
+}
+
+/// Where and how far the crawl may go, and when it must end.
+#[derive(Debug, Clone, Default)]
+pub struct Bounds {
+    /// Allowed domains; a host matches a domain or any subdomain of it.
+    pub domains: Vec<String>,
+    /// Links more than this many hops from a start URL are not followed.
+    pub max_depth: Option<u32>,
+    /// Page budget.
+    pub max_pages: Option<u64>,
+    /// Item budget (items extracted).
+    pub max_items: Option<u64>,
+    /// Wall-clock end.
+    pub deadline: Option<Instant>,
+}
+
+/// Link filtering counters, Scrapy-style.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Filtered {
+    /// Links to hosts outside the allowed domains.
+    pub offsite: u64,
+    /// Links already seen (after canonicalisation).
+    pub duplicates: u64,
+    /// Links deeper than `max_depth`.
+    pub too_deep: u64,
+    /// The deepest page fetched.
+    pub max_depth_reached: u32,
+}
+
 struct State {
-    queue: VecDeque<Url>,
+    queue: VecDeque<(Url, u32)>,
     /// 64-bit hashes of canonical URLs: a tenth of the memory of the strings.
     seen: HashSet<u64>,
     busy: usize,
     taken: u64,
+    items: u64,
+    filtered: Filtered,
     finish: Option<Finish>,
 }
 
@@ -36,33 +81,41 @@ struct State {
 pub struct Frontier {
     state: Mutex<State>,
     wake: Condvar,
-    allowed_hosts: HashSet<String>,
-    max_pages: Option<u64>,
-    deadline: Option<Instant>,
+    bounds: Bounds,
+}
+
+/// Whether `host` is `domain` or a subdomain of it.
+fn matches_domain(host: &str, domain: &str) -> bool {
+    host == domain
+        || (host.len() > domain.len()
+            && host.ends_with(domain)
+            && host.as_bytes()[host.len() - domain.len() - 1] == b'.')
 }
 
 impl Frontier {
-    /// A frontier seeded with `start`; only links to `start`'s hosts are followed.
-    /// After `max_pages` URLs, or at `deadline`, it hands out no more.
-    pub fn new(start: &[Url], max_pages: Option<u64>, deadline: Option<Instant>) -> Frontier {
-        let allowed_hosts = start
-            .iter()
-            .filter_map(|u| u.host_str().map(str::to_string))
-            .collect();
+    /// A frontier seeded with `start` at depth 0. Empty `bounds.domains` means
+    /// the start URLs' hosts.
+    pub fn new(start: &[Url], mut bounds: Bounds) -> Frontier {
+        if bounds.domains.is_empty() {
+            bounds.domains = start
+                .iter()
+                .filter_map(|u| u.host_str().map(str::to_ascii_lowercase))
+                .collect();
+        }
         let f = Frontier {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
                 seen: HashSet::new(),
                 busy: 0,
                 taken: 0,
+                items: 0,
+                filtered: Filtered::default(),
                 finish: None,
             }),
             wake: Condvar::new(),
-            allowed_hosts,
-            max_pages,
-            deadline,
+            bounds,
         };
-        f.add(&mut f.lock(), start.iter().cloned());
+        f.add(&mut f.lock(), start.iter().cloned(), 0);
         f
     }
 
@@ -72,48 +125,60 @@ impl Frontier {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether `url` is on an allowed host (checked again after redirects).
+    /// Whether `url` is on an allowed domain (checked again after redirects).
     pub fn allows(&self, url: &Url) -> bool {
         url.host_str()
-            .is_some_and(|h| self.allowed_hosts.contains(h))
+            .is_some_and(|h| self.bounds.domains.iter().any(|d| matches_domain(h, d)))
     }
 
-    fn add(&self, st: &mut State, links: impl Iterator<Item = Url>) -> usize {
+    fn add(&self, st: &mut State, links: impl Iterator<Item = Url>, depth: u32) -> usize {
         let mut added = 0;
         for u in links {
-            if self.allows(&u)
-                && st
-                    .seen
-                    .insert(crate::item::fingerprint(u.as_str().as_bytes()) as u64)
+            if !self.allows(&u) {
+                st.filtered.offsite += 1;
+            } else if !st
+                .seen
+                .insert(crate::item::fingerprint(u.as_str().as_bytes()) as u64)
             {
-                st.queue.push_back(u);
+                st.filtered.duplicates += 1;
+            } else if self.bounds.max_depth.is_some_and(|m| depth > m) {
+                st.filtered.too_deep += 1;
+            } else {
+                st.queue.push_back((u, depth));
                 added += 1;
             }
         }
         added
     }
 
-    /// Blocks until a URL is available (and marks the caller busy) or the crawl ends.
-    pub fn next(&self, stop: &AtomicBool) -> Option<Url> {
+    /// Blocks until a URL is available (and marks the caller busy) or the
+    /// crawl ends. Returns the URL and its depth.
+    pub fn next(&self, stop: &AtomicBool) -> Option<(Url, u32)> {
         let mut st = self.lock();
         loop {
-            if st.finish.is_none() && stop.load(Ordering::Relaxed) {
-                st.finish = Some(Finish::Stopped);
-            }
-            if st.finish.is_none() && self.max_pages.is_some_and(|m| st.taken >= m) {
-                st.finish = Some(Finish::MaxPages);
-            }
-            if st.finish.is_none() && self.deadline.is_some_and(|d| Instant::now() >= d) {
-                st.finish = Some(Finish::MaxTime);
+            if st.finish.is_none() {
+                let b = &self.bounds;
+                st.finish = if stop.load(Ordering::Relaxed) {
+                    Some(Finish::Stopped)
+                } else if b.max_pages.is_some_and(|m| st.taken >= m) {
+                    Some(Finish::MaxPages)
+                } else if b.max_items.is_some_and(|m| st.items >= m) {
+                    Some(Finish::MaxItems)
+                } else if b.deadline.is_some_and(|d| Instant::now() >= d) {
+                    Some(Finish::MaxTime)
+                } else {
+                    None
+                };
             }
             if st.finish.is_some() {
                 self.wake.notify_all();
                 return None;
             }
-            if let Some(u) = st.queue.pop_front() {
+            if let Some((u, depth)) = st.queue.pop_front() {
                 st.busy += 1;
                 st.taken += 1;
-                return Some(u);
+                st.filtered.max_depth_reached = st.filtered.max_depth_reached.max(depth);
+                return Some((u, depth));
             }
             if st.busy == 0 {
                 st.finish = Some(Finish::Finished);
@@ -128,10 +193,12 @@ impl Frontier {
         }
     }
 
-    /// Marks a page done and adds its links, atomically. Returns how many were new.
-    pub fn complete(&self, links: impl Iterator<Item = Url>) -> usize {
+    /// Marks a page at `depth` done, counting its `items` and adding its links
+    /// at `depth + 1`, atomically. Returns how many links were new.
+    pub fn complete(&self, links: impl Iterator<Item = Url>, depth: u32, items: u64) -> usize {
         let mut st = self.lock();
-        let added = self.add(&mut st, links);
+        st.items += items;
+        let added = self.add(&mut st, links, depth + 1);
         st.busy -= 1;
         if st.busy == 0 && st.queue.is_empty() {
             // Possibly the end: every waiter must look.
@@ -150,8 +217,12 @@ impl Frontier {
         self.lock().finish.unwrap_or(Finish::Finished)
     }
 
-    /// Links dropped because they were already seen or off-site are not counted
-    /// here; this is the number of distinct URLs ever queued.
+    /// Link filtering counters so far.
+    pub fn filtered(&self) -> Filtered {
+        self.lock().filtered
+    }
+
+    /// The number of distinct URLs ever queued.
     pub fn seen(&self) -> usize {
         self.lock().seen.len()
     }
@@ -165,50 +236,113 @@ mod tests {
         Url::parse(s).unwrap()
     }
 
+    fn unbounded() -> Bounds {
+        Bounds::default()
+    }
+
     #[test]
     fn ends_only_when_idle_and_empty() {
-        let f = Frontier::new(&[u("http://h/")], None, None);
+        let f = Frontier::new(&[u("http://h/")], unbounded());
         let stop = AtomicBool::new(false);
-        assert_eq!(f.next(&stop), Some(u("http://h/")));
-        // Busy page adds two links, one duplicate of the start, one off-site.
-        let added = f.complete([u("http://h/2"), u("http://h/"), u("http://other/")].into_iter());
+        assert_eq!(f.next(&stop), Some((u("http://h/"), 0)));
+        // A busy page adds a new link, a duplicate of the start, and an off-site one.
+        let added = f.complete(
+            [u("http://h/2"), u("http://h/"), u("http://other/")].into_iter(),
+            0,
+            3,
+        );
         assert_eq!(added, 1);
-        assert_eq!(f.next(&stop), Some(u("http://h/2")));
-        f.complete(std::iter::empty());
+        assert_eq!(f.next(&stop), Some((u("http://h/2"), 1)));
+        f.complete(std::iter::empty(), 1, 0);
         assert_eq!(f.next(&stop), None);
         assert_eq!(f.finish(), Finish::Finished);
         assert_eq!(f.seen(), 2);
+        let fl = f.filtered();
+        assert_eq!(
+            (fl.offsite, fl.duplicates, fl.too_deep, fl.max_depth_reached),
+            (1, 1, 0, 1)
+        );
     }
 
     #[test]
     fn waiter_gets_link_added_by_busy_peer() {
-        let f = Frontier::new(&[u("http://h/")], None, None);
+        let f = Frontier::new(&[u("http://h/")], unbounded());
         let stop = AtomicBool::new(false);
-        let first = f.next(&stop);
-        assert!(first.is_some());
+        assert!(f.next(&stop).is_some());
         std::thread::scope(|s| {
             let waiter = s.spawn(|| f.next(&stop));
             std::thread::sleep(Duration::from_millis(50));
-            f.complete([u("http://h/late")].into_iter());
-            assert_eq!(waiter.join().unwrap(), Some(u("http://h/late")));
+            f.complete([u("http://h/late")].into_iter(), 0, 0);
+            assert_eq!(waiter.join().unwrap(), Some((u("http://h/late"), 1)));
         });
     }
 
     #[test]
-    fn max_pages_and_stop() {
-        let f = Frontier::new(&[u("http://h/1"), u("http://h/2")], Some(1), None);
+    fn limits_end_the_crawl_with_their_reason() {
         let stop = AtomicBool::new(false);
+        let two = [u("http://h/1"), u("http://h/2")];
+        let f = Frontier::new(
+            &two,
+            Bounds {
+                max_pages: Some(1),
+                ..unbounded()
+            },
+        );
         assert!(f.next(&stop).is_some());
         assert_eq!(f.next(&stop), None);
         assert_eq!(f.finish(), Finish::MaxPages);
 
-        let t = Frontier::new(&[u("http://h/1")], None, Some(Instant::now()));
+        let f = Frontier::new(
+            &two,
+            Bounds {
+                max_items: Some(5),
+                ..unbounded()
+            },
+        );
+        assert!(f.next(&stop).is_some());
+        f.complete(std::iter::empty(), 0, 5);
+        assert_eq!(f.next(&stop), None);
+        assert_eq!(f.finish(), Finish::MaxItems);
+
+        let t = Frontier::new(
+            &two,
+            Bounds {
+                deadline: Some(Instant::now()),
+                ..unbounded()
+            },
+        );
         assert_eq!(t.next(&stop), None);
         assert_eq!(t.finish(), Finish::MaxTime);
 
-        let g = Frontier::new(&[u("http://h/1")], None, None);
+        let d = Frontier::new(
+            &[u("http://h/")],
+            Bounds {
+                max_depth: Some(0),
+                ..unbounded()
+            },
+        );
+        assert!(d.next(&stop).is_some());
+        assert_eq!(d.complete([u("http://h/deep")].into_iter(), 0, 0), 0);
+        assert_eq!(d.filtered().too_deep, 1);
+
+        let g = Frontier::new(&[u("http://h/1")], unbounded());
         stop.store(true, Ordering::Relaxed);
         assert_eq!(g.next(&stop), None);
         assert_eq!(g.finish(), Finish::Stopped);
+    }
+
+    #[test]
+    fn allowed_domains_include_subdomains_only() {
+        let f = Frontier::new(
+            &[],
+            Bounds {
+                domains: vec!["example.com".into()],
+                ..unbounded()
+            },
+        );
+        assert!(f.allows(&u("http://example.com/")));
+        assert!(f.allows(&u("https://www.example.com/x")));
+        assert!(!f.allows(&u("http://badexample.com/")));
+        assert!(!f.allows(&u("http://example.com.evil.org/")));
     }
 }

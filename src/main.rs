@@ -3,18 +3,22 @@
 mod cli;
 mod cmd;
 mod config;
+mod crawl;
 mod demo;
 mod error;
 mod fetch;
 mod frontier;
+mod hosts;
 mod item;
 mod lock;
 mod log;
 mod progress;
 mod queue;
 mod reliable;
+mod robots;
 mod signal;
 mod sink;
+mod spec;
 mod spider;
 mod summary;
 mod writer;
@@ -98,6 +102,7 @@ fn dispatch(args: Args) -> (Result<Summary, Error>, Option<String>) {
                 .and_then(|c| cmd::recover::run(&c, &signals));
             (r, stats)
         }
+        Command::Spec(a) => (cmd::spec::run(a.print, a.check.as_deref()), None),
         Command::Status(a) => {
             let r = StatusConfig::new(a.redis, a.tls_ca, a.key, a.seen_key, a.lock, a.json)
                 .and_then(|c| cmd::status::run(&c, &signals));

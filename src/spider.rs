@@ -10,6 +10,10 @@ use url::Url;
 pub enum Read {
     /// The element's text content, trimmed.
     Text,
+    /// The value of an attribute (`attr:NAME`).
+    Attr(String),
+    /// The element's inner HTML.
+    Html,
 }
 
 /// One named field of an item.
@@ -45,37 +49,19 @@ pub struct Scraped {
     pub items: Vec<Item>,
     /// Absolute http(s) links, fragment removed, in page order (may repeat).
     pub links: Vec<Url>,
+    /// Followed `href`s that are not http(s) (`mailto:`, `javascript:`, ...).
+    pub ignored_links: u64,
 }
 
-fn selector(css: &str) -> Selector {
-    // Only called on the built-in constant selectors below, which are tested.
-    Selector::parse(css).unwrap_or_else(|e| panic!("built-in selector {css:?}: {e}"))
-}
-
+#[cfg(test)]
 impl Spec {
-    /// The built-in spider for quotes.toscrape.com and `qpipe demo-site`.
+    /// The built-in spider for quotes.toscrape.com and `qpipe demo-site`,
+    /// compiled from the same JSON that `qpipe spec --print` shows.
     pub fn quotes() -> Spec {
-        let field = |name: &str, css: &str, many| Field {
-            name: name.to_string(),
-            selector: selector(css),
-            read: Read::Text,
-            many,
-        };
-        Spec {
-            item: selector("div.quote"),
-            fields: vec![
-                field("quote", "span.text", false),
-                field("author", "small.author", false),
-                field("tags", "a.tag", true),
-            ],
-            // `ul.sitemap` is the demo site's /pages/ index, for fan-out crawls.
-            follow: vec![
-                selector("li.next a"),
-                selector("a.tag"),
-                selector("ul.sitemap a"),
-            ],
-            id_field: None,
-        }
+        // The built-in text is a constant covered by tests; it cannot fail.
+        crate::spec::parse(crate::spec::QUOTES, "built-in")
+            .map(|s| s.spider)
+            .unwrap_or_else(|e| unreachable!("{e}"))
     }
 }
 
@@ -86,14 +72,24 @@ pub fn scrape(spec: &Spec, html: &str, url: &Url) -> Scraped {
         .select(&spec.item)
         .map(|el| item::encode(fields(spec, el), url.as_str(), spec.id_field.as_deref()))
         .collect();
-    let links = spec
+    let mut links = Vec::new();
+    let mut ignored_links = 0;
+    let hrefs = spec
         .follow
         .iter()
         .flat_map(|sel| doc.select(sel))
-        .filter_map(|a| a.value().attr("href"))
-        .filter_map(|href| resolve(url, href))
-        .collect();
-    Scraped { items, links }
+        .filter_map(|a| a.value().attr("href"));
+    for href in hrefs {
+        match resolve(url, href) {
+            Some(u) => links.push(u),
+            None => ignored_links += 1,
+        }
+    }
+    Scraped {
+        items,
+        links,
+        ignored_links,
+    }
 }
 
 fn fields(spec: &Spec, el: ElementRef<'_>) -> Map<String, Value> {
@@ -113,6 +109,8 @@ fn fields(spec: &Spec, el: ElementRef<'_>) -> Map<String, Value> {
 fn read(how: &Read, el: ElementRef<'_>) -> Option<String> {
     match how {
         Read::Text => Some(el.text().collect::<String>().trim().to_string()),
+        Read::Attr(name) => el.value().attr(name).map(str::to_string),
+        Read::Html => Some(el.inner_html()),
     }
 }
 
@@ -177,6 +175,7 @@ mod tests {
                 "http://h/tag/love/"
             ]
         );
+        assert_eq!(s.ignored_links, 1, "the javascript: tag link");
     }
 
     #[test]

@@ -6,4 +6,5 @@ pub mod locked;
 pub mod produce;
 pub mod push;
 pub mod recover;
+pub mod spec;
 pub mod status;

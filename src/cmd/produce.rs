@@ -2,21 +2,24 @@
 //!
 //! ```text
 //!  fetcher 1 ─┐
-//!  fetcher 2 ─┼─> bounded channel (items) ─> writer thread ─> LPUSH key
-//!  fetcher N ─┘        ^ backpressure                       (one connection)
-//!      ^ next()/complete()
+//!  fetcher 2 ─┼─> bounded channel (one parcel of items per page) ─> writer ─> LPUSH key
+//!  fetcher N ─┘        ^ backpressure                            (one connection)
+//!      ^ next()/complete()          ^ get(): robots, per-host slots, redirects, retries
 //!   Frontier (queue + seen set + busy count)
 //! ```
 //! Shutdown is by closing: fetchers return when the frontier ends, their
 //! senders drop, and the writer's `recv` loop ends after the last item.
 
 use crate::config::ProduceConfig;
+use crate::crawl::{CrawlCounts, Crawler};
 use crate::error::Error;
-use crate::fetch;
-use crate::frontier::{Finish, Frontier};
+use crate::fetch::{self, Failure};
+use crate::frontier::{Bounds, Frontier};
+use crate::hosts::Hosts;
 use crate::log;
 use crate::progress;
 use crate::queue::Queue;
+use crate::robots::Robots;
 use crate::signal::Signals;
 use crate::spider;
 use crate::summary::{counts_json, merge, Counts, Summary};
@@ -30,7 +33,27 @@ use std::time::{Duration, Instant};
 struct FetchStats {
     pages: u64,
     items: u64,
+    ignored_links: u64,
     errors: Counts,
+    skipped: Counts,
+    crawl: CrawlCounts,
+}
+
+impl FetchStats {
+    fn merge(&mut self, o: FetchStats) {
+        self.pages += o.pages;
+        self.items += o.items;
+        self.ignored_links += o.ignored_links;
+        merge(&mut self.errors, o.errors);
+        merge(&mut self.skipped, o.skipped);
+        merge(
+            &mut self.crawl.responses_by_status,
+            o.crawl.responses_by_status,
+        );
+        merge(&mut self.crawl.retries, o.crawl.retries);
+        merge(&mut self.crawl.gave_up, o.crawl.gave_up);
+        self.crawl.robots_forbidden += o.crawl.robots_forbidden;
+    }
 }
 
 /// Runs the crawl to completion (or limit, or signal) and reports it.
@@ -39,8 +62,26 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
     // Connect before fetching anything: a bad Redis is a setup failure.
     let mut queue = Queue::connect(&cfg.writer.redis, &cfg.writer.key, Duration::from_secs(1))?;
     let agent = fetch::agent(&cfg.http);
-    let deadline = cfg.limits.max_time.map(|t| started + t);
-    let frontier = Frontier::new(&cfg.start, cfg.max_pages, deadline);
+    let bounds = Bounds {
+        deadline: cfg.limits.max_time.map(|t| started + t),
+        ..cfg.bounds.clone()
+    };
+    let frontier = Frontier::new(&cfg.start, bounds);
+    let robots = cfg
+        .policy
+        .obey_robots
+        .then(|| Robots::new(&cfg.http.user_agent));
+    let hosts = Hosts::new(cfg.policy.per_host);
+    let allowed = |u: &url::Url| frontier.allows(u);
+    let crawler = Crawler {
+        agent: &agent,
+        robots: robots.as_ref(),
+        hosts: &hosts,
+        delay: cfg.policy.delay,
+        max_body: cfg.http.max_body,
+        backoff: cfg.policy.backoff,
+        allowed: &allowed,
+    };
     let stop: &AtomicBool = &signals.stop;
     let (tx, rx) = crossbeam_channel::bounded::<Parcel>(cfg.channel_capacity);
 
@@ -63,14 +104,14 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
         let fetchers: Vec<_> = (0..cfg.threads)
             .map(|_| {
                 let tx = tx.clone();
-                let (agent, frontier, pages_now) = (&agent, &frontier, &pages_now);
-                s.spawn(move || crawl(cfg, agent, frontier, &tx, stop, pages_now))
+                let (crawler, frontier, pages_now) = (&crawler, &frontier, &pages_now);
+                s.spawn(move || fetch_loop(cfg, crawler, frontier, &tx, stop, pages_now))
             })
             .collect();
         drop(tx);
         let mut total = FetchStats::default();
         for f in fetchers {
-            let one = f.join().unwrap_or_else(|_| {
+            total.merge(f.join().unwrap_or_else(|_| {
                 stop.store(true, Ordering::Relaxed);
                 let mut errors = Counts::new();
                 errors.insert("internal_panic".into(), 1);
@@ -78,36 +119,33 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
                     errors,
                     ..FetchStats::default()
                 }
-            });
-            total.pages += one.pages;
-            total.items += one.items;
-            merge(&mut total.errors, one.errors);
+            }));
         }
         let written = writer.join().unwrap_or_else(|_| WriterStats {
-            failure: Some(panicked("writer")),
+            failure: Some(Error::Internal(
+                "the writer thread panicked (please report this bug)".into(),
+            )),
             ..WriterStats::default()
         });
         done.store(true, Ordering::Relaxed);
         (total, written)
     });
 
-    let finish = frontier.finish();
-    let reason = match (&written.failure, finish, signals.exit()) {
-        (Some(_), _, _) => "redis_unavailable",
-        (None, _, Some(_)) => "shutdown",
-        (None, Finish::MaxPages, _) => "max_pages",
-        (None, Finish::MaxTime, _) => "max_time",
-        (None, Finish::Stopped, _) => "shutdown",
-        (None, Finish::Finished, _) => "finished",
+    let reason = match (&written.failure, signals.exit()) {
+        (Some(_), _) => "redis_unavailable",
+        (None, Some(_)) => "shutdown",
+        (None, None) => frontier.finish().reason(),
     };
     let failed_pages: u64 = fetched.errors.values().sum();
     let exit = signals.exit().unwrap_or(cfg.limits.exit_for(failed_pages));
+    let filtered = frontier.filtered();
     let mut sum = Summary::new("produce", exit);
     sum.set("finish_reason", reason)
         .set("redis", queue.redacted_url())
         .set("key", cfg.writer.key.as_str())
         .set("pages_fetched", fetched.pages)
         .set("pages_failed", failed_pages)
+        .set("pages_skipped", fetched.skipped.values().sum::<u64>())
         .set("urls_seen", frontier.seen() as u64)
         .set("items_extracted", fetched.items)
         .set("items_pushed", written.pushed)
@@ -120,7 +158,20 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
             "redis_retries_already_landed",
             written.retries_already_landed,
         )
+        .set(
+            "responses_by_status",
+            counts_json(&fetched.crawl.responses_by_status),
+        )
+        .set("retries", counts_json(&fetched.crawl.retries))
+        .set("gave_up", counts_json(&fetched.crawl.gave_up))
         .set("errors", counts_json(&fetched.errors))
+        .set("skipped", counts_json(&fetched.skipped))
+        .set("robots_forbidden", fetched.crawl.robots_forbidden)
+        .set("offsite_filtered", filtered.offsite)
+        .set("duplicate_urls_filtered", filtered.duplicates)
+        .set("depth_filtered", filtered.too_deep)
+        .set("links_ignored", fetched.ignored_links)
+        .set("max_depth_reached", filtered.max_depth_reached)
         .rates(
             started.elapsed(),
             &[("pages", fetched.pages), ("items", written.pushed)],
@@ -132,51 +183,52 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
     Ok(sum)
 }
 
-/// One fetcher: take a URL, fetch, scrape, send items, report links. Repeat.
-fn crawl(
+/// One fetcher: take a URL, get it politely, scrape, send items, report links.
+fn fetch_loop(
     cfg: &ProduceConfig,
-    agent: &ureq::Agent,
+    crawler: &Crawler<'_>,
     frontier: &Frontier,
     tx: &Sender<Parcel>,
     stop: &AtomicBool,
     pages_now: &AtomicU64,
 ) -> FetchStats {
     let mut stats = FetchStats::default();
-    while let Some(url) = frontier.next(stop) {
-        let page = fetch::fetch(agent, &url, cfg.http.max_body).and_then(|p| {
-            if frontier.allows(&p.url) {
-                Ok(p)
-            } else {
-                Err(fetch::Failure {
-                    kind: "offsite_redirect".into(),
-                    detail: format!("redirected off-site to {}", p.url),
-                })
-            }
-        });
-        let links = match page {
+    while let Some((url, depth)) = frontier.next(stop) {
+        let (links, items) = match crawler.get(&url, &mut stats.crawl, stop) {
             Ok(page) => {
                 let scraped = spider::scrape(&cfg.spec, &page.body, &page.url);
                 stats.pages += 1;
                 pages_now.fetch_add(1, Ordering::Relaxed);
-                stats.items += scraped.items.len() as u64;
+                let n = scraped.items.len() as u64;
+                stats.items += n;
+                stats.ignored_links += scraped.ignored_links;
                 // The writer holds its receiver until every sender is gone, so
                 // this only fails if it panicked; nothing more can be saved then.
-                if !scraped.items.is_empty() && tx.send(scraped.items).is_err() {
+                if n > 0 && tx.send(scraped.items).is_err() {
                     stop.store(true, Ordering::Relaxed);
                 }
-                scraped.links
+                (scraped.links, n)
             }
             Err(f) => {
-                log::debug(&format!("{url}: {} ({})", f.kind, f.detail));
-                *stats.errors.entry(f.kind).or_default() += 1;
-                Vec::new()
+                record(&url, f, &mut stats);
+                (Vec::new(), 0)
             }
         };
-        frontier.complete(links.into_iter());
+        frontier.complete(links.into_iter(), depth, items);
     }
     stats
 }
 
-fn panicked(what: &str) -> Error {
-    Error::Internal(format!("a {what} thread panicked (please report this bug)"))
+fn record(url: &url::Url, f: Failure, stats: &mut FetchStats) {
+    if f.kind == "shutdown" {
+        return;
+    }
+    let counter = if f.skipped {
+        log::debug(&format!("{url}: skipped, {} ({})", f.kind, f.detail));
+        &mut stats.skipped
+    } else {
+        log::debug(&format!("{url}: {} ({})", f.kind, f.detail));
+        &mut stats.errors
+    };
+    *counter.entry(f.kind).or_default() += 1;
 }

@@ -1,0 +1,188 @@
+//! Getting one page the polite way: robots.txt, per-host slots and delay,
+//! redirects checked hop by hop, and retries with back-off. No threads here.
+
+use crate::fetch::{self, Failure, Reply};
+use crate::hosts::Hosts;
+use crate::robots::Robots;
+use crate::summary::Counts;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+use ureq::Agent;
+use url::Url;
+
+/// Attempts per URL in all (the first try and two retries).
+pub const ATTEMPTS: u32 = 3;
+/// Redirect hops followed per URL.
+pub const MAX_REDIRECTS: usize = 10;
+/// Longest Retry-After honoured; a server asking for more is retried sooner.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// Everything a fetcher needs to get pages politely; shared by all fetchers.
+pub struct Crawler<'a> {
+    /// The shared HTTP agent.
+    pub agent: &'a Agent,
+    /// robots.txt rules, if obeyed.
+    pub robots: Option<&'a Robots>,
+    /// Per-host concurrency and delay.
+    pub hosts: &'a Hosts,
+    /// `--delay-ms` between request starts per host.
+    pub delay: Duration,
+    /// `--max-body`.
+    pub max_body: u64,
+    /// Base of the exponential retry back-off.
+    pub backoff: Duration,
+    /// Whether a redirect target may be crawled.
+    pub allowed: &'a (dyn Fn(&Url) -> bool + Sync),
+}
+
+/// Counters a fetcher keeps per page attempt, merged at the end.
+#[derive(Debug, Default)]
+pub struct CrawlCounts {
+    /// Every HTTP response by status code.
+    pub responses_by_status: Counts,
+    /// Retries by reason (`http_503`, `timeout`, ...).
+    pub retries: Counts,
+    /// URLs given up on after the last attempt, by reason.
+    pub gave_up: Counts,
+    /// URLs skipped because robots.txt forbids them.
+    pub robots_forbidden: u64,
+}
+
+/// A fetched page and where it ended up after redirects.
+pub struct Got {
+    /// The final URL (the base for links).
+    pub url: Url,
+    /// The decoded HTML.
+    pub body: String,
+}
+
+impl Crawler<'_> {
+    /// Fetches `url`, following redirects (each hop checked: allowed host,
+    /// robots, loops) and retrying transient failures.
+    pub fn get(
+        &self,
+        url: &Url,
+        counts: &mut CrawlCounts,
+        stop: &AtomicBool,
+    ) -> Result<Got, Failure> {
+        let mut current = url.clone();
+        let mut chain: Vec<Url> = vec![current.clone()];
+        loop {
+            match self.attempts(&current, counts, stop)? {
+                Reply::Page(body) => return Ok(Got { url: current, body }),
+                Reply::Redirect(mut next) => {
+                    next.set_fragment(None);
+                    if chain.contains(&next) || chain.len() > MAX_REDIRECTS {
+                        return Err(Failure::error(
+                            "redirect_loop",
+                            format!("{} redirects, back to {next}", chain.len()),
+                        ));
+                    }
+                    if !matches!(next.scheme(), "http" | "https") || !(self.allowed)(&next) {
+                        return Err(Failure::skip(
+                            "offsite_redirect",
+                            format!("redirected off-site to {next}"),
+                        ));
+                    }
+                    chain.push(next.clone());
+                    current = next;
+                }
+                Reply::Status { code, .. } => {
+                    return Err(Failure::error(
+                        &format!("http_{code}"),
+                        format!("HTTP {code}"),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Up to `ATTEMPTS` tries of one URL (no redirect following), politely.
+    fn attempts(
+        &self,
+        url: &Url,
+        counts: &mut CrawlCounts,
+        stop: &AtomicBool,
+    ) -> Result<Reply, Failure> {
+        let host = url.host_str().unwrap_or("").to_string();
+        let mut delay = self.delay;
+        if let Some(robots) = self.robots {
+            if !robots.allowed(self.agent, url) {
+                counts.robots_forbidden += 1;
+                return Err(Failure::skip(
+                    "robots_forbidden",
+                    format!("{url} is disallowed by robots.txt"),
+                ));
+            }
+            delay = delay.max(robots.delay(self.agent, url).unwrap_or_default());
+        }
+        let mut attempt = 1;
+        loop {
+            if !self.hosts.acquire(&host, delay, stop) {
+                return Err(Failure::skip("shutdown", "stopping".into()));
+            }
+            let result = fetch::request(self.agent, url, self.max_body);
+            let (reason, retry_after) = match &result {
+                Ok(Reply::Status { code, retry_after }) if retryable_status(*code) => {
+                    (format!("http_{code}"), *retry_after)
+                }
+                Err(f)
+                    if matches!(f.kind.as_str(), "timeout" | "connect" | "io" | "http_error") =>
+                {
+                    (f.kind.clone(), None)
+                }
+                _ => (String::new(), None),
+            };
+            let back_off = retry_after.map(|d| d.min(MAX_RETRY_AFTER));
+            self.hosts.release(&host, back_off);
+            if let Ok(Reply::Status { code, .. }) = &result {
+                *counts
+                    .responses_by_status
+                    .entry(code.to_string())
+                    .or_default() += 1;
+            } else if let Ok(Reply::Page(_)) = &result {
+                *counts.responses_by_status.entry("2xx".into()).or_default() += 1;
+            } else if let Ok(Reply::Redirect(_)) = &result {
+                *counts.responses_by_status.entry("3xx".into()).or_default() += 1;
+            }
+            if reason.is_empty() {
+                return result;
+            }
+            if attempt >= ATTEMPTS {
+                *counts.gave_up.entry(reason).or_default() += 1;
+                return result;
+            }
+            *counts.retries.entry(reason).or_default() += 1;
+            // Retry-After is enforced by the host slot; otherwise back off here.
+            if back_off.is_none() {
+                std::thread::sleep(jitter(self.backoff * 2u32.pow(attempt - 1)));
+            }
+            attempt += 1;
+        }
+    }
+}
+
+/// Statuses worth retrying: timeouts, throttling and transient server errors.
+pub fn retryable_status(code: u16) -> bool {
+    matches!(code, 408 | 429 | 500 | 502 | 503 | 504 | 522 | 524)
+}
+
+/// Scales `d` by a factor in [0.5, 1.5) so fetchers don't retry in lockstep.
+fn jitter(d: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    d.mul_f64(0.5 + f64::from(nanos % 1000) / 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retryable_statuses_match_the_documented_list() {
+        let retry: Vec<u16> = (100..600).filter(|c| retryable_status(*c)).collect();
+        assert_eq!(retry, [408, 429, 500, 502, 503, 504, 522, 524]);
+    }
+}
