@@ -22,6 +22,7 @@ pub struct Args {
 /// The subcommands.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand)]
+#[allow(clippy::large_enum_variant)] // Built once at start-up; boxing would buy nothing.
 pub enum Command {
     Produce(ProduceArgs),
     Consume(ConsumeArgs),

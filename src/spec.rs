@@ -234,7 +234,7 @@ mod tests {
     use super::*;
 
     fn bad(text: &str) -> String {
-        parse(text, "t.json").err().expect("should be rejected")
+        parse(text, "t.json").expect_err("should be rejected")
     }
 
     #[test]
