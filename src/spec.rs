@@ -157,7 +157,21 @@ fn unknown_keys(obj: &Map<String, Value>, known: &[&str]) -> Result<(), String> 
 
 fn selector(v: &Value) -> Result<Selector, String> {
     let css = v.as_str().ok_or("must be a CSS selector string")?;
-    Selector::parse(css).map_err(|e| format!("invalid CSS selector {css:?}: {e}"))
+    Selector::parse(css).map_err(|e| {
+        // Some parser errors span lines and ask to be reported; keep one clean line.
+        let why: Vec<String> = e
+            .to_string()
+            .lines()
+            .filter(|l| !l.contains("Please report"))
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect();
+        format!(
+            "invalid CSS selector {css:?}: {} (check the selector syntax)",
+            why.join("; ")
+        )
+    })
 }
 
 fn strings(v: Option<&Value>) -> Result<Vec<String>, String> {

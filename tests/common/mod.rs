@@ -298,3 +298,4 @@ pub fn site_quotes(site: &Site, pages: u64) -> Vec<String> {
     }
     quotes
 }
+pub mod fixture;
