@@ -45,6 +45,17 @@ pub struct ProduceArgs {
     /// https://quotes.toscrape.com/ for the built-in spider)
     #[argh(option)]
     pub start_url: Vec<String>,
+    /// crawl together with other `produce` processes through the Redis frontier
+    /// {NAME}:frontier / :seen / :leases (default: a frontier in this process)
+    #[argh(option)]
+    pub shared_frontier: Option<String>,
+    /// delete the --shared-frontier (and its item fingerprints) first, to start a new crawl
+    #[argh(switch)]
+    pub reset_frontier: bool,
+    /// seconds a page taken from the shared frontier stays leased; a producer
+    /// that dies loses its pages to others after this (default 120)
+    #[argh(option, default = "120.0")]
+    pub lease_secs: f64,
     /// JSON spider spec (default: the built-in quotes spider; see `qpipe spec --print`)
     #[argh(option)]
     pub spec: Option<String>,

@@ -106,6 +106,12 @@ pub struct ProduceConfig {
     pub bounds: Bounds,
     /// Politeness and retries.
     pub policy: CrawlPolicy,
+    /// Crawl with other processes through this Redis frontier.
+    pub shared_frontier: Option<String>,
+    /// Delete the shared frontier first (start a new crawl).
+    pub reset_frontier: bool,
+    /// How long a taken URL stays leased before others may take it.
+    pub lease: Duration,
     /// Bounded channel size between fetchers and the writer, in pages of items.
     pub channel_capacity: usize,
     /// HTTP client settings.
@@ -401,11 +407,25 @@ impl ProduceConfig {
         )?;
         writer.seen = seen;
         spec.id_field = id_field;
+        if a.reset_frontier && a.shared_frontier.is_none() {
+            return Err(usage("--reset-frontier needs --shared-frontier".into()));
+        }
+        if let (Some(name), None) = (&a.shared_frontier, &writer.seen) {
+            // Producers on other machines see the same quote on other pages:
+            // deduplicate items across all of them, atomically in Redis.
+            writer.seen = Some(SeenConfig {
+                key: format!("{{{name}}}:items"),
+                ttl: None,
+            });
+        }
         Ok(ProduceConfig {
             limits,
             writer,
             bounds,
             policy,
+            lease: seconds(a.lease_secs, "--lease-secs")?,
+            reset_frontier: a.reset_frontier,
+            shared_frontier: a.shared_frontier,
             threads,
             start,
             spec,

@@ -53,6 +53,58 @@ pub struct Bounds {
     pub deadline: Option<Instant>,
 }
 
+impl Bounds {
+    /// Fills in the default allowed domains: the start URLs' hosts.
+    pub fn with_default_domains(mut self, start: &[Url]) -> Bounds {
+        if self.domains.is_empty() {
+            self.domains = start
+                .iter()
+                .filter_map(|u| u.host_str().map(str::to_ascii_lowercase))
+                .collect();
+        }
+        self
+    }
+
+    /// Whether `url` is on an allowed domain.
+    pub fn allows(&self, url: &Url) -> bool {
+        url.host_str()
+            .is_some_and(|h| self.domains.iter().any(|d| matches_domain(h, d)))
+    }
+
+    /// Why no more URLs may be handed out, if a limit or `stop` says so.
+    pub fn limit_reached(&self, stop: &AtomicBool, taken: u64, items: u64) -> Option<Finish> {
+        if stop.load(Ordering::Relaxed) {
+            Some(Finish::Stopped)
+        } else if self.max_pages.is_some_and(|m| taken >= m) {
+            Some(Finish::MaxPages)
+        } else if self.max_items.is_some_and(|m| items >= m) {
+            Some(Finish::MaxItems)
+        } else if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            Some(Finish::MaxTime)
+        } else {
+            None
+        }
+    }
+}
+
+/// What `produce` needs from a frontier: in this process, or shared in Redis.
+pub trait CrawlFrontier: Sync {
+    /// Blocks until a URL is available (the caller is then busy with it) or
+    /// the crawl ends. Returns the URL and its depth.
+    fn next(&self, stop: &AtomicBool) -> Option<(Url, u32)>;
+    /// Marks a page at `depth` done, counting its `items` and adding its
+    /// links at `depth + 1`, atomically. Returns how many links were new.
+    fn complete(&self, page: &Url, links: Vec<Url>, depth: u32, items: u64) -> usize;
+    /// Whether `url` may be crawled (checked again after redirects).
+    fn allows(&self, url: &Url) -> bool;
+    /// Why the crawl ended; `Finished` while it is still running.
+    fn finish(&self) -> Finish;
+    /// Link filtering counters so far.
+    fn filtered(&self) -> Filtered;
+    /// Distinct URLs ever queued (across processes, for a shared frontier).
+    fn seen(&self) -> u64;
+}
+
 /// Link filtering counters, Scrapy-style.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Filtered {
@@ -95,13 +147,8 @@ fn matches_domain(host: &str, domain: &str) -> bool {
 impl Frontier {
     /// A frontier seeded with `start` at depth 0. Empty `bounds.domains` means
     /// the start URLs' hosts.
-    pub fn new(start: &[Url], mut bounds: Bounds) -> Frontier {
-        if bounds.domains.is_empty() {
-            bounds.domains = start
-                .iter()
-                .filter_map(|u| u.host_str().map(str::to_ascii_lowercase))
-                .collect();
-        }
+    pub fn new(start: &[Url], bounds: Bounds) -> Frontier {
+        let bounds = bounds.with_default_domains(start);
         let f = Frontier {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
@@ -127,8 +174,7 @@ impl Frontier {
 
     /// Whether `url` is on an allowed domain (checked again after redirects).
     pub fn allows(&self, url: &Url) -> bool {
-        url.host_str()
-            .is_some_and(|h| self.bounds.domains.iter().any(|d| matches_domain(h, d)))
+        self.bounds.allows(url)
     }
 
     fn add(&self, st: &mut State, links: impl Iterator<Item = Url>, depth: u32) -> usize {
@@ -157,18 +203,7 @@ impl Frontier {
         let mut st = self.lock();
         loop {
             if st.finish.is_none() {
-                let b = &self.bounds;
-                st.finish = if stop.load(Ordering::Relaxed) {
-                    Some(Finish::Stopped)
-                } else if b.max_pages.is_some_and(|m| st.taken >= m) {
-                    Some(Finish::MaxPages)
-                } else if b.max_items.is_some_and(|m| st.items >= m) {
-                    Some(Finish::MaxItems)
-                } else if b.deadline.is_some_and(|d| Instant::now() >= d) {
-                    Some(Finish::MaxTime)
-                } else {
-                    None
-                };
+                st.finish = self.bounds.limit_reached(stop, st.taken, st.items);
             }
             if st.finish.is_some() {
                 self.wake.notify_all();
@@ -225,6 +260,27 @@ impl Frontier {
     /// The number of distinct URLs ever queued.
     pub fn seen(&self) -> usize {
         self.lock().seen.len()
+    }
+}
+
+impl CrawlFrontier for Frontier {
+    fn next(&self, stop: &AtomicBool) -> Option<(Url, u32)> {
+        Frontier::next(self, stop)
+    }
+    fn complete(&self, _page: &Url, links: Vec<Url>, depth: u32, items: u64) -> usize {
+        Frontier::complete(self, links.into_iter(), depth, items)
+    }
+    fn allows(&self, url: &Url) -> bool {
+        Frontier::allows(self, url)
+    }
+    fn finish(&self) -> Finish {
+        Frontier::finish(self)
+    }
+    fn filtered(&self) -> Filtered {
+        Frontier::filtered(self)
+    }
+    fn seen(&self) -> u64 {
+        Frontier::seen(self) as u64
     }
 }
 

@@ -16,6 +16,7 @@ mod progress;
 mod queue;
 mod reliable;
 mod robots;
+mod shared_frontier;
 mod signal;
 mod sink;
 mod spec;

@@ -14,12 +14,13 @@ use crate::config::ProduceConfig;
 use crate::crawl::{CrawlCounts, Crawler};
 use crate::error::Error;
 use crate::fetch::{self, Failure};
-use crate::frontier::{Bounds, Frontier};
+use crate::frontier::{Bounds, CrawlFrontier, Frontier};
 use crate::hosts::Hosts;
 use crate::log;
 use crate::progress;
 use crate::queue::Queue;
 use crate::robots::Robots;
+use crate::shared_frontier::{self, SharedFrontier};
 use crate::signal::Signals;
 use crate::spider;
 use crate::summary::{counts_json, merge, Counts, Summary};
@@ -66,7 +67,22 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
         deadline: cfg.limits.max_time.map(|t| started + t),
         ..cfg.bounds.clone()
     };
-    let frontier = Frontier::new(&cfg.start, bounds);
+    let frontier: Box<dyn CrawlFrontier> = match &cfg.shared_frontier {
+        Some(name) => {
+            if cfg.reset_frontier {
+                shared_frontier::reset(&cfg.writer.redis, name)?;
+            }
+            Box::new(SharedFrontier::join(
+                &cfg.writer.redis,
+                name,
+                &cfg.start,
+                bounds,
+                cfg.lease,
+            )?)
+        }
+        None => Box::new(Frontier::new(&cfg.start, bounds)),
+    };
+    let frontier = frontier.as_ref();
     let robots = cfg
         .policy
         .obey_robots
@@ -104,7 +120,7 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
         let fetchers: Vec<_> = (0..cfg.threads)
             .map(|_| {
                 let tx = tx.clone();
-                let (crawler, frontier, pages_now) = (&crawler, &frontier, &pages_now);
+                let (crawler, pages_now) = (&crawler, &pages_now);
                 s.spawn(move || fetch_loop(cfg, crawler, frontier, &tx, stop, pages_now))
             })
             .collect();
@@ -146,7 +162,7 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
         .set("pages_fetched", fetched.pages)
         .set("pages_failed", failed_pages)
         .set("pages_skipped", fetched.skipped.values().sum::<u64>())
-        .set("urls_seen", frontier.seen() as u64)
+        .set("urls_seen", frontier.seen())
         .set("items_extracted", fetched.items)
         .set("items_pushed", written.pushed)
         .set("duplicates_dropped", written.duplicates)
@@ -187,7 +203,7 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
 fn fetch_loop(
     cfg: &ProduceConfig,
     crawler: &Crawler<'_>,
-    frontier: &Frontier,
+    frontier: &dyn CrawlFrontier,
     tx: &Sender<Parcel>,
     stop: &AtomicBool,
     pages_now: &AtomicU64,
@@ -214,7 +230,7 @@ fn fetch_loop(
                 (Vec::new(), 0)
             }
         };
-        frontier.complete(links.into_iter(), depth, items);
+        frontier.complete(&url, links, depth, items);
     }
     stats
 }

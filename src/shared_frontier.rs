@@ -1,0 +1,294 @@
+//! A crawl frontier shared by any number of `qpipe produce` processes, in Redis
+//! (the scrapy-redis idea, with leases so a killed producer loses no page).
+//!
+//! Keys, all tagged `{NAME}` so they live in one Redis Cluster slot:
+//! - `{NAME}:frontier`: list of `"<depth> <url>"` still to fetch (FIFO);
+//! - `{NAME}:seen`: set of 16-byte hashes of every canonical URL ever queued;
+//! - `{NAME}:leases`: sorted set of URLs being fetched, scored by lease expiry (ms).
+//!
+//! Taking a URL moves it into the leases; completing a page adds its new links
+//! and drops its lease in one script. The crawl is over for everyone when the
+//! frontier is empty and nothing is leased. An expired lease (its producer
+//! died) goes back to the frontier.
+
+use crate::error::Error;
+use crate::frontier::{Bounds, CrawlFrontier, Filtered, Finish};
+use crate::log;
+use crate::queue::{self, Endpoint};
+use redis::{Connection, ConnectionLike, RedisResult, Value};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use url::Url;
+
+/// KEYS: frontier, leases. ARGV: now_ms, lease_ms.
+/// Re-queues expired leases, then leases the next URL. Returns
+/// `{1, member}` or `{0, number_still_leased}`.
+const TAKE: &str = r"
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, 100)
+for _, m in ipairs(expired) do
+  redis.call('ZREM', KEYS[2], m)
+  redis.call('LPUSH', KEYS[1], m)
+end
+local m = redis.call('LPOP', KEYS[1])
+if m then
+  redis.call('ZADD', KEYS[2], tonumber(ARGV[1]) + tonumber(ARGV[2]), m)
+  return {1, m}
+end
+return {0, redis.call('ZCARD', KEYS[2])}";
+
+/// KEYS: frontier, seen, leases. ARGV: finished member ('' for none), then
+/// hash/member pairs. Queues unseen links and drops the lease, atomically.
+const DONE: &str = r"
+if ARGV[1] ~= '' then redis.call('ZREM', KEYS[3], ARGV[1]) end
+local added = 0
+for i = 2, #ARGV, 2 do
+  if redis.call('SADD', KEYS[2], ARGV[i]) == 1 then
+    redis.call('RPUSH', KEYS[1], ARGV[i + 1])
+    added = added + 1
+  end
+end
+return added";
+
+/// The Redis keys of shared frontier `name`.
+pub fn keys(name: &str) -> [String; 3] {
+    [
+        format!("{{{name}}}:frontier"),
+        format!("{{{name}}}:seen"),
+        format!("{{{name}}}:leases"),
+    ]
+}
+
+/// Deletes a shared frontier and its item fingerprints, so the next run
+/// starts a new crawl.
+pub fn reset(ep: &Endpoint, name: &str) -> Result<(), Error> {
+    let mut con = open(ep)?;
+    redis::cmd("DEL")
+        .arg(&keys(name)[..])
+        .arg(format!("{{{name}}}:items"))
+        .query::<()>(&mut con)
+        .map_err(|e| Error::redis("cannot reset the shared frontier", &ep.url, &e))
+}
+
+fn open(ep: &Endpoint) -> Result<Connection, Error> {
+    let con = queue::client(ep)?
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .map_err(|e| Error::redis("cannot reach Redis", &ep.url, &e))?;
+    let timeouts = con
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .and_then(|()| con.set_write_timeout(Some(Duration::from_secs(10))));
+    timeouts.map_err(|e| Error::redis("cannot reach Redis", &ep.url, &e))?;
+    Ok(con)
+}
+
+/// The shared frontier as seen by one process.
+pub struct SharedFrontier {
+    ep: Endpoint,
+    keys: [String; 3],
+    /// Idle connections; each call takes one, so fetchers never share a socket.
+    pool: Mutex<Vec<Connection>>,
+    bounds: Bounds,
+    lease: Duration,
+    taken: AtomicU64,
+    items: AtomicU64,
+    filtered: Mutex<Filtered>,
+    finish: Mutex<Option<Finish>>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
+
+fn member(depth: u32, url: &Url) -> String {
+    format!("{depth} {url}")
+}
+
+impl SharedFrontier {
+    /// Joins (or starts) crawl `name`: start URLs not yet seen are queued.
+    pub fn join(
+        ep: &Endpoint,
+        name: &str,
+        start: &[Url],
+        bounds: Bounds,
+        lease: Duration,
+    ) -> Result<SharedFrontier, Error> {
+        let f = SharedFrontier {
+            ep: ep.clone(),
+            keys: keys(name),
+            pool: Mutex::new(vec![open(ep)?]),
+            bounds: bounds.with_default_domains(start),
+            lease,
+            taken: AtomicU64::new(0),
+            items: AtomicU64::new(0),
+            filtered: Mutex::new(Filtered::default()),
+            finish: Mutex::new(None),
+        };
+        let links: Vec<(u32, Url)> = start.iter().map(|u| (0, u.clone())).collect();
+        f.with_con(|con| f.done(con, "", &links))
+            .map_err(|e| Error::redis("cannot seed the shared frontier", &ep.url, &e))?;
+        Ok(f)
+    }
+
+    /// Runs `op` on a pooled connection, reconnecting once if it broke.
+    fn with_con<T>(&self, op: impl Fn(&mut Connection) -> RedisResult<T>) -> RedisResult<T> {
+        let taken = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut con = match taken {
+            Some(c) => c,
+            None => open(&self.ep)
+                .map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?,
+        };
+        let result = match op(&mut con) {
+            Err(e) if e.is_io_error() || e.is_connection_dropped() || !con.is_open() => {
+                con = open(&self.ep)
+                    .map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?;
+                op(&mut con)
+            }
+            other => other,
+        };
+        if con.is_open() {
+            self.pool
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(con);
+        }
+        result
+    }
+
+    fn done(&self, con: &mut Connection, finished: &str, links: &[(u32, Url)]) -> RedisResult<u64> {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(DONE).arg(3).arg(&self.keys[..]).arg(finished);
+        for (depth, u) in links {
+            let hash = crate::item::fingerprint(u.as_str().as_bytes()).to_be_bytes();
+            cmd.arg(&hash[..]).arg(member(*depth, u));
+        }
+        cmd.query(con)
+    }
+
+    fn set_finish(&self, f: Finish) -> Finish {
+        *self
+            .finish
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(f)
+    }
+}
+
+impl CrawlFrontier for SharedFrontier {
+    fn next(&self, stop: &AtomicBool) -> Option<(Url, u32)> {
+        let mut failures = 0;
+        loop {
+            if self
+                .finish
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_some()
+            {
+                return None;
+            }
+            let taken = self.taken.load(Ordering::Relaxed);
+            if let Some(f) =
+                self.bounds
+                    .limit_reached(stop, taken, self.items.load(Ordering::Relaxed))
+            {
+                self.set_finish(f);
+                return None;
+            }
+            let reply = self.with_con(|con| {
+                redis::cmd("EVAL")
+                    .arg(TAKE)
+                    .arg(2)
+                    .arg(&self.keys[0])
+                    .arg(&self.keys[2])
+                    .arg(now_ms())
+                    .arg(self.lease.as_millis() as u64)
+                    .query::<(i64, Value)>(con)
+            });
+            match reply {
+                Ok((1, Value::BulkString(m))) => {
+                    self.taken.fetch_add(1, Ordering::Relaxed);
+                    let text = String::from_utf8_lossy(&m);
+                    if let Some((d, u)) = text.split_once(' ') {
+                        if let (Ok(d), Ok(u)) = (d.parse::<u32>(), Url::parse(u)) {
+                            let mut fl = self.filtered.lock().unwrap_or_else(|p| p.into_inner());
+                            fl.max_depth_reached = fl.max_depth_reached.max(d);
+                            return Some((u, d));
+                        }
+                    }
+                    log::warn(&format!(
+                        "dropping a malformed shared-frontier entry: {text:?}"
+                    ));
+                }
+                Ok((_, Value::Int(0))) => {
+                    self.set_finish(Finish::Finished);
+                    return None;
+                }
+                // Other producers hold leases: their pages may add links.
+                Ok(_) => std::thread::sleep(Duration::from_millis(50)),
+                Err(e) => {
+                    failures += 1;
+                    log::warn(&format!(
+                        "shared frontier at {}: {e}",
+                        crate::error::redact(&self.ep.url)
+                    ));
+                    if failures >= 20 {
+                        log::error("giving up on the shared frontier; leased pages return to it when their leases expire");
+                        self.set_finish(Finish::Stopped);
+                        return None;
+                    }
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+            }
+        }
+    }
+
+    fn complete(&self, page: &Url, links: Vec<Url>, depth: u32, items: u64) -> usize {
+        self.items.fetch_add(items, Ordering::Relaxed);
+        let mut keep = Vec::with_capacity(links.len());
+        {
+            let mut fl = self.filtered.lock().unwrap_or_else(|p| p.into_inner());
+            for u in links {
+                if !self.bounds.allows(&u) {
+                    fl.offsite += 1;
+                } else if self.bounds.max_depth.is_some_and(|m| depth + 1 > m) {
+                    fl.too_deep += 1;
+                } else {
+                    keep.push((depth + 1, u));
+                }
+            }
+        }
+        // The lease's member is rebuilt from the URL and depth it was taken as.
+        let finished = member(depth, page);
+        let added = self
+            .with_con(|con| self.done(con, &finished, &keep))
+            .unwrap_or_else(|e| {
+                log::error(&format!("could not record a finished page in the shared frontier ({e}); its lease will expire and it will be fetched again"));
+                0
+            });
+        let mut fl = self.filtered.lock().unwrap_or_else(|p| p.into_inner());
+        fl.duplicates += keep.len() as u64 - added;
+        added as usize
+    }
+
+    fn allows(&self, url: &Url) -> bool {
+        self.bounds.allows(url)
+    }
+
+    fn finish(&self) -> Finish {
+        self.finish
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or(Finish::Finished)
+    }
+
+    fn filtered(&self) -> Filtered {
+        *self.filtered.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn seen(&self) -> u64 {
+        self.with_con(|con| redis::cmd("SCARD").arg(&self.keys[1]).query(con))
+            .unwrap_or(0)
+    }
+}

@@ -1,0 +1,213 @@
+//! Scale-out: several producer processes on one shared frontier, several
+//! consumer processes on one queue, and (in cluster.rs) Redis Cluster.
+
+mod common;
+
+use common::{stats, wait_bounded, Redis, Site, QPIPE};
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const KEY: &str = "DATA-PIPELINE-KEY";
+
+fn spawn(args: &[&str]) -> Child {
+    Command::new(QPIPE)
+        .args(args)
+        .env_remove("REDIS_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn qpipe")
+}
+
+fn finish(child: Child) {
+    let out = wait_bounded(child, Duration::from_secs(120));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn producer(redis: &Redis, site: &Site, name: &str, st: &Path, extra: &[&str]) -> Child {
+    let url = redis.url();
+    let mut args = vec![
+        "produce",
+        "--redis",
+        &url,
+        "--start-url",
+        &site.url,
+        "--shared-frontier",
+        name,
+        "--threads",
+        "2",
+    ];
+    args.extend(["--stats-json", st.to_str().unwrap()]);
+    args.extend_from_slice(extra);
+    spawn(&args)
+}
+
+fn distinct_quotes(redis: &Redis) -> (usize, usize) {
+    let all = redis.lrange(KEY);
+    let quotes: HashSet<String> = all
+        .iter()
+        .map(|s| serde_json::from_str::<serde_json::Value>(s).unwrap()["quote"].to_string())
+        .collect();
+    (all.len(), quotes.len())
+}
+
+#[test]
+fn three_producers_share_one_crawl_without_fetching_a_page_twice() {
+    let site = Site::start(500);
+    let dir = tempfile::tempdir().unwrap();
+    // Reference: the same crawl in one process.
+    let reference = Redis::start();
+    let rs = dir.path().join("ref.json");
+    let run = common::qpipe(
+        &[
+            "produce",
+            "--redis",
+            &reference.url(),
+            "--start-url",
+            &site.url,
+            "--stats-json",
+            rs.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let site_pages = stats(&rs)["pages_fetched"].as_u64().unwrap();
+
+    let redis = Redis::start();
+    let paths: Vec<_> = (0..3)
+        .map(|i| dir.path().join(format!("p{i}.json")))
+        .collect();
+    let children: Vec<Child> = paths
+        .iter()
+        .map(|p| producer(&redis, &site, "crawl", p, &[]))
+        .collect();
+    children.into_iter().for_each(finish);
+    let fetched: u64 = paths
+        .iter()
+        .map(|p| stats(p)["pages_fetched"].as_u64().unwrap())
+        .sum();
+    assert_eq!(fetched, site_pages, "pages fetched across producers");
+    for p in &paths {
+        assert_eq!(stats(p)["finish_reason"], "finished");
+    }
+    assert_eq!(
+        distinct_quotes(&redis),
+        (5000, 5000),
+        "exactly the site's unique quotes"
+    );
+    let seen: u64 = redis::cmd("SCARD")
+        .arg("{crawl}:seen")
+        .query(&mut redis.con())
+        .unwrap();
+    assert_eq!(seen, site_pages);
+    assert_eq!(redis.llen("{crawl}:frontier"), 0);
+
+    // A producer joining a finished crawl fetches nothing and exits 0.
+    let late = dir.path().join("late.json");
+    finish(producer(&redis, &site, "crawl", &late, &[]));
+    assert_eq!(stats(&late)["pages_fetched"], 0);
+    // --reset-frontier starts the crawl again (items are deduplicated anew too).
+    let again = dir.path().join("again.json");
+    finish(producer(
+        &redis,
+        &site,
+        "crawl",
+        &again,
+        &["--reset-frontier"],
+    ));
+    assert_eq!(stats(&again)["pages_fetched"].as_u64().unwrap(), site_pages);
+    assert_eq!(stats(&again)["items_pushed"], 5000);
+}
+
+#[test]
+fn a_killed_producer_loses_no_page() {
+    let site = Site::start(1500);
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let lease = ["--lease-secs", "1"];
+    let mut victim = producer(&redis, &site, "k", &dir.path().join("v.json"), &lease);
+    let others: Vec<Child> = (0..2)
+        .map(|i| {
+            producer(
+                &redis,
+                &site,
+                "k",
+                &dir.path().join(format!("o{i}.json")),
+                &lease,
+            )
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(400));
+    victim.kill().unwrap(); // SIGKILL: its leased pages must come back
+    victim.wait().unwrap();
+    others.into_iter().for_each(finish);
+    assert_eq!(distinct_quotes(&redis), (15_000, 15_000));
+    let leased: u64 = redis::cmd("ZCARD")
+        .arg("{k}:leases")
+        .query(&mut redis.con())
+        .unwrap();
+    assert_eq!(leased, 0);
+    assert_eq!(redis.llen("{k}:frontier"), 0);
+}
+
+#[test]
+fn four_consumer_processes_drain_one_queue_exactly_once() {
+    let redis = Redis::start();
+    let items: Vec<String> = (0..40_000).map(|i| format!("{{\"n\":{i}}}")).collect();
+    for chunk in items.chunks(1000) {
+        redis::cmd("LPUSH")
+            .arg(KEY)
+            .arg(chunk)
+            .query::<()>(&mut redis.con())
+            .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let url = redis.url();
+    let outs: Vec<_> = (0..4)
+        .map(|i| dir.path().join(format!("c{i}.jsonl")))
+        .collect();
+    let children: Vec<Child> = outs
+        .iter()
+        .map(|o| {
+            spawn(&[
+                "consume",
+                "--redis",
+                &url,
+                "--drain",
+                "--idle-timeout",
+                "0.5",
+                "--batch-size",
+                "50",
+                "--out",
+                o.to_str().unwrap(),
+            ])
+        })
+        .collect();
+    children.into_iter().for_each(finish);
+    let mut all: Vec<String> = Vec::new();
+    let mut nonempty = 0;
+    for o in &outs {
+        let lines: Vec<String> = std::fs::read_to_string(o)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        nonempty += usize::from(!lines.is_empty());
+        all.extend(lines);
+    }
+    assert_eq!(all.len(), 40_000, "an item was lost or duplicated");
+    assert_eq!(
+        all.iter().collect::<HashSet<_>>(),
+        items.iter().collect::<HashSet<_>>()
+    );
+    assert!(nonempty >= 2, "the work was not shared");
+    assert_eq!(redis.llen(KEY), 0);
+}
