@@ -1,10 +1,10 @@
 //! Validated run settings. Each field is checked once here; workers take `&Config`.
 
 use crate::cli::{ConsumeArgs, DemoSiteArgs, ProduceArgs, PushArgs};
+use crate::conn::Endpoint;
 use crate::error::Error;
 use crate::fetch::HttpConfig;
 use crate::frontier::Bounds;
-use crate::queue::Endpoint;
 use crate::spider::Spec;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -287,7 +287,7 @@ fn endpoint(flag: Option<String>, tls_ca: Option<String>) -> Result<Endpoint, Er
         })?),
     };
     let ep = Endpoint { url, tls_ca };
-    crate::queue::client(&ep)?;
+    crate::conn::target(&ep)?;
     Ok(ep)
 }
 

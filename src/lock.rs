@@ -4,9 +4,9 @@
 //! with a compare-and-PEXPIRE script; release is compare-and-DEL. A holder
 //! that crashes stops renewing, and the lock expires by itself.
 
+use crate::conn::{self, Conn, Endpoint};
 use crate::error::Error;
-use crate::queue::{self, Endpoint};
-use redis::{Connection, RedisResult};
+use redis::RedisResult;
 use std::time::Duration;
 
 const RENEW: &str = r"
@@ -23,7 +23,7 @@ return 0";
 
 /// A held lock. Dropping it does not release it; call `release`.
 pub struct Lock {
-    con: Connection,
+    con: Conn,
     /// The Redis key.
     pub key: String,
     token: String,
@@ -36,7 +36,7 @@ pub fn key(name: &str) -> String {
 }
 
 /// Who holds lock `name` (its token: `host:pid:time`), if anyone.
-pub fn holder(con: &mut Connection, name: &str) -> RedisResult<Option<String>> {
+pub fn holder(con: &mut dyn redis::ConnectionLike, name: &str) -> RedisResult<Option<String>> {
     redis::cmd("GET").arg(key(name)).query(con)
 }
 
@@ -44,13 +44,7 @@ impl Lock {
     /// Takes lock `name` for `ttl`, or fails with `Error::Locked` naming the holder.
     pub fn acquire(ep: &Endpoint, name: &str, ttl: Duration) -> Result<Lock, Error> {
         let fail = |e: redis::RedisError| Error::redis("cannot take the lock", &ep.url, &e);
-        let mut con = queue::client(ep)?
-            .get_connection_with_timeout(Duration::from_secs(5))
-            .map_err(|e| Error::redis("cannot reach Redis", &ep.url, &e))?;
-        con.set_read_timeout(Some(Duration::from_secs(5)))
-            .map_err(fail)?;
-        con.set_write_timeout(Some(Duration::from_secs(5)))
-            .map_err(fail)?;
+        let mut con = conn::open(ep, Duration::from_secs(5))?;
         let token = format!(
             "{}:{}:{}",
             crate::reliable::hostname(),

@@ -3,6 +3,7 @@
 mod cli;
 mod cmd;
 mod config;
+mod conn;
 mod crawl;
 mod demo;
 mod error;

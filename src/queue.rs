@@ -3,28 +3,26 @@
 //! Every call here is a plain blocking function on one connection; the thread
 //! that owns a `Queue` owns its socket.
 
+use crate::conn::{self, Conn, Endpoint, Target};
 use crate::error::Error;
-use redis::{Client, Connection, RedisResult, Value};
+use redis::{RedisResult, Value};
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-/// How long a connect may take before it is reported as unreachable.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Slack between a blocking command's own timeout and the socket read timeout.
 /// PITFALLS.md: if the socket gave up first, the server could hand an item to
 /// an abandoned BRPOP and the item would be lost.
 const READ_SLACK: Duration = Duration::from_secs(3);
 
-/// Where Redis is: its URL and, for `rediss://`, an optional private CA.
-#[derive(Debug, Clone)]
-pub struct Endpoint {
-    /// `redis://`, `rediss://` (TLS) or `unix://` URL; may hold a password.
-    pub url: String,
-    /// PEM bundle trusted instead of the system roots (`--tls-ca`).
-    pub tls_ca: Option<Vec<u8>>,
-}
-
-static WARNED_INSECURE: std::sync::Once = std::sync::Once::new();
+/// LPUSH a batch and record the batch number in the marker, atomically. A
+/// script rather than MULTI, so it runs unchanged on a cluster (one slot).
+/// KEYS: list, marker. ARGV: seq, then the values.
+const PUSH: &str = r"
+for i = 2, #ARGV, 1000 do
+  redis.call('LPUSH', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+redis.call('SET', KEYS[2], ARGV[1], 'EX', 3600)
+return #ARGV - 1";
 
 /// LPUSH only items whose fingerprint is new to the seen set, atomically.
 /// KEYS: list, seen zset, marker. ARGV: now, seq, then fingerprint/value pairs.
@@ -44,41 +42,11 @@ return #new";
 /// One connection to one list key.
 pub struct Queue {
     url: String,
-    client: Client,
-    con: Connection,
+    target: Target,
+    con: Conn,
     /// The list key items are pushed to and popped from.
     pub key: String,
     block: Duration,
-}
-
-/// Opens a Client for the endpoint, mapping a malformed URL to a usage error.
-pub fn client(ep: &Endpoint) -> Result<Client, Error> {
-    let url = ep.url.as_str();
-    let opened = match &ep.tls_ca {
-        Some(pem) => Client::build_with_tls(
-            url,
-            redis::TlsCertificates {
-                client_tls: None,
-                root_cert: Some(pem.clone()),
-            },
-        ),
-        None => Client::open(url),
-    };
-    let client = opened.map_err(|e| {
-        Error::Usage(format!(
-            "invalid Redis URL {}: {} (use redis://[user:password@]host:port[/db], or rediss:// for TLS)",
-            crate::error::redact(url),
-            e.detail().unwrap_or("bad format")
-        ))
-    })?;
-    if url.starts_with("rediss://") && url.ends_with("#insecure") {
-        WARNED_INSECURE.call_once(|| {
-            crate::log::warn(
-                "TLS certificate checks are off (#insecure in the Redis URL); use --tls-ca to trust a private CA instead",
-            );
-        });
-    }
-    Ok(client)
 }
 
 impl Queue {
@@ -86,11 +54,12 @@ impl Queue {
     /// and checks that `key` is a list or absent.
     pub fn connect(ep: &Endpoint, key: &str, block: Duration) -> Result<Queue, Error> {
         let url = ep.url.as_str();
-        let client = client(ep)?;
-        let con = open(&client, block).map_err(|e| Error::redis("cannot reach Redis", url, &e))?;
+        let target = conn::target(ep)?;
+        let con = conn::connect(&target, block + READ_SLACK)
+            .map_err(|e| Error::redis("cannot reach Redis", url, &e))?;
         let mut q = Queue {
             url: url.to_string(),
-            client,
+            target,
             con,
             key: key.to_string(),
             block,
@@ -109,7 +78,7 @@ impl Queue {
 
     /// Replaces a broken connection (the sync client never reconnects by itself).
     pub fn reconnect(&mut self) -> RedisResult<()> {
-        self.con = open(&self.client, self.block)?;
+        self.con = conn::connect(&self.target, self.block + READ_SLACK)?;
         Ok(())
     }
 
@@ -119,7 +88,7 @@ impl Queue {
     }
 
     /// The connection, for commands owned by other modules (e.g. `reliable`).
-    pub fn con(&mut self) -> &mut Connection {
+    pub fn con(&mut self) -> &mut Conn {
         &mut self.con
     }
 
@@ -128,25 +97,21 @@ impl Queue {
         self.block.as_secs_f64()
     }
 
-    /// Pushes `values` with one LPUSH, atomically with `SET marker seq`, so a
-    /// retry can tell whether this batch already landed (see `landed`).
+    /// Pushes `values` (oldest first) and sets `marker` to `seq` in one script,
+    /// so a retry can tell whether this batch already landed (see `landed`).
     pub fn push(&mut self, values: &[&[u8]], marker: &str, seq: &str) -> RedisResult<()> {
         if values.is_empty() {
             return Ok(());
         }
-        redis::pipe()
-            .atomic()
-            .cmd("LPUSH")
+        redis::cmd("EVAL")
+            .arg(PUSH)
+            .arg(2)
             .arg(&self.key)
-            .arg(values)
-            .ignore()
-            .cmd("SET")
             .arg(marker)
             .arg(seq)
-            .arg("EX")
-            .arg(3600)
-            .ignore()
-            .query::<()>(&mut self.con)
+            .arg(values)
+            .query::<Value>(&mut self.con)
+            .map(drop)
     }
 
     /// Pushes only the values whose fingerprint is not yet in the sorted set
@@ -247,12 +212,4 @@ impl Queue {
             .query::<Value>(&mut self.con)
             .map(drop)
     }
-}
-
-fn open(client: &Client, block: Duration) -> RedisResult<Connection> {
-    let con = client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
-    // get_connection_with_timeout clears its timeout once connected.
-    con.set_read_timeout(Some(block + READ_SLACK))?;
-    con.set_write_timeout(Some(block + READ_SLACK))?;
-    Ok(con)
 }

@@ -5,9 +5,11 @@
 //! - `K:processing:<consumer>`: items moved out of `K`, not yet durable in the sink;
 //!   newest at the head, so the oldest `n` are acknowledged with `RPOP .. n`.
 //! - `K:consumer:<consumer>`: heartbeat with a TTL; missing means the consumer is dead.
+//! - `K:consumers`: the set of consumer ids that may hold a processing list
+//!   (a registry rather than SCAN, which would see only one Redis Cluster node).
 //! - `K:dead`: poison items, as JSON `{"reason","consumer","at","item"}`.
 
-use redis::{Connection, RedisResult};
+use redis::{ConnectionLike, RedisResult};
 
 /// Moves up to ARGV[1] more items from the tail of KEYS[1] to the head of KEYS[2].
 const MOVE_MORE: &str = r"
@@ -28,6 +30,8 @@ pub struct Lease {
     pub processing: String,
     /// Its heartbeat key.
     pub heartbeat: String,
+    /// The registry of consumers of this list.
+    pub registry: String,
 }
 
 impl Lease {
@@ -37,23 +41,33 @@ impl Lease {
         Lease {
             processing: format!("{key}:processing:{consumer}"),
             heartbeat: format!("{key}:consumer:{consumer}"),
+            registry: format!("{key}:consumers"),
             consumer,
         }
     }
 
-    /// Renews the heartbeat for `ttl` seconds.
-    pub fn beat(&self, con: &mut Connection, ttl: u64) -> RedisResult<()> {
+    /// Renews the heartbeat for `ttl` seconds (and registers the consumer).
+    pub fn beat(&self, con: &mut dyn ConnectionLike, ttl: u64) -> RedisResult<()> {
         redis::cmd("SET")
             .arg(&self.heartbeat)
             .arg(crate::log::now_rfc3339())
             .arg("EX")
             .arg(ttl)
+            .query::<()>(con)?;
+        redis::cmd("SADD")
+            .arg(&self.registry)
+            .arg(&self.consumer)
             .query(con)
     }
 
-    /// Removes the heartbeat at a clean exit (the processing list is empty then).
-    pub fn release(&self, con: &mut Connection) -> RedisResult<()> {
-        redis::cmd("DEL").arg(&self.heartbeat).query(con)
+    /// Removes the heartbeat and registration at a clean exit (the processing
+    /// list is empty then).
+    pub fn release(&self, con: &mut dyn ConnectionLike) -> RedisResult<()> {
+        redis::cmd("DEL").arg(&self.heartbeat).query::<()>(con)?;
+        redis::cmd("SREM")
+            .arg(&self.registry)
+            .arg(&self.consumer)
+            .query(con)
     }
 }
 
@@ -70,7 +84,7 @@ pub fn hostname() -> String {
 /// Blocks up to `block` seconds for one item, moving it into the processing
 /// list, then moves up to `max - 1` more without blocking. Oldest first.
 pub fn take(
-    con: &mut Connection,
+    con: &mut dyn ConnectionLike,
     key: &str,
     lease: &Lease,
     max: usize,
@@ -103,18 +117,22 @@ pub fn take(
     Ok(items)
 }
 
-/// Adds to `pipe` the acknowledgement of the oldest `n` items of a processing
-/// list. Batches from one consumer are committed in the order they were taken,
+/// Acknowledges the oldest `n` items of a processing list (they are durable). Batches from one consumer are committed in the order they were taken,
 /// so the oldest `n` are exactly the batch just made durable.
-pub fn ack_into(pipe: &mut redis::Pipeline, processing: &str, n: usize) {
-    if n > 0 {
-        pipe.cmd("RPOP").arg(processing).arg(n).ignore();
+pub fn ack(con: &mut dyn ConnectionLike, processing: &str, n: usize) -> RedisResult<()> {
+    if n == 0 {
+        return Ok(());
     }
+    redis::cmd("RPOP")
+        .arg(processing)
+        .arg(n)
+        .query::<redis::Value>(con)
+        .map(drop)
 }
 
 /// Records a poison item in `K:dead` and drops it from the processing list.
 pub fn bury(
-    con: &mut Connection,
+    con: &mut dyn ConnectionLike,
     key: &str,
     processing: Option<&str>,
     consumer: &str,
@@ -128,16 +146,20 @@ pub fn bury(
         "item": String::from_utf8_lossy(item),
     })
     .to_string();
-    let mut pipe = redis::pipe();
-    pipe.atomic()
-        .cmd("LPUSH")
+    // Dead letter first: a crash in between leaves the item in both places,
+    // never in neither.
+    redis::cmd("LPUSH")
         .arg(format!("{key}:dead"))
         .arg(entry)
-        .ignore();
+        .query::<()>(con)?;
     if let Some(p) = processing {
-        pipe.cmd("LREM").arg(p).arg(1).arg(item).ignore();
+        redis::cmd("LREM")
+            .arg(p)
+            .arg(1)
+            .arg(item)
+            .query::<()>(con)?;
     }
-    pipe.query(con)
+    Ok(())
 }
 
 /// A consumer's processing list and whether its heartbeat is alive.
@@ -151,17 +173,18 @@ pub struct Processing {
     pub alive: bool,
 }
 
-/// Lists every processing list of `key`.
-pub fn processing_lists(con: &mut Connection, key: &str) -> RedisResult<Vec<Processing>> {
-    let prefix = format!("{key}:processing:");
-    let keys = scan(con, &prefix)?;
-    let mut out = Vec::with_capacity(keys.len());
-    for k in keys {
-        let consumer = k[prefix.len()..].to_string();
-        let (len, alive): (u64, bool) = redis::pipe()
-            .cmd("LLEN")
-            .arg(&k)
-            .cmd("EXISTS")
+/// Lists every registered consumer of `key`: its processing list and heartbeat.
+pub fn processing_lists(con: &mut dyn ConnectionLike, key: &str) -> RedisResult<Vec<Processing>> {
+    let mut consumers: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(format!("{key}:consumers"))
+        .query(con)?;
+    consumers.sort();
+    let mut out = Vec::with_capacity(consumers.len());
+    for consumer in consumers {
+        let len: u64 = redis::cmd("LLEN")
+            .arg(format!("{key}:processing:{consumer}"))
+            .query(con)?;
+        let alive: bool = redis::cmd("EXISTS")
             .arg(format!("{key}:consumer:{consumer}"))
             .query(con)?;
         out.push(Processing {
@@ -173,47 +196,31 @@ pub fn processing_lists(con: &mut Connection, key: &str) -> RedisResult<Vec<Proc
     Ok(out)
 }
 
-/// Counts live consumers of `key` (heartbeat keys present).
-pub fn live_consumers(con: &mut Connection, key: &str) -> RedisResult<u64> {
-    Ok(scan(con, &format!("{key}:consumer:"))?.len() as u64)
-}
-
-/// Every key starting with `prefix`, sorted.
-fn scan(con: &mut Connection, prefix: &str) -> RedisResult<Vec<String>> {
-    let mut keys: Vec<String> = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{}*", glob_escape(prefix)))
-            .arg("COUNT")
-            .arg(1000)
-            .query(con)?;
-        keys.extend(batch);
-        cursor = next;
-        if cursor == 0 {
-            break;
-        }
-    }
-    keys.sort();
-    keys.dedup();
-    Ok(keys)
+/// Counts live consumers of `key` (heartbeat present).
+pub fn live_consumers(con: &mut dyn ConnectionLike, key: &str) -> RedisResult<u64> {
+    Ok(processing_lists(con, key)?
+        .iter()
+        .filter(|p| p.alive)
+        .count() as u64)
 }
 
 /// Moves the items of dead consumers back to the consuming end of `key`.
 /// Returns how many items went back.
-pub fn recover(con: &mut Connection, key: &str) -> RedisResult<u64> {
+pub fn recover(con: &mut dyn ConnectionLike, key: &str) -> RedisResult<u64> {
     let mut moved = 0;
     for p in processing_lists(con, key)?.into_iter().filter(|p| !p.alive) {
         moved += requeue(con, key, &format!("{key}:processing:{}", p.consumer))?;
+        redis::cmd("SREM")
+            .arg(format!("{key}:consumers"))
+            .arg(&p.consumer)
+            .query::<()>(con)?;
     }
     Ok(moved)
 }
 
 /// Moves every item of `processing` back to the tail of `key`, so the oldest
 /// is popped first again. Each move is atomic: an item is always in one list.
-pub fn requeue(con: &mut Connection, key: &str, processing: &str) -> RedisResult<u64> {
+pub fn requeue(con: &mut dyn ConnectionLike, key: &str, processing: &str) -> RedisResult<u64> {
     let mut moved = 0;
     // Newest first onto the tail, so the oldest ends up at the very tail.
     while redis::cmd("LMOVE")
@@ -229,17 +236,6 @@ pub fn requeue(con: &mut Connection, key: &str, processing: &str) -> RedisResult
     Ok(moved)
 }
 
-fn glob_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,10 +246,5 @@ mod tests {
         assert!(l.consumer.ends_with(&format!(":{}:3", std::process::id())));
         assert_eq!(l.processing, format!("Q:processing:{}", l.consumer));
         assert_eq!(l.heartbeat, format!("Q:consumer:{}", l.consumer));
-    }
-
-    #[test]
-    fn glob_special_characters_are_escaped() {
-        assert_eq!(glob_escape("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
     }
 }

@@ -11,11 +11,11 @@
 //! frontier is empty and nothing is leased. An expired lease (its producer
 //! died) goes back to the frontier.
 
+use crate::conn::{self, Conn, Endpoint};
 use crate::error::Error;
 use crate::frontier::{Bounds, CrawlFrontier, Filtered, Finish};
 use crate::log;
-use crate::queue::{self, Endpoint};
-use redis::{Connection, ConnectionLike, RedisResult, Value};
+use redis::{ConnectionLike, RedisResult, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -70,15 +70,8 @@ pub fn reset(ep: &Endpoint, name: &str) -> Result<(), Error> {
         .map_err(|e| Error::redis("cannot reset the shared frontier", &ep.url, &e))
 }
 
-fn open(ep: &Endpoint) -> Result<Connection, Error> {
-    let con = queue::client(ep)?
-        .get_connection_with_timeout(Duration::from_secs(5))
-        .map_err(|e| Error::redis("cannot reach Redis", &ep.url, &e))?;
-    let timeouts = con
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .and_then(|()| con.set_write_timeout(Some(Duration::from_secs(10))));
-    timeouts.map_err(|e| Error::redis("cannot reach Redis", &ep.url, &e))?;
-    Ok(con)
+fn open(ep: &Endpoint) -> Result<Conn, Error> {
+    conn::open(ep, Duration::from_secs(10))
 }
 
 /// The shared frontier as seen by one process.
@@ -86,7 +79,7 @@ pub struct SharedFrontier {
     ep: Endpoint,
     keys: [String; 3],
     /// Idle connections; each call takes one, so fetchers never share a socket.
-    pool: Mutex<Vec<Connection>>,
+    pool: Mutex<Vec<Conn>>,
     bounds: Bounds,
     lease: Duration,
     taken: AtomicU64,
@@ -133,7 +126,7 @@ impl SharedFrontier {
     }
 
     /// Runs `op` on a pooled connection, reconnecting once if it broke.
-    fn with_con<T>(&self, op: impl Fn(&mut Connection) -> RedisResult<T>) -> RedisResult<T> {
+    fn with_con<T>(&self, op: impl Fn(&mut Conn) -> RedisResult<T>) -> RedisResult<T> {
         let taken = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let mut con = match taken {
             Some(c) => c,
@@ -157,7 +150,7 @@ impl SharedFrontier {
         result
     }
 
-    fn done(&self, con: &mut Connection, finished: &str, links: &[(u32, Url)]) -> RedisResult<u64> {
+    fn done(&self, con: &mut Conn, finished: &str, links: &[(u32, Url)]) -> RedisResult<u64> {
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(DONE).arg(3).arg(&self.keys[..]).arg(finished);
         for (depth, u) in links {

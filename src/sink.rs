@@ -165,17 +165,19 @@ fn settle(committed: &mut Vec<Batch>, acker: Option<&mut Queue>, out: &mut Drain
         out.last_commit = Some(std::time::Instant::now());
     }
     if let Some(q) = acker {
-        let mut pipe = redis::pipe();
-        let mut n = 0;
+        // One RPOP per processing list for all its committed batches (in order).
+        let mut per_list: Vec<(&str, usize)> = Vec::new();
         for b in committed.iter() {
             if let Some(p) = &b.processing {
-                reliable::ack_into(&mut pipe, p, b.items.len());
-                n += b.items.len() as u64;
+                match per_list.iter_mut().find(|(k, _)| *k == p.as_str()) {
+                    Some((_, n)) => *n += b.items.len(),
+                    None => per_list.push((p.as_str(), b.items.len())),
+                }
             }
         }
-        if n > 0 {
-            if let Err(e) = pipe.query::<()>(q.con()) {
-                out.ack_failures += n;
+        for (list, n) in per_list {
+            if let Err(e) = reliable::ack(q.con(), list, n) {
+                out.ack_failures += n as u64;
                 log::warn(&format!(
                     "could not acknowledge {n} written items (they will be delivered again): {e}"
                 ));

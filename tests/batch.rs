@@ -372,6 +372,11 @@ fn status_json_reports_exact_numbers() {
             .query::<()>(&mut con)
             .unwrap();
     }
+    redis::cmd("SADD")
+        .arg(format!("{KEY}:consumers"))
+        .arg(&["h:1:0", "h:2:0", "h:2:1"])
+        .query::<()>(&mut con)
+        .unwrap();
     redis::cmd("ZADD")
         .arg("seen")
         .arg(&["1", "a", "1", "b"])

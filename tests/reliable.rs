@@ -34,7 +34,7 @@ fn lines(path: &std::path::Path) -> Vec<String> {
 #[test]
 fn kill_9_mid_drain_loses_nothing_in_reliable_mode() {
     let redis = Redis::start();
-    let items = seed(&redis, 30_000);
+    let items = seed(&redis, 100_000);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.jsonl");
     let url = redis.url();
@@ -55,12 +55,17 @@ fn kill_9_mid_drain_loses_nothing_in_reliable_mode() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(400));
+    // Kill as soon as the first batch is durable: mid-drain, whatever the speed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::fs::metadata(&out).map_or(0, |m| m.len()) == 0 {
+        assert!(std::time::Instant::now() < deadline, "nothing was written");
+        std::thread::sleep(Duration::from_millis(2));
+    }
     child.kill().unwrap(); // SIGKILL: no cleanup at all
     child.wait().unwrap();
     let first = lines(&out);
     assert!(
-        !first.is_empty() && first.len() < 30_000,
+        !first.is_empty() && first.len() < 100_000,
         "killed too late: {}",
         first.len()
     );
@@ -139,6 +144,11 @@ fn recover_command_requeues_dead_workers_items_in_order() {
         .arg("x")
         .arg("EX")
         .arg(60)
+        .query::<()>(&mut con)
+        .unwrap();
+    redis::cmd("SADD")
+        .arg(format!("{KEY}:consumers"))
+        .arg(&["h:1:0", "h:2:0"])
         .query::<()>(&mut con)
         .unwrap();
     redis::cmd("LPUSH")

@@ -1,10 +1,10 @@
 //! Runs a subcommand while holding its `--lock`, renewed by a keeper thread.
 
 use crate::config::LockConfig;
+use crate::conn::Endpoint;
 use crate::error::Error;
 use crate::lock::Lock;
 use crate::log;
-use crate::queue::Endpoint;
 use crate::summary::Summary;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};

@@ -33,7 +33,10 @@ pub fn run(cfg: &StatusConfig, _signals: &Signals) -> Result<Summary, Error> {
         .set("queue_length", queue_length)
         .set("dead_letters", dead)
         .set("live_consumers", live)
-        .set("processing_lists", lists.len() as u64)
+        .set(
+            "processing_lists",
+            lists.iter().filter(|p| p.len > 0).count() as u64,
+        )
         .set("processing_items", lists.iter().map(|p| p.len).sum::<u64>())
         .set(
             "orphaned_items",

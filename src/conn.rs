@@ -1,0 +1,227 @@
+//! Connecting to Redis: one server (`redis://`, `rediss://`) or a Redis
+//! Cluster (`redis+cluster://h1:p1,h2:p2`), with timeouts set explicitly.
+
+use crate::error::Error;
+use redis::cluster::{ClusterClient, ClusterConnection};
+use redis::{Client, Cmd, Connection, ConnectionLike, RedisResult, Value};
+use std::time::Duration;
+
+/// How long a connect may take before it is reported as unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where Redis is: its URL and, for TLS, an optional private CA.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// `redis://`, `rediss://`, `unix://` or `redis+cluster://`/`rediss+cluster://`
+    /// with comma-separated nodes; may hold a password.
+    pub url: String,
+    /// PEM bundle trusted instead of the system roots (`--tls-ca`).
+    pub tls_ca: Option<Vec<u8>>,
+}
+
+impl Endpoint {
+    /// Whether this is a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.url.starts_with("redis+cluster://") || self.url.starts_with("rediss+cluster://")
+    }
+}
+
+/// A validated, not yet connected, client.
+#[derive(Clone)]
+pub enum Target {
+    /// One server.
+    Single(Client),
+    /// A cluster, reached through any of its nodes.
+    Cluster(ClusterClient),
+}
+
+/// One connection, to a server or to a cluster (which routes by key).
+pub enum Conn {
+    /// One server.
+    Single(Connection),
+    /// A cluster.
+    Cluster(ClusterConnection),
+}
+
+static WARNED_INSECURE: std::sync::Once = std::sync::Once::new();
+
+/// Node URLs of a cluster URL: `redis+cluster://u:p@h1:1,h2:2/#x` ->
+/// `redis://u:p@h1:1/#x`, `redis://u:p@h2:2/#x`.
+fn cluster_nodes(url: &str) -> Option<Vec<String>> {
+    let (scheme, rest) = url.split_once("+cluster://")?;
+    let (userinfo, hosts) = match rest.rsplit_once('@') {
+        Some((u, h)) => (format!("{u}@"), h),
+        None => (String::new(), rest),
+    };
+    let (hosts, tail) = match hosts.find(['/', '#']) {
+        Some(i) => hosts.split_at(i),
+        None => (hosts, ""),
+    };
+    let nodes: Vec<String> = hosts
+        .split(',')
+        .filter(|h| !h.is_empty())
+        .map(|h| format!("{scheme}://{userinfo}{h}{tail}"))
+        .collect();
+    (!nodes.is_empty()).then_some(nodes)
+}
+
+/// Validates the endpoint into a client; a malformed URL is a usage error.
+pub fn target(ep: &Endpoint) -> Result<Target, Error> {
+    let url = ep.url.as_str();
+    let certs = || {
+        ep.tls_ca.as_ref().map(|pem| redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem.clone()),
+        })
+    };
+    let opened = if ep.is_cluster() {
+        match cluster_nodes(url) {
+            None => Err(redis::RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "no nodes",
+            ))),
+            Some(nodes) => {
+                let mut b = ClusterClient::builder(nodes).connection_timeout(CONNECT_TIMEOUT);
+                if let Some(c) = certs() {
+                    b = b.certs(c);
+                }
+                b.build().map(Target::Cluster)
+            }
+        }
+    } else {
+        match certs() {
+            Some(c) => Client::build_with_tls(url, c),
+            None => Client::open(url),
+        }
+        .map(Target::Single)
+    };
+    let t = opened.map_err(|e| {
+        Error::Usage(format!(
+            "invalid Redis URL {}: {} (use redis://[user:password@]host:port[/db], rediss:// for TLS, or redis+cluster://host:port,host:port)",
+            crate::error::redact(url),
+            e.detail().unwrap_or("bad format")
+        ))
+    })?;
+    if url.starts_with("rediss") && url.ends_with("#insecure") {
+        WARNED_INSECURE.call_once(|| {
+            crate::log::warn(
+                "TLS certificate checks are off (#insecure in the Redis URL); use --tls-ca to trust a private CA instead",
+            );
+        });
+    }
+    Ok(t)
+}
+
+/// Connects with the given socket timeouts. `get_connection_with_timeout`
+/// only covers the connect itself, so read/write timeouts are set here.
+pub fn connect(t: &Target, timeout: Duration) -> RedisResult<Conn> {
+    match t {
+        Target::Single(c) => {
+            let con = c.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+            con.set_read_timeout(Some(timeout))?;
+            con.set_write_timeout(Some(timeout))?;
+            Ok(Conn::Single(con))
+        }
+        Target::Cluster(c) => {
+            let con = c.get_connection()?;
+            con.set_read_timeout(Some(timeout))?;
+            con.set_write_timeout(Some(timeout))?;
+            Ok(Conn::Cluster(con))
+        }
+    }
+}
+
+/// Validates and connects in one step, for short-lived control connections.
+pub fn open(ep: &Endpoint, timeout: Duration) -> Result<Conn, Error> {
+    connect(&target(ep)?, timeout).map_err(|e| Error::redis("cannot reach Redis", &ep.url, &e))
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command(&mut self, cmd: &[u8]) -> RedisResult<Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+    fn req_packed_commands(
+        &mut self,
+        cmd: &[u8],
+        offset: usize,
+        count: usize,
+    ) -> RedisResult<Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+    // The cluster connection routes by the command's key here.
+    fn req_command(&mut self, cmd: &Cmd) -> RedisResult<Value> {
+        match self {
+            Conn::Single(c) => c.req_command(cmd),
+            Conn::Cluster(c) => c.req_command(cmd),
+        }
+    }
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+    fn supports_pipelining(&self) -> bool {
+        match self {
+            Conn::Single(c) => c.supports_pipelining(),
+            Conn::Cluster(c) => c.supports_pipelining(),
+        }
+    }
+    fn check_connection(&mut self) -> bool {
+        match self {
+            Conn::Single(c) => c.check_connection(),
+            Conn::Cluster(c) => c.check_connection(),
+        }
+    }
+    fn is_open(&self) -> bool {
+        match self {
+            Conn::Single(c) => c.is_open(),
+            Conn::Cluster(c) => c.is_open(),
+        }
+    }
+}
+
+/// The list keys of a queue split into `shards`. One unsharded list on one
+/// server keeps the plain key (wire-compatible); on a cluster every shard gets
+/// its own hash tag, so its processing lists, dead letters and markers share
+/// its slot and different shards spread over the nodes.
+pub fn shard_keys(key: &str, shards: usize, cluster: bool) -> Vec<String> {
+    match (shards, cluster) {
+        (1, false) => vec![key.to_string()],
+        (1, true) if key.contains('{') => vec![key.to_string()],
+        (1, true) => vec![format!("{{{key}}}")],
+        (n, _) => (0..n).map(|i| format!("{{{key}:{i}}}")).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_urls_expand_to_nodes_keeping_credentials() {
+        assert_eq!(
+            cluster_nodes("redis+cluster://u:p@h1:1,h2:2").unwrap(),
+            ["redis://u:p@h1:1", "redis://u:p@h2:2"]
+        );
+        assert_eq!(
+            cluster_nodes("rediss+cluster://h:7000/#insecure").unwrap(),
+            ["rediss://h:7000/#insecure"]
+        );
+        assert_eq!(cluster_nodes("redis://h:1"), None);
+    }
+
+    #[test]
+    fn shard_keys_keep_the_plain_key_when_unsharded() {
+        assert_eq!(shard_keys("Q", 1, false), ["Q"]);
+        assert_eq!(shard_keys("Q", 1, true), ["{Q}"]);
+        assert_eq!(shard_keys("{Q}", 1, true), ["{Q}"]);
+        assert_eq!(shard_keys("Q", 3, false), ["{Q:0}", "{Q:1}", "{Q:2}"]);
+    }
+}
