@@ -89,6 +89,10 @@ pub struct ProduceArgs {
     /// the Redis list to push onto (default DATA-PIPELINE-KEY)
     #[argh(option, default = "String::from(\"DATA-PIPELINE-KEY\")")]
     pub key: String,
+    /// split the queue into this many lists (hash-tagged {KEY:i}) to spread it
+    /// over Redis Cluster nodes; producers and consumers must agree (default 1)
+    #[argh(option, default = "1")]
+    pub shards: usize,
     /// stop after fetching this many pages (default: no limit)
     #[argh(option)]
     pub max_pages: Option<u64>,
@@ -169,6 +173,10 @@ pub struct ConsumeArgs {
     /// the Redis list to pop from (default DATA-PIPELINE-KEY)
     #[argh(option, default = "String::from(\"DATA-PIPELINE-KEY\")")]
     pub key: String,
+    /// split the queue into this many lists (hash-tagged {KEY:i}) to spread it
+    /// over Redis Cluster nodes; producers and consumers must agree (default 1)
+    #[argh(option, default = "1")]
+    pub shards: usize,
     /// JSON Lines file to append to, or - for stdout (default stdout)
     #[argh(option)]
     pub out: Option<String>,
@@ -237,6 +245,10 @@ pub struct PushArgs {
     /// the Redis list to push onto (default DATA-PIPELINE-KEY)
     #[argh(option, default = "String::from(\"DATA-PIPELINE-KEY\")")]
     pub key: String,
+    /// split the queue into this many lists (hash-tagged {KEY:i}) to spread it
+    /// over Redis Cluster nodes; producers and consumers must agree (default 1)
+    #[argh(option, default = "1")]
+    pub shards: usize,
     /// most items sent in one LPUSH (default 1000)
     #[argh(option, default = "1000")]
     pub batch_size: usize,
@@ -264,6 +276,10 @@ pub struct RecoverArgs {
     /// the Redis list (default DATA-PIPELINE-KEY)
     #[argh(option, default = "String::from(\"DATA-PIPELINE-KEY\")")]
     pub key: String,
+    /// split the queue into this many lists (hash-tagged {KEY:i}) to spread it
+    /// over Redis Cluster nodes; producers and consumers must agree (default 1)
+    #[argh(option, default = "1")]
+    pub shards: usize,
     /// append the run summary as one JSON line to this file, or - for stdout
     #[argh(option)]
     pub stats_json: Option<String>,
@@ -282,6 +298,10 @@ pub struct StatusArgs {
     /// the Redis list (default DATA-PIPELINE-KEY)
     #[argh(option, default = "String::from(\"DATA-PIPELINE-KEY\")")]
     pub key: String,
+    /// split the queue into this many lists (hash-tagged {KEY:i}) to spread it
+    /// over Redis Cluster nodes; producers and consumers must agree (default 1)
+    #[argh(option, default = "1")]
+    pub shards: usize,
     /// also report the size of this --seen-key set
     #[argh(option)]
     pub seen_key: Option<String>,
@@ -309,6 +329,10 @@ pub struct PeekArgs {
     /// the Redis list (default DATA-PIPELINE-KEY)
     #[argh(option, default = "String::from(\"DATA-PIPELINE-KEY\")")]
     pub key: String,
+    /// split the queue into this many lists (hash-tagged {KEY:i}) to spread it
+    /// over Redis Cluster nodes; producers and consumers must agree (default 1)
+    #[argh(option, default = "1")]
+    pub shards: usize,
 }
 
 /// print the built-in spider spec, or check a spec file.

@@ -30,6 +30,23 @@ pub struct WriterConfig {
     pub spill_dir: PathBuf,
     /// Cross-run deduplication (`--seen-key`), if on.
     pub seen: Option<SeenConfig>,
+    /// Lists the queue is split into (`--shards`).
+    pub shards: usize,
+}
+
+impl WriterConfig {
+    /// The shards' list keys (the plain key when unsharded on one server).
+    pub fn shard_keys(&self) -> Vec<String> {
+        crate::conn::shard_keys(&self.key, self.shards, self.redis.is_cluster())
+    }
+
+    /// One writer connection per shard.
+    pub fn connect(&self) -> Result<Vec<crate::queue::Queue>, Error> {
+        self.shard_keys()
+            .iter()
+            .map(|k| crate::queue::Queue::connect(&self.redis, k, Duration::from_secs(1)))
+            .collect()
+    }
 }
 
 /// `--seen-key`: fingerprints of pushed items kept in Redis across runs.
@@ -160,6 +177,8 @@ pub struct ConsumeConfig {
     pub reliable: bool,
     /// Seconds a reliable worker's heartbeat lives.
     pub heartbeat_ttl: u64,
+    /// Lists the queue is split into (`--shards`).
+    pub shards: usize,
     /// Lock, time budget, failure threshold.
     pub limits: RunLimits,
 }
@@ -180,6 +199,8 @@ pub struct RedisTarget {
     pub redis: Endpoint,
     /// The list key.
     pub key: String,
+    /// Lists the queue is split into (`--shards`).
+    pub shards: usize,
 }
 
 impl RedisTarget {
@@ -188,11 +209,18 @@ impl RedisTarget {
         redis: Option<String>,
         tls_ca: Option<String>,
         key: String,
+        n: usize,
     ) -> Result<RedisTarget, Error> {
         Ok(RedisTarget {
             redis: endpoint(redis, tls_ca)?,
             key: non_empty_key(key)?,
+            shards: shards(n)?,
         })
+    }
+
+    /// The shards' list keys.
+    pub fn shard_keys(&self) -> Vec<String> {
+        crate::conn::shard_keys(&self.key, self.shards, self.redis.is_cluster())
     }
 }
 
@@ -212,19 +240,17 @@ pub struct StatusConfig {
 impl StatusConfig {
     /// Validates `status`/`peek` arguments.
     pub fn new(
-        redis: Option<String>,
-        tls_ca: Option<String>,
-        key: String,
+        target: RedisTarget,
         seen_key: Option<String>,
         lock: Option<String>,
         json: bool,
-    ) -> Result<StatusConfig, Error> {
-        Ok(StatusConfig {
-            target: RedisTarget::new(redis, tls_ca, key)?,
+    ) -> StatusConfig {
+        StatusConfig {
+            target,
             seen_key,
             lock,
             json,
-        })
+        }
     }
 }
 
@@ -249,6 +275,15 @@ fn threads(n: usize) -> Result<usize, Error> {
     if n == 0 || n > MAX_THREADS {
         return Err(usage(format!(
             "--threads {n} is out of range (use 1 to {MAX_THREADS})"
+        )));
+    }
+    Ok(n)
+}
+
+fn shards(n: usize) -> Result<usize, Error> {
+    if n == 0 || n > 1024 {
+        return Err(usage(format!(
+            "--shards {n} is out of range (use 1 to 1024)"
         )));
     }
     Ok(n)
@@ -295,6 +330,7 @@ fn writer(
     redis: Option<String>,
     tls_ca: Option<String>,
     key: String,
+    n_shards: usize,
     batch_size: usize,
     retry: f64,
     spill_dir: String,
@@ -306,6 +342,7 @@ fn writer(
         retry_for: seconds(retry, "--redis-retry-secs")?,
         spill_dir: PathBuf::from(spill_dir),
         seen: None,
+        shards: shards(n_shards)?,
     })
 }
 
@@ -401,6 +438,7 @@ impl ProduceConfig {
             a.redis,
             a.tls_ca,
             a.key,
+            a.shards,
             a.batch_size,
             a.redis_retry_secs,
             a.spill_dir,
@@ -467,6 +505,7 @@ impl ConsumeConfig {
             batch_size: positive(a.batch_size, "--batch-size")?,
             retry_for: seconds(a.redis_retry_secs, "--redis-retry-secs")?,
             reliable: a.reliable,
+            shards: shards(a.shards)?,
             heartbeat_ttl: match a.heartbeat_ttl {
                 0 => return Err(usage("--heartbeat-ttl must be at least 1".into())),
                 n => n,
@@ -484,6 +523,7 @@ impl PushConfig {
                 a.redis,
                 a.tls_ca,
                 a.key,
+                a.shards,
                 a.batch_size,
                 a.redis_retry_secs,
                 ".".into(),

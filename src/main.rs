@@ -100,18 +100,20 @@ fn dispatch(args: Args) -> (Result<Summary, Error>, Option<String>) {
         }
         Command::Recover(a) => {
             let stats = a.stats_json.clone();
-            let r = config::RedisTarget::new(a.redis, a.tls_ca, a.key)
+            let r = config::RedisTarget::new(a.redis, a.tls_ca, a.key, a.shards)
                 .and_then(|c| cmd::recover::run(&c, &signals));
             (r, stats)
         }
         Command::Spec(a) => (cmd::spec::run(a.print, a.check.as_deref()), None),
         Command::Status(a) => {
-            let r = StatusConfig::new(a.redis, a.tls_ca, a.key, a.seen_key, a.lock, a.json)
+            let r = config::RedisTarget::new(a.redis, a.tls_ca, a.key, a.shards)
+                .map(|t| StatusConfig::new(t, a.seen_key, a.lock, a.json))
                 .and_then(|c| cmd::status::run(&c, &signals));
             (r, None)
         }
         Command::Peek(a) => {
-            let r = StatusConfig::new(a.redis, a.tls_ca, a.key, None, None, false)
+            let r = config::RedisTarget::new(a.redis, a.tls_ca, a.key, a.shards)
+                .map(|t| StatusConfig::new(t, None, None, false))
                 .and_then(|c| cmd::status::peek(&c, a.count, &signals));
             (r, None)
         }

@@ -32,6 +32,8 @@ pub struct Lease {
     pub heartbeat: String,
     /// The registry of consumers of this list.
     pub registry: String,
+    /// The list it takes from.
+    pub list: String,
 }
 
 impl Lease {
@@ -42,6 +44,7 @@ impl Lease {
             processing: format!("{key}:processing:{consumer}"),
             heartbeat: format!("{key}:consumer:{consumer}"),
             registry: format!("{key}:consumers"),
+            list: key.to_string(),
             consumer,
         }
     }
@@ -194,14 +197,6 @@ pub fn processing_lists(con: &mut dyn ConnectionLike, key: &str) -> RedisResult<
         });
     }
     Ok(out)
-}
-
-/// Counts live consumers of `key` (heartbeat present).
-pub fn live_consumers(con: &mut dyn ConnectionLike, key: &str) -> RedisResult<u64> {
-    Ok(processing_lists(con, key)?
-        .iter()
-        .filter(|p| p.alive)
-        .count() as u64)
 }
 
 /// Moves the items of dead consumers back to the consuming end of `key`.

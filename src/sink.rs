@@ -19,6 +19,8 @@ const MAX_UNCOMMITTED: usize = 64;
 pub struct Batch {
     /// The items, oldest first.
     pub items: Vec<Vec<u8>>,
+    /// The list they were popped from.
+    pub key: String,
     /// In reliable mode, the processing list to acknowledge them in once durable.
     pub processing: Option<String>,
 }
@@ -28,8 +30,8 @@ pub struct Batch {
 pub struct Drained {
     /// Items written and committed (flushed, and fsynced if on).
     pub written: u64,
-    /// Items not known to be durable after a sink failure, in order.
-    pub unwritten: Vec<Vec<u8>>,
+    /// Batches not known to be durable after a sink failure, in order.
+    pub unwritten: Vec<Batch>,
     /// The sink failure, if any.
     pub error: Option<io::Error>,
     /// Acknowledgements that failed (those items will be delivered again).
@@ -149,11 +151,7 @@ pub fn drain(
         stop.store(true, Ordering::Relaxed);
     }
     // After a failure, take what the poppers still send so none of it is lost.
-    out.unwritten = uncommitted
-        .into_iter()
-        .chain(rx.iter())
-        .flat_map(|b| b.items)
-        .collect();
+    out.unwritten = uncommitted.into_iter().chain(rx.iter()).collect();
     out
 }
 

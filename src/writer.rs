@@ -51,20 +51,36 @@ pub struct WriterStats {
 /// `live` counts pushed items as they land, for the progress line.
 pub fn write(
     rx: &Receiver<Parcel>,
-    q: &mut Queue,
+    shards: &mut [Queue],
     cfg: &WriterConfig,
     stop: &AtomicBool,
     live: &AtomicU64,
 ) -> WriterStats {
     let mut stats = WriterStats::default();
     let mut seen: HashSet<u64> = HashSet::new();
-    let marker = format!("{}:writer:{}", cfg.key, run_id());
+    let run = run_id();
+    // A lone list on one server keeps the user's names; shards (and cluster
+    // slots) get per-shard markers and seen sets under the shard's hash tag.
+    let plain = shards.len() == 1 && !cfg.redis.is_cluster();
+    let keys: Vec<(String, Option<String>)> = shards
+        .iter()
+        .map(|q| {
+            let seen = cfg.seen.as_ref().map(|s| {
+                if plain {
+                    s.key.clone()
+                } else {
+                    format!("{}:seen:{}", q.key, s.key)
+                }
+            });
+            (format!("{}:writer:{run}", q.key), seen)
+        })
+        .collect();
     if let Some(s) = &cfg.seen {
-        if let Err(e) = q.trim_seen(&s.key, s.ttl) {
-            log::warn(&format!(
-                "could not expire old fingerprints in {}: {e}",
-                s.key
-            ));
+        for (q, (_, key)) in shards.iter_mut().zip(&keys) {
+            let key = key.as_deref().unwrap_or(&s.key);
+            if let Err(e) = q.trim_seen(key, s.ttl) {
+                log::warn(&format!("could not expire old fingerprints in {key}: {e}"));
+            }
         }
     }
     let mut batch: Vec<Item> = Vec::with_capacity(cfg.batch_size);
@@ -87,23 +103,61 @@ pub fn write(
         }
         stats.batches += 1;
         let seq = stats.batches.to_string();
-        match push_retrying(q, &batch, cfg, &marker, &seq, &mut stats) {
-            Ok(pushed) => {
-                stats.pushed += pushed;
-                live.fetch_add(pushed, Ordering::Relaxed);
-                stats.seen_before += batch.len() as u64 - pushed;
+        let mut groups = split(std::mem::take(&mut batch), shards.len());
+        for g in 0..groups.len() {
+            if groups[g].is_empty() {
+                continue;
             }
-            Err(e) => {
-                stop.store(true, Ordering::Relaxed);
-                spill(&batch, rx, cfg, &mut stats);
-                stats.failure = Some(e);
-                return stats;
+            let (marker, seen_key) = &keys[g];
+            let target = Target {
+                marker,
+                seen_key: seen_key.as_deref(),
+                seq: &seq,
+            };
+            match push_retrying(&mut shards[g], &groups[g], cfg, &target, &mut stats) {
+                Ok(pushed) => {
+                    stats.pushed += pushed;
+                    live.fetch_add(pushed, Ordering::Relaxed);
+                    stats.seen_before += groups[g].len() as u64 - pushed;
+                }
+                Err(e) => {
+                    stop.store(true, Ordering::Relaxed);
+                    let unsent: Vec<Item> = groups.drain(g..).flatten().collect();
+                    spill(&unsent, rx, cfg, &mut stats);
+                    stats.failure = Some(e);
+                    return stats;
+                }
             }
         }
     }
-    // The marker only matters while a batch could be retried; tidy it away.
-    let _ = q.forget(&marker);
+    // The markers only matter while a batch could be retried; tidy them away.
+    for (q, (marker, _)) in shards.iter_mut().zip(&keys) {
+        let _ = q.forget(marker);
+    }
     stats
+}
+
+/// Routes items to shards by fingerprint, so the same item always lands in
+/// the same shard (and its seen set). Keeps order within each shard.
+fn split(batch: Vec<Item>, shards: usize) -> Vec<Vec<Item>> {
+    if shards == 1 {
+        return vec![batch];
+    }
+    let mut groups: Vec<Vec<Item>> = (0..shards).map(|_| Vec::new()).collect();
+    for item in batch {
+        let fp = item
+            .fingerprint
+            .unwrap_or_else(|| crate::item::fingerprint(&item.json));
+        groups[(fp % shards as u128) as usize].push(item);
+    }
+    groups
+}
+
+/// Where one shard's batch goes.
+struct Target<'a> {
+    marker: &'a str,
+    seen_key: Option<&'a str>,
+    seq: &'a str,
 }
 
 /// A run-unique id for the writer's marker key.
@@ -117,17 +171,17 @@ fn run_id() -> String {
 
 /// Pushes one batch, reconnecting with capped exponential backoff until `retry_for`.
 ///
-/// The batch's LPUSH and `SET marker seq` run in one MULTI. When a reply is
+/// The batch's LPUSH and `SET marker seq` run in one script. When a reply is
 /// lost, the retry first asks whether the marker holds `seq`: if it does, the
 /// batch landed and is not pushed twice.
 fn push_retrying(
     q: &mut Queue,
     batch: &[Item],
     cfg: &WriterConfig,
-    marker: &str,
-    seq: &str,
+    t: &Target<'_>,
     stats: &mut WriterStats,
 ) -> Result<u64, Error> {
+    let (marker, seq) = (t.marker, t.seq);
     let retry_for = cfg.retry_for;
     let values: Vec<&[u8]> = batch.iter().map(|i| i.json.as_slice()).collect();
     let fingerprints: Vec<[u8; 16]> = batch
@@ -138,9 +192,9 @@ fn push_retrying(
                 .to_be_bytes()
         })
         .collect();
-    let attempt_push = |q: &mut Queue| match &cfg.seen {
+    let attempt_push = |q: &mut Queue| match t.seen_key {
         None => q.push(&values, marker, seq).map(|()| values.len() as u64),
-        Some(s) => q.push_unseen(&values, &fingerprints, &s.key, marker, seq),
+        Some(key) => q.push_unseen(&values, &fingerprints, key, marker, seq),
     };
     let deadline = Instant::now() + retry_for;
     let mut delay = Duration::from_millis(50);

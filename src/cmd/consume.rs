@@ -59,24 +59,42 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
         // A blocked worker must still renew its heartbeat in time.
         block = block.min(Duration::from_secs(cfg.heartbeat_ttl).div_f64(3.0));
     }
-    let queues = (0..cfg.threads)
-        .map(|_| Queue::connect(&cfg.redis, &cfg.key, block))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut control = Queue::connect(&cfg.redis, &cfg.key, block)?;
-    let recovered = if cfg.reliable {
-        reliable::recover(control.con(), &cfg.key)
-            .map_err(|e| Error::redis("cannot recover processing lists", &cfg.redis.url, &e))?
-    } else {
-        0
-    };
+    let keys = crate::conn::shard_keys(&cfg.key, cfg.shards, cfg.redis.is_cluster());
+    let mut control = Queue::connect(&cfg.redis, &keys[0], block)?;
+    let mut recovered = 0;
+    if cfg.reliable {
+        for key in &keys {
+            recovered += reliable::recover(control.con(), key)
+                .map_err(|e| Error::redis("cannot recover processing lists", &cfg.redis.url, &e))?;
+        }
+    }
     if recovered > 0 {
         log::info(&format!(
             "recovered {recovered} items from dead consumers' processing lists"
         ));
     }
     let mut sink = Sink::open(cfg.out.as_deref(), cfg.fsync)?;
-    let leases: Vec<Option<Lease>> = (0..cfg.threads)
-        .map(|n| cfg.reliable.then(|| Lease::new(&cfg.key, n)))
+    let mut workers: Vec<Vec<Source>> = Vec::with_capacity(cfg.threads);
+    for t in 0..cfg.threads {
+        let mine = assigned(t, cfg.threads, keys.len());
+        // Each shard gets its share of the block time, so a round stays short.
+        let each = block
+            .div_f64(mine.len() as f64)
+            .max(Duration::from_millis(50));
+        let sources = mine
+            .into_iter()
+            .map(|i| {
+                let q = Queue::connect(&cfg.redis, &keys[i], each)?;
+                let lease = cfg.reliable.then(|| Lease::new(&keys[i], t));
+                Ok(Source { q, lease })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        workers.push(sources);
+    }
+    let leases: Vec<Lease> = workers
+        .iter()
+        .flatten()
+        .filter_map(|s| s.lease.clone())
         .collect();
     let shared = Shared {
         cfg,
@@ -92,18 +110,17 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
 
     let (written_now, done) = (AtomicU64::new(0), AtomicBool::new(false));
     let progress_queue = progress::wanted()
-        .then(|| Queue::connect(&cfg.redis, &cfg.key, block).ok())
+        .then(|| Queue::connect(&cfg.redis, &keys[0], block).ok())
         .flatten();
     let (pops, drained) = std::thread::scope(|s| {
         if let Some(pq) = progress_queue {
             s.spawn(|| progress::draw(&[("written", &written_now)], Some(pq), &done));
         }
-        let poppers: Vec<_> = queues
+        let poppers: Vec<_> = workers
             .into_iter()
-            .zip(&leases)
-            .map(|(q, lease)| {
+            .map(|sources| {
                 let (tx, shared) = (tx.clone(), &shared);
-                s.spawn(move || pop_loop(q, lease.as_ref(), &tx, shared))
+                s.spawn(move || pop_loop(sources, &tx, shared))
             })
             .collect();
         drop(tx);
@@ -129,7 +146,7 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
 
     // Whatever did not become durable goes back to the list, in order.
     let returned = if cfg.reliable {
-        release_leases(&mut control, &cfg.key, &leases)
+        release_leases(&mut control, &leases)
     } else {
         give_back(&mut control, &drained.unwritten)
     };
@@ -189,23 +206,36 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
 
 /// One popper: take a batch (BRPOP + RPOP COUNT, or BLMOVE + moves into its
 /// processing list), set poison aside, and hand the rest to the sink.
-fn pop_loop(mut q: Queue, lease: Option<&Lease>, tx: &Sender<Batch>, sh: &Shared<'_>) -> PopStats {
+fn pop_loop(mut sources: Vec<Source>, tx: &Sender<Batch>, sh: &Shared<'_>) -> PopStats {
     let mut stats = PopStats::default();
     // Renew well inside the TTL; pops block at most a third of it.
     let beat_every = Duration::from_secs(sh.cfg.heartbeat_ttl).div_f64(3.0);
     let mut last_beat: Option<Instant> = None;
+    let mut next = 0;
     while !sh.stop.load(Ordering::Relaxed) && !sh.drained.load(Ordering::Relaxed) {
+        // Serve this thread's shards in turn.
+        let n = sources.len();
+        let Source { q, lease } = &mut sources[next % n];
+        let (q, lease) = (q, lease.as_ref());
+        next += 1;
         if sh.deadline.is_some_and(|d| Instant::now() >= d) {
             sh.timed_out.store(true, Ordering::Relaxed);
             break;
         }
-        if let Some(l) = lease {
-            if last_beat.is_none_or(|t| t.elapsed() >= beat_every) {
-                // A failed beat shows up as a failed pop just below.
-                if l.beat(q.con(), sh.cfg.heartbeat_ttl).is_ok() {
-                    last_beat = Some(Instant::now());
-                }
+        if lease.is_some() && last_beat.is_none_or(|t| t.elapsed() >= beat_every) {
+            // A failed beat shows up as a failed pop just below.
+            let beats = sources
+                .iter_mut()
+                .filter_map(|s| {
+                    s.lease
+                        .as_ref()
+                        .map(|l| l.beat(s.q.con(), sh.cfg.heartbeat_ttl))
+                })
+                .all(|r| r.is_ok());
+            if beats {
+                last_beat = Some(Instant::now());
             }
+            continue;
         }
         let want = reserve(&sh.budget, sh.cfg.batch_size as u64);
         if want == 0 {
@@ -222,7 +252,7 @@ fn pop_loop(mut q: Queue, lease: Option<&Lease>, tx: &Sender<Batch>, sh: &Shared
             Ok(items) => items,
             Err(e) => {
                 sh.budget.fetch_add(want, Ordering::Relaxed);
-                match reconnect(&mut q, sh, &e) {
+                match reconnect(q, sh, &e) {
                     Ok(n) => {
                         stats.reconnects += n;
                         last_beat = None;
@@ -250,12 +280,13 @@ fn pop_loop(mut q: Queue, lease: Option<&Lease>, tx: &Sender<Batch>, sh: &Shared
         }
         sh.last_item_ms.fetch_max(now_ms, Ordering::Relaxed);
         stats.popped += items.len() as u64;
-        let items = screen(&mut q, lease, items, &mut stats);
+        let items = screen(q, lease, items, &mut stats);
         if items.is_empty() {
             continue;
         }
         let batch = Batch {
             items,
+            key: q.key.clone(),
             processing: lease.map(|l| l.processing.clone()),
         };
         if let Err(back) = tx.send(batch) {
@@ -352,32 +383,33 @@ fn reconnect(q: &mut Queue, sh: &Shared<'_>, first: &redis::RedisError) -> Resul
     }
 }
 
-/// BRPOP mode: pushes unwritten items back to the consuming end, in order.
-fn give_back(q: &mut Queue, items: &[Vec<u8>]) -> u64 {
-    if items.is_empty() {
-        return 0;
-    }
-    let result = q
-        .give_back(items)
-        .or_else(|_| q.reconnect().and_then(|()| q.give_back(items)));
-    match result {
-        Ok(()) => items.len() as u64,
-        Err(e) => {
-            log::error(&format!(
-                "{} popped items could not be written nor returned: {e}",
-                items.len()
-            ));
-            0
+/// BRPOP mode: pushes unwritten items back to the consuming end of the
+/// lists they came from, in order. Returns how many went back.
+fn give_back(q: &mut Queue, batches: &[Batch]) -> u64 {
+    let mut returned = 0;
+    for b in batches {
+        q.key.clone_from(&b.key);
+        let result = q
+            .give_back(&b.items)
+            .or_else(|_| q.reconnect().and_then(|()| q.give_back(&b.items)));
+        match result {
+            Ok(()) => returned += b.items.len() as u64,
+            Err(e) => log::error(&format!(
+                "{} popped items could not be written nor returned to {}: {e}",
+                b.items.len(),
+                b.key
+            )),
         }
     }
+    returned
 }
 
 /// Reliable mode: re-queues whatever our processing lists still hold (not
 /// durable, or not acknowledged), then drops our heartbeats.
-fn release_leases(q: &mut Queue, key: &str, leases: &[Option<Lease>]) -> u64 {
+fn release_leases(q: &mut Queue, leases: &[Lease]) -> u64 {
     let mut returned = 0;
-    for l in leases.iter().flatten() {
-        match reliable::requeue(q.con(), key, &l.processing).and_then(|n| l.release(q.con()).map(|()| n)) {
+    for l in leases {
+        match reliable::requeue(q.con(), &l.list, &l.processing).and_then(|n| l.release(q.con()).map(|()| n)) {
             Ok(n) => returned += n,
             Err(e) => log::warn(&format!(
                 "could not release {} ({e}); `qpipe recover` will re-queue its items once its heartbeat expires",
@@ -386,4 +418,36 @@ fn release_leases(q: &mut Queue, key: &str, leases: &[Option<Lease>]) -> u64 {
         }
     }
     returned
+}
+
+/// The shards thread `t` of `threads` serves: every shard has a thread, and
+/// with more threads than shards, threads share shards.
+fn assigned(t: usize, threads: usize, shards: usize) -> Vec<usize> {
+    if threads >= shards {
+        vec![t % shards]
+    } else {
+        (t..shards).step_by(threads).collect()
+    }
+}
+
+/// One list a popper serves, with its connection and (reliable mode) lease.
+struct Source {
+    q: Queue,
+    lease: Option<Lease>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shard_is_served() {
+        assert_eq!(assigned(0, 4, 6), [0, 4]);
+        assert_eq!(assigned(1, 4, 6), [1, 5]);
+        assert_eq!(assigned(3, 4, 6), [3]);
+        assert_eq!(assigned(5, 8, 3), [2]);
+        let mut all: Vec<usize> = (0..4).flat_map(|t| assigned(t, 4, 6)).collect();
+        all.sort();
+        assert_eq!(all, [0, 1, 2, 3, 4, 5]);
+    }
 }

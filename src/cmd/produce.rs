@@ -61,7 +61,7 @@ impl FetchStats {
 pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
     let started = Instant::now();
     // Connect before fetching anything: a bad Redis is a setup failure.
-    let mut queue = Queue::connect(&cfg.writer.redis, &cfg.writer.key, Duration::from_secs(1))?;
+    let mut queues = cfg.writer.connect()?;
     let agent = fetch::agent(&cfg.http);
     let bounds = Bounds {
         deadline: cfg.limits.max_time.map(|t| started + t),
@@ -116,7 +116,7 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
                 )
             });
         }
-        let writer = s.spawn(|| writer::write(&rx, &mut queue, &cfg.writer, stop, &pushed_now));
+        let writer = s.spawn(|| writer::write(&rx, &mut queues, &cfg.writer, stop, &pushed_now));
         let fetchers: Vec<_> = (0..cfg.threads)
             .map(|_| {
                 let tx = tx.clone();
@@ -157,7 +157,7 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
     let filtered = frontier.filtered();
     let mut sum = Summary::new("produce", exit);
     sum.set("finish_reason", reason)
-        .set("redis", queue.redacted_url())
+        .set("redis", crate::error::redact(&cfg.writer.redis.url))
         .set("key", cfg.writer.key.as_str())
         .set("pages_fetched", fetched.pages)
         .set("pages_failed", failed_pages)

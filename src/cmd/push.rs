@@ -7,14 +7,13 @@ use crate::config::PushConfig;
 use crate::error::{Error, Exit};
 use crate::item::Item;
 use crate::log;
-use crate::queue::Queue;
 use crate::signal::Signals;
 use crate::summary::Summary;
 use crate::writer::{self, Parcel, WriterStats};
 use crossbeam_channel::Sender;
 use std::io::{BufRead, BufReader, Read};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Lines per channel message.
 const PARCEL: usize = 512;
@@ -37,12 +36,12 @@ pub fn run(cfg: &PushConfig, signals: &Signals) -> Result<Summary, Error> {
                 Error::io(format!("cannot read {} (check the path)", p.display()), e)
             })?),
         };
-    let mut queue = Queue::connect(&cfg.writer.redis, &cfg.writer.key, Duration::from_secs(1))?;
+    let mut queues = cfg.writer.connect()?;
     let stop: &AtomicBool = &signals.stop;
     let (tx, rx) = crossbeam_channel::bounded::<Parcel>(64);
     let (read, written) = std::thread::scope(|s| {
         let reader = s.spawn(move || read_lines(input, &tx, stop));
-        let written = writer::write(&rx, &mut queue, &cfg.writer, stop, &AtomicU64::new(0));
+        let written = writer::write(&rx, &mut queues, &cfg.writer, stop, &AtomicU64::new(0));
         let read = reader.join().unwrap_or_else(|_| Ok(ReadStats::default()));
         (read, written)
     });
@@ -53,7 +52,7 @@ pub fn run(cfg: &PushConfig, signals: &Signals) -> Result<Summary, Error> {
         Exit::Ok
     });
     let mut sum = Summary::new("push", exit);
-    sum.set("redis", queue.redacted_url())
+    sum.set("redis", crate::error::redact(&cfg.writer.redis.url))
         .set("key", cfg.writer.key.as_str())
         .set("lines", read.lines)
         .set("blank_lines", read.blank)

@@ -10,12 +10,16 @@ use std::time::Duration;
 
 /// Re-queues every processing list whose consumer's heartbeat has expired.
 pub fn run(cfg: &RedisTarget, _signals: &Signals) -> Result<Summary, Error> {
-    let mut q = Queue::connect(&cfg.redis, &cfg.key, Duration::from_secs(1))?;
+    let keys = cfg.shard_keys();
+    let mut q = Queue::connect(&cfg.redis, &keys[0], Duration::from_secs(1))?;
     let fail = |e: redis::RedisError| Error::redis("cannot recover", &cfg.redis.url, &e);
-    let lists = reliable::processing_lists(q.con(), &cfg.key).map_err(fail)?;
+    let (mut lists, mut recovered) = (Vec::new(), 0);
+    for key in &keys {
+        lists.extend(reliable::processing_lists(q.con(), key).map_err(fail)?);
+        recovered += reliable::recover(q.con(), key).map_err(fail)?;
+    }
     let live: Vec<_> = lists.iter().filter(|p| p.alive).collect();
     let held_by_live: u64 = live.iter().map(|p| p.len).sum();
-    let recovered = reliable::recover(q.con(), &cfg.key).map_err(fail)?;
     let mut sum = Summary::new("recover", Exit::Ok);
     sum.set("redis", q.redacted_url())
         .set("key", cfg.key.as_str())

@@ -10,18 +10,37 @@ use crate::summary::{Output, Summary};
 use std::io::Write;
 use std::time::Duration;
 
-/// Reports queue length, processing lists, dead letters, seen set, consumers and lock.
+/// Reports queue length, processing lists, dead letters, seen set, consumers
+/// and lock, summed over the queue's shards.
 pub fn run(cfg: &StatusConfig, _signals: &Signals) -> Result<Summary, Error> {
-    let mut q = Queue::connect(&cfg.target.redis, &cfg.target.key, Duration::from_secs(1))?;
-    let key = cfg.target.key.clone();
+    let keys = cfg.target.shard_keys();
+    let mut q = Queue::connect(&cfg.target.redis, &keys[0], Duration::from_secs(1))?;
     let fail = |e: redis::RedisError| Error::redis("cannot read status", &cfg.target.redis.url, &e);
-    let queue_length: u64 = redis::cmd("LLEN").arg(&key).query(q.con()).map_err(fail)?;
-    let dead: u64 = redis::cmd("LLEN")
-        .arg(format!("{key}:dead"))
-        .query(q.con())
-        .map_err(fail)?;
-    let lists = reliable::processing_lists(q.con(), &key).map_err(fail)?;
-    let live = reliable::live_consumers(q.con(), &key).map_err(fail)?;
+    let plain = keys.len() == 1 && keys[0] == cfg.target.key;
+    let (mut length, mut dead, mut seen, mut lists) = (0u64, 0u64, 0u64, Vec::new());
+    for key in &keys {
+        length += redis::cmd("LLEN")
+            .arg(key)
+            .query::<u64>(q.con())
+            .map_err(fail)?;
+        dead += redis::cmd("LLEN")
+            .arg(format!("{key}:dead"))
+            .query::<u64>(q.con())
+            .map_err(fail)?;
+        lists.extend(reliable::processing_lists(q.con(), key).map_err(fail)?);
+        if let Some(s) = &cfg.seen_key {
+            // The writer keeps one seen set per shard, under the shard's tag.
+            let set = if plain {
+                s.clone()
+            } else {
+                format!("{key}:seen:{s}")
+            };
+            seen += redis::cmd("ZCARD")
+                .arg(set)
+                .query::<u64>(q.con())
+                .map_err(fail)?;
+        }
+    }
     let mut sum = Summary::new("status", Exit::Ok);
     sum.output = if cfg.json {
         Output::StdoutJson
@@ -29,10 +48,14 @@ pub fn run(cfg: &StatusConfig, _signals: &Signals) -> Result<Summary, Error> {
         Output::Stdout
     };
     sum.set("redis", q.redacted_url())
-        .set("key", key.as_str())
-        .set("queue_length", queue_length)
+        .set("key", cfg.target.key.as_str())
+        .set("shards", keys.len() as u64)
+        .set("queue_length", length)
         .set("dead_letters", dead)
-        .set("live_consumers", live)
+        .set(
+            "live_consumers",
+            lists.iter().filter(|p| p.alive).count() as u64,
+        )
         .set(
             "processing_lists",
             lists.iter().filter(|p| p.len > 0).count() as u64,
@@ -46,9 +69,8 @@ pub fn run(cfg: &StatusConfig, _signals: &Signals) -> Result<Summary, Error> {
                 .map(|p| p.len)
                 .sum::<u64>(),
         );
-    if let Some(seen) = &cfg.seen_key {
-        let n: u64 = redis::cmd("ZCARD").arg(seen).query(q.con()).map_err(fail)?;
-        sum.set("seen_key", seen.as_str()).set("seen_set_size", n);
+    if let Some(s) = &cfg.seen_key {
+        sum.set("seen_key", s.as_str()).set("seen_set_size", seen);
     }
     if let Some(name) = &cfg.lock {
         let holder = lock::holder(q.con(), name).map_err(fail)?;
@@ -60,20 +82,26 @@ pub fn run(cfg: &StatusConfig, _signals: &Signals) -> Result<Summary, Error> {
     Ok(sum)
 }
 
-/// Prints the next `n` items to be consumed, oldest first, without removing them.
+/// Prints the next `n` items to be consumed, oldest first, without removing
+/// them; with shards, shard by shard.
 pub fn peek(cfg: &StatusConfig, n: u64, _signals: &Signals) -> Result<Summary, Error> {
-    let mut q = Queue::connect(&cfg.target.redis, &cfg.target.key, Duration::from_secs(1))?;
-    let mut items: Vec<Vec<u8>> = if n == 0 {
-        Vec::new()
-    } else {
-        redis::cmd("LRANGE")
-            .arg(&cfg.target.key)
-            .arg(-(n.min(i64::MAX as u64) as i64))
+    let keys = cfg.target.shard_keys();
+    let mut q = Queue::connect(&cfg.target.redis, &keys[0], Duration::from_secs(1))?;
+    let mut items: Vec<Vec<u8>> = Vec::new();
+    for key in &keys {
+        let left = n.saturating_sub(items.len() as u64);
+        if left == 0 {
+            break;
+        }
+        let mut some: Vec<Vec<u8>> = redis::cmd("LRANGE")
+            .arg(key)
+            .arg(-(left.min(i64::MAX as u64) as i64))
             .arg(-1)
             .query(q.con())
-            .map_err(|e| Error::redis("cannot peek", &cfg.target.redis.url, &e))?
-    };
-    items.reverse();
+            .map_err(|e| Error::redis("cannot peek", &cfg.target.redis.url, &e))?;
+        some.reverse();
+        items.extend(some);
+    }
     let mut out = std::io::stdout().lock();
     for item in &items {
         out.write_all(item)
