@@ -39,7 +39,7 @@ pub enum Target {
 pub enum Conn {
     /// One server.
     Single(Connection),
-        /// A cluster (boxed: it is several times the size of a single connection).
+    /// A cluster (boxed: it is several times the size of a single connection).
     Cluster(Box<ClusterConnection>),
 }
 
@@ -126,7 +126,7 @@ pub fn connect(t: &Target, timeout: Duration) -> RedisResult<Conn> {
             let con = c.get_connection()?;
             con.set_read_timeout(Some(timeout))?;
             con.set_write_timeout(Some(timeout))?;
-                        Ok(Conn::Cluster(Box::new(con)))
+            Ok(Conn::Cluster(Box::new(con)))
         }
     }
 }

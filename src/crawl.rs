@@ -1,6 +1,7 @@
 //! Getting one page the polite way: robots.txt, per-host slots and delay,
 //! redirects checked hop by hop, and retries with back-off. No threads here.
 
+use crate::backoff::Backoff;
 use crate::fetch::{self, Failure, Reply};
 use crate::hosts::Hosts;
 use crate::robots::Robots;
@@ -117,6 +118,7 @@ impl Crawler<'_> {
             delay = delay.max(robots.delay(self.agent, url).unwrap_or_default());
         }
         let mut attempt = 1;
+        let mut backoff = Backoff::new(self.backoff, self.backoff * 4);
         loop {
             if !self.hosts.acquire(&host, delay, stop) {
                 return Err(Failure::skip("shutdown", "stopping".into()));
@@ -155,7 +157,7 @@ impl Crawler<'_> {
             *counts.retries.entry(reason).or_default() += 1;
             // Retry-After is enforced by the host slot; otherwise back off here.
             if back_off.is_none() {
-                std::thread::sleep(jitter(self.backoff * 2u32.pow(attempt - 1)));
+                std::thread::sleep(backoff.step());
             }
             attempt += 1;
         }
@@ -165,15 +167,6 @@ impl Crawler<'_> {
 /// Statuses worth retrying: timeouts, throttling and transient server errors.
 pub fn retryable_status(code: u16) -> bool {
     matches!(code, 408 | 429 | 500 | 502 | 503 | 504 | 522 | 524)
-}
-
-/// Scales `d` by a factor in [0.5, 1.5) so fetchers don't retry in lockstep.
-fn jitter(d: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .subsec_nanos();
-    d.mul_f64(0.5 + f64::from(nanos % 1000) / 1000.0)
 }
 
 #[cfg(test)]

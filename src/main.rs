@@ -1,5 +1,6 @@
 //! qpipe: parse arguments, dispatch one subcommand, print the summary, exit.
 
+mod backoff;
 mod cli;
 mod cmd;
 mod config;

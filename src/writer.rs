@@ -2,6 +2,7 @@
 //!
 //! Runs on whichever thread calls `write`; that thread owns the connection.
 
+use crate::backoff::Backoff;
 use crate::config::WriterConfig;
 use crate::error::Error;
 use crate::item::Item;
@@ -197,7 +198,7 @@ fn push_retrying(
         Some(key) => q.push_unseen(&values, &fingerprints, key, marker, seq),
     };
     let deadline = Instant::now() + retry_for;
-    let mut delay = Duration::from_millis(50);
+    let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
     let mut attempt = 0u32;
     loop {
         let result = if attempt == 0 {
@@ -243,21 +244,15 @@ fn push_retrying(
         }
         attempt += 1;
         stats.retries += 1;
-        std::thread::sleep(jitter(delay).min(deadline.saturating_duration_since(Instant::now())));
-        delay = (delay * 2).min(Duration::from_secs(2));
+        std::thread::sleep(
+            backoff
+                .step()
+                .min(deadline.saturating_duration_since(Instant::now())),
+        );
         if let Err(e) = q.reconnect() {
             log::debug(&format!("reconnect failed: {e}"));
         }
     }
-}
-
-/// Scales `d` by a pseudo-random factor in [0.5, 1.5) so writers don't retry in lockstep.
-fn jitter(d: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .subsec_nanos();
-    d.mul_f64(0.5 + f64::from(nanos % 1000) / 1000.0)
 }
 
 /// Writes `batch` and everything still arriving on `rx` to a spill file.

@@ -13,13 +13,7 @@ fn seed(redis: &Redis, n: usize) -> Vec<String> {
     let items: Vec<String> = (0..n)
         .map(|i| format!("{{\"quote\":\"q{i}\",\"n\":{i}}}"))
         .collect();
-    for chunk in items.chunks(1000) {
-        redis::cmd("LPUSH")
-            .arg(KEY)
-            .arg(chunk)
-            .query::<()>(&mut redis.con())
-            .unwrap();
-    }
+    redis.lpush(KEY, &items);
     items
 }
 

@@ -3,23 +3,16 @@
 
 mod common;
 
-use common::{stats, wait_bounded, Redis, Site, QPIPE};
+use common::{stats, wait_bounded, Redis, Site};
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 const KEY: &str = "DATA-PIPELINE-KEY";
 
 fn spawn(args: &[&str]) -> Child {
-    Command::new(QPIPE)
-        .args(args)
-        .env_remove("REDIS_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn qpipe")
+    common::spawn(args, None)
 }
 
 fn finish(child: Child) {
@@ -162,13 +155,7 @@ fn a_killed_producer_loses_no_page() {
 fn four_consumer_processes_drain_one_queue_exactly_once() {
     let redis = Redis::start();
     let items: Vec<String> = (0..40_000).map(|i| format!("{{\"n\":{i}}}")).collect();
-    for chunk in items.chunks(1000) {
-        redis::cmd("LPUSH")
-            .arg(KEY)
-            .arg(chunk)
-            .query::<()>(&mut redis.con())
-            .unwrap();
-    }
+    redis.lpush(KEY, &items);
     let dir = tempfile::tempdir().unwrap();
     let url = redis.url();
     let outs: Vec<_> = (0..4)

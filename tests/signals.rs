@@ -2,22 +2,14 @@
 
 mod common;
 
-use common::{jsonl, stats, wait_bounded, Redis, Site, QPIPE};
+use common::{jsonl, stats, wait_bounded, Redis, Site};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const KEY: &str = "DATA-PIPELINE-KEY";
 
 fn spawn(args: &[&str], dir: &std::path::Path) -> Child {
-    Command::new(QPIPE)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("REDIS_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn qpipe")
+    common::spawn(args, Some(dir))
 }
 
 fn signal(child: &Child, sig: &str) {
@@ -81,13 +73,7 @@ fn sigterm_to_consume_writes_everything_popped() {
     let items: Vec<String> = (0..20_000)
         .map(|i| format!("{{\"quote\":\"q{i}\"}}"))
         .collect();
-    for chunk in items.chunks(1000) {
-        redis::cmd("LPUSH")
-            .arg(KEY)
-            .arg(chunk)
-            .query::<()>(&mut redis.con())
-            .unwrap();
-    }
+    redis.lpush(KEY, &items);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.jsonl");
     let url = redis.url();

@@ -9,6 +9,7 @@
 //! Popped items are never dropped: if the sink fails, unwritten items go back
 //! to the consuming end of the list, in order. Poison items go to `<key>:dead`.
 
+use crate::backoff::Backoff;
 use crate::config::ConsumeConfig;
 use crate::error::Error;
 use crate::item;
@@ -361,7 +362,7 @@ fn reconnect(q: &mut Queue, sh: &Shared<'_>, first: &redis::RedisError) -> Resul
         q.redacted_url()
     ));
     let deadline = Instant::now() + sh.cfg.retry_for;
-    let mut delay = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -377,9 +378,8 @@ fn reconnect(q: &mut Queue, sh: &Shared<'_>, first: &redis::RedisError) -> Resul
                     &e,
                 ));
             }
-            Err(_) => std::thread::sleep(delay),
+            Err(_) => std::thread::sleep(backoff.step()),
         }
-        delay = (delay * 2).min(Duration::from_secs(2));
     }
 }
 

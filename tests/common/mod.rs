@@ -114,6 +114,18 @@ impl Redis {
             .expect("LLEN")
     }
 
+    /// LPUSHes `items` onto `key` in chunks, so the first is popped first.
+    pub fn lpush(&self, key: &str, items: &[String]) {
+        let mut con = self.con();
+        for chunk in items.chunks(1000) {
+            redis::cmd("LPUSH")
+                .arg(key)
+                .arg(chunk)
+                .query::<()>(&mut con)
+                .expect("LPUSH");
+        }
+    }
+
     /// Kills the server now.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -192,6 +204,19 @@ impl std::fmt::Display for Run {
             self.cmd, self.code, self.stdout, self.stderr
         )
     }
+}
+
+/// Starts qpipe in the background (REDIS_URL cleared, stderr captured).
+pub fn spawn(args: &[&str], dir: Option<&Path>) -> Child {
+    let mut cmd = Command::new(QPIPE);
+    cmd.args(args).env_remove("REDIS_URL").stdin(Stdio::null());
+    if let Some(d) = dir {
+        cmd.current_dir(d);
+    }
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn qpipe")
 }
 
 /// Runs qpipe with `args` (cwd `dir` if given), killing it after 60 s.
