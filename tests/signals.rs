@@ -239,3 +239,90 @@ fn redis_restart_mid_crawl_loses_nothing() {
     assert_eq!(s["items_pushed"], 10_000, "{s}");
     assert_eq!(len, 10_000, "{s}");
 }
+
+#[test]
+fn consumer_survives_a_redis_restart() {
+    let mut redis = Redis::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let port = redis.port.to_string();
+    let data = redis.dir.path().to_path_buf();
+    let url = redis.url();
+    let first: Vec<String> = (0..500).map(|i| format!("{{\"n\":{i}}}")).collect();
+    redis.lpush(KEY, &first);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let child = spawn(
+        &[
+            "consume",
+            "--redis",
+            &url,
+            "--threads",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    let lines = |p: &std::path::Path| std::fs::read_to_string(p).map_or(0, |s| s.lines().count());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while lines(&out) < 500 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "first items never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    redis.kill();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut restarted = Command::new("redis-server")
+        .args([
+            "--port",
+            &port,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--dir",
+        ])
+        .arg(&data)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let second: Vec<String> = (500..1000).map(|i| format!("{{\"n\":{i}}}")).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let pushed = loop {
+        let r = redis::Client::open(url.as_str())
+            .and_then(|c| c.get_connection())
+            .and_then(|mut c| {
+                redis::cmd("LPUSH")
+                    .arg(KEY)
+                    .arg(&second)
+                    .query::<u64>(&mut c)
+            });
+        if r.is_ok() || std::time::Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(pushed.is_ok(), "redis did not come back: {pushed:?}");
+    while lines(&out) < 1000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the consumer did not reconnect"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    signal(&child, "-TERM");
+    let (code, stderr) = wait(child);
+    let _ = restarted.kill();
+    let _ = restarted.wait();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("reconnected to"), "{stderr}");
+    let got: std::collections::HashSet<String> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(got.len(), 1000);
+}
