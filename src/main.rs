@@ -14,6 +14,7 @@ mod hosts;
 mod item;
 mod lock;
 mod log;
+mod poison;
 mod progress;
 mod queue;
 mod reliable;

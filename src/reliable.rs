@@ -7,7 +7,6 @@
 //! - `K:consumer:<consumer>`: heartbeat with a TTL; missing means the consumer is dead.
 //! - `K:consumers`: the set of consumer ids that may hold a processing list
 //!   (a registry rather than SCAN, which would see only one Redis Cluster node).
-//! - `K:dead`: poison items, as JSON `{"reason","consumer","at","item"}`.
 
 use redis::{ConnectionLike, RedisResult};
 
@@ -131,38 +130,6 @@ pub fn ack(con: &mut dyn ConnectionLike, processing: &str, n: usize) -> RedisRes
         .arg(n)
         .query::<redis::Value>(con)
         .map(drop)
-}
-
-/// Records a poison item in `K:dead` and drops it from the processing list.
-pub fn bury(
-    con: &mut dyn ConnectionLike,
-    key: &str,
-    processing: Option<&str>,
-    consumer: &str,
-    item: &[u8],
-    reason: &str,
-) -> RedisResult<()> {
-    let entry = serde_json::json!({
-        "reason": reason,
-        "consumer": consumer,
-        "at": crate::log::now_rfc3339(),
-        "item": String::from_utf8_lossy(item),
-    })
-    .to_string();
-    // Dead letter first: a crash in between leaves the item in both places,
-    // never in neither.
-    redis::cmd("LPUSH")
-        .arg(format!("{key}:dead"))
-        .arg(entry)
-        .query::<()>(con)?;
-    if let Some(p) = processing {
-        redis::cmd("LREM")
-            .arg(p)
-            .arg(1)
-            .arg(item)
-            .query::<()>(con)?;
-    }
-    Ok(())
 }
 
 /// A consumer's processing list and whether its heartbeat is alive.

@@ -12,8 +12,8 @@
 use crate::backoff::Backoff;
 use crate::config::ConsumeConfig;
 use crate::error::Error;
-use crate::item;
 use crate::log;
+use crate::poison;
 use crate::progress;
 use crate::queue::Queue;
 use crate::reliable::{self, Lease};
@@ -281,7 +281,7 @@ fn pop_loop(mut sources: Vec<Source>, tx: &Sender<Batch>, sh: &Shared<'_>) -> Po
         }
         sh.last_item_ms.fetch_max(now_ms, Ordering::Relaxed);
         stats.popped += items.len() as u64;
-        let items = screen(q, lease, items, &mut stats);
+        let items = poison::screen(q, lease, items, &mut stats.dead, &mut stats.reformatted);
         if items.is_empty() {
             continue;
         }
@@ -306,43 +306,6 @@ fn pop_loop(mut sources: Vec<Source>, tx: &Sender<Batch>, sh: &Shared<'_>) -> Po
         }
     }
     stats
-}
-
-/// Moves items that are not JSON to `<key>:dead`; compacts multi-line JSON.
-fn screen(
-    q: &mut Queue,
-    lease: Option<&Lease>,
-    mut items: Vec<Vec<u8>>,
-    stats: &mut PopStats,
-) -> Vec<Vec<u8>> {
-    let mut keep = Vec::with_capacity(items.len());
-    for item in items.drain(..) {
-        match item::check_line(&item) {
-            Ok(None) => keep.push(item),
-            Ok(Some(compact)) => {
-                // Acks count items, so the processing list may keep the original bytes.
-                stats.reformatted += 1;
-                keep.push(compact);
-            }
-            Err(reason) => {
-                stats.dead += 1;
-                let key = q.key.clone();
-                let consumer = lease.map_or_else(
-                    || format!("pid {}", std::process::id()),
-                    |l| l.consumer.clone(),
-                );
-                let processing = lease.map(|l| l.processing.as_str());
-                if let Err(e) = reliable::bury(q.con(), &key, processing, &consumer, &item, &reason)
-                {
-                    log::error(&format!("could not move a poison item to {key}:dead ({e}); writing it to the sink instead"));
-                    keep.push(item);
-                    continue;
-                }
-                log::warn(&format!("poison item moved to {key}:dead: {reason}"));
-            }
-        }
-    }
-    keep
 }
 
 /// Takes up to `n` from the item budget; returns how many were granted.

@@ -1,0 +1,183 @@
+//! `qpipe produce` settings: the spider spec, crawl bounds and politeness.
+
+use super::{positive, seconds, threads, usage, writer, RunLimits, SeenConfig, WriterConfig};
+use crate::cli::ProduceArgs;
+use crate::error::Error;
+use crate::fetch::HttpConfig;
+use crate::frontier::Bounds;
+use crate::spider::Spec;
+use std::time::Duration;
+use url::Url;
+
+/// `qpipe produce`.
+#[derive(Debug, Clone)]
+pub struct ProduceConfig {
+    /// Fetcher threads.
+    pub threads: usize,
+    /// Crawl roots.
+    pub start: Vec<Url>,
+    /// The spider.
+    pub spec: Spec,
+    /// Allowed domains, depth, page and item budgets (the deadline is set at start).
+    pub bounds: Bounds,
+    /// Politeness and retries.
+    pub policy: CrawlPolicy,
+    /// Crawl with other processes through this Redis frontier.
+    pub shared_frontier: Option<String>,
+    /// Delete the shared frontier first (start a new crawl).
+    pub reset_frontier: bool,
+    /// How long a taken URL stays leased before others may take it.
+    pub lease: Duration,
+    /// Bounded channel size between fetchers and the writer, in pages of items.
+    pub channel_capacity: usize,
+    /// HTTP client settings.
+    pub http: HttpConfig,
+    /// Redis writer settings.
+    pub writer: WriterConfig,
+    /// Lock, time budget, failure threshold.
+    pub limits: RunLimits,
+}
+
+/// How politely `produce` crawls.
+#[derive(Debug, Clone)]
+pub struct CrawlPolicy {
+    /// Obey robots.txt (and its Crawl-delay).
+    pub obey_robots: bool,
+    /// Minimum time between request starts to one host.
+    pub delay: Duration,
+    /// Concurrent requests per host.
+    pub per_host: usize,
+    /// Base of the exponential retry back-off.
+    pub backoff: Duration,
+}
+
+fn start_url(s: &str) -> Result<Url, Error> {
+    let bad = |why: &str| {
+        usage(format!(
+            "invalid --start-url {s:?}: {why} (use an absolute http:// or https:// URL)"
+        ))
+    };
+    let u = Url::parse(s).map_err(|e| bad(&e.to_string()))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+        return Err(bad("not an http(s) URL with a host"));
+    }
+    Ok(u)
+}
+
+impl ProduceConfig {
+    /// Validates `produce` arguments.
+    pub fn from_args(a: ProduceArgs) -> Result<ProduceConfig, Error> {
+        let threads = threads(a.threads)?;
+        let file = match &a.spec {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    Error::Spec(format!("cannot read --spec {path}: {e} (check the path; `qpipe spec --print` shows an example)"))
+                })?;
+                crate::spec::parse(&text, path).map_err(Error::Spec)?
+            }
+            None => crate::spec::parse(crate::spec::QUOTES, "built-in").map_err(Error::Spec)?,
+        };
+        let start: Vec<Url> = if !a.start_url.is_empty() {
+            a.start_url
+                .iter()
+                .map(|s| start_url(s))
+                .collect::<Result<_, _>>()?
+        } else if !file.start_urls.is_empty() {
+            file.start_urls.clone()
+        } else {
+            return Err(usage(
+                "no start URL: give --start-url, or start_urls in the spec".into(),
+            ));
+        };
+        if a.max_pages == Some(0) || a.max_items == Some(0) {
+            return Err(usage(
+                "--max-pages and --max-items must be at least 1".into(),
+            ));
+        }
+        let limits = RunLimits::new(a.lock, a.lock_ttl, a.max_time, a.fail_on_errors)?;
+        let bounds = Bounds {
+            domains: file.allowed_domains.clone(),
+            max_depth: a.max_depth.or(file.max_depth),
+            max_pages: a.max_pages,
+            max_items: a.max_items,
+            deadline: None,
+        };
+        let policy = CrawlPolicy {
+            obey_robots: !a.ignore_robots,
+            delay: Duration::from_millis(a.delay_ms),
+            per_host: if a.per_host == 0 { threads } else { a.per_host },
+            backoff: Duration::from_millis(a.retry_backoff_ms),
+        };
+        let mut spec = file.spider;
+        let id_field = match a.id_field {
+            Some(f) if f != "url" && !spec.fields.iter().any(|x| x.name == f) => {
+                let names: Vec<&str> = spec.fields.iter().map(|x| x.name.as_str()).collect();
+                return Err(usage(format!(
+                    "--id-field {f:?} is not a field of the spider (use one of {}, url)",
+                    names.join(", ")
+                )));
+            }
+            other => other,
+        };
+        let seen = match (a.seen_key, a.seen_ttl) {
+            (None, Some(_)) => return Err(usage("--seen-ttl needs --seen-key".into())),
+            (None, None) => None,
+            (Some(key), _) if key.is_empty() => {
+                return Err(usage("--seen-key needs a name".into()))
+            }
+            (Some(key), ttl) => Some(SeenConfig {
+                key,
+                ttl: ttl
+                    .map(|d| seconds(d * 86_400.0, "--seen-ttl"))
+                    .transpose()?,
+            }),
+        };
+        let mut writer = writer(
+            a.redis,
+            a.tls_ca,
+            a.key,
+            a.shards,
+            a.batch_size,
+            a.redis_retry_secs,
+            a.spill_dir,
+        )?;
+        writer.seen = seen;
+        spec.id_field = id_field;
+        if a.reset_frontier && a.shared_frontier.is_none() {
+            return Err(usage("--reset-frontier needs --shared-frontier".into()));
+        }
+        if let (Some(name), None) = (&a.shared_frontier, &writer.seen) {
+            // Producers on other machines see the same quote on other pages:
+            // deduplicate items across all of them, atomically in Redis.
+            writer.seen = Some(SeenConfig {
+                key: format!("{{{name}}}:items"),
+                ttl: None,
+            });
+        }
+        Ok(ProduceConfig {
+            limits,
+            writer,
+            bounds,
+            policy,
+            lease: seconds(a.lease_secs, "--lease-secs")?,
+            reset_frontier: a.reset_frontier,
+            shared_frontier: a.shared_frontier,
+            threads,
+            start,
+            spec,
+            channel_capacity: positive(
+                a.channel_capacity.unwrap_or(32 * threads),
+                "--channel-capacity",
+            )?,
+            http: HttpConfig {
+                connect_timeout: seconds(a.connect_timeout, "--connect-timeout")?,
+                read_timeout: seconds(a.read_timeout, "--read-timeout")?,
+                total_timeout: seconds(a.timeout, "--timeout")?,
+                max_body: a.max_body,
+                user_agent: a
+                    .user_agent
+                    .unwrap_or_else(|| format!("qpipe/{}", env!("CARGO_PKG_VERSION"))),
+            },
+        })
+    }
+}
