@@ -61,6 +61,10 @@ pub fn run(cfg: &PushConfig, signals: &Signals) -> Result<Summary, Error> {
         .set("items_spilled", written.spilled)
         .set("lpush_batches", written.batches)
         .set("redis_retries", written.retries)
+        .set(
+            "redis_retries_already_landed",
+            written.retries_already_landed,
+        )
         .rates(started.elapsed(), &[("items", written.pushed)]);
     let WriterStats {
         failure,
