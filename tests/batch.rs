@@ -432,3 +432,59 @@ fn peek_shows_the_next_items_oldest_first_without_popping() {
     assert_eq!(run.stdout, "{\"n\":1}\n{\"n\":2}\n");
     assert_eq!(redis.llen(KEY), 3);
 }
+
+#[test]
+fn progress_line_only_on_a_terminal_and_log_levels() {
+    let redis = Redis::start();
+    let site = Site::start(30);
+    let url = redis.url();
+    // Under script(1) stderr is a terminal: the progress line is drawn.
+    let cmd = format!(
+        "{QPIPE} produce --redis {url} --start-url {} --threads 1 --delay-ms 60 -q",
+        site.url
+    );
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env_remove("REDIS_URL")
+        .stdin(Stdio::null())
+        .output()
+        .expect("script(1) from util-linux");
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{tty}");
+    assert!(
+        tty.contains("\x1b[2K") && tty.contains(" pushed "),
+        "no progress line:\n{tty}"
+    );
+    // Not a terminal: no progress line, and -q hides INFO/WARN but keeps the summary.
+    redis::cmd("DEL")
+        .arg(KEY)
+        .query::<()>(&mut redis.con())
+        .unwrap();
+    let run = qpipe(
+        &["produce", "--redis", &url, "--start-url", &site.url, "-q"],
+        None,
+    );
+    assert_eq!(run.code, 0, "{run}");
+    assert!(!run.stderr.contains("\x1b[2K"), "{run}");
+    assert!(
+        !run.stderr.contains(" INFO ") && !run.stderr.contains(" WARN "),
+        "{run}"
+    );
+    assert!(run.stderr.contains("qpipe produce summary:"), "{run}");
+    // -v logs each failed page with an RFC 3339 timestamp and a level.
+    let missing = format!("{}page/999/", site.url);
+    let run = qpipe(
+        &["produce", "--redis", &url, "--start-url", &missing, "-v"],
+        None,
+    );
+    assert_eq!(run.code, 3, "{run}");
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("http_404"))
+        .expect("a debug line");
+    assert!(
+        line.len() > 25 && &line[4..5] == "-" && &line[10..11] == "T" && line.contains("Z DEBUG "),
+        "{line}"
+    );
+}
