@@ -166,13 +166,14 @@ mod tests {
     #[test]
     fn follows_next_and_tag_links_only_http() {
         let s = scrape(&Spec::quotes(), PAGE, &url("http://h/page/1/"));
+        // Document order: the follow selectors are one selector list.
         let links: Vec<&str> = s.links.iter().map(Url::as_str).collect();
         assert_eq!(
             links,
             [
-                "http://h/page/2/",
                 "http://h/tag/life/page/1/",
-                "http://h/tag/love/"
+                "http://h/tag/love/",
+                "http://h/page/2/"
             ]
         );
         assert_eq!(s.ignored_links, 1, "the javascript: tag link");
