@@ -108,14 +108,15 @@ impl Crawler<'_> {
         let host = url.host_str().unwrap_or("").to_string();
         let mut delay = self.delay;
         if let Some(robots) = self.robots {
-            if !robots.allowed(self.agent, url) {
+            let (allowed, crawl_delay) = robots.check(self.agent, url);
+            if !allowed {
                 counts.robots_forbidden += 1;
                 return Err(Failure::skip(
                     "robots_forbidden",
                     format!("{url} is disallowed by robots.txt"),
                 ));
             }
-            delay = delay.max(robots.delay(self.agent, url).unwrap_or_default());
+            delay = delay.max(crawl_delay.unwrap_or_default());
         }
         let mut attempt = 1;
         let mut backoff = Backoff::new(self.backoff, self.backoff * 4);

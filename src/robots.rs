@@ -61,23 +61,18 @@ impl Robots {
         }
     }
 
-    /// Whether `url` may be fetched.
-    pub fn allowed(&self, agent: &Agent, url: &Url) -> bool {
+    /// Whether `url` may be fetched, and the origin's Crawl-delay, from one
+    /// cache lookup.
+    pub fn check(&self, agent: &Agent, url: &Url) -> (bool, Option<Duration>) {
         let cell = self.rules(agent, url);
-        match cell.get().and_then(|r| r.robot.as_ref()) {
-            Some(robot) => robot.allowed(url.as_str()),
-            None => true,
-        }
-    }
-
-    /// The origin's Crawl-delay, if any.
-    pub fn delay(&self, agent: &Agent, url: &Url) -> Option<Duration> {
-        let cell = self.rules(agent, url);
-        cell.get()
-            .and_then(|r| r.robot.as_ref())
-            .and_then(|r| r.delay)
+        let Some(robot) = cell.get().and_then(|r| r.robot.as_ref()) else {
+            return (true, None);
+        };
+        let delay = robot
+            .delay
             .filter(|d| d.is_finite() && *d > 0.0)
-            .map(|d| Duration::from_secs_f32(d.min(60.0)))
+            .map(|d| Duration::from_secs_f32(d.min(60.0)));
+        (robot.allowed(url.as_str()), delay)
     }
 }
 
