@@ -52,8 +52,9 @@ pub struct ProduceArgs {
     /// delete the --shared-frontier (and its item fingerprints) first, to start a new crawl
     #[argh(switch)]
     pub reset_frontier: bool,
-    /// seconds a page taken from the shared frontier stays leased; a producer
-    /// that dies loses its pages to others after this (default 120)
+    /// seconds a page taken from the shared frontier stays leased (renewed
+    /// while it loads); a producer that dies loses its pages to others after
+    /// this (default 120)
     #[argh(option, default = "120.0")]
     pub lease_secs: f64,
     /// JSON spider spec (default: the built-in quotes spider; see `qpipe spec --print`)

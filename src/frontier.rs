@@ -103,6 +103,8 @@ pub trait CrawlFrontier: Sync {
     fn filtered(&self) -> Filtered;
     /// Distinct URLs ever queued (across processes, for a shared frontier).
     fn seen(&self) -> u64;
+    /// Background upkeep until `done` (renewing leases); run on its own thread.
+    fn maintain(&self, _done: &AtomicBool) {}
 }
 
 /// Link filtering counters, Scrapy-style.

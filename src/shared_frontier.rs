@@ -86,6 +86,8 @@ pub struct SharedFrontier {
     items: AtomicU64,
     filtered: Mutex<Filtered>,
     finish: Mutex<Option<Finish>>,
+    /// Leases this process holds, renewed by `maintain` while their pages load.
+    held: Mutex<std::collections::HashSet<String>>,
 }
 
 fn now_ms() -> u64 {
@@ -118,6 +120,7 @@ impl SharedFrontier {
             items: AtomicU64::new(0),
             filtered: Mutex::new(Filtered::default()),
             finish: Mutex::new(None),
+            held: Mutex::new(std::collections::HashSet::new()),
         };
         let links: Vec<(u32, Url)> = start.iter().map(|u| (0, u.clone())).collect();
         f.with_con(|con| f.done(con, "", &links))
@@ -207,6 +210,10 @@ impl CrawlFrontier for SharedFrontier {
                         if let (Ok(d), Ok(u)) = (d.parse::<u32>(), Url::parse(u)) {
                             let mut fl = self.filtered.lock().unwrap_or_else(|p| p.into_inner());
                             fl.max_depth_reached = fl.max_depth_reached.max(d);
+                            self.held
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .insert(text.into_owned());
                             return Some((u, d));
                         }
                     }
@@ -254,6 +261,10 @@ impl CrawlFrontier for SharedFrontier {
         }
         // The lease's member is rebuilt from the URL and depth it was taken as.
         let finished = member(depth, page);
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&finished);
         let added = self
             .with_con(|con| self.done(con, &finished, &keep))
             .unwrap_or_else(|e| {
@@ -283,5 +294,42 @@ impl CrawlFrontier for SharedFrontier {
     fn seen(&self) -> u64 {
         self.with_con(|con| redis::cmd("SCARD").arg(&self.keys[1]).query(con))
             .unwrap_or(0)
+    }
+
+    /// Renews this process's leases every third of the lease time, so a slow
+    /// page is never handed to another producer while it is still loading.
+    /// `ZADD XX` only extends leases that still exist.
+    fn maintain(&self, done: &AtomicBool) {
+        let every = self.lease / 3;
+        let mut last = std::time::Instant::now();
+        while !done.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50).min(every));
+            if last.elapsed() < every {
+                continue;
+            }
+            last = std::time::Instant::now();
+            let held: Vec<String> = self
+                .held
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .cloned()
+                .collect();
+            if held.is_empty() {
+                continue;
+            }
+            let expiry = now_ms() + self.lease.as_millis() as u64;
+            let renewed = self.with_con(|con| {
+                let mut cmd = redis::cmd("ZADD");
+                cmd.arg(&self.keys[2]).arg("XX");
+                for m in &held {
+                    cmd.arg(expiry).arg(m);
+                }
+                cmd.query::<()>(con)
+            });
+            if let Err(e) = renewed {
+                log::warn(&format!("could not renew shared-frontier leases: {e}"));
+            }
+        }
     }
 }

@@ -198,3 +198,51 @@ fn four_consumer_processes_drain_one_queue_exactly_once() {
     assert!(nonempty >= 2, "the work was not shared");
     assert_eq!(redis.llen(KEY), 0);
 }
+
+#[test]
+fn a_slow_page_keeps_its_lease_and_is_fetched_once() {
+    use common::fixture::{html, Fixture};
+    let site = Fixture::start(|path, _| match path {
+        "/" => html("<a href=\"/slow\">s</a><a href=\"/fast\">f</a>"),
+        "/slow" => {
+            // Three lease periods: without renewal another producer takes it.
+            std::thread::sleep(Duration::from_millis(3000));
+            html("<div class=\"quote\"><span class=\"text\">slow-ok</span></div>")
+        }
+        _ => html("<div class=\"quote\"><span class=\"text\">fast-ok</span></div>"),
+    });
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("s.json");
+    std::fs::write(
+        &spec,
+        r#"{"item":"div.quote","fields":{"quote":"span.text"},"follow":["a"]}"#,
+    )
+    .unwrap();
+    let url = redis.url();
+    let start = format!("{}/", site.base);
+    let args = [
+        "produce",
+        "--redis",
+        &url,
+        "--start-url",
+        &start,
+        "--spec",
+        spec.to_str().unwrap(),
+        "--shared-frontier",
+        "slow",
+        "--lease-secs",
+        "1",
+        "--threads",
+        "1",
+        "--ignore-robots",
+    ];
+    let a = spawn(&args);
+    std::thread::sleep(Duration::from_millis(300));
+    let b = spawn(&args);
+    finish(a);
+    finish(b);
+    assert_eq!(site.hits("/slow"), 1, "the slow page was fetched twice");
+    assert_eq!(site.hits("/fast"), 1);
+    assert_eq!(redis.llen(KEY), 2);
+}

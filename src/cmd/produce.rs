@@ -116,6 +116,7 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
                 )
             });
         }
+        s.spawn(|| frontier.maintain(&done));
         let writer = s.spawn(|| writer::write(&rx, &mut queues, &cfg.writer, stop, &pushed_now));
         let fetchers: Vec<_> = (0..cfg.threads)
             .map(|_| {
