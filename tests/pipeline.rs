@@ -250,3 +250,34 @@ fn a_lone_item_reaches_redis_without_waiting_for_a_batch() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// What the original Scrapy spider pushed (Python's json.dumps: spaces,
+/// \u escapes) is drained unchanged, oldest first.
+#[test]
+fn drains_what_the_python_spider_pushed_byte_for_byte() {
+    let redis = Redis::start();
+    let python_items = [
+        r#"{"quote": "\u201cThe world as we have created it is a process of our thinking.\u201d", "author": "Albert Einstein", "tags": ["change", "deep-thoughts"]}"#,
+        r#"{"quote": "\u201cIt is our choices, Harry.\u201d", "author": "J.K. Rowling", "tags": []}"#,
+    ];
+    // The spider did one LPUSH per item, in crawl order.
+    for item in python_items {
+        redis::cmd("LPUSH")
+            .arg(KEY)
+            .arg(item)
+            .query::<()>(&mut redis.con())
+            .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    consume(
+        &redis,
+        dir.path(),
+        out.to_str().unwrap(),
+        &["--threads", "1"],
+    );
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        format!("{}\n{}\n", python_items[0], python_items[1])
+    );
+}
