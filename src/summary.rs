@@ -79,7 +79,9 @@ impl Summary {
     /// The summary as aligned `key  value` lines for stderr.
     pub fn human(&self) -> String {
         let width = self.fields.keys().map(String::len).max().unwrap_or(0);
-        let mut out = format!("qpipe {} summary:\n", self.command);
+        // A run ends with a summary; `status` output is the report itself.
+        let title = if self.output == Output::Stdout { "" } else { " summary" };
+        let mut out = format!("qpipe {}{title}:\n", self.command);
         for (k, v) in &self.fields {
             let shown = match v {
                 Value::String(s) => s.clone(),
