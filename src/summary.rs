@@ -80,7 +80,11 @@ impl Summary {
     pub fn human(&self) -> String {
         let width = self.fields.keys().map(String::len).max().unwrap_or(0);
         // A run ends with a summary; `status` output is the report itself.
-        let title = if self.output == Output::Stdout { "" } else { " summary" };
+        let title = if self.output == Output::Stdout {
+            ""
+        } else {
+            " summary"
+        };
         let mut out = format!("qpipe {}{title}:\n", self.command);
         for (k, v) in &self.fields {
             let shown = match v {
