@@ -102,7 +102,17 @@ impl Sink {
             Target::File(w) => {
                 w.flush()?;
                 if self.fsync {
-                    w.get_ref().sync_data()?;
+                    match w.get_ref().sync_data() {
+                        // A pipe or terminal (`--out /dev/stdout`) cannot be
+                        // fsynced; that is not a failed write.
+                        Err(e) if matches!(e.raw_os_error(), Some(22 | 95)) => {
+                            log::debug(
+                                "the output cannot be fsynced (not a regular file); flushing only",
+                            );
+                            self.fsync = false;
+                        }
+                        other => other?,
+                    }
                 }
                 Ok(())
             }

@@ -229,3 +229,31 @@ fn failed_pages_give_exit_3_and_are_counted() {
     assert_eq!(s["items_pushed"], 30);
     assert_eq!(redis.llen("DATA-PIPELINE-KEY"), 30);
 }
+
+#[test]
+fn out_to_a_pipe_works_without_fsync() {
+    let redis = Redis::start();
+    redis::cmd("LPUSH")
+        .arg("DATA-PIPELINE-KEY")
+        .arg(&["{\"n\":1}", "{\"n\":2}"])
+        .query::<()>(&mut redis.con())
+        .unwrap();
+    // /dev/stdout is the test's pipe here: fsync is EINVAL, the data still flows.
+    let run = qpipe(
+        &[
+            "consume",
+            "--threads",
+            "1",
+            "--redis",
+            &redis.url(),
+            "--drain",
+            "--idle-timeout",
+            "0.2",
+            "--out",
+            "/dev/stdout",
+        ],
+        None,
+    );
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(run.stdout, "{\"n\":1}\n{\"n\":2}\n");
+}
