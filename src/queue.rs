@@ -217,14 +217,15 @@ impl Queue {
         redis::cmd("LLEN").arg(&self.key).query(&mut self.con)
     }
 
-    /// Puts popped items back at the consuming end, so they are popped next, in order.
-    pub fn give_back(&mut self, items: &[Vec<u8>]) -> RedisResult<()> {
+    /// Puts popped items back at the consuming end of `key`, so they are
+    /// popped next, in order.
+    pub fn give_back(&mut self, key: &str, items: &[Vec<u8>]) -> RedisResult<()> {
         if items.is_empty() {
             return Ok(());
         }
         let reversed: Vec<&[u8]> = items.iter().rev().map(Vec::as_slice).collect();
         redis::cmd("RPUSH")
-            .arg(&self.key)
+            .arg(key)
             .arg(reversed)
             .query::<Value>(&mut self.con)
             .map(drop)

@@ -343,26 +343,10 @@ fn status_json_reports_exact_numbers() {
     let mut con = redis.con();
     let url = redis.url();
     // 5 queued, 2 dead letters, a dead worker holding 3, a live worker holding 1, a live idle worker.
-    redis::cmd("LPUSH")
-        .arg(KEY)
-        .arg(&["1", "2", "3", "4", "5"])
-        .query::<()>(&mut con)
-        .unwrap();
-    redis::cmd("LPUSH")
-        .arg(format!("{KEY}:dead"))
-        .arg(&["{}", "{}"])
-        .query::<()>(&mut con)
-        .unwrap();
-    redis::cmd("LPUSH")
-        .arg(format!("{KEY}:processing:h:1:0"))
-        .arg(&["a", "b", "c"])
-        .query::<()>(&mut con)
-        .unwrap();
-    redis::cmd("LPUSH")
-        .arg(format!("{KEY}:processing:h:2:0"))
-        .arg("d")
-        .query::<()>(&mut con)
-        .unwrap();
+    redis.lpush(KEY, &["1", "2", "3", "4", "5"]);
+    redis.lpush(&format!("{KEY}:dead"), &["{}", "{}"]);
+    redis.lpush(&format!("{KEY}:processing:h:1:0"), &["a", "b", "c"]);
+    redis.lpush(&format!("{KEY}:processing:h:2:0"), &["d"]);
     for c in ["h:2:0", "h:2:1"] {
         redis::cmd("SET")
             .arg(format!("{KEY}:consumer:{c}"))
@@ -422,11 +406,7 @@ fn status_json_reports_exact_numbers() {
 #[test]
 fn peek_shows_the_next_items_oldest_first_without_popping() {
     let redis = Redis::start();
-    redis::cmd("LPUSH")
-        .arg(KEY)
-        .arg(&["{\"n\":1}", "{\"n\":2}", "{\"n\":3}"])
-        .query::<()>(&mut redis.con())
-        .unwrap();
+    redis.lpush(KEY, &["{\"n\":1}", "{\"n\":2}", "{\"n\":3}"]);
     let run = qpipe(&["peek", "2", "--redis", &redis.url()], None);
     assert_eq!(run.code, 0, "{run}");
     assert_eq!(run.stdout, "{\"n\":1}\n{\"n\":2}\n");

@@ -109,11 +109,10 @@ fn wrong_key_type_is_reported_before_any_work() {
 #[test]
 fn unwritable_out_pops_nothing() {
     let redis = Redis::start();
-    redis::cmd("LPUSH")
-        .arg("DATA-PIPELINE-KEY")
-        .arg(&["{\"quote\":\"a\"}", "{\"quote\":\"b\"}"])
-        .query::<()>(&mut redis.con())
-        .unwrap();
+    redis.lpush(
+        "DATA-PIPELINE-KEY",
+        &["{\"quote\":\"a\"}", "{\"quote\":\"b\"}"],
+    );
     let run = qpipe(
         &[
             "consume",
@@ -233,11 +232,7 @@ fn failed_pages_give_exit_3_and_are_counted() {
 #[test]
 fn out_to_a_pipe_works_without_fsync() {
     let redis = Redis::start();
-    redis::cmd("LPUSH")
-        .arg("DATA-PIPELINE-KEY")
-        .arg(&["{\"n\":1}", "{\"n\":2}"])
-        .query::<()>(&mut redis.con())
-        .unwrap();
+    redis.lpush("DATA-PIPELINE-KEY", &["{\"n\":1}", "{\"n\":2}"]);
     // /dev/stdout is the test's pipe here: fsync is EINVAL, the data still flows.
     let run = qpipe(
         &[

@@ -262,11 +262,7 @@ fn drains_what_the_python_spider_pushed_byte_for_byte() {
     ];
     // The spider did one LPUSH per item, in crawl order.
     for item in python_items {
-        redis::cmd("LPUSH")
-            .arg(KEY)
-            .arg(item)
-            .query::<()>(&mut redis.con())
-            .unwrap();
+        redis.lpush(KEY, &[item]);
     }
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.jsonl");

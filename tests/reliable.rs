@@ -122,17 +122,12 @@ fn recover_command_requeues_dead_workers_items_in_order() {
     let redis = Redis::start();
     let mut con = redis.con();
     // A dead worker: processing list, newest at the head, no heartbeat.
-    redis::cmd("LPUSH")
-        .arg(format!("{KEY}:processing:h:1:0"))
-        .arg(&["\"a\"", "\"b\"", "\"c\""])
-        .query::<()>(&mut con)
-        .unwrap();
+    redis.lpush(
+        &format!("{KEY}:processing:h:1:0"),
+        &["\"a\"", "\"b\"", "\"c\""],
+    );
     // A live worker: its items stay.
-    redis::cmd("LPUSH")
-        .arg(format!("{KEY}:processing:h:2:0"))
-        .arg("\"live\"")
-        .query::<()>(&mut con)
-        .unwrap();
+    redis.lpush(&format!("{KEY}:processing:h:2:0"), &["\"live\""]);
     redis::cmd("SET")
         .arg(format!("{KEY}:consumer:h:2:0"))
         .arg("x")
@@ -145,11 +140,7 @@ fn recover_command_requeues_dead_workers_items_in_order() {
         .arg(&["h:1:0", "h:2:0"])
         .query::<()>(&mut con)
         .unwrap();
-    redis::cmd("LPUSH")
-        .arg(KEY)
-        .arg("\"newer\"")
-        .query::<()>(&mut con)
-        .unwrap();
+    redis.lpush(KEY, &["\"newer\""]);
     let st = tempfile::NamedTempFile::new().unwrap();
     let run = qpipe(
         &[
@@ -191,11 +182,7 @@ fn poison_items_go_to_dead_letters_in_both_modes() {
             "",
         ];
         for p in pushed {
-            redis::cmd("LPUSH")
-                .arg(KEY)
-                .arg(p)
-                .query::<()>(&mut con)
-                .unwrap();
+            redis.lpush(KEY, &[p]);
         }
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out.jsonl");

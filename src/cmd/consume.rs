@@ -295,7 +295,8 @@ fn pop_loop(mut sources: Vec<Source>, tx: &Sender<Batch>, sh: &Shared<'_>) -> Po
             // list and are re-queued at exit. BRPOP mode: put them back now.
             let items = back.into_inner().items;
             if lease.is_none() {
-                if let Err(e) = q.give_back(&items) {
+                let key = q.key.clone();
+                if let Err(e) = q.give_back(&key, &items) {
                     log::error(&format!(
                         "{} popped items could not be returned to Redis: {e}",
                         items.len()
@@ -351,10 +352,9 @@ fn reconnect(q: &mut Queue, sh: &Shared<'_>, first: &redis::RedisError) -> Resul
 fn give_back(q: &mut Queue, batches: &[Batch]) -> u64 {
     let mut returned = 0;
     for b in batches {
-        q.key.clone_from(&b.key);
         let result = q
-            .give_back(&b.items)
-            .or_else(|_| q.reconnect().and_then(|()| q.give_back(&b.items)));
+            .give_back(&b.key, &b.items)
+            .or_else(|_| q.reconnect().and_then(|()| q.give_back(&b.key, &b.items)));
         match result {
             Ok(()) => returned += b.items.len() as u64,
             Err(e) => log::error(&format!(

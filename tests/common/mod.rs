@@ -115,7 +115,7 @@ impl Redis {
     }
 
     /// LPUSHes `items` onto `key` in chunks, so the first is popped first.
-    pub fn lpush(&self, key: &str, items: &[String]) {
+    pub fn lpush<T: redis::ToRedisArgs>(&self, key: &str, items: &[T]) {
         let mut con = self.con();
         for chunk in items.chunks(1000) {
             redis::cmd("LPUSH")
