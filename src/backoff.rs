@@ -26,11 +26,9 @@ impl Backoff {
 
 /// Scales `d` by a factor in [0.5, 1.5), so many clients don't retry in lockstep.
 pub fn jitter(d: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .subsec_nanos();
-    d.mul_f64(0.5 + f64::from(nanos % 1000) / 1000.0)
+    // A real random source: clock nanoseconds are constant on clocks with
+    // microsecond resolution, and would put clients back in lockstep.
+    d.mul_f64(0.5 + fastrand::f64())
 }
 
 #[cfg(test)]

@@ -114,6 +114,9 @@ pub struct ProduceArgs {
     /// most items sent in one LPUSH (default 1000)
     #[argh(option, default = "1000")]
     pub batch_size: usize,
+    /// most bytes sent in one LPUSH; a single larger item still goes alone (default 8388608)
+    #[argh(option, default = "8 << 20")]
+    pub batch_bytes: usize,
     /// seconds to open an HTTP connection (default 10)
     #[argh(option, default = "10.0")]
     pub connect_timeout: f64,
@@ -198,9 +201,13 @@ pub struct ConsumeArgs {
     /// stop after this many items (default: no limit)
     #[argh(option)]
     pub max_items: Option<u64>,
-    /// most items taken per pop (BRPOP, then RPOP COUNT) (default 500)
+    /// most items taken per pop (BRPOP, then up to N-1 more) (default 500)
     #[argh(option, default = "500")]
     pub batch_size: usize,
+    /// most bytes taken per pop (one larger item still comes alone); also
+    /// bounds memory: at most 4 times this is popped but not yet written (default 8388608)
+    #[argh(option, default = "8 << 20")]
+    pub batch_bytes: usize,
     /// do not fsync the output file after each batch (faster, less durable)
     #[argh(switch)]
     pub no_fsync: bool,
@@ -253,6 +260,9 @@ pub struct PushArgs {
     /// most items sent in one LPUSH (default 1000)
     #[argh(option, default = "1000")]
     pub batch_size: usize,
+    /// most bytes sent in one LPUSH; a single larger item still goes alone (default 8388608)
+    #[argh(option, default = "8 << 20")]
+    pub batch_bytes: usize,
     /// seconds to keep retrying Redis during an outage (default 60)
     #[argh(option, default = "60.0")]
     pub redis_retry_secs: f64,

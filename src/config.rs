@@ -24,6 +24,8 @@ pub struct WriterConfig {
     pub key: String,
     /// Most items per LPUSH.
     pub batch_size: usize,
+    /// Most bytes in one LPUSH (one larger item still goes alone).
+    pub batch_bytes: usize,
     /// How long to retry Redis in an outage before spilling.
     pub retry_for: Duration,
     /// Where the spill file goes if Redis stays down.
@@ -40,11 +42,18 @@ impl WriterConfig {
         crate::conn::shard_keys(&self.key, self.shards, self.redis.is_cluster())
     }
 
-    /// One writer connection per shard.
-    pub fn connect(&self) -> Result<Vec<crate::queue::Queue>, Error> {
+    /// One writer connection per shard, retrying outages for `retry_for`
+    /// unless `stop` is raised (then the writer spills at once).
+    pub fn connect(
+        &self,
+        stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> Result<Vec<crate::queue::Queue>, Error> {
         self.shard_keys()
             .iter()
-            .map(|k| crate::queue::Queue::connect(&self.redis, k, Duration::from_secs(1)))
+            .map(|k| {
+                crate::queue::Queue::connect(&self.redis, k, Duration::from_secs(1))
+                    .map(|q| q.retrying(self.retry_for, Some(std::sync::Arc::clone(stop))))
+            })
             .collect()
     }
 }
@@ -127,6 +136,8 @@ pub struct ConsumeConfig {
     pub max_items: Option<u64>,
     /// Most items per pop.
     pub batch_size: usize,
+    /// Most bytes per pop (one larger item still comes alone).
+    pub batch_bytes: usize,
     /// fsync the file after each batch.
     pub fsync: bool,
     /// How long to keep reconnecting in an outage.
@@ -289,14 +300,16 @@ fn writer(
     tls_ca: Option<String>,
     key: String,
     n_shards: usize,
-    batch_size: usize,
+    batch: (usize, usize),
     retry: f64,
     spill_dir: String,
 ) -> Result<WriterConfig, Error> {
+    let (batch_size, batch_bytes) = batch;
     Ok(WriterConfig {
         redis: endpoint(redis, tls_ca)?,
         key: non_empty_key(key)?,
         batch_size: positive(batch_size, "--batch-size")?,
+        batch_bytes: positive(batch_bytes, "--batch-bytes")?,
         retry_for: seconds(retry, "--redis-retry-secs")?,
         spill_dir: PathBuf::from(spill_dir),
         seen: None,
@@ -330,6 +343,7 @@ impl ConsumeConfig {
             drain_after: a.drain.then_some(idle),
             max_items: a.max_items,
             batch_size: positive(a.batch_size, "--batch-size")?,
+            batch_bytes: positive(a.batch_bytes, "--batch-bytes")?,
             retry_for: seconds(a.redis_retry_secs, "--redis-retry-secs")?,
             reliable: a.reliable,
             shards: shards(a.shards)?,
@@ -351,7 +365,7 @@ impl PushConfig {
                 a.tls_ca,
                 a.key,
                 a.shards,
-                a.batch_size,
+                (a.batch_size, a.batch_bytes),
                 a.redis_retry_secs,
                 ".".into(),
             )?,

@@ -42,6 +42,8 @@ pub enum Error {
     Internal(String),
     /// Another run holds the lock.
     Locked(String),
+    /// The stop flag (a signal) ended a wait for Redis; not a failure by itself.
+    Stopped(String),
 }
 
 impl Error {
@@ -75,9 +77,11 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Usage(msg) | Error::Http(msg) | Error::Locked(msg) | Error::Spec(msg) => {
-                f.write_str(msg)
-            }
+            Error::Usage(msg)
+            | Error::Http(msg)
+            | Error::Locked(msg)
+            | Error::Spec(msg)
+            | Error::Stopped(msg) => f.write_str(msg),
             Error::Internal(msg) => write!(f, "internal error: {msg}"),
             Error::Redis { what, url, cause } => write!(f, "{what} at {url}: {cause}"),
             Error::Io { what, cause } => write!(f, "{what}: {cause}"),
@@ -88,7 +92,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// One-line description of a Redis failure with a hint at the fix.
-fn describe_redis(e: &redis::RedisError) -> String {
+pub fn describe_redis(e: &redis::RedisError) -> String {
     let text = e.to_string();
     let lower = text.to_lowercase();
     let hint = if lower.contains("refused") || e.is_connection_refusal() {
@@ -98,6 +102,10 @@ fn describe_redis(e: &redis::RedisError) -> String {
         || lower.contains("authentication")
     {
         "check the user and password in --redis or REDIS_URL"
+    } else if e.code() == Some("OOM") || lower.contains("oom command not allowed") {
+        "Redis is out of memory: raise maxmemory, free memory, or drain the queue"
+    } else if e.code() == Some("READONLY") {
+        "the server is a read-only replica; point --redis at the master"
     } else if lower.contains("wrongtype") {
         "the key holds another type; choose another --key or delete it"
     } else if e.is_timeout() || lower.contains("timed out") {

@@ -57,24 +57,6 @@ pub fn encode(
     }
 }
 
-/// Checks a popped item before it is written as one JSON Lines record.
-///
-/// `Ok(None)`: write it as popped. `Ok(Some(line))`: valid JSON spread over
-/// several lines, re-encoded compactly so the file stays one record per line.
-/// `Err(reason)`: not JSON at all; it belongs in the dead-letter list.
-pub fn check_line(item: &[u8]) -> Result<Option<Vec<u8>>, String> {
-    use serde::de::IgnoredAny;
-    if let Err(e) = serde_json::from_slice::<IgnoredAny>(item) {
-        return Err(format!("invalid JSON: {e}"));
-    }
-    if !item.contains(&b'\n') && !item.contains(&b'\r') {
-        return Ok(None);
-    }
-    serde_json::from_slice::<serde_json::Value>(item)
-        .map(|v| Some(v.to_string().into_bytes()))
-        .map_err(|e| format!("invalid JSON: {e}"))
-}
-
 /// A 128-bit content hash (two keyed SipHash-2-4 runs), stable across runs and builds.
 pub fn fingerprint(bytes: &[u8]) -> u128 {
     let half = |seed: u64| {
@@ -128,18 +110,6 @@ mod tests {
         );
         assert_eq!(a.fingerprint, b.fingerprint);
         assert_ne!(a.fingerprint, c.fingerprint);
-    }
-
-    #[test]
-    fn check_line_accepts_json_compacts_multiline_rejects_garbage() {
-        assert_eq!(check_line(br#"{"quote":"a"}"#), Ok(None));
-        assert_eq!(check_line(b"[1,\n 2]"), Ok(Some(b"[1,2]".to_vec())));
-        assert_eq!(
-            check_line(b"{\"a\":"),
-            Err("invalid JSON: EOF while parsing a value at line 1 column 5".into())
-        );
-        assert!(check_line(b"hello").is_err());
-        assert!(check_line(b"").is_err());
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! with a compare-and-PEXPIRE script; release is compare-and-DEL. A holder
 //! that crashes stops renewing, and the lock expires by itself.
 
-use crate::conn::{self, Conn, Endpoint};
+use crate::conn::Endpoint;
 use crate::error::Error;
+use crate::link::Link;
 use redis::RedisResult;
 use std::time::Duration;
 
@@ -23,7 +24,7 @@ return 0";
 
 /// A held lock. Dropping it does not release it; call `release`.
 pub struct Lock {
-    con: Conn,
+    link: Link,
     /// The Redis key.
     pub key: String,
     token: String,
@@ -43,8 +44,10 @@ pub fn holder(con: &mut dyn redis::ConnectionLike, name: &str) -> RedisResult<Op
 impl Lock {
     /// Takes lock `name` for `ttl`, or fails with `Error::Locked` naming the holder.
     pub fn acquire(ep: &Endpoint, name: &str, ttl: Duration) -> Result<Lock, Error> {
-        let fail = |e: redis::RedisError| Error::redis("cannot take the lock", &ep.url, &e);
-        let mut con = conn::open(ep, Duration::from_secs(5))?;
+        // Renewals are retried through an outage only while the lock can
+        // still be ours: it expires `ttl` after the last renewal, and the
+        // next renewal is due a third of the way in.
+        let mut link = Link::open(ep, Duration::from_secs(5), ttl * 2 / 3, None)?;
         let token = format!(
             "{}:{}:{}",
             crate::reliable::hostname(),
@@ -52,53 +55,64 @@ impl Lock {
             crate::log::now_rfc3339()
         );
         let key = key(name);
-        let ok: Option<String> = redis::cmd("SET")
-            .arg(&key)
-            .arg(&token)
-            .arg("NX")
-            .arg("PX")
-            .arg(ttl.as_millis() as u64)
-            .query(&mut con)
-            .map_err(fail)?;
-        if ok.is_none() {
-            let who = holder(&mut con, name)
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| "unknown".into());
+        // If the reply to SET NX is lost, the retry finds our own token.
+        let (taken, holder) = link.call("take the lock", |c| {
+            let ok: Option<String> = redis::cmd("SET")
+                .arg(&key)
+                .arg(&token)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl.as_millis() as u64)
+                .query(c)?;
+            if ok.is_some() {
+                return Ok((true, None));
+            }
+            let who: Option<String> = redis::cmd("GET").arg(&key).query(c)?;
+            Ok((who.as_deref() == Some(token.as_str()), who))
+        })?;
+        if !taken {
             return Err(Error::Locked(format!(
-                "another run holds the lock {name:?} ({who}); it ends when that run does, or expires {}s after a crash",
+                "another run holds the lock {name:?} ({}); it ends when that run does, or expires {}s after a crash",
+                holder.as_deref().unwrap_or("unknown"),
                 ttl.as_secs()
             )));
         }
         Ok(Lock {
-            con,
+            link,
             key,
             token,
             ttl,
         })
     }
 
-    /// Extends the lock; `Ok(false)` means it was lost (expired and taken).
-    pub fn renew(&mut self) -> RedisResult<bool> {
-        let n: i64 = redis::cmd("EVAL")
-            .arg(RENEW)
-            .arg(1)
-            .arg(&self.key)
-            .arg(&self.token)
-            .arg(self.ttl.as_millis() as u64)
-            .query(&mut self.con)?;
+    /// Extends the lock, reconnecting if need be; `Ok(false)` means it was
+    /// lost (it expired, and may have been taken by another run).
+    pub fn renew(&mut self) -> Result<bool, Error> {
+        let (key, token, ms) = (&self.key, &self.token, self.ttl.as_millis() as u64);
+        let n: i64 = self.link.call("renew the run lock", |c| {
+            redis::cmd("EVAL")
+                .arg(RENEW)
+                .arg(1)
+                .arg(key)
+                .arg(token)
+                .arg(ms)
+                .query(c)
+        })?;
         Ok(n == 1)
     }
 
     /// Releases the lock if it is still ours.
-    pub fn release(mut self) -> RedisResult<()> {
-        redis::cmd("EVAL")
-            .arg(RELEASE)
-            .arg(1)
-            .arg(&self.key)
-            .arg(&self.token)
-            .query::<i64>(&mut self.con)
-            .map(drop)
+    pub fn release(mut self) -> Result<(), Error> {
+        let (key, token) = (&self.key, &self.token);
+        self.link.call("release the run lock", |c| {
+            redis::cmd("EVAL")
+                .arg(RELEASE)
+                .arg(1)
+                .arg(key)
+                .arg(token)
+                .query::<i64>(c)
+                .map(drop)
+        })
     }
 
     /// How often to renew: a third of the TTL.

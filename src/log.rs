@@ -37,11 +37,22 @@ fn emit(min: u8, level: &str, msg: &str) {
     }
 }
 
+/// Time since the Unix epoch (zero if the clock is before it). The one
+/// place qpipe reads the wall clock for timestamps and scores.
+pub fn unix_time() -> std::time::Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// Whole seconds since the Unix epoch.
+pub fn unix_secs() -> u64 {
+    unix_time().as_secs()
+}
+
 /// The current UTC time as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn now_rfc3339() -> String {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let d = unix_time();
     format_rfc3339(d.as_secs(), d.subsec_millis())
 }
 

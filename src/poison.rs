@@ -1,78 +1,155 @@
-//! Poison items: a popped item that is not JSON goes to `K:dead` as
-//! `{"reason","consumer","at","item"}` and is never silently dropped; valid
-//! JSON spread over several lines is re-encoded onto one line.
+//! Poison items: a popped item that is not valid UTF-8 JSON goes to `K:dead`
+//! and is never written nor silently dropped. Valid JSON spread over several
+//! lines has its raw line breaks (always insignificant whitespace in valid
+//! JSON) turned into spaces; nothing else about it changes.
+//!
+//! A dead letter is `{"reason","consumer","at","item"}`, with the element as
+//! a JSON string when it is valid UTF-8, or `item_base64` (standard alphabet,
+//! padded) in place of `item` when it is not, so the original bytes survive.
 
-use crate::item;
+use crate::error::Error;
 use crate::log;
 use crate::queue::Queue;
-use crate::reliable::Lease;
-use redis::{ConnectionLike, RedisResult};
+use serde::de::IgnoredAny;
 
-/// Moves items that are not JSON to `<key>:dead`; compacts multi-line JSON.
-pub fn screen(
-    q: &mut Queue,
-    lease: Option<&Lease>,
-    mut items: Vec<Vec<u8>>,
-    dead: &mut u64,
-    reformatted: &mut u64,
-) -> Vec<Vec<u8>> {
-    let mut keep = Vec::with_capacity(items.len());
-    for item in items.drain(..) {
-        match item::check_line(&item) {
-            Ok(None) => keep.push(item),
-            Ok(Some(compact)) => {
-                // Acks count items, so the processing list may keep the original bytes.
-                *reformatted += 1;
-                keep.push(compact);
-            }
-            Err(reason) => {
-                *dead += 1;
-                let key = q.key.clone();
-                let consumer = lease.map_or_else(
-                    || format!("pid {}", std::process::id()),
-                    |l| l.consumer.clone(),
-                );
-                let processing = lease.map(|l| l.processing.as_str());
-                if let Err(e) = bury(q.con(), &key, processing, &consumer, &item, &reason) {
-                    log::error(&format!("could not move a poison item to {key}:dead ({e}); writing it to the sink instead"));
-                    keep.push(item);
-                    continue;
-                }
-                log::warn(&format!("poison item moved to {key}:dead: {reason}"));
+/// What screening did to one batch.
+#[derive(Debug, Default)]
+pub struct Screened {
+    /// Items moved to dead letters.
+    pub dead: u64,
+    /// Items whose line breaks became spaces.
+    pub reformatted: u64,
+}
+
+/// Why an element cannot go to the sink, if it cannot.
+pub fn verdict(item: &[u8]) -> Result<(), String> {
+    let text = std::str::from_utf8(item).map_err(|e| format!("not valid UTF-8: {e}"))?;
+    serde_json::from_str::<IgnoredAny>(text)
+        .map(drop)
+        .map_err(|e| format!("invalid JSON: {e}"))
+}
+
+/// Makes a valid JSON element one line: a raw CR or LF can only be
+/// whitespace between tokens (inside strings JSON requires escapes), so each
+/// becomes a space. Returns whether anything changed.
+pub fn one_line(item: &mut [u8]) -> bool {
+    let mut changed = false;
+    for b in item.iter_mut().filter(|b| **b == b'\n' || **b == b'\r') {
+        *b = b' ';
+        changed = true;
+    }
+    changed
+}
+
+/// Moves items that cannot be written to `<key>:dead`; makes the rest one line.
+/// A dead letter that cannot be recorded ends the run: the item stays in
+/// Redis (reliable mode) or is given back (BRPOP mode) by the caller's exit path.
+pub fn screen(q: &mut Queue, consumer: &str, items: &mut Vec<Vec<u8>>) -> Result<Screened, Error> {
+    let mut out = Screened::default();
+    let mut dead = Vec::new();
+    items.retain_mut(|item| match verdict(item) {
+        Ok(()) => {
+            out.reformatted += u64::from(one_line(item));
+            true
+        }
+        Err(reason) => {
+            dead.push(letter(&reason, consumer, item));
+            false
+        }
+    });
+    if dead.is_empty() {
+        return Ok(out);
+    }
+    out.dead = dead.len() as u64;
+    let key = format!("{}:dead", q.key);
+    q.call("record dead letters", |c| {
+        redis::cmd("LPUSH").arg(&key).arg(&dead).query::<()>(c)
+    })?;
+    log::warn(&format!("{} poison items moved to {key}", dead.len()));
+    Ok(out)
+}
+
+/// One dead-letter entry for `item`.
+pub fn letter(reason: &str, consumer: &str, item: &[u8]) -> String {
+    let mut entry = serde_json::Map::new();
+    entry.insert("reason".into(), reason.into());
+    entry.insert("consumer".into(), consumer.into());
+    entry.insert("at".into(), crate::log::now_rfc3339().into());
+    match std::str::from_utf8(item) {
+        Ok(text) => entry.insert("item".into(), text.into()),
+        Err(_) => entry.insert("item_base64".into(), base64(item).into()),
+    };
+    serde_json::Value::Object(entry).to_string()
+}
+
+/// Standard padded base64 (RFC 4648 section 4).
+fn base64(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
             }
         }
     }
-    keep
+    out
 }
 
-/// Records a poison item in `K:dead` and drops it from the processing list.
-pub fn bury(
-    con: &mut dyn ConnectionLike,
-    key: &str,
-    processing: Option<&str>,
-    consumer: &str,
-    item: &[u8],
-    reason: &str,
-) -> RedisResult<()> {
-    let entry = serde_json::json!({
-        "reason": reason,
-        "consumer": consumer,
-        "at": crate::log::now_rfc3339(),
-        "item": String::from_utf8_lossy(item),
-    })
-    .to_string();
-    // Dead letter first: a crash in between leaves the item in both places,
-    // never in neither.
-    redis::cmd("LPUSH")
-        .arg(format!("{key}:dead"))
-        .arg(entry)
-        .query::<()>(con)?;
-    if let Some(p) = processing {
-        redis::cmd("LREM")
-            .arg(p)
-            .arg(1)
-            .arg(item)
-            .query::<()>(con)?;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_line_json_keeps_every_byte_but_line_breaks() {
+        let mut item =
+            b"{\"n\": 12345678901234567890123456789,\n \"f\": 1e2,\r\n \"a\": 1, \"a\": 2}"
+                .to_vec();
+        assert_eq!(verdict(&item), Ok(()));
+        assert!(one_line(&mut item));
+        assert_eq!(
+            item,
+            b"{\"n\": 12345678901234567890123456789,  \"f\": 1e2,   \"a\": 1, \"a\": 2}"
+        );
+        let mut single = b"{\"a\":1}".to_vec();
+        assert!(!one_line(&mut single));
     }
-    Ok(())
+
+    #[test]
+    fn invalid_utf8_and_non_json_are_poison() {
+        assert!(verdict(b"{\"a\":\"\xff\xfe\"}")
+            .unwrap_err()
+            .starts_with("not valid UTF-8"));
+        assert!(verdict(b"not json")
+            .unwrap_err()
+            .starts_with("invalid JSON"));
+        assert!(verdict(b"").is_err());
+    }
+
+    #[test]
+    fn dead_letters_keep_the_original_bytes() {
+        let text: serde_json::Value =
+            serde_json::from_str(&letter("r", "c", b"plain \"text\"")).unwrap();
+        assert_eq!(text["item"], "plain \"text\"");
+        assert_eq!(text["reason"], "r");
+        let bin: serde_json::Value =
+            serde_json::from_str(&letter("r", "c", b"\xff\x00binary\xfe")).unwrap();
+        assert_eq!(bin["item_base64"], "/wBiaW5hcnn+");
+        assert!(bin.get("item").is_none());
+    }
+
+    #[test]
+    fn base64_pads_like_rfc_4648() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foob"), "Zm9vYg==");
+    }
 }

@@ -1,12 +1,16 @@
 //! The Redis list: connecting with safe timeouts, pushing batches, popping batches.
 //!
-//! Every call here is a plain blocking function on one connection; the thread
-//! that owns a `Queue` owns its socket.
+//! Every call here is a plain blocking function on one `Link`; the thread
+//! that owns a `Queue` owns its socket. Calls that are not safe to repeat
+//! (pushes, pops) run once and return a `Fault`, so the caller decides what a
+//! lost reply means; the rest retry through outages inside the `Link`.
 
-use crate::conn::{self, Conn, Endpoint, Target};
+use crate::conn::{Conn, Endpoint};
 use crate::error::Error;
-use redis::{RedisResult, Value};
-use std::num::NonZeroUsize;
+use crate::link::{Fault, Link};
+use redis::Value;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Slack between a blocking command's own timeout and the socket read timeout.
@@ -39,11 +43,23 @@ end
 redis.call('SET', KEYS[3], ARGV[2], 'EX', 3600)
 return #new";
 
+/// Pops up to ARGV[1] more items from the tail of KEYS[1], stopping once
+/// ARGV[2] bytes were taken (so a batch is bounded in bytes as well as count).
+const POP_MORE: &str = r"
+local out, bytes = {}, 0
+local budget = tonumber(ARGV[2])
+for i = 1, tonumber(ARGV[1]) do
+  if bytes >= budget then break end
+  local v = redis.call('RPOP', KEYS[1])
+  if not v then break end
+  out[#out + 1] = v
+  bytes = bytes + #v
+end
+return out";
+
 /// One connection to one list key.
 pub struct Queue {
-    url: String,
-    target: Target,
-    con: Conn,
+    link: Link,
     /// The list key items are pushed to and popped from.
     pub key: String,
     block: Duration,
@@ -51,23 +67,18 @@ pub struct Queue {
 
 impl Queue {
     /// Connects, sets socket timeouts longer than `block` (the BRPOP timeout),
-    /// and checks that `key` is a list or absent.
+    /// and checks that `key` is a list or absent. Outages are not retried
+    /// until `retrying` sets a budget.
     pub fn connect(ep: &Endpoint, key: &str, block: Duration) -> Result<Queue, Error> {
-        let url = ep.url.as_str();
-        let target = conn::target(ep)?;
-        let con = conn::connect(&target, block + READ_SLACK)
-            .map_err(|e| Error::redis("cannot reach Redis", url, &e))?;
+        let link = Link::open(ep, block + READ_SLACK, Duration::ZERO, None)?.for_key(key);
         let mut q = Queue {
-            url: url.to_string(),
-            target,
-            con,
+            link,
             key: key.to_string(),
             block,
         };
-        let kind: String = redis::cmd("TYPE")
-            .arg(key)
-            .query(&mut q.con)
-            .map_err(|e| Error::redis("cannot use Redis", url, &e))?;
+        let kind: String = q.call("check the key's type", |c| {
+            redis::cmd("TYPE").arg(key).query(c)
+        })?;
         if kind != "list" && kind != "none" {
             return Err(Error::Usage(format!(
                 "Redis key {key:?} holds a {kind}, not a list (choose another --key, or delete it if it is stale)"
@@ -76,20 +87,29 @@ impl Queue {
         Ok(q)
     }
 
-    /// Replaces a broken connection (the sync client never reconnects by itself).
-    pub fn reconnect(&mut self) -> RedisResult<()> {
-        self.con = conn::connect(&self.target, self.block + READ_SLACK)?;
-        Ok(())
+    /// Retries outages for `retry_for`, giving up early once `stop` is raised.
+    pub fn retrying(mut self, retry_for: Duration, stop: Option<Arc<AtomicBool>>) -> Queue {
+        self.link = self.link.retrying(retry_for, stop);
+        self
+    }
+
+    /// The connection, for other modules' commands (e.g. `reliable`).
+    pub fn link(&mut self) -> &mut Link {
+        &mut self.link
+    }
+
+    /// Runs a command that is safe to repeat, through outages.
+    pub fn call<T>(
+        &mut self,
+        what: &str,
+        f: impl FnMut(&mut Conn) -> redis::RedisResult<T>,
+    ) -> Result<T, Error> {
+        self.link.call(what, f)
     }
 
     /// The URL with any password redacted, for messages.
     pub fn redacted_url(&self) -> String {
-        crate::error::redact(&self.url)
-    }
-
-    /// The connection, for commands owned by other modules (e.g. `reliable`).
-    pub fn con(&mut self) -> &mut Conn {
-        &mut self.con
+        self.link.redacted_url()
     }
 
     /// The blocking-command timeout in seconds (the socket allows more).
@@ -97,43 +117,47 @@ impl Queue {
         self.block.as_secs_f64()
     }
 
-    /// Pushes `values` (oldest first) and sets `marker` to `seq` in one script,
+    /// Pushes `values` (oldest first) and sets `marker` to `seq` atomically,
     /// so a retry can tell whether this batch already landed (see `landed`).
-    pub fn push(&mut self, values: &[&[u8]], marker: &str, seq: &str) -> RedisResult<()> {
+    /// Runs once: a lost reply is for the caller to resolve.
+    pub fn push(&mut self, values: &[&[u8]], marker: &str, seq: &str) -> Result<(), Fault> {
         if values.is_empty() {
             return Ok(());
         }
-        if let Conn::Single(con) = &mut self.con {
-            // MULTI/EXEC: measured faster than the script (0.9-1.2x vs 0.75x of
-            // the pipelined-LPUSH ceiling); the script is for clusters.
-            return redis::pipe()
-                .atomic()
-                .cmd("LPUSH")
-                .arg(&self.key)
-                .arg(values)
-                .ignore()
-                .cmd("SET")
+        let key = self.key.as_str();
+        self.link.attempt(|con| {
+            if let Conn::Single(con) = con {
+                // MULTI/EXEC: measured faster than the script (0.9-1.2x vs
+                // 0.75x of the pipelined-LPUSH ceiling); the script is for clusters.
+                return redis::pipe()
+                    .atomic()
+                    .cmd("LPUSH")
+                    .arg(key)
+                    .arg(values)
+                    .ignore()
+                    .cmd("SET")
+                    .arg(marker)
+                    .arg(seq)
+                    .arg("EX")
+                    .arg(3600)
+                    .ignore()
+                    .query::<()>(con);
+            }
+            redis::cmd("EVAL")
+                .arg(PUSH)
+                .arg(2)
+                .arg(key)
                 .arg(marker)
                 .arg(seq)
-                .arg("EX")
-                .arg(3600)
-                .ignore()
-                .query::<()>(con);
-        }
-        redis::cmd("EVAL")
-            .arg(PUSH)
-            .arg(2)
-            .arg(&self.key)
-            .arg(marker)
-            .arg(seq)
-            .arg(values)
-            .query::<Value>(&mut self.con)
-            .map(drop)
+                .arg(values)
+                .query::<Value>(con)
+                .map(drop)
+        })
     }
 
     /// Pushes only the values whose fingerprint is not yet in the sorted set
     /// `seen` (score: first-pushed Unix time), atomically, with the marker.
-    /// Returns how many were new.
+    /// Returns how many were new. Runs once.
     pub fn push_unseen(
         &mut self,
         values: &[&[u8]],
@@ -141,93 +165,105 @@ impl Queue {
         seen: &str,
         marker: &str,
         seq: &str,
-    ) -> RedisResult<u64> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
+    ) -> Result<u64, Fault> {
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(PUSH_UNSEEN)
             .arg(3)
             .arg(&self.key)
             .arg(seen)
             .arg(marker)
-            .arg(now)
+            .arg(crate::log::unix_secs())
             .arg(seq);
         for (fp, v) in fingerprints.iter().zip(values) {
             cmd.arg(&fp[..]).arg(*v);
         }
-        cmd.query(&mut self.con)
+        self.link.attempt(|con| cmd.query(con))
     }
 
     /// Forgets fingerprints first pushed more than `ttl` ago.
-    pub fn trim_seen(&mut self, seen: &str, ttl: Option<Duration>) -> RedisResult<()> {
+    pub fn trim_seen(&mut self, seen: &str, ttl: Option<Duration>) -> Result<(), Error> {
         let Some(ttl) = ttl else { return Ok(()) };
-        let cutoff = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .saturating_sub(ttl)
-            .as_secs();
-        redis::cmd("ZREMRANGEBYSCORE")
-            .arg(seen)
-            .arg("-inf")
-            .arg(format!("({cutoff}"))
-            .query::<Value>(&mut self.con)
-            .map(drop)
+        let cutoff = crate::log::unix_secs().saturating_sub(ttl.as_secs());
+        self.call("expire old fingerprints", |c| {
+            redis::cmd("ZREMRANGEBYSCORE")
+                .arg(seen)
+                .arg("-inf")
+                .arg(format!("({cutoff}"))
+                .query::<Value>(c)
+                .map(drop)
+        })
     }
 
     /// Whether batch `seq` was applied by an earlier attempt whose reply was lost.
-    pub fn landed(&mut self, marker: &str, seq: &str) -> RedisResult<bool> {
-        let current: Option<String> = redis::cmd("GET").arg(marker).query(&mut self.con)?;
+    pub fn landed(&mut self, marker: &str, seq: &str) -> Result<bool, Fault> {
+        let current: Option<String> = self
+            .link
+            .attempt(|c| redis::cmd("GET").arg(marker).query(c))?;
         Ok(current.as_deref() == Some(seq))
     }
 
     /// Deletes a writer's marker key at the end of its run.
-    pub fn forget(&mut self, marker: &str) -> RedisResult<()> {
-        redis::cmd("DEL").arg(marker).query(&mut self.con)
+    pub fn forget(&mut self, marker: &str) -> Result<(), Error> {
+        self.call("delete the writer's marker", |c| {
+            redis::cmd("DEL").arg(marker).query(c)
+        })
     }
 
     /// Blocks up to the block timeout for one item, then takes up to `max - 1`
-    /// more without blocking. Returns items oldest first (FIFO).
-    pub fn pop(&mut self, max: usize) -> RedisResult<Vec<Vec<u8>>> {
-        let first: Option<(Vec<u8>, Vec<u8>)> = redis::cmd("BRPOP")
-            .arg(&self.key)
-            .arg(self.block.as_secs_f64())
-            .query(&mut self.con)?;
+    /// more (and at most about `max_bytes`) without blocking. Returns items
+    /// oldest first (FIFO). Runs once: a lost reply loses what Redis popped
+    /// (BRPOP mode is at-most-once; see the README's Guarantees).
+    pub fn pop(&mut self, max: usize, max_bytes: usize) -> Result<Vec<Vec<u8>>, Fault> {
+        let (key, block) = (self.key.as_str(), self.block.as_secs_f64());
+        let first: Option<(Vec<u8>, Vec<u8>)> = self
+            .link
+            .attempt(|c| redis::cmd("BRPOP").arg(key).arg(block).query(c))?;
         let Some((_, first)) = first else {
             return Ok(Vec::new());
         };
+        let budget = max_bytes.saturating_sub(first.len());
         let mut items = vec![first];
-        if let Some(more) = NonZeroUsize::new(max.saturating_sub(1)) {
-            let rest: RedisResult<Option<Vec<Vec<u8>>>> = redis::cmd("RPOP")
-                .arg(&self.key)
-                .arg(more.get())
-                .query(&mut self.con);
+        if max > 1 && budget > 0 {
+            let rest = self.link.attempt(|c| {
+                redis::cmd("EVAL")
+                    .arg(POP_MORE)
+                    .arg(1)
+                    .arg(key)
+                    .arg(max - 1)
+                    .arg(budget)
+                    .query::<Vec<Vec<u8>>>(c)
+            });
             // On error the BRPOP item is already out of Redis: deliver it now;
             // the broken connection shows up on the next call.
             if let Ok(rest) = rest {
-                items.extend(rest.unwrap_or_default());
+                items.extend(rest);
             }
         }
         Ok(items)
     }
 
     /// The list's length.
-    pub fn len(&mut self) -> RedisResult<u64> {
-        redis::cmd("LLEN").arg(&self.key).query(&mut self.con)
+    pub fn len(&mut self) -> Result<u64, Error> {
+        let key = self.key.clone();
+        self.call("read the queue length", |c| {
+            redis::cmd("LLEN").arg(&key).query(c)
+        })
     }
 
     /// Puts popped items back at the consuming end of `key`, so they are
-    /// popped next, in order.
-    pub fn give_back(&mut self, key: &str, items: &[Vec<u8>]) -> RedisResult<()> {
+    /// popped next, in order. Retried through outages: a lost reply can
+    /// put them back twice (a duplicate, never a loss).
+    pub fn give_back(&mut self, key: &str, items: &[Vec<u8>]) -> Result<(), Error> {
         if items.is_empty() {
             return Ok(());
         }
         let reversed: Vec<&[u8]> = items.iter().rev().map(Vec::as_slice).collect();
-        redis::cmd("RPUSH")
-            .arg(key)
-            .arg(reversed)
-            .query::<Value>(&mut self.con)
-            .map(drop)
+        self.call("put popped items back", |c| {
+            redis::cmd("RPUSH")
+                .arg(key)
+                .arg(&reversed)
+                .query::<Value>(c)
+                .map(drop)
+        })
     }
 }

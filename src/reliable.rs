@@ -1,162 +1,332 @@
-//! The reliable-queue pattern: per-consumer processing lists, heartbeats,
-//! acknowledgement after the sink commits, and recovery of dead consumers.
+//! The reliable-queue pattern (`consume --reliable`): every batch is moved
+//! into its own processing list, acknowledged by deleting that list once the
+//! sink has committed it, and re-queued if its consumer dies.
 //!
-//! Keys, for list `K`:
-//! - `K:processing:<consumer>`: items moved out of `K`, not yet durable in the sink;
-//!   newest at the head, so the oldest `n` are acknowledged with `RPOP .. n`.
-//! - `K:consumer:<consumer>`: heartbeat with a TTL; missing means the consumer is dead.
-//! - `K:consumers`: the set of consumer ids that may hold a processing list
-//!   (a registry rather than SCAN, which would see only one Redis Cluster node).
+//! Keys, for list `K` (all share `K`'s hash tag, so one cluster slot):
+//! - `K:processing:<consumer>:<thread>:<seq>`: one batch, moved out of `K`,
+//!   not yet durable in the sink. Newest at the head.
+//! - `K:batches:<consumer>`: the consumer's open batch lists. A name is added
+//!   before anything is moved into it, so a crash never hides a batch.
+//! - `K:consumer:<consumer>`: heartbeat with a TTL; missing means dead.
+//! - `K:consumers`: the consumers that may hold batches (a registry rather
+//!   than SCAN, which would see only one Redis Cluster node).
+//!
+//! Why one list per batch: acknowledging "the oldest n items" of a shared
+//! processing list deletes the wrong items when a reply was lost and the list
+//! holds moved-but-undelivered items. Deleting a batch's own list is exact and
+//! safe to repeat; a batch whose take failed half-way is put back whole.
+//! `<consumer>` is `host:pid:nonce`, unique per process start, so a restarted
+//! container (same host name, pid 1) never adopts a crashed run's batches.
 
-use redis::{ConnectionLike, RedisResult};
+use crate::error::Error;
+use crate::link::Link;
+use crate::queue::Queue;
+use crate::sink::{Ack, Batch};
+use redis::Value;
 
-/// Moves up to ARGV[1] more items from the tail of KEYS[1] to the head of KEYS[2].
+/// Moves up to ARGV[1] more items from the tail of KEYS[1] to the head of
+/// KEYS[2], stopping once ARGV[2] bytes were moved.
 const MOVE_MORE: &str = r"
-local out = {}
+local out, bytes = {}, 0
+local budget = tonumber(ARGV[2])
 for i = 1, tonumber(ARGV[1]) do
+  if bytes >= budget then break end
   local v = redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT')
   if not v then break end
   out[#out + 1] = v
+  bytes = bytes + #v
 end
 return out";
 
-/// One consumer thread's identity and keys.
+/// Moves every item of KEYS[1] (a batch) back to the tail of KEYS[2], newest
+/// first, so the oldest is popped first again. Safe to repeat.
+const REQUEUE: &str = r"
+local n = 0
+while redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT') do n = n + 1 end
+return n";
+
+/// KEYS[1]: a consumer's batch set; KEYS[2..]: committed batches. Deletes
+/// them and their registrations. Safe to repeat.
+const ACK: &str = r"
+for i = 2, #KEYS do
+  redis.call('DEL', KEYS[i])
+  redis.call('SREM', KEYS[1], KEYS[i])
+end
+return #KEYS - 1";
+
+/// This process's identity as a reliable consumer.
 #[derive(Debug, Clone)]
-pub struct Lease {
-    /// `<host>:<pid>:<thread>`.
-    pub consumer: String,
-    /// Its processing list.
-    pub processing: String,
-    /// Its heartbeat key.
-    pub heartbeat: String,
-    /// The registry of consumers of this list.
-    pub registry: String,
-    /// The list it takes from.
-    pub list: String,
+pub struct Consumer {
+    /// `host:pid:nonce`.
+    pub id: String,
 }
 
-impl Lease {
-    /// The lease of thread `n` of this process, on list `key`.
-    pub fn new(key: &str, n: usize) -> Lease {
-        let consumer = format!("{}:{}:{n}", hostname(), std::process::id());
-        Lease {
-            processing: format!("{key}:processing:{consumer}"),
-            heartbeat: format!("{key}:consumer:{consumer}"),
-            registry: format!("{key}:consumers"),
-            list: key.to_string(),
-            consumer,
+impl Consumer {
+    /// A fresh identity: host, pid, and a random nonce.
+    pub fn new() -> Consumer {
+        Consumer {
+            id: format!(
+                "{}:{}:{:08x}",
+                hostname(),
+                std::process::id(),
+                fastrand::u32(..)
+            ),
         }
     }
 
-    /// Renews the heartbeat for `ttl` seconds (and registers the consumer).
-    pub fn beat(&self, con: &mut dyn ConnectionLike, ttl: u64) -> RedisResult<()> {
-        redis::cmd("SET")
-            .arg(&self.heartbeat)
-            .arg(crate::log::now_rfc3339())
-            .arg("EX")
-            .arg(ttl)
-            .query::<()>(con)?;
-        redis::cmd("SADD")
-            .arg(&self.registry)
-            .arg(&self.consumer)
-            .query(con)
+    /// Renews the heartbeat on every list for `ttl` seconds and registers
+    /// the consumer. Safe to repeat, so it retries through outages.
+    pub fn beat(&self, link: &mut Link, lists: &[String], ttl: u64) -> Result<(), Error> {
+        link.call("renew the consumer heartbeat", |c| {
+            let mut p = redis::pipe();
+            for list in lists {
+                p.cmd("SET")
+                    .arg(heartbeat_key(list, &self.id))
+                    .arg(crate::log::now_rfc3339())
+                    .arg("EX")
+                    .arg(ttl)
+                    .ignore()
+                    .cmd("SADD")
+                    .arg(format!("{list}:consumers"))
+                    .arg(&self.id)
+                    .ignore();
+            }
+            p.query::<()>(c)
+        })
     }
 
-    /// Removes the heartbeat and registration at a clean exit (the processing
-    /// list is empty then).
-    pub fn release(&self, con: &mut dyn ConnectionLike) -> RedisResult<()> {
-        redis::cmd("DEL").arg(&self.heartbeat).query::<()>(con)?;
-        redis::cmd("SREM")
-            .arg(&self.registry)
-            .arg(&self.consumer)
-            .query(con)
+    /// At a clean exit: re-queues every batch this consumer still holds (not
+    /// durable, or not acknowledged), then drops its heartbeat and
+    /// registration. Returns how many items went back.
+    pub fn release(&self, link: &mut Link, lists: &[String]) -> Result<u64, Error> {
+        let mut returned = 0;
+        for list in lists {
+            returned += requeue_consumer(link, list, &self.id)?;
+            link.call("drop the consumer heartbeat", |c| {
+                redis::pipe()
+                    .cmd("DEL")
+                    .arg(heartbeat_key(list, &self.id))
+                    .ignore()
+                    .cmd("SREM")
+                    .arg(format!("{list}:consumers"))
+                    .arg(&self.id)
+                    .ignore()
+                    .query::<()>(c)
+            })?;
+        }
+        Ok(returned)
     }
 }
 
-/// The host name, for consumer ids.
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "host".into())
+fn heartbeat_key(list: &str, consumer: &str) -> String {
+    format!("{list}:consumer:{consumer}")
 }
 
-/// Blocks up to `block` seconds for one item, moving it into the processing
-/// list, then moves up to `max - 1` more without blocking. Oldest first.
-pub fn take(
-    con: &mut dyn ConnectionLike,
-    key: &str,
-    lease: &Lease,
-    max: usize,
-    block: f64,
-) -> RedisResult<Vec<Vec<u8>>> {
-    let first: Option<Vec<u8>> = redis::cmd("BLMOVE")
-        .arg(key)
-        .arg(&lease.processing)
-        .arg("RIGHT")
-        .arg("LEFT")
-        .arg(block)
-        .query(con)?;
-    let Some(first) = first else {
-        return Ok(Vec::new());
-    };
-    let mut items = vec![first];
-    if max > 1 {
-        // On error the first item is safe in the processing list; deliver it.
-        if let Ok(more) = redis::cmd("EVAL")
-            .arg(MOVE_MORE)
-            .arg(2)
-            .arg(key)
-            .arg(&lease.processing)
-            .arg(max - 1)
-            .query::<Vec<Vec<u8>>>(con)
-        {
-            items.extend(more);
+fn batches_key(list: &str, consumer: &str) -> String {
+    format!("{list}:batches:{consumer}")
+}
+
+/// One popper thread's reliable source on one list.
+pub struct Reliable {
+    q: Queue,
+    /// The consumer's batch set on this list.
+    batches: String,
+    /// Batch list names start with this; a sequence number follows.
+    prefix: String,
+    seq: u64,
+}
+
+impl Reliable {
+    /// The source of thread `thread` of `consumer`, on `q`'s list.
+    pub fn new(q: Queue, consumer: &Consumer, thread: usize) -> Reliable {
+        let list = q.key.clone();
+        Reliable {
+            batches: batches_key(&list, &consumer.id),
+            prefix: format!("{list}:processing:{}:{thread}:", consumer.id),
+            q,
+            seq: 0,
         }
     }
-    Ok(items)
+
+    /// The connection, for dead letters.
+    pub fn queue(&mut self) -> &mut Queue {
+        &mut self.q
+    }
+
+    /// Blocks up to the block time for one item, moving it into a fresh batch
+    /// list, then moves up to `max - 1` more (about `max_bytes` at most).
+    /// Oldest first. If any reply is lost, the batch goes back to the queue
+    /// whole and the next take uses a new list, so nothing half-delivered
+    /// stays behind.
+    pub fn take(&mut self, max: usize, max_bytes: usize) -> Result<Batch, Error> {
+        let name = format!("{}{}", self.prefix, self.seq);
+        let (key, block) = (self.q.key.clone(), self.q.block_secs());
+        let what = format!("take items from {key}");
+        let batches = self.batches.clone();
+        let first = self.q.link().attempt(|c| {
+            redis::pipe()
+                .cmd("SADD")
+                .arg(&batches)
+                .arg(&name)
+                .ignore()
+                .cmd("BLMOVE")
+                .arg(&key)
+                .arg(&name)
+                .arg("RIGHT")
+                .arg("LEFT")
+                .arg(block)
+                .query::<(Option<Vec<u8>>,)>(c)
+        });
+        let first = match first {
+            Ok((None,)) => return Ok(Batch::empty(&key)),
+            Ok((Some(v),)) => v,
+            Err(fault) => {
+                self.q.link().recover(fault, &what)?;
+                return self.put_back(&name).map(|()| Batch::empty(&key));
+            }
+        };
+        let budget = max_bytes.saturating_sub(first.len());
+        let mut items = vec![first];
+        if max > 1 && budget > 0 {
+            let more = self.q.link().attempt(|c| {
+                redis::cmd("EVAL")
+                    .arg(MOVE_MORE)
+                    .arg(2)
+                    .arg(&key)
+                    .arg(&name)
+                    .arg(max - 1)
+                    .arg(budget)
+                    .query::<Vec<Vec<u8>>>(c)
+            });
+            match more {
+                Ok(more) => items.extend(more),
+                Err(fault) => {
+                    self.q.link().recover(fault, &what)?;
+                    return self.put_back(&name).map(|()| Batch::empty(&key));
+                }
+            }
+        }
+        self.seq += 1;
+        Ok(Batch {
+            items,
+            key,
+            ack: Some(Ack {
+                set: self.batches.clone(),
+                list: name,
+            }),
+        })
+    }
+
+    /// Puts a batch whose take failed back on the queue. Its name stays
+    /// registered (a late write could still land in it; release and recovery
+    /// will find it) and is never used again.
+    fn put_back(&mut self, name: &str) -> Result<(), Error> {
+        self.seq += 1;
+        let key = self.q.key.clone();
+        let n = self.q.call("put back a batch whose reply was lost", |c| {
+            requeue_cmd(name, &key).query::<u64>(c)
+        })?;
+        if n > 0 {
+            crate::log::info(&format!(
+                "put {n} items back on {key} after a lost reply (they will be taken again)"
+            ));
+        }
+        Ok(())
+    }
 }
 
-/// Acknowledges the oldest `n` items of a processing list (they are durable). Batches from one consumer are committed in the order they were taken,
-/// so the oldest `n` are exactly the batch just made durable.
-pub fn ack(con: &mut dyn ConnectionLike, processing: &str, n: usize) -> RedisResult<()> {
-    if n == 0 {
+fn requeue_cmd(batch: &str, list: &str) -> redis::Cmd {
+    let mut c = redis::cmd("EVAL");
+    c.arg(REQUEUE).arg(2).arg(batch).arg(list);
+    c
+}
+
+/// Acknowledges committed batches of one consumer set: deletes their lists.
+pub fn ack(link: &mut Link, set: &str, lists: &[&str]) -> Result<(), Error> {
+    if lists.is_empty() {
         return Ok(());
     }
-    redis::cmd("RPOP")
-        .arg(processing)
-        .arg(n)
-        .query::<redis::Value>(con)
-        .map(drop)
+    link.call("acknowledge written items", |c| {
+        redis::cmd("EVAL")
+            .arg(ACK)
+            .arg(lists.len() + 1)
+            .arg(set)
+            .arg(lists)
+            .query::<Value>(c)
+            .map(drop)
+    })
 }
 
-/// A consumer's processing list and whether its heartbeat is alive.
+/// Re-queues every batch (and the pre-batch-list processing list) of one
+/// consumer of `list`, and forgets its batch set. Returns the items moved.
+fn requeue_consumer(link: &mut Link, list: &str, consumer: &str) -> Result<u64, Error> {
+    let set = batches_key(list, consumer);
+    let mut names: Vec<String> = link.call("list a consumer's batches", |c| {
+        redis::cmd("SMEMBERS").arg(&set).query(c)
+    })?;
+    // Newest first onto the tail, so the oldest batch is taken first again.
+    names.sort_by_key(|n| std::cmp::Reverse(batch_order(n)));
+    // Older qpipe versions kept one processing list per consumer.
+    names.push(format!("{list}:processing:{consumer}"));
+    let mut moved = 0;
+    for name in &names {
+        moved += link.call("re-queue a batch", |c| {
+            requeue_cmd(name, list).query::<u64>(c)
+        })?;
+    }
+    link.call("forget a consumer's batches", |c| {
+        redis::cmd("DEL").arg(&set).query::<()>(c)
+    })?;
+    Ok(moved)
+}
+
+/// A batch name's age: its sequence number, then its thread.
+fn batch_order(name: &str) -> (u64, u64) {
+    let mut parts = name.rsplit(':');
+    let seq = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let thread = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    (seq, thread)
+}
+
+/// A consumer's open batches and whether its heartbeat is alive.
 #[derive(Debug)]
 pub struct Processing {
     /// The consumer id.
     pub consumer: String,
-    /// Items held.
+    /// Items held in its batches.
     pub len: u64,
     /// Heartbeat present.
     pub alive: bool,
 }
 
-/// Lists every registered consumer of `key`: its processing list and heartbeat.
-pub fn processing_lists(con: &mut dyn ConnectionLike, key: &str) -> RedisResult<Vec<Processing>> {
-    let mut consumers: Vec<String> = redis::cmd("SMEMBERS")
-        .arg(format!("{key}:consumers"))
-        .query(con)?;
+/// Lists every registered consumer of `key`: the items it holds and whether
+/// its heartbeat is alive.
+pub fn processing_lists(link: &mut Link, key: &str) -> Result<Vec<Processing>, Error> {
+    let mut consumers: Vec<String> = link.call("list consumers", |c| {
+        redis::cmd("SMEMBERS")
+            .arg(format!("{key}:consumers"))
+            .query(c)
+    })?;
     consumers.sort();
     let mut out = Vec::with_capacity(consumers.len());
     for consumer in consumers {
-        let len: u64 = redis::cmd("LLEN")
-            .arg(format!("{key}:processing:{consumer}"))
-            .query(con)?;
-        let alive: bool = redis::cmd("EXISTS")
-            .arg(format!("{key}:consumer:{consumer}"))
-            .query(con)?;
+        let mut names: Vec<String> = link.call("list a consumer's batches", |c| {
+            redis::cmd("SMEMBERS")
+                .arg(batches_key(key, &consumer))
+                .query(c)
+        })?;
+        names.push(format!("{key}:processing:{consumer}"));
+        let (len, alive) = link.call("read a consumer's batches", |c| {
+            let mut p = redis::pipe();
+            for n in &names {
+                p.cmd("LLEN").arg(n);
+            }
+            let lens: Vec<u64> = p.query(c)?;
+            let alive: bool = redis::cmd("EXISTS")
+                .arg(heartbeat_key(key, &consumer))
+                .query(c)?;
+            Ok((lens.iter().sum(), alive))
+        })?;
         out.push(Processing {
             consumer,
             len,
@@ -166,36 +336,34 @@ pub fn processing_lists(con: &mut dyn ConnectionLike, key: &str) -> RedisResult<
     Ok(out)
 }
 
-/// Moves the items of dead consumers back to the consuming end of `key`.
+/// Moves the batches of dead consumers (heartbeat expired) back to the
+/// consuming end of `key`. Live consumers, whoever they are, are left alone.
 /// Returns how many items went back.
-pub fn recover(con: &mut dyn ConnectionLike, key: &str) -> RedisResult<u64> {
+pub fn recover(link: &mut Link, key: &str) -> Result<u64, Error> {
     let mut moved = 0;
-    for p in processing_lists(con, key)?.into_iter().filter(|p| !p.alive) {
-        moved += requeue(con, key, &format!("{key}:processing:{}", p.consumer))?;
-        redis::cmd("SREM")
-            .arg(format!("{key}:consumers"))
-            .arg(&p.consumer)
-            .query::<()>(con)?;
+    for p in processing_lists(link, key)?
+        .into_iter()
+        .filter(|p| !p.alive)
+    {
+        moved += requeue_consumer(link, key, &p.consumer)?;
+        link.call("unregister a dead consumer", |c| {
+            redis::cmd("SREM")
+                .arg(format!("{key}:consumers"))
+                .arg(&p.consumer)
+                .query::<()>(c)
+        })?;
     }
     Ok(moved)
 }
 
-/// Moves every item of `processing` back to the tail of `key`, so the oldest
-/// is popped first again. Each move is atomic: an item is always in one list.
-pub fn requeue(con: &mut dyn ConnectionLike, key: &str, processing: &str) -> RedisResult<u64> {
-    let mut moved = 0;
-    // Newest first onto the tail, so the oldest ends up at the very tail.
-    while redis::cmd("LMOVE")
-        .arg(processing)
-        .arg(key)
-        .arg("LEFT")
-        .arg("RIGHT")
-        .query::<Option<Vec<u8>>>(con)?
-        .is_some()
-    {
-        moved += 1;
-    }
-    Ok(moved)
+/// The host name, for consumer ids and lock tokens.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into())
 }
 
 #[cfg(test)]
@@ -203,10 +371,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lease_keys_follow_the_documented_scheme() {
-        let l = Lease::new("Q", 3);
-        assert!(l.consumer.ends_with(&format!(":{}:3", std::process::id())));
-        assert_eq!(l.processing, format!("Q:processing:{}", l.consumer));
-        assert_eq!(l.heartbeat, format!("Q:consumer:{}", l.consumer));
+    fn consumer_ids_are_unique_per_process_start() {
+        let (a, b) = (Consumer::new(), Consumer::new());
+        assert_ne!(a.id, b.id);
+        assert!(a.id.contains(&format!(":{}:", std::process::id())));
+        assert_eq!(a.id.rsplit(':').next().map(str::len), Some(8));
+    }
+
+    #[test]
+    fn batches_are_ordered_by_sequence_then_thread() {
+        let mut names = [
+            "K:processing:h:1:n:1:10",
+            "K:processing:h:1:n:0:2",
+            "K:processing:h:1:n:1:9",
+        ];
+        names.sort_by_key(|n| batch_order(n));
+        assert_eq!(
+            names,
+            [
+                "K:processing:h:1:n:0:2",
+                "K:processing:h:1:n:1:9",
+                "K:processing:h:1:n:1:10"
+            ]
+        );
     }
 }

@@ -1,8 +1,8 @@
 //! The JSON Lines sink: whole lines only, buffered, flushed and fsynced per batch.
 
 use crate::error::Error;
+use crate::link::Link;
 use crate::log;
-use crate::queue::Queue;
 use crate::reliable;
 use crossbeam_channel::Receiver;
 use std::fs::{File, OpenOptions};
@@ -14,6 +14,15 @@ const BUFFER: usize = 256 * 1024;
 /// Batches held for commit at most; bounds memory and time-to-durable under load.
 const MAX_UNCOMMITTED: usize = 64;
 
+/// How a reliable batch is acknowledged once durable.
+#[derive(Debug, Clone)]
+pub struct Ack {
+    /// The consumer's batch set.
+    pub set: String,
+    /// The batch's own processing list.
+    pub list: String,
+}
+
 /// Popped items on their way to the sink.
 #[derive(Debug)]
 pub struct Batch {
@@ -21,8 +30,24 @@ pub struct Batch {
     pub items: Vec<Vec<u8>>,
     /// The list they were popped from.
     pub key: String,
-    /// In reliable mode, the processing list to acknowledge them in once durable.
-    pub processing: Option<String>,
+    /// In reliable mode, what to acknowledge once they are durable.
+    pub ack: Option<Ack>,
+}
+
+impl Batch {
+    /// Nothing popped from `key`.
+    pub fn empty(key: &str) -> Batch {
+        Batch {
+            items: Vec::new(),
+            key: key.to_string(),
+            ack: None,
+        }
+    }
+
+    /// The bytes the items hold.
+    pub fn bytes(&self) -> u64 {
+        self.items.iter().map(|i| i.len() as u64).sum()
+    }
 }
 
 /// What `drain` did.
@@ -34,15 +59,22 @@ pub struct Drained {
     pub unwritten: Vec<Batch>,
     /// The sink failure, if any.
     pub error: Option<io::Error>,
-    /// Acknowledgements that failed (those items will be delivered again).
+    /// Items whose acknowledgement failed (they will be delivered again).
     pub ack_failures: u64,
+    /// An acknowledgement failure that ended the run (e.g. Redis gone for good).
+    pub ack_error: Option<Error>,
     /// When the last item became durable.
     pub last_commit: Option<std::time::Instant>,
 }
 
 enum Target {
     Stdout(BufWriter<io::Stdout>),
-    File(BufWriter<File>),
+    File {
+        /// `None` only while being rewound after a failed write.
+        w: Option<BufWriter<File>>,
+        /// The file's length at the last commit: everything before it is durable.
+        committed: u64,
+    },
 }
 
 /// Where popped items go. Owned by exactly one thread.
@@ -76,18 +108,27 @@ impl Sink {
                         p.display()
                     ));
                 }
-                Target::File(BufWriter::with_capacity(BUFFER, f))
+                let committed = f.metadata().map_err(|e| Error::io(what(), e))?.len();
+                Target::File {
+                    w: Some(BufWriter::with_capacity(BUFFER, f)),
+                    committed,
+                }
             }
         };
         Ok(Sink { target, fsync })
     }
 
+    fn writer(&mut self) -> io::Result<&mut dyn Write> {
+        match &mut self.target {
+            Target::Stdout(w) => Ok(w),
+            Target::File { w: Some(w), .. } => Ok(w),
+            Target::File { w: None, .. } => Err(io::Error::other("the output file was lost")),
+        }
+    }
+
     /// Buffers `items`, one per line, each exactly as popped.
     pub fn write(&mut self, items: &[Vec<u8>]) -> io::Result<()> {
-        let w: &mut dyn Write = match &mut self.target {
-            Target::Stdout(w) => w,
-            Target::File(w) => w,
-        };
+        let w = self.writer()?;
         for item in items {
             w.write_all(item)?;
             w.write_all(b"\n")?;
@@ -97,11 +138,16 @@ impl Sink {
 
     /// Flushes the buffer and, for files with fsync on, makes it durable.
     pub fn commit(&mut self) -> io::Result<()> {
+        let fsync = self.fsync;
         match &mut self.target {
             Target::Stdout(w) => w.flush(),
-            Target::File(w) => {
+            Target::File { w: None, .. } => Err(io::Error::other("the output file was lost")),
+            Target::File {
+                w: Some(w),
+                committed,
+            } => {
                 w.flush()?;
-                if self.fsync {
+                if fsync {
                     match w.get_ref().sync_data() {
                         // A pipe or terminal (`--out /dev/stdout`) cannot be
                         // fsynced; that is not a failed write.
@@ -114,24 +160,50 @@ impl Sink {
                         other => other?,
                     }
                 }
+                *committed = w.get_ref().metadata().map_or(*committed, |m| m.len());
                 Ok(())
             }
         }
     }
+
+    /// After a failed write: drops what is buffered and cuts the file back to
+    /// its last commit, so no item is both in the file and given back, and
+    /// the file does not end in a torn line. Returns the bytes cut.
+    pub fn rewind(&mut self) -> io::Result<u64> {
+        let Target::File { w, committed } = &mut self.target else {
+            return Ok(0);
+        };
+        let Some(buffered) = w.take() else {
+            return Ok(0);
+        };
+        // Unflushed bytes are discarded, never written.
+        let (f, _unwritten) = buffered.into_parts();
+        let len = f.metadata()?.len();
+        if len > *committed {
+            f.set_len(*committed)?;
+            // Best effort: the cut must survive a crash as well as the bytes did.
+            let _ = f.sync_data();
+        }
+        *w = Some(BufWriter::with_capacity(BUFFER, f));
+        Ok(len.saturating_sub(*committed))
+    }
 }
 
 /// The sink loop: write batches, commit when nothing else is waiting, then
-/// acknowledge them (reliable mode) on `acker`.
+/// acknowledge them (reliable mode) on `acker`. `in_flight` counts the bytes
+/// popped but not yet settled; the poppers wait while it is high.
 ///
 /// Batches are kept until their commit succeeds. On a write or commit error
-/// this raises `stop` and returns every item not known to be durable, so the
-/// caller can give them back to Redis (at-least-once).
+/// this rewinds the file to its last commit, raises `stop` and returns every
+/// item not known to be durable, so the caller can give them back to Redis
+/// (at-least-once, and nothing in both places).
 pub fn drain(
     rx: &Receiver<Batch>,
     sink: &mut Sink,
-    mut acker: Option<&mut Queue>,
+    mut acker: Option<&mut Link>,
     stop: &AtomicBool,
     live: &AtomicU64,
+    in_flight: &AtomicU64,
 ) -> Drained {
     let mut out = Drained::default();
     let mut uncommitted: Vec<Batch> = Vec::new();
@@ -147,52 +219,79 @@ pub fn drain(
                 out.error = Some(e);
                 break;
             }
-            settle(&mut uncommitted, acker.as_deref_mut(), &mut out);
+            settle(&mut uncommitted, acker.as_deref_mut(), &mut out, in_flight);
             live.store(out.written, Ordering::Relaxed);
         }
     }
     if out.error.is_none() {
         match sink.commit() {
-            Ok(()) => settle(&mut uncommitted, acker, &mut out),
+            Ok(()) => settle(&mut uncommitted, acker, &mut out, in_flight),
             Err(e) => out.error = Some(e),
         }
     }
     if out.error.is_some() {
         stop.store(true, Ordering::Relaxed);
+        match sink.rewind() {
+            Ok(0) => {}
+            Ok(cut) => log::warn(&format!(
+                "cut {cut} bytes written since the last commit from the output, so the items given back are not also in the file"
+            )),
+            Err(e) => log::error(&format!(
+                "could not cut the output back to its last commit ({e}); its last lines may be repeated"
+            )),
+        }
     }
     // After a failure, take what the poppers still send so none of it is lost.
     out.unwritten = uncommitted.into_iter().chain(rx.iter()).collect();
     out
 }
 
-/// Counts committed batches as written and acknowledges them in one round trip.
-fn settle(committed: &mut Vec<Batch>, acker: Option<&mut Queue>, out: &mut Drained) {
+/// Counts committed batches as written and acknowledges them, one round trip
+/// per consumer set.
+fn settle(
+    committed: &mut Vec<Batch>,
+    acker: Option<&mut Link>,
+    out: &mut Drained,
+    in_flight: &AtomicU64,
+) {
     let n = committed.iter().map(|b| b.items.len() as u64).sum::<u64>();
     if n > 0 {
         out.written += n;
         out.last_commit = Some(std::time::Instant::now());
     }
-    if let Some(q) = acker {
-        // One RPOP per processing list for all its committed batches (in order).
-        let mut per_list: Vec<(&str, usize)> = Vec::new();
+    if let Some(link) = acker {
+        let mut per_set: Vec<(&str, Vec<&str>, u64)> = Vec::new();
         for b in committed.iter() {
-            if let Some(p) = &b.processing {
-                match per_list.iter_mut().find(|(k, _)| *k == p.as_str()) {
-                    Some((_, n)) => *n += b.items.len(),
-                    None => per_list.push((p.as_str(), b.items.len())),
+            if let Some(a) = &b.ack {
+                match per_set.iter_mut().find(|(s, _, _)| *s == a.set.as_str()) {
+                    Some((_, lists, n)) => {
+                        lists.push(a.list.as_str());
+                        *n += b.items.len() as u64;
+                    }
+                    None => {
+                        per_set.push((a.set.as_str(), vec![a.list.as_str()], b.items.len() as u64))
+                    }
                 }
             }
         }
-        for (list, n) in per_list {
-            if let Err(e) = reliable::ack(q.con(), list, n) {
-                out.ack_failures += n as u64;
-                log::warn(&format!(
-                    "could not acknowledge {n} written items (they will be delivered again): {e}"
-                ));
-                let _ = q.reconnect();
+        for (set, lists, n) in per_set {
+            if out.ack_error.is_some() {
+                out.ack_failures += n;
+                continue;
+            }
+            if let Err(e) = reliable::ack(link, set, &lists) {
+                out.ack_failures += n;
+                if !matches!(e, Error::Stopped(_)) {
+                    log::warn(&format!(
+                        "could not acknowledge {n} written items (they will be delivered again): {e}"
+                    ));
+                    out.ack_error = Some(e);
+                }
             }
         }
     }
+    let bytes: u64 = committed.iter().map(Batch::bytes).sum();
+    in_flight.fetch_sub(bytes, Ordering::Relaxed);
     committed.clear();
 }
 

@@ -2,7 +2,6 @@
 //!
 //! Runs on whichever thread calls `write`; that thread owns the connection.
 
-use crate::backoff::Backoff;
 use crate::config::WriterConfig;
 use crate::error::Error;
 use crate::item::Item;
@@ -14,7 +13,6 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
 /// The items of one page (or a few input lines): one channel message, so the
 /// fetchers and the writer synchronise once per page, not once per item.
@@ -88,9 +86,13 @@ pub fn write(
     while let Ok(first) = rx.recv() {
         batch.clear();
         batch.extend(first);
-        while batch.len() < cfg.batch_size {
+        let mut bytes: usize = batch.iter().map(|i| i.json.len()).sum();
+        while batch.len() < cfg.batch_size && bytes < cfg.batch_bytes {
             match rx.try_recv() {
-                Ok(parcel) => batch.extend(parcel),
+                Ok(parcel) => {
+                    bytes += parcel.iter().map(|i| i.json.len()).sum::<usize>();
+                    batch.extend(parcel);
+                }
                 Err(_) => break,
             }
         }
@@ -115,7 +117,7 @@ pub fn write(
                 seen_key: seen_key.as_deref(),
                 seq: &seq,
             };
-            match push_retrying(&mut shards[g], &groups[g], cfg, &target, &mut stats) {
+            match push_retrying(&mut shards[g], &groups[g], &target, &mut stats) {
                 Ok(pushed) => {
                     stats.pushed += pushed;
                     live.fetch_add(pushed, Ordering::Relaxed);
@@ -178,12 +180,10 @@ fn run_id() -> String {
 fn push_retrying(
     q: &mut Queue,
     batch: &[Item],
-    cfg: &WriterConfig,
     t: &Target<'_>,
     stats: &mut WriterStats,
 ) -> Result<u64, Error> {
     let (marker, seq) = (t.marker, t.seq);
-    let retry_for = cfg.retry_for;
     let values: Vec<&[u8]> = batch.iter().map(|i| i.json.as_slice()).collect();
     let fingerprints: Vec<[u8; 16]> = batch
         .iter()
@@ -197,8 +197,6 @@ fn push_retrying(
         None => q.push(&values, marker, seq).map(|()| values.len() as u64),
         Some(key) => q.push_unseen(&values, &fingerprints, key, marker, seq),
     };
-    let deadline = Instant::now() + retry_for;
-    let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
     let mut attempt = 0u32;
     loop {
         let result = if attempt == 0 {
@@ -211,46 +209,21 @@ fn push_retrying(
                     return Ok(values.len() as u64);
                 }
                 Ok(false) => attempt_push(q),
-                Err(e) => Err(e),
+                Err(f) => Err(f),
             }
         };
-        let err = match result {
+        match result {
             Ok(pushed) => {
                 if attempt > 0 {
-                    log::info(&format!(
-                        "Redis is back; batch {seq} pushed after {attempt} retries"
-                    ));
+                    log::info(&format!("batch {seq} pushed after {attempt} retries"));
                 }
                 return Ok(pushed);
             }
-            Err(e) => e,
-        };
-        if Instant::now() >= deadline {
-            return Err(Error::redis(
-                format!(
-                    "gave up pushing after {}s of retries",
-                    retry_for.as_secs_f64()
-                ),
-                &q.redacted_url(),
-                &err,
-            ));
-        }
-        if attempt == 0 {
-            log::warn(&format!(
-                "push to {} failed, retrying for up to {:.0}s: {err}",
-                q.redacted_url(),
-                retry_for.as_secs_f64()
-            ));
-        }
-        attempt += 1;
-        stats.retries += 1;
-        std::thread::sleep(
-            backoff
-                .step()
-                .min(deadline.saturating_duration_since(Instant::now())),
-        );
-        if let Err(e) = q.reconnect() {
-            log::debug(&format!("reconnect failed: {e}"));
+            Err(fault) => {
+                attempt += 1;
+                stats.retries += 1;
+                q.link().recover(fault, "push a batch")?;
+            }
         }
     }
 }

@@ -4,25 +4,35 @@
 //!  LPUSH ... key ... BRPOP/BLMOVE ─> popper 1 ─┐
 //!                    BRPOP/BLMOVE ─> popper 2 ─┼─> bounded channel (batches) ─> sink (this thread)
 //!                    BRPOP/BLMOVE ─> popper N ─┘                                  │ commit, then
-//!                                                                                 └─ ack (reliable)
+//!                                                 heartbeat thread (reliable)      └─ ack (reliable)
 //! ```
-//! Popped items are never dropped: if the sink fails, unwritten items go back
-//! to the consuming end of the list, in order. Poison items go to `<key>:dead`.
+//! Each popper pulls from `Source`s (one per shard it serves); the mode lives
+//! in the source, not in the loop. If the sink fails, the file is cut back to
+//! its last commit and unwritten items go back to the consuming end of the
+//! list (BRPOP) or stay in their processing lists until re-queued at exit
+//! (reliable). BRPOP mode loses what a pop whose reply was lost had taken;
+//! see the README's Guarantees. Poison items go to `<key>:dead`.
 
-use crate::backoff::Backoff;
 use crate::config::ConsumeConfig;
 use crate::error::Error;
+use crate::link::Link;
 use crate::log;
 use crate::poison;
 use crate::progress;
 use crate::queue::Queue;
-use crate::reliable::{self, Lease};
+use crate::reliable::{self, Consumer, Reliable};
 use crate::signal::Signals;
 use crate::sink::{self, Batch, Sink};
+use crate::source::{self, Popper, Source};
 use crate::summary::Summary;
 use crossbeam_channel::Sender;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// Bytes popped but not yet written, as a multiple of `--batch-bytes`,
+/// above which the poppers wait for the sink.
+const IN_FLIGHT_BATCHES: u64 = 4;
 
 /// State shared by the popper threads.
 struct Shared<'a> {
@@ -39,6 +49,22 @@ struct Shared<'a> {
     deadline: Option<Instant>,
     /// Set once the deadline passed.
     timed_out: AtomicBool,
+    /// Bytes popped and not yet settled by the sink.
+    in_flight: AtomicU64,
+    /// Who this process is in dead letters.
+    consumer: String,
+    /// The first failure of any thread.
+    failure: Mutex<Option<Error>>,
+}
+
+impl Shared<'_> {
+    /// Records a failure that ends the run (the first one wins) and stops.
+    fn fail(&self, e: Error) {
+        if let Ok(mut f) = self.failure.lock() {
+            f.get_or_insert(e);
+        }
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 #[derive(Default)]
@@ -46,28 +72,28 @@ struct PopStats {
     popped: u64,
     dead: u64,
     reformatted: u64,
-    reconnects: u64,
-    failure: Option<Error>,
 }
 
 /// Pops until drained, budget spent, signal, or failure, and reports it.
 pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
     let started = Instant::now();
-    let mut block = cfg.drain_after.map_or(Duration::from_secs(1), |idle| {
+    let block = cfg.drain_after.map_or(Duration::from_secs(1), |idle| {
         idle.min(Duration::from_secs(1))
     });
-    if cfg.reliable {
-        // A blocked worker must still renew its heartbeat in time.
-        block = block.min(Duration::from_secs(cfg.heartbeat_ttl).div_f64(3.0));
-    }
+    let stop = Some(Arc::clone(&signals.stop));
     let keys = crate::conn::shard_keys(&cfg.key, cfg.shards, cfg.redis.is_cluster());
-    let mut control = Queue::connect(&cfg.redis, &keys[0], block)?;
+    let connect = |key: &str, block: Duration| {
+        Queue::connect(&cfg.redis, key, block).map(|q| q.retrying(cfg.retry_for, stop.clone()))
+    };
+    let mut control = connect(&keys[0], block)?;
+    let consumer = cfg.reliable.then(Consumer::new);
     let mut recovered = 0;
-    if cfg.reliable {
+    if let Some(me) = &consumer {
         for key in &keys {
-            recovered += reliable::recover(control.con(), key)
-                .map_err(|e| Error::redis("cannot recover processing lists", &cfg.redis.url, &e))?;
+            recovered += reliable::recover(control.link(), key)?;
         }
+        // Registered before the first take, so recovery never misses us.
+        me.beat(control.link(), &keys, cfg.heartbeat_ttl)?;
     }
     if recovered > 0 {
         log::info(&format!(
@@ -75,7 +101,7 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
         ));
     }
     let mut sink = Sink::open(cfg.out.as_deref(), cfg.fsync)?;
-    let mut workers: Vec<Vec<Source>> = Vec::with_capacity(cfg.threads);
+    let mut workers: Vec<Vec<Box<dyn Source>>> = Vec::with_capacity(cfg.threads);
     for t in 0..cfg.threads {
         let mine = assigned(t, cfg.threads, keys.len());
         // Each shard gets its share of the block time, so a round stays short.
@@ -85,18 +111,19 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
         let sources = mine
             .into_iter()
             .map(|i| {
-                let q = Queue::connect(&cfg.redis, &keys[i], each)?;
-                let lease = cfg.reliable.then(|| Lease::new(&keys[i], t));
-                Ok(Source { q, lease })
+                let q = connect(&keys[i], each)?;
+                Ok(match &consumer {
+                    Some(me) => Box::new(Reliable::new(q, me, t)) as Box<dyn Source>,
+                    None => Box::new(Popper::new(q)) as Box<dyn Source>,
+                })
             })
             .collect::<Result<Vec<_>, Error>>()?;
         workers.push(sources);
     }
-    let leases: Vec<Lease> = workers
-        .iter()
-        .flatten()
-        .filter_map(|s| s.lease.clone())
-        .collect();
+    let mut beats = match &consumer {
+        Some(_) => Some(connect(&keys[0], block)?),
+        None => None,
+    };
     let shared = Shared {
         cfg,
         stop: &signals.stop,
@@ -106,6 +133,11 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
         budget: AtomicU64::new(cfg.max_items.unwrap_or(u64::MAX)),
         deadline: cfg.limits.max_time.map(|t| started + t),
         timed_out: AtomicBool::new(false),
+        in_flight: AtomicU64::new(0),
+        consumer: consumer
+            .as_ref()
+            .map_or_else(|| format!("pid {}", std::process::id()), |c| c.id.clone()),
+        failure: Mutex::new(None),
     };
     let (tx, rx) = crossbeam_channel::bounded::<Batch>(cfg.threads * 4);
 
@@ -117,6 +149,10 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
         if let Some(pq) = progress_queue {
             s.spawn(|| progress::draw(&[("written", &written_now)], Some(pq), &done));
         }
+        if let (Some(me), Some(link)) = (&consumer, beats.as_mut()) {
+            let (shared, keys, done) = (&shared, &keys, &done);
+            s.spawn(move || heartbeat(me, link.link(), keys, shared, done));
+        }
         let poppers: Vec<_> = workers
             .into_iter()
             .map(|sources| {
@@ -125,33 +161,62 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
             })
             .collect();
         drop(tx);
-        let acker = cfg.reliable.then_some(&mut control);
-        let drained = sink::drain(&rx, &mut sink, acker, shared.stop, &written_now);
+        let acker = consumer.is_some().then(|| control.link());
+        let drained = sink::drain(
+            &rx,
+            &mut sink,
+            acker,
+            shared.stop,
+            &written_now,
+            &shared.in_flight,
+        );
         let mut pops = PopStats::default();
         for p in poppers {
-            let one = p.join().unwrap_or_else(|_| PopStats {
-                failure: Some(Error::Internal(
+            match p.join() {
+                Ok(one) => {
+                    pops.popped += one.popped;
+                    pops.dead += one.dead;
+                    pops.reformatted += one.reformatted;
+                }
+                Err(_) => shared.fail(Error::Internal(
                     "a popper thread panicked (please report this bug)".into(),
                 )),
-                ..PopStats::default()
-            });
-            pops.popped += one.popped;
-            pops.dead += one.dead;
-            pops.reformatted += one.reformatted;
-            pops.reconnects += one.reconnects;
-            pops.failure = pops.failure.or(one.failure);
+            }
         }
         done.store(true, Ordering::Relaxed);
         (pops, drained)
     });
 
-    // Whatever did not become durable goes back to the list, in order.
-    let returned = if cfg.reliable {
-        release_leases(&mut control, &leases)
-    } else {
-        give_back(&mut control, &drained.unwritten)
+    // Whatever did not become durable goes back to the list, in order. The
+    // stop flag may be up (a signal, the sink's failure): this gets its own
+    // short budget so popped items are not abandoned at the first blip.
+    let mut last = Queue::connect(&cfg.redis, &keys[0], block)
+        .map(|q| q.retrying(cfg.retry_for.min(Duration::from_secs(10)), None));
+    let returned = match (&consumer, &mut last) {
+        (Some(me), Ok(q)) => me.release(q.link(), &keys).unwrap_or_else(|e| {
+            log::warn(&format!(
+                "could not release this consumer's batches ({e}); `qpipe recover` re-queues them once its heartbeat expires"
+            ));
+            0
+        }),
+        (None, Ok(q)) => drained.unwritten.iter().map(|b| source::give_back(q, b)).sum(),
+        (_, Err(e)) => {
+            log::error(&format!(
+                "could not put unwritten items back ({e}); {}",
+                if consumer.is_some() {
+                    "they stay in this consumer's processing lists until `qpipe recover`"
+                } else {
+                    "they are lost"
+                }
+            ));
+            0
+        }
     };
-    let mut failure = pops.failure;
+    let reconnects = control.link().reconnects;
+    let mut failure = shared.failure.into_inner().ok().flatten();
+    if let Some(e) = drained.ack_error {
+        failure = failure.or(Some(e));
+    }
     if let Some(e) = drained.error {
         let out = cfg
             .out
@@ -193,7 +258,7 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
         .set("items_returned_to_queue", returned)
         .set("items_recovered", recovered)
         .set("ack_failures", drained.ack_failures)
-        .set("redis_reconnects", pops.reconnects)
+        .set("redis_reconnects", reconnects)
         .rates(started.elapsed(), &[("items", drained.written)]);
     // Throughput without the trailing --idle-timeout wait: start to last commit.
     let active = drained.last_commit.map_or(Duration::ZERO, |t| t - started);
@@ -205,72 +270,61 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
     Ok(sum)
 }
 
-/// One popper: take a batch (BRPOP + RPOP COUNT, or BLMOVE + moves into its
-/// processing list), set poison aside, and hand the rest to the sink.
-fn pop_loop(mut sources: Vec<Source>, tx: &Sender<Batch>, sh: &Shared<'_>) -> PopStats {
+/// Keeps this consumer's heartbeats alive from their own thread, so a popper
+/// stalled behind a slow sink never looks dead. Renews every third of the TTL.
+fn heartbeat(me: &Consumer, link: &mut Link, keys: &[String], sh: &Shared<'_>, done: &AtomicBool) {
+    let every = Duration::from_secs(sh.cfg.heartbeat_ttl).div_f64(3.0);
+    let mut next = Instant::now() + every;
+    while !done.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+        if Instant::now() < next {
+            continue;
+        }
+        match me.beat(link, keys, sh.cfg.heartbeat_ttl) {
+            Ok(()) => next = Instant::now() + every,
+            Err(Error::Stopped(_)) => return,
+            Err(e) => return sh.fail(e),
+        }
+    }
+}
+
+/// One popper: take a batch from its sources in turn, set poison aside, and
+/// hand the rest to the sink.
+fn pop_loop(mut sources: Vec<Box<dyn Source>>, tx: &Sender<Batch>, sh: &Shared<'_>) -> PopStats {
     let mut stats = PopStats::default();
-    // Renew well inside the TTL; pops block at most a third of it.
-    let beat_every = Duration::from_secs(sh.cfg.heartbeat_ttl).div_f64(3.0);
-    let mut last_beat: Option<Instant> = None;
     let mut next = 0;
+    let limit = IN_FLIGHT_BATCHES * sh.cfg.batch_bytes as u64;
     while !sh.stop.load(Ordering::Relaxed) && !sh.drained.load(Ordering::Relaxed) {
-        // Serve this thread's shards in turn.
-        let n = sources.len();
-        let Source { q, lease } = &mut sources[next % n];
-        let (q, lease) = (q, lease.as_ref());
-        next += 1;
         if sh.deadline.is_some_and(|d| Instant::now() >= d) {
             sh.timed_out.store(true, Ordering::Relaxed);
             break;
         }
-        if lease.is_some() && last_beat.is_none_or(|t| t.elapsed() >= beat_every) {
-            // A failed beat shows up as a failed pop just below.
-            let beats = sources
-                .iter_mut()
-                .filter_map(|s| {
-                    s.lease
-                        .as_ref()
-                        .map(|l| l.beat(s.q.con(), sh.cfg.heartbeat_ttl))
-                })
-                .all(|r| r.is_ok());
-            if beats {
-                last_beat = Some(Instant::now());
-            }
+        if sh.in_flight.load(Ordering::Relaxed) >= limit {
+            // The sink is behind: popping more would only grow memory.
+            std::thread::sleep(Duration::from_millis(5));
             continue;
         }
+        let n = sources.len();
+        let src = &mut sources[next % n];
+        next += 1;
         let want = reserve(&sh.budget, sh.cfg.batch_size as u64);
         if want == 0 {
             break;
         }
-        let taken = match lease {
-            Some(l) => {
-                let (key, block) = (q.key.clone(), q.block_secs());
-                reliable::take(q.con(), &key, l, want as usize, block)
-            }
-            None => q.pop(want as usize),
-        };
-        let items = match taken {
-            Ok(items) => items,
+        let mut batch = match src.take(want as usize, sh.cfg.batch_bytes) {
+            Ok(b) => b,
             Err(e) => {
                 sh.budget.fetch_add(want, Ordering::Relaxed);
-                match reconnect(q, sh, &e) {
-                    Ok(n) => {
-                        stats.reconnects += n;
-                        last_beat = None;
-                        continue;
-                    }
-                    Err(fatal) => {
-                        stats.failure = Some(fatal);
-                        sh.stop.store(true, Ordering::Relaxed);
-                        break;
-                    }
+                if !matches!(e, Error::Stopped(_)) {
+                    sh.fail(e);
                 }
+                break;
             }
         };
-        sh.budget
-            .fetch_add(want - items.len() as u64, Ordering::Relaxed);
+        let got = batch.items.len() as u64;
+        sh.budget.fetch_add(want - got, Ordering::Relaxed);
         let now_ms = sh.started.elapsed().as_millis() as u64;
-        if items.is_empty() {
+        if got == 0 {
             if let Some(idle) = sh.cfg.drain_after {
                 let last = sh.last_item_ms.load(Ordering::Relaxed);
                 if now_ms.saturating_sub(last) >= idle.as_millis() as u64 {
@@ -280,29 +334,24 @@ fn pop_loop(mut sources: Vec<Source>, tx: &Sender<Batch>, sh: &Shared<'_>) -> Po
             continue;
         }
         sh.last_item_ms.fetch_max(now_ms, Ordering::Relaxed);
-        stats.popped += items.len() as u64;
-        let items = poison::screen(q, lease, items, &mut stats.dead, &mut stats.reformatted);
-        if items.is_empty() {
-            continue;
-        }
-        let batch = Batch {
-            items,
-            key: q.key.clone(),
-            processing: lease.map(|l| l.processing.clone()),
-        };
-        if let Err(back) = tx.send(batch) {
-            // The sink failed. Reliable mode: the items wait in the processing
-            // list and are re-queued at exit. BRPOP mode: put them back now.
-            let items = back.into_inner().items;
-            if lease.is_none() {
-                let key = q.key.clone();
-                if let Err(e) = q.give_back(&key, &items) {
-                    log::error(&format!(
-                        "{} popped items could not be returned to Redis: {e}",
-                        items.len()
-                    ));
-                }
+        stats.popped += got;
+        match poison::screen(src.queue(), &sh.consumer, &mut batch.items) {
+            Ok(s) => {
+                stats.dead += s.dead;
+                stats.reformatted += s.reformatted;
             }
+            // The batch is not sent: the items stay in Redis (reliable) or
+            // go back below (BRPOP), and the run ends.
+            Err(e) => {
+                src.abandon(batch);
+                sh.fail(e);
+                break;
+            }
+        }
+        sh.in_flight.fetch_add(batch.bytes(), Ordering::Relaxed);
+        if let Err(back) = tx.send(batch) {
+            // The sink is gone (it panicked): make sure the items survive.
+            src.abandon(back.into_inner());
             break;
         }
     }
@@ -319,70 +368,6 @@ fn reserve(budget: &AtomicU64, n: u64) -> u64 {
     granted
 }
 
-/// Reconnects with backoff until `--redis-retry-secs`; returns attempts made.
-fn reconnect(q: &mut Queue, sh: &Shared<'_>, first: &redis::RedisError) -> Result<u64, Error> {
-    log::warn(&format!(
-        "lost Redis at {}: {first}; reconnecting",
-        q.redacted_url()
-    ));
-    let deadline = Instant::now() + sh.cfg.retry_for;
-    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        match q.reconnect() {
-            Ok(()) => {
-                log::info(&format!("reconnected to {}", q.redacted_url()));
-                return Ok(attempts);
-            }
-            Err(e) if Instant::now() >= deadline || sh.stop.load(Ordering::Relaxed) => {
-                return Err(Error::redis(
-                    "gave up reconnecting to Redis",
-                    &q.redacted_url(),
-                    &e,
-                ));
-            }
-            Err(_) => std::thread::sleep(backoff.step()),
-        }
-    }
-}
-
-/// BRPOP mode: pushes unwritten items back to the consuming end of the
-/// lists they came from, in order. Returns how many went back.
-fn give_back(q: &mut Queue, batches: &[Batch]) -> u64 {
-    let mut returned = 0;
-    for b in batches {
-        let result = q
-            .give_back(&b.key, &b.items)
-            .or_else(|_| q.reconnect().and_then(|()| q.give_back(&b.key, &b.items)));
-        match result {
-            Ok(()) => returned += b.items.len() as u64,
-            Err(e) => log::error(&format!(
-                "{} popped items could not be written nor returned to {}: {e}",
-                b.items.len(),
-                b.key
-            )),
-        }
-    }
-    returned
-}
-
-/// Reliable mode: re-queues whatever our processing lists still hold (not
-/// durable, or not acknowledged), then drops our heartbeats.
-fn release_leases(q: &mut Queue, leases: &[Lease]) -> u64 {
-    let mut returned = 0;
-    for l in leases {
-        match reliable::requeue(q.con(), &l.list, &l.processing).and_then(|n| l.release(q.con()).map(|()| n)) {
-            Ok(n) => returned += n,
-            Err(e) => log::warn(&format!(
-                "could not release {} ({e}); `qpipe recover` will re-queue its items once its heartbeat expires",
-                l.processing
-            )),
-        }
-    }
-    returned
-}
-
 /// The shards thread `t` of `threads` serves: every shard has a thread, and
 /// with more threads than shards, threads share shards.
 fn assigned(t: usize, threads: usize, shards: usize) -> Vec<usize> {
@@ -391,12 +376,6 @@ fn assigned(t: usize, threads: usize, shards: usize) -> Vec<usize> {
     } else {
         (t..shards).step_by(threads).collect()
     }
-}
-
-/// One list a popper serves, with its connection and (reliable mode) lease.
-struct Source {
-    q: Queue,
-    lease: Option<Lease>,
 }
 
 #[cfg(test)]

@@ -49,7 +49,9 @@ pub fn run(
     Ok(sum)
 }
 
-/// Renews every third of the TTL until `done`; on loss raises `stop`.
+/// Renews every third of the TTL until `done`; on loss raises `stop`. A
+/// dropped connection is reconnected inside `renew`, which then re-checks the
+/// token: the lock is only ours if Redis still says so.
 fn keep(lock: &mut Lock, done: &AtomicBool, lost: &AtomicBool, stop: &AtomicBool) {
     let mut next = Instant::now() + lock.renew_every();
     while !done.load(Ordering::Relaxed) {
@@ -60,15 +62,20 @@ fn keep(lock: &mut Lock, done: &AtomicBool, lost: &AtomicBool, stop: &AtomicBool
         match lock.renew() {
             Ok(true) => next = Instant::now() + lock.renew_every(),
             Ok(false) => {
-                log::error("the run lock expired and was taken by another run; stopping");
+                log::error(
+                    "the run lock expired (and may have been taken by another run); stopping",
+                );
                 lost.store(true, Ordering::Relaxed);
                 stop.store(true, Ordering::Relaxed);
                 return;
             }
-            // A blip: try again soon; the TTL leaves two more chances.
             Err(e) => {
-                log::warn(&format!("could not renew the run lock: {e}"));
-                next = Instant::now() + Duration::from_millis(500);
+                log::error(&format!(
+                    "could not renew the run lock before it expired ({e}); stopping"
+                ));
+                lost.store(true, Ordering::Relaxed);
+                stop.store(true, Ordering::Relaxed);
+                return;
             }
         }
     }

@@ -61,7 +61,7 @@ impl FetchStats {
 pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
     let started = Instant::now();
     // Connect before fetching anything: a bad Redis is a setup failure.
-    let mut queues = cfg.writer.connect()?;
+    let mut queues = cfg.writer.connect(&signals.stop)?;
     let agent = fetch::agent(&cfg.http);
     let bounds = Bounds {
         deadline: cfg.limits.max_time.map(|t| started + t),

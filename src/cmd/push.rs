@@ -36,7 +36,7 @@ pub fn run(cfg: &PushConfig, signals: &Signals) -> Result<Summary, Error> {
                 Error::io(format!("cannot read {} (check the path)", p.display()), e)
             })?),
         };
-    let mut queues = cfg.writer.connect()?;
+    let mut queues = cfg.writer.connect(&signals.stop)?;
     let stop: &AtomicBool = &signals.stop;
     let (tx, rx) = crossbeam_channel::bounded::<Parcel>(64);
     let (read, written) = std::thread::scope(|s| {

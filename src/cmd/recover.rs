@@ -12,11 +12,10 @@ use std::time::Duration;
 pub fn run(cfg: &RedisTarget, _signals: &Signals) -> Result<Summary, Error> {
     let keys = cfg.shard_keys();
     let mut q = Queue::connect(&cfg.redis, &keys[0], Duration::from_secs(1))?;
-    let fail = |e: redis::RedisError| Error::redis("cannot recover", &cfg.redis.url, &e);
     let (mut lists, mut recovered) = (Vec::new(), 0);
     for key in &keys {
-        lists.extend(reliable::processing_lists(q.con(), key).map_err(fail)?);
-        recovered += reliable::recover(q.con(), key).map_err(fail)?;
+        lists.extend(reliable::processing_lists(q.link(), key)?);
+        recovered += reliable::recover(q.link(), key)?;
     }
     let live: Vec<_> = lists.iter().filter(|p| p.alive).collect();
     let held_by_live: u64 = live.iter().map(|p| p.len).sum();

@@ -15,19 +15,18 @@ use std::time::Duration;
 pub fn run(cfg: &StatusConfig, _signals: &Signals) -> Result<Summary, Error> {
     let keys = cfg.target.shard_keys();
     let mut q = Queue::connect(&cfg.target.redis, &keys[0], Duration::from_secs(1))?;
-    let fail = |e: redis::RedisError| Error::redis("cannot read status", &cfg.target.redis.url, &e);
     let plain = keys.len() == 1 && keys[0] == cfg.target.key;
     let (mut length, mut dead, mut seen, mut lists) = (0u64, 0u64, 0u64, Vec::new());
     for key in &keys {
-        length += redis::cmd("LLEN")
-            .arg(key)
-            .query::<u64>(q.con())
-            .map_err(fail)?;
-        dead += redis::cmd("LLEN")
-            .arg(format!("{key}:dead"))
-            .query::<u64>(q.con())
-            .map_err(fail)?;
-        lists.extend(reliable::processing_lists(q.con(), key).map_err(fail)?);
+        length += q.call("read the queue length", |c| {
+            redis::cmd("LLEN").arg(key).query::<u64>(c)
+        })?;
+        dead += q.call("count dead letters", |c| {
+            redis::cmd("LLEN")
+                .arg(format!("{key}:dead"))
+                .query::<u64>(c)
+        })?;
+        lists.extend(reliable::processing_lists(q.link(), key)?);
         if let Some(s) = &cfg.seen_key {
             // The writer keeps one seen set per shard, under the shard's tag.
             let set = if plain {
@@ -35,10 +34,9 @@ pub fn run(cfg: &StatusConfig, _signals: &Signals) -> Result<Summary, Error> {
             } else {
                 format!("{key}:seen:{s}")
             };
-            seen += redis::cmd("ZCARD")
-                .arg(set)
-                .query::<u64>(q.con())
-                .map_err(fail)?;
+            seen += q.call("count the seen set", |c| {
+                redis::cmd("ZCARD").arg(&set).query::<u64>(c)
+            })?;
         }
     }
     let mut sum = Summary::new("status", Exit::Ok);
@@ -73,7 +71,7 @@ pub fn run(cfg: &StatusConfig, _signals: &Signals) -> Result<Summary, Error> {
         sum.set("seen_key", s.as_str()).set("seen_set_size", seen);
     }
     if let Some(name) = &cfg.lock {
-        let holder = lock::holder(q.con(), name).map_err(fail)?;
+        let holder = q.call("read the lock holder", |c| lock::holder(c, name))?;
         sum.set("lock", name.as_str()).set(
             "lock_holder",
             holder.map_or(serde_json::Value::Null, Into::into),
@@ -93,12 +91,13 @@ pub fn peek(cfg: &StatusConfig, n: u64, _signals: &Signals) -> Result<Summary, E
         if left == 0 {
             break;
         }
-        let mut some: Vec<Vec<u8>> = redis::cmd("LRANGE")
-            .arg(key)
-            .arg(-(left.min(i64::MAX as u64) as i64))
-            .arg(-1)
-            .query(q.con())
-            .map_err(|e| Error::redis("cannot peek", &cfg.target.redis.url, &e))?;
+        let mut some: Vec<Vec<u8>> = q.call("peek at the queue", |c| {
+            redis::cmd("LRANGE")
+                .arg(key)
+                .arg(-(left.min(i64::MAX as u64) as i64))
+                .arg(-1)
+                .query(c)
+        })?;
         some.reverse();
         items.extend(some);
     }

@@ -137,7 +137,7 @@ impl ProduceConfig {
             a.tls_ca,
             a.key,
             a.shards,
-            a.batch_size,
+            (a.batch_size, a.batch_bytes),
             a.redis_retry_secs,
             a.spill_dir,
         )?;

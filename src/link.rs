@@ -1,0 +1,305 @@
+//! One reconnecting Redis connection, used by every thread that talks to
+//! Redis: the writer, the poppers, the heartbeat, the sink's acknowledgements,
+//! the run lock, the shared frontier, `status` and the progress line.
+//!
+//! A `Link` reconnects with the shared back-off, honours `--redis-retry-secs`
+//! (the budget runs from the first failure of an outage and is reset by any
+//! success), gives up at once when the stop flag is raised, and tells a lost
+//! connection (retry) from a refusal that may pass (OOM, LOADING, BUSY,
+//! TRYAGAIN, CLUSTERDOWN, MASTERDOWN: retry) from a command error that will
+//! not go away (WRONGTYPE, READONLY, NOPERM, ...: end the run).
+//!
+//! Callers decide what a retry means: `call` is for commands that are safe
+//! to repeat; for the others, `attempt` runs once and says whether the reply
+//! was lost, and `recover` waits out the outage.
+
+use crate::backoff::Backoff;
+use crate::conn::{self, Conn, Endpoint, Target};
+use crate::error::{redact, Error};
+use crate::log;
+use redis::{ConnectionLike, RedisError, RedisResult};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Why one attempt failed.
+#[derive(Debug)]
+pub enum Fault {
+    /// The connection failed: the command may or may not have run.
+    Lost(RedisError),
+    /// Redis refused to run the command for now; it did not run.
+    Refused(RedisError),
+    /// Retrying will not help (wrong key type, read-only replica, ACL, ...).
+    Permanent(RedisError),
+}
+
+impl Fault {
+    /// Sorts a Redis error into lost, refused-for-now, or permanent.
+    pub fn classify(e: RedisError) -> Fault {
+        match e.code() {
+            Some("OOM" | "LOADING" | "BUSY" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN") => {
+                Fault::Refused(e)
+            }
+            // MOVED/ASK are handled inside the cluster client; if one escapes,
+            // the slot map is changing: retry on a fresh connection.
+            Some("MOVED" | "ASK") => Fault::Lost(e),
+            // A transaction discarded because a queued command was refused
+            // (e.g. OOM under MULTI) is as transient as that refusal.
+            Some("EXECABORT") if refused_inside(&e) => Fault::Refused(e),
+            Some(_) => Fault::Permanent(e),
+            None if e.kind() == redis::ErrorKind::InvalidClientConfig
+                || e.kind() == redis::ErrorKind::AuthenticationFailed =>
+            {
+                Fault::Permanent(e)
+            }
+            None => Fault::Lost(e),
+        }
+    }
+}
+
+/// Whether a discarded transaction's text names a transient refusal.
+fn refused_inside(e: &RedisError) -> bool {
+    let text = e.to_string();
+    [
+        "OOM",
+        "LOADING",
+        "BUSY",
+        "TRYAGAIN",
+        "CLUSTERDOWN",
+        "MASTERDOWN",
+    ]
+    .iter()
+    .any(|c| text.contains(c))
+}
+
+/// An outage in progress: when it began and how long to wait next.
+struct Outage {
+    since: Instant,
+    backoff: Backoff,
+}
+
+/// A Redis connection that survives outages. Owned by one thread.
+pub struct Link {
+    target: Target,
+    url: String,
+    con: Option<Conn>,
+    timeout: Duration,
+    retry_for: Duration,
+    stop: Option<Arc<AtomicBool>>,
+    outage: Option<Outage>,
+    /// The list this link serves, named in wrong-type errors.
+    key: Option<String>,
+    /// Reconnections made.
+    pub reconnects: u64,
+}
+
+impl Link {
+    /// Connects now; failing to reach Redis at start is an error at once
+    /// (a cron run should not wait `retry_for` for a typo in `--redis`).
+    /// `timeout` is the socket read/write timeout; `stop` ends retries early.
+    pub fn open(
+        ep: &Endpoint,
+        timeout: Duration,
+        retry_for: Duration,
+        stop: Option<Arc<AtomicBool>>,
+    ) -> Result<Link, Error> {
+        let target = conn::target(ep)?;
+        let con = conn::connect(&target, timeout)
+            .map_err(|e| Error::redis("cannot reach Redis", &ep.url, &e))?;
+        Ok(Link {
+            target,
+            url: ep.url.clone(),
+            con: Some(con),
+            timeout,
+            retry_for,
+            stop,
+            outage: None,
+            key: None,
+            reconnects: 0,
+        })
+    }
+
+    /// Sets how long an outage is retried, and the flag that ends retries early.
+    pub fn retrying(mut self, retry_for: Duration, stop: Option<Arc<AtomicBool>>) -> Link {
+        self.retry_for = retry_for;
+        self.stop = stop;
+        self
+    }
+
+    /// Names the list this link serves, for wrong-type errors.
+    pub fn for_key(mut self, key: &str) -> Link {
+        self.key = Some(key.to_string());
+        self
+    }
+
+    /// The URL with any password hidden.
+    pub fn redacted_url(&self) -> String {
+        redact(&self.url)
+    }
+
+    /// Runs `f` once. A lost connection is dropped, so the next attempt
+    /// reconnects.
+    pub fn attempt<T>(&mut self, f: impl FnOnce(&mut Conn) -> RedisResult<T>) -> Result<T, Fault> {
+        let con = match &mut self.con {
+            Some(c) => c,
+            None => {
+                let c = conn::connect(&self.target, self.timeout).map_err(Fault::Lost)?;
+                self.reconnects += 1;
+                self.con.insert(c)
+            }
+        };
+        match f(con).map_err(Fault::classify) {
+            Ok(v) => {
+                if let Some(o) = self.outage.take() {
+                    log::info(&format!(
+                        "Redis at {} answers again after {:.1}s",
+                        self.redacted_url(),
+                        o.since.elapsed().as_secs_f64()
+                    ));
+                }
+                Ok(v)
+            }
+            Err(fault) => {
+                if matches!(fault, Fault::Lost(_)) || !con.is_open() {
+                    self.con = None;
+                }
+                Err(fault)
+            }
+        }
+    }
+
+    /// Waits out `fault` before the next attempt: sleeps with back-off
+    /// (waking early for the stop flag) and reconnects. Fails when the fault
+    /// is permanent, when the outage outlasts the retry budget, or when the
+    /// stop flag is raised (`Error::Stopped`).
+    pub fn recover(&mut self, fault: Fault, what: &str) -> Result<(), Error> {
+        let e = match fault {
+            Fault::Permanent(e) => return Err(self.permanent(&e, what)),
+            Fault::Lost(e) | Fault::Refused(e) => e,
+        };
+        if self.stopped() {
+            return Err(Error::Stopped(format!(
+                "stopped while Redis was unavailable ({what})"
+            )));
+        }
+        let retry_for = self.retry_for;
+        let outage = self.outage.get_or_insert_with(|| {
+            log::warn(&format!(
+                "cannot {what} at {}: {}; retrying for up to {:.0}s",
+                redact(&self.url),
+                crate::error::describe_redis(&e),
+                retry_for.as_secs_f64()
+            ));
+            Outage {
+                since: Instant::now(),
+                backoff: Backoff::new(Duration::from_millis(50), Duration::from_secs(2)),
+            }
+        });
+        let deadline = outage.since + retry_for;
+        if Instant::now() >= deadline {
+            let state = if e.code() == Some("OOM") {
+                "stayed out of memory"
+            } else if e.code().is_some() {
+                "kept refusing"
+            } else {
+                "stayed unreachable"
+            };
+            return Err(Error::redis(
+                format!(
+                    "gave up trying to {what} after {:.0}s: Redis {state}",
+                    retry_for.as_secs_f64()
+                ),
+                &self.url,
+                &e,
+            ));
+        }
+        let pause = outage.backoff.step();
+        let pause = pause.min(deadline.saturating_duration_since(Instant::now()));
+        self.sleep(pause);
+        Ok(())
+    }
+
+    /// Runs `f` until it succeeds, recovering between attempts. Only for
+    /// commands that are safe to run twice.
+    pub fn call<T>(
+        &mut self,
+        what: &str,
+        mut f: impl FnMut(&mut Conn) -> RedisResult<T>,
+    ) -> Result<T, Error> {
+        loop {
+            match self.attempt(&mut f) {
+                Ok(v) => return Ok(v),
+                Err(fault) => self.recover(fault, what)?,
+            }
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
+    }
+
+    /// Sleeps `d` in short slices, returning early once the stop flag is up.
+    fn sleep(&self, d: Duration) {
+        let end = Instant::now() + d;
+        while !self.stopped() {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+        }
+    }
+
+    /// The one-line error for a command Redis will never accept.
+    fn permanent(&mut self, e: &RedisError, what: &str) -> Error {
+        let url = redact(&self.url);
+        match (e.code(), self.key.clone()) {
+            (Some("WRONGTYPE"), Some(key)) => {
+                let kind = self
+                    .attempt(|c| redis::cmd("TYPE").arg(&key).query::<String>(c))
+                    .unwrap_or_else(|_| "value of another type".into());
+                Error::Redis {
+                    what: format!("cannot {what}"),
+                    url,
+                    cause: format!("the key {key} holds a {kind}, not a list (choose another --key, or delete the key if it is stale)"),
+                }
+            }
+            (Some("READONLY"), _) => Error::Redis {
+                what: format!("cannot {what}"),
+                url,
+                cause: "the server is a read-only replica (point --redis at the master)".into(),
+            },
+            _ => Error::redis(format!("cannot {what}"), &self.url, e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(code: &str) -> RedisError {
+        redis::make_extension_error(code.to_string(), Some("x".into()))
+    }
+
+    #[test]
+    fn faults_are_sorted_by_whether_a_retry_can_help() {
+        assert!(matches!(Fault::classify(server("OOM")), Fault::Refused(_)));
+        assert!(matches!(
+            Fault::classify(server("LOADING")),
+            Fault::Refused(_)
+        ));
+        assert!(matches!(
+            Fault::classify(server("WRONGTYPE")),
+            Fault::Permanent(_)
+        ));
+        assert!(matches!(
+            Fault::classify(server("READONLY")),
+            Fault::Permanent(_)
+        ));
+        let io = RedisError::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        assert!(matches!(Fault::classify(io), Fault::Lost(_)));
+    }
+}

@@ -1,0 +1,102 @@
+//! Where `consume` takes items from: one `Source` per pop mode, so the pop
+//! loop has no mode switches. `Popper` is BRPOP (at-most-once across a lost
+//! reply); `reliable::Reliable` moves batches into processing lists
+//! (at-least-once).
+
+use crate::error::Error;
+use crate::log;
+use crate::queue::Queue;
+use crate::reliable::Reliable;
+use crate::sink::Batch;
+
+/// One list a popper thread serves, in one pop mode.
+pub trait Source: Send {
+    /// Takes up to `max` items (and about `max_bytes`), blocking up to the
+    /// block time; an empty batch means nothing arrived. Outages are waited
+    /// out inside; an error ends this popper.
+    fn take(&mut self, max: usize, max_bytes: usize) -> Result<Batch, Error>;
+
+    /// The connection, for dead letters.
+    fn queue(&mut self) -> &mut Queue;
+
+    /// The sink has failed and will not take `batch`: make sure its items
+    /// are not lost. Returns how many went back to Redis.
+    fn abandon(&mut self, batch: Batch) -> u64;
+}
+
+/// BRPOP, then the rest of the batch without blocking.
+pub struct Popper {
+    q: Queue,
+    /// Pops whose reply was lost (their items may be gone).
+    pub lost_replies: u64,
+}
+
+impl Popper {
+    /// A BRPOP source on `q`'s list.
+    pub fn new(q: Queue) -> Popper {
+        Popper { q, lost_replies: 0 }
+    }
+}
+
+impl Source for Popper {
+    fn take(&mut self, max: usize, max_bytes: usize) -> Result<Batch, Error> {
+        match self.q.pop(max, max_bytes) {
+            Ok(items) => Ok(Batch {
+                items,
+                key: self.q.key.clone(),
+                ack: None,
+            }),
+            Err(fault) => {
+                if matches!(fault, crate::link::Fault::Lost(_)) {
+                    self.lost_replies += 1;
+                    log::warn(&format!(
+                        "a pop from {} lost its reply: the items Redis popped for it, if any, are lost (use --reliable for at-least-once)",
+                        self.q.key
+                    ));
+                }
+                let what = format!("pop from {}", self.q.key);
+                self.q.link().recover(fault, &what)?;
+                Ok(Batch::empty(&self.q.key))
+            }
+        }
+    }
+
+    fn queue(&mut self) -> &mut Queue {
+        &mut self.q
+    }
+
+    fn abandon(&mut self, batch: Batch) -> u64 {
+        give_back(&mut self.q, &batch)
+    }
+}
+
+impl Source for Reliable {
+    fn take(&mut self, max: usize, max_bytes: usize) -> Result<Batch, Error> {
+        Reliable::take(self, max, max_bytes)
+    }
+
+    fn queue(&mut self) -> &mut Queue {
+        Reliable::queue(self)
+    }
+
+    /// The batch waits in its processing list; release re-queues it at exit.
+    fn abandon(&mut self, _batch: Batch) -> u64 {
+        0
+    }
+}
+
+/// BRPOP mode: pushes unwritten items back to the consuming end of the list
+/// they came from, in order. Returns how many went back.
+pub fn give_back(q: &mut Queue, b: &Batch) -> u64 {
+    match q.give_back(&b.key, &b.items) {
+        Ok(()) => b.items.len() as u64,
+        Err(e) => {
+            log::error(&format!(
+                "{} popped items could not be written nor returned to {}: {e}",
+                b.items.len(),
+                b.key
+            ));
+            0
+        }
+    }
+}
