@@ -311,10 +311,26 @@ fn writer(
         batch_size: positive(batch_size, "--batch-size")?,
         batch_bytes: positive(batch_bytes, "--batch-bytes")?,
         retry_for: seconds(retry, "--redis-retry-secs")?,
-        spill_dir: PathBuf::from(spill_dir),
+        spill_dir: writable_dir(spill_dir)?,
         seen: None,
         shards: shards(n_shards)?,
     })
+}
+
+/// Checks at start that the spill directory takes files, so a Redis outage
+/// hours later does not find out the hard way.
+fn writable_dir(dir: String) -> Result<PathBuf, Error> {
+    let dir = PathBuf::from(dir);
+    let probe = dir.join(format!(".qpipe-spill-check-{}", std::process::id()));
+    std::fs::File::create(&probe)
+        .and_then(|_| std::fs::remove_file(&probe))
+        .map_err(|e| {
+            usage(format!(
+                "--spill-dir {} is not writable: {e} (create it, or choose a directory this user can write to)",
+                dir.display()
+            ))
+        })?;
+    Ok(dir)
 }
 
 fn non_empty_key(key: String) -> Result<String, Error> {

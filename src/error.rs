@@ -102,9 +102,9 @@ pub fn describe_redis(e: &redis::RedisError) -> String {
         || lower.contains("authentication")
     {
         "check the user and password in --redis or REDIS_URL"
-    } else if e.code() == Some("OOM") || lower.contains("oom command not allowed") {
+    } else if crate::link::code(e).as_deref() == Some("OOM") {
         "Redis is out of memory: raise maxmemory, free memory, or drain the queue"
-    } else if e.code() == Some("READONLY") {
+    } else if crate::link::code(e).as_deref() == Some("READONLY") {
         "the server is a read-only replica; point --redis at the master"
     } else if lower.contains("wrongtype") {
         "the key holds another type; choose another --key or delete it"

@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 /// Why one attempt failed.
 #[derive(Debug)]
 pub enum Fault {
+    /// No connection could be made: the command did not run.
+    Unreachable(RedisError),
     /// The connection failed: the command may or may not have run.
     Lost(RedisError),
     /// Redis refused to run the command for now; it did not run.
@@ -36,16 +38,13 @@ pub enum Fault {
 impl Fault {
     /// Sorts a Redis error into lost, refused-for-now, or permanent.
     pub fn classify(e: RedisError) -> Fault {
-        match e.code() {
+        match code(&e).as_deref() {
             Some("OOM" | "LOADING" | "BUSY" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN") => {
                 Fault::Refused(e)
             }
             // MOVED/ASK are handled inside the cluster client; if one escapes,
             // the slot map is changing: retry on a fresh connection.
             Some("MOVED" | "ASK") => Fault::Lost(e),
-            // A transaction discarded because a queued command was refused
-            // (e.g. OOM under MULTI) is as transient as that refusal.
-            Some("EXECABORT") if refused_inside(&e) => Fault::Refused(e),
             Some(_) => Fault::Permanent(e),
             None if e.kind() == redis::ErrorKind::InvalidClientConfig
                 || e.kind() == redis::ErrorKind::AuthenticationFailed =>
@@ -57,19 +56,13 @@ impl Fault {
     }
 }
 
-/// Whether a discarded transaction's text names a transient refusal.
-fn refused_inside(e: &RedisError) -> bool {
-    let text = e.to_string();
-    [
-        "OOM",
-        "LOADING",
-        "BUSY",
-        "TRYAGAIN",
-        "CLUSTERDOWN",
-        "MASTERDOWN",
-    ]
-    .iter()
-    .any(|c| text.contains(c))
+/// The server's error code (`OOM`, `WRONGTYPE`, ...), also when the error
+/// came inside a pipeline or an aborted transaction (then the first one's).
+pub fn code(e: &RedisError) -> Option<String> {
+    e.clone()
+        .into_server_errors()
+        .and_then(|errs| errs.first().map(|(_, se)| se.code().to_string()))
+        .or_else(|| e.code().map(str::to_string))
 }
 
 /// An outage in progress: when it began and how long to wait next.
@@ -137,28 +130,33 @@ impl Link {
         redact(&self.url)
     }
 
+    /// Ends the outage in progress: the operation that was failing has
+    /// succeeded. A command that merely answered (a read between two failed
+    /// writes) must not reset the retry budget, so `attempt` leaves this to
+    /// its caller.
+    pub fn settled(&mut self) {
+        if let Some(o) = self.outage.take() {
+            log::info(&format!(
+                "Redis at {} answers again after {:.1}s",
+                self.redacted_url(),
+                o.since.elapsed().as_secs_f64()
+            ));
+        }
+    }
+
     /// Runs `f` once. A lost connection is dropped, so the next attempt
-    /// reconnects.
+    /// reconnects. Call `settled` once the whole operation has succeeded.
     pub fn attempt<T>(&mut self, f: impl FnOnce(&mut Conn) -> RedisResult<T>) -> Result<T, Fault> {
         let con = match &mut self.con {
             Some(c) => c,
             None => {
-                let c = conn::connect(&self.target, self.timeout).map_err(Fault::Lost)?;
+                let c = conn::connect(&self.target, self.timeout).map_err(Fault::Unreachable)?;
                 self.reconnects += 1;
                 self.con.insert(c)
             }
         };
         match f(con).map_err(Fault::classify) {
-            Ok(v) => {
-                if let Some(o) = self.outage.take() {
-                    log::info(&format!(
-                        "Redis at {} answers again after {:.1}s",
-                        self.redacted_url(),
-                        o.since.elapsed().as_secs_f64()
-                    ));
-                }
-                Ok(v)
-            }
+            Ok(v) => Ok(v),
             Err(fault) => {
                 if matches!(fault, Fault::Lost(_)) || !con.is_open() {
                     self.con = None;
@@ -175,7 +173,7 @@ impl Link {
     pub fn recover(&mut self, fault: Fault, what: &str) -> Result<(), Error> {
         let e = match fault {
             Fault::Permanent(e) => return Err(self.permanent(&e, what)),
-            Fault::Lost(e) | Fault::Refused(e) => e,
+            Fault::Unreachable(e) | Fault::Lost(e) | Fault::Refused(e) => e,
         };
         if self.stopped() {
             return Err(Error::Stopped(format!(
@@ -197,9 +195,9 @@ impl Link {
         });
         let deadline = outage.since + retry_for;
         if Instant::now() >= deadline {
-            let state = if e.code() == Some("OOM") {
+            let state = if code(&e).as_deref() == Some("OOM") {
                 "stayed out of memory"
-            } else if e.code().is_some() {
+            } else if code(&e).is_some() {
                 "kept refusing"
             } else {
                 "stayed unreachable"
@@ -220,15 +218,23 @@ impl Link {
     }
 
     /// Runs `f` until it succeeds, recovering between attempts. Only for
-    /// commands that are safe to run twice.
+    /// commands that are safe to run twice. Called while an outage is in
+    /// progress (e.g. to clean up after a failed take), its success does not
+    /// end that outage.
     pub fn call<T>(
         &mut self,
         what: &str,
         mut f: impl FnMut(&mut Conn) -> RedisResult<T>,
     ) -> Result<T, Error> {
+        let outer = self.outage.is_some();
         loop {
             match self.attempt(&mut f) {
-                Ok(v) => return Ok(v),
+                Ok(v) => {
+                    if !outer {
+                        self.settled();
+                    }
+                    return Ok(v);
+                }
                 Err(fault) => self.recover(fault, what)?,
             }
         }
@@ -255,7 +261,7 @@ impl Link {
     /// The one-line error for a command Redis will never accept.
     fn permanent(&mut self, e: &RedisError, what: &str) -> Error {
         let url = redact(&self.url);
-        match (e.code(), self.key.clone()) {
+        match (code(e).as_deref(), self.key.clone()) {
             (Some("WRONGTYPE"), Some(key)) => {
                 let kind = self
                     .attempt(|c| redis::cmd("TYPE").arg(&key).query::<String>(c))

@@ -70,12 +70,7 @@ impl Queue {
     /// and checks that `key` is a list or absent. Outages are not retried
     /// until `retrying` sets a budget.
     pub fn connect(ep: &Endpoint, key: &str, block: Duration) -> Result<Queue, Error> {
-        let link = Link::open(ep, block + READ_SLACK, Duration::ZERO, None)?.for_key(key);
-        let mut q = Queue {
-            link,
-            key: key.to_string(),
-            block,
-        };
+        let mut q = Queue::open(ep, key, block)?;
         let kind: String = q.call("check the key's type", |c| {
             redis::cmd("TYPE").arg(key).query(c)
         })?;
@@ -85,6 +80,16 @@ impl Queue {
             )));
         }
         Ok(q)
+    }
+
+    /// Connects without checking the key's type (to put items back at exit).
+    pub fn open(ep: &Endpoint, key: &str, block: Duration) -> Result<Queue, Error> {
+        let link = Link::open(ep, block + READ_SLACK, Duration::ZERO, None)?.for_key(key);
+        Ok(Queue {
+            link,
+            key: key.to_string(),
+            block,
+        })
     }
 
     /// Retries outages for `retry_for`, giving up early once `stop` is raised.

@@ -158,7 +158,8 @@ impl Reliable {
     /// Oldest first. If any reply is lost, the batch goes back to the queue
     /// whole and the next take uses a new list, so nothing half-delivered
     /// stays behind.
-    pub fn take(&mut self, max: usize, max_bytes: usize) -> Result<Batch, Error> {
+    /// `None` means a fault was waited out.
+    pub fn take(&mut self, max: usize, max_bytes: usize) -> Result<Option<Batch>, Error> {
         let name = format!("{}{}", self.prefix, self.seq);
         let (key, block) = (self.q.key.clone(), self.q.block_secs());
         let what = format!("take items from {key}");
@@ -178,11 +179,14 @@ impl Reliable {
                 .query::<(Option<Vec<u8>>,)>(c)
         });
         let first = match first {
-            Ok((None,)) => return Ok(Batch::empty(&key)),
+            Ok((None,)) => {
+                self.q.link().settled();
+                return Ok(Some(Batch::empty(&key)));
+            }
             Ok((Some(v),)) => v,
             Err(fault) => {
                 self.q.link().recover(fault, &what)?;
-                return self.put_back(&name).map(|()| Batch::empty(&key));
+                return self.put_back(&name).map(|()| None);
             }
         };
         let budget = max_bytes.saturating_sub(first.len());
@@ -202,19 +206,20 @@ impl Reliable {
                 Ok(more) => items.extend(more),
                 Err(fault) => {
                     self.q.link().recover(fault, &what)?;
-                    return self.put_back(&name).map(|()| Batch::empty(&key));
+                    return self.put_back(&name).map(|()| None);
                 }
             }
         }
         self.seq += 1;
-        Ok(Batch {
+        self.q.link().settled();
+        Ok(Some(Batch {
             items,
             key,
             ack: Some(Ack {
                 set: self.batches.clone(),
                 list: name,
             }),
-        })
+        }))
     }
 
     /// Puts a batch whose take failed back on the queue. Its name stays

@@ -12,9 +12,10 @@ use crate::sink::Batch;
 /// One list a popper thread serves, in one pop mode.
 pub trait Source: Send {
     /// Takes up to `max` items (and about `max_bytes`), blocking up to the
-    /// block time; an empty batch means nothing arrived. Outages are waited
-    /// out inside; an error ends this popper.
-    fn take(&mut self, max: usize, max_bytes: usize) -> Result<Batch, Error>;
+    /// block time; an empty batch means nothing arrived. `None` means a
+    /// fault was waited out (an outage is not an empty queue). An error ends
+    /// this popper.
+    fn take(&mut self, max: usize, max_bytes: usize) -> Result<Option<Batch>, Error>;
 
     /// The connection, for dead letters.
     fn queue(&mut self) -> &mut Queue;
@@ -39,13 +40,16 @@ impl Popper {
 }
 
 impl Source for Popper {
-    fn take(&mut self, max: usize, max_bytes: usize) -> Result<Batch, Error> {
+    fn take(&mut self, max: usize, max_bytes: usize) -> Result<Option<Batch>, Error> {
         match self.q.pop(max, max_bytes) {
-            Ok(items) => Ok(Batch {
-                items,
-                key: self.q.key.clone(),
-                ack: None,
-            }),
+            Ok(items) => {
+                self.q.link().settled();
+                Ok(Some(Batch {
+                    items,
+                    key: self.q.key.clone(),
+                    ack: None,
+                }))
+            }
             Err(fault) => {
                 if matches!(fault, crate::link::Fault::Lost(_)) {
                     self.lost_replies += 1;
@@ -56,7 +60,7 @@ impl Source for Popper {
                 }
                 let what = format!("pop from {}", self.q.key);
                 self.q.link().recover(fault, &what)?;
-                Ok(Batch::empty(&self.q.key))
+                Ok(None)
             }
         }
     }
@@ -71,7 +75,7 @@ impl Source for Popper {
 }
 
 impl Source for Reliable {
-    fn take(&mut self, max: usize, max_bytes: usize) -> Result<Batch, Error> {
+    fn take(&mut self, max: usize, max_bytes: usize) -> Result<Option<Batch>, Error> {
         Reliable::take(self, max, max_bytes)
     }
 

@@ -65,10 +65,14 @@ impl Summary {
         self
     }
 
-    /// Appends `elapsed_secs` and, for each named count, a per-second rate.
+    /// Appends `elapsed_secs`, for each named count a per-second rate, and
+    /// the process's peak resident memory (`peak_rss_mb`, where known).
     pub fn rates(&mut self, elapsed: Duration, counts: &[(&str, u64)]) -> &mut Summary {
         let secs = elapsed.as_secs_f64();
         self.set("elapsed_secs", round(secs));
+        if let Some(kb) = peak_rss_kb() {
+            self.set("peak_rss_mb", round(kb as f64 / 1024.0));
+        }
         for (name, n) in counts {
             let rate = if secs > 0.0 { *n as f64 / secs } else { 0.0 };
             self.set(&format!("{name}_per_sec"), round(rate));
@@ -131,6 +135,13 @@ pub fn counts_json(c: &Counts) -> Value {
 
 fn round(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
+}
+
+/// The process's peak resident set (`VmHWM`), in KiB, on Linux.
+fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 #[cfg(test)]

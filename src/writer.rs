@@ -206,6 +206,7 @@ fn push_retrying(
                 Ok(true) => {
                     // The lost reply said how many were new; all of them is the best bound.
                     stats.retries_already_landed += 1;
+                    q.link().settled();
                     return Ok(values.len() as u64);
                 }
                 Ok(false) => attempt_push(q),
@@ -214,6 +215,7 @@ fn push_retrying(
         };
         match result {
             Ok(pushed) => {
+                q.link().settled();
                 if attempt > 0 {
                     log::info(&format!("batch {seq} pushed after {attempt} retries"));
                 }
@@ -256,7 +258,7 @@ fn spill(batch: &[Item], rx: &Receiver<Parcel>, cfg: &WriterConfig, stats: &mut 
     let synced = out.is_some_and(|w| w.into_inner().is_ok_and(|f| f.sync_all().is_ok()));
     if synced && lost == 0 {
         log::error(&format!(
-            "Redis stayed down: {} unsent items saved to {} (enqueue them later with: qpipe push {})",
+            "{} unsent items saved to {} (enqueue them later with: qpipe push {})",
             stats.spilled,
             path.display(),
             path.display()
@@ -264,7 +266,7 @@ fn spill(batch: &[Item], rx: &Receiver<Parcel>, cfg: &WriterConfig, stats: &mut 
         stats.spill_path = Some(path);
     } else {
         log::error(&format!(
-            "Redis stayed down and the spill file {} could not be written: {lost} items lost",
+            "the spill file {} could not be written: {lost} unsent items lost",
             path.display()
         ));
     }

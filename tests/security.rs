@@ -207,7 +207,7 @@ fn tls_insecure_accepts_self_signed_with_a_warning_and_strict_refuses() {
 
 #[test]
 fn password_and_acl_user_work_and_wrong_password_is_redacted() {
-    let redis = Redis::start_with(&["--requirepass", "s3cret-pw"]);
+    let redis = Redis::start_tcp_with(&["--requirepass", "s3cret-pw"]);
     let mut admin = redis::Client::open(format!("redis://:s3cret-pw@127.0.0.1:{}", redis.port))
         .unwrap()
         .get_connection()

@@ -190,28 +190,7 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
     // Whatever did not become durable goes back to the list, in order. The
     // stop flag may be up (a signal, the sink's failure): this gets its own
     // short budget so popped items are not abandoned at the first blip.
-    let mut last = Queue::connect(&cfg.redis, &keys[0], block)
-        .map(|q| q.retrying(cfg.retry_for.min(Duration::from_secs(10)), None));
-    let returned = match (&consumer, &mut last) {
-        (Some(me), Ok(q)) => me.release(q.link(), &keys).unwrap_or_else(|e| {
-            log::warn(&format!(
-                "could not release this consumer's batches ({e}); `qpipe recover` re-queues them once its heartbeat expires"
-            ));
-            0
-        }),
-        (None, Ok(q)) => drained.unwritten.iter().map(|b| source::give_back(q, b)).sum(),
-        (_, Err(e)) => {
-            log::error(&format!(
-                "could not put unwritten items back ({e}); {}",
-                if consumer.is_some() {
-                    "they stay in this consumer's processing lists until `qpipe recover`"
-                } else {
-                    "they are lost"
-                }
-            ));
-            0
-        }
-    };
+    let returned = put_back(cfg, &keys[0], &keys, consumer.as_ref(), &drained.unwritten);
     let reconnects = control.link().reconnects;
     let mut failure = shared.failure.into_inner().ok().flatten();
     if let Some(e) = drained.ack_error {
@@ -270,6 +249,43 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
     Ok(sum)
 }
 
+/// At exit: re-queues what this consumer still holds (reliable), or pushes
+/// back the batches the sink did not write (BRPOP). The stop flag may be up
+/// (a signal, the sink's failure), so this gets its own short retry budget
+/// rather than abandoning popped items at the first blip. Returns how many
+/// items went back.
+fn put_back(
+    cfg: &ConsumeConfig,
+    first: &str,
+    keys: &[String],
+    consumer: Option<&Consumer>,
+    unwritten: &[Batch],
+) -> u64 {
+    if consumer.is_none() && unwritten.is_empty() {
+        return 0;
+    }
+    let budget = cfg.retry_for.min(Duration::from_secs(10));
+    let result = Queue::open(&cfg.redis, first, Duration::from_secs(1)).and_then(|q| {
+        let mut q = q.retrying(budget, None);
+        match consumer {
+            Some(me) => me.release(q.link(), keys),
+            None => Ok(unwritten.iter().map(|b| source::give_back(&mut q, b)).sum()),
+        }
+    });
+    result.unwrap_or_else(|e| {
+        match consumer {
+            Some(_) => log::warn(&format!(
+                "could not release this consumer's batches ({e}); `qpipe recover` re-queues them once its heartbeat expires"
+            )),
+            None => log::error(&format!(
+                "{} popped items could not be written nor put back ({e}); they are lost",
+                unwritten.iter().map(|b| b.items.len()).sum::<usize>()
+            )),
+        }
+        0
+    })
+}
+
 /// Keeps this consumer's heartbeats alive from their own thread, so a popper
 /// stalled behind a slow sink never looks dead. Renews every third of the TTL.
 fn heartbeat(me: &Consumer, link: &mut Link, keys: &[String], sh: &Shared<'_>, done: &AtomicBool) {
@@ -311,8 +327,15 @@ fn pop_loop(mut sources: Vec<Box<dyn Source>>, tx: &Sender<Batch>, sh: &Shared<'
         if want == 0 {
             break;
         }
+        let now_ms = || sh.started.elapsed().as_millis() as u64;
         let mut batch = match src.take(want as usize, sh.cfg.batch_bytes) {
-            Ok(b) => b,
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                // An outage is not an empty queue: restart the idle clock.
+                sh.budget.fetch_add(want, Ordering::Relaxed);
+                sh.last_item_ms.fetch_max(now_ms(), Ordering::Relaxed);
+                continue;
+            }
             Err(e) => {
                 sh.budget.fetch_add(want, Ordering::Relaxed);
                 if !matches!(e, Error::Stopped(_)) {
@@ -323,7 +346,7 @@ fn pop_loop(mut sources: Vec<Box<dyn Source>>, tx: &Sender<Batch>, sh: &Shared<'
         };
         let got = batch.items.len() as u64;
         sh.budget.fetch_add(want - got, Ordering::Relaxed);
-        let now_ms = sh.started.elapsed().as_millis() as u64;
+        let now_ms = now_ms();
         if got == 0 {
             if let Some(idle) = sh.cfg.drain_after {
                 let last = sh.last_item_ms.load(Ordering::Relaxed);

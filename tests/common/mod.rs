@@ -19,48 +19,84 @@ pub fn free_port() -> u16 {
         .expect("no free port")
 }
 
-/// A private redis-server without persistence, killed on drop.
+/// A private redis-server without persistence, killed on drop. It listens
+/// on a unix socket in its own temp dir (no port to race for), unless
+/// started with `start_tcp*`.
 pub struct Redis {
     child: Child,
-    /// The port it listens on.
+    /// The TCP port it listens on, or 0 for a unix socket only.
     pub port: u16,
-    /// Its data directory.
+    /// Its data directory (and socket).
     pub dir: tempfile::TempDir,
+    extra: Vec<String>,
 }
 
 impl Redis {
-    /// Starts redis-server on a free port and waits until it answers PING.
+    /// Starts redis-server on a unix socket and waits until it answers PING.
     pub fn start() -> Redis {
         Redis::start_with(&[])
     }
 
-    /// Starts redis-server with extra arguments.
+    /// Starts redis-server on a unix socket with extra arguments.
     pub fn start_with(extra: &[&str]) -> Redis {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let child = Redis::spawn(dir.path(), 0, &extra);
+        let mut r = Redis {
+            child,
+            port: 0,
+            dir,
+            extra,
+        };
+        assert!(r.wait_ready(), "redis-server did not start");
+        r
+    }
+
+    /// Starts redis-server on a free TCP port (for TLS, passwords in URLs
+    /// and clusters), retrying if the port was taken meanwhile.
+    pub fn start_tcp_with(extra: &[&str]) -> Redis {
         for _ in 0..5 {
             let dir = tempfile::tempdir().expect("tempdir");
             let port = free_port();
-            let child = Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                ])
-                .args(["--appendonly", "no", "--dir"])
-                .arg(dir.path())
-                .args(extra)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server not installed? run scripts/test.sh");
-            let mut r = Redis { child, port, dir };
+            let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+            let child = Redis::spawn(dir.path(), port, &extra);
+            let mut r = Redis {
+                child,
+                port,
+                dir,
+                extra,
+            };
             if r.wait_ready() {
                 return r;
             }
         }
         panic!("redis-server did not start");
+    }
+
+    fn spawn(dir: &Path, port: u16, extra: &[String]) -> Child {
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &port.to_string(), "--save", ""]);
+        if port == 0 {
+            cmd.arg("--unixsocket").arg(dir.join("redis.sock"));
+        } else {
+            cmd.args(["--bind", "127.0.0.1"]);
+        }
+        cmd.args(["--appendonly", "no", "--dir"])
+            .arg(dir)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server not installed? run scripts/test.sh")
+    }
+
+    /// Starts the server again after `kill`, at the same address, with the
+    /// same arguments and data directory (for tests with `--appendonly yes`).
+    pub fn restart(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_file(self.dir.path().join("redis.sock"));
+        self.child = Redis::spawn(self.dir.path(), self.port, &self.extra);
+        assert!(self.wait_ready(), "redis-server did not restart");
     }
 
     fn wait_ready(&mut self) -> bool {
@@ -86,9 +122,27 @@ impl Redis {
         redis::Client::open(self.url())?.get_connection_with_timeout(Duration::from_secs(1))
     }
 
-    /// redis://127.0.0.1:PORT
+    /// `unix:///…/redis.sock`, or redis://127.0.0.1:PORT for TCP servers.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match self.port {
+            0 => format!("unix://{}", self.socket().display()),
+            p => format!("redis://127.0.0.1:{p}"),
+        }
+    }
+
+    /// The unix socket path (servers started with `start`).
+    pub fn socket(&self) -> std::path::PathBuf {
+        self.dir.path().join("redis.sock")
+    }
+
+    /// Runs one command on a fresh connection, for test setup.
+    pub fn cmd<T: redis::FromRedisValue>(&self, args: &[&str]) -> T {
+        let mut c = redis::cmd(args[0]);
+        for a in &args[1..] {
+            c.arg(*a);
+        }
+        c.query(&mut self.con())
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
     }
 
     /// A fresh connection for assertions.
@@ -324,3 +378,63 @@ pub fn site_quotes(site: &Site, pages: u64) -> Vec<String> {
     quotes
 }
 pub mod fixture;
+pub mod proxy;
+
+/// Polls `f` every 10 ms until it holds, failing the test after `limit`.
+pub fn eventually(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The lines of a file (none if it does not exist yet).
+pub fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .map(|s| s.lines().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// `n` distinct JSON items, `{"n":i,"pad":"…"}` with `pad` bytes of padding.
+pub fn numbered(n: usize, pad: usize) -> Vec<String> {
+    let pad = "x".repeat(pad);
+    (0..n)
+        .map(|i| format!("{{\"n\":{i},\"pad\":\"{pad}\"}}"))
+        .collect()
+}
+
+/// Sends `sig` (e.g. "-TERM") to a child with kill(1).
+pub fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill {sig} failed");
+}
+
+/// Waits for a spawned qpipe (at most 60 s) and returns its exit code and stderr.
+pub fn finish(child: Child) -> (i32, String) {
+    let out = wait_bounded(child, Duration::from_secs(60));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Asserts that `got` holds every one of `want` (duplicates allowed) and
+/// nothing else; returns how many lines were duplicates.
+pub fn assert_all_delivered(got: &[String], want: &[String], context: &str) -> usize {
+    use std::collections::HashSet;
+    let got_set: HashSet<&String> = got.iter().collect();
+    let want_set: HashSet<&String> = want.iter().collect();
+    let missing = want_set.difference(&got_set).count();
+    let extra = got_set.difference(&want_set).count();
+    assert_eq!(
+        (missing, extra),
+        (0, 0),
+        "{missing} items lost, {extra} unexpected: {context}"
+    );
+    got.len() - got_set.len()
+}

@@ -1,0 +1,277 @@
+//! The writer, the sink and the lock under faults: SIGTERM during an outage,
+//! a replica or a full Redis, an unwritable spill directory, a full disk,
+//! huge items, and a dropped lock connection.
+
+mod common;
+
+use common::{
+    assert_all_delivered, eventually, finish, lines, numbered, qpipe, signal, spawn, stats, Redis,
+    QPIPE,
+};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const KEY: &str = "DATA-PIPELINE-KEY";
+
+/// The items in every spill file under `dir`.
+fn spilled(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("qpipe-unsent-"))
+        .flat_map(|e| lines(&e.path()))
+        .collect()
+}
+
+/// Log lines (timestamped), as opposed to the summary.
+fn log_lines(stderr: &str) -> usize {
+    stderr.lines().filter(|l| l.starts_with("20")).count()
+}
+
+#[test]
+fn sigterm_during_an_outage_spills_at_once() {
+    let mut redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = redis.url();
+    let mut child = Command::new(QPIPE)
+        .args(["push", "--redis", &url, "--redis-retry-secs", "60"])
+        .env_remove("REDIS_URL")
+        .current_dir(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let all = numbered(5, 5);
+    writeln!(stdin, "{}\n{}", all[0], all[1]).unwrap();
+    eventually("the first items", Duration::from_secs(10), || {
+        redis.llen(KEY) == 2
+    });
+    redis.kill();
+    writeln!(stdin, "{}\n{}\n{}", all[2], all[3], all[4]).unwrap();
+    drop(stdin);
+    // Wait for the writer to start retrying, from its own log line.
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut log = String::new();
+    for _ in 0..20 {
+        let mut line = String::new();
+        if err.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        log.push_str(&line);
+        if line.contains("retrying for up to 60s") {
+            break;
+        }
+    }
+    assert!(log.contains("retrying for up to 60s"), "{log}");
+    signal(&child, "-TERM");
+    let started = Instant::now();
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut err, &mut rest);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?} after SIGTERM: {log}{rest}",
+        started.elapsed()
+    );
+    assert_eq!(status.code(), Some(1), "{log}{rest}");
+    assert_all_delivered(&spilled(dir.path()), &all[2..], &rest);
+}
+
+#[test]
+fn a_replica_or_a_full_redis_makes_the_writer_spill_and_say_why() {
+    let redis = Redis::start();
+    let _: () = redis.cmd(&["REPLICAOF", "127.0.0.1", "1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("in.jsonl");
+    let all = numbered(3, 5);
+    std::fs::write(&file, all.join("\n") + "\n").unwrap();
+    let url = redis.url();
+    let run = qpipe(
+        &["push", file.to_str().unwrap(), "--redis", &url],
+        Some(dir.path()),
+    );
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.contains("read-only replica"), "{run}");
+    assert!(log_lines(&run.stderr) < 4, "{run}");
+    assert_all_delivered(&spilled(dir.path()), &all, &run.to_string());
+
+    let redis = Redis::start();
+    let _: () = redis.cmd(&["CONFIG", "SET", "maxmemory", "1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let url = redis.url();
+    let run = qpipe(
+        &[
+            "push",
+            file.to_str().unwrap(),
+            "--redis",
+            &url,
+            "--redis-retry-secs",
+            "1",
+        ],
+        Some(dir.path()),
+    );
+    assert_eq!(run.code, 1, "{run}");
+    let last = run.stderr.lines().last().unwrap_or_default();
+    assert!(last.contains("stayed out of memory"), "{run}");
+    assert!(log_lines(&run.stderr) < 4, "{run}");
+    assert_all_delivered(&spilled(dir.path()), &all, &run.to_string());
+}
+
+#[test]
+fn an_unwritable_spill_dir_is_refused_at_start() {
+    let redis = Redis::start();
+    let url = redis.url();
+    let run = qpipe(
+        &[
+            "produce",
+            "--redis",
+            &url,
+            "--spill-dir",
+            "/nonexistent/qpipe-spill",
+            "--start-url",
+            "http://127.0.0.1:9/",
+        ],
+        None,
+    );
+    assert_eq!(run.code, 2, "{run}");
+    assert_eq!(run.stderr.lines().count(), 1, "{run}");
+    assert!(
+        run.stderr
+            .starts_with("qpipe: --spill-dir /nonexistent/qpipe-spill is not writable"),
+        "{run}"
+    );
+}
+
+#[test]
+fn a_full_disk_duplicates_nothing_in_both_modes() {
+    for mode in ["", "--reliable"] {
+        let redis = Redis::start();
+        let all = numbered(4000, 60);
+        redis.lpush(KEY, &all);
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.jsonl");
+        let url = redis.url();
+        // Writes past 64 KiB fail with EFBIG, as on a full disk.
+        let script = format!(
+            "trap '' XFSZ; ulimit -f 64; exec {QPIPE} consume --redis {url} --drain --idle-timeout 0.5 --batch-size 50 --out {} {mode}",
+            out.display()
+        );
+        let child = Command::new("bash")
+            .args(["-c", &script])
+            .env_remove("REDIS_URL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (code, stderr) = finish(child);
+        assert_eq!(code, 1, "{mode}: {stderr}");
+        assert!(stderr.contains("cannot write to"), "{mode}: {stderr}");
+        let bytes = std::fs::read(&out).unwrap();
+        assert!(
+            bytes.len() <= 64 * 1024 && bytes.ends_with(b"\n"),
+            "{mode}: torn"
+        );
+        let written = lines(&out);
+        let left = redis.lrange(KEY);
+        let both: Vec<&String> = written.iter().filter(|w| left.contains(w)).collect();
+        assert!(both.is_empty(), "{mode}: {} items in both", both.len());
+        let mut got = written.clone();
+        got.extend(left);
+        let dups = assert_all_delivered(&got, &all, &format!("{mode}: {stderr}"));
+        assert_eq!(dups, 0, "{mode}");
+        assert!(
+            !written.is_empty(),
+            "{mode}: nothing was written before the disk filled"
+        );
+    }
+}
+
+#[test]
+fn huge_items_are_batched_by_bytes_and_memory_stays_bounded() {
+    let redis = Redis::start();
+    let big: Vec<String> = (0..24)
+        .map(|i| format!("{{\"n\":{i},\"blob\":\"{}\"}}", "y".repeat(4 << 20)))
+        .collect();
+    redis.lpush(KEY, &big);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let st = dir.path().join("s.json");
+    let url = redis.url();
+    let run = qpipe(
+        &[
+            "consume",
+            "--redis",
+            &url,
+            "--threads",
+            "2",
+            "--batch-bytes",
+            "1048576",
+            "--drain",
+            "--idle-timeout",
+            "0.5",
+            "--out",
+            out.to_str().unwrap(),
+            "--stats-json",
+            st.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let s = stats(&st);
+    assert_eq!(s["items_written"], 24, "{s}");
+    // 96 MB went through; at most a few 4 MB items are held at once.
+    let rss = s["peak_rss_mb"].as_f64().unwrap();
+    assert!(rss < 64.0, "peak RSS {rss} MB: {s}");
+    assert_eq!(lines(&out).len(), 24);
+}
+
+#[test]
+fn the_lock_survives_a_dropped_connection_and_a_lost_lock_stops_the_run() {
+    let redis = Redis::start();
+    let url = redis.url();
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("s.json");
+    let child = spawn(
+        &[
+            "consume",
+            "--redis",
+            &url,
+            "--lock",
+            "nightly",
+            "--lock-ttl",
+            "3",
+            "--stats-json",
+            st.to_str().unwrap(),
+        ],
+        None,
+    );
+    let holder = || redis.cmd::<Option<String>>(&["GET", "qpipe:lock:nightly"]);
+    eventually("the lock is taken", Duration::from_secs(10), || {
+        holder().is_some()
+    });
+    let token = holder();
+    let _: redis::Value = redis.cmd(&["CLIENT", "KILL", "TYPE", "normal"]);
+    // Past the TTL: only renewals on a new connection keep it.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        holder(),
+        token,
+        "the lock was not renewed after CLIENT KILL"
+    );
+    let second = qpipe(
+        &["consume", "--redis", &url, "--lock", "nightly", "--drain"],
+        None,
+    );
+    assert_eq!(second.code, 4, "{second}");
+    // Another run takes the lock (as if ours had expired): we must stop.
+    let _: () = redis.cmd(&["SET", "qpipe:lock:nightly", "someone-else"]);
+    let started = Instant::now();
+    let (code, stderr) = finish(child);
+    assert!(started.elapsed() < Duration::from_secs(5), "{stderr}");
+    assert_ne!(code, 0, "{stderr}");
+    assert_eq!(stats(&st)["finish_reason"], "lock_lost", "{stderr}");
+    assert_eq!(holder().as_deref(), Some("someone-else"));
+}
