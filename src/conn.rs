@@ -187,6 +187,22 @@ impl ConnectionLike for Conn {
     }
 }
 
+/// Runs `cmds` in one round trip on one server (a pipeline), or one by one
+/// on a cluster, whose synchronous client has no pipelines. Not atomic
+/// either way. Returns each command's reply.
+pub fn run_all(con: &mut Conn, cmds: &[Cmd]) -> RedisResult<Vec<Value>> {
+    match con {
+        Conn::Single(c) => {
+            let mut p = redis::pipe();
+            for cmd in cmds {
+                p.add_command(cmd.clone());
+            }
+            p.query(c)
+        }
+        Conn::Cluster(c) => cmds.iter().map(|cmd| cmd.query(c.as_mut())).collect(),
+    }
+}
+
 /// The list keys of a queue split into `shards`. One unsharded list on one
 /// server keeps the plain key (wire-compatible); on a cluster every shard gets
 /// its own hash tag, so its processing lists, dead letters and markers share

@@ -46,12 +46,17 @@ impl Fault {
             // the slot map is changing: retry on a fresh connection.
             Some("MOVED" | "ASK") => Fault::Lost(e),
             Some(_) => Fault::Permanent(e),
-            None if e.kind() == redis::ErrorKind::InvalidClientConfig
-                || e.kind() == redis::ErrorKind::AuthenticationFailed =>
+            None if e.is_io_error()
+                || e.is_connection_dropped()
+                || e.is_connection_refusal()
+                || e.is_timeout()
+                || e.kind() == redis::ErrorKind::ClusterConnectionNotFound =>
             {
-                Fault::Permanent(e)
+                Fault::Lost(e)
             }
-            None => Fault::Lost(e),
+            // Client-side errors (bad config, a reply of the wrong shape, a
+            // command the connection cannot send) do not go away by retrying.
+            None => Fault::Permanent(e),
         }
     }
 }

@@ -18,6 +18,7 @@
 //! `<consumer>` is `host:pid:nonce`, unique per process start, so a restarted
 //! container (same host name, pid 1) never adopts a crashed run's batches.
 
+use crate::conn::run_all;
 use crate::error::Error;
 use crate::link::Link;
 use crate::queue::Queue;
@@ -77,21 +78,19 @@ impl Consumer {
     /// Renews the heartbeat on every list for `ttl` seconds and registers
     /// the consumer. Safe to repeat, so it retries through outages.
     pub fn beat(&self, link: &mut Link, lists: &[String], ttl: u64) -> Result<(), Error> {
+        let mut cmds = Vec::with_capacity(lists.len() * 2);
+        for list in lists {
+            let mut set = redis::cmd("SET");
+            set.arg(heartbeat_key(list, &self.id))
+                .arg(crate::log::now_rfc3339())
+                .arg("EX")
+                .arg(ttl);
+            let mut add = redis::cmd("SADD");
+            add.arg(format!("{list}:consumers")).arg(&self.id);
+            cmds.extend([set, add]);
+        }
         link.call("renew the consumer heartbeat", |c| {
-            let mut p = redis::pipe();
-            for list in lists {
-                p.cmd("SET")
-                    .arg(heartbeat_key(list, &self.id))
-                    .arg(crate::log::now_rfc3339())
-                    .arg("EX")
-                    .arg(ttl)
-                    .ignore()
-                    .cmd("SADD")
-                    .arg(format!("{list}:consumers"))
-                    .arg(&self.id)
-                    .ignore();
-            }
-            p.query::<()>(c)
+            run_all(c, &cmds).map(drop)
         })
     }
 
@@ -102,16 +101,12 @@ impl Consumer {
         let mut returned = 0;
         for list in lists {
             returned += requeue_consumer(link, list, &self.id)?;
+            let mut del = redis::cmd("DEL");
+            del.arg(heartbeat_key(list, &self.id));
+            let mut rem = redis::cmd("SREM");
+            rem.arg(format!("{list}:consumers")).arg(&self.id);
             link.call("drop the consumer heartbeat", |c| {
-                redis::pipe()
-                    .cmd("DEL")
-                    .arg(heartbeat_key(list, &self.id))
-                    .ignore()
-                    .cmd("SREM")
-                    .arg(format!("{list}:consumers"))
-                    .arg(&self.id)
-                    .ignore()
-                    .query::<()>(c)
+                run_all(c, &[del.clone(), rem.clone()]).map(drop)
             })?;
         }
         Ok(returned)
@@ -164,26 +159,28 @@ impl Reliable {
         let (key, block) = (self.q.key.clone(), self.q.block_secs());
         let what = format!("take items from {key}");
         let batches = self.batches.clone();
+        // Registered before anything can be moved into it; in the same round
+        // trip as the BLMOVE on one server.
+        let mut register = redis::cmd("SADD");
+        register.arg(&batches).arg(&name);
+        let mut blmove = redis::cmd("BLMOVE");
+        blmove
+            .arg(&key)
+            .arg(&name)
+            .arg("RIGHT")
+            .arg("LEFT")
+            .arg(block);
         let first = self.q.link().attempt(|c| {
-            redis::pipe()
-                .cmd("SADD")
-                .arg(&batches)
-                .arg(&name)
-                .ignore()
-                .cmd("BLMOVE")
-                .arg(&key)
-                .arg(&name)
-                .arg("RIGHT")
-                .arg("LEFT")
-                .arg(block)
-                .query::<(Option<Vec<u8>>,)>(c)
+            let mut replies = run_all(c, &[register.clone(), blmove.clone()])?;
+            let moved = replies.pop().unwrap_or(Value::Nil);
+            Ok(redis::from_redis_value::<Option<Vec<u8>>>(moved)?)
         });
         let first = match first {
-            Ok((None,)) => {
+            Ok(None) => {
                 self.q.link().settled();
                 return Ok(Some(Batch::empty(&key)));
             }
-            Ok((Some(v),)) => v,
+            Ok(Some(v)) => v,
             Err(fault) => {
                 self.q.link().recover(fault, &what)?;
                 return self.put_back(&name).map(|()| None);
@@ -321,17 +318,24 @@ pub fn processing_lists(link: &mut Link, key: &str) -> Result<Vec<Processing>, E
                 .query(c)
         })?;
         names.push(format!("{key}:processing:{consumer}"));
-        let (len, alive) = link.call("read a consumer's batches", |c| {
-            let mut p = redis::pipe();
-            for n in &names {
-                p.cmd("LLEN").arg(n);
-            }
-            let lens: Vec<u64> = p.query(c)?;
-            let alive: bool = redis::cmd("EXISTS")
-                .arg(heartbeat_key(key, &consumer))
-                .query(c)?;
-            Ok((lens.iter().sum(), alive))
-        })?;
+        let mut cmds: Vec<redis::Cmd> = names
+            .iter()
+            .map(|n| {
+                let mut llen = redis::cmd("LLEN");
+                llen.arg(n);
+                llen
+            })
+            .collect();
+        let mut exists = redis::cmd("EXISTS");
+        exists.arg(heartbeat_key(key, &consumer));
+        cmds.push(exists);
+        let replies = link.call("read a consumer's batches", |c| run_all(c, &cmds))?;
+        let mut counts = replies
+            .into_iter()
+            .map(|v| redis::from_redis_value::<u64>(v).unwrap_or(0))
+            .collect::<Vec<u64>>();
+        let alive = counts.pop().unwrap_or(0) > 0;
+        let len = counts.iter().sum();
         out.push(Processing {
             consumer,
             len,

@@ -156,6 +156,7 @@ mod tests {
         errs.insert("http_404".into(), 2);
         s.set("pages", 10).set("errors", counts_json(&errs));
         s.rates(Duration::from_secs(2), &[("pages", 10)]);
+        assert!(s.fields.remove("peak_rss_mb").is_some());
         assert_eq!(
             s.human(),
             "qpipe produce summary:\n  command        produce\n  pages          10\n  errors         http_404=2\n  elapsed_secs   2.0\n  pages_per_sec  5.0\n"
