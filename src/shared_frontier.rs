@@ -59,15 +59,18 @@ pub fn keys(name: &str) -> [String; 3] {
     ]
 }
 
-/// Deletes a shared frontier and its item fingerprints, so the next run
-/// starts a new crawl.
-pub fn reset(ep: &Endpoint, name: &str) -> Result<(), Error> {
+/// Deletes a shared frontier and its item fingerprints (`item_sets`: the
+/// frontier's seen set of every shard), so the next run starts a new crawl.
+/// One DEL per key: on a cluster the shards' sets live in other slots.
+pub fn reset(ep: &Endpoint, name: &str, item_sets: &[String]) -> Result<(), Error> {
     let mut con = open(ep)?;
-    redis::cmd("DEL")
-        .arg(&keys(name)[..])
-        .arg(format!("{{{name}}}:items"))
-        .query::<()>(&mut con)
-        .map_err(|e| Error::redis("cannot reset the shared frontier", &ep.url, &e))
+    for key in keys(name).iter().chain(item_sets) {
+        redis::cmd("DEL")
+            .arg(key)
+            .query::<()>(&mut con)
+            .map_err(|e| Error::redis("cannot reset the shared frontier", &ep.url, &e))?;
+    }
+    Ok(())
 }
 
 fn open(ep: &Endpoint) -> Result<Conn, Error> {

@@ -70,7 +70,8 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
     let frontier: Box<dyn CrawlFrontier> = match &cfg.shared_frontier {
         Some(name) => {
             if cfg.reset_frontier {
-                shared_frontier::reset(&cfg.writer.redis, name)?;
+                let items = cfg.writer.seen_sets(&crate::keys::frontier_items(name));
+                shared_frontier::reset(&cfg.writer.redis, name, &items)?;
             }
             Box::new(SharedFrontier::join(
                 &cfg.writer.redis,

@@ -150,7 +150,7 @@ impl ProduceConfig {
             // Producers on other machines see the same quote on other pages:
             // deduplicate items across all of them, atomically in Redis.
             writer.seen = Some(SeenConfig {
-                key: format!("{{{name}}}:items"),
+                key: crate::keys::frontier_items(name),
                 ttl: None,
             });
         }
