@@ -94,6 +94,10 @@ pub struct ProduceArgs {
     /// over Redis Cluster nodes; producers and consumers must agree (default 1)
     #[argh(option, default = "1")]
     pub shards: usize,
+    /// most URLs waiting in the frontier; new links found while it is full
+    /// are dropped and counted as frontier_full (default 1000000)
+    #[argh(option, default = "1_000_000")]
+    pub max_queued_urls: usize,
     /// stop after fetching this many pages (default: no limit)
     #[argh(option)]
     pub max_pages: Option<u64>,

@@ -101,6 +101,7 @@ impl ProduceConfig {
             max_pages: a.max_pages,
             max_items: a.max_items,
             deadline: None,
+            max_queued: positive(a.max_queued_urls, "--max-queued-urls")?,
         };
         let policy = CrawlPolicy {
             obey_robots: !a.ignore_robots,
