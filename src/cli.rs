@@ -94,6 +94,14 @@ pub struct ProduceArgs {
     /// over Redis Cluster nodes; producers and consumers must agree (default 1)
     #[argh(option, default = "1")]
     pub shards: usize,
+    /// elements nested deeper than this are cut from a page before it is
+    /// parsed, as browsers do; counted in elements_cut (default 256)
+    #[argh(option, default = "256")]
+    pub max_nesting: usize,
+    /// most links followed from one page; the rest are dropped and counted in
+    /// links_cut (default 10000)
+    #[argh(option, default = "10_000")]
+    pub max_links_per_page: usize,
     /// most URLs waiting in the frontier; new links found while it is full
     /// are dropped and counted as frontier_full (default 1000000)
     #[argh(option, default = "1_000_000")]

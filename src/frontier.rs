@@ -241,6 +241,8 @@ impl CrawlFrontier for Frontier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
+    use std::time::Instant;
 
     fn u(s: &str) -> Url {
         Url::parse(s).unwrap()

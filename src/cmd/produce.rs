@@ -40,6 +40,11 @@ struct FetchStats {
     errors: Counts,
     skipped: Counts,
     crawl: CrawlCounts,
+    /// Pages cut by a cap, by cap (`nesting`, `links`).
+    truncated: Counts,
+    elements_cut: u64,
+    links_cut: u64,
+    nested_items: u64,
     /// What the first panic on this thread said, if one happened.
     panic: Option<String>,
 }
@@ -58,6 +63,10 @@ impl FetchStats {
         merge(&mut self.crawl.retries, o.crawl.retries);
         merge(&mut self.crawl.gave_up, o.crawl.gave_up);
         self.crawl.robots_forbidden += o.crawl.robots_forbidden;
+        merge(&mut self.truncated, o.truncated);
+        self.elements_cut += o.elements_cut;
+        self.links_cut += o.links_cut;
+        self.nested_items += o.nested_items;
         self.panic = self.panic.take().or(o.panic);
     }
 }
@@ -214,6 +223,10 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
         .set("gave_up", counts_json(&fetched.crawl.gave_up))
         .set("errors", counts_json(&fetched.errors))
         .set("skipped", counts_json(&fetched.skipped))
+        .set("truncated", counts_json(&fetched.truncated))
+        .set("elements_cut", fetched.elements_cut)
+        .set("links_cut", fetched.links_cut)
+        .set("nested_items_skipped", fetched.nested_items)
         .set("robots_forbidden", fetched.crawl.robots_forbidden)
         .set("offsite_filtered", filtered.offsite)
         .set("duplicate_urls_filtered", filtered.duplicates)
@@ -271,9 +284,9 @@ impl Fetcher<'_> {
                     *stats.errors.entry("internal_panic".into()).or_default() += 1;
                     let why = panic_text(cause.as_ref());
                     log::error(&format!("a fetcher panicked on {url}: {why}"));
-                    stats
-                        .panic
-                        .get_or_insert_with(|| format!("a fetcher panicked on {url}: {why} (please report this bug)"));
+                    stats.panic.get_or_insert_with(|| {
+                        format!("a fetcher panicked on {url}: {why} (please report this bug)")
+                    });
                     self.frontier.complete(&url, Vec::new(), depth, 0);
                 }
             }
@@ -291,7 +304,7 @@ impl Fetcher<'_> {
                 return Outcome::Done(Vec::new(), 0);
             }
         };
-        let scraped = spider::scrape(&self.cfg.spec, &page.body, &page.url);
+        let scraped = spider::scrape(&self.cfg.spec, self.cfg.caps, &page.body, &page.url);
         if self.test_panic.swap(false, Ordering::Relaxed) {
             panic!("QPIPE_TEST_PANIC=fetch");
         }
@@ -300,6 +313,18 @@ impl Fetcher<'_> {
         let n = scraped.items.len() as u64;
         stats.items += n;
         stats.ignored_links += scraped.ignored_links;
+        stats.nested_items += scraped.nested_items;
+        for (cap, cut) in [
+            ("nesting", scraped.elements_cut),
+            ("links", scraped.links_cut),
+        ] {
+            if cut > 0 {
+                log::debug(&format!("{url}: {cut} cut by the {cap} cap"));
+                *stats.truncated.entry(cap.into()).or_default() += 1;
+            }
+        }
+        stats.elements_cut += scraped.elements_cut;
+        stats.links_cut += scraped.links_cut;
         // The writer holds its receiver until every sender is gone, so this
         // fails only if the writer panicked; nothing more can be saved then.
         if n > 0 && self.tx.send(scraped.items).is_err() {

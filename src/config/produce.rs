@@ -5,7 +5,7 @@ use crate::cli::ProduceArgs;
 use crate::error::Error;
 use crate::fetch::HttpConfig;
 use crate::frontier::Bounds;
-use crate::spider::Spec;
+use crate::spider::{PageCaps, Spec};
 use std::time::Duration;
 use url::Url;
 
@@ -22,6 +22,8 @@ pub struct ProduceConfig {
     pub bounds: Bounds,
     /// Politeness and retries.
     pub policy: CrawlPolicy,
+    /// Nesting and link caps applied to every page.
+    pub caps: PageCaps,
     /// Crawl with other processes through this Redis frontier.
     pub shared_frontier: Option<String>,
     /// Delete the shared frontier first (start a new crawl).
@@ -155,7 +157,12 @@ impl ProduceConfig {
                 ttl: None,
             });
         }
+        let caps = PageCaps {
+            max_nesting: positive(a.max_nesting, "--max-nesting")?,
+            max_links: positive(a.max_links_per_page, "--max-links-per-page")?,
+        };
         Ok(ProduceConfig {
+            caps,
             limits,
             writer,
             bounds,
