@@ -271,6 +271,9 @@ impl Fetcher<'_> {
     /// page, counts an `internal_panic` error and stops the run, so neither
     /// the frontier nor the other fetchers wait for this one forever.
     fn run(&self) -> FetchStats {
+        // A panic outside the per-page work (in the frontier itself) still
+        // stops the others, rather than leaving them waiting on this one.
+        let _stop = StopOnPanic(self.stop);
         let mut stats = FetchStats::default();
         while let Some((url, depth)) = self.frontier.next(self.stop) {
             let page = catch_unwind(AssertUnwindSafe(|| self.page(&url, &mut stats)));
