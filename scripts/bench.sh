@@ -106,7 +106,9 @@ crawl() {
   local start="$1" out="$work/crawl.json" tv="$work/time.txt"
   flush
   rm -f "$out"
-  /usr/bin/time -v "$QP" produce --threads 8 --start-url "$start" --stats-json "$out" -q 2>"$tv" >/dev/null
+  # The big sitemap links more pages than the default --max-links-per-page.
+  /usr/bin/time -v "$QP" produce --threads 8 --start-url "$start" --max-links-per-page 100000 \
+    --stats-json "$out" -q 2>"$tv" >/dev/null
   local pages items pps ips cpu rss
   pages=$(json "$out" pages_fetched)
   items=$(json "$out" items_pushed)

@@ -77,6 +77,18 @@ pub struct ProduceArgs {
     /// (default: the spec's max_depth, else no limit)
     #[argh(option)]
     pub max_depth: Option<u32>,
+    /// elements nested deeper than this are cut from a page before it is
+    /// parsed, as browsers do; counted in elements_cut (default 256)
+    #[argh(option, default = "256")]
+    pub max_nesting: usize,
+    /// most links followed from one page; the rest are dropped and counted in
+    /// links_cut (default 10000)
+    #[argh(option, default = "10_000")]
+    pub max_links_per_page: usize,
+    /// most URLs waiting in the frontier; new links found while it is full
+    /// are dropped and counted as frontier_full (default 1000000)
+    #[argh(option, default = "1_000_000")]
+    pub max_queued_urls: usize,
     /// stop fetching new pages once this many items were extracted; every
     /// extracted item is still pushed (default: no limit)
     #[argh(option)]

@@ -42,6 +42,11 @@ impl WriterConfig {
         crate::conn::shard_keys(&self.key, self.shards, self.redis.is_cluster())
     }
 
+    /// The seen set named `seen` of each shard, in shard order.
+    pub fn seen_sets(&self, seen: &str) -> Vec<String> {
+        crate::keys::seen_sets(seen, &self.shard_keys(), self.redis.is_cluster())
+    }
+
     /// One writer connection per shard, retrying outages for `retry_for`
     /// unless `stop` is raised (then the writer spills at once).
     pub fn connect(

@@ -4,10 +4,14 @@
 //! because a busy fetcher can still add links. `complete` adds a page's links
 //! and marks it done under one lock, so no URL can slip through that gap.
 
+mod links;
+
+pub use links::{filter, url_hash, Bounds, Filtered, Seen};
+
 use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use url::Url;
 
 /// Why the frontier stopped handing out URLs.
@@ -38,55 +42,6 @@ impl Finish {
     }
 }
 
-/// Where and how far the crawl may go, and when it must end.
-#[derive(Debug, Clone, Default)]
-pub struct Bounds {
-    /// Allowed domains; a host matches a domain or any subdomain of it.
-    pub domains: Vec<String>,
-    /// Links more than this many hops from a start URL are not followed.
-    pub max_depth: Option<u32>,
-    /// Page budget.
-    pub max_pages: Option<u64>,
-    /// Item budget (items extracted).
-    pub max_items: Option<u64>,
-    /// Wall-clock end.
-    pub deadline: Option<Instant>,
-}
-
-impl Bounds {
-    /// Fills in the default allowed domains: the start URLs' hosts.
-    pub fn with_default_domains(mut self, start: &[Url]) -> Bounds {
-        if self.domains.is_empty() {
-            self.domains = start
-                .iter()
-                .filter_map(|u| u.host_str().map(str::to_ascii_lowercase))
-                .collect();
-        }
-        self
-    }
-
-    /// Whether `url` is on an allowed domain.
-    pub fn allows(&self, url: &Url) -> bool {
-        url.host_str()
-            .is_some_and(|h| self.domains.iter().any(|d| matches_domain(h, d)))
-    }
-
-    /// Why no more URLs may be handed out, if a limit or `stop` says so.
-    pub fn limit_reached(&self, stop: &AtomicBool, taken: u64, items: u64) -> Option<Finish> {
-        if stop.load(Ordering::Relaxed) {
-            Some(Finish::Stopped)
-        } else if self.max_pages.is_some_and(|m| taken >= m) {
-            Some(Finish::MaxPages)
-        } else if self.max_items.is_some_and(|m| items >= m) {
-            Some(Finish::MaxItems)
-        } else if self.deadline.is_some_and(|d| Instant::now() >= d) {
-            Some(Finish::MaxTime)
-        } else {
-            None
-        }
-    }
-}
-
 /// What `produce` needs from a frontier: in this process, or shared in Redis.
 pub trait CrawlFrontier: Sync {
     /// Blocks until a URL is available (the caller is then busy with it) or
@@ -95,6 +50,9 @@ pub trait CrawlFrontier: Sync {
     /// Marks a page at `depth` done, counting its `items` and adding its
     /// links at `depth + 1`, atomically. Returns how many links were new.
     fn complete(&self, page: &Url, links: Vec<Url>, depth: u32, items: u64) -> usize;
+    /// Gives back a page at `depth` that was taken but not fetched (the run
+    /// is stopping), so this or another process fetches it later.
+    fn release(&self, page: &Url, depth: u32);
     /// Whether `url` may be crawled (checked again after redirects).
     fn allows(&self, url: &Url) -> bool;
     /// Why the crawl ended; `Finished` while it is still running.
@@ -105,19 +63,6 @@ pub trait CrawlFrontier: Sync {
     fn seen(&self) -> u64;
     /// Background upkeep until `done` (renewing leases); run on its own thread.
     fn maintain(&self, _done: &AtomicBool) {}
-}
-
-/// Link filtering counters, Scrapy-style.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Filtered {
-    /// Links to hosts outside the allowed domains.
-    pub offsite: u64,
-    /// Links already seen (after canonicalisation).
-    pub duplicates: u64,
-    /// Links deeper than `max_depth`.
-    pub too_deep: u64,
-    /// The deepest page fetched.
-    pub max_depth_reached: u32,
 }
 
 struct State {
@@ -138,14 +83,6 @@ pub struct Frontier {
     bounds: Bounds,
 }
 
-/// Whether `host` is `domain` or a subdomain of it.
-fn matches_domain(host: &str, domain: &str) -> bool {
-    host == domain
-        || (host.len() > domain.len()
-            && host.ends_with(domain)
-            && host.as_bytes()[host.len() - domain.len() - 1] == b'.')
-}
-
 impl Frontier {
     /// A frontier seeded with `start` at depth 0. Empty `bounds.domains` means
     /// the start URLs' hosts.
@@ -164,7 +101,7 @@ impl Frontier {
             wake: Condvar::new(),
             bounds,
         };
-        f.add(&mut f.lock(), start.iter().cloned(), 0);
+        f.add(&mut f.lock(), start.to_vec(), 0);
         f
     }
 
@@ -179,23 +116,26 @@ impl Frontier {
         self.bounds.allows(url)
     }
 
-    fn add(&self, st: &mut State, links: impl Iterator<Item = Url>, depth: u32) -> usize {
-        let mut added = 0;
-        for u in links {
-            if !self.allows(&u) {
-                st.filtered.offsite += 1;
-            } else if !st
-                .seen
-                .insert(crate::item::fingerprint(u.as_str().as_bytes()) as u64)
-            {
-                st.filtered.duplicates += 1;
-            } else if self.bounds.max_depth.is_some_and(|m| depth > m) {
-                st.filtered.too_deep += 1;
+    fn add(&self, st: &mut State, links: Vec<Url>, depth: u32) -> usize {
+        let mut room = self.bounds.max_queued.saturating_sub(st.queue.len());
+        let State { seen, filtered, .. } = st;
+        let keep = links::filter(&self.bounds, links, depth, filtered, |u| {
+            // 64 bits: a tenth of the memory of the strings; collisions are
+            // negligible at crawl sizes. Checked before the queue bound, so a
+            // duplicate counts as a duplicate even when the queue is full.
+            let h = url_hash(u) as u64;
+            if seen.contains(&h) {
+                Seen::Duplicate
+            } else if room == 0 {
+                Seen::Full
             } else {
-                st.queue.push_back((u, depth));
-                added += 1;
+                room -= 1;
+                seen.insert(h);
+                Seen::New
             }
-        }
+        });
+        let added = keep.len();
+        st.queue.extend(keep.into_iter().map(|u| (u, depth)));
         added
     }
 
@@ -232,11 +172,11 @@ impl Frontier {
 
     /// Marks a page at `depth` done, counting its `items` and adding its links
     /// at `depth + 1`, atomically. Returns how many links were new.
-    pub fn complete(&self, links: impl Iterator<Item = Url>, depth: u32, items: u64) -> usize {
+    pub fn complete(&self, links: Vec<Url>, depth: u32, items: u64) -> usize {
         let mut st = self.lock();
         st.items += items;
         let added = self.add(&mut st, links, depth + 1);
-        st.busy -= 1;
+        st.busy = st.busy.saturating_sub(1);
         if st.busy == 0 && st.queue.is_empty() {
             // Possibly the end: every waiter must look.
             self.wake.notify_all();
@@ -247,6 +187,15 @@ impl Frontier {
             }
         }
         added
+    }
+
+    /// Gives back a taken page: it goes to the front of the queue again.
+    pub fn release(&self, page: &Url, depth: u32) {
+        let mut st = self.lock();
+        st.queue.push_front((page.clone(), depth));
+        st.taken = st.taken.saturating_sub(1);
+        st.busy = st.busy.saturating_sub(1);
+        self.wake.notify_all();
     }
 
     /// Why the crawl ended; `Finished` while it is still running.
@@ -270,7 +219,10 @@ impl CrawlFrontier for Frontier {
         Frontier::next(self, stop)
     }
     fn complete(&self, _page: &Url, links: Vec<Url>, depth: u32, items: u64) -> usize {
-        Frontier::complete(self, links.into_iter(), depth, items)
+        Frontier::complete(self, links, depth, items)
+    }
+    fn release(&self, page: &Url, depth: u32) {
+        Frontier::release(self, page, depth)
     }
     fn allows(&self, url: &Url) -> bool {
         Frontier::allows(self, url)
@@ -289,6 +241,8 @@ impl CrawlFrontier for Frontier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
+    use std::time::Instant;
 
     fn u(s: &str) -> Url {
         Url::parse(s).unwrap()
@@ -305,13 +259,13 @@ mod tests {
         assert_eq!(f.next(&stop), Some((u("http://h/"), 0)));
         // A busy page adds a new link, a duplicate of the start, and an off-site one.
         let added = f.complete(
-            [u("http://h/2"), u("http://h/"), u("http://other/")].into_iter(),
+            vec![u("http://h/2"), u("http://h/"), u("http://other/")],
             0,
             3,
         );
         assert_eq!(added, 1);
         assert_eq!(f.next(&stop), Some((u("http://h/2"), 1)));
-        f.complete(std::iter::empty(), 1, 0);
+        f.complete(Vec::new(), 1, 0);
         assert_eq!(f.next(&stop), None);
         assert_eq!(f.finish(), Finish::Finished);
         assert_eq!(f.seen(), 2);
@@ -330,7 +284,7 @@ mod tests {
         std::thread::scope(|s| {
             let waiter = s.spawn(|| f.next(&stop));
             std::thread::sleep(Duration::from_millis(50));
-            f.complete([u("http://h/late")].into_iter(), 0, 0);
+            f.complete(vec![u("http://h/late")], 0, 0);
             assert_eq!(waiter.join().unwrap(), Some((u("http://h/late"), 1)));
         });
     }
@@ -358,7 +312,7 @@ mod tests {
             },
         );
         assert!(f.next(&stop).is_some());
-        f.complete(std::iter::empty(), 0, 5);
+        f.complete(Vec::new(), 0, 5);
         assert_eq!(f.next(&stop), None);
         assert_eq!(f.finish(), Finish::MaxItems);
 
@@ -380,7 +334,7 @@ mod tests {
             },
         );
         assert!(d.next(&stop).is_some());
-        assert_eq!(d.complete([u("http://h/deep")].into_iter(), 0, 0), 0);
+        assert_eq!(d.complete(vec![u("http://h/deep")], 0, 0), 0);
         assert_eq!(d.filtered().too_deep, 1);
 
         let g = Frontier::new(&[u("http://h/1")], unbounded());
@@ -390,17 +344,61 @@ mod tests {
     }
 
     #[test]
-    fn allowed_domains_include_subdomains_only() {
+    fn a_link_first_found_too_deep_is_fetched_from_a_shorter_path() {
+        let stop = AtomicBool::new(false);
         let f = Frontier::new(
-            &[],
+            &[u("http://h/")],
             Bounds {
-                domains: vec!["example.com".into()],
+                max_depth: Some(2),
                 ..unbounded()
             },
         );
-        assert!(f.allows(&u("http://example.com/")));
-        assert!(f.allows(&u("https://www.example.com/x")));
-        assert!(!f.allows(&u("http://badexample.com/")));
-        assert!(!f.allows(&u("http://example.com.evil.org/")));
+        assert!(f.next(&stop).is_some());
+        f.complete(vec![u("http://h/slow"), u("http://h/a1")], 0, 0);
+        let slow = f.next(&stop).unwrap();
+        let a1 = f.next(&stop).unwrap();
+        assert_eq!(f.complete(vec![u("http://h/a2")], a1.1, 0), 1);
+        let a2 = f.next(&stop).unwrap();
+        // /x via the long path is depth 3: refused.
+        assert_eq!(f.complete(vec![u("http://h/x")], a2.1, 0), 0);
+        // /x via the short path is depth 2: queued.
+        assert_eq!(f.complete(vec![u("http://h/x")], slow.1, 0), 1);
+        assert_eq!(f.next(&stop), Some((u("http://h/x"), 2)));
+        assert_eq!(f.filtered().too_deep, 1);
+    }
+
+    #[test]
+    fn the_queue_bound_drops_new_links_and_counts_them() {
+        let stop = AtomicBool::new(false);
+        let f = Frontier::new(
+            &[u("http://h/")],
+            Bounds {
+                max_queued: 3,
+                ..unbounded()
+            },
+        );
+        assert!(f.next(&stop).is_some());
+        let links: Vec<Url> = (0..10).map(|i| u(&format!("http://h/{i}"))).collect();
+        // 3 fit; 7 are dropped; one duplicate of a queued link is a duplicate.
+        let mut with_dup = links.clone();
+        with_dup.push(u("http://h/0"));
+        assert_eq!(f.complete(with_dup, 0, 0), 3);
+        let fl = f.filtered();
+        assert_eq!((fl.frontier_full, fl.duplicates), (7, 1));
+        assert_eq!(f.seen(), 4, "dropped links are not marked seen");
+        // Once there is room again, a dropped link can be queued.
+        assert_eq!(f.next(&stop), Some((u("http://h/0"), 1)));
+        assert_eq!(f.complete(links[3..5].to_vec(), 1, 0), 1);
+        assert_eq!(f.filtered().frontier_full, 8);
+        assert_eq!(f.seen(), 5);
+    }
+
+    #[test]
+    fn a_released_page_is_handed_out_again() {
+        let stop = AtomicBool::new(false);
+        let f = Frontier::new(&[u("http://h/a"), u("http://h/b")], unbounded());
+        let a = f.next(&stop).unwrap();
+        f.release(&a.0, a.1);
+        assert_eq!(f.next(&stop), Some((u("http://h/a"), 0)));
     }
 }

@@ -12,6 +12,7 @@ mod fetch;
 mod frontier;
 mod hosts;
 mod item;
+mod keys;
 mod link;
 mod lock;
 mod log;

@@ -1,4 +1,8 @@
 //! robots.txt: fetched once per origin, parsed by `texting_robots`, cached.
+//!
+//! The cache holds at most `MAX_ORIGINS` origins, so a site with endless
+//! subdomains cannot grow it without limit: the least recently used half is
+//! forgotten when it is full, and fetched again if needed.
 
 use crate::log;
 use std::collections::HashMap;
@@ -13,10 +17,63 @@ struct Rules {
     robot: Option<Robot>,
 }
 
+/// Origins whose robots.txt rules are cached at once (each file is read up
+/// to 512 KiB). Entries being fetched or read are never evicted, and there
+/// are at most `--threads` of those.
+pub const MAX_ORIGINS: usize = 1_000;
+
 /// Per-origin robots.txt cache shared by the fetchers.
 pub struct Robots {
     agent_name: String,
-    cache: Mutex<HashMap<String, Arc<OnceLock<Rules>>>>,
+    cache: Cache<Rules>,
+}
+
+/// Each origin's cell, and when it was last used (a tick of the cache's clock).
+type Entries<T> = HashMap<String, (Arc<OnceLock<T>>, u64)>;
+
+/// A bounded map from origin to a value computed once, least recently used
+/// half evicted when full.
+struct Cache<T> {
+    /// The entries and the clock.
+    map: Mutex<(Entries<T>, u64)>,
+    cap: usize,
+}
+
+impl<T> Cache<T> {
+    fn new(cap: usize) -> Cache<T> {
+        Cache {
+            map: Mutex::new((HashMap::new(), 0)),
+            cap: cap.max(2),
+        }
+    }
+
+    /// The cell for `key`, created empty if new, and marked as just used.
+    fn cell(&self, key: String) -> Arc<OnceLock<T>> {
+        let mut guard = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let (map, clock) = &mut *guard;
+        *clock += 1;
+        if map.len() >= self.cap && !map.contains_key(&key) {
+            evict_oldest_half(map);
+        }
+        let entry = map.entry(key).or_insert_with(|| (Arc::default(), 0));
+        entry.1 = *clock;
+        Arc::clone(&entry.0)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.map.lock().unwrap().0.len()
+    }
+}
+
+/// Forgets the least recently used half of the entries nobody holds. Linear,
+/// and run once per `cap / 2` new keys, so constant per key.
+fn evict_oldest_half<T>(map: &mut Entries<T>) {
+    let mut ages: Vec<u64> = map.values().map(|(_, used)| *used).collect();
+    let mid = ages.len() / 2;
+    let (_, median, _) = ages.select_nth_unstable(mid);
+    let median = *median;
+    map.retain(|_, (cell, used)| *used >= median || Arc::strong_count(cell) > 1);
 }
 
 impl Robots {
@@ -29,16 +86,12 @@ impl Robots {
             .to_string();
         Robots {
             agent_name: token,
-            cache: Mutex::new(HashMap::new()),
+            cache: Cache::new(MAX_ORIGINS),
         }
     }
 
     fn rules(&self, agent: &Agent, url: &Url) -> Arc<OnceLock<Rules>> {
-        let origin = url.origin().ascii_serialization();
-        let cell = {
-            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            Arc::clone(cache.entry(origin).or_default())
-        };
+        let cell = self.cache.cell(url.origin().ascii_serialization());
         // The first caller for an origin fetches; others for it wait here.
         cell.get_or_init(|| self.fetch(agent, url));
         cell
@@ -96,4 +149,31 @@ fn fetch_text(agent: &Agent, url: &Url) -> Result<Option<String>, String> {
         .read_to_vec()
         .map_err(|e| e.to_string())?;
     Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_is_bounded_and_forgets_the_least_recently_used_half() {
+        let cache: Cache<u32> = Cache::new(4);
+        let mut held = None;
+        for (i, k) in ["a", "b", "c", "d"].iter().enumerate() {
+            let cell = cache.cell(k.to_string());
+            let _ = cell.set(i as u32);
+            if *k == "b" {
+                held = Some(cell); // a fetcher is reading b's rules
+            }
+        }
+        let _ = cache.cell("a".into());
+        assert_eq!(cache.len(), 4);
+        // Full: the older half by last use is b and c; b is held, so only c goes.
+        let _ = cache.cell("e".into());
+        assert_eq!(cache.len(), 4, "a, b, d and e");
+        assert_eq!(cache.cell("a".into()).get(), Some(&0));
+        assert_eq!(cache.cell("b".into()).get(), Some(&1));
+        assert_eq!(held.and_then(|c| c.get().copied()), Some(1));
+        assert_eq!(cache.cell("c".into()).get(), None, "c was forgotten");
+    }
 }

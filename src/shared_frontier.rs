@@ -13,7 +13,7 @@
 
 use crate::conn::{self, Conn, Endpoint};
 use crate::error::Error;
-use crate::frontier::{Bounds, CrawlFrontier, Filtered, Finish};
+use crate::frontier::{filter, url_hash, Bounds, CrawlFrontier, Filtered, Finish, Seen};
 use crate::log;
 use redis::{ConnectionLike, RedisResult, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -37,18 +37,37 @@ if m then
 end
 return {0, redis.call('ZCARD', KEYS[2])}";
 
-/// KEYS: frontier, seen, leases. ARGV: finished member ('' for none), then
-/// hash/member pairs. Queues unseen links and drops the lease, atomically.
+/// KEYS: frontier, seen, leases. ARGV: finished member ('' for none), the
+/// most URLs the frontier may hold, then hash/member pairs. Queues unseen
+/// links while there is room and drops the lease, atomically. A link with no
+/// room is not marked seen. Returns `{added, dropped_for_room}`.
 const DONE: &str = r"
 if ARGV[1] ~= '' then redis.call('ZREM', KEYS[3], ARGV[1]) end
-local added = 0
-for i = 2, #ARGV, 2 do
-  if redis.call('SADD', KEYS[2], ARGV[i]) == 1 then
-    redis.call('RPUSH', KEYS[1], ARGV[i + 1])
-    added = added + 1
+local room = tonumber(ARGV[2]) - redis.call('LLEN', KEYS[1])
+local added, full = 0, 0
+for i = 3, #ARGV, 2 do
+  if redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 0 then
+    if room > 0 then
+      redis.call('SADD', KEYS[2], ARGV[i])
+      redis.call('RPUSH', KEYS[1], ARGV[i + 1])
+      added = added + 1
+      room = room - 1
+    else
+      full = full + 1
+    end
   end
 end
-return added";
+return {added, full}";
+
+/// KEYS: frontier, leases. ARGV: member. Puts a leased URL that was not
+/// fetched back at the front of the frontier, unless its lease already
+/// expired (then a `TAKE` re-queued it already).
+const RELEASE: &str = r"
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
+  redis.call('LPUSH', KEYS[1], ARGV[1])
+  return 1
+end
+return 0";
 
 /// The Redis keys of shared frontier `name`.
 pub fn keys(name: &str) -> [String; 3] {
@@ -59,15 +78,18 @@ pub fn keys(name: &str) -> [String; 3] {
     ]
 }
 
-/// Deletes a shared frontier and its item fingerprints, so the next run
-/// starts a new crawl.
-pub fn reset(ep: &Endpoint, name: &str) -> Result<(), Error> {
+/// Deletes a shared frontier and its item fingerprints (`item_sets`: the
+/// frontier's seen set of every shard), so the next run starts a new crawl.
+/// One DEL per key: on a cluster the shards' sets live in other slots.
+pub fn reset(ep: &Endpoint, name: &str, item_sets: &[String]) -> Result<(), Error> {
     let mut con = open(ep)?;
-    redis::cmd("DEL")
-        .arg(&keys(name)[..])
-        .arg(format!("{{{name}}}:items"))
-        .query::<()>(&mut con)
-        .map_err(|e| Error::redis("cannot reset the shared frontier", &ep.url, &e))
+    for key in keys(name).iter().chain(item_sets) {
+        redis::cmd("DEL")
+            .arg(key)
+            .query::<()>(&mut con)
+            .map_err(|e| Error::redis("cannot reset the shared frontier", &ep.url, &e))?;
+    }
+    Ok(())
 }
 
 fn open(ep: &Endpoint) -> Result<Conn, Error> {
@@ -153,12 +175,22 @@ impl SharedFrontier {
         result
     }
 
-    fn done(&self, con: &mut Conn, finished: &str, links: &[(u32, Url)]) -> RedisResult<u64> {
+    /// Drops lease `finished` and queues `links`; returns `(added, dropped_for_room)`.
+    fn done(
+        &self,
+        con: &mut Conn,
+        finished: &str,
+        links: &[(u32, Url)],
+    ) -> RedisResult<(u64, u64)> {
         let mut cmd = redis::cmd("EVAL");
-        cmd.arg(DONE).arg(3).arg(&self.keys[..]).arg(finished);
+        cmd.arg(DONE)
+            .arg(3)
+            .arg(&self.keys[..])
+            .arg(finished)
+            .arg(self.bounds.max_queued);
         for (depth, u) in links {
-            let hash = crate::item::fingerprint(u.as_str().as_bytes()).to_be_bytes();
-            cmd.arg(&hash[..]).arg(member(*depth, u));
+            cmd.arg(&url_hash(u).to_be_bytes()[..])
+                .arg(member(*depth, u));
         }
         cmd.query(con)
     }
@@ -246,34 +278,51 @@ impl CrawlFrontier for SharedFrontier {
 
     fn complete(&self, page: &Url, links: Vec<Url>, depth: u32, items: u64) -> usize {
         self.items.fetch_add(items, Ordering::Relaxed);
-        let mut keep = Vec::with_capacity(links.len());
-        {
+        let keep: Vec<(u32, Url)> = {
             let mut fl = self.filtered.lock().unwrap_or_else(|p| p.into_inner());
-            for u in links {
-                if !self.bounds.allows(&u) {
-                    fl.offsite += 1;
-                } else if self.bounds.max_depth.is_some_and(|m| depth + 1 > m) {
-                    fl.too_deep += 1;
-                } else {
-                    keep.push((depth + 1, u));
-                }
-            }
-        }
+            // The seen set and the queue bound are checked in Redis, by `DONE`.
+            filter(&self.bounds, links, depth + 1, &mut fl, |_| Seen::New)
+                .into_iter()
+                .map(|u| (depth + 1, u))
+                .collect()
+        };
         // The lease's member is rebuilt from the URL and depth it was taken as.
         let finished = member(depth, page);
         self.held
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&finished);
-        let added = self
+        let (added, full) = self
             .with_con(|con| self.done(con, &finished, &keep))
             .unwrap_or_else(|e| {
                 log::error(&format!("could not record a finished page in the shared frontier ({e}); its lease will expire and it will be fetched again"));
-                0
+                (0, 0)
             });
         let mut fl = self.filtered.lock().unwrap_or_else(|p| p.into_inner());
-        fl.duplicates += keep.len() as u64 - added;
+        fl.frontier_full += full;
+        fl.duplicates += (keep.len() as u64).saturating_sub(added + full);
         added as usize
+    }
+
+    fn release(&self, page: &Url, depth: u32) {
+        let m = member(depth, page);
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&m);
+        self.taken.fetch_sub(1, Ordering::Relaxed);
+        let released = self.with_con(|con| {
+            redis::cmd("EVAL")
+                .arg(RELEASE)
+                .arg(2)
+                .arg(&self.keys[0])
+                .arg(&self.keys[2])
+                .arg(&m)
+                .query::<u64>(con)
+        });
+        if let Err(e) = released {
+            log::warn(&format!("could not give {page} back to the shared frontier ({e}); it returns when its lease expires"));
+        }
     }
 
     fn allows(&self, url: &Url) -> bool {

@@ -1,5 +1,7 @@
 //! Spiders: what to extract from a page and which links to follow. Pure, no I/O.
 
+mod nesting;
+
 use crate::item::{self, Item};
 use scraper::{ElementRef, Html, Selector};
 use serde_json::{Map, Value};
@@ -42,6 +44,16 @@ pub struct Spec {
     pub id_field: Option<String>,
 }
 
+/// Per-page caps that keep the time and memory of any page near-linear in
+/// its size, whatever the site sends.
+#[derive(Debug, Clone, Copy)]
+pub struct PageCaps {
+    /// Elements that would open deeper than this are cut before parsing.
+    pub max_nesting: usize,
+    /// Followed links kept per page; the rest are counted and dropped.
+    pub max_links: usize,
+}
+
 /// What one page yielded.
 #[derive(Debug, Default)]
 pub struct Scraped {
@@ -51,6 +63,12 @@ pub struct Scraped {
     pub links: Vec<Url>,
     /// Followed `href`s that are not http(s) (`mailto:`, `javascript:`, ...).
     pub ignored_links: u64,
+    /// Elements cut because they were nested deeper than `max_nesting`.
+    pub elements_cut: u64,
+    /// Followed links dropped beyond `max_links`.
+    pub links_cut: u64,
+    /// Item matches inside another item, which are not items of their own.
+    pub nested_items: u64,
 }
 
 #[cfg(test)]
@@ -65,31 +83,46 @@ impl Spec {
     }
 }
 
-/// Extracts items and links from `html`, fetched from `url`.
-pub fn scrape(spec: &Spec, html: &str, url: &Url) -> Scraped {
-    let doc = Html::parse_document(html);
-    let items = doc
-        .select(&spec.item)
-        .map(|el| item::encode(fields(spec, el), url.as_str(), spec.id_field.as_deref()))
-        .collect();
-    let mut links = Vec::new();
-    let mut ignored_links = 0;
+/// Extracts items and links from `html`, fetched from `url`, within `caps`.
+///
+/// An element matched by the item selector inside another matched item is
+/// not an item of its own: items are disjoint subtrees, so reading their
+/// fields visits each element once.
+pub fn scrape(spec: &Spec, caps: PageCaps, html: &str, url: &Url) -> Scraped {
+    let capped = nesting::cap(html, caps.max_nesting);
+    let doc = Html::parse_document(&capped.html);
+    let mut out = Scraped {
+        elements_cut: capped.elements_cut,
+        ..Scraped::default()
+    };
+    let mut outer: Option<ElementRef<'_>> = None;
+    for el in doc.select(&spec.item) {
+        // Document order: an element inside an earlier item is inside the
+        // latest one. The walk up is bounded by the nesting cap.
+        if outer.is_some_and(|o| el.ancestors().any(|a| a.id() == o.id())) {
+            out.nested_items += 1;
+            continue;
+        }
+        outer = Some(el);
+        let encoded = item::encode(fields(spec, el), url.as_str(), spec.id_field.as_deref());
+        out.items.push(encoded);
+    }
     let hrefs = spec
         .follow
         .iter()
         .flat_map(|sel| doc.select(sel))
         .filter_map(|a| a.value().attr("href"));
     for href in hrefs {
+        if out.links.len() >= caps.max_links {
+            out.links_cut += 1;
+            continue;
+        }
         match resolve(url, href) {
-            Some(u) => links.push(u),
-            None => ignored_links += 1,
+            Some(u) => out.links.push(u),
+            None => out.ignored_links += 1,
         }
     }
-    Scraped {
-        items,
-        links,
-        ignored_links,
-    }
+    out
 }
 
 fn fields(spec: &Spec, el: ElementRef<'_>) -> Map<String, Value> {
@@ -146,9 +179,57 @@ mod tests {
         Url::parse(s).unwrap()
     }
 
+    const CAPS: PageCaps = PageCaps {
+        max_nesting: 256,
+        max_links: 10_000,
+    };
+
+    #[test]
+    fn items_inside_items_are_skipped_and_counted() {
+        let nested: String = (0..5)
+            .map(|i| format!("<div class=\"quote\"><span class=\"text\">q{i}</span>"))
+            .collect::<String>()
+            + &"</div>".repeat(5)
+            + r#"<div class="quote"><span class="text">next</span></div>"#;
+        let s = scrape(&Spec::quotes(), CAPS, &nested, &url("http://h/"));
+        let quotes: Vec<String> = s
+            .items
+            .iter()
+            .map(|i| serde_json::from_slice::<Value>(&i.json).unwrap()["quote"].to_string())
+            .collect();
+        assert_eq!(quotes, ["\"q0\"", "\"next\""]);
+        assert_eq!(s.nested_items, 4);
+    }
+
+    #[test]
+    fn links_beyond_the_cap_are_counted_not_kept() {
+        let page: String = (0..25)
+            .map(|i| format!("<li class=\"next\"><a href=\"/{i}\">n</a></li>"))
+            .collect();
+        let caps = PageCaps {
+            max_links: 10,
+            ..CAPS
+        };
+        let s = scrape(&Spec::quotes(), caps, &page, &url("http://h/"));
+        assert_eq!((s.links.len(), s.links_cut), (10, 15));
+        assert_eq!(s.links[9].as_str(), "http://h/9");
+    }
+
+    #[test]
+    fn nesting_beyond_the_cap_is_cut_before_parsing() {
+        let page = format!(
+            "{}<div class=\"quote\"><span class=\"text\">deep</span></div>{}",
+            "<div>".repeat(300),
+            "</div>".repeat(300)
+        ) + r#"<div class="quote"><span class="text">after</span></div>"#;
+        let s = scrape(&Spec::quotes(), CAPS, &page, &url("http://h/"));
+        assert_eq!(s.items.len(), 1, "only the quote after the deep part");
+        assert_eq!(s.elements_cut, 300 - 256 + 2);
+    }
+
     #[test]
     fn extracts_quotes_with_entities_unicode_and_empty_tags() {
-        let s = scrape(&Spec::quotes(), PAGE, &url("http://h/page/1/"));
+        let s = scrape(&Spec::quotes(), CAPS, PAGE, &url("http://h/page/1/"));
         let got: Vec<String> = s
             .items
             .iter()
@@ -165,7 +246,7 @@ mod tests {
 
     #[test]
     fn follows_next_and_tag_links_only_http() {
-        let s = scrape(&Spec::quotes(), PAGE, &url("http://h/page/1/"));
+        let s = scrape(&Spec::quotes(), CAPS, PAGE, &url("http://h/page/1/"));
         // Document order: the follow selectors are one selector list.
         let links: Vec<&str> = s.links.iter().map(Url::as_str).collect();
         assert_eq!(
@@ -183,6 +264,7 @@ mod tests {
     fn page_without_quotes_yields_nothing() {
         let s = scrape(
             &Spec::quotes(),
+            CAPS,
             "<html><p>404</p></html>",
             &url("http://h/x"),
         );
@@ -193,7 +275,7 @@ mod tests {
     #[test]
     fn missing_single_field_is_null() {
         let html = r#"<div class="quote"><span class="text">t</span></div>"#;
-        let s = scrape(&Spec::quotes(), html, &url("http://h/"));
+        let s = scrape(&Spec::quotes(), CAPS, html, &url("http://h/"));
         assert_eq!(
             s.items[0].json,
             br#"{"quote":"t","author":null,"tags":[],"url":"http://h/"}"#

@@ -58,19 +58,12 @@ pub fn write(
     let mut stats = WriterStats::default();
     let mut seen: HashSet<u64> = HashSet::new();
     let run = run_id();
-    // A lone list on one server keeps the user's names; shards (and cluster
-    // slots) get per-shard markers and seen sets under the shard's hash tag.
-    let plain = shards.len() == 1 && !cfg.redis.is_cluster();
+    let seen_sets = cfg.seen.as_ref().map(|s| cfg.seen_sets(&s.key));
     let keys: Vec<(String, Option<String>)> = shards
         .iter()
-        .map(|q| {
-            let seen = cfg.seen.as_ref().map(|s| {
-                if plain {
-                    s.key.clone()
-                } else {
-                    format!("{}:seen:{}", q.key, s.key)
-                }
-            });
+        .enumerate()
+        .map(|(i, q)| {
+            let seen = seen_sets.as_ref().and_then(|sets| sets.get(i).cloned());
             (format!("{}:writer:{run}", q.key), seen)
         })
         .collect();

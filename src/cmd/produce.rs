@@ -26,8 +26,10 @@ use crate::spider;
 use crate::summary::{counts_json, merge, Counts, Summary};
 use crate::writer::{self, Parcel, WriterStats};
 use crossbeam_channel::Sender;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use url::Url;
 
 /// What one fetcher thread did.
 #[derive(Debug, Default)]
@@ -38,6 +40,13 @@ struct FetchStats {
     errors: Counts,
     skipped: Counts,
     crawl: CrawlCounts,
+    /// Pages cut by a cap, by cap (`nesting`, `links`).
+    truncated: Counts,
+    elements_cut: u64,
+    links_cut: u64,
+    nested_items: u64,
+    /// What the first panic on this thread said, if one happened.
+    panic: Option<String>,
 }
 
 impl FetchStats {
@@ -54,6 +63,11 @@ impl FetchStats {
         merge(&mut self.crawl.retries, o.crawl.retries);
         merge(&mut self.crawl.gave_up, o.crawl.gave_up);
         self.crawl.robots_forbidden += o.crawl.robots_forbidden;
+        merge(&mut self.truncated, o.truncated);
+        self.elements_cut += o.elements_cut;
+        self.links_cut += o.links_cut;
+        self.nested_items += o.nested_items;
+        self.panic = self.panic.take().or(o.panic);
     }
 }
 
@@ -70,7 +84,8 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
     let frontier: Box<dyn CrawlFrontier> = match &cfg.shared_frontier {
         Some(name) => {
             if cfg.reset_frontier {
-                shared_frontier::reset(&cfg.writer.redis, name)?;
+                let items = cfg.writer.seen_sets(&crate::keys::frontier_items(name));
+                shared_frontier::reset(&cfg.writer.redis, name, &items)?;
             }
             Box::new(SharedFrontier::join(
                 &cfg.writer.redis,
@@ -100,6 +115,10 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
     };
     let stop: &AtomicBool = &signals.stop;
     let (tx, rx) = crossbeam_channel::bounded::<Parcel>(cfg.channel_capacity);
+    // Test-only hook, read once: `fetch` or `writer` makes that thread panic,
+    // so tests can check that a panic ends the run with exit 1, not a hang.
+    let test_panic = std::env::var("QPIPE_TEST_PANIC").unwrap_or_default();
+    let test_panic = test_panic.as_str();
 
     let (pages_now, pushed_now, done) =
         (AtomicU64::new(0), AtomicU64::new(0), AtomicBool::new(false));
@@ -117,12 +136,28 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
             });
         }
         s.spawn(|| frontier.maintain(&done));
-        let writer = s.spawn(|| writer::write(&rx, &mut queues, &cfg.writer, stop, &pushed_now));
+        let (queues, pushed) = (&mut queues, &pushed_now);
+        // `rx` moves into the writer thread: if it panics, unwinding drops the
+        // receiver, so fetchers blocked in `send` get an error, not a hang.
+        let writer = s.spawn(move || {
+            let _stop = StopOnPanic(stop);
+            if test_panic == "writer" {
+                panic!("QPIPE_TEST_PANIC=writer");
+            }
+            writer::write(&rx, queues, &cfg.writer, stop, pushed)
+        });
         let fetchers: Vec<_> = (0..cfg.threads)
-            .map(|_| {
-                let tx = tx.clone();
-                let (crawler, pages_now) = (&crawler, &pages_now);
-                s.spawn(move || fetch_loop(cfg, crawler, frontier, &tx, stop, pages_now))
+            .map(|i| {
+                let fetcher = Fetcher {
+                    cfg,
+                    crawler: &crawler,
+                    frontier,
+                    tx: tx.clone(),
+                    stop,
+                    pages_now: &pages_now,
+                    test_panic: AtomicBool::new(test_panic == "fetch" && i + 1 == cfg.threads),
+                };
+                s.spawn(move || fetcher.run())
             })
             .collect();
         drop(tx);
@@ -134,6 +169,7 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
                 errors.insert("internal_panic".into(), 1);
                 FetchStats {
                     errors,
+                    panic: Some("a fetcher thread panicked (please report this bug)".into()),
                     ..FetchStats::default()
                 }
             }));
@@ -148,7 +184,11 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
         (total, written)
     });
 
-    let reason = match (&written.failure, signals.exit()) {
+    let failure = written
+        .failure
+        .or_else(|| fetched.panic.clone().map(Error::Internal));
+    let reason = match (&failure, signals.exit()) {
+        (Some(Error::Internal(_)), _) => "internal_error",
         (Some(_), _) => "redis_unavailable",
         (None, Some(_)) => "shutdown",
         (None, None) => frontier.finish().reason(),
@@ -183,10 +223,15 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
         .set("gave_up", counts_json(&fetched.crawl.gave_up))
         .set("errors", counts_json(&fetched.errors))
         .set("skipped", counts_json(&fetched.skipped))
+        .set("truncated", counts_json(&fetched.truncated))
+        .set("elements_cut", fetched.elements_cut)
+        .set("links_cut", fetched.links_cut)
+        .set("nested_items_skipped", fetched.nested_items)
         .set("robots_forbidden", fetched.crawl.robots_forbidden)
         .set("offsite_filtered", filtered.offsite)
         .set("duplicate_urls_filtered", filtered.duplicates)
         .set("depth_filtered", filtered.too_deep)
+        .set("frontier_full", filtered.frontier_full)
         .set("links_ignored", fetched.ignored_links)
         .set("max_depth_reached", filtered.max_depth_reached)
         .rates(
@@ -196,50 +241,123 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
     if let Some(path) = &written.spill_path {
         sum.set("spill_file", path.display().to_string());
     }
-    sum.failure = written.failure;
+    sum.failure = failure;
     Ok(sum)
 }
 
-/// One fetcher: take a URL, get it politely, scrape, send items, report links.
-fn fetch_loop(
-    cfg: &ProduceConfig,
-    crawler: &Crawler<'_>,
-    frontier: &dyn CrawlFrontier,
-    tx: &Sender<Parcel>,
-    stop: &AtomicBool,
-    pages_now: &AtomicU64,
-) -> FetchStats {
-    let mut stats = FetchStats::default();
-    while let Some((url, depth)) = frontier.next(stop) {
-        let (links, items) = match crawler.get(&url, &mut stats.crawl, stop) {
-            Ok(page) => {
-                let scraped = spider::scrape(&cfg.spec, &page.body, &page.url);
-                stats.pages += 1;
-                pages_now.fetch_add(1, Ordering::Relaxed);
-                let n = scraped.items.len() as u64;
-                stats.items += n;
-                stats.ignored_links += scraped.ignored_links;
-                // The writer holds its receiver until every sender is gone, so
-                // this only fails if it panicked; nothing more can be saved then.
-                if n > 0 && tx.send(scraped.items).is_err() {
-                    stop.store(true, Ordering::Relaxed);
+/// What one fetcher thread shares with the others.
+struct Fetcher<'a> {
+    cfg: &'a ProduceConfig,
+    crawler: &'a Crawler<'a>,
+    frontier: &'a dyn CrawlFrontier,
+    tx: Sender<Parcel>,
+    stop: &'a AtomicBool,
+    pages_now: &'a AtomicU64,
+    /// Test-only: panic on this fetcher's first page while set
+    /// (`QPIPE_TEST_PANIC=fetch` arms the last fetcher, joined last).
+    test_panic: AtomicBool,
+}
+
+/// What became of one URL taken from the frontier.
+enum Outcome {
+    /// Fetched, or failed for good: complete it with these links and items.
+    Done(Vec<Url>, u64),
+    /// Not fetched because the run is stopping: give it back.
+    NotFetched,
+}
+
+impl Fetcher<'_> {
+    /// Takes URLs until the frontier ends. A panic on one page completes that
+    /// page, counts an `internal_panic` error and stops the run, so neither
+    /// the frontier nor the other fetchers wait for this one forever.
+    fn run(&self) -> FetchStats {
+        // A panic outside the per-page work (in the frontier itself) still
+        // stops the others, rather than leaving them waiting on this one.
+        let _stop = StopOnPanic(self.stop);
+        let mut stats = FetchStats::default();
+        while let Some((url, depth)) = self.frontier.next(self.stop) {
+            let page = catch_unwind(AssertUnwindSafe(|| self.page(&url, &mut stats)));
+            match page {
+                Ok(Outcome::Done(links, items)) => {
+                    self.frontier.complete(&url, links, depth, items);
                 }
-                (scraped.links, n)
+                Ok(Outcome::NotFetched) => self.frontier.release(&url, depth),
+                Err(cause) => {
+                    self.stop.store(true, Ordering::Relaxed);
+                    *stats.errors.entry("internal_panic".into()).or_default() += 1;
+                    let why = panic_text(cause.as_ref());
+                    log::error(&format!("a fetcher panicked on {url}: {why}"));
+                    stats.panic.get_or_insert_with(|| {
+                        format!("a fetcher panicked on {url}: {why} (please report this bug)")
+                    });
+                    self.frontier.complete(&url, Vec::new(), depth, 0);
+                }
             }
+        }
+        stats
+    }
+
+    /// Gets one page politely, scrapes it and sends its items.
+    fn page(&self, url: &Url, stats: &mut FetchStats) -> Outcome {
+        let page = match self.crawler.get(url, &mut stats.crawl, self.stop) {
+            Ok(page) => page,
+            Err(f) if f.kind == "shutdown" => return Outcome::NotFetched,
             Err(f) => {
-                record(&url, f, &mut stats);
-                (Vec::new(), 0)
+                record(url, f, stats);
+                return Outcome::Done(Vec::new(), 0);
             }
         };
-        frontier.complete(&url, links, depth, items);
+        let scraped = spider::scrape(&self.cfg.spec, self.cfg.caps, &page.body, &page.url);
+        if self.test_panic.swap(false, Ordering::Relaxed) {
+            panic!("QPIPE_TEST_PANIC=fetch");
+        }
+        stats.pages += 1;
+        self.pages_now.fetch_add(1, Ordering::Relaxed);
+        let n = scraped.items.len() as u64;
+        stats.items += n;
+        stats.ignored_links += scraped.ignored_links;
+        stats.nested_items += scraped.nested_items;
+        for (cap, cut) in [
+            ("nesting", scraped.elements_cut),
+            ("links", scraped.links_cut),
+        ] {
+            if cut > 0 {
+                log::debug(&format!("{url}: {cut} cut by the {cap} cap"));
+                *stats.truncated.entry(cap.into()).or_default() += 1;
+            }
+        }
+        stats.elements_cut += scraped.elements_cut;
+        stats.links_cut += scraped.links_cut;
+        // The writer holds its receiver until every sender is gone, so this
+        // fails only if the writer panicked; nothing more can be saved then.
+        if n > 0 && self.tx.send(scraped.items).is_err() {
+            self.stop.store(true, Ordering::Relaxed);
+        }
+        Outcome::Done(scraped.links, n)
     }
-    stats
+}
+
+/// The message a panic carried, if it was a string.
+fn panic_text(cause: &(dyn std::any::Any + Send)) -> String {
+    cause
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| cause.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into())
+}
+
+/// Raises the stop flag if the thread holding it unwinds.
+struct StopOnPanic<'a>(&'a AtomicBool);
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 fn record(url: &url::Url, f: Failure, stats: &mut FetchStats) {
-    if f.kind == "shutdown" {
-        return;
-    }
     let counter = if f.skipped {
         log::debug(&format!("{url}: skipped, {} ({})", f.kind, f.detail));
         &mut stats.skipped

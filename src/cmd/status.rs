@@ -15,9 +15,12 @@ use std::time::Duration;
 pub fn run(cfg: &StatusConfig, _signals: &Signals) -> Result<Summary, Error> {
     let keys = cfg.target.shard_keys();
     let mut q = Queue::connect(&cfg.target.redis, &keys[0], Duration::from_secs(1))?;
-    let plain = keys.len() == 1 && keys[0] == cfg.target.key;
+    let seen_sets = cfg
+        .seen_key
+        .as_ref()
+        .map(|s| crate::keys::seen_sets(s, &keys, cfg.target.redis.is_cluster()));
     let (mut length, mut dead, mut seen, mut lists) = (0u64, 0u64, 0u64, Vec::new());
-    for key in &keys {
+    for (i, key) in keys.iter().enumerate() {
         length += q.call("read the queue length", |c| {
             redis::cmd("LLEN").arg(key).query::<u64>(c)
         })?;
@@ -27,15 +30,9 @@ pub fn run(cfg: &StatusConfig, _signals: &Signals) -> Result<Summary, Error> {
                 .query::<u64>(c)
         })?;
         lists.extend(reliable::processing_lists(q.link(), key)?);
-        if let Some(s) = &cfg.seen_key {
-            // The writer keeps one seen set per shard, under the shard's tag.
-            let set = if plain {
-                s.clone()
-            } else {
-                format!("{key}:seen:{s}")
-            };
+        if let Some(sets) = &seen_sets {
             seen += q.call("count the seen set", |c| {
-                redis::cmd("ZCARD").arg(&set).query::<u64>(c)
+                redis::cmd("ZCARD").arg(sets.get(i)).query::<u64>(c)
             })?;
         }
     }

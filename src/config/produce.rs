@@ -5,7 +5,7 @@ use crate::cli::ProduceArgs;
 use crate::error::Error;
 use crate::fetch::HttpConfig;
 use crate::frontier::Bounds;
-use crate::spider::Spec;
+use crate::spider::{PageCaps, Spec};
 use std::time::Duration;
 use url::Url;
 
@@ -22,6 +22,8 @@ pub struct ProduceConfig {
     pub bounds: Bounds,
     /// Politeness and retries.
     pub policy: CrawlPolicy,
+    /// Nesting and link caps applied to every page.
+    pub caps: PageCaps,
     /// Crawl with other processes through this Redis frontier.
     pub shared_frontier: Option<String>,
     /// Delete the shared frontier first (start a new crawl).
@@ -101,6 +103,7 @@ impl ProduceConfig {
             max_pages: a.max_pages,
             max_items: a.max_items,
             deadline: None,
+            max_queued: positive(a.max_queued_urls, "--max-queued-urls")?,
         };
         let policy = CrawlPolicy {
             obey_robots: !a.ignore_robots,
@@ -150,11 +153,16 @@ impl ProduceConfig {
             // Producers on other machines see the same quote on other pages:
             // deduplicate items across all of them, atomically in Redis.
             writer.seen = Some(SeenConfig {
-                key: format!("{{{name}}}:items"),
+                key: crate::keys::frontier_items(name),
                 ttl: None,
             });
         }
+        let caps = PageCaps {
+            max_nesting: positive(a.max_nesting, "--max-nesting")?,
+            max_links: positive(a.max_links_per_page, "--max-links-per-page")?,
+        };
         Ok(ProduceConfig {
+            caps,
             limits,
             writer,
             bounds,

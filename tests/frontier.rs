@@ -1,0 +1,181 @@
+//! Frontier behaviour end to end: leases given back on a graceful stop,
+//! `--reset-frontier` with shards, and the depth check before the seen set.
+
+mod common;
+
+use common::fixture::{html, Fixture};
+use common::{qpipe, site_quotes, stats, wait_bounded, Redis, Site};
+use std::collections::HashSet;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const KEY: &str = "DATA-PIPELINE-KEY";
+
+/// A spec that reaches the demo site's pages only through its sitemap, so a
+/// page given up on is a page whose 10 quotes are lost.
+const SITEMAP_SPEC: &str =
+    r#"{"item":"div.quote","fields":{"quote":"span.text"},"follow":["ul.sitemap a"]}"#;
+
+fn quotes_in(redis: &Redis, keys: &[&str]) -> Vec<String> {
+    keys.iter()
+        .flat_map(|k| redis.lrange(k))
+        .map(|s| {
+            let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+            v["quote"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn sigterm_gives_unfetched_leases_back_to_the_shared_frontier() {
+    let pages = 30;
+    let site = Site::start(pages);
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("s.json");
+    std::fs::write(&spec, SITEMAP_SPEC).unwrap();
+    let (url, start) = (redis.url(), format!("{}pages/", site.url));
+    let args = |extra: &'static [&'static str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "produce",
+            "--redis",
+            &url,
+            "--start-url",
+            &start,
+            "--spec",
+            spec.to_str().unwrap(),
+            "--shared-frontier",
+            "stop",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    // One request at a time, 100 ms apart: three of the four fetchers always
+    // hold a leased URL while they wait for the host.
+    let slow = args(&["--threads", "4", "--per-host", "1", "--delay-ms", "100"]);
+    let slow: Vec<&str> = slow.iter().map(String::as_str).collect();
+    let victim = common::spawn(&slow, None);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while redis.llen(KEY) < 20 {
+        assert!(Instant::now() < deadline, "no items pushed within 30 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ok = Command::new("kill")
+        .args(["-TERM", &victim.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let out = wait_bounded(victim, Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    let leased: u64 = redis::cmd("ZCARD")
+        .arg("{stop}:leases")
+        .query(&mut redis.con())
+        .unwrap();
+    assert_eq!(leased, 0, "a lease was left behind");
+    let partial = redis.llen(KEY);
+    assert!(partial < pages * 10, "the crawl ended before the signal");
+
+    let rest = args(&["--threads", "2"]);
+    let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+    let run = qpipe(&rest, None);
+    assert_eq!(run.code, 0, "{run}");
+    let got = quotes_in(&redis, &[KEY]);
+    assert_eq!(got.len() as u64, pages * 10, "{run}");
+    let want: HashSet<String> = site_quotes(&site, pages).into_iter().collect();
+    assert_eq!(got.into_iter().collect::<HashSet<_>>(), want);
+}
+
+#[test]
+fn reset_frontier_clears_item_fingerprints_of_every_shard() {
+    let pages = 20;
+    let site = Site::start(pages);
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = redis.url();
+    let crawl = |st: &str, extra: &[&str]| {
+        let st = dir.path().join(st);
+        let mut args = vec![
+            "produce",
+            "--redis",
+            &url,
+            "--start-url",
+            &site.url,
+            "--shared-frontier",
+            "r",
+            "--shards",
+            "2",
+            "--stats-json",
+            st.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let run = qpipe(&args, None);
+        assert_eq!(run.code, 0, "{run}");
+        stats(&st)
+    };
+    let first = crawl("a.json", &[]);
+    assert_eq!(first["items_pushed"], pages * 10, "{first}");
+    let again = crawl("b.json", &["--reset-frontier"]);
+    assert_eq!(again["items_pushed"], pages * 10, "{again}");
+    assert_eq!(again["seen_in_earlier_runs"], 0, "{again}");
+    let shards = ["{DATA-PIPELINE-KEY:0}", "{DATA-PIPELINE-KEY:1}"];
+    assert_eq!(quotes_in(&redis, &shards).len() as u64, 2 * pages * 10);
+}
+
+#[test]
+fn a_page_first_reached_too_deep_is_fetched_from_a_shorter_path() {
+    let quote = |t: &str| format!("<div class=\"quote\"><span class=\"text\">{t}</span></div>");
+    let x = quote("x");
+    let site = Fixture::start(move |path, _| match path {
+        "/" => html("<a href=\"/slow\">s</a><a href=\"/a1\">a</a>"),
+        "/slow" => {
+            // Long enough for the other fetcher to walk /a1 -> /a2 first.
+            std::thread::sleep(Duration::from_millis(1000));
+            html("<a href=\"/x\">x</a>")
+        }
+        "/a1" => html("<a href=\"/a2\">a</a>"),
+        "/a2" => html("<a href=\"/x\">x</a>"),
+        "/x" => html(&x),
+        _ => html("none"),
+    });
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("s.json");
+    std::fs::write(
+        &spec,
+        r#"{"item":"div.quote","fields":{"quote":"span.text"},"follow":["a"]}"#,
+    )
+    .unwrap();
+    let st = dir.path().join("st.json");
+    let (url, start) = (redis.url(), format!("{}/", site.base));
+    let run = qpipe(
+        &[
+            "produce",
+            "--redis",
+            &url,
+            "--start-url",
+            &start,
+            "--spec",
+            spec.to_str().unwrap(),
+            "--max-depth",
+            "2",
+            "--threads",
+            "2",
+            "--ignore-robots",
+            "--stats-json",
+            st.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(site.hits("/x"), 1, "{run}");
+    let s = stats(&st);
+    assert_eq!(s["pages_fetched"], 5, "{s}");
+    assert_eq!(s["depth_filtered"], 1, "{s}");
+    assert_eq!(s["items_pushed"], 1, "{s}");
+    assert_eq!(quotes_in(&redis, &[KEY]), ["x"]);
+}
