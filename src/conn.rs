@@ -131,11 +131,6 @@ pub fn connect(t: &Target, timeout: Duration) -> RedisResult<Conn> {
     }
 }
 
-/// Validates and connects in one step, for short-lived control connections.
-pub fn open(ep: &Endpoint, timeout: Duration) -> Result<Conn, Error> {
-    connect(&target(ep)?, timeout).map_err(|e| Error::redis("cannot reach Redis", &ep.url, &e))
-}
-
 impl ConnectionLike for Conn {
     fn req_packed_command(&mut self, cmd: &[u8]) -> RedisResult<Value> {
         match self {

@@ -27,6 +27,8 @@ pub enum Finish {
     MaxTime,
     /// The stop flag was raised (signal, writer failure).
     Stopped,
+    /// Redis stayed unreachable past `--redis-retry-secs` (shared frontier).
+    RedisUnavailable,
 }
 
 impl Finish {
@@ -38,6 +40,7 @@ impl Finish {
             Finish::MaxItems => "max_items",
             Finish::MaxTime => "max_time",
             Finish::Stopped => "shutdown",
+            Finish::RedisUnavailable => "redis_unavailable",
         }
     }
 }
@@ -63,6 +66,10 @@ pub trait CrawlFrontier: Sync {
     fn seen(&self) -> u64;
     /// Background upkeep until `done` (renewing leases); run on its own thread.
     fn maintain(&self, _done: &AtomicBool) {}
+    /// Why the frontier failed, if it did (taken once).
+    fn take_failure(&self) -> Option<crate::error::Error> {
+        None
+    }
 }
 
 struct State {

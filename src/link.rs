@@ -117,6 +117,27 @@ impl Link {
         })
     }
 
+    /// A link that connects on first use, so an outage at that moment is
+    /// retried like any other (for pools that grow while running).
+    pub fn lazy(
+        ep: &Endpoint,
+        timeout: Duration,
+        retry_for: Duration,
+        stop: Option<Arc<AtomicBool>>,
+    ) -> Result<Link, Error> {
+        Ok(Link {
+            target: conn::target(ep)?,
+            url: ep.url.clone(),
+            con: None,
+            timeout,
+            retry_for,
+            stop,
+            outage: None,
+            key: None,
+            reconnects: 0,
+        })
+    }
+
     /// Sets how long an outage is retried, and the flag that ends retries early.
     pub fn retrying(mut self, retry_for: Duration, stop: Option<Arc<AtomicBool>>) -> Link {
         self.retry_for = retry_for;

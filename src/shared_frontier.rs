@@ -11,12 +11,14 @@
 //! frontier is empty and nothing is leased. An expired lease (its producer
 //! died) goes back to the frontier.
 
-use crate::conn::{self, Conn, Endpoint};
+use crate::conn::{Conn, Endpoint};
 use crate::error::Error;
 use crate::frontier::{filter, url_hash, Bounds, CrawlFrontier, Filtered, Finish, Seen};
+use crate::link::Link;
 use crate::log;
-use redis::{ConnectionLike, RedisResult, Value};
+use redis::{RedisResult, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use url::Url;
@@ -82,26 +84,34 @@ pub fn keys(name: &str) -> [String; 3] {
 /// frontier's seen set of every shard), so the next run starts a new crawl.
 /// One DEL per key: on a cluster the shards' sets live in other slots.
 pub fn reset(ep: &Endpoint, name: &str, item_sets: &[String]) -> Result<(), Error> {
-    let mut con = open(ep)?;
+    let mut link = Link::open(ep, Duration::from_secs(10), Duration::ZERO, None)?;
     for key in keys(name).iter().chain(item_sets) {
-        redis::cmd("DEL")
-            .arg(key)
-            .query::<()>(&mut con)
-            .map_err(|e| Error::redis("cannot reset the shared frontier", &ep.url, &e))?;
+        link.call("reset the shared frontier", |c| {
+            redis::cmd("DEL").arg(key).query::<()>(c)
+        })?;
     }
     Ok(())
 }
 
-fn open(ep: &Endpoint) -> Result<Conn, Error> {
-    conn::open(ep, Duration::from_secs(10))
+/// How one process reaches Redis: outages are retried for `retry_for`, and
+/// given up at once when `stop` is raised.
+pub struct Reach {
+    /// Where Redis is.
+    pub ep: Endpoint,
+    /// `--redis-retry-secs`.
+    pub retry_for: Duration,
+    /// The run's stop flag.
+    pub stop: Arc<AtomicBool>,
 }
 
 /// The shared frontier as seen by one process.
 pub struct SharedFrontier {
-    ep: Endpoint,
+    reach: Reach,
     keys: [String; 3],
-    /// Idle connections; each call takes one, so fetchers never share a socket.
-    pool: Mutex<Vec<Conn>>,
+    /// Idle links; each call takes one, so fetchers never share a socket.
+    pool: Mutex<Vec<Link>>,
+    /// Why the frontier gave up, if it did.
+    failure: Mutex<Option<Error>>,
     bounds: Bounds,
     lease: Duration,
     taken: AtomicU64,
@@ -126,16 +136,23 @@ fn member(depth: u32, url: &Url) -> String {
 impl SharedFrontier {
     /// Joins (or starts) crawl `name`: start URLs not yet seen are queued.
     pub fn join(
-        ep: &Endpoint,
+        reach: Reach,
         name: &str,
         start: &[Url],
         bounds: Bounds,
         lease: Duration,
     ) -> Result<SharedFrontier, Error> {
+        let first = Link::open(
+            &reach.ep,
+            Duration::from_secs(10),
+            reach.retry_for,
+            Some(Arc::clone(&reach.stop)),
+        )?;
         let f = SharedFrontier {
-            ep: ep.clone(),
+            reach,
             keys: keys(name),
-            pool: Mutex::new(vec![open(ep)?]),
+            pool: Mutex::new(vec![first]),
+            failure: Mutex::new(None),
             bounds: bounds.with_default_domains(start),
             lease,
             taken: AtomicU64::new(0),
@@ -145,34 +162,45 @@ impl SharedFrontier {
             held: Mutex::new(std::collections::HashSet::new()),
         };
         let links: Vec<(u32, Url)> = start.iter().map(|u| (0, u.clone())).collect();
-        f.with_con(|con| f.done(con, "", &links))
-            .map_err(|e| Error::redis("cannot seed the shared frontier", &ep.url, &e))?;
+        f.call("seed the shared frontier", |con| f.done(con, "", &links))?;
         Ok(f)
     }
 
-    /// Runs `op` on a pooled connection, reconnecting once if it broke.
-    fn with_con<T>(&self, op: impl Fn(&mut Conn) -> RedisResult<T>) -> RedisResult<T> {
+    /// Runs `op` on a pooled link, through outages (every command here is
+    /// safe to repeat: scripts re-check the lease and the seen set).
+    fn call<T>(&self, what: &str, op: impl FnMut(&mut Conn) -> RedisResult<T>) -> Result<T, Error> {
         let taken = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let mut con = match taken {
-            Some(c) => c,
-            None => open(&self.ep)
-                .map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?,
+        let mut link = match taken {
+            Some(l) => l,
+            None => Link::lazy(
+                &self.reach.ep,
+                Duration::from_secs(10),
+                self.reach.retry_for,
+                Some(Arc::clone(&self.reach.stop)),
+            )?,
         };
-        let result = match op(&mut con) {
-            Err(e) if e.is_io_error() || e.is_connection_dropped() || !con.is_open() => {
-                con = open(&self.ep)
-                    .map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?;
-                op(&mut con)
-            }
-            other => other,
-        };
-        if con.is_open() {
-            self.pool
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(con);
-        }
+        let result = link.call(what, op);
+        self.pool
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(link);
         result
+    }
+
+    /// Ends the crawl for this process after `e`: a signal is a shutdown;
+    /// anything else is a failure that the run reports (exit 1).
+    fn give_up(&self, e: Error) -> Finish {
+        if matches!(e, Error::Stopped(_)) {
+            return self.set_finish(Finish::Stopped);
+        }
+        log::error(&format!(
+            "giving up on the shared frontier ({e}); pages leased here return to it when their leases expire"
+        ));
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(e);
+        self.set_finish(Finish::RedisUnavailable)
     }
 
     /// Drops lease `finished` and queues `links`; returns `(added, dropped_for_room)`.
@@ -206,7 +234,6 @@ impl SharedFrontier {
 
 impl CrawlFrontier for SharedFrontier {
     fn next(&self, stop: &AtomicBool) -> Option<(Url, u32)> {
-        let mut failures = 0;
         loop {
             if self
                 .finish
@@ -224,7 +251,7 @@ impl CrawlFrontier for SharedFrontier {
                 self.set_finish(f);
                 return None;
             }
-            let reply = self.with_con(|con| {
+            let reply = self.call("lease a URL from the shared frontier", |con| {
                 redis::cmd("EVAL")
                     .arg(TAKE)
                     .arg(2)
@@ -260,17 +287,8 @@ impl CrawlFrontier for SharedFrontier {
                 // Other producers hold leases: their pages may add links.
                 Ok(_) => std::thread::sleep(Duration::from_millis(50)),
                 Err(e) => {
-                    failures += 1;
-                    log::warn(&format!(
-                        "shared frontier at {}: {e}",
-                        crate::error::redact(&self.ep.url)
-                    ));
-                    if failures >= 20 {
-                        log::error("giving up on the shared frontier; leased pages return to it when their leases expire");
-                        self.set_finish(Finish::Stopped);
-                        return None;
-                    }
-                    std::thread::sleep(Duration::from_millis(250));
+                    self.give_up(e);
+                    return None;
                 }
             }
         }
@@ -293,7 +311,7 @@ impl CrawlFrontier for SharedFrontier {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&finished);
         let (added, full) = self
-            .with_con(|con| self.done(con, &finished, &keep))
+            .call("record a finished page", |con| self.done(con, &finished, &keep))
             .unwrap_or_else(|e| {
                 log::error(&format!("could not record a finished page in the shared frontier ({e}); its lease will expire and it will be fetched again"));
                 (0, 0)
@@ -311,7 +329,7 @@ impl CrawlFrontier for SharedFrontier {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&m);
         self.taken.fetch_sub(1, Ordering::Relaxed);
-        let released = self.with_con(|con| {
+        let released = self.call("give a URL back to the shared frontier", |con| {
             redis::cmd("EVAL")
                 .arg(RELEASE)
                 .arg(2)
@@ -329,6 +347,13 @@ impl CrawlFrontier for SharedFrontier {
         self.bounds.allows(url)
     }
 
+    fn take_failure(&self) -> Option<Error> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
     fn finish(&self) -> Finish {
         self.finish
             .lock()
@@ -341,8 +366,10 @@ impl CrawlFrontier for SharedFrontier {
     }
 
     fn seen(&self) -> u64 {
-        self.with_con(|con| redis::cmd("SCARD").arg(&self.keys[1]).query(con))
-            .unwrap_or(0)
+        self.call("count the shared frontier's URLs", |con| {
+            redis::cmd("SCARD").arg(&self.keys[1]).query(con)
+        })
+        .unwrap_or(0)
     }
 
     /// Renews this process's leases every third of the lease time, so a slow
@@ -368,7 +395,7 @@ impl CrawlFrontier for SharedFrontier {
                 continue;
             }
             let expiry = now_ms() + self.lease.as_millis() as u64;
-            let renewed = self.with_con(|con| {
+            let renewed = self.call("renew shared-frontier leases", |con| {
                 let mut cmd = redis::cmd("ZADD");
                 cmd.arg(&self.keys[2]).arg("XX");
                 for m in &held {

@@ -179,3 +179,68 @@ fn a_page_first_reached_too_deep_is_fetched_from_a_shorter_path() {
     assert_eq!(s["items_pushed"], 1, "{s}");
     assert_eq!(quotes_in(&redis, &[KEY]), ["x"]);
 }
+
+#[test]
+fn a_redis_outage_under_a_shared_frontier_honours_the_retry_budget() {
+    let pages = 40;
+    let site = Site::start(pages);
+    let mut redis = Redis::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("s.json");
+    std::fs::write(&spec, SITEMAP_SPEC).unwrap();
+    let st = dir.path().join("st.json");
+    let (url, start) = (redis.url(), format!("{}pages/", site.url));
+    let run = |retry: &str| {
+        common::spawn(
+            &[
+                "produce",
+                "--redis",
+                &url,
+                "--start-url",
+                &start,
+                "--spec",
+                spec.to_str().unwrap(),
+                "--shared-frontier",
+                "outage",
+                "--threads",
+                "2",
+                "--per-host",
+                "1",
+                "--delay-ms",
+                "50",
+                "--redis-retry-secs",
+                retry,
+                "--stats-json",
+                st.to_str().unwrap(),
+            ],
+            Some(dir.path()),
+        )
+    };
+    // Down for 6 s inside a 30 s budget: the crawl waits and finishes whole.
+    let child = run("30");
+    common::eventually("items pushed", Duration::from_secs(30), || {
+        redis.llen(KEY) >= 50
+    });
+    redis.kill();
+    std::thread::sleep(Duration::from_secs(6));
+    redis.restart();
+    let (code, stderr) = common::finish(child);
+    assert_eq!(code, 0, "{stderr}");
+    let s = stats(&st);
+    assert_eq!(s["finish_reason"], "finished", "{s}");
+    let got: HashSet<String> = quotes_in(&redis, &[KEY]).into_iter().collect();
+    assert_eq!(got.len(), 10 * pages as usize, "{stderr}");
+
+    // Down for good with a 1 s budget: exit 1, redis_unavailable.
+    let _: () = redis.cmd(&["FLUSHALL"]);
+    let child = run("1");
+    common::eventually("items pushed", Duration::from_secs(30), || {
+        redis.llen(KEY) >= 50
+    });
+    redis.kill();
+    let started = Instant::now();
+    let (code, stderr) = common::finish(child);
+    assert!(started.elapsed() < Duration::from_secs(15), "{stderr}");
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(stats(&st)["finish_reason"], "redis_unavailable", "{stderr}");
+}

@@ -87,12 +87,13 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
                 let items = cfg.writer.seen_sets(&crate::keys::frontier_items(name));
                 shared_frontier::reset(&cfg.writer.redis, name, &items)?;
             }
+            let reach = shared_frontier::Reach {
+                ep: cfg.writer.redis.clone(),
+                retry_for: cfg.writer.retry_for,
+                stop: std::sync::Arc::clone(&signals.stop),
+            };
             Box::new(SharedFrontier::join(
-                &cfg.writer.redis,
-                name,
-                &cfg.start,
-                bounds,
-                cfg.lease,
+                reach, name, &cfg.start, bounds, cfg.lease,
             )?)
         }
         None => Box::new(Frontier::new(&cfg.start, bounds)),
@@ -186,6 +187,7 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
 
     let failure = written
         .failure
+        .or_else(|| frontier.take_failure())
         .or_else(|| fetched.panic.clone().map(Error::Internal));
     let reason = match (&failure, signals.exit()) {
         (Some(Error::Internal(_)), _) => "internal_error",
