@@ -53,10 +53,10 @@ impl WriterConfig {
         &self,
         stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
     ) -> Result<Vec<crate::queue::Queue>, Error> {
-        self.shard_keys()
-            .iter()
+        let keys = self.shard_keys();
+        keys.iter()
             .map(|k| {
-                crate::queue::Queue::connect(&self.redis, k, Duration::from_secs(1))
+                crate::queue::Queue::connect_shard(&self.redis, k, &keys, Duration::from_secs(1))
                     .map(|q| q.retrying(self.retry_for, Some(std::sync::Arc::clone(stop))))
             })
             .collect()

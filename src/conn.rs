@@ -3,6 +3,7 @@
 
 use crate::error::Error;
 use redis::cluster::{ClusterClient, ClusterConnection};
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Client, Cmd, Connection, ConnectionLike, RedisResult, Value};
 use std::time::Duration;
 
@@ -196,6 +197,74 @@ pub fn run_all(con: &mut Conn, cmds: &[Cmd]) -> RedisResult<Vec<Value>> {
         }
         Conn::Cluster(c) => cmds.iter().map(|cmd| cmd.query(c.as_mut())).collect(),
     }
+}
+
+/// On a cluster, waits (up to 1 s) until the master of `key`'s slot has
+/// copied what it just applied to one replica, if it has any: Redis Cluster
+/// replicates asynchronously, so a master killed right after a push would
+/// otherwise take an acknowledged batch with it. A batch whose WAIT fails
+/// counts as not acknowledged: the writer's retry finds out from the marker
+/// (on the promoted replica) whether it landed. One server: nothing to do.
+pub fn replicate(con: &mut Conn, key: &str) -> RedisResult<()> {
+    let Conn::Cluster(c) = con else {
+        return Ok(());
+    };
+    let master = || {
+        RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_key(
+            key,
+            SlotAddr::Master,
+        )))
+    };
+    let info = c.route_command(redis::cmd("INFO").arg("replication"), master())?;
+    let text = redis::from_redis_value::<String>(info)?;
+    let replicas = text
+        .lines()
+        .find_map(|l| l.strip_prefix("connected_slaves:"))
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    if replicas > 0 {
+        c.route_command(redis::cmd("WAIT").arg(1).arg(1000), master())?;
+    }
+    Ok(())
+}
+
+/// For a cluster, the node (`host:port`) that serves each key's slot, as the
+/// cluster reports it. `None` on one server, or when no node answers.
+pub fn nodes_of(con: &mut Conn, keys: &[String]) -> Option<Vec<String>> {
+    let Conn::Cluster(c) = con else { return None };
+    let c = c.as_mut();
+    // Keyless commands go to some node; one may be the dead one, so ask a
+    // few times.
+    let slots: Vec<Value> =
+        (0..4).find_map(|_| redis::cmd("CLUSTER").arg("SLOTS").query(c).ok())?;
+    let mut ranges: Vec<(i64, i64, String)> = Vec::new();
+    for entry in slots {
+        let Value::Array(parts) = entry else { continue };
+        let (Some(Value::Int(lo)), Some(Value::Int(hi)), Some(Value::Array(master))) =
+            (parts.first(), parts.get(1), parts.get(2))
+        else {
+            continue;
+        };
+        let host = match master.first() {
+            Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+            _ => continue,
+        };
+        let port = match master.get(1) {
+            Some(Value::Int(p)) => *p,
+            _ => continue,
+        };
+        ranges.push((*lo, *hi, format!("{host}:{port}")));
+    }
+    keys.iter()
+        .map(|k| {
+            let slot: i64 =
+                (0..4).find_map(|_| redis::cmd("CLUSTER").arg("KEYSLOT").arg(k).query(c).ok())?;
+            ranges
+                .iter()
+                .find(|(lo, hi, _)| (*lo..=*hi).contains(&slot))
+                .map(|(_, _, node)| node.clone())
+        })
+        .collect()
 }
 
 /// The list keys of a queue split into `shards`. One unsharded list on one

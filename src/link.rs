@@ -45,6 +45,9 @@ impl Fault {
             // MOVED/ASK are handled inside the cluster client; if one escapes,
             // the slot map is changing: retry on a fresh connection.
             Some("MOVED" | "ASK") => Fault::Lost(e),
+            // Refused at connect: nothing was sent (the cluster client
+            // reconnects to a node inside a call and reports it this way).
+            _ if e.is_connection_refusal() => Fault::Unreachable(e),
             Some(_) => Fault::Permanent(e),
             None if e.is_io_error()
                 || e.is_connection_dropped()
@@ -87,6 +90,8 @@ pub struct Link {
     outage: Option<Outage>,
     /// The list this link serves, named in wrong-type errors.
     key: Option<String>,
+    /// Every shard of that list, to say which live on a lost cluster node.
+    shards: Vec<String>,
     /// Reconnections made.
     pub reconnects: u64,
 }
@@ -113,6 +118,7 @@ impl Link {
             stop,
             outage: None,
             key: None,
+            shards: Vec::new(),
             reconnects: 0,
         })
     }
@@ -134,6 +140,7 @@ impl Link {
             stop,
             outage: None,
             key: None,
+            shards: Vec::new(),
             reconnects: 0,
         })
     }
@@ -148,6 +155,13 @@ impl Link {
     /// Names the list this link serves, for wrong-type errors.
     pub fn for_key(mut self, key: &str) -> Link {
         self.key = Some(key.to_string());
+        self
+    }
+
+    /// Names every shard of the list, so losing a cluster node is reported
+    /// with the shards that node held.
+    pub fn with_shards(mut self, shards: &[String]) -> Link {
+        self.shards = shards.to_vec();
         self
     }
 
@@ -184,7 +198,10 @@ impl Link {
         match f(con).map_err(Fault::classify) {
             Ok(v) => Ok(v),
             Err(fault) => {
-                if matches!(fault, Fault::Lost(_)) || !con.is_open() {
+                // A cluster connection also holds the slot map: after a node
+                // is refused, a fresh one asks the live nodes who serves what
+                // now (a promoted replica, say).
+                if matches!(fault, Fault::Lost(_) | Fault::Unreachable(_)) || !con.is_open() {
                     self.con = None;
                 }
                 Err(fault)
@@ -221,6 +238,20 @@ impl Link {
         });
         let deadline = outage.since + retry_for;
         if Instant::now() >= deadline {
+            if let Some(lost) = self.lost_node() {
+                let what = match retry_for.is_zero() {
+                    true => format!("cannot {what}: Redis Cluster node {lost}, does not answer"),
+                    false => format!(
+                        "gave up trying to {what} after {:.0}s: Redis Cluster node {lost}, stayed unreachable",
+                        retry_for.as_secs_f64()
+                    ),
+                };
+                return Err(Error::Redis {
+                    what,
+                    url: redact(&self.url),
+                    cause: crate::error::describe_redis(&e),
+                });
+            }
             let state = if code(&e).as_deref() == Some("OOM") {
                 "stayed out of memory"
             } else if code(&e).is_some() {
@@ -282,6 +313,29 @@ impl Link {
             }
             std::thread::sleep(left.min(Duration::from_millis(50)));
         }
+    }
+
+    /// On a cluster, `host:port, which holds <shards>` for the node serving
+    /// this link's list, asked of the nodes that still answer.
+    fn lost_node(&mut self) -> Option<String> {
+        let key = self.key.clone()?;
+        if !matches!(self.target, Target::Cluster(_)) {
+            return None;
+        }
+        let mut keys = self.shards.clone();
+        if !keys.contains(&key) {
+            keys.push(key.clone());
+        }
+        let nodes = self.attempt(|c| Ok(conn::nodes_of(c, &keys))).ok()??;
+        let mine = keys.iter().position(|k| *k == key)?;
+        let node = nodes.get(mine)?.clone();
+        let held: Vec<&str> = keys
+            .iter()
+            .zip(&nodes)
+            .filter(|(_, n)| **n == node)
+            .map(|(k, _)| k.as_str())
+            .collect();
+        Some(format!("{node}, which holds {}", held.join(" ")))
     }
 
     /// The one-line error for a command Redis will never accept.

@@ -5,7 +5,7 @@
 //! (pushes, pops) run once and return a `Fault`, so the caller decides what a
 //! lost reply means; the rest retry through outages inside the `Link`.
 
-use crate::conn::{Conn, Endpoint};
+use crate::conn::{self, Conn, Endpoint};
 use crate::error::Error;
 use crate::link::{Fault, Link};
 use redis::Value;
@@ -70,7 +70,18 @@ impl Queue {
     /// and checks that `key` is a list or absent. Outages are not retried
     /// until `retrying` sets a budget.
     pub fn connect(ep: &Endpoint, key: &str, block: Duration) -> Result<Queue, Error> {
-        let mut q = Queue::open(ep, key, block)?;
+        Queue::connect_shard(ep, key, &[], block)
+    }
+
+    /// Like `connect`, for one of a sharded queue's lists (`shards`: all of
+    /// them), so a cluster node that is down is named with what it holds.
+    pub fn connect_shard(
+        ep: &Endpoint,
+        key: &str,
+        shards: &[String],
+        block: Duration,
+    ) -> Result<Queue, Error> {
+        let mut q = Queue::open(ep, key, block)?.with_shards(shards);
         let kind: String = q.call("check the key's type", |c| {
             redis::cmd("TYPE").arg(key).query(c)
         })?;
@@ -95,6 +106,12 @@ impl Queue {
     /// Retries outages for `retry_for`, giving up early once `stop` is raised.
     pub fn retrying(mut self, retry_for: Duration, stop: Option<Arc<AtomicBool>>) -> Queue {
         self.link = self.link.retrying(retry_for, stop);
+        self
+    }
+
+    /// Names every shard of the list, for errors about a lost cluster node.
+    pub fn with_shards(mut self, shards: &[String]) -> Queue {
+        self.link = self.link.with_shards(shards);
         self
     }
 
@@ -155,8 +172,8 @@ impl Queue {
                 .arg(marker)
                 .arg(seq)
                 .arg(values)
-                .query::<Value>(con)
-                .map(drop)
+                .query::<Value>(con)?;
+            conn::replicate(con, key)
         })
     }
 
@@ -182,7 +199,12 @@ impl Queue {
         for (fp, v) in fingerprints.iter().zip(values) {
             cmd.arg(&fp[..]).arg(*v);
         }
-        self.link.attempt(|con| cmd.query(con))
+        let key = self.key.as_str();
+        self.link.attempt(|con| {
+            let new = cmd.query(con)?;
+            conn::replicate(con, key)?;
+            Ok(new)
+        })
     }
 
     /// Forgets fingerprints first pushed more than `ttl` ago.

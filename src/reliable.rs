@@ -96,20 +96,30 @@ impl Consumer {
 
     /// At a clean exit: re-queues every batch this consumer still holds (not
     /// durable, or not acknowledged), then drops its heartbeat and
-    /// registration. Returns how many items went back.
-    pub fn release(&self, link: &mut Link, lists: &[String]) -> Result<u64, Error> {
-        let mut returned = 0;
+    /// registration, list by list: a list whose node is down keeps its
+    /// batches for `recover`, and the others are still released. Returns how
+    /// many items went back, and the first failure.
+    pub fn release(&self, link: &mut Link, lists: &[String]) -> (u64, Option<Error>) {
+        let (mut returned, mut failure) = (0, None);
         for list in lists {
-            returned += requeue_consumer(link, list, &self.id)?;
             let mut del = redis::cmd("DEL");
             del.arg(heartbeat_key(list, &self.id));
             let mut rem = redis::cmd("SREM");
             rem.arg(format!("{list}:consumers")).arg(&self.id);
-            link.call("drop the consumer heartbeat", |c| {
-                run_all(c, &[del.clone(), rem.clone()]).map(drop)
-            })?;
+            let one = requeue_consumer(link, list, &self.id).and_then(|n| {
+                link.call("drop the consumer heartbeat", |c| {
+                    run_all(c, &[del.clone(), rem.clone()]).map(drop)
+                })
+                .map(|()| n)
+            });
+            match one {
+                Ok(n) => returned += n,
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
+            }
         }
-        Ok(returned)
+        (returned, failure)
     }
 }
 

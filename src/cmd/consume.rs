@@ -83,7 +83,8 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
     let stop = Some(Arc::clone(&signals.stop));
     let keys = crate::conn::shard_keys(&cfg.key, cfg.shards, cfg.redis.is_cluster());
     let connect = |key: &str, block: Duration| {
-        Queue::connect(&cfg.redis, key, block).map(|q| q.retrying(cfg.retry_for, stop.clone()))
+        Queue::connect_shard(&cfg.redis, key, &keys, block)
+            .map(|q| q.retrying(cfg.retry_for, stop.clone()))
     };
     let mut control = connect(&keys[0], block)?;
     let consumer = cfg.reliable.then(Consumer::new);
@@ -190,7 +191,8 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
     // Whatever did not become durable goes back to the list, in order. The
     // stop flag may be up (a signal, the sink's failure): this gets its own
     // short budget so popped items are not abandoned at the first blip.
-    let returned = put_back(cfg, &keys[0], &keys, consumer.as_ref(), &drained.unwritten);
+    let stopping = signals.exit().is_some();
+    let returned = put_back(cfg, &keys, consumer.as_ref(), &drained.unwritten, stopping);
     let reconnects = control.link().reconnects;
     let mut failure = shared.failure.into_inner().ok().flatten();
     if let Some(e) = drained.ack_error {
@@ -252,23 +254,35 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
 /// At exit: re-queues what this consumer still holds (reliable), or pushes
 /// back the batches the sink did not write (BRPOP). The stop flag may be up
 /// (a signal, the sink's failure), so this gets its own short retry budget
-/// rather than abandoning popped items at the first blip. Returns how many
+/// rather than abandoning popped items at the first blip; after a signal it
+/// is short enough to exit within a kill grace period. Returns how many
 /// items went back.
 fn put_back(
     cfg: &ConsumeConfig,
-    first: &str,
     keys: &[String],
     consumer: Option<&Consumer>,
     unwritten: &[Batch],
+    stopping: bool,
 ) -> u64 {
     if consumer.is_none() && unwritten.is_empty() {
         return 0;
     }
-    let budget = cfg.retry_for.min(Duration::from_secs(10));
-    let result = Queue::open(&cfg.redis, first, Duration::from_secs(1)).and_then(|q| {
+    let budget = match stopping {
+        true => Duration::from_secs(2),
+        false => cfg.retry_for.min(Duration::from_secs(10)),
+    };
+    let result = Queue::open(&cfg.redis, &keys[0], Duration::from_secs(1)).and_then(|q| {
         let mut q = q.retrying(budget, None);
         match consumer {
-            Some(me) => me.release(q.link(), keys),
+            Some(me) => match me.release(q.link(), keys) {
+                (n, None) => Ok(n),
+                (n, Some(e)) => {
+                    log::warn(&format!(
+                        "could not release all of this consumer's batches ({e}); `qpipe recover` re-queues the rest once its heartbeat expires"
+                    ));
+                    Ok(n)
+                }
+            },
             None => Ok(unwritten.iter().map(|b| source::give_back(&mut q, b)).sum()),
         }
     });

@@ -377,6 +377,7 @@ pub fn site_quotes(site: &Site, pages: u64) -> Vec<String> {
     }
     quotes
 }
+pub mod cluster;
 pub mod fixture;
 pub mod proxy;
 

@@ -1,0 +1,224 @@
+//! Redis Cluster node loss: a master with no replica dies under running
+//! consumers and producers (bounded exit naming the node, SIGTERM obeyed),
+//! and a master with a replica fails over without losing an item.
+
+mod common;
+
+use common::cluster::Cluster;
+use common::{
+    assert_all_delivered, eventually, finish, lines, numbered, qpipe, signal, spawn, Site,
+};
+use std::time::{Duration, Instant};
+
+const SHARD0: &str = "{DATA-PIPELINE-KEY:0}";
+
+/// Pushes `items` onto the 6-shard queue.
+fn push(url: &str, dir: &std::path::Path, items: &[String]) {
+    let file = dir.join("in.jsonl");
+    std::fs::write(&file, items.join("\n") + "\n").unwrap();
+    let run = qpipe(
+        &[
+            "push",
+            file.to_str().unwrap(),
+            "--shards",
+            "6",
+            "--redis",
+            url,
+        ],
+        Some(dir),
+    );
+    assert_eq!(run.code, 0, "{run}");
+}
+
+#[test]
+fn a_lost_master_without_replica_ends_consumers_in_time_and_sigterm_works() {
+    let mut cluster = Cluster::start(3, 0, &[]);
+    let url = cluster.url();
+    let dir = tempfile::tempdir().unwrap();
+    let all = numbered(600, 10);
+    push(&url, dir.path(), &all);
+    let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    let consume = |out: &std::path::Path, retry: &str, reliable: bool| {
+        let mut args = vec![
+            "consume",
+            "--redis",
+            &url,
+            "--shards",
+            "6",
+            "--threads",
+            "2",
+            "--redis-retry-secs",
+            retry,
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        if reliable {
+            args.push("--reliable");
+        }
+        spawn(&args, None)
+    };
+    let patient = consume(&a, "60", true);
+    let quick = consume(&b, "3", false);
+    eventually("everything consumed", Duration::from_secs(30), || {
+        lines(&a).len() + lines(&b).len() == 600
+    });
+    let victim = cluster.master_of(SHARD0);
+    cluster.kill(victim);
+    let started = Instant::now();
+    let (code, stderr) = finish(quick);
+    assert!(started.elapsed() < Duration::from_secs(20), "{stderr}");
+    assert_eq!(code, 1, "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains(&format!(
+            "Redis Cluster node 127.0.0.1:{victim}, which holds"
+        )) && last.contains(SHARD0),
+        "{stderr}"
+    );
+    // The other consumer is retrying inside its budget: SIGTERM still works.
+    std::thread::sleep(Duration::from_secs(1));
+    signal(&patient, "-TERM");
+    let started = Instant::now();
+    let (code, stderr) = finish(patient);
+    assert!(started.elapsed() < Duration::from_secs(5), "{stderr}");
+    assert_eq!(code, 0, "{stderr}");
+    let mut got = lines(&a);
+    got.extend(lines(&b));
+    assert_all_delivered(&got, &all, &stderr);
+
+    // At start-up, the error names the node that is down.
+    let run = qpipe(
+        &["consume", "--redis", &url, "--shards", "6", "--drain"],
+        None,
+    );
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        run.stderr.contains(&format!(
+            "Redis Cluster node 127.0.0.1:{victim}, which holds"
+        )),
+        "{run}"
+    );
+}
+
+#[test]
+fn a_lost_master_without_replica_ends_producers_in_time_and_sigterm_spills() {
+    let mut cluster = Cluster::start(3, 0, &[]);
+    let url = cluster.url();
+    let site = Site::start(100_000);
+    let produce = |dir: &std::path::Path, retry: &str| {
+        spawn(
+            &[
+                "produce",
+                "--redis",
+                &url,
+                "--start-url",
+                &site.url,
+                "--shards",
+                "6",
+                "--threads",
+                "2",
+                "--redis-retry-secs",
+                retry,
+            ],
+            Some(dir),
+        )
+    };
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let patient = produce(da.path(), "60");
+    let quick = produce(db.path(), "3");
+    let victim = cluster.master_of(SHARD0);
+    eventually("items pushed", Duration::from_secs(30), || {
+        common::cluster::cli(victim, &["llen", SHARD0])
+            .trim()
+            .parse::<u64>()
+            .unwrap_or(0)
+            > 100
+    });
+    cluster.kill(victim);
+    let started = Instant::now();
+    let (code, stderr) = finish(quick);
+    assert!(started.elapsed() < Duration::from_secs(20), "{stderr}");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "Redis Cluster node 127.0.0.1:{victim}, which holds"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("unsent items saved to"), "{stderr}");
+    std::thread::sleep(Duration::from_secs(1));
+    signal(&patient, "-TERM");
+    let started = Instant::now();
+    let (code, stderr) = finish(patient);
+    assert!(started.elapsed() < Duration::from_secs(5), "{stderr}");
+    assert_eq!(code, 1, "spilled at once: {stderr}");
+    assert!(stderr.contains("unsent items saved to"), "{stderr}");
+}
+
+#[test]
+fn a_master_fails_over_to_its_replica_mid_push_and_nothing_is_lost() {
+    let mut cluster = Cluster::start(
+        3,
+        1,
+        &[
+            "--cluster-node-timeout",
+            "1000",
+            "--cluster-replica-validity-factor",
+            "0",
+        ],
+    );
+    let url = cluster.url();
+    let dir = tempfile::tempdir().unwrap();
+    let all = numbered(200_000, 10);
+    let file = dir.path().join("in.jsonl");
+    std::fs::write(&file, all.join("\n") + "\n").unwrap();
+    let pusher = spawn(
+        &[
+            "push",
+            file.to_str().unwrap(),
+            "--shards",
+            "6",
+            "--redis",
+            &url,
+            "--redis-retry-secs",
+            "30",
+        ],
+        Some(dir.path()),
+    );
+    let victim = cluster.master_of(SHARD0);
+    eventually("the push is under way", Duration::from_secs(30), || {
+        common::cluster::cli(victim, &["llen", SHARD0])
+            .trim()
+            .parse::<u64>()
+            .unwrap_or(0)
+            > 2000
+    });
+    cluster.kill(victim);
+    let (code, stderr) = finish(pusher);
+    assert_eq!(code, 0, "{stderr}");
+    let live = cluster.alive();
+    cluster.wait_ok(&live);
+    let out = dir.path().join("out.jsonl");
+    let url = cluster.url();
+    let run = qpipe(
+        &[
+            "consume",
+            "--redis",
+            &url,
+            "--shards",
+            "6",
+            "--threads",
+            "4",
+            "--drain",
+            "--idle-timeout",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let got = lines(&out);
+    let dups = assert_all_delivered(&got, &all, &stderr);
+    assert_eq!(dups, 0, "{stderr}");
+}

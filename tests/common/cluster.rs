@@ -1,0 +1,201 @@
+//! A local Redis Cluster for tests: N masters, optionally one replica each,
+//! on ports whose cluster-bus ports (+10000) are free too. Killed on drop.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running cluster.
+pub struct Cluster {
+    nodes: Vec<Option<Child>>,
+    /// Every node's port, masters first as created.
+    pub ports: Vec<u16>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in self.nodes.iter_mut().flatten() {
+            let _ = n.kill();
+            let _ = n.wait();
+        }
+    }
+}
+
+/// A port P in 20000..45000 with P and P+10000 both bindable (bounded tries).
+fn cluster_port(taken: &[u16]) -> u16 {
+    let seed = std::process::id() as u64 ^ Instant::now().elapsed().as_nanos() as u64;
+    for i in 0..500u64 {
+        let p = 20_000 + ((seed.wrapping_mul(7919).wrapping_add(i * 104_729)) % 25_000) as u16;
+        if taken.contains(&p) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", p)).is_ok()
+            && TcpListener::bind(("127.0.0.1", p + 10_000)).is_ok()
+        {
+            return p;
+        }
+    }
+    panic!("no free cluster port");
+}
+
+/// `redis-cli -p PORT args…`, its stdout.
+pub fn cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl Cluster {
+    /// Starts `masters` masters with `replicas` replicas each (0 or 1), each
+    /// node with `extra` arguments, and waits until the cluster is ok.
+    pub fn start(masters: usize, replicas: usize, extra: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ports = Vec::new();
+        let mut nodes = Vec::new();
+        for _ in 0..masters * (1 + replicas) {
+            let p = cluster_port(&ports);
+            ports.push(p);
+            nodes.push(Some(Cluster::spawn(dir.path(), p, extra)));
+        }
+        let c = Cluster {
+            nodes,
+            ports,
+            _dir: dir,
+        };
+        for p in &c.ports {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while cli(*p, &["ping"]) != "PONG\n" {
+                assert!(Instant::now() < deadline, "node {p} did not start");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let addrs: Vec<String> = c.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .output()
+            .expect("redis-cli");
+        assert!(
+            out.status.success(),
+            "cluster create: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        c.wait_ok(&c.ports.clone());
+        c
+    }
+
+    fn spawn(dir: &std::path::Path, p: u16, extra: &[&str]) -> Child {
+        Command::new("redis-server")
+            .args(["--port", &p.to_string(), "--bind", "127.0.0.1"])
+            .args(["--cluster-enabled", "yes"])
+            .args(["--cluster-config-file", &format!("nodes-{p}.conf")])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(extra)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server")
+    }
+
+    /// Waits until every node in `ports` reports `cluster_state:ok` and
+    /// sees every slot served.
+    pub fn wait_ok(&self, ports: &[u16]) {
+        for p in ports {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !cli(*p, &["cluster", "info"]).contains("cluster_state:ok") {
+                assert!(Instant::now() < deadline, "cluster did not become ok");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    /// The ports of the current masters.
+    pub fn masters(&self) -> Vec<u16> {
+        let alive = self.alive();
+        let nodes = cli(alive[0], &["cluster", "nodes"]);
+        let mut out: Vec<u16> = nodes
+            .lines()
+            .filter(|l| l.contains("master") && !l.contains("fail"))
+            .filter_map(|l| {
+                let addr = l.split_whitespace().nth(1)?;
+                addr.split(['@', ':']).nth(1)?.parse().ok()
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Ports of the nodes not killed.
+    pub fn alive(&self) -> Vec<u16> {
+        self.ports
+            .iter()
+            .zip(&self.nodes)
+            .filter(|(_, n)| n.is_some())
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
+    /// Kills the node on `port` with SIGKILL.
+    pub fn kill(&mut self, port: u16) {
+        let i = self.ports.iter().position(|p| *p == port).expect("port");
+        if let Some(mut n) = self.nodes[i].take() {
+            let _ = n.kill();
+            let _ = n.wait();
+        }
+    }
+
+    /// `redis+cluster://` URL through the first two live nodes.
+    pub fn url(&self) -> String {
+        let alive = self.alive();
+        format!(
+            "redis+cluster://127.0.0.1:{},127.0.0.1:{}",
+            alive[0], alive[1]
+        )
+    }
+}
+
+impl Cluster {
+    /// The port of the master serving `key`'s slot, as the cluster says.
+    pub fn master_of(&self, key: &str) -> u16 {
+        let port = self.alive()[0];
+        let mut con = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let slot: i64 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query(&mut con)
+            .unwrap();
+        let slots: Vec<(i64, i64, (String, i64))> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query::<Vec<redis::Value>>(&mut con)
+            .unwrap()
+            .into_iter()
+            .filter_map(|v| {
+                let redis::Value::Array(parts) = v else {
+                    return None;
+                };
+                let lo = redis::from_redis_value::<i64>(parts.first()?.clone()).ok()?;
+                let hi = redis::from_redis_value::<i64>(parts.get(1)?.clone()).ok()?;
+                let redis::Value::Array(m) = parts.get(2)? else {
+                    return None;
+                };
+                let host = redis::from_redis_value::<String>(m.first()?.clone()).ok()?;
+                let port = redis::from_redis_value::<i64>(m.get(1)?.clone()).ok()?;
+                Some((lo, hi, (host, port)))
+            })
+            .collect();
+        slots
+            .iter()
+            .find(|(lo, hi, _)| (*lo..=*hi).contains(&slot))
+            .map(|(_, _, (_, p))| *p as u16)
+            .expect("slot served")
+    }
+}
