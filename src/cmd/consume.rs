@@ -271,33 +271,33 @@ fn put_back(
         true => Duration::from_secs(2),
         false => cfg.retry_for.min(Duration::from_secs(10)),
     };
-    let result = Queue::open(&cfg.redis, &keys[0], Duration::from_secs(1)).and_then(|q| {
-        let mut q = q.retrying(budget, None);
-        match consumer {
-            Some(me) => match me.release(q.link(), keys) {
-                (n, None) => Ok(n),
-                (n, Some(e)) => {
-                    log::warn(&format!(
-                        "could not release all of this consumer's batches ({e}); `qpipe recover` re-queues the rest once its heartbeat expires"
-                    ));
-                    Ok(n)
-                }
-            },
-            None => Ok(unwritten.iter().map(|b| source::give_back(&mut q, b)).sum()),
+    let mut q = match Queue::open(&cfg.redis, &keys[0], Duration::from_secs(1)) {
+        Ok(q) => q.retrying(budget, None).with_shards(keys),
+        Err(e) => {
+            match consumer {
+                Some(_) => log::warn(&format!(
+                    "could not release this consumer's batches ({e}); `qpipe recover` re-queues them once its heartbeat expires"
+                )),
+                None => log::error(&format!(
+                    "{} popped items could not be written nor put back ({e}); they are lost",
+                    unwritten.iter().map(|b| b.items.len()).sum::<usize>()
+                )),
+            }
+            return 0;
         }
-    });
-    result.unwrap_or_else(|e| {
-        match consumer {
-            Some(_) => log::warn(&format!(
-                "could not release this consumer's batches ({e}); `qpipe recover` re-queues them once its heartbeat expires"
-            )),
-            None => log::error(&format!(
-                "{} popped items could not be written nor put back ({e}); they are lost",
-                unwritten.iter().map(|b| b.items.len()).sum::<usize>()
-            )),
+    };
+    match consumer {
+        Some(me) => {
+            let (n, failure) = me.release(q.link(), keys);
+            if let Some(e) = failure {
+                log::warn(&format!(
+                    "could not release all of this consumer's batches ({e}); `qpipe recover` re-queues the rest once its heartbeat expires"
+                ));
+            }
+            n
         }
-        0
-    })
+        None => unwritten.iter().map(|b| source::give_back(&mut q, b)).sum(),
+    }
 }
 
 /// Keeps this consumer's heartbeats alive from their own thread, so a popper
