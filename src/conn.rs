@@ -82,7 +82,15 @@ pub fn target(ep: &Endpoint) -> Result<Target, Error> {
                 "no nodes",
             ))),
             Some(nodes) => {
-                let mut b = ClusterClient::builder(nodes).connection_timeout(CONNECT_TIMEOUT);
+                // The client's own retries (redirections, TRYAGAIN) stay
+                // short: its defaults can wait minutes inside one call, past
+                // any SIGTERM. Outages are waited out by `Link`, which
+                // watches the stop flag and the retry budget.
+                let mut b = ClusterClient::builder(nodes)
+                    .connection_timeout(CONNECT_TIMEOUT)
+                    .retries(3)
+                    .min_retry_wait(10)
+                    .max_retry_wait(500);
                 if let Some(c) = certs() {
                     b = b.certs(c);
                 }
