@@ -222,3 +222,75 @@ fn a_master_fails_over_to_its_replica_mid_push_and_nothing_is_lost() {
     let dups = assert_all_delivered(&got, &all, &stderr);
     assert_eq!(dups, 0, "{stderr}");
 }
+
+#[test]
+fn reliable_batches_on_a_lost_node_come_back_by_recovery_when_it_returns() {
+    let mut cluster = Cluster::start(3, 0, &["--appendonly", "yes", "--appendfsync", "always"]);
+    let url = cluster.url();
+    let dir = tempfile::tempdir().unwrap();
+    let all = numbered(3000, 10);
+    push(&url, dir.path(), &all);
+    let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    let mut first = spawn(
+        &[
+            "consume",
+            "--reliable",
+            "--redis",
+            &url,
+            "--shards",
+            "6",
+            "--threads",
+            "2",
+            "--batch-size",
+            "20",
+            "--heartbeat-ttl",
+            "2",
+            "--out",
+            a.to_str().unwrap(),
+        ],
+        None,
+    );
+    eventually("consuming", Duration::from_secs(30), || {
+        lines(&a).len() >= 300
+    });
+    let victim = cluster.master_of(SHARD0);
+    cluster.kill(victim);
+    // The consumer dies too, before it can put anything back.
+    std::thread::sleep(Duration::from_millis(300));
+    first.kill().unwrap();
+    let _ = first.wait();
+    cluster.restart(victim);
+    // Past the dead consumer's heartbeat TTL.
+    std::thread::sleep(Duration::from_secs(3));
+    let url = cluster.url();
+    let run = qpipe(
+        &[
+            "consume",
+            "--reliable",
+            "--redis",
+            &url,
+            "--shards",
+            "6",
+            "--drain",
+            "--idle-timeout",
+            "1",
+            "--out",
+            b.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let mut got = lines(&a);
+    got.extend(lines(&b));
+    assert_all_delivered(&got, &all, &run.to_string());
+    let status = qpipe(
+        &["status", "--json", "--redis", &url, "--shards", "6"],
+        None,
+    );
+    let s: serde_json::Value = serde_json::from_str(status.stdout.trim()).unwrap();
+    assert_eq!(
+        (s["queue_length"].as_u64(), s["processing_items"].as_u64()),
+        (Some(0), Some(0)),
+        "{s}"
+    );
+}

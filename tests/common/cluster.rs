@@ -10,7 +10,8 @@ pub struct Cluster {
     nodes: Vec<Option<Child>>,
     /// Every node's port, masters first as created.
     pub ports: Vec<u16>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+    extra: Vec<String>,
 }
 
 impl Drop for Cluster {
@@ -56,15 +57,17 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         let mut ports = Vec::new();
         let mut nodes = Vec::new();
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         for _ in 0..masters * (1 + replicas) {
             let p = cluster_port(&ports);
             ports.push(p);
-            nodes.push(Some(Cluster::spawn(dir.path(), p, extra)));
+            nodes.push(Some(Cluster::spawn(dir.path(), p, &extra)));
         }
         let c = Cluster {
             nodes,
             ports,
-            _dir: dir,
+            dir,
+            extra,
         };
         for p in &c.ports {
             let deadline = Instant::now() + Duration::from_secs(10);
@@ -90,12 +93,13 @@ impl Cluster {
         c
     }
 
-    fn spawn(dir: &std::path::Path, p: u16, extra: &[&str]) -> Child {
+    fn spawn(dir: &std::path::Path, p: u16, extra: &[String]) -> Child {
         Command::new("redis-server")
             .args(["--port", &p.to_string(), "--bind", "127.0.0.1"])
             .args(["--cluster-enabled", "yes"])
             .args(["--cluster-config-file", &format!("nodes-{p}.conf")])
             .args(["--save", "", "--appendonly", "no"])
+            .args(["--appenddirname", &format!("aof-{p}")])
             .args(extra)
             .current_dir(dir)
             .stdout(Stdio::null())
@@ -148,6 +152,19 @@ impl Cluster {
             let _ = n.kill();
             let _ = n.wait();
         }
+    }
+
+    /// Starts a killed node again on its port, with its config and data.
+    pub fn restart(&mut self, port: u16) {
+        let i = self.ports.iter().position(|p| *p == port).expect("port");
+        self.kill(port);
+        self.nodes[i] = Some(Cluster::spawn(self.dir.path(), port, &self.extra));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while cli(port, &["ping"]) != "PONG\n" {
+            assert!(Instant::now() < deadline, "node {port} did not restart");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.wait_ok(&self.alive());
     }
 
     /// `redis+cluster://` URL through the first two live nodes.
