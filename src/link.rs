@@ -106,21 +106,11 @@ impl Link {
         retry_for: Duration,
         stop: Option<Arc<AtomicBool>>,
     ) -> Result<Link, Error> {
-        let target = conn::target(ep)?;
-        let con = conn::connect(&target, timeout)
+        let mut link = Link::lazy(ep, timeout, retry_for, stop)?;
+        let con = conn::connect(&link.target, timeout)
             .map_err(|e| Error::redis("cannot reach Redis", &ep.url, &e))?;
-        Ok(Link {
-            target,
-            url: ep.url.clone(),
-            con: Some(con),
-            timeout,
-            retry_for,
-            stop,
-            outage: None,
-            key: None,
-            shards: Vec::new(),
-            reconnects: 0,
-        })
+        link.con = Some(con);
+        Ok(link)
     }
 
     /// A link that connects on first use, so an outage at that moment is
