@@ -91,6 +91,14 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// The server's error code (`OOM`, `WRONGTYPE`, ...), also when the error
+/// came inside a pipeline or an aborted transaction (then the first one's).
+pub fn code(e: &redis::RedisError) -> Option<String> {
+    e.clone()
+        .into_server_errors()
+        .and_then(|errs| errs.first().map(|(_, se)| se.code().to_string()))
+        .or_else(|| e.code().map(str::to_string))
+}
 /// One-line description of a Redis failure with a hint at the fix.
 pub fn describe_redis(e: &redis::RedisError) -> String {
     let text = e.to_string();
@@ -102,9 +110,9 @@ pub fn describe_redis(e: &redis::RedisError) -> String {
         || lower.contains("authentication")
     {
         "check the user and password in --redis or REDIS_URL"
-    } else if crate::link::code(e).as_deref() == Some("OOM") {
+    } else if code(e).as_deref() == Some("OOM") {
         "Redis is out of memory: raise maxmemory, free memory, or drain the queue"
-    } else if crate::link::code(e).as_deref() == Some("READONLY") {
+    } else if code(e).as_deref() == Some("READONLY") {
         "the server is a read-only replica; point --redis at the master"
     } else if lower.contains("wrongtype") {
         "the key holds another type; choose another --key or delete it"

@@ -1,41 +1,32 @@
 //! qpipe: parse arguments, dispatch one subcommand, print the summary, exit.
 
-mod backoff;
-mod cli;
+//!
+//! The tree follows the pipeline (see the README's diagram and Code map):
+//! - `cmd/`: one file per subcommand, each `run(&Config, &Signals)`;
+//! - `config/`: the argh syntax (`cli`) validated once into plain configs;
+//! - `crawl/`: specs, spiders, fetching, politeness, items, frontiers;
+//! - `queue/`: Redis: the reconnecting `Link`, lists, the writer, reliable
+//!   batches, the lock, key names;
+//! - `consume/`: where popped items come from (`Source`) and go (`Sink`);
+//! - `run/`: what every run shares: signals, logs, summaries, progress, back-off;
+//! - `demo.rs`: the built-in demo site's pages; `error.rs`: errors and exit codes.
+
 mod cmd;
 mod config;
-mod conn;
+mod consume;
 mod crawl;
 mod demo;
 mod error;
-mod fetch;
-mod frontier;
-mod hosts;
-mod item;
-mod keys;
-mod link;
-mod lock;
-mod log;
-mod poison;
-mod progress;
 mod queue;
-mod reliable;
-mod robots;
-mod shared_frontier;
-mod signal;
-mod sink;
-mod source;
-mod spec;
-mod spider;
-mod summary;
-mod writer;
+mod run;
 
 use argh::FromArgs;
-use cli::{Args, Command};
+use config::cli::{Args, Command};
 use config::{ConsumeConfig, DemoConfig, ProduceConfig, PushConfig, StatusConfig};
 use error::{Error, Exit};
+use run::summary::{Output, Summary};
+use run::{log, signal};
 use std::process::ExitCode;
-use summary::{Output, Summary};
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();

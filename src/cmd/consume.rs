@@ -14,17 +14,18 @@
 //! see the README's Guarantees. Poison items go to `<key>:dead`.
 
 use crate::config::ConsumeConfig;
+use crate::consume::poison;
+use crate::consume::sink::{self, Sink};
+use crate::consume::source::{self, Popper, Source};
 use crate::error::Error;
-use crate::link::Link;
-use crate::log;
-use crate::poison;
-use crate::progress;
+use crate::queue::batch::Batch;
+use crate::queue::link::Link;
+use crate::queue::reliable::{self, Consumer, Reliable};
 use crate::queue::Queue;
-use crate::reliable::{self, Consumer, Reliable};
-use crate::signal::Signals;
-use crate::sink::{self, Batch, Sink};
-use crate::source::{self, Popper, Source};
-use crate::summary::Summary;
+use crate::run::log;
+use crate::run::progress;
+use crate::run::signal::Signals;
+use crate::run::summary::Summary;
 use crossbeam_channel::Sender;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -81,7 +82,7 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
         idle.min(Duration::from_secs(1))
     });
     let stop = Some(Arc::clone(&signals.stop));
-    let keys = crate::conn::shard_keys(&cfg.key, cfg.shards, cfg.redis.is_cluster());
+    let keys = crate::queue::conn::shard_keys(&cfg.key, cfg.shards, cfg.redis.is_cluster());
     let connect = |key: &str, block: Duration| {
         Queue::connect_shard(&cfg.redis, key, &keys, block)
             .map(|q| q.retrying(cfg.retry_for, stop.clone()))
@@ -147,8 +148,8 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
         .then(|| Queue::connect(&cfg.redis, &keys[0], block).ok())
         .flatten();
     let (pops, drained) = std::thread::scope(|s| {
-        if let Some(pq) = progress_queue {
-            s.spawn(|| progress::draw(&[("written", &written_now)], Some(pq), &done));
+        if let Some(mut pq) = progress_queue {
+            s.spawn(|| progress::draw(&[("written", &written_now)], move || pq.len().ok(), &done));
         }
         if let (Some(me), Some(link)) = (&consumer, beats.as_mut()) {
             let (shared, keys, done) = (&shared, &keys, &done);

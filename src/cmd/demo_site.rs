@@ -11,8 +11,8 @@
 use crate::config::DemoConfig;
 use crate::demo::{Reply, Site};
 use crate::error::{Error, Exit};
-use crate::signal::Signals;
-use crate::summary::Summary;
+use crate::run::signal::Signals;
+use crate::run::summary::Summary;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -49,7 +49,7 @@ pub fn run(cfg: &DemoConfig, signals: &Signals) -> Result<Summary, Error> {
     let addr = listener.local_addr().map_err(cannot)?;
     let site = Site { pages: cfg.pages };
     let counters = Counters::default();
-    crate::log::info(&format!(
+    crate::run::log::info(&format!(
         "demo site with {} pages ({} quotes) at http://{addr}/",
         cfg.pages,
         cfg.pages * 10

@@ -1,11 +1,11 @@
 //! Runs a subcommand while holding its `--lock`, renewed by a keeper thread.
 
 use crate::config::LockConfig;
-use crate::conn::Endpoint;
 use crate::error::Error;
-use crate::lock::Lock;
-use crate::log;
-use crate::summary::Summary;
+use crate::queue::conn::Endpoint;
+use crate::queue::lock::Lock;
+use crate::run::log;
+use crate::run::summary::Summary;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 

@@ -11,20 +11,20 @@
 //! senders drop, and the writer's `recv` loop ends after the last item.
 
 use crate::config::ProduceConfig;
-use crate::crawl::{CrawlCounts, Crawler};
+use crate::crawl::crawler::{CrawlCounts, Crawler};
+use crate::crawl::fetch::{self, Failure};
+use crate::crawl::frontier::shared::{self as shared_frontier, SharedFrontier};
+use crate::crawl::frontier::{Bounds, CrawlFrontier, Frontier};
+use crate::crawl::hosts::Hosts;
+use crate::crawl::robots::Robots;
+use crate::crawl::spider;
 use crate::error::Error;
-use crate::fetch::{self, Failure};
-use crate::frontier::{Bounds, CrawlFrontier, Frontier};
-use crate::hosts::Hosts;
-use crate::log;
-use crate::progress;
+use crate::queue::writer::{self, Parcel, WriterStats};
 use crate::queue::Queue;
-use crate::robots::Robots;
-use crate::shared_frontier::{self, SharedFrontier};
-use crate::signal::Signals;
-use crate::spider;
-use crate::summary::{counts_json, merge, Counts, Summary};
-use crate::writer::{self, Parcel, WriterStats};
+use crate::run::log;
+use crate::run::progress;
+use crate::run::signal::Signals;
+use crate::run::summary::{counts_json, merge, Counts, Summary};
 use crossbeam_channel::Sender;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -84,7 +84,9 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
     let frontier: Box<dyn CrawlFrontier> = match &cfg.shared_frontier {
         Some(name) => {
             if cfg.reset_frontier {
-                let items = cfg.writer.seen_sets(&crate::keys::frontier_items(name));
+                let items = cfg
+                    .writer
+                    .seen_sets(&crate::queue::keys::frontier_items(name));
                 shared_frontier::reset(&cfg.writer.redis, name, &items)?;
             }
             let reach = shared_frontier::Reach {
@@ -127,11 +129,11 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
         .then(|| Queue::connect(&cfg.writer.redis, &cfg.writer.key, Duration::from_secs(1)).ok())
         .flatten();
     let (fetched, written) = std::thread::scope(|s| {
-        if let Some(pq) = progress_queue {
+        if let Some(mut pq) = progress_queue {
             s.spawn(|| {
                 progress::draw(
                     &[("pages", &pages_now), ("pushed", &pushed_now)],
-                    Some(pq),
+                    move || pq.len().ok(),
                     &done,
                 )
             });

@@ -5,11 +5,11 @@
 
 use crate::config::PushConfig;
 use crate::error::{Error, Exit};
-use crate::item::Item;
-use crate::log;
-use crate::signal::Signals;
-use crate::summary::Summary;
-use crate::writer::{self, Parcel, WriterStats};
+use crate::queue::item::Item;
+use crate::queue::writer::{self, Parcel, WriterStats};
+use crate::run::log;
+use crate::run::signal::Signals;
+use crate::run::summary::Summary;
 use crossbeam_channel::Sender;
 use std::io::{BufRead, BufReader, Read};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -2,10 +2,10 @@
 
 use crate::config::RedisTarget;
 use crate::error::{Error, Exit};
+use crate::queue::reliable;
 use crate::queue::Queue;
-use crate::reliable;
-use crate::signal::Signals;
-use crate::summary::Summary;
+use crate::run::signal::Signals;
+use crate::run::summary::Summary;
 use std::time::Duration;
 
 /// Re-queues every processing list whose consumer's heartbeat has expired.

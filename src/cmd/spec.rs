@@ -1,8 +1,8 @@
 //! `qpipe spec`: print the built-in spider spec, or validate a spec file.
 
+use crate::crawl::spec;
 use crate::error::{Error, Exit};
-use crate::spec;
-use crate::summary::{Output, Summary};
+use crate::run::summary::{Output, Summary};
 
 /// `--print` writes the built-in spec to stdout; `--check FILE` validates one.
 pub fn run(print: bool, check: Option<&str>) -> Result<Summary, Error> {

@@ -2,11 +2,11 @@
 
 use crate::config::StatusConfig;
 use crate::error::{Error, Exit};
-use crate::lock;
+use crate::queue::lock;
+use crate::queue::reliable;
 use crate::queue::Queue;
-use crate::reliable;
-use crate::signal::Signals;
-use crate::summary::{Output, Summary};
+use crate::run::signal::Signals;
+use crate::run::summary::{Output, Summary};
 use std::io::Write;
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ pub fn run(cfg: &StatusConfig, _signals: &Signals) -> Result<Summary, Error> {
     let seen_sets = cfg
         .seen_key
         .as_ref()
-        .map(|s| crate::keys::seen_sets(s, &keys, cfg.target.redis.is_cluster()));
+        .map(|s| crate::queue::keys::seen_sets(s, &keys, cfg.target.redis.is_cluster()));
     let (mut length, mut dead, mut seen, mut lists) = (0u64, 0u64, 0u64, Vec::new());
     for (i, key) in keys.iter().enumerate() {
         length += q.call("read the queue length", |c| {

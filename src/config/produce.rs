@@ -1,11 +1,11 @@
 //! `qpipe produce` settings: the spider spec, crawl bounds and politeness.
 
 use super::{positive, seconds, threads, usage, writer, RunLimits, SeenConfig, WriterConfig};
-use crate::cli::ProduceArgs;
+use crate::config::cli::ProduceArgs;
+use crate::crawl::fetch::HttpConfig;
+use crate::crawl::frontier::Bounds;
+use crate::crawl::spider::{PageCaps, Spec};
 use crate::error::Error;
-use crate::fetch::HttpConfig;
-use crate::frontier::Bounds;
-use crate::spider::{PageCaps, Spec};
 use std::time::Duration;
 use url::Url;
 
@@ -75,9 +75,10 @@ impl ProduceConfig {
                 let text = std::fs::read_to_string(path).map_err(|e| {
                     Error::Spec(format!("cannot read --spec {path}: {e} (check the path; `qpipe spec --print` shows an example)"))
                 })?;
-                crate::spec::parse(&text, path).map_err(Error::Spec)?
+                crate::crawl::spec::parse(&text, path).map_err(Error::Spec)?
             }
-            None => crate::spec::parse(crate::spec::QUOTES, "built-in").map_err(Error::Spec)?,
+            None => crate::crawl::spec::parse(crate::crawl::spec::QUOTES, "built-in")
+                .map_err(Error::Spec)?,
         };
         let start: Vec<Url> = if !a.start_url.is_empty() {
             a.start_url
@@ -153,7 +154,7 @@ impl ProduceConfig {
             // Producers on other machines see the same quote on other pages:
             // deduplicate items across all of them, atomically in Redis.
             writer.seen = Some(SeenConfig {
-                key: crate::keys::frontier_items(name),
+                key: crate::queue::keys::frontier_items(name),
                 ttl: None,
             });
         }

@@ -25,7 +25,11 @@ impl Drop for Cluster {
 
 /// A port P in 20000..45000 with P and P+10000 both bindable (bounded tries).
 fn cluster_port(taken: &[u16]) -> u16 {
-    let seed = std::process::id() as u64 ^ Instant::now().elapsed().as_nanos() as u64;
+    // Tests of one binary run in parallel: each call starts elsewhere, so
+    // two clusters never try the same ports in the same order.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let seed = (std::process::id() as u64).wrapping_mul(31) ^ call.wrapping_mul(2_654_435_761);
     for i in 0..500u64 {
         let p = 20_000 + ((seed.wrapping_mul(7919).wrapping_add(i * 104_729)) % 25_000) as u16;
         if taken.contains(&p) {

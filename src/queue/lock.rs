@@ -4,9 +4,9 @@
 //! with a compare-and-PEXPIRE script; release is compare-and-DEL. A holder
 //! that crashes stops renewing, and the lock expires by itself.
 
-use crate::conn::Endpoint;
 use crate::error::Error;
-use crate::link::Link;
+use crate::queue::conn::Endpoint;
+use crate::queue::link::Link;
 use redis::RedisResult;
 use std::time::Duration;
 
@@ -50,9 +50,9 @@ impl Lock {
         let mut link = Link::open(ep, Duration::from_secs(5), ttl * 2 / 3, None)?;
         let token = format!(
             "{}:{}:{}",
-            crate::reliable::hostname(),
+            crate::queue::reliable::hostname(),
             std::process::id(),
-            crate::log::now_rfc3339()
+            crate::run::log::now_rfc3339()
         );
         let key = key(name);
         // If the reply to SET NX is lost, the retry finds our own token.

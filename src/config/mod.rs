@@ -1,11 +1,12 @@
 //! Validated run settings. Each field is checked once here; workers take `&Config`.
 
-use crate::cli::{ConsumeArgs, DemoSiteArgs, PushArgs};
-use crate::conn::Endpoint;
+use crate::config::cli::{ConsumeArgs, DemoSiteArgs, PushArgs};
 use crate::error::Error;
+use crate::queue::conn::Endpoint;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub mod cli;
 mod produce;
 
 pub use produce::ProduceConfig;
@@ -39,12 +40,12 @@ pub struct WriterConfig {
 impl WriterConfig {
     /// The shards' list keys (the plain key when unsharded on one server).
     pub fn shard_keys(&self) -> Vec<String> {
-        crate::conn::shard_keys(&self.key, self.shards, self.redis.is_cluster())
+        crate::queue::conn::shard_keys(&self.key, self.shards, self.redis.is_cluster())
     }
 
     /// The seen set named `seen` of each shard, in shard order.
     pub fn seen_sets(&self, seen: &str) -> Vec<String> {
-        crate::keys::seen_sets(seen, &self.shard_keys(), self.redis.is_cluster())
+        crate::queue::keys::seen_sets(seen, &self.shard_keys(), self.redis.is_cluster())
     }
 
     /// One writer connection per shard, retrying outages for `retry_for`
@@ -194,7 +195,7 @@ impl RedisTarget {
 
     /// The shards' list keys.
     pub fn shard_keys(&self) -> Vec<String> {
-        crate::conn::shard_keys(&self.key, self.shards, self.redis.is_cluster())
+        crate::queue::conn::shard_keys(&self.key, self.shards, self.redis.is_cluster())
     }
 }
 
@@ -296,7 +297,7 @@ fn endpoint(flag: Option<String>, tls_ca: Option<String>) -> Result<Endpoint, Er
         })?),
     };
     let ep = Endpoint { url, tls_ca };
-    crate::conn::target(&ep)?;
+    crate::queue::conn::target(&ep)?;
     Ok(ep)
 }
 

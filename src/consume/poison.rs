@@ -8,8 +8,8 @@
 //! padded) in place of `item` when it is not, so the original bytes survive.
 
 use crate::error::Error;
-use crate::log;
 use crate::queue::Queue;
+use crate::run::log;
 use serde::de::IgnoredAny;
 
 /// What screening did to one batch.
@@ -74,7 +74,7 @@ pub fn letter(reason: &str, consumer: &str, item: &[u8]) -> String {
     let mut entry = serde_json::Map::new();
     entry.insert("reason".into(), reason.into());
     entry.insert("consumer".into(), consumer.into());
-    entry.insert("at".into(), crate::log::now_rfc3339().into());
+    entry.insert("at".into(), crate::run::log::now_rfc3339().into());
     match std::str::from_utf8(item) {
         Ok(text) => entry.insert("item".into(), text.into()),
         Err(_) => entry.insert("item_base64".into(), base64(item).into()),

@@ -4,9 +4,9 @@
 
 use crate::config::WriterConfig;
 use crate::error::Error;
-use crate::item::Item;
-use crate::log;
+use crate::queue::item::Item;
 use crate::queue::Queue;
+use crate::run::log;
 use crossbeam_channel::Receiver;
 use std::collections::HashSet;
 use std::fs::File;
@@ -143,7 +143,7 @@ fn split(batch: Vec<Item>, shards: usize) -> Vec<Vec<Item>> {
     for item in batch {
         let fp = item
             .fingerprint
-            .unwrap_or_else(|| crate::item::fingerprint(&item.json));
+            .unwrap_or_else(|| crate::queue::item::fingerprint(&item.json));
         groups[(fp % shards as u128) as usize].push(item);
     }
     groups
@@ -182,7 +182,7 @@ fn push_retrying(
         .iter()
         .map(|i| {
             i.fingerprint
-                .unwrap_or_else(|| crate::item::fingerprint(&i.json))
+                .unwrap_or_else(|| crate::queue::item::fingerprint(&i.json))
                 .to_be_bytes()
         })
         .collect();

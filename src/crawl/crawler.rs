@@ -1,11 +1,11 @@
 //! Getting one page the polite way: robots.txt, per-host slots and delay,
 //! redirects checked hop by hop, and retries with back-off. No threads here.
 
-use crate::backoff::Backoff;
-use crate::fetch::{self, Failure, Reply};
-use crate::hosts::Hosts;
-use crate::robots::Robots;
-use crate::summary::Counts;
+use crate::crawl::fetch::{self, Failure, Reply};
+use crate::crawl::hosts::Hosts;
+use crate::crawl::robots::Robots;
+use crate::run::backoff::Backoff;
+use crate::run::summary::Counts;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 use ureq::Agent;

@@ -11,11 +11,11 @@
 //! frontier is empty and nothing is leased. An expired lease (its producer
 //! died) goes back to the frontier.
 
-use crate::conn::{Conn, Endpoint};
+use crate::crawl::frontier::{filter, url_hash, Bounds, CrawlFrontier, Filtered, Finish, Seen};
 use crate::error::Error;
-use crate::frontier::{filter, url_hash, Bounds, CrawlFrontier, Filtered, Finish, Seen};
-use crate::link::Link;
-use crate::log;
+use crate::queue::conn::{Conn, Endpoint};
+use crate::queue::link::Link;
+use crate::run::log;
 use redis::{RedisResult, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

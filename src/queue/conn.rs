@@ -113,7 +113,7 @@ pub fn target(ep: &Endpoint) -> Result<Target, Error> {
     })?;
     if url.starts_with("rediss") && url.ends_with("#insecure") {
         WARNED_INSECURE.call_once(|| {
-            crate::log::warn(
+            crate::run::log::warn(
                 "TLS certificate checks are off (#insecure in the Redis URL); use --tls-ca to trust a private CA instead",
             );
         });

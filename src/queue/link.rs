@@ -13,10 +13,10 @@
 //! to repeat; for the others, `attempt` runs once and says whether the reply
 //! was lost, and `recover` waits out the outage.
 
-use crate::backoff::Backoff;
-use crate::conn::{self, Conn, Endpoint, Target};
-use crate::error::{redact, Error};
-use crate::log;
+use crate::error::{code, redact, Error};
+use crate::queue::conn::{self, Conn, Endpoint, Target};
+use crate::run::backoff::Backoff;
+use crate::run::log;
 use redis::{ConnectionLike, RedisError, RedisResult};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -62,15 +62,6 @@ impl Fault {
             None => Fault::Permanent(e),
         }
     }
-}
-
-/// The server's error code (`OOM`, `WRONGTYPE`, ...), also when the error
-/// came inside a pipeline or an aborted transaction (then the first one's).
-pub fn code(e: &RedisError) -> Option<String> {
-    e.clone()
-        .into_server_errors()
-        .and_then(|errs| errs.first().map(|(_, se)| se.code().to_string()))
-        .or_else(|| e.code().map(str::to_string))
 }
 
 /// An outage in progress: when it began and how long to wait next.

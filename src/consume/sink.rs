@@ -1,9 +1,10 @@
 //! The JSON Lines sink: whole lines only, buffered, flushed and fsynced per batch.
 
 use crate::error::Error;
-use crate::link::Link;
-use crate::log;
-use crate::reliable;
+use crate::queue::batch::Batch;
+use crate::queue::link::Link;
+use crate::queue::reliable;
+use crate::run::log;
 use crossbeam_channel::Receiver;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
@@ -13,42 +14,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 const BUFFER: usize = 256 * 1024;
 /// Batches held for commit at most; bounds memory and time-to-durable under load.
 const MAX_UNCOMMITTED: usize = 64;
-
-/// How a reliable batch is acknowledged once durable.
-#[derive(Debug, Clone)]
-pub struct Ack {
-    /// The consumer's batch set.
-    pub set: String,
-    /// The batch's own processing list.
-    pub list: String,
-}
-
-/// Popped items on their way to the sink.
-#[derive(Debug)]
-pub struct Batch {
-    /// The items, oldest first.
-    pub items: Vec<Vec<u8>>,
-    /// The list they were popped from.
-    pub key: String,
-    /// In reliable mode, what to acknowledge once they are durable.
-    pub ack: Option<Ack>,
-}
-
-impl Batch {
-    /// Nothing popped from `key`.
-    pub fn empty(key: &str) -> Batch {
-        Batch {
-            items: Vec::new(),
-            key: key.to_string(),
-            ack: None,
-        }
-    }
-
-    /// The bytes the items hold.
-    pub fn bytes(&self) -> u64 {
-        self.items.iter().map(|i| i.len() as u64).sum()
-    }
-}
 
 /// What `drain` did.
 #[derive(Debug, Default)]

@@ -107,7 +107,7 @@ pub enum Seen {
 
 /// The seen-set hash of a canonical URL (16 bytes, stable across builds).
 pub fn url_hash(url: &Url) -> u128 {
-    crate::item::fingerprint(url.as_str().as_bytes())
+    crate::queue::item::fingerprint(url.as_str().as_bytes())
 }
 
 /// Filters links found at `depth` (the links' own depth) in the one order

@@ -4,7 +4,7 @@
 //! subdomains cannot grow it without limit: the least recently used half is
 //! forgotten when it is full, and fetched again if needed.
 
-use crate::log;
+use crate::run::log;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;

@@ -18,11 +18,11 @@
 //! `<consumer>` is `host:pid:nonce`, unique per process start, so a restarted
 //! container (same host name, pid 1) never adopts a crashed run's batches.
 
-use crate::conn::run_all;
 use crate::error::Error;
-use crate::link::Link;
+use crate::queue::batch::{Ack, Batch};
+use crate::queue::conn::run_all;
+use crate::queue::link::Link;
 use crate::queue::Queue;
-use crate::sink::{Ack, Batch};
 use redis::Value;
 
 /// Moves up to ARGV[1] more items from the tail of KEYS[1] to the head of
@@ -82,7 +82,7 @@ impl Consumer {
         for list in lists {
             let mut set = redis::cmd("SET");
             set.arg(heartbeat_key(list, &self.id))
-                .arg(crate::log::now_rfc3339())
+                .arg(crate::run::log::now_rfc3339())
                 .arg("EX")
                 .arg(ttl);
             let mut add = redis::cmd("SADD");
@@ -239,7 +239,7 @@ impl Reliable {
             requeue_cmd(name, &key).query::<u64>(c)
         })?;
         if n > 0 {
-            crate::log::info(&format!(
+            crate::run::log::info(&format!(
                 "put {n} items back on {key} after a lost reply (they will be taken again)"
             ));
         }

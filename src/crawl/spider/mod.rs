@@ -2,7 +2,7 @@
 
 mod nesting;
 
-use crate::item::{self, Item};
+use crate::queue::item::{self, Item};
 use scraper::{ElementRef, Html, Selector};
 use serde_json::{Map, Value};
 use url::Url;
@@ -77,7 +77,7 @@ impl Spec {
     /// compiled from the same JSON that `qpipe spec --print` shows.
     pub fn quotes() -> Spec {
         // The built-in text is a constant covered by tests; it cannot fail.
-        crate::spec::parse(crate::spec::QUOTES, "built-in")
+        crate::crawl::spec::parse(crate::crawl::spec::QUOTES, "built-in")
             .map(|s| s.spider)
             .unwrap_or_else(|e| unreachable!("{e}"))
     }

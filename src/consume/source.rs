@@ -4,10 +4,10 @@
 //! (at-least-once).
 
 use crate::error::Error;
-use crate::log;
+use crate::queue::batch::Batch;
+use crate::queue::reliable::Reliable;
 use crate::queue::Queue;
-use crate::reliable::Reliable;
-use crate::sink::Batch;
+use crate::run::log;
 
 /// One list a popper thread serves, in one pop mode.
 pub trait Source: Send {
@@ -51,7 +51,7 @@ impl Source for Popper {
                 }))
             }
             Err(fault) => {
-                if matches!(fault, crate::link::Fault::Lost(_)) {
+                if matches!(fault, crate::queue::link::Fault::Lost(_)) {
                     self.lost_replies += 1;
                     log::warn(&format!(
                         "a pop from {} lost its reply: the items Redis popped for it, if any, are lost (use --reliable for at-least-once)",

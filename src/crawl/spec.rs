@@ -12,7 +12,7 @@
 //! ```
 //! Every error names the offending key, e.g. `fields.tags.css: invalid CSS selector`.
 
-use crate::spider::{Field, Read, Spec};
+use crate::crawl::spider::{Field, Read, Spec};
 use scraper::Selector;
 use serde_json::{Map, Value};
 use url::Url;

@@ -49,7 +49,7 @@ impl Summary {
     pub fn new(command: &'static str, exit: Exit) -> Summary {
         let mut fields = Map::new();
         fields.insert("command".into(), command.into());
-        fields.insert("finished_at".into(), crate::log::now_rfc3339().into());
+        fields.insert("finished_at".into(), crate::run::log::now_rfc3339().into());
         Summary {
             command,
             fields,

@@ -1,6 +1,5 @@
 //! A live progress line on stderr, drawn only when stderr is a terminal.
 
-use crate::queue::Queue;
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -10,9 +9,14 @@ pub fn wanted() -> bool {
     std::io::stderr().is_terminal()
 }
 
-/// Redraws `name value (rate/s)` for each counter, plus the queue depth, every
+/// Redraws `name value (rate/s)` for each counter, plus the queue depth (if
+/// `depth` knows it), every
 /// second until `done`; then erases the line so the summary starts clean.
-pub fn draw(counters: &[(&str, &AtomicU64)], mut queue: Option<Queue>, done: &AtomicBool) {
+pub fn draw(
+    counters: &[(&str, &AtomicU64)],
+    mut depth: impl FnMut() -> Option<u64>,
+    done: &AtomicBool,
+) {
     let started = Instant::now();
     let mut last = Instant::now();
     while !done.load(Ordering::Relaxed) {
@@ -27,7 +31,7 @@ pub fn draw(counters: &[(&str, &AtomicU64)], mut queue: Option<Queue>, done: &At
             let n = n.load(Ordering::Relaxed);
             line.push_str(&format!("  {name} {n} ({:.0}/s)", n as f64 / secs));
         }
-        if let Some(depth) = queue.as_mut().and_then(|q| q.len().ok()) {
+        if let Some(depth) = depth() {
             line.push_str(&format!("  queue {depth}"));
         }
         let mut err = std::io::stderr().lock();

@@ -5,9 +5,9 @@
 //! (pushes, pops) run once and return a `Fault`, so the caller decides what a
 //! lost reply means; the rest retry through outages inside the `Link`.
 
-use crate::conn::{self, Conn, Endpoint};
 use crate::error::Error;
-use crate::link::{Fault, Link};
+use crate::queue::conn::{self, Conn, Endpoint};
+use crate::queue::link::{Fault, Link};
 use redis::Value;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -194,7 +194,7 @@ impl Queue {
             .arg(&self.key)
             .arg(seen)
             .arg(marker)
-            .arg(crate::log::unix_secs())
+            .arg(crate::run::log::unix_secs())
             .arg(seq);
         for (fp, v) in fingerprints.iter().zip(values) {
             cmd.arg(&fp[..]).arg(*v);
@@ -210,7 +210,7 @@ impl Queue {
     /// Forgets fingerprints first pushed more than `ttl` ago.
     pub fn trim_seen(&mut self, seen: &str, ttl: Option<Duration>) -> Result<(), Error> {
         let Some(ttl) = ttl else { return Ok(()) };
-        let cutoff = crate::log::unix_secs().saturating_sub(ttl.as_secs());
+        let cutoff = crate::run::log::unix_secs().saturating_sub(ttl.as_secs());
         self.call("expire old fingerprints", |c| {
             redis::cmd("ZREMRANGEBYSCORE")
                 .arg(seen)

@@ -1,0 +1,71 @@
+//! The crawl frontier: what to fetch next, and when the crawl is over. Two
+//! kinds implement `CrawlFrontier`: `local` (in this process) and `shared`
+//! (in Redis, for many producers). Both filter links with `links`.
+
+mod links;
+pub mod local;
+pub mod shared;
+
+pub use links::{filter, url_hash, Bounds, Filtered, Seen};
+pub use local::Frontier;
+
+use std::sync::atomic::AtomicBool;
+use url::Url;
+
+/// Why the frontier stopped handing out URLs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    /// Every reachable page was fetched.
+    Finished,
+    /// `--max-pages` was reached.
+    MaxPages,
+    /// `--max-items` was reached.
+    MaxItems,
+    /// `--max-time` ran out.
+    MaxTime,
+    /// The stop flag was raised (signal, writer failure).
+    Stopped,
+    /// Redis stayed unreachable past `--redis-retry-secs` (shared frontier).
+    RedisUnavailable,
+}
+
+impl Finish {
+    /// The `finish_reason` written in stats.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Finish::Finished => "finished",
+            Finish::MaxPages => "max_pages",
+            Finish::MaxItems => "max_items",
+            Finish::MaxTime => "max_time",
+            Finish::Stopped => "shutdown",
+            Finish::RedisUnavailable => "redis_unavailable",
+        }
+    }
+}
+
+/// What `produce` needs from a frontier: in this process, or shared in Redis.
+pub trait CrawlFrontier: Sync {
+    /// Blocks until a URL is available (the caller is then busy with it) or
+    /// the crawl ends. Returns the URL and its depth.
+    fn next(&self, stop: &AtomicBool) -> Option<(Url, u32)>;
+    /// Marks a page at `depth` done, counting its `items` and adding its
+    /// links at `depth + 1`, atomically. Returns how many links were new.
+    fn complete(&self, page: &Url, links: Vec<Url>, depth: u32, items: u64) -> usize;
+    /// Gives back a page at `depth` that was taken but not fetched (the run
+    /// is stopping), so this or another process fetches it later.
+    fn release(&self, page: &Url, depth: u32);
+    /// Whether `url` may be crawled (checked again after redirects).
+    fn allows(&self, url: &Url) -> bool;
+    /// Why the crawl ended; `Finished` while it is still running.
+    fn finish(&self) -> Finish;
+    /// Link filtering counters so far.
+    fn filtered(&self) -> Filtered;
+    /// Distinct URLs ever queued (across processes, for a shared frontier).
+    fn seen(&self) -> u64;
+    /// Background upkeep until `done` (renewing leases); run on its own thread.
+    fn maintain(&self, _done: &AtomicBool) {}
+    /// Why the frontier failed, if it did (taken once).
+    fn take_failure(&self) -> Option<crate::error::Error> {
+        None
+    }
+}
