@@ -29,6 +29,9 @@ use run::{log, signal};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Every command logs through the facade, at the default level until a
+    // command sets its own.
+    log::set_verbosity(0);
     let argv: Vec<String> = std::env::args().collect();
     let strs: Vec<&str> = argv.iter().map(String::as_str).collect();
     let args = match Args::from_args(&["qpipe"], strs.get(1..).unwrap_or(&[])) {

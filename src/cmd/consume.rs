@@ -24,6 +24,7 @@ use crate::queue::reliable::{self, Consumer, Reliable};
 use crate::queue::Queue;
 use crate::run::log;
 use crate::run::progress;
+use crate::run::renewal::renew_every_third;
 use crate::run::signal::Signals;
 use crate::run::summary::Summary;
 use crossbeam_channel::Sender;
@@ -304,19 +305,15 @@ fn put_back(
 /// Keeps this consumer's heartbeats alive from their own thread, so a popper
 /// stalled behind a slow sink never looks dead. Renews every third of the TTL.
 fn heartbeat(me: &Consumer, link: &mut Link, keys: &[String], sh: &Shared<'_>, done: &AtomicBool) {
-    let every = Duration::from_secs(sh.cfg.heartbeat_ttl).div_f64(3.0);
-    let mut next = Instant::now() + every;
-    while !done.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(50));
-        if Instant::now() < next {
-            continue;
+    let ttl = sh.cfg.heartbeat_ttl;
+    renew_every_third(Duration::from_secs(ttl), done, || {
+        match me.beat(link, keys, ttl) {
+            Ok(()) => return true,
+            Err(Error::Stopped(_)) => {}
+            Err(e) => sh.fail(e),
         }
-        match me.beat(link, keys, sh.cfg.heartbeat_ttl) {
-            Ok(()) => next = Instant::now() + every,
-            Err(Error::Stopped(_)) => return,
-            Err(e) => return sh.fail(e),
-        }
-    }
+        false
+    });
 }
 
 /// One popper: take a batch from its sources in turn, set poison aside, and

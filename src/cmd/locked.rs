@@ -5,9 +5,9 @@ use crate::error::Error;
 use crate::queue::conn::Endpoint;
 use crate::queue::lock::Lock;
 use crate::run::log;
+use crate::run::renewal::renew_every_third;
 use crate::run::summary::Summary;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 /// Runs `work` under `lock` (or directly without one).
 ///
@@ -53,30 +53,17 @@ pub fn run(
 /// dropped connection is reconnected inside `renew`, which then re-checks the
 /// token: the lock is only ours if Redis still says so.
 fn keep(lock: &mut Lock, done: &AtomicBool, lost: &AtomicBool, stop: &AtomicBool) {
-    let mut next = Instant::now() + lock.renew_every();
-    while !done.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(50));
-        if Instant::now() < next {
-            continue;
-        }
-        match lock.renew() {
-            Ok(true) => next = Instant::now() + lock.renew_every(),
-            Ok(false) => {
-                log::error(
-                    "the run lock expired (and may have been taken by another run); stopping",
-                );
-                lost.store(true, Ordering::Relaxed);
-                stop.store(true, Ordering::Relaxed);
-                return;
-            }
-            Err(e) => {
-                log::error(&format!(
-                    "could not renew the run lock before it expired ({e}); stopping"
-                ));
-                lost.store(true, Ordering::Relaxed);
-                stop.store(true, Ordering::Relaxed);
-                return;
-            }
-        }
-    }
+    let ttl = lock.ttl();
+    renew_every_third(ttl, done, || {
+        let why = match lock.renew() {
+            Ok(true) => return true,
+            Ok(false) => "the run lock expired (and may have been taken by another run); stopping"
+                .to_string(),
+            Err(e) => format!("could not renew the run lock before it expired ({e}); stopping"),
+        };
+        log::error(&why);
+        lost.store(true, Ordering::Relaxed);
+        stop.store(true, Ordering::Relaxed);
+        false
+    });
 }

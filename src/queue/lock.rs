@@ -115,8 +115,8 @@ impl Lock {
         })
     }
 
-    /// How often to renew: a third of the TTL.
-    pub fn renew_every(&self) -> Duration {
-        self.ttl / 3
+    /// How long the lock lives without renewal.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
     }
 }

@@ -375,14 +375,17 @@ pub fn recover(link: &mut Link, key: &str) -> Result<u64, Error> {
     Ok(moved)
 }
 
-/// The host name, for consumer ids and lock tokens.
+/// The host name, for consumer ids and lock tokens (`gethostname(2)`, so
+/// it is right on every platform rather than falling back to a constant).
 pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "host".into())
+    let name = gethostname::gethostname()
+        .to_string_lossy()
+        .trim()
+        .to_string();
+    match name.is_empty() {
+        true => "unknown-host".into(),
+        false => name,
+    }
 }
 
 #[cfg(test)]

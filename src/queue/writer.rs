@@ -156,13 +156,16 @@ struct Target<'a> {
     seq: &'a str,
 }
 
-/// A run-unique id for the writer's marker key.
+/// A run-unique id for the writer's marker key: time, pid and a random
+/// nonce (two containers can share a pid and a clock tick).
 fn run_id() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    format!("{:x}-{}", nanos, std::process::id())
+    let nanos = crate::run::log::unix_time().as_nanos();
+    format!(
+        "{:x}-{}-{:08x}",
+        nanos,
+        std::process::id(),
+        fastrand::u32(..)
+    )
 }
 
 /// Pushes one batch, reconnecting with capped exponential backoff until `retry_for`.

@@ -1,40 +1,82 @@
 //! Human-facing log lines on stderr: RFC 3339 timestamp, level, message.
+//!
+//! Everything goes through the `log` facade, so warnings from the libraries
+//! (ureq, rustls, redis) appear too, at `-v`; the formatting stays here.
+//! qpipe's own lines use the target `qpipe`.
 
+use std::io::Write;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// 0 = errors only (-q), 1 = warnings and info (default), 2 = debug (-v).
 static VERBOSITY: AtomicU8 = AtomicU8::new(1);
 
-/// Sets how much is logged: -1 quiet, 0 normal, 1+ verbose.
+/// The logger behind the facade: one line per record on stderr.
+struct Stderr;
+
+static LOGGER: Stderr = Stderr;
+
+impl ::log::Log for Stderr {
+    fn enabled(&self, m: &::log::Metadata<'_>) -> bool {
+        use ::log::Level;
+        let v = VERBOSITY.load(Ordering::Relaxed);
+        let ours = m.target() == "qpipe";
+        match m.level() {
+            Level::Error if ours => true,
+            Level::Error | Level::Warn | Level::Info if !ours => v >= 2,
+            Level::Warn | Level::Info => v >= 1,
+            Level::Debug => ours && v >= 2,
+            _ => false,
+        }
+    }
+
+    fn log(&self, r: &::log::Record<'_>) {
+        if self.enabled(r.metadata()) {
+            let source = match r.target() {
+                "qpipe" => String::new(),
+                t => format!("[{t}] "),
+            };
+            // A closed stderr must not end the run.
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "{} {:<5} {source}{}",
+                now_rfc3339(),
+                r.level(),
+                r.args()
+            );
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// Sets how much is logged: -1 quiet, 0 normal, 1+ verbose. Installs the
+/// logger on first use.
 pub fn set_verbosity(level: i8) {
     VERBOSITY.store((level + 1).clamp(0, 2) as u8, Ordering::Relaxed);
+    if ::log::set_logger(&LOGGER).is_ok() {
+        ::log::set_max_level(::log::LevelFilter::Debug);
+    }
 }
 
 /// Logs a warning: something failed but the run goes on.
 pub fn warn(msg: &str) {
-    emit(1, "WARN", msg);
+    ::log::warn!(target: "qpipe", "{msg}");
 }
 
 /// Logs an informational line.
 pub fn info(msg: &str) {
-    emit(1, "INFO", msg);
+    ::log::info!(target: "qpipe", "{msg}");
 }
 
 /// Logs a debug line, shown with -v.
 pub fn debug(msg: &str) {
-    emit(2, "DEBUG", msg);
+    ::log::debug!(target: "qpipe", "{msg}");
 }
 
 /// Logs an error that ends the run; always shown.
 pub fn error(msg: &str) {
-    emit(0, "ERROR", msg);
-}
-
-fn emit(min: u8, level: &str, msg: &str) {
-    if VERBOSITY.load(Ordering::Relaxed) >= min {
-        eprintln!("{} {level:<5} {msg}", now_rfc3339());
-    }
+    ::log::error!(target: "qpipe", "{msg}");
 }
 
 /// Time since the Unix epoch (zero if the clock is before it). The one

@@ -16,11 +16,12 @@ use crate::error::Error;
 use crate::queue::conn::{Conn, Endpoint};
 use crate::queue::link::Link;
 use crate::run::log;
+use crate::run::renewal::renew_every_third;
 use redis::{RedisResult, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use url::Url;
 
 /// KEYS: frontier, leases. ARGV: now_ms, lease_ms.
@@ -123,10 +124,7 @@ pub struct SharedFrontier {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64
+    crate::run::log::unix_time().as_millis() as u64
 }
 
 fn member(depth: u32, url: &Url) -> String {
@@ -376,14 +374,7 @@ impl CrawlFrontier for SharedFrontier {
     /// page is never handed to another producer while it is still loading.
     /// `ZADD XX` only extends leases that still exist.
     fn maintain(&self, done: &AtomicBool) {
-        let every = self.lease / 3;
-        let mut last = std::time::Instant::now();
-        while !done.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(50).min(every));
-            if last.elapsed() < every {
-                continue;
-            }
-            last = std::time::Instant::now();
+        renew_every_third(self.lease, done, || {
             let held: Vec<String> = self
                 .held
                 .lock()
@@ -392,7 +383,7 @@ impl CrawlFrontier for SharedFrontier {
                 .cloned()
                 .collect();
             if held.is_empty() {
-                continue;
+                return true;
             }
             let expiry = now_ms() + self.lease.as_millis() as u64;
             let renewed = self.call("renew shared-frontier leases", |con| {
@@ -406,6 +397,8 @@ impl CrawlFrontier for SharedFrontier {
             if let Err(e) = renewed {
                 log::warn(&format!("could not renew shared-frontier leases: {e}"));
             }
-        }
+            // A failed renewal is retried at the next third.
+            true
+        });
     }
 }
