@@ -389,3 +389,123 @@ fn a_replica_and_an_out_of_memory_redis_are_named_and_lose_nothing() {
     assert_eq!(run.code, 0, "{run}");
     assert_eq!(stats(&sj)["items_written"], 2, "{run}");
 }
+
+#[test]
+fn brpop_mode_warns_when_a_lost_reply_loses_items() {
+    let redis = Redis::start();
+    let proxy = Proxy::start(&redis);
+    let all = numbered(3000, 10);
+    redis.lpush(KEY, &all);
+    // The script that takes the rest of a batch after BRPOP.
+    proxy.cut("bytes >= budget", 3, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let url = proxy.url();
+    let run = qpipe(
+        &[
+            "consume",
+            "--threads",
+            "1",
+            "--batch-size",
+            "100",
+            "--drain",
+            "--idle-timeout",
+            "0.5",
+            "--redis",
+            &url,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(proxy.cuts(), 1, "{run}");
+    assert_eq!(
+        run.stderr.matches("lost its reply").count(),
+        1,
+        "the loss must be reported: {run}"
+    );
+    let got = lines(&out);
+    // Exactly the one batch's follow-up (99 items) is gone, nothing else.
+    assert_eq!(got.len(), 3000 - 99, "{run}");
+    assert_eq!(redis.llen(KEY), 0);
+}
+
+#[test]
+fn a_poison_item_whose_dead_letter_cannot_be_recorded_goes_back_with_its_batch() {
+    let redis = Redis::start();
+    let _: () = redis.cmd(&["SET", &format!("{KEY}:dead"), "not a list"]);
+    let pushed = ["{\"good\":1}", "not json", "{\"good\":\n3}"];
+    redis.lpush(KEY, &pushed);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let st = dir.path().join("s.json");
+    let url = redis.url();
+    let run = qpipe(
+        &[
+            "consume",
+            "--threads",
+            "1",
+            "--drain",
+            "--idle-timeout",
+            "0.3",
+            "--redis",
+            &url,
+            "--out",
+            out.to_str().unwrap(),
+            "--stats-json",
+            st.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(run.code, 1, "{run}");
+    let last = run.stderr.lines().last().unwrap_or_default();
+    assert!(last.contains(&format!("{KEY}:dead")), "{run}");
+    // Every item is back, byte for byte, oldest first at the consuming end.
+    let mut back = redis.lrange(KEY);
+    back.reverse();
+    assert_eq!(back, pushed, "{run}");
+    assert!(lines(&out).is_empty());
+    assert_eq!(stats(&st)["items_returned_to_queue"], 3, "{run}");
+}
+
+#[test]
+fn recover_racing_a_live_consumer_strands_nothing() {
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let url = redis.url();
+    // A consumer whose output fails after 2 KB, like a full disk.
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 2; exec {QPIPE} consume --reliable --threads 1 --batch-size 50 --redis {url} --out {}",
+        out.display()
+    );
+    let child = Command::new("bash")
+        .args(["-c", &script])
+        .env_remove("REDIS_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let consumers = || redis.cmd::<Vec<String>>(&["SMEMBERS", &format!("{KEY}:consumers")]);
+    eventually("the consumer registered", Duration::from_secs(10), || {
+        !consumers().is_empty()
+    });
+    // Its heartbeat lapses (a stall, say) and `recover` runs meanwhile.
+    let id = consumers()[0].clone();
+    let _: () = redis.cmd(&["DEL", &format!("{KEY}:consumer:{id}")]);
+    let run = qpipe(&["recover", "--redis", &url], None);
+    assert_eq!(run.code, 0, "{run}");
+    let all = numbered(100, 40);
+    redis.lpush(KEY, &all);
+    let (code, stderr) = finish(child);
+    assert_eq!(code, 1, "{stderr}");
+    // Nothing may sit in a processing list that no registry names: at exit
+    // the consumer puts back everything it did not write.
+    assert_eq!(held(&redis), 0, "{stderr}");
+    let mut got = lines(&out);
+    let written = got.len();
+    got.extend(redis.lrange(KEY));
+    let dups = assert_all_delivered(&got, &all, &stderr);
+    assert_eq!(dups, 0, "written {written}: {stderr}");
+}

@@ -244,3 +244,40 @@ fn a_redis_outage_under_a_shared_frontier_honours_the_retry_budget() {
     assert_eq!(code, 1, "{stderr}");
     assert_eq!(stats(&st)["finish_reason"], "redis_unavailable", "{stderr}");
 }
+
+#[test]
+fn a_lost_lease_reply_does_not_stall_the_shared_crawl() {
+    let site = Site::start(5);
+    let redis = Redis::start();
+    let proxy = common::proxy::Proxy::start(&redis);
+    // The lease script; its retry must get the same URL back.
+    proxy.cut("ZRANGEBYSCORE", 2, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("s.json");
+    let url = proxy.url();
+    let started = Instant::now();
+    let run = qpipe(
+        &[
+            "produce",
+            "--redis",
+            &url,
+            "--start-url",
+            &site.url,
+            "--shared-frontier",
+            "lost",
+            "--threads",
+            "2",
+            "--stats-json",
+            st.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(proxy.cuts(), 1, "{run}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "stalled for {:?} (a lease held by no one waits out --lease-secs 120): {run}",
+        started.elapsed()
+    );
+    assert_eq!(stats(&st)["items_pushed"], 50, "{run}");
+}

@@ -32,6 +32,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Socket timeout for links that never block in Redis (heartbeats, the
+/// release at exit), so a hung server cannot hold up a stop for long.
+const QUICK: Duration = Duration::from_secs(1);
+
 /// Bytes popped but not yet written, as a multiple of `--batch-bytes`,
 /// above which the poppers wait for the sink.
 const IN_FLIGHT_BATCHES: u64 = 4;
@@ -72,6 +76,8 @@ impl Shared<'_> {
 #[derive(Default)]
 struct PopStats {
     popped: u64,
+    /// Items a popper put back itself (the run was ending).
+    returned: u64,
     dead: u64,
     reformatted: u64,
 }
@@ -123,8 +129,14 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
             .collect::<Result<Vec<_>, Error>>()?;
         workers.push(sources);
     }
+    // The heartbeat never blocks in Redis: a short socket timeout lets it
+    // notice a stop quickly even when Redis hangs.
     let mut beats = match &consumer {
-        Some(_) => Some(connect(&keys[0], block)?),
+        Some(_) => Some(Queue::over(
+            Link::open(&cfg.redis, QUICK, cfg.retry_for, stop.clone())?,
+            &keys[0],
+            Duration::ZERO,
+        )),
         None => None,
     };
     let shared = Shared {
@@ -178,6 +190,7 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
             match p.join() {
                 Ok(one) => {
                     pops.popped += one.popped;
+                    pops.returned += one.returned;
                     pops.dead += one.dead;
                     pops.reformatted += one.reformatted;
                 }
@@ -238,7 +251,7 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
         .set("items_written", drained.written)
         .set("items_dead", pops.dead)
         .set("items_reformatted", pops.reformatted)
-        .set("items_returned_to_queue", returned)
+        .set("items_returned_to_queue", returned + pops.returned)
         .set("items_recovered", recovered)
         .set("ack_failures", drained.ack_failures)
         .set("redis_reconnects", reconnects)
@@ -273,8 +286,9 @@ fn put_back(
         true => Duration::from_secs(2),
         false => cfg.retry_for.min(Duration::from_secs(10)),
     };
-    let mut q = match Queue::open(&cfg.redis, &keys[0], Duration::from_secs(1)) {
-        Ok(q) => q.retrying(budget, None).with_shards(keys),
+    let link = Link::open(&cfg.redis, QUICK, budget, None);
+    let mut q = match link {
+        Ok(l) => Queue::over(l.with_shards(keys), &keys[0], Duration::ZERO),
         Err(e) => {
             match consumer {
                 Some(_) => log::warn(&format!(
@@ -290,7 +304,16 @@ fn put_back(
     };
     match consumer {
         Some(me) => {
-            let (n, failure) = me.release(q.link(), keys);
+            // Batches the sink did not write are named here, so they go back
+            // even if a racing `recover` dropped their registration.
+            let mut n = 0;
+            for b in unwritten {
+                if let Some(a) = &b.ack {
+                    n += reliable::requeue_batch(q.link(), &b.key, &a.set, &a.list).unwrap_or(0);
+                }
+            }
+            let (m, failure) = me.release(q.link(), keys);
+            let n = n + m;
             if let Some(e) = failure {
                 log::warn(&format!(
                     "could not release all of this consumer's batches ({e}); `qpipe recover` re-queues the rest once its heartbeat expires"
@@ -378,7 +401,7 @@ fn pop_loop(mut sources: Vec<Box<dyn Source>>, tx: &Sender<Batch>, sh: &Shared<'
             // The batch is not sent: the items stay in Redis (reliable) or
             // go back below (BRPOP), and the run ends.
             Err(e) => {
-                src.abandon(batch);
+                stats.returned += src.abandon(batch);
                 sh.fail(e);
                 break;
             }
@@ -386,7 +409,7 @@ fn pop_loop(mut sources: Vec<Box<dyn Source>>, tx: &Sender<Batch>, sh: &Shared<'
         sh.in_flight.fetch_add(batch.bytes(), Ordering::Relaxed);
         if let Err(back) = tx.send(batch) {
             // The sink is gone (it panicked): make sure the items survive.
-            src.abandon(back.into_inner());
+            stats.returned += src.abandon(back.into_inner());
             break;
         }
     }

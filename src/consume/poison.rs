@@ -21,12 +21,44 @@ pub struct Screened {
     pub reformatted: u64,
 }
 
+/// Deepest nesting of arrays and objects a line may have. Parsers that
+/// recurse give up near here (serde_json's default limit is 128; Python's
+/// `json` fails soon after), so a deeper element is a dead letter rather
+/// than a line the consumer downstream cannot read.
+pub const MAX_DEPTH: usize = 128;
+
 /// Why an element cannot go to the sink, if it cannot.
 pub fn verdict(item: &[u8]) -> Result<(), String> {
     let text = std::str::from_utf8(item).map_err(|e| format!("not valid UTF-8: {e}"))?;
+    if depth(item) > MAX_DEPTH {
+        return Err(format!(
+            "nested deeper than {MAX_DEPTH} levels (most JSON parsers cannot read it)"
+        ));
+    }
     serde_json::from_str::<IgnoredAny>(text)
         .map(drop)
         .map_err(|e| format!("invalid JSON: {e}"))
+}
+
+/// The deepest nesting of `[`/`{` outside strings, in one linear pass.
+fn depth(item: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0, false, false);
+    for &b in item {
+        match (in_string, b) {
+            (true, _) if escaped => escaped = false,
+            (true, b'\\') => escaped = true,
+            (true, b'"') => in_string = false,
+            (true, _) => {}
+            (false, b'"') => in_string = true,
+            (false, b'[' | b'{') => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            (false, b']' | b'}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// Makes a valid JSON element one line: a raw CR or LF can only be
@@ -41,31 +73,36 @@ pub fn one_line(item: &mut [u8]) -> bool {
     changed
 }
 
-/// Moves items that cannot be written to `<key>:dead`; makes the rest one line.
-/// A dead letter that cannot be recorded ends the run: the item stays in
-/// Redis (reliable mode) or is given back (BRPOP mode) by the caller's exit path.
+/// Moves items that cannot be written to `<key>:dead`; makes the rest one
+/// line. The batch is changed only once the dead letters are recorded: if
+/// they cannot be, the error ends the run and the caller still holds every
+/// item exactly as popped, so it can put them all back.
 pub fn screen(q: &mut Queue, consumer: &str, items: &mut Vec<Vec<u8>>) -> Result<Screened, Error> {
-    let mut out = Screened::default();
-    let mut dead = Vec::new();
-    items.retain_mut(|item| match verdict(item) {
-        Ok(()) => {
+    let verdicts: Vec<Result<(), String>> = items.iter().map(|i| verdict(i)).collect();
+    let dead: Vec<String> = items
+        .iter()
+        .zip(&verdicts)
+        .filter_map(|(item, v)| v.as_ref().err().map(|r| letter(r, consumer, item)))
+        .collect();
+    if !dead.is_empty() {
+        let key = format!("{}:dead", q.key);
+        q.call(&format!("record dead letters in {key}"), |c| {
+            redis::cmd("LPUSH").arg(&key).arg(&dead).query::<()>(c)
+        })?;
+        log::warn(&format!("{} poison items moved to {key}", dead.len()));
+    }
+    let mut out = Screened {
+        dead: dead.len() as u64,
+        reformatted: 0,
+    };
+    let mut verdicts = verdicts.into_iter();
+    items.retain_mut(|item| match verdicts.next() {
+        Some(Ok(())) => {
             out.reformatted += u64::from(one_line(item));
             true
         }
-        Err(reason) => {
-            dead.push(letter(&reason, consumer, item));
-            false
-        }
+        _ => false,
     });
-    if dead.is_empty() {
-        return Ok(out);
-    }
-    out.dead = dead.len() as u64;
-    let key = format!("{}:dead", q.key);
-    q.call("record dead letters", |c| {
-        redis::cmd("LPUSH").arg(&key).arg(&dead).query::<()>(c)
-    })?;
-    log::warn(&format!("{} poison items moved to {key}", dead.len()));
     Ok(out)
 }
 
@@ -130,6 +167,18 @@ mod tests {
             .unwrap_err()
             .starts_with("invalid JSON"));
         assert!(verdict(b"").is_err());
+    }
+
+    #[test]
+    fn nesting_is_measured_outside_strings_and_capped() {
+        assert_eq!(depth(br#"{"a":[1,{"b":"[[[{{"}]}"#), 3);
+        assert_eq!(depth(br#"["\"[", [[]]]"#), 3);
+        let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert_eq!(verdict(ok.as_bytes()), Ok(()));
+        let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+        assert!(verdict(deep.as_bytes())
+            .unwrap_err()
+            .starts_with("nested deeper than 128"));
     }
 
     #[test]

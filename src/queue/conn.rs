@@ -126,7 +126,8 @@ pub fn target(ep: &Endpoint) -> Result<Target, Error> {
 pub fn connect(t: &Target, timeout: Duration) -> RedisResult<Conn> {
     match t {
         Target::Single(c) => {
-            let con = c.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+            // A short-lived link (e.g. at exit) gets a short connect too.
+            let con = c.get_connection_with_timeout(CONNECT_TIMEOUT.min(timeout))?;
             con.set_read_timeout(Some(timeout))?;
             con.set_write_timeout(Some(timeout))?;
             Ok(Conn::Single(con))

@@ -327,10 +327,21 @@ impl Link {
                 let kind = self
                     .attempt(|c| redis::cmd("TYPE").arg(&key).query::<String>(c))
                     .unwrap_or_else(|_| "value of another type".into());
+                // The list itself may be fine: then another key of this
+                // command (dead letters, a seen set) is at fault.
+                let cause = match kind.as_str() {
+                    "list" | "none" => format!(
+                        "{} (a key this command uses holds another type; check the keys named above)",
+                        crate::error::describe_redis(e)
+                    ),
+                    _ => format!(
+                        "the key {key} holds a {kind}, not a list (choose another --key, or delete the key if it is stale)"
+                    ),
+                };
                 Error::Redis {
                     what: format!("cannot {what}"),
                     url,
-                    cause: format!("the key {key} holds a {kind}, not a list (choose another --key, or delete the key if it is stale)"),
+                    cause,
                 }
             }
             (Some("READONLY"), _) => Error::Redis {

@@ -95,12 +95,18 @@ impl Queue {
 
     /// Connects without checking the key's type (to put items back at exit).
     pub fn open(ep: &Endpoint, key: &str, block: Duration) -> Result<Queue, Error> {
-        let link = Link::open(ep, block + READ_SLACK, Duration::ZERO, None)?.for_key(key);
-        Ok(Queue {
-            link,
+        let link = Link::open(ep, block + READ_SLACK, Duration::ZERO, None)?;
+        Ok(Queue::over(link, key, block))
+    }
+
+    /// A queue on an existing link, for non-blocking commands (`block` only
+    /// sizes blocking pops, which need a socket timeout longer than it).
+    pub fn over(link: Link, key: &str, block: Duration) -> Queue {
+        Queue {
+            link: link.for_key(key),
             key: key.to_string(),
             block,
-        })
+        }
     }
 
     /// Retries outages for `retry_for`, giving up early once `stop` is raised.
@@ -260,10 +266,15 @@ impl Queue {
                     .arg(budget)
                     .query::<Vec<Vec<u8>>>(c)
             });
-            // On error the BRPOP item is already out of Redis: deliver it now;
-            // the broken connection shows up on the next call.
-            if let Ok(rest) = rest {
-                items.extend(rest);
+            match rest {
+                Ok(rest) => items.extend(rest),
+                // The BRPOP item is already out of Redis: deliver it now; the
+                // broken connection shows up on the next call.
+                Err(Fault::Lost(e)) => crate::run::log::warn(&format!(
+                    "a pop from {key} lost its reply ({e}): up to {} items Redis popped for it are lost (use --reliable for at-least-once)",
+                    max - 1
+                )),
+                Err(_) => {}
             }
         }
         Ok(items)

@@ -21,13 +21,16 @@
 use crate::error::Error;
 use crate::queue::batch::{Ack, Batch};
 use crate::queue::conn::run_all;
-use crate::queue::link::Link;
+use crate::queue::link::{Fault, Link};
 use crate::queue::Queue;
 use redis::Value;
 
-/// Moves up to ARGV[1] more items from the tail of KEYS[1] to the head of
-/// KEYS[2], stopping once ARGV[2] bytes were moved.
+/// Registers batch KEYS[2] in set KEYS[3] (again: a `recover` racing a live
+/// consumer may have dropped it), then moves up to ARGV[1] more items from
+/// the tail of KEYS[1] to the head of KEYS[2], stopping once ARGV[2] bytes
+/// were moved.
 const MOVE_MORE: &str = r"
+redis.call('SADD', KEYS[3], KEYS[2])
 local out, bytes = {}, 0
 local budget = tonumber(ARGV[2])
 for i = 1, tonumber(ARGV[1]) do
@@ -40,10 +43,13 @@ end
 return out";
 
 /// Moves every item of KEYS[1] (a batch) back to the tail of KEYS[2], newest
-/// first, so the oldest is popped first again. Safe to repeat.
+/// first, so the oldest is popped first again; with ARGV[1] = 1, also drops
+/// the batch from its consumer's set KEYS[3] in the same step, so a name is
+/// never forgotten while it holds items. Safe to repeat.
 const REQUEUE: &str = r"
 local n = 0
 while redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT') do n = n + 1 end
+if ARGV[1] == '1' then redis.call('SREM', KEYS[3], KEYS[1]) end
 return n";
 
 /// KEYS[1]: a consumer's batch set; KEYS[2..]: committed batches. Deletes
@@ -192,19 +198,33 @@ impl Reliable {
             }
             Ok(Some(v)) => v,
             Err(fault) => {
+                // Only a lost reply can have moved something; a refusal
+                // (OOM, say) or no connection at all did not run.
+                let lost = matches!(fault, Fault::Lost(_));
                 self.q.link().recover(fault, &what)?;
-                return self.put_back(&name).map(|()| None);
+                return match lost {
+                    true => self.put_back(&name).map(|()| None),
+                    false => Ok(None),
+                };
             }
         };
         let budget = max_bytes.saturating_sub(first.len());
         let mut items = vec![first];
-        if max > 1 && budget > 0 {
+        if max == 1 || budget == 0 {
+            // No move script to re-register the batch (see MOVE_MORE).
+            let registered = self.q.link().attempt(|c| register.query::<()>(c));
+            if let Err(fault) = registered {
+                self.q.link().recover(fault, &what)?;
+                return self.put_back(&name).map(|()| None);
+            }
+        } else {
             let more = self.q.link().attempt(|c| {
                 redis::cmd("EVAL")
                     .arg(MOVE_MORE)
-                    .arg(2)
+                    .arg(3)
                     .arg(&key)
                     .arg(&name)
+                    .arg(&batches)
                     .arg(max - 1)
                     .arg(budget)
                     .query::<Vec<Vec<u8>>>(c)
@@ -212,6 +232,7 @@ impl Reliable {
             match more {
                 Ok(more) => items.extend(more),
                 Err(fault) => {
+                    // The first item is in the batch list either way.
                     self.q.link().recover(fault, &what)?;
                     return self.put_back(&name).map(|()| None);
                 }
@@ -235,8 +256,9 @@ impl Reliable {
     fn put_back(&mut self, name: &str) -> Result<(), Error> {
         self.seq += 1;
         let key = self.q.key.clone();
+        let set = self.batches.clone();
         let n = self.q.call("put back a batch whose reply was lost", |c| {
-            requeue_cmd(name, &key).query::<u64>(c)
+            requeue_cmd(name, &key, &set, false).query::<u64>(c)
         })?;
         if n > 0 {
             crate::run::log::info(&format!(
@@ -247,10 +269,23 @@ impl Reliable {
     }
 }
 
-fn requeue_cmd(batch: &str, list: &str) -> redis::Cmd {
+fn requeue_cmd(batch: &str, list: &str, set: &str, forget: bool) -> redis::Cmd {
     let mut c = redis::cmd("EVAL");
-    c.arg(REQUEUE).arg(2).arg(batch).arg(list);
+    c.arg(REQUEUE)
+        .arg(3)
+        .arg(batch)
+        .arg(list)
+        .arg(set)
+        .arg(if forget { "1" } else { "0" });
     c
+}
+
+/// Puts one batch of a consumer back on `list` and forgets its name, in one
+/// step. Returns the items moved.
+pub fn requeue_batch(link: &mut Link, list: &str, set: &str, batch: &str) -> Result<u64, Error> {
+    link.call("re-queue a batch", |c| {
+        requeue_cmd(batch, list, set, true).query::<u64>(c)
+    })
 }
 
 /// Acknowledges committed batches of one consumer set: deletes their lists.
@@ -270,7 +305,8 @@ pub fn ack(link: &mut Link, set: &str, lists: &[&str]) -> Result<(), Error> {
 }
 
 /// Re-queues every batch (and the pre-batch-list processing list) of one
-/// consumer of `list`, and forgets its batch set. Returns the items moved.
+/// consumer of `list`, forgetting each name only as its items go back (a
+/// name registered meanwhile stays). Returns the items moved.
 fn requeue_consumer(link: &mut Link, list: &str, consumer: &str) -> Result<u64, Error> {
     let set = batches_key(list, consumer);
     let mut names: Vec<String> = link.call("list a consumer's batches", |c| {
@@ -282,13 +318,8 @@ fn requeue_consumer(link: &mut Link, list: &str, consumer: &str) -> Result<u64, 
     names.push(format!("{list}:processing:{consumer}"));
     let mut moved = 0;
     for name in &names {
-        moved += link.call("re-queue a batch", |c| {
-            requeue_cmd(name, list).query::<u64>(c)
-        })?;
+        moved += requeue_batch(link, list, &set, name)?;
     }
-    link.call("forget a consumer's batches", |c| {
-        redis::cmd("DEL").arg(&set).query::<()>(c)
-    })?;
     Ok(moved)
 }
 

@@ -24,10 +24,14 @@ use std::sync::Mutex;
 use std::time::Duration;
 use url::Url;
 
-/// KEYS: frontier, leases. ARGV: now_ms, lease_ms.
+/// KEYS: frontier, leases, this request's token key. ARGV: now_ms, lease_ms.
 /// Re-queues expired leases, then leases the next URL. Returns
-/// `{1, member}` or `{0, number_still_leased}`.
+/// `{1, member}` or `{0, number_still_leased}`. A retry whose first reply
+/// was lost gets the same URL back (from the token key), instead of leasing
+/// a second one and leaving the first to wait out its lease.
 const TAKE: &str = r"
+local prev = redis.call('GET', KEYS[3])
+if prev then return {1, prev} end
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, 100)
 for _, m in ipairs(expired) do
   redis.call('ZREM', KEYS[2], m)
@@ -36,6 +40,7 @@ end
 local m = redis.call('LPOP', KEYS[1])
 if m then
   redis.call('ZADD', KEYS[2], tonumber(ARGV[1]) + tonumber(ARGV[2]), m)
+  redis.call('SET', KEYS[3], m, 'PX', ARGV[2])
   return {1, m}
 end
 return {0, redis.call('ZCARD', KEYS[2])}";
@@ -46,6 +51,7 @@ return {0, redis.call('ZCARD', KEYS[2])}";
 /// room is not marked seen. Returns `{added, dropped_for_room}`.
 const DONE: &str = r"
 if ARGV[1] ~= '' then redis.call('ZREM', KEYS[3], ARGV[1]) end
+redis.call('DEL', KEYS[4])
 local room = tonumber(ARGV[2]) - redis.call('LLEN', KEYS[1])
 local added, full = 0, 0
 for i = 3, #ARGV, 2 do
@@ -66,6 +72,7 @@ return {added, full}";
 /// fetched back at the front of the frontier, unless its lease already
 /// expired (then a `TAKE` re-queued it already).
 const RELEASE: &str = r"
+redis.call('DEL', KEYS[3])
 if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
   redis.call('LPUSH', KEYS[1], ARGV[1])
   return 1
@@ -120,7 +127,12 @@ pub struct SharedFrontier {
     filtered: Mutex<Filtered>,
     finish: Mutex<Option<Finish>>,
     /// Leases this process holds, renewed by `maintain` while their pages load.
-    held: Mutex<std::collections::HashSet<String>>,
+    /// Member -> the TAKE token key that leased it (deleted when done).
+    held: Mutex<std::collections::HashMap<String, String>>,
+    /// `{NAME}:take:<process nonce>:`: TAKE tokens start with this.
+    token_prefix: String,
+    /// TAKE requests made, for unique tokens.
+    takes: AtomicU64,
 }
 
 fn now_ms() -> u64 {
@@ -157,10 +169,15 @@ impl SharedFrontier {
             items: AtomicU64::new(0),
             filtered: Mutex::new(Filtered::default()),
             finish: Mutex::new(None),
-            held: Mutex::new(std::collections::HashSet::new()),
+            held: Mutex::new(std::collections::HashMap::new()),
+            token_prefix: format!("{{{name}}}:take:{:016x}:", fastrand::u64(..)),
+            takes: AtomicU64::new(0),
         };
         let links: Vec<(u32, Url)> = start.iter().map(|u| (0, u.clone())).collect();
-        f.call("seed the shared frontier", |con| f.done(con, "", &links))?;
+        let none = format!("{}none", f.token_prefix);
+        f.call("seed the shared frontier", |con| {
+            f.done(con, "", &none, &links)
+        })?;
         Ok(f)
     }
 
@@ -206,12 +223,14 @@ impl SharedFrontier {
         &self,
         con: &mut Conn,
         finished: &str,
+        token: &str,
         links: &[(u32, Url)],
     ) -> RedisResult<(u64, u64)> {
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(DONE)
-            .arg(3)
+            .arg(4)
             .arg(&self.keys[..])
+            .arg(token)
             .arg(finished)
             .arg(self.bounds.max_queued);
         for (depth, u) in links {
@@ -219,6 +238,16 @@ impl SharedFrontier {
                 .arg(member(*depth, u));
         }
         cmd.query(con)
+    }
+
+    /// Forgets a lease held here; returns the key of the TAKE token that
+    /// leased it (a placeholder key in the same slot if there is none).
+    fn token_of(&self, member: &str) -> String {
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(member)
+            .unwrap_or_else(|| format!("{}none", self.token_prefix))
     }
 
     fn set_finish(&self, f: Finish) -> Finish {
@@ -249,12 +278,16 @@ impl CrawlFrontier for SharedFrontier {
                 self.set_finish(f);
                 return None;
             }
+            // One token per request, the same across its retries.
+            let n = self.takes.fetch_add(1, Ordering::Relaxed);
+            let token = format!("{}{n}", self.token_prefix);
             let reply = self.call("lease a URL from the shared frontier", |con| {
                 redis::cmd("EVAL")
                     .arg(TAKE)
-                    .arg(2)
+                    .arg(3)
                     .arg(&self.keys[0])
                     .arg(&self.keys[2])
+                    .arg(&token)
                     .arg(now_ms())
                     .arg(self.lease.as_millis() as u64)
                     .query::<(i64, Value)>(con)
@@ -270,7 +303,7 @@ impl CrawlFrontier for SharedFrontier {
                             self.held
                                 .lock()
                                 .unwrap_or_else(|p| p.into_inner())
-                                .insert(text.into_owned());
+                                .insert(text.into_owned(), token);
                             return Some((u, d));
                         }
                     }
@@ -304,12 +337,11 @@ impl CrawlFrontier for SharedFrontier {
         };
         // The lease's member is rebuilt from the URL and depth it was taken as.
         let finished = member(depth, page);
-        self.held
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&finished);
+        let token = self.token_of(&finished);
         let (added, full) = self
-            .call("record a finished page", |con| self.done(con, &finished, &keep))
+            .call("record a finished page", |con| {
+                self.done(con, &finished, &token, &keep)
+            })
             .unwrap_or_else(|e| {
                 log::error(&format!("could not record a finished page in the shared frontier ({e}); its lease will expire and it will be fetched again"));
                 (0, 0)
@@ -322,17 +354,15 @@ impl CrawlFrontier for SharedFrontier {
 
     fn release(&self, page: &Url, depth: u32) {
         let m = member(depth, page);
-        self.held
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&m);
+        let token = self.token_of(&m);
         self.taken.fetch_sub(1, Ordering::Relaxed);
         let released = self.call("give a URL back to the shared frontier", |con| {
             redis::cmd("EVAL")
                 .arg(RELEASE)
-                .arg(2)
+                .arg(3)
                 .arg(&self.keys[0])
                 .arg(&self.keys[2])
+                .arg(&token)
                 .arg(&m)
                 .query::<u64>(con)
         });
@@ -379,7 +409,7 @@ impl CrawlFrontier for SharedFrontier {
                 .held
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .iter()
+                .keys()
                 .cloned()
                 .collect();
             if held.is_empty() {
