@@ -26,7 +26,7 @@ use crate::run::log;
 use crate::run::progress;
 use crate::run::renewal::renew_every_third;
 use crate::run::signal::Signals;
-use crate::run::summary::Summary;
+use crate::run::summary::{Finish, Summary};
 use crossbeam_channel::Sender;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -226,16 +226,20 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
             e,
         ));
     }
-    let reason = if failure.is_some() {
-        "error"
+    let reason = if let Some(f) = &failure {
+        match f {
+            Error::Redis { .. } => Finish::RedisUnavailable,
+            Error::Internal(_) => Finish::InternalError,
+            _ => Finish::Error,
+        }
     } else if signals.exit().is_some() {
-        "shutdown"
+        Finish::Stopped
     } else if shared.drained.load(Ordering::Relaxed) {
-        "drained"
+        Finish::Drained
     } else if shared.timed_out.load(Ordering::Relaxed) {
-        "max_time"
+        Finish::MaxTime
     } else {
-        "max_items"
+        Finish::MaxItems
     };
     // Without --drain a signal is the normal way to stop, so it is a success.
     let exit = match (signals.exit(), cfg.drain_after) {
@@ -243,7 +247,7 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
         _ => cfg.limits.exit_for(pops.dead),
     };
     let mut sum = Summary::new("consume", exit);
-    sum.set("finish_reason", reason)
+    sum.finish(reason)
         .set("mode", if cfg.reliable { "reliable" } else { "brpop" })
         .set("redis", crate::error::redact(&cfg.redis.url))
         .set("key", cfg.key.as_str())

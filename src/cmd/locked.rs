@@ -6,7 +6,7 @@ use crate::queue::conn::Endpoint;
 use crate::queue::lock::Lock;
 use crate::run::log;
 use crate::run::renewal::renew_every_third;
-use crate::run::summary::Summary;
+use crate::run::summary::{Finish, Summary};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Runs `work` under `lock` (or directly without one).
@@ -40,7 +40,7 @@ pub fn run(
     }
     let mut sum = result?;
     if lost.load(Ordering::Relaxed) {
-        sum.set("finish_reason", "lock_lost");
+        sum.finish(Finish::LockLost);
         sum.failure = Some(Error::Locked(format!(
             "lost the lock {:?} mid-run (Redis unreachable for longer than --lock-ttl?); stopped early",
             cfg.name

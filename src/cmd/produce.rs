@@ -12,7 +12,7 @@
 
 use crate::config::ProduceConfig;
 use crate::crawl::crawler::{CrawlCounts, Crawler};
-use crate::crawl::fetch::{self, Failure};
+use crate::crawl::fetch::{self, Failure, Reason};
 use crate::crawl::frontier::shared::{self as shared_frontier, SharedFrontier};
 use crate::crawl::frontier::{Bounds, CrawlFrontier, Frontier};
 use crate::crawl::hosts::Hosts;
@@ -24,7 +24,7 @@ use crate::queue::Queue;
 use crate::run::log;
 use crate::run::progress;
 use crate::run::signal::Signals;
-use crate::run::summary::{counts_json, merge, Counts, Summary};
+use crate::run::summary::{counts_json, merge, Counts, Finish, Summary};
 use crossbeam_channel::Sender;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -192,16 +192,16 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
         .or_else(|| frontier.take_failure())
         .or_else(|| fetched.panic.clone().map(Error::Internal));
     let reason = match (&failure, signals.exit()) {
-        (Some(Error::Internal(_)), _) => "internal_error",
-        (Some(_), _) => "redis_unavailable",
-        (None, Some(_)) => "shutdown",
-        (None, None) => frontier.finish().reason(),
+        (Some(Error::Internal(_)), _) => Finish::InternalError,
+        (Some(_), _) => Finish::RedisUnavailable,
+        (None, Some(_)) => Finish::Stopped,
+        (None, None) => frontier.finish(),
     };
     let failed_pages: u64 = fetched.errors.values().sum();
     let exit = signals.exit().unwrap_or(cfg.limits.exit_for(failed_pages));
     let filtered = frontier.filtered();
     let mut sum = Summary::new("produce", exit);
-    sum.set("finish_reason", reason)
+    sum.finish(reason)
         .set("redis", crate::error::redact(&cfg.writer.redis.url))
         .set("key", cfg.writer.key.as_str())
         .set("pages_fetched", fetched.pages)
@@ -305,7 +305,7 @@ impl Fetcher<'_> {
     fn page(&self, url: &Url, stats: &mut FetchStats) -> Outcome {
         let page = match self.crawler.get(url, &mut stats.crawl, self.stop) {
             Ok(page) => page,
-            Err(f) if f.kind == "shutdown" => return Outcome::NotFetched,
+            Err(f) if f.reason == Reason::Shutdown => return Outcome::NotFetched,
             Err(f) => {
                 record(url, f, stats);
                 return Outcome::Done(Vec::new(), 0);
@@ -362,12 +362,13 @@ impl Drop for StopOnPanic<'_> {
 }
 
 fn record(url: &url::Url, f: Failure, stats: &mut FetchStats) {
-    let counter = if f.skipped {
-        log::debug(&format!("{url}: skipped, {} ({})", f.kind, f.detail));
+    let name = f.reason.name();
+    let counter = if f.reason.is_skip() {
+        log::debug(&format!("{url}: skipped, {name} ({})", f.detail));
         &mut stats.skipped
     } else {
-        log::debug(&format!("{url}: {} ({})", f.kind, f.detail));
+        log::debug(&format!("{url}: {name} ({})", f.detail));
         &mut stats.errors
     };
-    *counter.entry(f.kind).or_default() += 1;
+    *counter.entry(name).or_default() += 1;
 }

@@ -1,7 +1,7 @@
 //! Getting one page the polite way: robots.txt, per-host slots and delay,
 //! redirects checked hop by hop, and retries with back-off. No threads here.
 
-use crate::crawl::fetch::{self, Failure, Reply};
+use crate::crawl::fetch::{self, Failure, Reason, Reply};
 use crate::crawl::hosts::Hosts;
 use crate::crawl::robots::Robots;
 use crate::run::backoff::Backoff;
@@ -74,14 +74,14 @@ impl Crawler<'_> {
                 Reply::Redirect(mut next) => {
                     next.set_fragment(None);
                     if chain.contains(&next) || chain.len() > MAX_REDIRECTS {
-                        return Err(Failure::error(
-                            "redirect_loop",
+                        return Err(Failure::new(
+                            Reason::RedirectLoop,
                             format!("{} redirects, back to {next}", chain.len()),
                         ));
                     }
                     if !matches!(next.scheme(), "http" | "https") || !(self.allowed)(&next) {
-                        return Err(Failure::skip(
-                            "offsite_redirect",
+                        return Err(Failure::new(
+                            Reason::OffsiteRedirect,
                             format!("redirected off-site to {next}"),
                         ));
                     }
@@ -89,10 +89,7 @@ impl Crawler<'_> {
                     current = next;
                 }
                 Reply::Status { code, .. } => {
-                    return Err(Failure::error(
-                        &format!("http_{code}"),
-                        format!("HTTP {code}"),
-                    ));
+                    return Err(Failure::new(Reason::Http(code), format!("HTTP {code}")));
                 }
             }
         }
@@ -111,8 +108,8 @@ impl Crawler<'_> {
             let (allowed, crawl_delay) = robots.check(self.agent, url);
             if !allowed {
                 counts.robots_forbidden += 1;
-                return Err(Failure::skip(
-                    "robots_forbidden",
+                return Err(Failure::new(
+                    Reason::RobotsForbidden,
                     format!("{url} is disallowed by robots.txt"),
                 ));
             }
@@ -122,19 +119,15 @@ impl Crawler<'_> {
         let mut backoff = Backoff::new(self.backoff, self.backoff * 4);
         loop {
             if !self.hosts.acquire(&host, delay, stop) {
-                return Err(Failure::skip("shutdown", "stopping".into()));
+                return Err(Failure::new(Reason::Shutdown, "stopping".into()));
             }
             let result = fetch::request(self.agent, url, self.max_body);
             let (reason, retry_after) = match &result {
                 Ok(Reply::Status { code, retry_after }) if retryable_status(*code) => {
-                    (format!("http_{code}"), *retry_after)
+                    (Some(Reason::Http(*code)), *retry_after)
                 }
-                Err(f)
-                    if matches!(f.kind.as_str(), "timeout" | "connect" | "io" | "http_error") =>
-                {
-                    (f.kind.clone(), None)
-                }
-                _ => (String::new(), None),
+                Err(f) if f.reason.is_transient() => (Some(f.reason), None),
+                _ => (None, None),
             };
             let back_off = retry_after.map(|d| d.min(MAX_RETRY_AFTER));
             self.hosts.release(&host, back_off);
@@ -148,14 +141,14 @@ impl Crawler<'_> {
             } else if let Ok(Reply::Redirect(_)) = &result {
                 *counts.responses_by_status.entry("3xx".into()).or_default() += 1;
             }
-            if reason.is_empty() {
+            let Some(reason) = reason else {
                 return result;
-            }
+            };
             if attempt >= ATTEMPTS {
-                *counts.gave_up.entry(reason).or_default() += 1;
+                *counts.gave_up.entry(reason.name()).or_default() += 1;
                 return result;
             }
-            *counts.retries.entry(reason).or_default() += 1;
+            *counts.retries.entry(reason.name()).or_default() += 1;
             // Retry-After is enforced by the host slot; otherwise back off here.
             if back_off.is_none() {
                 std::thread::sleep(backoff.step());

@@ -36,34 +36,90 @@ pub enum Reply {
     },
 }
 
-/// Why a request yielded nothing; `kind` is the stats key.
+/// Why a page yielded nothing. `name` renders it as its stats key, in one
+/// place; the variant says whether it is an error or a skip by policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// The request or a read timed out.
+    Timeout,
+    /// The host name did not resolve.
+    Dns,
+    /// The connection was refused or failed.
+    Connect,
+    /// The connection broke mid-exchange.
+    Io,
+    /// Any other transport failure.
+    HttpError,
+    /// A status that is not 2xx or a redirect (after retries, if retryable).
+    Http(u16),
+    /// Redirects went round in a circle or past the limit.
+    RedirectLoop,
+    /// Skip: not HTML or XHTML.
+    NotHtml,
+    /// Skip: larger than `--max-body`.
+    BodyTooLarge,
+    /// Skip: a redirect left the allowed domains.
+    OffsiteRedirect,
+    /// Skip: robots.txt disallows it.
+    RobotsForbidden,
+    /// Not fetched: the run is stopping (the page goes back to the frontier).
+    Shutdown,
+}
+
+impl Reason {
+    /// The stats key (`timeout`, `http_404`, `not_html`, ...).
+    pub fn name(self) -> String {
+        let fixed = match self {
+            Reason::Http(code) => return format!("http_{code}"),
+            Reason::Timeout => "timeout",
+            Reason::Dns => "dns",
+            Reason::Connect => "connect",
+            Reason::Io => "io",
+            Reason::HttpError => "http_error",
+            Reason::RedirectLoop => "redirect_loop",
+            Reason::NotHtml => "not_html",
+            Reason::BodyTooLarge => "body_too_large",
+            Reason::OffsiteRedirect => "offsite_redirect",
+            Reason::RobotsForbidden => "robots_forbidden",
+            Reason::Shutdown => "shutdown",
+        };
+        fixed.to_string()
+    }
+
+    /// Skipped by policy (not an error, does not count toward `--fail-on-errors`).
+    pub fn is_skip(self) -> bool {
+        matches!(
+            self,
+            Reason::NotHtml
+                | Reason::BodyTooLarge
+                | Reason::OffsiteRedirect
+                | Reason::RobotsForbidden
+                | Reason::Shutdown
+        )
+    }
+
+    /// A transport failure worth another attempt.
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            Reason::Timeout | Reason::Connect | Reason::Io | Reason::HttpError
+        )
+    }
+}
+
+/// Why a request yielded nothing, with detail for the log.
 #[derive(Debug, Clone)]
 pub struct Failure {
-    /// Short stable name used as a counter key (`timeout`, `http_404`, ...).
-    pub kind: String,
+    /// What went wrong.
+    pub reason: Reason,
     /// Human detail for the log.
     pub detail: String,
-    /// Skipped by policy (not HTML, too large, robots, offsite): not an error.
-    pub skipped: bool,
 }
 
 impl Failure {
-    /// An error that counts against `--fail-on-errors`.
-    pub fn error(kind: &str, detail: String) -> Failure {
-        Failure {
-            kind: kind.into(),
-            detail,
-            skipped: false,
-        }
-    }
-
-    /// A page skipped on purpose.
-    pub fn skip(kind: &str, detail: String) -> Failure {
-        Failure {
-            kind: kind.into(),
-            detail,
-            skipped: true,
-        }
+    /// A failure (or skip, by the reason) with its detail.
+    pub fn new(reason: Reason, detail: String) -> Failure {
+        Failure { reason, detail }
     }
 }
 
@@ -106,12 +162,15 @@ pub fn request(agent: &Agent, url: &Url, max_body: u64) -> Result<Reply, Failure
     let ctype = header("content-type").unwrap_or_else(|| "text/html".into());
     let lower = ctype.to_ascii_lowercase();
     if !(lower.starts_with("text/html") || lower.starts_with("application/xhtml")) {
-        return Err(Failure::skip("not_html", format!("content-type {ctype}")));
+        return Err(Failure::new(
+            Reason::NotHtml,
+            format!("content-type {ctype}"),
+        ));
     }
     if let Some(len) = header("content-length").and_then(|v| v.trim().parse::<u64>().ok()) {
         if len > max_body {
-            return Err(Failure::skip(
-                "body_too_large",
+            return Err(Failure::new(
+                Reason::BodyTooLarge,
                 format!("{len} bytes (over --max-body {max_body})"),
             ));
         }
@@ -151,18 +210,18 @@ fn meta_charset(bytes: &[u8]) -> Option<String> {
 }
 
 fn transport(e: ureq::Error) -> Failure {
-    let kind = match &e {
-        ureq::Error::Timeout(_) => "timeout",
-        ureq::Error::HostNotFound => "dns",
-        ureq::Error::ConnectionFailed => "connect",
-        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => "connect",
-        ureq::Error::Io(_) => "io",
-        ureq::Error::BodyExceedsLimit(_) => {
-            return Failure::skip("body_too_large", e.to_string());
+    let reason = match &e {
+        ureq::Error::Timeout(_) => Reason::Timeout,
+        ureq::Error::HostNotFound => Reason::Dns,
+        ureq::Error::ConnectionFailed => Reason::Connect,
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            Reason::Connect
         }
-        _ => "http_error",
+        ureq::Error::Io(_) => Reason::Io,
+        ureq::Error::BodyExceedsLimit(_) => Reason::BodyTooLarge,
+        _ => Reason::HttpError,
     };
-    Failure::error(kind, e.to_string())
+    Failure::new(reason, e.to_string())
 }
 
 #[cfg(test)]

@@ -211,9 +211,10 @@ pub fn run_all(con: &mut Conn, cmds: &[Cmd]) -> RedisResult<Vec<Value>> {
 /// On a cluster, waits (up to 1 s) until the master of `key`'s slot has
 /// copied what it just applied to one replica, if it has any: Redis Cluster
 /// replicates asynchronously, so a master killed right after a push would
-/// otherwise take an acknowledged batch with it. A batch whose WAIT fails
-/// counts as not acknowledged: the writer's retry finds out from the marker
-/// (on the promoted replica) whether it landed. One server: nothing to do.
+/// otherwise take an acknowledged batch with it. A batch that no replica
+/// acknowledged in time is an error: the writer's retry finds out from the
+/// marker (on the promoted replica, after a failover) whether it landed,
+/// and waits again. One server: nothing to do.
 pub fn replicate(con: &mut Conn, key: &str) -> RedisResult<()> {
     let Conn::Cluster(c) = con else {
         return Ok(());
@@ -232,7 +233,15 @@ pub fn replicate(con: &mut Conn, key: &str) -> RedisResult<()> {
         .and_then(|n| n.trim().parse::<u64>().ok())
         .unwrap_or(0);
     if replicas > 0 {
-        c.route_command(redis::cmd("WAIT").arg(1).arg(1000), master())?;
+        let acked = c.route_command(redis::cmd("WAIT").arg(1).arg(1000), master())?;
+        if redis::from_redis_value::<u64>(acked)? == 0 {
+            // Not on a replica yet: not acknowledged. The retry re-checks
+            // the marker and waits again.
+            return Err(redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no replica acknowledged the batch within 1 s",
+            )));
+        }
     }
     Ok(())
 }

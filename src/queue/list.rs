@@ -229,10 +229,16 @@ impl Queue {
 
     /// Whether batch `seq` was applied by an earlier attempt whose reply was lost.
     pub fn landed(&mut self, marker: &str, seq: &str) -> Result<bool, Fault> {
-        let current: Option<String> = self
-            .link
-            .attempt(|c| redis::cmd("GET").arg(marker).query(c))?;
-        Ok(current.as_deref() == Some(seq))
+        let key = self.key.as_str();
+        self.link.attempt(|c| {
+            let current: Option<String> = redis::cmd("GET").arg(marker).query(c)?;
+            let landed = current.as_deref() == Some(seq);
+            if landed {
+                // Landed, but only acknowledged once a replica has it too.
+                conn::replicate(c, key)?;
+            }
+            Ok(landed)
+        })
     }
 
     /// Deletes a writer's marker key at the end of its run.

@@ -137,6 +137,56 @@ fn round(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
+/// Why a run ended: its `finish_reason`, rendered by `name` in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    /// Every reachable page was fetched.
+    Finished,
+    /// The queue stayed empty for `--idle-timeout` (`consume --drain`).
+    Drained,
+    /// `--max-pages` was reached.
+    MaxPages,
+    /// `--max-items` was reached.
+    MaxItems,
+    /// `--max-time` ran out.
+    MaxTime,
+    /// A signal (or the run itself) raised the stop flag.
+    Stopped,
+    /// Redis stayed unreachable or refused past `--redis-retry-secs`.
+    RedisUnavailable,
+    /// A fatal error other than Redis (the sink, say).
+    Error,
+    /// A thread panicked (a bug).
+    InternalError,
+    /// The `--lock` was lost mid-run.
+    LockLost,
+}
+
+impl Finish {
+    /// The `finish_reason` written in stats.
+    pub fn name(self) -> &'static str {
+        match self {
+            Finish::Finished => "finished",
+            Finish::Drained => "drained",
+            Finish::MaxPages => "max_pages",
+            Finish::MaxItems => "max_items",
+            Finish::MaxTime => "max_time",
+            Finish::Stopped => "shutdown",
+            Finish::RedisUnavailable => "redis_unavailable",
+            Finish::Error => "error",
+            Finish::InternalError => "internal_error",
+            Finish::LockLost => "lock_lost",
+        }
+    }
+}
+
+impl Summary {
+    /// Records why the run ended.
+    pub fn finish(&mut self, why: Finish) -> &mut Summary {
+        self.set("finish_reason", why.name())
+    }
+}
+
 /// The process's peak resident set (`VmHWM`), in KiB, on Linux.
 fn peak_rss_kb() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

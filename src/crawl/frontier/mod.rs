@@ -6,42 +6,12 @@ mod links;
 pub mod local;
 pub mod shared;
 
+pub use crate::run::summary::Finish;
 pub use links::{filter, url_hash, Bounds, Filtered, Seen};
 pub use local::Frontier;
 
 use std::sync::atomic::AtomicBool;
 use url::Url;
-
-/// Why the frontier stopped handing out URLs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Finish {
-    /// Every reachable page was fetched.
-    Finished,
-    /// `--max-pages` was reached.
-    MaxPages,
-    /// `--max-items` was reached.
-    MaxItems,
-    /// `--max-time` ran out.
-    MaxTime,
-    /// The stop flag was raised (signal, writer failure).
-    Stopped,
-    /// Redis stayed unreachable past `--redis-retry-secs` (shared frontier).
-    RedisUnavailable,
-}
-
-impl Finish {
-    /// The `finish_reason` written in stats.
-    pub fn reason(self) -> &'static str {
-        match self {
-            Finish::Finished => "finished",
-            Finish::MaxPages => "max_pages",
-            Finish::MaxItems => "max_items",
-            Finish::MaxTime => "max_time",
-            Finish::Stopped => "shutdown",
-            Finish::RedisUnavailable => "redis_unavailable",
-        }
-    }
-}
 
 /// What `produce` needs from a frontier: in this process, or shared in Redis.
 pub trait CrawlFrontier: Sync {
