@@ -14,7 +14,9 @@
 
 use crate::crawl::spider::{Field, Read, Spec};
 use scraper::Selector;
-use serde_json::{Map, Value};
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use std::fmt;
 use url::Url;
 
 /// A validated spec file: the spider plus where and how far it crawls.
@@ -43,128 +45,230 @@ pub const QUOTES: &str = r#"{
 }
 "#;
 
-const TOP_KEYS: [&str; 7] = [
-    "start_urls",
-    "allowed_domains",
-    "item",
-    "fields",
-    "follow",
-    "max_depth",
-    "name",
-];
-const FIELD_KEYS: [&str; 3] = ["css", "read", "all"];
+/// A spec file as written. serde checks the shape (unknown keys included);
+/// `parse` adds the rules that span keys.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    #[serde(default)]
+    start_urls: Vec<StartUrl>,
+    #[serde(default)]
+    allowed_domains: Vec<String>,
+    item: Option<Css>,
+    fields: Option<Fields>,
+    #[serde(default)]
+    follow: Vec<Css>,
+    #[serde(default)]
+    max_depth: Option<u32>,
+    #[serde(default)]
+    #[allow(dead_code)] // Accepted for the user's own bookkeeping; unused.
+    name: Option<String>,
+}
+
+/// A CSS selector, compiled while the spec is read.
+struct Css {
+    text: String,
+    selector: Selector,
+}
+
+impl<'de> Deserialize<'de> for Css {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Css, D::Error> {
+        let text = String::deserialize(d)?;
+        let selector = compile(&text).map_err(de::Error::custom)?;
+        Ok(Css { text, selector })
+    }
+}
+
+/// An absolute http(s) start URL.
+struct StartUrl(Url);
+
+impl<'de> Deserialize<'de> for StartUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<StartUrl, D::Error> {
+        let s = String::deserialize(d)?;
+        match Url::parse(&s) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+                Ok(StartUrl(u))
+            }
+            _ => Err(de::Error::custom(format!(
+                "{s:?} is not an absolute http(s) URL"
+            ))),
+        }
+    }
+}
+
+/// `"read"`: `text`, `html` or `attr:NAME`.
+struct ReadAs(Read);
+
+impl<'de> Deserialize<'de> for ReadAs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ReadAs, D::Error> {
+        let r = String::deserialize(d)?;
+        match r.as_str() {
+            "text" => Ok(ReadAs(Read::Text)),
+            "html" => Ok(ReadAs(Read::Html)),
+            _ if r.starts_with("attr:") && r.len() > 5 => Ok(ReadAs(Read::Attr(r[5..].into()))),
+            _ => Err(de::Error::custom(format!(
+                "{r:?} is not text, html or attr:NAME"
+            ))),
+        }
+    }
+}
+
+/// A field written out in full.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FullField {
+    css: Css,
+    read: Option<ReadAs>,
+    #[serde(default)]
+    all: bool,
+}
+
+/// A field: a CSS selector (shorthand for its text), or a `FullField`.
+struct FieldDef(FullField);
+
+impl<'de> Deserialize<'de> for FieldDef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<FieldDef, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = FieldDef;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a CSS selector or an object with css/read/all")
+            }
+            fn visit_str<E: de::Error>(self, css: &str) -> Result<FieldDef, E> {
+                let selector = compile(css).map_err(E::custom)?;
+                Ok(FieldDef(FullField {
+                    css: Css {
+                        text: css.into(),
+                        selector,
+                    },
+                    read: None,
+                    all: false,
+                }))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<FieldDef, A::Error> {
+                FullField::deserialize(de::value::MapAccessDeserializer::new(map)).map(FieldDef)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `fields`, in the order written.
+struct Fields(Vec<(String, FieldDef)>);
+
+impl<'de> Deserialize<'de> for Fields {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Fields, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Fields;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of name -> selector")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
+                let mut out = Vec::new();
+                while let Some((name, def)) = map.next_entry::<String, FieldDef>()? {
+                    out.push((name, def));
+                }
+                Ok(Fields(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
 
 /// Parses and validates a spec; `origin` names it in errors (a path, or "built-in").
 pub fn parse(text: &str, origin: &str) -> Result<SpecFile, String> {
-    let err = |key: &str, msg: String| format!("spec {origin}: {key}: {msg}");
-    let root: Value = serde_json::from_str(text)
-        .map_err(|e| format!("spec {origin}: invalid JSON: {e} (check commas and quotes)"))?;
-    let obj = root
-        .as_object()
-        .ok_or_else(|| format!("spec {origin}: must be a JSON object"))?;
-    unknown_keys(obj, &TOP_KEYS).map_err(|k| {
-        err(
-            &k,
-            format!("unknown key (expected one of {})", TOP_KEYS.join(", ")),
-        )
-    })?;
-
-    let item_css = obj.get("item").ok_or_else(|| {
-        err(
-            "item",
-            "missing (a CSS selector for each item element)".into(),
-        )
-    })?;
-    let item = selector(item_css).map_err(|m| err("item", m))?;
-
-    let fields_obj = obj
-        .get("fields")
-        .and_then(Value::as_object)
-        .ok_or_else(|| {
-            err(
-                "fields",
-                "missing or not an object of name -> selector".into(),
-            )
-        })?;
-    if fields_obj.is_empty() {
-        return Err(err("fields", "needs at least one field".into()));
+    let err = |key: &str, msg: &str| format!("spec {origin}: {key}: {msg}");
+    // serde would read a JSON array as the struct's fields in order.
+    if !text.trim_start().starts_with('{') && serde_json::from_str::<de::IgnoredAny>(text).is_ok() {
+        return Err(format!("spec {origin}: must be a JSON object"));
     }
-    let mut fields = Vec::with_capacity(fields_obj.len());
-    for (name, def) in fields_obj {
-        let at = format!("fields.{name}");
+    let mut de = serde_json::Deserializer::from_str(text);
+    let raw: Raw = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let (path, inner) = (e.path().to_string(), e.into_inner());
+        if inner.is_syntax() || inner.is_eof() {
+            return format!("spec {origin}: invalid JSON: {inner} (check commas and quotes)");
+        }
+        let (key, msg) = explain(&path, &inner);
+        err(&key, &msg)
+    })?;
+    let item = raw
+        .item
+        .ok_or_else(|| err("item", "missing (a CSS selector for each item element)"))?;
+    let defs = raw
+        .fields
+        .ok_or_else(|| err("fields", "missing or not an object of name -> selector"))?;
+    if defs.0.is_empty() {
+        return Err(err("fields", "needs at least one field"));
+    }
+    let mut fields = Vec::with_capacity(defs.0.len());
+    for (name, FieldDef(f)) in defs.0 {
         if name == "url" {
             return Err(err(
-                &at,
-                "\"url\" is added to every item by qpipe; rename the field".into(),
+                "fields.url",
+                "\"url\" is added to every item by qpipe; rename the field",
             ));
         }
-        fields.push(field(name, def).map_err(|(k, m)| err(&format!("{at}{k}"), m))?);
+        fields.push(Field {
+            name,
+            selector: f.css.selector,
+            read: f.read.map_or(Read::Text, |r| r.0),
+            many: f.all,
+        });
     }
-
-    let follow = match obj.get("follow") {
-        None => Vec::new(),
-        Some(Value::Array(list)) => {
-            // Each is checked alone (so errors name it), then they are joined
-            // into one selector list: one pass over the page instead of N.
-            for (i, v) in list.iter().enumerate() {
-                selector(v).map_err(|m| err(&format!("follow[{i}]"), m))?;
-            }
-            let css: Vec<&str> = list.iter().filter_map(Value::as_str).collect();
-            if css.is_empty() {
-                Vec::new()
-            } else {
-                vec![selector(&Value::String(css.join(", "))).map_err(|m| err("follow", m))?]
-            }
+    // Each follow selector was checked alone (so errors name it); they are
+    // joined into one selector list: one pass over the page instead of N.
+    let follow = match raw.follow.as_slice() {
+        [] => Vec::new(),
+        list => {
+            let joined: Vec<&str> = list.iter().map(|c| c.text.as_str()).collect();
+            vec![compile(&joined.join(", ")).map_err(|m| err("follow", &m))?]
         }
-        Some(_) => return Err(err("follow", "must be a list of CSS selectors".into())),
-    };
-    let start_urls = strings(obj.get("start_urls"))
-        .map_err(|m| err("start_urls", m))?
-        .iter()
-        .enumerate()
-        .map(|(i, s)| match Url::parse(s) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(u),
-            _ => Err(err(
-                &format!("start_urls[{i}]"),
-                format!("{s:?} is not an absolute http(s) URL"),
-            )),
-        })
-        .collect::<Result<_, _>>()?;
-    let allowed_domains = strings(obj.get("allowed_domains"))
-        .map_err(|m| err("allowed_domains", m))?
-        .into_iter()
-        .map(|d| d.trim_start_matches('.').to_ascii_lowercase())
-        .collect();
-    let max_depth = match obj.get("max_depth") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_u64()
-                .and_then(|n| u32::try_from(n).ok())
-                .ok_or_else(|| err("max_depth", "must be a whole number, 0 or more".into()))?,
-        ),
     };
     Ok(SpecFile {
         spider: Spec {
-            item,
+            item: item.selector,
             fields,
             follow,
             id_field: None,
         },
-        start_urls,
-        allowed_domains,
-        max_depth,
+        start_urls: raw.start_urls.into_iter().map(|u| u.0).collect(),
+        allowed_domains: raw
+            .allowed_domains
+            .into_iter()
+            .map(|d| d.trim_start_matches('.').to_ascii_lowercase())
+            .collect(),
+        max_depth: raw.max_depth,
     })
 }
 
-fn unknown_keys(obj: &Map<String, Value>, known: &[&str]) -> Result<(), String> {
-    match obj.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(k) => Err(k.clone()),
-        None => Ok(()),
+/// The key and message for a shape error, in qpipe's words: serde's
+/// "unknown field `x`, expected one of `a`, `b`" names the key itself.
+fn explain(path: &str, e: &serde_json::Error) -> (String, String) {
+    let text = e.to_string();
+    // serde_json appends " at line L column C"; the key path says where.
+    let text = text
+        .rsplit_once(" at line ")
+        .map_or(text.as_str(), |(t, _)| t);
+    // The path already ends in the unknown key.
+    if let Some(rest) = text.strip_prefix("unknown field `") {
+        let expected = rest.split_once("`, expected").map_or("", |(_, e)| e);
+        let expected = expected.trim_start_matches(" one of").replace('`', "");
+        return (
+            path.to_string(),
+            format!("unknown key (expected one of{expected})"),
+        );
     }
+    let hint = match path {
+        "max_depth" => " (a whole number, 0 or more)",
+        "follow" | "start_urls" | "allowed_domains" => " (a list of strings)",
+        _ => "",
+    };
+    (path.to_string(), format!("{text}{hint}"))
 }
 
-fn selector(v: &Value) -> Result<Selector, String> {
-    let css = v.as_str().ok_or("must be a CSS selector string")?;
+/// Compiles a CSS selector; the error is one clean line.
+fn compile(css: &str) -> Result<Selector, String> {
     Selector::parse(css).map_err(|e| {
         // Some parser errors span lines and ask to be reported; keep one clean line.
         let why: Vec<String> = e
@@ -179,75 +283,6 @@ fn selector(v: &Value) -> Result<Selector, String> {
             "invalid CSS selector {css:?}: {} (check the selector syntax)",
             why.join("; ")
         )
-    })
-}
-
-fn strings(v: Option<&Value>) -> Result<Vec<String>, String> {
-    match v {
-        None => Ok(Vec::new()),
-        Some(Value::Array(list)) => list
-            .iter()
-            .map(|x| {
-                x.as_str()
-                    .map(str::to_string)
-                    .ok_or("must be a list of strings".to_string())
-            })
-            .collect(),
-        Some(_) => Err("must be a list of strings".into()),
-    }
-}
-
-/// One field: `"css"` shorthand, or `{"css", "read", "all"}`. Errors carry a key suffix.
-fn field(name: &str, def: &Value) -> Result<Field, (String, String)> {
-    let (css, read, all) = match def {
-        Value::String(_) => (def, None, false),
-        Value::Object(o) => {
-            unknown_keys(o, &FIELD_KEYS).map_err(|k| {
-                (
-                    format!(".{k}"),
-                    format!("unknown key (expected one of {})", FIELD_KEYS.join(", ")),
-                )
-            })?;
-            let css = o
-                .get("css")
-                .ok_or((".css".to_string(), "missing".to_string()))?;
-            let all = match o.get("all") {
-                None => false,
-                Some(Value::Bool(b)) => *b,
-                Some(_) => return Err((".all".into(), "must be true or false".into())),
-            };
-            (css, o.get("read"), all)
-        }
-        _ => {
-            return Err((
-                String::new(),
-                "must be a CSS selector or an object with css/read/all".into(),
-            ))
-        }
-    };
-    let selector = selector(css).map_err(|m| (".css".to_string(), m))?;
-    let read = match read.map(|r| r.as_str().ok_or(r)) {
-        None | Some(Ok("text")) => Read::Text,
-        Some(Ok("html")) => Read::Html,
-        Some(Ok(r)) if r.starts_with("attr:") && r.len() > 5 => Read::Attr(r[5..].to_string()),
-        Some(Ok(r)) => {
-            return Err((
-                ".read".into(),
-                format!("{r:?} is not text, html or attr:NAME"),
-            ))
-        }
-        Some(Err(_)) => {
-            return Err((
-                ".read".into(),
-                "must be \"text\", \"html\" or \"attr:NAME\"".into(),
-            ))
-        }
-    };
-    Ok(Field {
-        name: name.to_string(),
-        selector,
-        read,
-        many: all,
     })
 }
 
