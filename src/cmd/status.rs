@@ -2,8 +2,8 @@
 
 use crate::config::StatusConfig;
 use crate::error::{Error, Exit};
+use crate::queue::consumers;
 use crate::queue::lock;
-use crate::queue::reliable;
 use crate::queue::Queue;
 use crate::run::signal::Signals;
 use crate::run::summary::{Output, Summary};
@@ -29,7 +29,7 @@ pub fn run(cfg: &StatusConfig, _signals: &Signals) -> Result<Summary, Error> {
                 .arg(format!("{key}:dead"))
                 .query::<u64>(c)
         })?;
-        lists.extend(reliable::processing_lists(q.link(), key)?);
+        lists.extend(consumers::processing_lists(q.link(), key)?);
         if let Some(sets) = &seen_sets {
             seen += q.call("count the seen set", |c| {
                 redis::cmd("ZCARD").arg(sets.get(i)).query::<u64>(c)

@@ -1,7 +1,8 @@
 //! The consume stage: where popped items come from (`source`: BRPOP or
-//! reliable batches), what is set aside (`poison`: dead letters), and where
+//! reliable batches), the loop each popper thread runs (`popper`), what is set aside (`poison`: dead letters), and where
 //! they go (`sink`: the JSON Lines file, committed then acknowledged).
 
 pub mod poison;
+pub mod popper;
 pub mod sink;
 pub mod source;

@@ -50,7 +50,7 @@ impl Lock {
         let mut link = Link::open(ep, Duration::from_secs(5), ttl * 2 / 3, None)?;
         let token = format!(
             "{}:{}:{}",
-            crate::queue::reliable::hostname(),
+            crate::queue::consumers::hostname(),
             std::process::id(),
             crate::run::log::now_rfc3339()
         );

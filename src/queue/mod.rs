@@ -1,11 +1,12 @@
 //! Redis, the queue in the middle: what travels through it (`item` on the
 //! way in, `batch` on the way out), one reconnecting connection type
 //! (`link`, over `conn`), the list itself (`list`: push and pop batches),
-//! the producer's writer stage (`writer`), reliable batches (`reliable`),
+//! the producer's writer stage (`writer`), reliable batches (`reliable`) and their consumers (`consumers`: heartbeats, release, recovery),
 //! the run lock (`lock`) and the key names commands must agree on (`keys`).
 
 pub mod batch;
 pub mod conn;
+pub mod consumers;
 pub mod item;
 pub mod keys;
 pub mod link;

@@ -1,0 +1,177 @@
+//! One popper thread's loop: take batches from its sources in turn, set
+//! poison aside, and hand the rest to the sink. Plus the state the poppers
+//! share (budget, idle clock, first failure) and which shards each serves.
+//! The threads themselves are spawned in `cmd::consume`.
+
+use crate::config::ConsumeConfig;
+use crate::consume::poison;
+use crate::consume::source::Source;
+use crate::error::Error;
+use crate::queue::batch::Batch;
+use crossbeam_channel::Sender;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Bytes popped but not yet written, as a multiple of `--batch-bytes`,
+/// above which the poppers wait for the sink.
+const IN_FLIGHT_BATCHES: u64 = 4;
+
+/// State shared by the popper threads.
+pub struct Shared<'a> {
+    pub cfg: &'a ConsumeConfig,
+    pub stop: &'a AtomicBool,
+    pub started: Instant,
+    /// Milliseconds since `started` when an item was last popped.
+    pub last_item_ms: AtomicU64,
+    /// Set once the list stayed empty for the idle timeout.
+    pub drained: AtomicBool,
+    /// Items still allowed by --max-items (u64::MAX without a limit).
+    pub budget: AtomicU64,
+    /// `--max-time` as an instant.
+    pub deadline: Option<Instant>,
+    /// Set once the deadline passed.
+    pub timed_out: AtomicBool,
+    /// Bytes popped and not yet settled by the sink.
+    pub in_flight: AtomicU64,
+    /// Who this process is in dead letters.
+    pub consumer: String,
+    /// The first failure of any thread.
+    pub failure: Mutex<Option<Error>>,
+}
+
+impl Shared<'_> {
+    /// Records a failure that ends the run (the first one wins) and stops.
+    pub fn fail(&self, e: Error) {
+        if let Ok(mut f) = self.failure.lock() {
+            f.get_or_insert(e);
+        }
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[derive(Default)]
+pub struct PopStats {
+    pub popped: u64,
+    /// Items a popper put back itself (the run was ending).
+    pub returned: u64,
+    pub dead: u64,
+    pub reformatted: u64,
+}
+
+/// One popper: take a batch from its sources in turn, set poison aside, and
+/// hand the rest to the sink.
+pub fn pop_loop(
+    mut sources: Vec<Box<dyn Source>>,
+    tx: &Sender<Batch>,
+    sh: &Shared<'_>,
+) -> PopStats {
+    let mut stats = PopStats::default();
+    let mut next = 0;
+    let limit = IN_FLIGHT_BATCHES * sh.cfg.batch_bytes as u64;
+    while !sh.stop.load(Ordering::Relaxed) && !sh.drained.load(Ordering::Relaxed) {
+        if sh.deadline.is_some_and(|d| Instant::now() >= d) {
+            sh.timed_out.store(true, Ordering::Relaxed);
+            break;
+        }
+        if sh.in_flight.load(Ordering::Relaxed) >= limit {
+            // The sink is behind: popping more would only grow memory.
+            std::thread::sleep(Duration::from_millis(5));
+            continue;
+        }
+        let n = sources.len();
+        let src = &mut sources[next % n];
+        next += 1;
+        let want = reserve(&sh.budget, sh.cfg.batch_size as u64);
+        if want == 0 {
+            break;
+        }
+        let now_ms = || sh.started.elapsed().as_millis() as u64;
+        let mut batch = match src.take(want as usize, sh.cfg.batch_bytes) {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                // An outage is not an empty queue: restart the idle clock.
+                sh.budget.fetch_add(want, Ordering::Relaxed);
+                sh.last_item_ms.fetch_max(now_ms(), Ordering::Relaxed);
+                continue;
+            }
+            Err(e) => {
+                sh.budget.fetch_add(want, Ordering::Relaxed);
+                if !matches!(e, Error::Stopped(_)) {
+                    sh.fail(e);
+                }
+                break;
+            }
+        };
+        let got = batch.items.len() as u64;
+        sh.budget.fetch_add(want - got, Ordering::Relaxed);
+        let now_ms = now_ms();
+        if got == 0 {
+            if let Some(idle) = sh.cfg.drain_after {
+                let last = sh.last_item_ms.load(Ordering::Relaxed);
+                if now_ms.saturating_sub(last) >= idle.as_millis() as u64 {
+                    sh.drained.store(true, Ordering::Relaxed);
+                }
+            }
+            continue;
+        }
+        sh.last_item_ms.fetch_max(now_ms, Ordering::Relaxed);
+        stats.popped += got;
+        match poison::screen(src.queue(), &sh.consumer, &mut batch.items) {
+            Ok(s) => {
+                stats.dead += s.dead;
+                stats.reformatted += s.reformatted;
+            }
+            // The batch is not sent: the items stay in Redis (reliable) or
+            // go back below (BRPOP), and the run ends.
+            Err(e) => {
+                stats.returned += src.abandon(batch);
+                sh.fail(e);
+                break;
+            }
+        }
+        sh.in_flight.fetch_add(batch.bytes(), Ordering::Relaxed);
+        if let Err(back) = tx.send(batch) {
+            // The sink is gone (it panicked): make sure the items survive.
+            stats.returned += src.abandon(back.into_inner());
+            break;
+        }
+    }
+    stats
+}
+
+/// Takes up to `n` from the item budget; returns how many were granted.
+fn reserve(budget: &AtomicU64, n: u64) -> u64 {
+    let mut granted = 0;
+    let _ = budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+        granted = left.min(n);
+        Some(left - granted)
+    });
+    granted
+}
+
+/// The shards thread `t` of `threads` serves: every shard has a thread, and
+/// with more threads than shards, threads share shards.
+pub fn assigned(t: usize, threads: usize, shards: usize) -> Vec<usize> {
+    if threads >= shards {
+        vec![t % shards]
+    } else {
+        (t..shards).step_by(threads).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shard_is_served() {
+        assert_eq!(assigned(0, 4, 6), [0, 4]);
+        assert_eq!(assigned(1, 4, 6), [1, 5]);
+        assert_eq!(assigned(3, 4, 6), [3]);
+        assert_eq!(assigned(5, 8, 3), [2]);
+        let mut all: Vec<usize> = (0..4).flat_map(|t| assigned(t, 4, 6)).collect();
+        all.sort();
+        assert_eq!(all, [0, 1, 2, 3, 4, 5]);
+    }
+}
