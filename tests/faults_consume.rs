@@ -179,6 +179,8 @@ fn a_restarted_container_never_adopts_the_crashed_runs_items() {
 #[test]
 fn a_slow_sink_keeps_its_heartbeat_beside_recover() {
     let redis = Redis::start();
+    // About 1.3 MB: far more than the pipe, the sink's buffer and the channel
+    // hold, so the poppers wait on the sink for seconds at a time.
     let all = numbered(20_000, 40);
     redis.lpush(KEY, &all);
     let url = redis.url();
@@ -200,7 +202,7 @@ fn a_slow_sink_keeps_its_heartbeat_beside_recover() {
         ],
         None,
     );
-    // A slow reader: about 1 MB at 4 KB per 15 ms takes about 4 s.
+    // A slow reader: 4 KB per 30 ms, about 10 s in all.
     let mut stdout = child.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
         use std::io::Read;
@@ -211,14 +213,14 @@ fn a_slow_sink_keeps_its_heartbeat_beside_recover() {
                 break;
             }
             got.extend_from_slice(&chunk[..k]);
-            std::thread::sleep(Duration::from_millis(15));
+            std::thread::sleep(Duration::from_millis(30));
         }
         got
     });
     let mut recovered = 0;
     let started = Instant::now();
-    for _ in 0..60 {
-        if !reader.is_finished() && started.elapsed() < Duration::from_secs(30) {
+    for _ in 0..120 {
+        if !reader.is_finished() && started.elapsed() < Duration::from_secs(40) {
             let run = qpipe(&["recover", "--redis", &url, "--stats-json", "-"], None);
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(run.stdout.trim()) {
                 recovered += v["items_recovered"].as_u64().unwrap_or(0);
@@ -261,6 +263,8 @@ fn every_thread_reconnects_after_its_connection_is_killed() {
         assert_eq!(run.code, 0, "{run}");
     };
     let all = numbered(2000, 10);
+    // One thread serving both shards: while it blocks on one, the other's
+    // connection is killed, and its next heartbeat or pop must reconnect.
     let child = spawn(
         &[
             "consume",
@@ -268,7 +272,7 @@ fn every_thread_reconnects_after_its_connection_is_killed() {
             "--shards",
             "2",
             "--threads",
-            "2",
+            "1",
             "--heartbeat-ttl",
             "2",
             "--redis",
