@@ -49,10 +49,23 @@ pub enum Error {
 impl Error {
     /// Builds a Redis error, redacting any password in `url` and explaining next steps.
     pub fn redis(what: impl Into<String>, url: &str, cause: &redis::RedisError) -> Error {
+        // A TLS client talking to a plaintext Redis: the server waits for a
+        // line that never comes, and the handshake runs out of time.
+        let silent = cause.is_timeout()
+            || cause.to_string().contains("os error 11")
+            || cause.to_string().contains("timed out");
+        let cause = if url.starts_with("rediss") && silent {
+            format!(
+                "no TLS handshake reply: {} (is this a plaintext Redis? use redis:// instead of rediss://)",
+                scrub(&cause.to_string())
+            )
+        } else {
+            describe_redis(cause)
+        };
         Error::Redis {
             what: what.into(),
             url: redact(url),
-            cause: describe_redis(cause),
+            cause,
         }
     }
 
@@ -103,6 +116,14 @@ pub fn code(e: &redis::RedisError) -> Option<String> {
 pub fn describe_redis(e: &redis::RedisError) -> String {
     let text = e.to_string();
     let lower = text.to_lowercase();
+    if e.kind() == redis::ErrorKind::Parse || lower.contains("parse error") {
+        // Another protocol (HTTP, say) answered: its bytes make no sense.
+        return "the server at this address does not answer as Redis (is this the right port?)"
+            .into();
+    }
+    if lower.contains("db index is out of range") {
+        return "the database index in the URL does not exist on this server (use one below `databases` in redis.conf, usually 0-15)".into();
+    }
     let hint = if lower.contains("refused") || e.is_connection_refusal() {
         "is redis-server running? set --redis or REDIS_URL"
     } else if lower.contains("wrongpass")
@@ -123,8 +144,13 @@ pub fn describe_redis(e: &redis::RedisError) -> String {
     } else {
         "check --redis and the server's log"
     };
-    // Some redis errors echo the URL; never let a password through.
-    format!("{} ({hint})", scrub(&text))
+    // Some redis errors echo the URL; never let a password through. One line.
+    let text = scrub(&text)
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("; ");
+    format!("{text} ({hint})")
 }
 
 /// Returns `url` with any password replaced by `***`; unparsable input is hidden whole.

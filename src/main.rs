@@ -40,11 +40,14 @@ fn main() -> ExitCode {
             // argh would exit 1 on bad usage; qpipe documents 2.
             return match early.status {
                 Ok(()) => {
-                    println!("{}", early.output);
+                    log::out(&format!("{}\n", early.output));
                     ExitCode::SUCCESS
                 }
                 Err(()) => {
-                    eprintln!("qpipe: {} (see qpipe --help)", early.output.trim());
+                    log::err(&format!(
+                        "qpipe: {} (see qpipe --help)\n",
+                        early.output.trim()
+                    ));
                     ExitCode::from(Exit::Usage as u8)
                 }
             };
@@ -54,7 +57,7 @@ fn main() -> ExitCode {
     let code = match result {
         Ok(sum) => finish(sum, stats_json.as_deref()),
         Err(e) => {
-            eprintln!("qpipe: {e}");
+            log::fatal(&e.to_string());
             e.exit()
         }
     };
@@ -67,8 +70,22 @@ fn dispatch(args: Args) -> (Result<Summary, Error>, Option<String>) {
         Ok(s) => s,
         Err(e) => return (Err(e), None),
     };
+    let name = match &args.cmd {
+        Command::Produce(_) => "produce",
+        Command::Consume(_) => "consume",
+        Command::Push(_) => "push",
+        Command::Recover(_) => "recover",
+        Command::Status(_) => "status",
+        Command::Spec(_) => "spec",
+        Command::Peek(_) => "peek",
+        Command::DemoSite(_) => "demo-site",
+    };
+    queue::conn::name_clients(name);
     match args.cmd {
         Command::Produce(a) => {
+            if let Err(e) = log::set_format(a.log_format.as_deref()) {
+                return (Err(e), None);
+            }
             log::set_verbosity(verbosity(a.quiet, a.verbose));
             let stats = a.stats_json.clone();
             let r = ProduceConfig::from_args(a).and_then(|c| {
@@ -82,6 +99,9 @@ fn dispatch(args: Args) -> (Result<Summary, Error>, Option<String>) {
             (r, stats)
         }
         Command::Consume(a) => {
+            if let Err(e) = log::set_format(a.log_format.as_deref()) {
+                return (Err(e), None);
+            }
             log::set_verbosity(verbosity(a.quiet, a.verbose));
             let stats = a.stats_json.clone();
             let r = ConsumeConfig::from_args(a).and_then(|c| {
@@ -92,6 +112,9 @@ fn dispatch(args: Args) -> (Result<Summary, Error>, Option<String>) {
             (r, stats)
         }
         Command::Push(a) => {
+            if let Err(e) = log::set_format(a.log_format.as_deref()) {
+                return (Err(e), None);
+            }
             log::set_verbosity(verbosity(a.quiet, false));
             let stats = a.stats_json.clone();
             let r = PushConfig::from_args(a).and_then(|c| cmd::push::run(&c, &signals));
@@ -130,20 +153,20 @@ fn verbosity(quiet: bool, verbose: bool) -> i8 {
 /// Prints the summary (stderr, and JSON if asked) and picks the exit code.
 fn finish(sum: Summary, stats_json: Option<&str>) -> Exit {
     match sum.output {
-        Output::Stderr => eprint!("{}", sum.human()),
-        Output::Stdout => print!("{}", sum.human()),
-        Output::StdoutJson => println!("{}", sum.json_line()),
+        Output::Stderr => log::summary(&sum.human(), &sum.json_line()),
+        Output::Stdout => log::out(&sum.human()),
+        Output::StdoutJson => log::out(&format!("{}\n", sum.json_line())),
         Output::Silent => {}
     }
     let mut exit = sum.exit;
     if let Some(dest) = stats_json {
         if let Err(e) = sum.append_json(dest) {
-            eprintln!("qpipe: {e}");
+            log::fatal(&e.to_string());
             exit = Exit::Fatal;
         }
     }
     if let Some(e) = &sum.failure {
-        eprintln!("qpipe: {e}");
+        log::fatal(&e.to_string());
         exit = e.exit();
     }
     exit

@@ -131,11 +131,15 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
             .collect();
         drop(tx);
         let acker = consumer.is_some().then(|| control.link());
+        let flags = sink::Flags {
+            stop: shared.stop,
+            reopen: &signals.hup,
+        };
         let drained = sink::drain(
             &rx,
             &mut sink,
             acker,
-            shared.stop,
+            &flags,
             &written_now,
             &shared.in_flight,
         );

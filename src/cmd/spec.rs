@@ -9,7 +9,7 @@ pub fn run(print: bool, check: Option<&str>) -> Result<Summary, Error> {
     let mut sum = Summary::new("spec", Exit::Ok);
     match (print, check) {
         (true, None) => {
-            print!("{}", spec::QUOTES);
+            crate::run::log::out(spec::QUOTES);
             sum.output = Output::Silent;
         }
         (false, Some(path)) => {

@@ -99,13 +99,15 @@ pub fn peek(cfg: &StatusConfig, n: u64, _signals: &Signals) -> Result<Summary, E
         items.extend(some);
     }
     let mut out = std::io::stdout().lock();
-    for item in &items {
-        out.write_all(item)
-            .and_then(|()| out.write_all(b"\n"))
-            .map_err(|e| Error::io("cannot write to stdout", e))?;
+    let written = items
+        .iter()
+        .try_for_each(|item| out.write_all(item).and_then(|()| out.write_all(b"\n")))
+        .and_then(|()| out.flush());
+    match written {
+        // The reader stopped reading (`qpipe peek | head -1`): nothing is lost.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => other.map_err(|e| Error::io("cannot write to stdout", e))?,
     }
-    out.flush()
-        .map_err(|e| Error::io("cannot write to stdout", e))?;
     let mut sum = Summary::new("peek", Exit::Ok);
     sum.output = Output::Silent;
     sum.set("items", items.len() as u64);

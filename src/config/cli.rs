@@ -11,6 +11,7 @@ use argh::FromArgs;
     error_code(1, "fatal error: Redis, the sink, or the network setup"),
     error_code(2, "bad usage: a flag, URL or value is wrong"),
     error_code(3, "finished, but some pages or input lines failed"),
+    error_code(4, "another run holds the --lock, or this run lost it"),
     error_code(130, "stopped by SIGINT (a second SIGINT exits at once)"),
     error_code(143, "stopped by SIGTERM (a second SIGTERM exits at once)")
 )]
@@ -171,6 +172,9 @@ pub struct ProduceArgs {
     /// print debug lines (every failed page)
     #[argh(switch, short = 'v')]
     pub verbose: bool,
+    /// log line format on stderr: text, or json (one object per line with ts, level, msg, target) (default text)
+    #[argh(option)]
+    pub log_format: Option<String>,
 }
 
 /// pop items from a Redis list (BRPOP, FIFO) and append them to a JSON Lines file.
@@ -247,6 +251,9 @@ pub struct ConsumeArgs {
     /// print debug lines
     #[argh(switch, short = 'v')]
     pub verbose: bool,
+    /// log line format on stderr: text, or json (one object per line with ts, level, msg, target) (default text)
+    #[argh(option)]
+    pub log_format: Option<String>,
 }
 
 /// push a JSON Lines file (e.g. a qpipe-unsent spill file) onto a Redis list.
@@ -284,6 +291,9 @@ pub struct PushArgs {
     /// only print errors and the summary
     #[argh(switch, short = 'q')]
     pub quiet: bool,
+    /// log line format on stderr: text, or json (one object per line with ts, level, msg, target) (default text)
+    #[argh(option)]
+    pub log_format: Option<String>,
 }
 
 /// re-queue items held by dead `consume --reliable` workers (heartbeat expired).

@@ -46,6 +46,8 @@ enum Target {
 pub struct Sink {
     target: Target,
     fsync: bool,
+    /// The `--out` path, to reopen after rotation (SIGHUP).
+    path: Option<std::path::PathBuf>,
 }
 
 impl Sink {
@@ -80,7 +82,11 @@ impl Sink {
                 }
             }
         };
-        Ok(Sink { target, fsync })
+        Ok(Sink {
+            target,
+            fsync,
+            path: path.map(Path::to_path_buf),
+        })
     }
 
     fn writer(&mut self) -> io::Result<&mut dyn Write> {
@@ -131,6 +137,20 @@ impl Sink {
         }
     }
 
+    /// Commits, then opens `--out` again by its path, so a file that was
+    /// renamed away (logrotate) is closed and a new one is started. Stdout
+    /// stays as it is.
+    pub fn reopen(&mut self) -> Result<(), Error> {
+        let Some(path) = self.path.clone() else {
+            return Ok(());
+        };
+        self.commit()
+            .map_err(|e| Error::io("cannot commit before reopening --out", e))?;
+        *self = Sink::open(Some(&path), self.fsync)?;
+        log::info(&format!("reopened {} (SIGHUP)", path.display()));
+        Ok(())
+    }
+
     /// After a failed write: drops what is buffered and cuts the file back to
     /// its last commit, so no item is both in the file and given back, and
     /// the file does not end in a torn line. Returns the bytes cut.
@@ -154,6 +174,14 @@ impl Sink {
     }
 }
 
+/// The flags the sink loop watches.
+pub struct Flags<'a> {
+    /// Raised by the sink when it fails, so the poppers stop.
+    pub stop: &'a AtomicBool,
+    /// Raised by SIGHUP: reopen `--out` after the next commit.
+    pub reopen: &'a AtomicBool,
+}
+
 /// The sink loop: write batches, commit when nothing else is waiting, then
 /// acknowledge them (reliable mode) on `acker`. `in_flight` counts the bytes
 /// popped but not yet settled; the poppers wait while it is high.
@@ -166,13 +194,26 @@ pub fn drain(
     rx: &Receiver<Batch>,
     sink: &mut Sink,
     mut acker: Option<&mut Link>,
-    stop: &AtomicBool,
+    flags: &Flags<'_>,
     live: &AtomicU64,
     in_flight: &AtomicU64,
 ) -> Drained {
     let mut out = Drained::default();
     let mut uncommitted: Vec<Batch> = Vec::new();
-    for batch in rx {
+    loop {
+        // Wakes now and then while idle, so a SIGHUP is acted on promptly.
+        let batch = match rx.recv_timeout(std::time::Duration::from_millis(250)) {
+            Ok(b) => b,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                if uncommitted.is_empty() && flags.reopen.swap(false, Ordering::Relaxed) {
+                    if let Err(e) = sink.reopen() {
+                        log::error(&format!("{e}; still writing to the old file"));
+                    }
+                }
+                continue;
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        };
         let result = sink.write(&batch.items);
         uncommitted.push(batch);
         if let Err(e) = result {
@@ -186,6 +227,11 @@ pub fn drain(
             }
             settle(&mut uncommitted, acker.as_deref_mut(), &mut out, in_flight);
             live.store(out.written, Ordering::Relaxed);
+            if flags.reopen.swap(false, Ordering::Relaxed) {
+                if let Err(e) = sink.reopen() {
+                    log::error(&format!("{e}; still writing to the old file"));
+                }
+            }
         }
     }
     if out.error.is_none() {
@@ -195,7 +241,7 @@ pub fn drain(
         }
     }
     if out.error.is_some() {
-        stop.store(true, Ordering::Relaxed);
+        flags.stop.store(true, Ordering::Relaxed);
         match sink.rewind() {
             Ok(0) => {}
             Ok(cut) => log::warn(&format!(

@@ -3,7 +3,9 @@
 
 use crate::error::Error;
 use redis::cluster::{ClusterClient, ClusterConnection};
-use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::cluster_routing::{
+    MultipleNodeRoutingInfo, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
+};
 use redis::{Client, Cmd, Connection, ConnectionLike, RedisResult, Value};
 use std::time::Duration;
 
@@ -121,24 +123,55 @@ pub fn target(ep: &Endpoint) -> Result<Target, Error> {
     Ok(t)
 }
 
+/// The name every connection gives itself (`CLIENT SETNAME`), set once by
+/// `main`: `qpipe-<command>-<host>-<pid>`, so `CLIENT LIST` tells them apart.
+static CLIENT_NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Names this process's connections after `command` (once, at start).
+pub fn name_clients(command: &str) {
+    let host: String = crate::queue::consumers::hostname()
+        .chars()
+        .map(|c| match c.is_ascii_alphanumeric() || c == '.' {
+            true => c,
+            false => '_',
+        })
+        .collect();
+    let _ = CLIENT_NAME.set(format!("qpipe-{command}-{host}-{}", std::process::id()));
+}
+
 /// Connects with the given socket timeouts. `get_connection_with_timeout`
 /// only covers the connect itself, so read/write timeouts are set here.
 pub fn connect(t: &Target, timeout: Duration) -> RedisResult<Conn> {
-    match t {
+    let mut con = match t {
         Target::Single(c) => {
             // A short-lived link (e.g. at exit) gets a short connect too.
             let con = c.get_connection_with_timeout(CONNECT_TIMEOUT.min(timeout))?;
             con.set_read_timeout(Some(timeout))?;
             con.set_write_timeout(Some(timeout))?;
-            Ok(Conn::Single(con))
+            Conn::Single(con)
         }
         Target::Cluster(c) => {
             let con = c.get_connection()?;
             con.set_read_timeout(Some(timeout))?;
             con.set_write_timeout(Some(timeout))?;
-            Ok(Conn::Cluster(Box::new(con)))
+            Conn::Cluster(Box::new(con))
         }
+    };
+    if let Some(name) = CLIENT_NAME.get() {
+        let mut cmd = redis::cmd("CLIENT");
+        cmd.arg("SETNAME").arg(name);
+        // Best effort: an ACL may forbid CLIENT, which must not stop the run.
+        let _ = match &mut con {
+            Conn::Single(c) => cmd.query::<()>(c),
+            Conn::Cluster(c) => c
+                .route_command(
+                    &cmd,
+                    RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllNodes, None)),
+                )
+                .map(drop),
+        };
     }
+    Ok(con)
 }
 
 impl ConnectionLike for Conn {

@@ -11,6 +11,24 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// 0 = errors only (-q), 1 = warnings and info (default), 2 = debug (-v).
 static VERBOSITY: AtomicU8 = AtomicU8::new(1);
 
+/// Log lines as JSON objects (`--log-format json`) instead of text.
+static JSON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sets the log line format from `--log-format` (`text`, the default, or `json`).
+pub fn set_format(name: Option<&str>) -> Result<(), crate::error::Error> {
+    let json = match name {
+        None | Some("text") => false,
+        Some("json") => true,
+        Some(other) => {
+            return Err(crate::error::Error::Usage(format!(
+                "--log-format {other:?} is not text or json"
+            )))
+        }
+    };
+    JSON.store(json, Ordering::Relaxed);
+    Ok(())
+}
+
 /// The logger behind the facade: one line per record on stderr.
 struct Stderr;
 
@@ -31,23 +49,66 @@ impl ::log::Log for Stderr {
     }
 
     fn log(&self, r: &::log::Record<'_>) {
-        if self.enabled(r.metadata()) {
+        if !self.enabled(r.metadata()) {
+            return;
+        }
+        let line = if JSON.load(Ordering::Relaxed) {
+            let mut o = serde_json::Map::new();
+            o.insert("ts".into(), now_rfc3339().into());
+            o.insert("level".into(), r.level().as_str().to_lowercase().into());
+            o.insert("msg".into(), r.args().to_string().into());
+            o.insert("target".into(), r.target().into());
+            serde_json::Value::Object(o).to_string()
+        } else {
             let source = match r.target() {
                 "qpipe" => String::new(),
                 t => format!("[{t}] "),
             };
-            // A closed stderr must not end the run.
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "{} {:<5} {source}{}",
-                now_rfc3339(),
-                r.level(),
-                r.args()
-            );
-        }
+            format!("{} {:<5} {source}{}", now_rfc3339(), r.level(), r.args())
+        };
+        // A closed stderr must not end the run.
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
     }
 
     fn flush(&self) {}
+}
+
+/// Writes `text` to stdout. A reader that went away (`qpipe spec --print |
+/// head -1`) is not an error: the rest is simply not wanted.
+pub fn out(text: &str) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(text.as_bytes()).and_then(|()| o.flush());
+}
+
+/// Writes `text` to stderr, ignoring a closed stderr.
+pub fn err(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// The run's last word on stderr: `qpipe: <error>`, or with `--log-format
+/// json` one error object, so every stderr line parses.
+pub fn fatal(msg: &str) {
+    match JSON.load(Ordering::Relaxed) {
+        true => error(msg),
+        false => err(&format!("qpipe: {msg}\n")),
+    }
+}
+
+/// The end-of-run summary on stderr: aligned text, or with `--log-format
+/// json` one object whose `summary` field holds it.
+pub fn summary(human: &str, json: &str) {
+    if !JSON.load(Ordering::Relaxed) {
+        return err(human);
+    }
+    let summary: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+    let mut o = serde_json::Map::new();
+    o.insert("ts".into(), now_rfc3339().into());
+    o.insert("level".into(), "info".into());
+    o.insert("msg".into(), "summary".into());
+    o.insert("target".into(), "qpipe".into());
+    o.insert("summary".into(), summary);
+    err(&format!("{}\n", serde_json::Value::Object(o)));
 }
 
 /// Sets how much is logged: -1 quiet, 0 normal, 1+ verbose. Installs the

@@ -1,7 +1,8 @@
 //! SIGINT/SIGTERM: the first asks for a clean stop, the second exits at once.
+//! SIGHUP asks `consume` to reopen its `--out` file (log rotation).
 
 use crate::error::{Error, Exit};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::flag;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -10,6 +11,8 @@ use std::sync::Arc;
 pub struct Signals {
     /// "Stop taking new work": checked by every loop between blocking calls.
     pub stop: Arc<AtomicBool>,
+    /// SIGHUP: reopen output files (log rotation).
+    pub hup: Arc<AtomicBool>,
     int: Arc<AtomicBool>,
     term: Arc<AtomicBool>,
 }
@@ -18,6 +21,7 @@ pub struct Signals {
 pub fn install() -> Result<Signals, Error> {
     let s = Signals {
         stop: Arc::new(AtomicBool::new(false)),
+        hup: Arc::new(AtomicBool::new(false)),
         int: Arc::new(AtomicBool::new(false)),
         term: Arc::new(AtomicBool::new(false)),
     };
@@ -32,6 +36,7 @@ pub fn install() -> Result<Signals, Error> {
     };
     setup(SIGINT, Exit::Interrupted, &s.int)
         .and_then(|()| setup(SIGTERM, Exit::Terminated, &s.term))
+        .and_then(|()| flag::register(SIGHUP, Arc::clone(&s.hup)).map(drop))
         .map_err(|e| Error::io("cannot install signal handlers", e))?;
     Ok(s)
 }

@@ -116,7 +116,11 @@ impl Summary {
         let mut line = self.json_line();
         line.push('\n');
         let result = if dest == "-" {
-            std::io::stdout().lock().write_all(line.as_bytes())
+            // A closed pipe means the reader did not want it; not a failure.
+            match std::io::stdout().lock().write_all(line.as_bytes()) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                other => other,
+            }
         } else {
             std::fs::OpenOptions::new()
                 .create(true)

@@ -1,0 +1,219 @@
+//! Running qpipe as a service: closed pipes, named connections, secrets,
+//! errors that name the cause, log rotation (SIGHUP), JSON logs.
+
+mod common;
+
+use common::{eventually, finish, lines, qpipe, qpipe_env, signal, spawn, Redis, Site, QPIPE};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const KEY: &str = "DATA-PIPELINE-KEY";
+
+/// Runs qpipe with stdout into a pipe whose reader reads one line and goes
+/// away; returns the exit code and stderr.
+fn into_closed_pipe(args: &[&str]) -> (i32, String) {
+    let mut child = Command::new(QPIPE)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The reader is dropped here, as `head -1` exits.
+    finish(child)
+}
+
+#[test]
+fn a_closed_stdout_is_a_quiet_exit() {
+    for args in [&["spec", "--print"][..], &["produce", "--help"][..]] {
+        let (code, stderr) = into_closed_pipe(args);
+        assert_eq!((code, stderr.as_str()), (0, ""), "{args:?}");
+    }
+    let help = qpipe(&["--help"], None);
+    assert!(
+        help.stdout
+            .contains("4 another run holds the --lock, or this run lost it"),
+        "{help}"
+    );
+}
+
+#[test]
+fn every_connection_is_named_after_its_command_host_and_pid() {
+    let redis = Redis::start();
+    let url = redis.url();
+    let child = spawn(&["consume", "--threads", "2", "--redis", &url], None);
+    let name = format!("-{}", child.id());
+    let named = || {
+        let list: String = redis.cmd(&["CLIENT", "LIST"]);
+        list.lines()
+            .filter(|l| l.contains("name=qpipe-consume-") && l.contains(&name))
+            .count()
+    };
+    // Two poppers and the control connection, at least.
+    eventually("named connections", Duration::from_secs(10), || {
+        named() >= 3
+    });
+    signal(&child, "-TERM");
+    let (code, stderr) = finish(child);
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn rediscli_auth_supplies_the_password_and_a_password_in_argv_is_flagged() {
+    let redis = Redis::start_tcp_with(&["--requirepass", "s3cret-pw"]);
+    let bare = format!("redis://127.0.0.1:{}", redis.port);
+    let run = qpipe_env(
+        &["status", "--redis", &bare],
+        None,
+        &[("REDISCLI_AUTH", "s3cret-pw")],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    assert!(!run.stderr.contains("visible"), "{run}");
+    let inline = format!("redis://:s3cret-pw@127.0.0.1:{}", redis.port);
+    let run = qpipe(&["status", "--redis", &inline], None);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(
+        run.stderr
+            .contains("the password in --redis is visible to other users in `ps`"),
+        "{run}"
+    );
+    assert!(!run.stderr.contains("s3cret-pw") && !run.stdout.contains("s3cret-pw"));
+}
+
+#[test]
+fn errors_name_the_cause_on_one_line() {
+    let site = Site::start(1);
+    let http_port = site.url.trim_end_matches('/').rsplit(':').next().unwrap();
+    let run = qpipe(
+        &[
+            "status",
+            "--redis",
+            &format!("redis://127.0.0.1:{http_port}"),
+        ],
+        None,
+    );
+    assert_eq!(run.code, 1, "{run}");
+    assert_eq!(run.stderr.lines().count(), 1, "{run}");
+    assert!(
+        run.stderr
+            .contains("does not answer as Redis (is this the right port?)"),
+        "{run}"
+    );
+
+    let redis = Redis::start_tcp_with(&[]);
+    let started = Instant::now();
+    let run = qpipe(
+        &[
+            "status",
+            "--redis",
+            &format!("rediss://127.0.0.1:{}", redis.port),
+        ],
+        None,
+    );
+    assert!(started.elapsed() < Duration::from_secs(8), "{run}");
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        run.stderr.contains("no TLS handshake reply")
+            && run.stderr.contains("use redis:// instead of rediss://"),
+        "{run}"
+    );
+
+    let run = qpipe(
+        &[
+            "status",
+            "--redis",
+            &format!("redis://127.0.0.1:{}/99", redis.port),
+        ],
+        None,
+    );
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        run.stderr
+            .contains("the database index in the URL does not exist on this server")
+            && !run.stderr.contains("is redis-server running"),
+        "{run}"
+    );
+}
+
+#[test]
+fn sighup_reopens_the_output_after_rotation() {
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (out, rotated) = (dir.path().join("out.jsonl"), dir.path().join("out.1"));
+    let url = redis.url();
+    let child = spawn(
+        &["consume", "--redis", &url, "--out", out.to_str().unwrap()],
+        None,
+    );
+    let first = common::numbered(10, 5);
+    redis.lpush(KEY, &first);
+    eventually("first items", Duration::from_secs(10), || {
+        lines(&out).len() == 10
+    });
+    std::fs::rename(&out, &rotated).unwrap();
+    signal(&child, "-HUP");
+    eventually("a new file", Duration::from_secs(10), || out.exists());
+    let second = common::numbered(20, 5);
+    redis.lpush(KEY, &second[10..]);
+    eventually("second items", Duration::from_secs(10), || {
+        lines(&out).len() == 10
+    });
+    signal(&child, "-TERM");
+    let (code, stderr) = finish(child);
+    assert_eq!(code, 0, "{stderr}");
+    // Several poppers may interleave batches: compare as sets.
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(lines(&rotated)), sorted(first), "{stderr}");
+    assert_eq!(
+        sorted(lines(&out)),
+        sorted(second[10..].to_vec()),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn json_logs_make_every_stderr_line_an_object() {
+    let redis = Redis::start();
+    redis.lpush(KEY, &["{\"a\":1}", "not json"]);
+    let url = redis.url();
+    let run = qpipe(
+        &[
+            "consume",
+            "--log-format",
+            "json",
+            "--drain",
+            "--idle-timeout",
+            "0.3",
+            "--redis",
+            &url,
+            "--out",
+            "/dev/null",
+        ],
+        None,
+    );
+    // The dead letter makes it exit 3 and log a warning.
+    assert_eq!(run.code, 3, "{run}");
+    let objects: Vec<serde_json::Value> = run
+        .stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}\n{run}")))
+        .collect();
+    assert!(objects.iter().any(|o| o["level"] == "warn"), "{run}");
+    let summary = objects
+        .iter()
+        .find(|o| o["msg"] == "summary")
+        .expect("a summary object");
+    assert_eq!(summary["summary"]["items_written"], 1, "{run}");
+    for o in &objects {
+        assert!(o["ts"].is_string() && o["level"].is_string(), "{o}");
+    }
+    let bad = qpipe(&["consume", "--log-format", "xml", "--redis", &url], None);
+    assert_eq!(bad.code, 2, "{bad}");
+}
