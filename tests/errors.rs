@@ -5,9 +5,14 @@ mod common;
 use common::{qpipe, qpipe_env, stats, Redis, Site};
 
 /// Asserts a one-line `qpipe: ...` error containing `needle`, and no panic.
+/// (A password given in `--redis` adds its one warning line about `ps`.)
 fn assert_one_line_error(run: &common::Run, code: i32, needle: &str) {
     assert_eq!(run.code, code, "{run}");
-    let lines: Vec<&str> = run.stderr.lines().collect();
+    let lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| !l.contains("is visible to other users in `ps`"))
+        .collect();
     assert_eq!(lines.len(), 1, "expected one stderr line\n{run}");
     assert!(lines[0].starts_with("qpipe: "), "{run}");
     assert!(lines[0].contains(needle), "missing {needle:?}\n{run}");

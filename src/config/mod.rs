@@ -285,13 +285,9 @@ fn seconds(s: f64, flag: &str) -> Result<Duration, Error> {
 /// `--redis`, else `$REDIS_URL`, else the local default, plus `--tls-ca`;
 /// checked for syntax before anything runs.
 fn endpoint(flag: Option<String>, tls_ca: Option<String>) -> Result<Endpoint, Error> {
-    if let Some(url) = &flag {
-        if crate::error::redact(url) != *url {
-            crate::run::log::warn(
-                "the password in --redis is visible to other users in `ps`; pass the URL in REDIS_URL, or the password in REDISCLI_AUTH",
-            );
-        }
-    }
+    let in_argv = flag
+        .as_deref()
+        .is_some_and(|u| crate::error::redact(u) != u);
     let url = flag
         .or_else(|| std::env::var("REDIS_URL").ok().filter(|s| !s.is_empty()))
         .unwrap_or_else(|| DEFAULT_REDIS.to_string());
@@ -309,6 +305,11 @@ fn endpoint(flag: Option<String>, tls_ca: Option<String>) -> Result<Endpoint, Er
     };
     let ep = Endpoint { url, tls_ca };
     crate::queue::conn::target(&ep)?;
+    if in_argv {
+        crate::run::log::warn(
+            "the password in --redis is visible to other users in `ps`; pass the URL in REDIS_URL, or the password in REDISCLI_AUTH",
+        );
+    }
     Ok(ep)
 }
 
