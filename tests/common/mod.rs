@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 /// The qpipe binary under test.
 pub const QPIPE: &str = env!("CARGO_BIN_EXE_qpipe");
 
-/// A port that was free a moment ago.
+/// A port that was free a moment ago. Anything may bind it before the
+/// caller does, so a server started on it must be retried on another port
+/// when it fails to listen (`Redis::start_tcp_with`, security.rs's
+/// `TlsRedis`). Used bare only for "nothing listens here" (errors.rs).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
