@@ -57,22 +57,15 @@ impl Cluster {
         let mut ports = Vec::new();
         let mut nodes = Vec::new();
         for _ in 0..masters * (1 + replicas) {
-            let p = cluster_port(&ports);
+            let (p, node) = Cluster::start_node(dir.path(), &ports, extra);
             ports.push(p);
-            nodes.push(Some(Cluster::spawn(dir.path(), p, extra)));
+            nodes.push(Some(node));
         }
         let c = Cluster {
             nodes,
             ports,
             _dir: dir,
         };
-        for p in &c.ports {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while cli(*p, &["ping"]) != "PONG\n" {
-                assert!(Instant::now() < deadline, "node {p} did not start");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
         let addrs: Vec<String> = c.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         let out = Command::new("redis-cli")
             .arg("--cluster")
@@ -90,17 +83,40 @@ impl Cluster {
         c
     }
 
-    fn spawn(dir: &std::path::Path, p: u16, extra: &[&str]) -> Child {
-        Command::new("redis-server")
-            .args(["--port", &p.to_string(), "--bind", "127.0.0.1"])
-            .args(["--cluster-enabled", "yes"])
-            .args(["--cluster-config-file", &format!("nodes-{p}.conf")])
-            .args(["--save", "", "--appendonly", "no"])
-            .args(extra)
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server")
+    /// Starts a node on a port from `cluster_port`. That port (or its bus
+    /// port) may be taken before the node binds it, so a node that fails to
+    /// listen is retried on another. Ready when its own log says so: a PING
+    /// could reach whoever took the port instead.
+    fn start_node(dir: &std::path::Path, taken: &[u16], extra: &[&str]) -> (u16, Child) {
+        for _ in 0..5 {
+            let p = cluster_port(taken);
+            let log = dir.join(format!("node-{p}.log"));
+            let mut child = Command::new("redis-server")
+                .args(["--port", &p.to_string(), "--bind", "127.0.0.1"])
+                .args(["--cluster-enabled", "yes"])
+                .args(["--cluster-config-file", &format!("nodes-{p}.conf")])
+                .args(["--save", "", "--appendonly", "no"])
+                .arg("--logfile")
+                .arg(&log)
+                .args(extra)
+                .current_dir(dir)
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("redis-server");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                if text.contains("Ready to accept connections") {
+                    return (p, child);
+                }
+                if child.try_wait().expect("try_wait").is_some() {
+                    break; // Could not bind: try another port.
+                }
+                assert!(Instant::now() < deadline, "node {p} did not start");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        panic!("no cluster node started on any of 5 ports");
     }
 
     /// Waits until every node in `ports` reports `cluster_state:ok` and
