@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{qpipe, stats, wait_bounded, Redis, Site, QPIPE};
+use common::{eventually, qpipe, stats, wait_bounded, Redis, Site, QPIPE};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,15 +13,6 @@ fn lock_holder(redis: &Redis, name: &str) -> Option<String> {
         .arg(format!("qpipe:lock:{name}"))
         .query(&mut redis.con())
         .unwrap()
-}
-
-/// Polls (bounded) until `f` is true.
-fn eventually(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

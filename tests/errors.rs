@@ -21,6 +21,9 @@ fn assert_one_line_error(run: &common::Run, code: i32, needle: &str) {
 
 #[test]
 fn unreachable_redis_is_exit_1_and_hides_the_password() {
+    // A port nothing should listen on: no server is started on it, so there
+    // is no bind to race for (only a stranger binding it meanwhile could
+    // interfere, and that shows in the error message asserted below).
     let port = common::free_port();
     let url = format!("redis://alice:hunter2@127.0.0.1:{port}/0");
     for cmd in ["produce", "consume"] {
@@ -37,6 +40,7 @@ fn unreachable_redis_is_exit_1_and_hides_the_password() {
 
 #[test]
 fn redis_url_from_environment_is_used_and_redacted() {
+    // Nothing listens here either (see above).
     let port = common::free_port();
     let url = format!("redis://:sekrit@127.0.0.1:{port}");
     let run = qpipe_env(&["consume", "--drain"], None, &[("REDIS_URL", &url)]);

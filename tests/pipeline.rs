@@ -220,7 +220,11 @@ fn a_lone_item_reaches_redis_without_waiting_for_a_batch() {
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    std::thread::sleep(Duration::from_millis(300)); // connected and idle
+    // Connected (a client besides this query's own) and idle.
+    common::eventually("push to connect", Duration::from_secs(10), || {
+        let list: String = redis.cmd(&["CLIENT", "LIST"]);
+        list.lines().any(|l| !l.contains("cmd=client"))
+    });
     for n in 1..=3u64 {
         stdin
             .write_all(format!("{{\"n\":{n}}}\n").as_bytes())
@@ -239,7 +243,9 @@ fn a_lone_item_reaches_redis_without_waiting_for_a_batch() {
             took < Duration::from_millis(250),
             "item {n} took {took:?} to reach Redis"
         );
-        std::thread::sleep(Duration::from_millis(200)); // idle again
+        // Not a readiness wait: the writer must sit idle again, so the next
+        // item arrives at an idle writer, the case under test.
+        std::thread::sleep(Duration::from_millis(200));
     }
     drop(stdin);
     let out = common::wait_bounded(child, Duration::from_secs(10));

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{qpipe, stats, wait_bounded, Redis, QPIPE};
+use common::{eventually, finish, lines, qpipe, signal, stats, Redis, QPIPE};
 use std::collections::HashSet;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -15,14 +15,6 @@ fn seed(redis: &Redis, n: usize) -> Vec<String> {
         .collect();
     redis.lpush(KEY, &items);
     items
-}
-
-fn lines(path: &std::path::Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
 }
 
 #[test]
@@ -50,11 +42,9 @@ fn kill_9_mid_drain_loses_nothing_in_reliable_mode() {
         .spawn()
         .unwrap();
     // Kill as soon as the first batch is durable: mid-drain, whatever the speed.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while std::fs::metadata(&out).map_or(0, |m| m.len()) == 0 {
-        assert!(std::time::Instant::now() < deadline, "nothing was written");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    eventually("the first written batch", Duration::from_secs(20), || {
+        std::fs::metadata(&out).is_ok_and(|m| m.len() > 0)
+    });
     child.kill().unwrap(); // SIGKILL: no cleanup at all
     child.wait().unwrap();
     let first = lines(&out);
@@ -74,7 +64,12 @@ fn kill_9_mid_drain_loses_nothing_in_reliable_mode() {
         "the killed worker held nothing in its processing lists"
     );
 
-    std::thread::sleep(Duration::from_millis(1500)); // let its heartbeats expire
+    // Recovery treats a consumer as dead once its heartbeat key is gone.
+    eventually("the heartbeats to expire", Duration::from_secs(10), || {
+        redis
+            .cmd::<Vec<String>>(&["KEYS", &format!("{KEY}:consumer:*")])
+            .is_empty()
+    });
     let st = dir.path().join("s.json");
     let run = qpipe(
         &[
@@ -271,18 +266,12 @@ fn sigterm_in_reliable_mode_acks_everything_written() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let outp = wait_bounded(child, Duration::from_secs(30));
-    assert_eq!(
-        outp.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&outp.stderr)
-    );
+    eventually("the first written batch", Duration::from_secs(20), || {
+        !lines(&out).is_empty()
+    });
+    signal(&child, "-TERM");
+    let (code, stderr) = finish(child);
+    assert_eq!(code, 0, "{stderr}");
     let written = lines(&out);
     // Clean stop: every item is either written exactly once or still queued.
     assert_eq!(written.len() as u64 + redis.llen(KEY), items.len() as u64);

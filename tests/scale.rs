@@ -7,9 +7,21 @@ use common::{stats, wait_bounded, Redis, Site};
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::Child;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const KEY: &str = "DATA-PIPELINE-KEY";
+const TWO: [&str; 2] = ["--threads", "2"];
+
+/// A spec for fixture sites: one item per `div.quote`, every link followed.
+fn spec_file(dir: &Path) -> std::path::PathBuf {
+    let spec = dir.join("s.json");
+    std::fs::write(
+        &spec,
+        r#"{"item":"div.quote","fields":{"quote":"span.text"},"follow":["a"]}"#,
+    )
+    .unwrap();
+    spec
+}
 
 fn spawn(args: &[&str]) -> Child {
     common::spawn(args, None)
@@ -25,18 +37,17 @@ fn finish(child: Child) {
     );
 }
 
-fn producer(redis: &Redis, site: &Site, name: &str, st: &Path, extra: &[&str]) -> Child {
+/// A producer on shared frontier `name`, crawling from `start`.
+fn producer(redis: &Redis, start: &str, name: &str, st: &Path, extra: &[&str]) -> Child {
     let url = redis.url();
     let mut args = vec![
         "produce",
         "--redis",
         &url,
         "--start-url",
-        &site.url,
+        start,
         "--shared-frontier",
         name,
-        "--threads",
-        "2",
     ];
     args.extend(["--stats-json", st.to_str().unwrap()]);
     args.extend_from_slice(extra);
@@ -80,7 +91,7 @@ fn three_producers_share_one_crawl_without_fetching_a_page_twice() {
         .collect();
     let children: Vec<Child> = paths
         .iter()
-        .map(|p| producer(&redis, &site, "crawl", p, &[]))
+        .map(|p| producer(&redis, &site.url, "crawl", p, &TWO))
         .collect();
     children.into_iter().for_each(finish);
     let fetched: u64 = paths
@@ -105,16 +116,16 @@ fn three_producers_share_one_crawl_without_fetching_a_page_twice() {
 
     // A producer joining a finished crawl fetches nothing and exits 0.
     let late = dir.path().join("late.json");
-    finish(producer(&redis, &site, "crawl", &late, &[]));
+    finish(producer(&redis, &site.url, "crawl", &late, &TWO));
     assert_eq!(stats(&late)["pages_fetched"], 0);
     // --reset-frontier starts the crawl again (items are deduplicated anew too).
     let again = dir.path().join("again.json");
     finish(producer(
         &redis,
-        &site,
+        &site.url,
         "crawl",
         &again,
-        &["--reset-frontier"],
+        &[&TWO[..], &["--reset-frontier"]].concat(),
     ));
     assert_eq!(stats(&again)["pages_fetched"].as_u64().unwrap(), site_pages);
     assert_eq!(stats(&again)["items_pushed"], 5000);
@@ -122,32 +133,130 @@ fn three_producers_share_one_crawl_without_fetching_a_page_twice() {
 
 #[test]
 fn a_killed_producer_loses_no_page() {
-    let site = Site::start(1500);
+    use common::fixture::{html, Fixture};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    const PAGES: usize = 300;
+    // "/" links to /slow first, so the victim's one fetcher takes it second.
+    // The first fetch of /slow hangs until the test opens the gate, so the
+    // victim is killed while it holds that page's lease.
+    let gate = Arc::new(AtomicBool::new(false));
+    let open = Arc::clone(&gate);
+    let site = Fixture::start(move |path, nth| {
+        let quote = |q: &str| {
+            html(&format!(
+                "<div class=\"quote\"><span class=\"text\">{q}</span></div>"
+            ))
+        };
+        match path {
+            "/" => {
+                let links: String = (0..PAGES)
+                    .map(|i| format!("<a href=\"/p/{i}\">{i}</a>"))
+                    .collect();
+                html(&format!("<a href=\"/slow\">slow</a>{links}"))
+            }
+            "/slow" => {
+                let started = Instant::now();
+                while nth == 1
+                    && !open.load(Ordering::Relaxed)
+                    && started.elapsed() < Duration::from_secs(30)
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                quote("slow")
+            }
+            p => quote(p),
+        }
+    });
     let redis = Redis::start();
     let dir = tempfile::tempdir().unwrap();
-    let lease = ["--lease-secs", "1"];
-    let mut victim = producer(&redis, &site, "k", &dir.path().join("v.json"), &lease);
-    let others: Vec<Child> = (0..2)
-        .map(|i| {
+    let spec = spec_file(dir.path());
+    let start = format!("{}/", site.base);
+    let fixture = [
+        "--spec",
+        spec.to_str().unwrap(),
+        "--ignore-robots",
+        "--lease-secs",
+        "1",
+    ];
+    let mut victim = producer(
+        &redis,
+        &start,
+        "k",
+        &dir.path().join("v.json"),
+        &[&fixture[..], &["--threads", "1"]].concat(),
+    );
+    let slow = format!("1 {}/slow", site.base);
+    let leases = || -> Vec<String> {
+        redis::cmd("ZRANGE")
+            .arg("{k}:leases")
+            .arg(0)
+            .arg(-1)
+            .query(&mut redis.con())
+            .unwrap()
+    };
+    common::eventually("the victim to fetch /slow", Duration::from_secs(20), || {
+        site.hits("/slow") == 1
+    });
+    assert_eq!(leases(), vec![slow.clone()], "the victim's one lease");
+    let paths: Vec<_> = (0..2)
+        .map(|i| dir.path().join(format!("o{i}.json")))
+        .collect();
+    let others: Vec<Child> = paths
+        .iter()
+        .map(|p| {
             producer(
                 &redis,
-                &site,
+                &start,
                 "k",
-                &dir.path().join(format!("o{i}.json")),
-                &lease,
+                p,
+                &[&fixture[..], &["--threads", "2"]].concat(),
             )
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(400));
-    victim.kill().unwrap(); // SIGKILL: its leased pages must come back
+    let fetched = || {
+        (0..PAGES)
+            .filter(|i| site.hits(&format!("/p/{i}")) > 0)
+            .count()
+    };
+    common::eventually("the others to crawl", Duration::from_secs(20), || {
+        fetched() >= 10
+    });
+    victim.kill().unwrap(); // SIGKILL: its lease must expire and come back
     victim.wait().unwrap();
+    // Renewed until the kill, so no one else has taken it yet.
+    assert!(
+        leases().contains(&slow),
+        "the victim held no lease on /slow when killed: {:?}",
+        leases()
+    );
+    assert_eq!(
+        site.hits("/slow"),
+        1,
+        "/slow was fetched again before the kill"
+    );
+    gate.store(true, Ordering::Relaxed);
     others.into_iter().for_each(finish);
-    assert_eq!(distinct_quotes(&redis), (15_000, 15_000));
-    let leased: u64 = redis::cmd("ZCARD")
-        .arg("{k}:leases")
-        .query(&mut redis.con())
-        .unwrap();
-    assert_eq!(leased, 0);
+    assert_eq!(
+        site.hits("/slow"),
+        2,
+        "the killed producer's page was not fetched exactly once more"
+    );
+    assert_eq!(site.hits("/"), 1);
+    for i in 0..PAGES {
+        assert_eq!(site.hits(&format!("/p/{i}")), 1, "/p/{i}");
+    }
+    let by_others: u64 = paths
+        .iter()
+        .map(|p| stats(p)["pages_fetched"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        by_others,
+        PAGES as u64 + 1,
+        "every page but / was fetched by the survivors, /slow included"
+    );
+    assert_eq!(distinct_quotes(&redis), (PAGES + 1, PAGES + 1));
+    assert_eq!(leases(), Vec::<String>::new());
     assert_eq!(redis.llen("{k}:frontier"), 0);
 }
 
@@ -213,12 +322,7 @@ fn a_slow_page_keeps_its_lease_and_is_fetched_once() {
     });
     let redis = Redis::start();
     let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("s.json");
-    std::fs::write(
-        &spec,
-        r#"{"item":"div.quote","fields":{"quote":"span.text"},"follow":["a"]}"#,
-    )
-    .unwrap();
+    let spec = spec_file(dir.path());
     let url = redis.url();
     let start = format!("{}/", site.base);
     let args = [
@@ -238,7 +342,10 @@ fn a_slow_page_keeps_its_lease_and_is_fetched_once() {
         "--ignore-robots",
     ];
     let a = spawn(&args);
-    std::thread::sleep(Duration::from_millis(300));
+    // B joins while A is loading /slow and holds its lease.
+    common::eventually("A to fetch /slow", Duration::from_secs(20), || {
+        site.hits("/slow") == 1
+    });
     let b = spawn(&args);
     finish(a);
     finish(b);

@@ -91,41 +91,57 @@ struct TlsRedis {
 }
 
 impl TlsRedis {
+    /// Starts it on a free port. The port may be taken between `free_port`
+    /// and the bind, so a server that fails to listen is retried on another.
     fn start(dir: &Path) -> TlsRedis {
-        let port = common::free_port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                "0",
-                "--tls-port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .args([
-                "--tls-cert-file",
-                "server.crt",
-                "--tls-key-file",
-                "server.key",
-                "--tls-ca-cert-file",
-                "ca.crt",
-                "--tls-auth-clients",
-                "no",
-            ])
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "TLS redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
+        for _ in 0..5 {
+            let port = common::free_port();
+            let log = dir.join(format!("redis-{port}.log"));
+            let mut child = Command::new("redis-server")
+                .args([
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .args([
+                    "--tls-cert-file",
+                    "server.crt",
+                    "--tls-key-file",
+                    "server.key",
+                    "--tls-ca-cert-file",
+                    "ca.crt",
+                    "--tls-auth-clients",
+                    "no",
+                ])
+                .arg("--logfile")
+                .arg(&log)
+                .current_dir(dir)
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("redis-server");
+            // Its own log says when it listens: a connect could reach
+            // whoever took the port instead.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                if text.contains("Ready to accept connections") {
+                    return TlsRedis { child, port };
+                }
+                if child.try_wait().expect("try_wait").is_some() {
+                    break; // Could not bind: try another port.
+                }
+                assert!(Instant::now() < deadline, "TLS redis-server did not start");
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
-        TlsRedis { child, port }
+        panic!("TLS redis-server did not start on any of 5 ports");
     }
 }
 

@@ -2,8 +2,8 @@
 
 mod common;
 
-use common::{jsonl, stats, wait_bounded, Redis, Site};
-use std::process::{Child, Command};
+use common::{eventually, finish, jsonl, lines, signal, stats, Redis, Site};
+use std::process::Child;
 use std::time::Duration;
 
 const KEY: &str = "DATA-PIPELINE-KEY";
@@ -12,21 +12,11 @@ fn spawn(args: &[&str], dir: &std::path::Path) -> Child {
     common::spawn(args, Some(dir))
 }
 
-fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .expect("kill")
-        .success();
-    assert!(ok, "kill {sig} failed");
-}
-
-fn wait(child: Child) -> (i32, String) {
-    let out = wait_bounded(child, Duration::from_secs(60));
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+/// Waits until the producer has pushed something: it is crawling.
+fn wait_pushing(redis: &Redis) {
+    eventually("the first items in Redis", Duration::from_secs(20), || {
+        redis.llen(KEY) > 0
+    });
 }
 
 #[test]
@@ -50,9 +40,9 @@ fn sigterm_to_produce_pushes_everything_extracted_and_exits_143() {
         ],
         dir.path(),
     );
-    std::thread::sleep(Duration::from_millis(700));
+    wait_pushing(&redis);
     signal(&child, "-TERM");
-    let (code, stderr) = wait(child);
+    let (code, stderr) = finish(child);
     assert_eq!(code, 143, "{stderr}");
     let s = stats(&st);
     assert_eq!(s["finish_reason"], "shutdown", "{s}");
@@ -92,9 +82,11 @@ fn sigterm_to_consume_writes_everything_popped() {
         ],
         dir.path(),
     );
-    std::thread::sleep(Duration::from_millis(300));
+    eventually("the first written items", Duration::from_secs(20), || {
+        !lines(&out).is_empty()
+    });
     signal(&child, "-TERM");
-    let (code, stderr) = wait(child);
+    let (code, stderr) = finish(child);
     // Without --drain a signal is the normal stop: exit 0.
     assert_eq!(code, 0, "{stderr}");
     let written = jsonl(&out).len() as u64;
@@ -124,11 +116,21 @@ fn second_sigint_exits_at_once_with_130() {
         ],
         dir.path(),
     );
-    std::thread::sleep(Duration::from_millis(300));
+    eventually(
+        "the worker blocked in BRPOP",
+        Duration::from_secs(20),
+        || {
+            redis
+                .cmd::<String>(&["CLIENT", "LIST"])
+                .contains("cmd=brpop")
+        },
+    );
     signal(&child, "-INT");
+    // Not a readiness wait: standard signals do not queue, so a second INT
+    // sent before the first is delivered would merge with it.
     std::thread::sleep(Duration::from_millis(50));
     signal(&child, "-INT");
-    let (code, stderr) = wait(child);
+    let (code, stderr) = finish(child);
     assert_eq!(code, 130, "{stderr}");
 }
 
@@ -155,9 +157,9 @@ fn redis_down_for_good_spills_every_unsent_item() {
         ],
         dir.path(),
     );
-    std::thread::sleep(Duration::from_millis(500));
+    wait_pushing(&redis);
     redis.kill();
-    let (code, stderr) = wait(child);
+    let (code, stderr) = finish(child);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("unsent items saved to"), "{stderr}");
     assert!(
@@ -197,11 +199,13 @@ fn redis_restart_mid_crawl_loses_nothing() {
         ],
         dir.path(),
     );
-    std::thread::sleep(Duration::from_millis(300));
+    wait_pushing(&redis);
     redis.kill();
+    // Not a readiness wait: the outage lasts a while, so the producer's
+    // pushes and frontier calls fail and have to be retried.
     std::thread::sleep(Duration::from_millis(300));
     redis.restart();
-    let (code, stderr) = wait(child);
+    let (code, stderr) = finish(child);
     let len: u64 = redis::Client::open(url.as_str())
         .unwrap()
         .get_connection()
@@ -237,44 +241,23 @@ fn consumer_survives_a_redis_restart() {
         ],
         dir.path(),
     );
-    let lines = |p: &std::path::Path| std::fs::read_to_string(p).map_or(0, |s| s.lines().count());
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while lines(&out) < 500 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "first items never arrived"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    eventually(
+        "the first 500 items written",
+        Duration::from_secs(20),
+        || lines(&out).len() >= 500,
+    );
     redis.kill();
+    // Not a readiness wait: the outage lasts a while, so the consumer's
+    // BRPOPs fail and it has to reconnect.
     std::thread::sleep(Duration::from_millis(500));
     redis.restart();
     let second: Vec<String> = (500..1000).map(|i| format!("{{\"n\":{i}}}")).collect();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let pushed = loop {
-        let r = redis::Client::open(url.as_str())
-            .and_then(|c| c.get_connection())
-            .and_then(|mut c| {
-                redis::cmd("LPUSH")
-                    .arg(KEY)
-                    .arg(&second)
-                    .query::<u64>(&mut c)
-            });
-        if r.is_ok() || std::time::Instant::now() > deadline {
-            break r;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(pushed.is_ok(), "redis did not come back: {pushed:?}");
-    while lines(&out) < 1000 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the consumer did not reconnect"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    redis.lpush(KEY, &second);
+    eventually("the consumer to reconnect", Duration::from_secs(20), || {
+        lines(&out).len() >= 1000
+    });
     signal(&child, "-TERM");
-    let (code, stderr) = wait(child);
+    let (code, stderr) = finish(child);
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("answers again after"), "{stderr}");
     let got: std::collections::HashSet<String> = std::fs::read_to_string(&out)

@@ -103,6 +103,7 @@ impl Hosts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
 
     fn tracked(h: &Hosts) -> usize {
         h.slots.lock().unwrap().len()
@@ -156,5 +157,29 @@ mod tests {
         stop.store(true, Ordering::Relaxed);
         assert!(!hosts.acquire("h", Duration::ZERO, &stop));
         assert!(hosts.acquire("other", Duration::ZERO, &AtomicBool::new(false)));
+
+        // Eight fetchers, three "requests" each, on one host capped at three.
+        const CAP: usize = 3;
+        let hosts = Hosts::new(CAP);
+        let stop = AtomicBool::new(false);
+        let (in_flight, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let start = std::sync::Barrier::new(8);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    start.wait();
+                    for _ in 0..3 {
+                        assert!(hosts.acquire("h", Duration::ZERO, &stop));
+                        let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        // The request: long enough for the others to pile up.
+                        std::thread::sleep(Duration::from_millis(30));
+                        in_flight.fetch_sub(1, Ordering::SeqCst);
+                        hosts.release("h", None);
+                    }
+                });
+            }
+        });
+        assert_eq!(most.load(Ordering::SeqCst), CAP, "most requests in flight");
     }
 }

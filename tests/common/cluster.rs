@@ -63,9 +63,9 @@ impl Cluster {
         let mut nodes = Vec::new();
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         for _ in 0..masters * (1 + replicas) {
-            let p = cluster_port(&ports);
+            let (p, node) = Cluster::start_node(dir.path(), &ports, &extra);
             ports.push(p);
-            nodes.push(Some(Cluster::spawn(dir.path(), p, &extra)));
+            nodes.push(Some(node));
         }
         let c = Cluster {
             nodes,
@@ -73,13 +73,6 @@ impl Cluster {
             dir,
             extra,
         };
-        for p in &c.ports {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while cli(*p, &["ping"]) != "PONG\n" {
-                assert!(Instant::now() < deadline, "node {p} did not start");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
         let addrs: Vec<String> = c.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         let out = Command::new("redis-cli")
             .arg("--cluster")
@@ -97,18 +90,55 @@ impl Cluster {
         c
     }
 
+    /// Starts a node on a port from `cluster_port`. That port (or its bus
+    /// port) may be taken before the node binds it, so a node that fails to
+    /// listen is retried on another. Ready when its own log says so: a PING
+    /// could reach whoever took the port instead.
+    fn start_node(dir: &std::path::Path, taken: &[u16], extra: &[String]) -> (u16, Child) {
+        for _ in 0..5 {
+            let p = cluster_port(taken);
+            let mut child = Cluster::spawn(dir, p, extra);
+            if Cluster::ready(dir, p, &mut child) {
+                return (p, child);
+            }
+        }
+        panic!("no cluster node started on any of 5 ports");
+    }
+
     fn spawn(dir: &std::path::Path, p: u16, extra: &[String]) -> Child {
+        // A fresh log: readiness is read from it.
+        let log = dir.join(format!("node-{p}.log"));
+        let _ = std::fs::remove_file(&log);
         Command::new("redis-server")
             .args(["--port", &p.to_string(), "--bind", "127.0.0.1"])
             .args(["--cluster-enabled", "yes"])
             .args(["--cluster-config-file", &format!("nodes-{p}.conf")])
             .args(["--save", "", "--appendonly", "no"])
             .args(["--appenddirname", &format!("aof-{p}")])
+            .arg("--logfile")
+            .arg(&log)
             .args(extra)
             .current_dir(dir)
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server")
+    }
+
+    /// Whether the node on `p` came up (false: it exited, e.g. port taken).
+    fn ready(dir: &std::path::Path, p: u16, child: &mut Child) -> bool {
+        let log = dir.join(format!("node-{p}.log"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("Ready to accept connections") {
+                return true;
+            }
+            if child.try_wait().expect("try_wait").is_some() {
+                return false;
+            }
+            assert!(Instant::now() < deadline, "node {p} did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Waits until every node in `ports` reports `cluster_state:ok` and
@@ -162,12 +192,12 @@ impl Cluster {
     pub fn restart(&mut self, port: u16) {
         let i = self.ports.iter().position(|p| *p == port).expect("port");
         self.kill(port);
-        self.nodes[i] = Some(Cluster::spawn(self.dir.path(), port, &self.extra));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while cli(port, &["ping"]) != "PONG\n" {
-            assert!(Instant::now() < deadline, "node {port} did not restart");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let mut child = Cluster::spawn(self.dir.path(), port, &self.extra);
+        assert!(
+            Cluster::ready(self.dir.path(), port, &mut child),
+            "node {port} did not restart"
+        );
+        self.nodes[i] = Some(child);
         self.wait_ok(&self.alive());
     }
 

@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 /// The qpipe binary under test.
 pub const QPIPE: &str = env!("CARGO_BIN_EXE_qpipe");
 
-/// A port that was free a moment ago.
+/// A port that was free a moment ago. Anything may bind it before the
+/// caller does, so a server started on it must be retried on another port
+/// when it fails to listen (`Redis::start_tcp_with`, security.rs's
+/// `TlsRedis`). Used bare only for "nothing listens here" (errors.rs).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -79,7 +82,10 @@ impl Redis {
         if port == 0 {
             cmd.arg("--unixsocket").arg(dir.join("redis.sock"));
         } else {
-            cmd.args(["--bind", "127.0.0.1"]);
+            // A fresh log: `wait_ready` looks in it for this start's line.
+            let _ = std::fs::remove_file(dir.join("redis.log"));
+            cmd.args(["--bind", "127.0.0.1", "--logfile"])
+                .arg(dir.join("redis.log"));
         }
         cmd.args(["--appendonly", "no", "--dir"])
             .arg(dir)
@@ -105,7 +111,14 @@ impl Redis {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return false; // port taken in the meantime
             }
-            if let Ok(mut c) = self.con_opt() {
+            if self.port != 0 {
+                // On TCP a PING could reach whoever took the port; the
+                // server's own log cannot.
+                let log = std::fs::read_to_string(self.dir.path().join("redis.log"));
+                if log.is_ok_and(|l| l.contains("Ready to accept connections")) {
+                    return true;
+                }
+            } else if let Ok(mut c) = self.con_opt() {
                 match redis::cmd("PING").query::<String>(&mut c) {
                     Ok(_) => return true,
                     // Up, but started with --requirepass.

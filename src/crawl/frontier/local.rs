@@ -12,6 +12,9 @@ use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 use url::Url;
 
+/// How long a waiting `next` sleeps before it re-checks without a wake-up.
+const POLL: Duration = Duration::from_millis(100);
+
 struct State {
     queue: VecDeque<(Url, u32)>,
     /// 64-bit hashes of canonical URLs: a tenth of the memory of the strings.
@@ -111,7 +114,7 @@ impl Frontier {
             // Finite wait so a raised stop flag is noticed even with no wake-up.
             st = self
                 .wake
-                .wait_timeout(st, Duration::from_millis(100))
+                .wait_timeout(st, POLL)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
@@ -224,16 +227,43 @@ mod tests {
     }
 
     #[test]
-    fn waiter_gets_link_added_by_busy_peer() {
+    fn a_waiter_is_woken_by_the_link_a_busy_peer_adds() {
         let f = Frontier::new(&[u("http://h/")], unbounded());
         let stop = AtomicBool::new(false);
-        assert!(f.next(&stop).is_some());
-        std::thread::scope(|s| {
-            let waiter = s.spawn(|| f.next(&stop));
-            std::thread::sleep(Duration::from_millis(50));
-            f.complete(vec![u("http://h/late")], 0, 0);
-            assert_eq!(waiter.join().unwrap(), Some((u("http://h/late"), 1)));
-        });
+        let mut page = f.next(&stop).unwrap();
+        // Each round a waiter parks in `next` and the busy page adds one link.
+        // Only the notify wakes it well before its POLL timeout would.
+        for round in 0..5 {
+            let late = u(&format!("http://h/late{round}"));
+            let waiting = AtomicBool::new(false);
+            let (got, took) = std::thread::scope(|s| {
+                let waiter = s.spawn(|| {
+                    waiting.store(true, Ordering::SeqCst);
+                    let got = f.next(&stop);
+                    (got, Instant::now())
+                });
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while !waiting.load(Ordering::SeqCst) {
+                    assert!(Instant::now() < deadline, "the waiter never started");
+                    std::thread::yield_now();
+                }
+                // Nothing shows that a thread is parked on a Condvar; from
+                // `waiting` it is a few instructions away. Had it not parked,
+                // it would find the link at once: the round passes, never fails.
+                std::thread::sleep(POLL / 5);
+                let added = Instant::now();
+                f.complete(vec![late.clone()], page.1, 0);
+                let (got, woke) = waiter.join().unwrap();
+                (got, woke - added)
+            });
+            assert_eq!(got, Some((late, page.1 + 1)), "round {round}");
+            // Without the notify the waiter wakes at its timeout, 80 ms later.
+            assert!(
+                took < POLL / 2,
+                "round {round}: woken after {took:?}, by the timeout and not by the notify"
+            );
+            page = got.unwrap();
+        }
     }
 
     #[test]
