@@ -266,7 +266,12 @@ fn password_and_acl_user_work_and_wrong_password_is_redacted() {
     ] {
         let run = qpipe(&["consume", "--redis", &url, "--drain"], None);
         assert_eq!(run.code, 1, "{run}");
-        assert_eq!(run.stderr.lines().count(), 1, "{run}");
+        // The error, plus the warning that a password in --redis shows in `ps`.
+        assert_eq!(run.stderr.lines().count(), 2, "{run}");
+        assert!(
+            run.stderr.contains("visible to other users in `ps`"),
+            "{run}"
+        );
         assert!(run.stderr.contains("check the user and password"), "{run}");
         assert!(!run.stderr.contains("wrong-pw"), "{run}");
     }
