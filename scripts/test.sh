@@ -10,6 +10,12 @@ command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # Tests send signals with kill(1) (procps) and fake a terminal with script(1).
 [ -x /bin/kill ] || [ -x /usr/bin/kill ] || need_apt+=(procps)
 command -v script >/dev/null 2>&1 || need_apt+=(bsdutils)
+# tests/metrics.rs reads scrapes with the reference Prometheus parser (Python).
+if ! command -v python3 >/dev/null 2>&1; then
+  need_apt+=(python3 python3-pip)
+elif ! python3 -c 'import prometheus_client' >/dev/null 2>&1 && ! python3 -m pip --version >/dev/null 2>&1; then
+  need_apt+=(python3-pip)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test.sh: installing ${need_apt[*]}" >&2
@@ -19,6 +25,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     echo "test.sh: missing ${need_apt[*]}; install them (e.g. sudo apt-get install redis-server redis-tools)" >&2
     exit 1
   fi
+fi
+if ! python3 -c 'import prometheus_client' >/dev/null 2>&1; then
+  # Debian's python3 refuses plain pip installs (PEP 668) unless told.
+  python3 -m pip install -q prometheus_client >/dev/null 2>&1 \
+    || python3 -m pip install -q --break-system-packages prometheus_client >/dev/null 2>&1 \
+    || { echo "test.sh: cannot install prometheus_client (pip install prometheus_client)" >&2; exit 1; }
 fi
 # Tests start their own redis-server per test; none is left running.
 cargo build --all-targets --quiet

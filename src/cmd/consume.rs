@@ -13,6 +13,7 @@
 //! (reliable). BRPOP mode loses what a pop whose reply was lost had taken;
 //! see the README's Guarantees. Poison items go to `<key>:dead`.
 
+use crate::cmd::monitor::Monitor;
 use crate::config::ConsumeConfig;
 use crate::consume::popper::{assigned, pop_loop, PopStats, Shared};
 use crate::consume::sink::{self, Sink};
@@ -23,6 +24,7 @@ use crate::queue::consumers::{self, Consumer};
 use crate::queue::link::Link;
 use crate::queue::reliable::Reliable;
 use crate::queue::Queue;
+use crate::run::counters::{Counters, Side};
 use crate::run::log;
 use crate::run::progress;
 use crate::run::renewal::renew_every_third;
@@ -44,6 +46,8 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
     });
     let stop = Some(Arc::clone(&signals.stop));
     let keys = crate::queue::conn::shard_keys(&cfg.key, cfg.shards, cfg.redis.is_cluster());
+    let monitor = Monitor::start(&cfg.monitor, &cfg.redis, &keys)?;
+    let live = Counters::new(Side::Consume);
     let connect = |key: &str, block: Duration| {
         Queue::connect_shard(&cfg.redis, key, &keys, block)
             .map(|q| q.retrying(cfg.retry_for, stop.clone()))
@@ -103,6 +107,7 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
         deadline: cfg.limits.max_time.map(|t| started + t),
         timed_out: AtomicBool::new(false),
         in_flight: AtomicU64::new(0),
+        live: &live,
         consumer: consumer
             .as_ref()
             .map_or_else(|| format!("pid {}", std::process::id()), |c| c.id.clone()),
@@ -110,14 +115,21 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
     };
     let (tx, rx) = crossbeam_channel::bounded::<Batch>(cfg.threads * 4);
 
-    let (written_now, done) = (AtomicU64::new(0), AtomicBool::new(false));
+    let done = AtomicBool::new(false);
     let progress_queue = progress::wanted()
         .then(|| Queue::connect(&cfg.redis, &keys[0], block).ok())
         .flatten();
     let (pops, drained) = std::thread::scope(|s| {
         if let Some(mut pq) = progress_queue {
-            s.spawn(|| progress::draw(&[("written", &written_now)], move || pq.len().ok(), &done));
+            s.spawn(|| {
+                progress::draw(
+                    &[("written", &live.items_written)],
+                    move || pq.len().ok(),
+                    &done,
+                )
+            });
         }
+        monitor.spawn(s, &live, &done);
         if let (Some(me), Some(link)) = (&consumer, beats.as_mut()) {
             let (shared, keys, done) = (&shared, &keys, &done);
             s.spawn(move || heartbeat(me, link.link(), keys, shared, done));
@@ -140,7 +152,7 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
             &mut sink,
             acker,
             &flags,
-            &written_now,
+            &live.items_written,
             &shared.in_flight,
         );
         let mut pops = PopStats::default();

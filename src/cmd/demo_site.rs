@@ -11,17 +11,17 @@
 use crate::config::DemoConfig;
 use crate::demo::{Reply, Site};
 use crate::error::{Error, Exit};
+use crate::run::http::{self, Parsed};
 use crate::run::signal::Signals;
 use crate::run::summary::Summary;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// Longest request head accepted.
-const MAX_HEAD: usize = 16 * 1024;
-/// Idle keep-alive connections are closed after this long.
-const IDLE: Duration = Duration::from_secs(30);
+/// Idle keep-alive connections are closed after this long, so idle sockets
+/// free their slot (of --max-connections) for new clients within seconds.
+const IDLE: Duration = Duration::from_secs(5);
 /// Granularity at which idle connections notice a stop.
 const TICK: Duration = Duration::from_millis(250);
 
@@ -45,7 +45,13 @@ pub fn run(cfg: &DemoConfig, signals: &Signals) -> Result<Summary, Error> {
             cfg.addr
         ))
     };
-    let listener = listen(&cfg.addr).map_err(cannot)?;
+    let addr: SocketAddr = cfg.addr.parse().map_err(|e| {
+        cannot(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{e}"),
+        ))
+    })?;
+    let listener = http::listen(addr).map_err(cannot)?;
     let addr = listener.local_addr().map_err(cannot)?;
     let site = Site { pages: cfg.pages };
     let counters = Counters::default();
@@ -130,6 +136,8 @@ fn export(cfg: &DemoConfig, dir: &std::path::Path) -> Result<Summary, Error> {
 }
 
 /// Serves one connection until the client closes, goes idle, or sends garbage.
+/// A request (head and body) must arrive within `IDLE` of the previous
+/// answer, so idle or trickling sockets cannot hold every slot for long.
 fn serve(mut conn: TcpStream, site: &Site, counters: &Counters, stop: &AtomicBool) {
     let _ = conn.set_read_timeout(Some(TICK));
     let _ = conn.set_nodelay(true);
@@ -139,21 +147,23 @@ fn serve(mut conn: TcpStream, site: &Site, counters: &Counters, stop: &AtomicBoo
     loop {
         // Answer every complete request already buffered (pipelining).
         loop {
-            let mut headers = [httparse::EMPTY_HEADER; 32];
-            let mut req = httparse::Request::new(&mut headers);
-            let used = match req.parse(&buf) {
-                Ok(httparse::Status::Complete(n)) => n,
-                Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => break,
-                _ => {
-                    let _ =
-                        conn.write_all(&response(400, "text/plain", b"bad request\n", false, true));
+            let req = match http::parse(&buf) {
+                Parsed::Complete(req) => req,
+                Parsed::Partial => break,
+                Parsed::Bad(status) => {
+                    let body = format!("bad request ({status})\n");
+                    let _ = conn.write_all(&http::response(
+                        status,
+                        "text/plain",
+                        body.as_bytes(),
+                        false,
+                        true,
+                    ));
                     return;
                 }
             };
-            let method = req.method.unwrap_or("GET");
-            let close = wants_close(&req);
-            let reply = match method {
-                "GET" | "HEAD" => site.render(req.path.unwrap_or("/")),
+            let reply = match req.method.as_str() {
+                "GET" | "HEAD" => site.render(&req.path),
                 _ => Reply {
                     status: 405,
                     content_type: "text/plain",
@@ -164,17 +174,17 @@ fn serve(mut conn: TcpStream, site: &Site, counters: &Counters, stop: &AtomicBoo
             if reply.status == 404 {
                 counters.not_found.fetch_add(1, Ordering::Relaxed);
             }
-            let bytes = response(
+            let bytes = http::response(
                 reply.status,
                 reply.content_type,
                 reply.body.as_bytes(),
-                method == "HEAD",
-                close,
+                req.method == "HEAD",
+                req.close,
             );
-            if conn.write_all(&bytes).is_err() || close {
+            if conn.write_all(&bytes).is_err() || req.close {
                 return;
             }
-            buf.drain(..used);
+            buf.drain(..req.used);
             idle_since = Instant::now();
         }
         match conn.read(&mut chunk) {
@@ -192,71 +202,5 @@ fn serve(mut conn: TcpStream, site: &Site, counters: &Counters, stop: &AtomicBoo
             }
             Err(_) => return,
         }
-    }
-}
-
-/// HTTP/1.0 closes unless asked to keep alive; HTTP/1.1 keeps alive unless asked to close.
-fn wants_close(req: &httparse::Request<'_, '_>) -> bool {
-    let conn = req
-        .headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("connection"))
-        .map(|h| String::from_utf8_lossy(h.value).to_ascii_lowercase());
-    match (req.version, conn.as_deref()) {
-        (_, Some(v)) if v.contains("close") => true,
-        (Some(0), Some(v)) => !v.contains("keep-alive"),
-        (Some(0), None) => true,
-        _ => false,
-    }
-}
-
-/// One complete response in one buffer, so it leaves in one write.
-fn response(status: u16, ctype: &str, body: &[u8], head: bool, close: bool) -> Vec<u8> {
-    let reason = match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        _ => "Method Not Allowed",
-    };
-    let mut out = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nServer: qpipe-demo\r\n{}\r\n",
-        body.len(),
-        if close { "Connection: close\r\n" } else { "" }
-    )
-    .into_bytes();
-    if !head {
-        out.extend_from_slice(body);
-    }
-    out
-}
-
-/// Binds with a deep backlog; accepted sockets get TCP_NODELAY in `serve`.
-fn listen(addr: &str) -> std::io::Result<TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let addr: SocketAddr = addr
-        .parse()
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{e}")))?;
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(1024)?;
-    Ok(socket.into())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn response_is_complete_http() {
-        let r = String::from_utf8(response(404, "text/html", b"<p>x</p>", false, true)).unwrap();
-        assert_eq!(
-            r,
-            "HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: 8\r\nServer: qpipe-demo\r\nConnection: close\r\n\r\n<p>x</p>"
-        );
-        let head = response(200, "text/html", b"abc", true, false);
-        assert!(String::from_utf8(head)
-            .unwrap()
-            .ends_with("Content-Length: 3\r\nServer: qpipe-demo\r\n\r\n"));
     }
 }

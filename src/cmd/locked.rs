@@ -4,6 +4,7 @@ use crate::config::LockConfig;
 use crate::error::Error;
 use crate::queue::conn::Endpoint;
 use crate::queue::lock::Lock;
+use crate::run::counters::LOCK_HELD;
 use crate::run::log;
 use crate::run::renewal::renew_every_third;
 use crate::run::summary::{Finish, Summary};
@@ -25,6 +26,7 @@ pub fn run(
     };
     let mut held = Lock::acquire(ep, &cfg.name, cfg.ttl)?;
     log::debug(&format!("holding lock {}", held.key));
+    LOCK_HELD.store(true, Ordering::Relaxed);
     let done = AtomicBool::new(false);
     let lost = AtomicBool::new(false);
     let result = std::thread::scope(|s| {
@@ -33,6 +35,7 @@ pub fn run(
         done.store(true, Ordering::Relaxed);
         r
     });
+    LOCK_HELD.store(false, Ordering::Relaxed);
     if let Err(e) = held.release() {
         log::warn(&format!(
             "could not release the lock (it expires by itself): {e}"
@@ -62,6 +65,7 @@ fn keep(lock: &mut Lock, done: &AtomicBool, lost: &AtomicBool, stop: &AtomicBool
             Err(e) => format!("could not renew the run lock before it expired ({e}); stopping"),
         };
         log::error(&why);
+        LOCK_HELD.store(false, Ordering::Relaxed);
         lost.store(true, Ordering::Relaxed);
         stop.store(true, Ordering::Relaxed);
         false

@@ -3,6 +3,7 @@
 pub mod consume;
 pub mod demo_site;
 pub mod locked;
+pub mod monitor;
 pub mod produce;
 pub mod push;
 pub mod recover;

@@ -10,6 +10,7 @@
 //! Shutdown is by closing: fetchers return when the frontier ends, their
 //! senders drop, and the writer's `recv` loop ends after the last item.
 
+use crate::cmd::monitor::Monitor;
 use crate::config::ProduceConfig;
 use crate::crawl::crawler::{CrawlCounts, Crawler};
 use crate::crawl::fetch::{self, Failure, Reason};
@@ -21,13 +22,14 @@ use crate::crawl::spider;
 use crate::error::Error;
 use crate::queue::writer::{self, Parcel, WriterStats};
 use crate::queue::Queue;
+use crate::run::counters::{Counters, Side};
 use crate::run::log;
 use crate::run::progress;
 use crate::run::signal::Signals;
 use crate::run::summary::{counts_json, merge, Counts, Finish, Summary};
 use crossbeam_channel::Sender;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use url::Url;
 
@@ -74,6 +76,8 @@ impl FetchStats {
 /// Runs the crawl to completion (or limit, or signal) and reports it.
 pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
     let started = Instant::now();
+    let monitor = Monitor::start(&cfg.monitor, &cfg.writer.redis, &cfg.writer.shard_keys())?;
+    let live = Counters::new(Side::Produce);
     // Connect before fetching anything: a bad Redis is a setup failure.
     let mut queues = cfg.writer.connect(&signals.stop)?;
     let agent = fetch::agent(&cfg.http);
@@ -115,6 +119,7 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
         max_body: cfg.http.max_body,
         backoff: cfg.policy.backoff,
         allowed: &allowed,
+        live: &live,
     };
     let stop: &AtomicBool = &signals.stop;
     let (tx, rx) = crossbeam_channel::bounded::<Parcel>(cfg.channel_capacity);
@@ -123,8 +128,7 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
     let test_panic = std::env::var("QPIPE_TEST_PANIC").unwrap_or_default();
     let test_panic = test_panic.as_str();
 
-    let (pages_now, pushed_now, done) =
-        (AtomicU64::new(0), AtomicU64::new(0), AtomicBool::new(false));
+    let done = AtomicBool::new(false);
     let progress_queue = progress::wanted()
         .then(|| Queue::connect(&cfg.writer.redis, &cfg.writer.key, Duration::from_secs(1)).ok())
         .flatten();
@@ -132,14 +136,15 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
         if let Some(mut pq) = progress_queue {
             s.spawn(|| {
                 progress::draw(
-                    &[("pages", &pages_now), ("pushed", &pushed_now)],
+                    &[("pages", &live.pages), ("pushed", &live.items_pushed)],
                     move || pq.len().ok(),
                     &done,
                 )
             });
         }
         s.spawn(|| frontier.maintain(&done));
-        let (queues, pushed) = (&mut queues, &pushed_now);
+        monitor.spawn(s, &live, &done);
+        let (queues, pushed) = (&mut queues, &live.items_pushed);
         // `rx` moves into the writer thread: if it panics, unwinding drops the
         // receiver, so fetchers blocked in `send` get an error, not a hang.
         let writer = s.spawn(move || {
@@ -157,7 +162,7 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
                     frontier,
                     tx: tx.clone(),
                     stop,
-                    pages_now: &pages_now,
+                    live: &live,
                     test_panic: AtomicBool::new(test_panic == "fetch" && i + 1 == cfg.threads),
                 };
                 s.spawn(move || fetcher.run())
@@ -256,7 +261,7 @@ struct Fetcher<'a> {
     frontier: &'a dyn CrawlFrontier,
     tx: Sender<Parcel>,
     stop: &'a AtomicBool,
-    pages_now: &'a AtomicU64,
+    live: &'a Counters,
     /// Test-only: panic on this fetcher's first page while set
     /// (`QPIPE_TEST_PANIC=fetch` arms the last fetcher, joined last).
     test_panic: AtomicBool,
@@ -316,8 +321,9 @@ impl Fetcher<'_> {
             panic!("QPIPE_TEST_PANIC=fetch");
         }
         stats.pages += 1;
-        self.pages_now.fetch_add(1, Ordering::Relaxed);
+        self.live.pages.fetch_add(1, Ordering::Relaxed);
         let n = scraped.items.len() as u64;
+        self.live.items_extracted.fetch_add(n, Ordering::Relaxed);
         stats.items += n;
         stats.ignored_links += scraped.ignored_links;
         stats.nested_items += scraped.nested_items;

@@ -163,6 +163,14 @@ pub struct ProduceArgs {
     /// exit 3 when at least this many pages failed; 0 never (default 1)
     #[argh(option, default = "1")]
     pub fail_on_errors: u64,
+    /// serve Prometheus /metrics and /healthz over HTTP on this IP:PORT, e.g.
+    /// 127.0.0.1:9187; port 0 picks a free port, logged at start (default: off)
+    #[argh(option)]
+    pub metrics: Option<String>,
+    /// log one line of counters every S seconds; 0 never (default 60 when
+    /// stderr is not a terminal, else 0); SIGUSR1 logs it once at any time
+    #[argh(option)]
+    pub stats_every: Option<u64>,
     /// append the run summary as one JSON line to this file, or - for stdout
     #[argh(option)]
     pub stats_json: Option<String>,
@@ -242,6 +250,14 @@ pub struct ConsumeArgs {
     /// exit 3 when at least this many items (dead letters) failed; 0 never (default 1)
     #[argh(option, default = "1")]
     pub fail_on_errors: u64,
+    /// serve Prometheus /metrics and /healthz over HTTP on this IP:PORT, e.g.
+    /// 127.0.0.1:9187; port 0 picks a free port, logged at start (default: off)
+    #[argh(option)]
+    pub metrics: Option<String>,
+    /// log one line of counters every S seconds; 0 never (default 60 when
+    /// stderr is not a terminal, else 0); SIGUSR1 logs it once at any time
+    #[argh(option)]
+    pub stats_every: Option<u64>,
     /// append the run summary as one JSON line to this file, or - for stdout
     #[argh(option)]
     pub stats_json: Option<String>,

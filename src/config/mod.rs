@@ -7,8 +7,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub mod cli;
+mod monitor;
 mod produce;
 
+pub use monitor::MonitorConfig;
 pub use produce::ProduceConfig;
 
 /// The default Redis when neither --redis nor REDIS_URL is given.
@@ -156,6 +158,8 @@ pub struct ConsumeConfig {
     pub shards: usize,
     /// Lock, time budget, failure threshold.
     pub limits: RunLimits,
+    /// `--metrics` and `--stats-every`.
+    pub monitor: MonitorConfig,
 }
 
 /// `qpipe push`.
@@ -392,6 +396,7 @@ impl ConsumeConfig {
         let limits = RunLimits::new(a.lock, a.lock_ttl, a.max_time, a.fail_on_errors)?;
         Ok(ConsumeConfig {
             limits,
+            monitor: MonitorConfig::new(a.metrics, a.stats_every)?,
             threads: threads(a.threads)?,
             redis: endpoint(a.redis, a.tls_ca)?,
             key: non_empty_key(a.key)?,

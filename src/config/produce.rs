@@ -1,6 +1,8 @@
 //! `qpipe produce` settings: the spider spec, crawl bounds and politeness.
 
-use super::{positive, seconds, threads, usage, writer, RunLimits, SeenConfig, WriterConfig};
+use super::{
+    positive, seconds, threads, usage, writer, MonitorConfig, RunLimits, SeenConfig, WriterConfig,
+};
 use crate::config::cli::ProduceArgs;
 use crate::crawl::fetch::HttpConfig;
 use crate::crawl::frontier::Bounds;
@@ -38,6 +40,8 @@ pub struct ProduceConfig {
     pub writer: WriterConfig,
     /// Lock, time budget, failure threshold.
     pub limits: RunLimits,
+    /// `--metrics` and `--stats-every`.
+    pub monitor: MonitorConfig,
 }
 
 /// How politely `produce` crawls.
@@ -165,6 +169,7 @@ impl ProduceConfig {
         Ok(ProduceConfig {
             caps,
             limits,
+            monitor: MonitorConfig::new(a.metrics, a.stats_every)?,
             writer,
             bounds,
             policy,

@@ -8,6 +8,7 @@ use crate::consume::poison;
 use crate::consume::source::Source;
 use crate::error::Error;
 use crate::queue::batch::Batch;
+use crate::run::counters::Counters;
 use crossbeam_channel::Sender;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -34,6 +35,8 @@ pub struct Shared<'a> {
     pub timed_out: AtomicBool,
     /// Bytes popped and not yet settled by the sink.
     pub in_flight: AtomicU64,
+    /// The run's live counters (popped, dead).
+    pub live: &'a Counters,
     /// Who this process is in dead letters.
     pub consumer: String,
     /// The first failure of any thread.
@@ -117,9 +120,11 @@ pub fn pop_loop(
         }
         sh.last_item_ms.fetch_max(now_ms, Ordering::Relaxed);
         stats.popped += got;
+        sh.live.items_popped.fetch_add(got, Ordering::Relaxed);
         match poison::screen(src.queue(), &sh.consumer, &mut batch.items) {
             Ok(s) => {
                 stats.dead += s.dead;
+                sh.live.items_dead.fetch_add(s.dead, Ordering::Relaxed);
                 stats.reformatted += s.reformatted;
             }
             // The batch is not sent: the items stay in Redis (reliable) or

@@ -5,6 +5,7 @@ use crate::crawl::fetch::{self, Failure, Reason, Reply};
 use crate::crawl::hosts::Hosts;
 use crate::crawl::robots::Robots;
 use crate::run::backoff::Backoff;
+use crate::run::counters::Counters;
 use crate::run::summary::Counts;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -34,6 +35,8 @@ pub struct Crawler<'a> {
     pub backoff: Duration,
     /// Whether a redirect target may be crawled.
     pub allowed: &'a (dyn Fn(&Url) -> bool + Sync),
+    /// The run's live counters (responses by status class).
+    pub live: &'a Counters,
 }
 
 /// Counters a fetcher keeps per page attempt, merged at the end.
@@ -136,10 +139,13 @@ impl Crawler<'_> {
                     .responses_by_status
                     .entry(code.to_string())
                     .or_default() += 1;
+                self.live.response(*code);
             } else if let Ok(Reply::Page(_)) = &result {
                 *counts.responses_by_status.entry("2xx".into()).or_default() += 1;
+                self.live.response(200);
             } else if let Ok(Reply::Redirect(_)) = &result {
                 *counts.responses_by_status.entry("3xx".into()).or_default() += 1;
+                self.live.response(300);
             }
             let Some(reason) = reason else {
                 return result;

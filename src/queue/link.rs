@@ -16,6 +16,7 @@
 use crate::error::{code, redact, Error};
 use crate::queue::conn::{self, Conn, Endpoint, Target};
 use crate::run::backoff::Backoff;
+use crate::run::counters::REDIS;
 use crate::run::log;
 use redis::{ConnectionLike, RedisError, RedisResult};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -173,11 +174,15 @@ impl Link {
             None => {
                 let c = conn::connect(&self.target, self.timeout).map_err(Fault::Unreachable)?;
                 self.reconnects += 1;
+                REDIS.reconnects.fetch_add(1, Ordering::Relaxed);
                 self.con.insert(c)
             }
         };
         match f(con).map_err(Fault::classify) {
-            Ok(v) => Ok(v),
+            Ok(v) => {
+                REDIS.answered();
+                Ok(v)
+            }
             Err(fault) => {
                 // A cluster connection also holds the slot map: after a node
                 // is refused, a fresh one asks the live nodes who serves what
@@ -249,6 +254,7 @@ impl Link {
                 &e,
             ));
         }
+        REDIS.retries.fetch_add(1, Ordering::Relaxed);
         let pause = outage.backoff.step();
         let pause = pause.min(deadline.saturating_duration_since(Instant::now()));
         self.sleep(pause);

@@ -1,9 +1,14 @@
 //! What every run shares: signals (`signal`), log lines (`log`), the
 //! end-of-run summary (`summary`), the live progress line (`progress`),
-//! retry back-off (`backoff`) and the renew-every-third loop (`renewal`).
+//! live counters (`counters`) and their `--metrics` endpoint (`metrics`),
+//! the small HTTP/1.1 server side (`http`), retry back-off (`backoff`) and
+//! the renew-every-third loop (`renewal`).
 
 pub mod backoff;
+pub mod counters;
+pub mod http;
 pub mod log;
+pub mod metrics;
 pub mod progress;
 pub mod renewal;
 pub mod signal;

@@ -53,3 +53,12 @@ impl Signals {
         }
     }
 }
+
+/// Registers SIGUSR1 ("log the counters now") and returns the flag it
+/// raises; whoever reports the counters lowers it again.
+pub fn usr1() -> Result<Arc<AtomicBool>, Error> {
+    let raised = Arc::new(AtomicBool::new(false));
+    flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&raised))
+        .map_err(|e| Error::io("cannot install the SIGUSR1 handler", e))?;
+    Ok(raised)
+}

@@ -393,6 +393,7 @@ pub fn site_quotes(site: &Site, pages: u64) -> Vec<String> {
 pub mod cluster;
 pub mod fixture;
 pub mod proxy;
+pub mod scrape;
 
 /// Polls `f` every 10 ms until it holds, failing the test after `limit`.
 pub fn eventually(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {

@@ -1,0 +1,228 @@
+//! `--metrics ADDR`: `GET /metrics` in the Prometheus text format and
+//! `GET /healthz`, served on whichever thread calls `serve` (spawned in
+//! `cmd::monitor`). One request per connection; each answer is bounded in
+//! time, including the Redis round trip it makes.
+
+use crate::queue::conn::{self, Endpoint};
+use crate::queue::link::Link;
+use crate::run::counters::{Counters, Kind, Sample, REDIS};
+use crate::run::http::{self, Parsed};
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Socket timeout of the probe's Redis connection: connect plus one round
+/// trip stay around a second, so a scrape never hangs on a stuck Redis.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+/// `/healthz` fails once Redis has not answered anyone for this long.
+pub const HEALTHY_WITHIN: Duration = Duration::from_secs(10);
+/// Longest a client may take to send its request.
+const REQUEST_TIME: Duration = Duration::from_secs(2);
+/// The content type of the Prometheus text exposition format.
+const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The metrics thread's own Redis connection: reads the queue length and
+/// proves Redis answers.
+pub struct Probe {
+    link: Link,
+    keys: Vec<String>,
+}
+
+impl Probe {
+    /// A connection with a short timeout that never retries; if Redis is
+    /// down now, the first scrape connects.
+    pub fn new(ep: &Endpoint, keys: &[String]) -> Result<Probe, crate::error::Error> {
+        let link = match Link::open(ep, PROBE_TIMEOUT, Duration::ZERO, None) {
+            Ok(link) => link,
+            Err(_) => Link::lazy(ep, PROBE_TIMEOUT, Duration::ZERO, None)?,
+        };
+        Ok(Probe {
+            link,
+            keys: keys.to_vec(),
+        })
+    }
+
+    /// The queue length (every shard), or `None` if Redis did not answer.
+    pub fn queue_length(&mut self) -> Option<u64> {
+        let cmds: Vec<redis::Cmd> = self
+            .keys
+            .iter()
+            .map(|k| redis::cmd("LLEN").arg(k).clone())
+            .collect();
+        let replies = self.link.attempt(|c| conn::run_all(c, &cmds)).ok()?;
+        replies
+            .into_iter()
+            .map(|v| redis::from_redis_value::<u64>(v).ok())
+            .sum()
+    }
+}
+
+/// Answers requests on `listener` until `done`.
+pub fn serve(listener: &TcpListener, counters: &Counters, probe: &mut Probe, done: &AtomicBool) {
+    if let Err(e) = listener.set_nonblocking(true) {
+        crate::run::log::error(&format!("--metrics cannot serve: {e}"));
+        return;
+    }
+    while !done.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((conn, _)) => answer(conn, counters, probe),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// Reads one request and answers it, closing the connection.
+fn answer(mut conn: TcpStream, counters: &Counters, probe: &mut Probe) {
+    let _ = conn.set_nonblocking(false);
+    let _ = conn.set_read_timeout(Some(Duration::from_millis(250)));
+    let _ = conn.set_write_timeout(Some(REQUEST_TIME));
+    let deadline = Instant::now() + REQUEST_TIME;
+    let mut buf = Vec::with_capacity(512);
+    let mut chunk = [0u8; 2048];
+    let req = loop {
+        match http::parse(&buf) {
+            Parsed::Complete(req) => break req,
+            Parsed::Bad(status) => {
+                let _ = conn.write_all(&http::response(status, "text/plain", b"", false, true));
+                return;
+            }
+            Parsed::Partial if Instant::now() >= deadline => return,
+            Parsed::Partial => match conn.read(&mut chunk) {
+                Ok(0) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) if is_timeout(&e) => {}
+                Err(_) => return,
+            },
+        }
+    };
+    let path = req.path.split('?').next().unwrap_or("/");
+    let (status, ctype, body) = match (req.method.as_str(), path) {
+        ("GET" | "HEAD", "/metrics") => {
+            let queue = probe.queue_length();
+            (200, TEXT_FORMAT, render(&samples(counters, queue)))
+        }
+        ("GET" | "HEAD", "/healthz") => {
+            probe.queue_length();
+            health()
+        }
+        ("GET" | "HEAD", _) => (
+            404,
+            "text/plain",
+            "not found: try /metrics or /healthz\n".into(),
+        ),
+        _ => (405, "text/plain", "method not allowed\n".into()),
+    };
+    let head = req.method == "HEAD";
+    let _ = conn.write_all(&http::response(status, ctype, body.as_bytes(), head, true));
+}
+
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
+/// 200 while Redis answered within `HEALTHY_WITHIN`, else 503.
+fn health() -> (u16, &'static str, String) {
+    match REDIS.since_answer() {
+        Some(ago) if ago <= HEALTHY_WITHIN => (200, "text/plain", "ok\n".into()),
+        Some(ago) => (
+            503,
+            "text/plain",
+            format!("Redis last answered {:.0}s ago\n", ago.as_secs_f64()),
+        ),
+        None => (503, "text/plain", "Redis has not answered yet\n".into()),
+    }
+}
+
+/// The run's counters, then the gauges only a scrape knows.
+fn samples(counters: &Counters, queue: Option<u64>) -> Vec<Sample> {
+    let mut out = counters.samples();
+    let gauge = |name, help, value| Sample {
+        name,
+        help,
+        kind: Kind::Gauge,
+        label: None,
+        value,
+    };
+    if let Some(len) = queue {
+        out.push(gauge(
+            "qpipe_queue_length",
+            "Items in the Redis list (all shards), read at this scrape.",
+            len,
+        ));
+    }
+    out.push(gauge(
+        "qpipe_redis_up",
+        "1 if Redis answered this scrape's LLEN, else 0.",
+        u64::from(queue.is_some()),
+    ));
+    out.push(Sample {
+        label: Some(("version", env!("CARGO_PKG_VERSION").to_string())),
+        ..gauge(
+            "qpipe_build_info",
+            "Always 1; the labels say which build.",
+            1,
+        )
+    });
+    out
+}
+
+/// Prometheus text exposition: `# HELP` and `# TYPE` once per metric, then
+/// its samples.
+pub fn render(samples: &[Sample]) -> String {
+    let mut out = String::new();
+    let mut last = "";
+    for s in samples {
+        if s.name != last {
+            let kind = match s.kind {
+                Kind::Counter => "counter",
+                Kind::Gauge => "gauge",
+            };
+            let _ = writeln!(out, "# HELP {} {}", s.name, s.help);
+            let _ = writeln!(out, "# TYPE {} {kind}", s.name);
+            last = s.name;
+        }
+        match &s.label {
+            Some((k, v)) => {
+                let v = v.replace('\\', "\\\\").replace('"', "\\\"");
+                let _ = writeln!(out, "{}{{{k}=\"{v}\"}} {}", s.name, s.value);
+            }
+            None => {
+                let _ = writeln!(out, "{} {}", s.name, s.value);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::counters::Side;
+
+    #[test]
+    fn text_format_has_help_and_type_once_per_metric() {
+        let c = Counters::new(Side::Produce);
+        c.response(200);
+        c.items_pushed.store(30, Ordering::Relaxed);
+        let text = render(&samples(&c, Some(4)));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "# HELP qpipe_pages_fetched_total HTTP responses received, by status class (every attempt and redirect hop).");
+        assert_eq!(lines[1], "# TYPE qpipe_pages_fetched_total counter");
+        assert_eq!(lines[2], "qpipe_pages_fetched_total{class=\"1xx\"} 0");
+        assert_eq!(lines[3], "qpipe_pages_fetched_total{class=\"2xx\"} 1");
+        assert!(text.contains("\nqpipe_items_pushed_total 30\n"), "{text}");
+        assert!(text.contains("\n# TYPE qpipe_queue_length gauge\nqpipe_queue_length 4\n"));
+        assert!(text.contains("\nqpipe_redis_up 1\n"));
+        let version = env!("CARGO_PKG_VERSION");
+        assert!(text.ends_with(&format!("qpipe_build_info{{version=\"{version}\"}} 1\n")));
+        assert_eq!(text.matches("# TYPE qpipe_pages_fetched_total").count(), 1);
+        let without = render(&samples(&c, None));
+        assert!(!without.contains("qpipe_queue_length"));
+        assert!(without.contains("\nqpipe_redis_up 0\n"));
+    }
+}
