@@ -480,17 +480,13 @@ fn recover_racing_a_live_consumer_strands_nothing() {
     let out = dir.path().join("out.jsonl");
     let url = redis.url();
     // A consumer whose output fails after 2 KB, like a full disk.
-    let script = format!(
-        "trap '' XFSZ; ulimit -f 2; exec {QPIPE} consume --reliable --threads 1 --batch-size 50 --redis {url} --out {}",
-        out.display()
+    let child = common::spawn_with_disk_of(
+        2,
+        &format!(
+            "consume --reliable --threads 1 --batch-size 50 --redis {url} --out {}",
+            out.display()
+        ),
     );
-    let child = Command::new("bash")
-        .args(["-c", &script])
-        .env_remove("REDIS_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     let consumers = || redis.cmd::<Vec<String>>(&["SMEMBERS", &format!("{KEY}:consumers")]);
     eventually("the consumer registered", Duration::from_secs(10), || {
         !consumers().is_empty()

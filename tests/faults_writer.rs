@@ -155,17 +155,13 @@ fn a_full_disk_duplicates_nothing_in_both_modes() {
         let out = dir.path().join("out.jsonl");
         let url = redis.url();
         // Writes past 64 KiB fail with EFBIG, as on a full disk.
-        let script = format!(
-            "trap '' XFSZ; ulimit -f 64; exec {QPIPE} consume --redis {url} --drain --idle-timeout 0.5 --batch-size 50 --out {} {mode}",
-            out.display()
+        let child = common::spawn_with_disk_of(
+            64,
+            &format!(
+                "consume --redis {url} --drain --idle-timeout 0.5 --batch-size 50 --out {} {mode}",
+                out.display()
+            ),
         );
-        let child = Command::new("bash")
-            .args(["-c", &script])
-            .env_remove("REDIS_URL")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
         let (code, stderr) = finish(child);
         assert_eq!(code, 1, "{mode}: {stderr}");
         assert!(stderr.contains("cannot write to"), "{mode}: {stderr}");

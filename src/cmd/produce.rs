@@ -132,7 +132,7 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
     let progress_queue = progress::wanted()
         .then(|| Queue::connect(&cfg.writer.redis, &cfg.writer.key, Duration::from_secs(1)).ok())
         .flatten();
-    let (fetched, written) = std::thread::scope(|s| {
+    let (fetched, mut written) = std::thread::scope(|s| {
         if let Some(mut pq) = progress_queue {
             s.spawn(|| {
                 progress::draw(
@@ -194,6 +194,7 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
 
     let failure = written
         .failure
+        .take()
         .or_else(|| frontier.take_failure())
         .or_else(|| fetched.panic.clone().map(Error::Internal));
     let reason = match (&failure, signals.exit()) {
@@ -214,39 +215,32 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
         .set("pages_skipped", fetched.skipped.values().sum::<u64>())
         .set("urls_seen", frontier.seen())
         .set("items_extracted", fetched.items)
-        .set("items_pushed", written.pushed)
         .set("duplicates_dropped", written.duplicates)
-        .set("seen_in_earlier_runs", written.seen_before)
-        .set("items_spilled", written.spilled)
-        .set("lpush_batches", written.batches)
-        .set("redis_retries", written.retries)
-        .set(
-            "redis_retries_already_landed",
-            written.retries_already_landed,
-        )
-        .set(
-            "responses_by_status",
-            counts_json(&fetched.crawl.responses_by_status),
-        )
-        .set("retries", counts_json(&fetched.crawl.retries))
-        .set("gave_up", counts_json(&fetched.crawl.gave_up))
-        .set("errors", counts_json(&fetched.errors))
-        .set("skipped", counts_json(&fetched.skipped))
-        .set("truncated", counts_json(&fetched.truncated))
-        .set("elements_cut", fetched.elements_cut)
-        .set("links_cut", fetched.links_cut)
-        .set("nested_items_skipped", fetched.nested_items)
-        .set("robots_forbidden", fetched.crawl.robots_forbidden)
-        .set("offsite_filtered", filtered.offsite)
-        .set("duplicate_urls_filtered", filtered.duplicates)
-        .set("depth_filtered", filtered.too_deep)
-        .set("frontier_full", filtered.frontier_full)
-        .set("links_ignored", fetched.ignored_links)
-        .set("max_depth_reached", filtered.max_depth_reached)
-        .rates(
-            started.elapsed(),
-            &[("pages", fetched.pages), ("items", written.pushed)],
-        );
+        .set("seen_in_earlier_runs", written.seen_before);
+    written.summarize(&mut sum);
+    sum.set(
+        "responses_by_status",
+        counts_json(&fetched.crawl.responses_by_status),
+    )
+    .set("retries", counts_json(&fetched.crawl.retries))
+    .set("gave_up", counts_json(&fetched.crawl.gave_up))
+    .set("errors", counts_json(&fetched.errors))
+    .set("skipped", counts_json(&fetched.skipped))
+    .set("truncated", counts_json(&fetched.truncated))
+    .set("elements_cut", fetched.elements_cut)
+    .set("links_cut", fetched.links_cut)
+    .set("nested_items_skipped", fetched.nested_items)
+    .set("robots_forbidden", fetched.crawl.robots_forbidden)
+    .set("offsite_filtered", filtered.offsite)
+    .set("duplicate_urls_filtered", filtered.duplicates)
+    .set("depth_filtered", filtered.too_deep)
+    .set("frontier_full", filtered.frontier_full)
+    .set("links_ignored", fetched.ignored_links)
+    .set("max_depth_reached", filtered.max_depth_reached)
+    .rates(
+        started.elapsed(),
+        &[("pages", fetched.pages), ("items", written.pushed)],
+    );
     if let Some(path) = &written.spill_path {
         sum.set("spill_file", path.display().to_string());
     }

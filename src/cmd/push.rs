@@ -56,16 +56,9 @@ pub fn run(cfg: &PushConfig, signals: &Signals) -> Result<Summary, Error> {
         .set("key", cfg.writer.key.as_str())
         .set("lines", read.lines)
         .set("blank_lines", read.blank)
-        .set("invalid_lines", read.invalid)
-        .set("items_pushed", written.pushed)
-        .set("items_spilled", written.spilled)
-        .set("lpush_batches", written.batches)
-        .set("redis_retries", written.retries)
-        .set(
-            "redis_retries_already_landed",
-            written.retries_already_landed,
-        )
-        .rates(started.elapsed(), &[("items", written.pushed)]);
+        .set("invalid_lines", read.invalid);
+    written.summarize(&mut sum);
+    sum.rates(started.elapsed(), &[("items", written.pushed)]);
     let WriterStats {
         failure,
         spill_path,

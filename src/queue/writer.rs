@@ -41,6 +41,17 @@ pub struct WriterStats {
     pub failure: Option<Error>,
 }
 
+impl WriterStats {
+    /// Adds the writer's counters to a run summary (produce and push alike).
+    pub fn summarize(&self, sum: &mut crate::run::summary::Summary) {
+        sum.set("items_pushed", self.pushed)
+            .set("items_spilled", self.spilled)
+            .set("lpush_batches", self.batches)
+            .set("redis_retries", self.retries)
+            .set("redis_retries_already_landed", self.retries_already_landed);
+    }
+}
+
 /// Drains `rx` into Redis until every sender is gone.
 ///
 /// Blocks for the first item, then takes whatever else is already waiting (up

@@ -453,3 +453,17 @@ pub fn assert_all_delivered(got: &[String], want: &[String], context: &str) -> u
     );
     got.len() - got_set.len()
 }
+
+/// Starts qpipe with `args` in a shell whose file-size limit is `kib` KiB:
+/// writes past it fail with EFBIG, as on a full disk (SIGXFSZ is ignored so
+/// the write error reaches qpipe).
+pub fn spawn_with_disk_of(kib: u32, args: &str) -> Child {
+    let script = format!("trap '' XFSZ; ulimit -f {kib}; exec {QPIPE} {args}");
+    Command::new("bash")
+        .args(["-c", &script])
+        .env_remove("REDIS_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bash")
+}
