@@ -161,7 +161,8 @@ fn push_skips_invalid_lines_by_number_and_exits_3() {
     );
     assert_eq!(run.code, 3, "{run}");
     assert!(
-        run.stderr.contains("line 3: not valid JSON, skipped"),
+        run.stderr
+            .contains("line 3: invalid JSON: expected ident at line 1 column 2, skipped"),
         "{run}"
     );
     let s = stats(&st);

@@ -191,11 +191,30 @@ fn huge_items_are_batched_by_bytes_and_memory_stays_bounded() {
     let big: Vec<String> = (0..24)
         .map(|i| format!("{{\"n\":{i},\"blob\":\"{}\"}}", "y".repeat(4 << 20)))
         .collect();
-    redis.lpush(KEY, &big);
     let dir = tempfile::tempdir().unwrap();
+    // In through `push`: 96 MB of input, a few 4 MB lines held at once.
+    let file = dir.path().join("big.jsonl");
+    std::fs::write(&file, big.join("\n") + "\n").unwrap();
+    let pst = dir.path().join("p.json");
+    let url = redis.url();
+    let run = qpipe(
+        &[
+            "push",
+            file.to_str().unwrap(),
+            "--redis",
+            &url,
+            "--stats-json",
+            pst.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let p = stats(&pst);
+    assert_eq!(p["items_pushed"], 24, "{p}");
+    let rss = p["peak_rss_mb"].as_f64().unwrap();
+    assert!(rss < 80.0, "push peak RSS {rss} MB: {p}");
     let out = dir.path().join("out.jsonl");
     let st = dir.path().join("s.json");
-    let url = redis.url();
     let run = qpipe(
         &[
             "consume",

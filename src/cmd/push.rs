@@ -17,6 +17,8 @@ use std::time::Instant;
 
 /// Lines per channel message.
 const PARCEL: usize = 512;
+/// Bytes of lines per channel message at most (a longer line goes alone).
+const PARCEL_BYTES: usize = 1 << 20;
 
 /// What the reader saw.
 #[derive(Default)]
@@ -38,7 +40,8 @@ pub fn run(cfg: &PushConfig, signals: &Signals) -> Result<Summary, Error> {
         };
     let mut queues = cfg.writer.connect(&signals.stop)?;
     let stop: &AtomicBool = &signals.stop;
-    let (tx, rx) = crossbeam_channel::bounded::<Parcel>(64);
+    // Few parcels in flight: each holds up to PARCEL_BYTES (or one huge line).
+    let (tx, rx) = crossbeam_channel::bounded::<Parcel>(8);
     let (read, written) = std::thread::scope(|s| {
         let reader = s.spawn(move || read_lines(input, &tx, stop));
         let written = writer::write(&rx, &mut queues, &cfg.writer, stop, &AtomicU64::new(0));
@@ -80,12 +83,18 @@ fn read_lines(
     let mut reader = BufReader::with_capacity(256 * 1024, input);
     let mut line = Vec::new();
     let mut parcel: Parcel = Vec::new();
+    let mut parcel_bytes = 0;
     while !stop.load(Ordering::Relaxed) {
         // Send what we have whenever reading further could block, so a lone
-        // line on a pipe is pushed at once.
-        let ready = reader.buffer().is_empty() || parcel.len() >= PARCEL;
-        if !parcel.is_empty() && ready && tx.send(std::mem::take(&mut parcel)).is_err() {
-            return Ok(stats);
+        // line on a pipe is pushed at once; and before a parcel grows large,
+        // so huge lines do not pile up in memory.
+        let ready =
+            reader.buffer().is_empty() || parcel.len() >= PARCEL || parcel_bytes >= PARCEL_BYTES;
+        if !parcel.is_empty() && ready {
+            parcel_bytes = 0;
+            if tx.send(std::mem::take(&mut parcel)).is_err() {
+                return Ok(stats);
+            }
         }
         line.clear();
         let n = reader
@@ -102,11 +111,14 @@ fn read_lines(
             stats.blank += 1;
             continue;
         }
-        if serde_json::from_slice::<serde_json::Value>(&line).is_err() {
+        // The same check `consume` makes, so nothing pushed here is later a
+        // dead letter (and no tree of the line is built).
+        if let Err(why) = crate::consume::poison::verdict(&line) {
             stats.invalid += 1;
-            log::warn(&format!("line {}: not valid JSON, skipped", stats.lines));
+            log::warn(&format!("line {}: {why}, skipped", stats.lines));
             continue;
         }
+        parcel_bytes += line.len();
         parcel.push(Item::raw(line.clone()));
     }
     if !parcel.is_empty() {
