@@ -33,6 +33,13 @@ fn main() -> ExitCode {
     // command sets its own.
     log::set_verbosity(0);
     let argv: Vec<String> = std::env::args().collect();
+    // Known before argh runs, so even a usage error is a JSON line.
+    if argv
+        .windows(2)
+        .any(|w| w[0] == "--log-format" && w[1] == "json")
+    {
+        let _ = log::set_format(Some("json"));
+    }
     let strs: Vec<&str> = argv.iter().map(String::as_str).collect();
     let args = match Args::from_args(&["qpipe"], strs.get(1..).unwrap_or(&[])) {
         Ok(a) => a,
@@ -44,10 +51,7 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(()) => {
-                    log::err(&format!(
-                        "qpipe: {} (see qpipe --help)\n",
-                        early.output.trim()
-                    ));
+                    log::fatal(&format!("{} (see qpipe --help)", early.output.trim()));
                     ExitCode::from(Exit::Usage as u8)
                 }
             };

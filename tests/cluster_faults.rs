@@ -294,3 +294,193 @@ fn reliable_batches_on_a_lost_node_come_back_by_recovery_when_it_returns() {
         "{s}"
     );
 }
+
+/// The pid of the node on `port` (asked while it still answers).
+fn node_pid(port: u16) -> String {
+    common::cluster::cli(port, &["info", "server"])
+        .lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .map(|p| p.trim().to_string())
+        .expect("process_id")
+}
+
+/// Sends `sig` (`-STOP`, `-CONT`) to process `pid`.
+fn signal_pid(pid: &str, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, pid])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+#[test]
+fn a_hung_master_makes_pushes_and_reliable_pops_neither_duplicate_nor_lose() {
+    let cluster = Cluster::start(3, 0, &[]);
+    let url = cluster.url();
+    let dir = tempfile::tempdir().unwrap();
+    let all = numbered(30_000, 10);
+    let file = dir.path().join("in.jsonl");
+    std::fs::write(&file, all.join("\n") + "\n").unwrap();
+    let victim = cluster.master_of(SHARD0);
+    let pid = node_pid(victim);
+    let pusher = spawn(
+        &[
+            "push",
+            file.to_str().unwrap(),
+            "--shards",
+            "6",
+            "--redis",
+            &url,
+            "--batch-size",
+            "200",
+        ],
+        Some(dir.path()),
+    );
+    eventually("the push is under way", Duration::from_secs(30), || {
+        common::cluster::cli(victim, &["llen", SHARD0])
+            .trim()
+            .parse::<u64>()
+            .unwrap_or(0)
+            > 1000
+    });
+    // Longer than the socket timeout: replies time out, nothing is refused.
+    signal_pid(&pid, "-STOP");
+    std::thread::sleep(Duration::from_secs(6));
+    signal_pid(&pid, "-CONT");
+    let (code, stderr) = finish(pusher);
+    assert_eq!(code, 0, "{stderr}");
+
+    let out = dir.path().join("out.jsonl");
+    let consumer = spawn(
+        &[
+            "consume",
+            "--reliable",
+            "--redis",
+            &url,
+            "--shards",
+            "6",
+            "--threads",
+            "6",
+            "--batch-size",
+            "20",
+            "--drain",
+            "--idle-timeout",
+            "8",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
+    eventually("consuming", Duration::from_secs(30), || {
+        lines(&out).len() > 5000
+    });
+    signal_pid(&pid, "-STOP");
+    std::thread::sleep(Duration::from_secs(6));
+    signal_pid(&pid, "-CONT");
+    let (code, stderr) = finish(consumer);
+    assert_eq!(code, 0, "{stderr}");
+    let got = lines(&out);
+    let dups = assert_all_delivered(&got, &all, &stderr);
+    assert_eq!(dups, 0, "{stderr}");
+}
+
+#[test]
+fn shards_on_live_nodes_drain_at_full_speed_while_a_node_is_down() {
+    let mut cluster = Cluster::start(3, 0, &[]);
+    let url = cluster.url();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let consumer = spawn(
+        &[
+            "consume",
+            "--redis",
+            &url,
+            "--shards",
+            "6",
+            "--threads",
+            "1",
+            "--batch-size",
+            "10",
+            "--redis-retry-secs",
+            "60",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
+    let victim = cluster.master_of(SHARD0);
+    // Connected to every node (CLIENT SETNAME reaches them all) before the kill.
+    eventually("the consumer is connected", Duration::from_secs(10), || {
+        common::cluster::cli(victim, &["client", "list"]).contains("name=qpipe-consume-")
+    });
+    cluster.kill(victim);
+    // One thread serves all six shards: with a dead node in its round, the
+    // live shards must still drain quickly, not one batch per back-off.
+    let live: Vec<String> = (0..6)
+        .map(|i| format!("{{DATA-PIPELINE-KEY:{i}}}"))
+        .filter(|k| cluster.master_of(k) != victim)
+        .collect();
+    let mut pushed = Vec::new();
+    for (n, key) in live.iter().enumerate() {
+        let items = numbered(1000, n);
+        let port = cluster.master_of(key);
+        let mut con = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let _: () = redis::cmd("LPUSH")
+            .arg(key)
+            .arg(&items)
+            .query(&mut con)
+            .unwrap();
+        pushed.extend(items);
+    }
+    let started = Instant::now();
+    eventually("live shards drained", Duration::from_secs(30), || {
+        lines(&out).len() >= pushed.len()
+    });
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{} items took {:?}",
+        pushed.len(),
+        started.elapsed()
+    );
+    signal(&consumer, "-TERM");
+    let (code, stderr) = finish(consumer);
+    assert_eq!(code, 0, "{stderr}");
+    assert_all_delivered(&lines(&out), &pushed, &stderr);
+}
+
+#[test]
+fn sigterm_is_obeyed_while_a_node_hangs() {
+    let cluster = Cluster::start(3, 0, &[]);
+    let url = cluster.url();
+    let victim = cluster.master_of(SHARD0);
+    let pid = node_pid(victim);
+    let consumer = spawn(
+        &[
+            "consume",
+            "--reliable",
+            "--redis",
+            &url,
+            "--shards",
+            "6",
+            "--threads",
+            "2",
+        ],
+        None,
+    );
+    eventually("the consumer is connected", Duration::from_secs(10), || {
+        common::cluster::cli(victim, &["client", "list"]).contains("name=qpipe-consume-")
+    });
+    signal_pid(&pid, "-STOP");
+    std::thread::sleep(Duration::from_secs(1));
+    signal(&consumer, "-TERM");
+    let started = Instant::now();
+    let (code, stderr) = finish(consumer);
+    signal_pid(&pid, "-CONT");
+    // In order if it can, else the 8 s watchdog: never stuck.
+    assert!(started.elapsed() < Duration::from_secs(10), "{stderr}");
+    assert!(code == 0 || code == 143, "{code}: {stderr}");
+}

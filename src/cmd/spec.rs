@@ -13,8 +13,7 @@ pub fn run(print: bool, check: Option<&str>) -> Result<Summary, Error> {
             sum.output = Output::Silent;
         }
         (false, Some(path)) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| Error::Spec(format!("cannot read {path}: {e} (check the path)")))?;
+            let text = spec::read("spec", path).map_err(Error::Spec)?;
             let file = spec::parse(&text, path).map_err(Error::Spec)?;
             let fields: Vec<&str> = file.spider.fields.iter().map(|f| f.name.as_str()).collect();
             sum.output = Output::Stdout;

@@ -324,9 +324,16 @@ fn with_password(url: &str, pw: &str) -> String {
         return url.to_string();
     };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    if rest[..authority_end].contains('@') || scheme.contains("unix") {
+    if scheme.contains("unix") {
         return url.to_string();
     }
+    // A user without a password (`redis://alice@host`) gets it too.
+    let user = match rest[..authority_end].rsplit_once('@') {
+        Some((info, _)) if info.contains(':') => return url.to_string(),
+        Some((info, _)) => info,
+        None => "",
+    };
+    let rest = rest.strip_prefix(&format!("{user}@")).unwrap_or(rest);
     // Percent-encode everything but unreserved characters (RFC 3986).
     let encoded: String = pw
         .bytes()
@@ -337,7 +344,7 @@ fn with_password(url: &str, pw: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect();
-    format!("{scheme}://:{encoded}@{rest}")
+    format!("{scheme}://{user}:{encoded}@{rest}")
 }
 
 fn writer(

@@ -76,9 +76,7 @@ impl ProduceConfig {
         let threads = threads(a.threads)?;
         let file = match &a.spec {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    Error::Spec(format!("cannot read --spec {path}: {e} (check the path; `qpipe spec --print` shows an example)"))
-                })?;
+                let text = crate::crawl::spec::read("--spec", path).map_err(Error::Spec)?;
                 crate::crawl::spec::parse(&text, path).map_err(Error::Spec)?
             }
             None => crate::crawl::spec::parse(crate::crawl::spec::QUOTES, "built-in")

@@ -7,7 +7,7 @@ use crate::config::ConsumeConfig;
 use crate::consume::poison;
 use crate::consume::source::Source;
 use crate::error::Error;
-use crate::queue::batch::Batch;
+use crate::queue::batch::{Batch, Taken};
 use crate::run::counters::Counters;
 use crossbeam_channel::Sender;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -72,6 +72,8 @@ pub fn pop_loop(
     let mut stats = PopStats::default();
     let mut next = 0;
     let limit = IN_FLIGHT_BATCHES * sh.cfg.batch_bytes as u64;
+    // When each source may be tried again (Redis unavailable for it).
+    let mut retry_at: Vec<Option<Instant>> = vec![None; sources.len()];
     while !sh.stop.load(Ordering::Relaxed) && !sh.drained.load(Ordering::Relaxed) {
         if sh.deadline.is_some_and(|d| Instant::now() >= d) {
             sh.timed_out.store(true, Ordering::Relaxed);
@@ -82,20 +84,37 @@ pub fn pop_loop(
             std::thread::sleep(Duration::from_millis(5));
             continue;
         }
+        // Serve the sources in turn, skipping those waiting out an outage, so
+        // a dead cluster node does not slow the shards on the live ones.
         let n = sources.len();
-        let src = &mut sources[next % n];
-        next += 1;
+        let now = Instant::now();
+        let Some(i) = (0..n)
+            .map(|k| (next + k) % n)
+            .find(|&i| retry_at[i].is_none_or(|t| t <= now))
+        else {
+            let soonest = retry_at.iter().flatten().min().copied().unwrap_or(now);
+            std::thread::sleep(
+                soonest
+                    .saturating_duration_since(now)
+                    .min(Duration::from_millis(50)),
+            );
+            continue;
+        };
+        next = i + 1;
+        retry_at[i] = None;
+        let src = &mut sources[i];
         let want = reserve(&sh.budget, sh.cfg.batch_size as u64);
         if want == 0 {
             break;
         }
         let now_ms = || sh.started.elapsed().as_millis() as u64;
         let mut batch = match src.take(want as usize, sh.cfg.batch_bytes) {
-            Ok(Some(b)) => b,
-            Ok(None) => {
+            Ok(Taken::Batch(b)) => b,
+            Ok(Taken::RetryAt(t)) => {
                 // An outage is not an empty queue: restart the idle clock.
                 sh.budget.fetch_add(want, Ordering::Relaxed);
                 sh.last_item_ms.fetch_max(now_ms(), Ordering::Relaxed);
+                retry_at[i] = Some(t);
                 continue;
             }
             Err(e) => {

@@ -54,7 +54,18 @@ impl Sink {
     /// Opens `path` for appending (repairing a torn last line), or stdout for `None`.
     pub fn open(path: Option<&Path>, fsync: bool) -> Result<Sink, Error> {
         let target = match path {
-            None => Target::Stdout(BufWriter::with_capacity(BUFFER, io::stdout())),
+            None => {
+                // Rust's stdout swallows writes to a closed descriptor: check
+                // it is open, or every item would vanish "written".
+                use std::os::fd::AsFd;
+                io::stdout().as_fd().try_clone_to_owned().map_err(|e| {
+                    Error::io(
+                        "stdout is closed (give --out FILE, or run with stdout open)",
+                        e,
+                    )
+                })?;
+                Target::Stdout(BufWriter::with_capacity(BUFFER, io::stdout()))
+            }
             Some(p) => {
                 let what = || {
                     format!(

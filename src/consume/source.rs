@@ -4,7 +4,7 @@
 //! (at-least-once).
 
 use crate::error::Error;
-use crate::queue::batch::Batch;
+use crate::queue::batch::{Batch, Taken};
 use crate::queue::reliable::Reliable;
 use crate::queue::Queue;
 use crate::run::log;
@@ -12,10 +12,11 @@ use crate::run::log;
 /// One list a popper thread serves, in one pop mode.
 pub trait Source: Send {
     /// Takes up to `max` items (and about `max_bytes`), blocking up to the
-    /// block time; an empty batch means nothing arrived. `None` means a
-    /// fault was waited out (an outage is not an empty queue). An error ends
+    /// block time; an empty batch means nothing arrived. `RetryAt` means
+    /// Redis is unavailable for this source: the popper serves its other
+    /// sources meanwhile (an outage is not an empty queue). An error ends
     /// this popper.
-    fn take(&mut self, max: usize, max_bytes: usize) -> Result<Option<Batch>, Error>;
+    fn take(&mut self, max: usize, max_bytes: usize) -> Result<Taken, Error>;
 
     /// The connection, for dead letters.
     fn queue(&mut self) -> &mut Queue;
@@ -40,11 +41,11 @@ impl Popper {
 }
 
 impl Source for Popper {
-    fn take(&mut self, max: usize, max_bytes: usize) -> Result<Option<Batch>, Error> {
+    fn take(&mut self, max: usize, max_bytes: usize) -> Result<Taken, Error> {
         match self.q.pop(max, max_bytes) {
             Ok(items) => {
                 self.q.link().settled();
-                Ok(Some(Batch {
+                Ok(Taken::Batch(Batch {
                     items,
                     key: self.q.key.clone(),
                     ack: None,
@@ -59,8 +60,7 @@ impl Source for Popper {
                     ));
                 }
                 let what = format!("pop from {}", self.q.key);
-                self.q.link().recover(fault, &what)?;
-                Ok(None)
+                self.q.link().defer(fault, &what).map(Taken::RetryAt)
             }
         }
     }
@@ -75,7 +75,7 @@ impl Source for Popper {
 }
 
 impl Source for Reliable {
-    fn take(&mut self, max: usize, max_bytes: usize) -> Result<Option<Batch>, Error> {
+    fn take(&mut self, max: usize, max_bytes: usize) -> Result<Taken, Error> {
         Reliable::take(self, max, max_bytes)
     }
 

@@ -176,6 +176,19 @@ impl<'de> Deserialize<'de> for Fields {
     }
 }
 
+/// Reads a spec file; the error says whether the path or the encoding is wrong.
+/// `label` says where the path came from (`--spec`, `spec`).
+pub fn read(label: &str, path: &str) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidData => {
+            format!("cannot read {label} {path}: it is not UTF-8 text (save it as UTF-8 JSON)")
+        }
+        _ => format!(
+            "cannot read {label} {path}: {e} (check the path; `qpipe spec --print` shows an example)"
+        ),
+    })
+}
+
 /// Parses and validates a spec; `origin` names it in errors (a path, or "built-in").
 pub fn parse(text: &str, origin: &str) -> Result<SpecFile, String> {
     let err = |key: &str, msg: &str| format!("spec {origin}: {key}: {msg}");
@@ -184,14 +197,21 @@ pub fn parse(text: &str, origin: &str) -> Result<SpecFile, String> {
         return Err(format!("spec {origin}: must be a JSON object"));
     }
     let mut de = serde_json::Deserializer::from_str(text);
-    let raw: Raw = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let (path, inner) = (e.path().to_string(), e.into_inner());
-        if inner.is_syntax() || inner.is_eof() {
-            return format!("spec {origin}: invalid JSON: {inner} (check commas and quotes)");
-        }
-        let (key, msg) = explain(&path, &inner);
-        err(&key, &msg)
-    })?;
+    let raw: Raw = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| {
+            let (path, inner) = (e.path().to_string(), e.into_inner());
+            if inner.is_syntax() || inner.is_eof() {
+                return format!("spec {origin}: invalid JSON: {inner} (check commas and quotes)");
+            }
+            let (key, msg) = explain(&path, &inner);
+            err(&key, &msg)
+        })
+        .and_then(|raw| {
+            // Nothing may follow the object.
+            de.end().map(|()| raw).map_err(|e| {
+                format!("spec {origin}: invalid JSON: {e} (remove what follows the closing brace)")
+            })
+        })?;
     let item = raw
         .item
         .ok_or_else(|| err("item", "missing (a CSS selector for each item element)"))?;
@@ -203,6 +223,18 @@ pub fn parse(text: &str, origin: &str) -> Result<SpecFile, String> {
     }
     let mut fields = Vec::with_capacity(defs.0.len());
     for (name, FieldDef(f)) in defs.0 {
+        if name.is_empty() || name.chars().any(char::is_control) {
+            return Err(err(
+                &format!("fields.{name:?}"),
+                "a field name must be non-empty and printable",
+            ));
+        }
+        if fields.iter().any(|f: &Field| f.name == name) {
+            return Err(err(
+                &format!("fields.{name}"),
+                "defined twice (each field name once)",
+            ));
+        }
         if name == "url" {
             return Err(err(
                 "fields.url",

@@ -36,3 +36,13 @@ impl Batch {
         self.items.iter().map(|i| i.len() as u64).sum()
     }
 }
+
+/// What one take got: a batch (maybe empty: nothing arrived), or a fault
+/// being waited out until the given time.
+#[derive(Debug)]
+pub enum Taken {
+    /// Items (or none, after the block time).
+    Batch(Batch),
+    /// Redis is unavailable; try this source again at this time.
+    RetryAt(std::time::Instant),
+}

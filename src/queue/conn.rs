@@ -84,15 +84,14 @@ pub fn target(ep: &Endpoint) -> Result<Target, Error> {
                 "no nodes",
             ))),
             Some(nodes) => {
-                // The client's own retries (redirections, TRYAGAIN) stay
-                // short: its defaults can wait minutes inside one call, past
-                // any SIGTERM. Outages are waited out by `Link`, which
-                // watches the stop flag and the retry budget.
+                // No retries inside the client: it resends a command after a
+                // read timeout on the same connection and drops the first
+                // reply, which duplicates a push or loses a pop. Every retry
+                // is `Link`'s, which knows which commands are safe to repeat,
+                // watches the stop flag, and refreshes the slot map on MOVED.
                 let mut b = ClusterClient::builder(nodes)
                     .connection_timeout(CONNECT_TIMEOUT)
-                    .retries(3)
-                    .min_retry_wait(10)
-                    .max_retry_wait(500);
+                    .retries(0);
                 if let Some(c) = certs() {
                     b = b.certs(c);
                 }

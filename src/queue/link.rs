@@ -37,15 +37,22 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// The error behind the fault.
+    pub fn error(&self) -> &RedisError {
+        match self {
+            Fault::Unreachable(e) | Fault::Lost(e) | Fault::Refused(e) | Fault::Permanent(e) => e,
+        }
+    }
+
     /// Sorts a Redis error into lost, refused-for-now, or permanent.
     pub fn classify(e: RedisError) -> Fault {
         match code(&e).as_deref() {
             Some("OOM" | "LOADING" | "BUSY" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN") => {
                 Fault::Refused(e)
             }
-            // MOVED/ASK are handled inside the cluster client; if one escapes,
-            // the slot map is changing: retry on a fresh connection.
-            Some("MOVED" | "ASK") => Fault::Lost(e),
+            // The node did not run it: the slot moved (a failover, a
+            // reshard). Retried on a fresh connection, with a fresh slot map.
+            Some("MOVED" | "ASK") => Fault::Refused(e),
             // Refused at connect: nothing was sent (the cluster client
             // reconnects to a node inside a call and reports it this way).
             _ if e.is_connection_refusal() => Fault::Unreachable(e),
@@ -187,7 +194,11 @@ impl Link {
                 // A cluster connection also holds the slot map: after a node
                 // is refused, a fresh one asks the live nodes who serves what
                 // now (a promoted replica, say).
-                if matches!(fault, Fault::Lost(_) | Fault::Unreachable(_)) || !con.is_open() {
+                let moved = matches!(code(fault.error()).as_deref(), Some("MOVED" | "ASK"));
+                if moved
+                    || matches!(fault, Fault::Lost(_) | Fault::Unreachable(_))
+                    || !con.is_open()
+                {
                     self.con = None;
                 }
                 Err(fault)
@@ -200,6 +211,14 @@ impl Link {
     /// is permanent, when the outage outlasts the retry budget, or when the
     /// stop flag is raised (`Error::Stopped`).
     pub fn recover(&mut self, fault: Fault, what: &str) -> Result<(), Error> {
+        let until = self.defer(fault, what)?;
+        self.sleep(until.saturating_duration_since(Instant::now()));
+        Ok(())
+    }
+
+    /// Like `recover`, but returns when to try again instead of sleeping, so
+    /// a thread with other work (other shards) can do it meanwhile.
+    pub fn defer(&mut self, fault: Fault, what: &str) -> Result<Instant, Error> {
         let e = match fault {
             Fault::Permanent(e) => return Err(self.permanent(&e, what)),
             Fault::Unreachable(e) | Fault::Lost(e) | Fault::Refused(e) => e,
@@ -211,12 +230,15 @@ impl Link {
         }
         let retry_for = self.retry_for;
         let outage = self.outage.get_or_insert_with(|| {
-            log::warn(&format!(
-                "cannot {what} at {}: {}; retrying for up to {:.0}s",
-                redact(&self.url),
-                crate::error::describe_redis(&e),
-                retry_for.as_secs_f64()
-            ));
+            // With no budget (start-up checks), the error itself follows.
+            if !retry_for.is_zero() {
+                log::warn(&format!(
+                    "cannot {what} at {}: {}; retrying for up to {:.0}s",
+                    redact(&self.url),
+                    crate::error::describe_redis(&e),
+                    retry_for.as_secs_f64()
+                ));
+            }
             Outage {
                 since: Instant::now(),
                 backoff: Backoff::new(Duration::from_millis(50), Duration::from_secs(2)),
@@ -257,8 +279,7 @@ impl Link {
         REDIS.retries.fetch_add(1, Ordering::Relaxed);
         let pause = outage.backoff.step();
         let pause = pause.min(deadline.saturating_duration_since(Instant::now()));
-        self.sleep(pause);
-        Ok(())
+        Ok(Instant::now() + pause)
     }
 
     /// Runs `f` until it succeeds, recovering between attempts. Only for

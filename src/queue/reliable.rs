@@ -19,12 +19,13 @@
 //! container (same host name, pid 1) never adopts a crashed run's batches.
 
 use crate::error::Error;
-use crate::queue::batch::{Ack, Batch};
+use crate::queue::batch::{Ack, Batch, Taken};
 use crate::queue::conn::run_all;
 use crate::queue::consumers::{batches_key, requeue_cmd, Consumer};
 use crate::queue::link::{Fault, Link};
 use crate::queue::Queue;
 use redis::Value;
+use std::time::Instant;
 
 /// Registers batch KEYS[2] in set KEYS[3] (again: a `recover` racing a live
 /// consumer may have dropped it), then moves up to ARGV[1] more items from
@@ -60,6 +61,8 @@ pub struct Reliable {
     /// Batch list names start with this; a sequence number follows.
     prefix: String,
     seq: u64,
+    /// A batch whose take failed half-way, to put back before the next take.
+    pending: Option<String>,
 }
 
 impl Reliable {
@@ -71,6 +74,7 @@ impl Reliable {
             prefix: format!("{list}:processing:{}:{thread}:", consumer.id),
             q,
             seq: 0,
+            pending: None,
         }
     }
 
@@ -84,11 +88,15 @@ impl Reliable {
     /// Oldest first. If any reply is lost, the batch goes back to the queue
     /// whole and the next take uses a new list, so nothing half-delivered
     /// stays behind.
-    /// `None` means a fault was waited out.
-    pub fn take(&mut self, max: usize, max_bytes: usize) -> Result<Option<Batch>, Error> {
-        let name = format!("{}{}", self.prefix, self.seq);
+    /// `Taken::RetryAt` means a fault is being waited out: try again then
+    /// (meanwhile the thread can serve its other shards).
+    pub fn take(&mut self, max: usize, max_bytes: usize) -> Result<Taken, Error> {
         let (key, block) = (self.q.key.clone(), self.q.block_secs());
         let what = format!("take items from {key}");
+        if let Some(at) = self.put_back_pending(&what)? {
+            return Ok(Taken::RetryAt(at));
+        }
+        let name = format!("{}{}", self.prefix, self.seq);
         let batches = self.batches.clone();
         // Registered before anything can be moved into it; in the same round
         // trip as the BLMOVE on one server.
@@ -109,31 +117,28 @@ impl Reliable {
         let first = match first {
             Ok(None) => {
                 self.q.link().settled();
-                return Ok(Some(Batch::empty(&key)));
+                return Ok(Taken::Batch(Batch::empty(&key)));
             }
             Ok(Some(v)) => v,
             Err(fault) => {
                 // Only a lost reply can have moved something; a refusal
                 // (OOM, say) or no connection at all did not run.
-                let lost = matches!(fault, Fault::Lost(_));
-                self.q.link().recover(fault, &what)?;
-                return match lost {
-                    true => self.put_back(&name).map(|()| None),
-                    false => Ok(None),
-                };
+                if matches!(fault, Fault::Lost(_)) {
+                    self.abandon_name(name);
+                }
+                return self.q.link().defer(fault, &what).map(Taken::RetryAt);
             }
         };
         let budget = max_bytes.saturating_sub(first.len());
         let mut items = vec![first];
-        if max == 1 || budget == 0 {
+        let rest = if max == 1 || budget == 0 {
             // No move script to re-register the batch (see MOVE_MORE).
-            let registered = self.q.link().attempt(|c| register.query::<()>(c));
-            if let Err(fault) = registered {
-                self.q.link().recover(fault, &what)?;
-                return self.put_back(&name).map(|()| None);
-            }
+            self.q
+                .link()
+                .attempt(|c| register.query::<()>(c))
+                .map(|()| Vec::new())
         } else {
-            let more = self.q.link().attempt(|c| {
+            self.q.link().attempt(|c| {
                 redis::cmd("EVAL")
                     .arg(MOVE_MORE)
                     .arg(3)
@@ -143,19 +148,20 @@ impl Reliable {
                     .arg(max - 1)
                     .arg(budget)
                     .query::<Vec<Vec<u8>>>(c)
-            });
-            match more {
-                Ok(more) => items.extend(more),
-                Err(fault) => {
-                    // The first item is in the batch list either way.
-                    self.q.link().recover(fault, &what)?;
-                    return self.put_back(&name).map(|()| None);
-                }
+            })
+        };
+        match rest {
+            Ok(more) => items.extend(more),
+            Err(fault) => {
+                // The first item is in the batch list either way: the whole
+                // list goes back, and nothing of it is delivered.
+                self.abandon_name(name);
+                return self.q.link().defer(fault, &what).map(Taken::RetryAt);
             }
         }
         self.seq += 1;
         self.q.link().settled();
-        Ok(Some(Batch {
+        Ok(Taken::Batch(Batch {
             items,
             key,
             ack: Some(Ack {
@@ -165,22 +171,37 @@ impl Reliable {
         }))
     }
 
-    /// Puts a batch whose take failed back on the queue. Its name stays
-    /// registered (a late write could still land in it; release and recovery
-    /// will find it) and is never used again.
-    fn put_back(&mut self, name: &str) -> Result<(), Error> {
+    /// Marks a batch whose take failed half-way to be put back before the
+    /// next take. Its name is never used again, and stays registered (a late
+    /// write could still land in it; release and recovery will find it).
+    fn abandon_name(&mut self, name: String) {
         self.seq += 1;
-        let key = self.q.key.clone();
-        let set = self.batches.clone();
-        let n = self.q.call("put back a batch whose reply was lost", |c| {
-            requeue_cmd(name, &key, &set, false).query::<u64>(c)
-        })?;
-        if n > 0 {
-            crate::run::log::info(&format!(
-                "put {n} items back on {key} after a lost reply (they will be taken again)"
-            ));
+        self.pending = Some(name);
+    }
+
+    /// Puts back the batch of a failed take, if there is one. `Some(at)`:
+    /// Redis is still unavailable, try again then.
+    fn put_back_pending(&mut self, what: &str) -> Result<Option<Instant>, Error> {
+        let Some(name) = self.pending.clone() else {
+            return Ok(None);
+        };
+        let (key, set) = (self.q.key.clone(), self.batches.clone());
+        match self
+            .q
+            .link()
+            .attempt(|c| requeue_cmd(&name, &key, &set, false).query::<u64>(c))
+        {
+            Ok(n) => {
+                self.pending = None;
+                if n > 0 {
+                    crate::run::log::info(&format!(
+                        "put {n} items back on {key} after a lost reply (they will be taken again)"
+                    ));
+                }
+                Ok(None)
+            }
+            Err(fault) => self.q.link().defer(fault, what).map(Some),
         }
-        Ok(())
     }
 }
 

@@ -6,6 +6,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::flag;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Flags raised by signals; `stop` may also be raised by the run itself.
 pub struct Signals {
@@ -38,7 +39,37 @@ pub fn install() -> Result<Signals, Error> {
         .and_then(|()| setup(SIGTERM, Exit::Terminated, &s.term))
         .and_then(|()| flag::register(SIGHUP, Arc::clone(&s.hup)).map(drop))
         .map_err(|e| Error::io("cannot install signal handlers", e))?;
+    watch(Arc::clone(&s.int), Arc::clone(&s.term));
     Ok(s)
+}
+
+/// How long a run may take to stop after SIGINT/SIGTERM before it is ended
+/// anyway: inside a 10 s container kill grace period, past the few seconds
+/// an orderly stop takes (pages in flight, the last batches, a commit).
+const GRACE: Duration = Duration::from_secs(8);
+
+/// A watchdog: once a signal arrives, the run gets `GRACE` to stop in order.
+/// Past that, something outside qpipe is not answering (a hung Redis node,
+/// an output pipe nobody reads), and the process exits as a second signal
+/// would. `--reliable` items still held go back through recovery.
+fn watch(int: Arc<AtomicBool>, term: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        // Ends with the process (a detached thread).
+        loop {
+            std::thread::sleep(Duration::from_millis(100));
+            let code = match (term.load(Ordering::Relaxed), int.load(Ordering::Relaxed)) {
+                (true, _) => Exit::Terminated,
+                (false, true) => Exit::Interrupted,
+                _ => continue,
+            };
+            std::thread::sleep(GRACE);
+            crate::run::log::error(&format!(
+                "still stopping {}s after the signal (Redis or the output is not answering); exiting now. Items popped but not written may be lost in BRPOP mode; --reliable items come back by recovery",
+                GRACE.as_secs()
+            ));
+            std::process::exit(code as i32);
+        }
+    });
 }
 
 impl Signals {
