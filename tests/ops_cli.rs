@@ -217,3 +217,33 @@ fn json_logs_make_every_stderr_line_an_object() {
     let bad = qpipe(&["consume", "--log-format", "xml", "--redis", &url], None);
     assert_eq!(bad.code, 2, "{bad}");
 }
+
+#[test]
+fn a_closed_or_null_stdout_as_the_sink_is_warned_about() {
+    let redis = Redis::start();
+    redis.lpush(KEY, &common::numbered(3, 5));
+    let url = redis.url();
+    let out = Command::new("bash")
+        .args([
+            "-c",
+            &format!("exec >&-; exec {QPIPE} consume --drain --idle-timeout 0.3 --redis {url}"),
+        ])
+        .env_remove("REDIS_URL")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("stdout is /dev/null (or was closed): every item consumed is discarded"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn usage_errors_are_json_too_with_log_format_json() {
+    let run = qpipe(&["consume", "--bogus", "--log-format", "json"], None);
+    assert_eq!(run.code, 2, "{run}");
+    let v: serde_json::Value = serde_json::from_str(run.stderr.trim()).expect("one JSON line");
+    assert_eq!(v["level"], "error", "{run}");
+    assert!(v["msg"].as_str().unwrap().contains("--bogus"), "{run}");
+}

@@ -55,15 +55,11 @@ impl Sink {
     pub fn open(path: Option<&Path>, fsync: bool) -> Result<Sink, Error> {
         let target = match path {
             None => {
-                // Rust's stdout swallows writes to a closed descriptor: check
-                // it is open, or every item would vanish "written".
-                use std::os::fd::AsFd;
-                io::stdout().as_fd().try_clone_to_owned().map_err(|e| {
-                    Error::io(
-                        "stdout is closed (give --out FILE, or run with stdout open)",
-                        e,
-                    )
-                })?;
+                if stdout_is_null() {
+                    // Also what a closed stdout becomes: the runtime reopens
+                    // fds 0-2 on /dev/null at start.
+                    log::warn("stdout is /dev/null (or was closed): every item consumed is discarded; give --out FILE to keep them");
+                }
                 Target::Stdout(BufWriter::with_capacity(BUFFER, io::stdout()))
             }
             Some(p) => {
@@ -315,6 +311,19 @@ fn settle(
     let bytes: u64 = committed.iter().map(Batch::bytes).sum();
     in_flight.fetch_sub(bytes, Ordering::Relaxed);
     committed.clear();
+}
+
+/// Whether stdout is the null device.
+fn stdout_is_null() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let Ok(fd) = io::stdout().as_fd().try_clone_to_owned() else {
+        return true;
+    };
+    let (Ok(out), Ok(null)) = (File::from(fd).metadata(), std::fs::metadata("/dev/null")) else {
+        return false;
+    };
+    out.rdev() == null.rdev() && out.dev() == null.dev() && out.ino() == null.ino()
 }
 
 /// Truncates `f` after its last newline if it does not end with one.
