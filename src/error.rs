@@ -82,6 +82,8 @@ impl Error {
         match self {
             Error::Usage(_) => Exit::Usage,
             Error::Locked(_) => Exit::Locked,
+            // Stopped by a signal while waiting for Redis (say at start-up).
+            Error::Stopped(_) => crate::run::signal::received().unwrap_or(Exit::Fatal),
             _ => Exit::Fatal,
         }
     }

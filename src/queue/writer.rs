@@ -131,7 +131,16 @@ pub fn write(
                     stop.store(true, Ordering::Relaxed);
                     let unsent: Vec<Item> = groups.drain(g..).flatten().collect();
                     spill(&unsent, rx, cfg, &mut stats);
-                    stats.failure = Some(e);
+                    // Items are in a spill file, not in Redis: that needs a
+                    // look (exit 1), even when a signal cut the retries short.
+                    stats.failure = Some(match e {
+                        Error::Stopped(why) => Error::Redis {
+                            what: why,
+                            url: crate::error::redact(&cfg.redis.url),
+                            cause: "unsent items were saved to a spill file (see above)".into(),
+                        },
+                        other => other,
+                    });
                     return stats;
                 }
             }

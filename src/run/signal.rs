@@ -40,7 +40,25 @@ pub fn install() -> Result<Signals, Error> {
         .and_then(|()| flag::register(SIGHUP, Arc::clone(&s.hup)).map(drop))
         .map_err(|e| Error::io("cannot install signal handlers", e))?;
     watch(Arc::clone(&s.int), Arc::clone(&s.term));
+    let _ = RECEIVED.set((Arc::clone(&s.int), Arc::clone(&s.term)));
     Ok(s)
+}
+
+/// The flags of the installed handlers, for `received`.
+static RECEIVED: std::sync::OnceLock<(Arc<AtomicBool>, Arc<AtomicBool>)> =
+    std::sync::OnceLock::new();
+
+/// The exit code of the signal that arrived, if one did (for a run that a
+/// signal stopped before it could build its summary).
+pub fn received() -> Option<Exit> {
+    let (int, term) = RECEIVED.get()?;
+    if term.load(Ordering::Relaxed) {
+        Some(Exit::Terminated)
+    } else if int.load(Ordering::Relaxed) {
+        Some(Exit::Interrupted)
+    } else {
+        None
+    }
 }
 
 /// How long a run may take to stop after SIGINT/SIGTERM before it is ended
