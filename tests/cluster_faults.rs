@@ -411,9 +411,23 @@ fn shards_on_live_nodes_drain_at_full_speed_while_a_node_is_down() {
         None,
     );
     let victim = cluster.master_of(SHARD0);
-    // Connected to every node (CLIENT SETNAME reaches them all) before the kill.
-    eventually("the consumer is connected", Duration::from_secs(10), || {
-        common::cluster::cli(victim, &["client", "list"]).contains("name=qpipe-consume-")
+    // Running, not still starting up, before the kill: one item through.
+    let first = (0..6)
+        .map(|i| format!("{{DATA-PIPELINE-KEY:{i}}}"))
+        .find(|k| cluster.master_of(k) != victim)
+        .expect("a live shard");
+    let port = cluster.master_of(&first);
+    let mut con = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let _: () = redis::cmd("LPUSH")
+        .arg(&first)
+        .arg("{\"ready\":1}")
+        .query(&mut con)
+        .unwrap();
+    eventually("the consumer is running", Duration::from_secs(20), || {
+        lines(&out).len() == 1
     });
     cluster.kill(victim);
     // One thread serves all six shards: with a dead node in its round, the
@@ -438,9 +452,19 @@ fn shards_on_live_nodes_drain_at_full_speed_while_a_node_is_down() {
         pushed.extend(items);
     }
     let started = Instant::now();
-    eventually("live shards drained", Duration::from_secs(30), || {
-        lines(&out).len() >= pushed.len()
-    });
+    pushed.push("{\"ready\":1}".to_string());
+    while lines(&out).len() < pushed.len() && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if lines(&out).len() < pushed.len() {
+        let n = lines(&out).len();
+        signal(&consumer, "-TERM");
+        let (code, stderr) = finish(consumer);
+        panic!(
+            "only {n} of {} drained in 30 s (exit {code}):\n{stderr}",
+            pushed.len()
+        );
+    }
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "{} items took {:?}",
