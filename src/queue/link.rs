@@ -57,7 +57,12 @@ impl Fault {
             // reconnects to a node inside a call and reports it this way).
             _ if e.is_connection_refusal() => Fault::Unreachable(e),
             Some(_) => Fault::Permanent(e),
+            // A reply cut off or garbled mid-stream (a killed connection):
+            // the stream is broken, not the command. (A port that does not
+            // speak Redis at all fails the same way at start-up, where there
+            // is no retry budget, and is named as such.)
             None if e.is_io_error()
+                || e.kind() == redis::ErrorKind::Parse
                 || e.is_connection_dropped()
                 || e.is_connection_refusal()
                 || e.is_timeout()
