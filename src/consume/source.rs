@@ -29,14 +29,12 @@ pub trait Source: Send {
 /// BRPOP, then the rest of the batch without blocking.
 pub struct Popper {
     q: Queue,
-    /// Pops whose reply was lost (their items may be gone).
-    pub lost_replies: u64,
 }
 
 impl Popper {
     /// A BRPOP source on `q`'s list.
     pub fn new(q: Queue) -> Popper {
-        Popper { q, lost_replies: 0 }
+        Popper { q }
     }
 }
 
@@ -53,7 +51,6 @@ impl Source for Popper {
             }
             Err(fault) => {
                 if matches!(fault, crate::queue::link::Fault::Lost(_)) {
-                    self.lost_replies += 1;
                     log::warn(&format!(
                         "a pop from {} lost its reply: the items Redis popped for it, if any, are lost (use --reliable for at-least-once)",
                         self.q.key
