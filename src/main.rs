@@ -9,7 +9,7 @@
 //!   batches, the lock, key names;
 //! - `consume/`: where popped items come from (`Source`) and go (`Sink`);
 //! - `run/`: what every run shares: signals, logs, summaries, progress, back-off;
-//! - `demo.rs`: the built-in demo site's pages; `error.rs`: errors and exit codes.
+//! - `demo/`: the built-in demo sites (quotes with its variants, books); `error.rs`: errors and exit codes.
 
 mod cmd;
 mod config;

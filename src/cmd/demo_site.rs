@@ -1,4 +1,5 @@
-//! `qpipe demo-site`: serve the built-in quotes site over HTTP/1.1 with keep-alive.
+//! `qpipe demo-site`: serve a built-in demo site (quotes or books) over
+//! HTTP/1.1 with keep-alive, or export it as static files.
 //!
 //! One thread per connection (httparse parses requests). tiny_http was tried
 //! first, but its task pool starves new keep-alive connections when more
@@ -8,8 +9,8 @@
 //! Prints its base URL on stdout once listening (port 0 picks a free port), so
 //! scripts and tests can start it and read where it is.
 
-use crate::config::DemoConfig;
-use crate::demo::{Reply, Site};
+use crate::config::{DemoConfig, DemoKind};
+use crate::demo::{self, Books, Quotes, Site};
 use crate::error::{Error, Exit};
 use crate::run::http::{self, Parsed};
 use crate::run::signal::Signals;
@@ -24,6 +25,8 @@ use std::time::{Duration, Instant};
 const IDLE: Duration = Duration::from_secs(5);
 /// Granularity at which idle connections notice a stop.
 const TICK: Duration = Duration::from_millis(250);
+/// Largest request body taken (the login form is tiny); a larger one gets 413.
+const MAX_BODY: usize = 64 * 1024;
 
 /// Counters shared by connection threads.
 #[derive(Default)]
@@ -31,6 +34,14 @@ struct Counters {
     requests: AtomicU64,
     not_found: AtomicU64,
     open: AtomicUsize,
+}
+
+/// The site `cfg` asks for; `host` names it in absolute URLs when a request has no `Host`.
+fn site(cfg: &DemoConfig, host: &str) -> Box<dyn Site> {
+    match cfg.site {
+        DemoKind::Quotes => Box::new(Quotes::new(cfg.pages, host)),
+        DemoKind::Books => Box::new(Books),
+    }
 }
 
 /// Serves until SIGINT/SIGTERM, or with `--export` writes the site to disk.
@@ -53,13 +64,10 @@ pub fn run(cfg: &DemoConfig, signals: &Signals) -> Result<Summary, Error> {
     })?;
     let listener = http::listen(addr).map_err(cannot)?;
     let addr = listener.local_addr().map_err(cannot)?;
-    let site = Site { pages: cfg.pages };
+    let site = site(cfg, &addr.to_string());
+    let site: &dyn Site = site.as_ref();
     let counters = Counters::default();
-    crate::run::log::info(&format!(
-        "demo site with {} pages ({} quotes) at http://{addr}/",
-        cfg.pages,
-        cfg.pages * 10
-    ));
+    crate::run::log::info(&format!("{} at http://{addr}/", site.describe()));
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "http://{addr}/");
@@ -83,7 +91,7 @@ pub fn run(cfg: &DemoConfig, signals: &Signals) -> Result<Summary, Error> {
                 continue; // dropping closes it: the client retries or fails fast
             }
             counters.open.fetch_add(1, Ordering::Relaxed);
-            let (site, counters) = (&site, &counters);
+            let counters = &counters;
             s.spawn(move || {
                 serve(conn, site, counters, stop);
                 counters.open.fetch_sub(1, Ordering::Relaxed);
@@ -100,9 +108,11 @@ pub fn run(cfg: &DemoConfig, signals: &Signals) -> Result<Summary, Error> {
 }
 
 /// Writes every page as a static file (`/page/2/` -> `page/2/index.html`), so
-/// nginx or any static server serves the same site at the same paths.
+/// nginx or any static server serves the same site at the same paths. The
+/// API's pages keep their query in the file name (`api/quotes?page=2`): a
+/// server maps them with e.g. nginx's `try_files $uri$is_args$args`.
 fn export(cfg: &DemoConfig, dir: &std::path::Path) -> Result<Summary, Error> {
-    let site = Site { pages: cfg.pages };
+    let site = site(cfg, &cfg.addr);
     let (mut files, mut bytes) = (0u64, 0u64);
     for path in site.paths() {
         let rel = path.trim_start_matches('/');
@@ -111,12 +121,12 @@ fn export(cfg: &DemoConfig, dir: &std::path::Path) -> Result<Summary, Error> {
         } else {
             dir.join(rel)
         };
-        let body = site.render(&path).body;
+        let body = site.answer(&demo::Request::get(&path)).body;
         let write = |f: &std::path::Path| {
             if let Some(parent) = f.parent() {
                 std::fs::create_dir_all(parent)?;
             }
-            std::fs::write(f, body.as_bytes())
+            std::fs::write(f, &body)
         };
         write(&file).map_err(|e| {
             Error::io(
@@ -138,7 +148,7 @@ fn export(cfg: &DemoConfig, dir: &std::path::Path) -> Result<Summary, Error> {
 /// Serves one connection until the client closes, goes idle, or sends garbage.
 /// A request (head and body) must arrive within `IDLE` of the previous
 /// answer, so idle or trickling sockets cannot hold every slot for long.
-fn serve(mut conn: TcpStream, site: &Site, counters: &Counters, stop: &AtomicBool) {
+fn serve(mut conn: TcpStream, site: &dyn Site, counters: &Counters, stop: &AtomicBool) {
     let _ = conn.set_read_timeout(Some(TICK));
     let _ = conn.set_nodelay(true);
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
@@ -147,7 +157,7 @@ fn serve(mut conn: TcpStream, site: &Site, counters: &Counters, stop: &AtomicBoo
     loop {
         // Answer every complete request already buffered (pipelining).
         loop {
-            let req = match http::parse(&buf) {
+            let req = match http::parse_limited(&buf, MAX_BODY) {
                 Parsed::Complete(req) => req,
                 Parsed::Partial => break,
                 Parsed::Bad(status) => {
@@ -162,22 +172,27 @@ fn serve(mut conn: TcpStream, site: &Site, counters: &Counters, stop: &AtomicBoo
                     return;
                 }
             };
-            let reply = match req.method.as_str() {
-                "GET" | "HEAD" => site.render(&req.path),
-                _ => Reply {
-                    status: 405,
-                    content_type: "text/plain",
-                    body: "method not allowed\n".into(),
-                },
-            };
+            let reply = site.answer(&demo::Request {
+                method: &req.method,
+                path: &req.path,
+                host: req.host.as_deref(),
+                cookie: req.cookie.as_deref(),
+                body: &buf[req.body.clone()],
+            });
             counters.requests.fetch_add(1, Ordering::Relaxed);
             if reply.status == 404 {
                 counters.not_found.fetch_add(1, Ordering::Relaxed);
             }
-            let bytes = http::response(
+            let headers: Vec<(&str, &str)> = reply
+                .headers
+                .iter()
+                .map(|(k, v)| (*k, v.as_str()))
+                .collect();
+            let bytes = http::response_with(
                 reply.status,
                 reply.content_type,
-                reply.body.as_bytes(),
+                &headers,
+                &reply.body,
                 req.method == "HEAD",
                 req.close,
             );

@@ -409,7 +409,13 @@ pub struct DemoSiteArgs {
     /// most open client connections, one thread each (default 1024)
     #[argh(option, default = "1024")]
     pub max_connections: usize,
-    /// write the site as static files into DIR (page/N/index.html, ...) and exit
+    /// write the site as static files into DIR (page/N/index.html, ...) and exit;
+    /// sitemap URLs then name --addr as the host
     #[argh(option)]
     pub export: Option<String>,
+    /// which site: "quotes" (quotes.toscrape.com with its variants: /api/quotes,
+    /// /js/, /tableful/, /login, sitemaps) or "books" (books.toscrape.com, 50
+    /// books with detail pages) (default quotes)
+    #[argh(option, default = "String::from(\"quotes\")")]
+    pub site: String,
 }

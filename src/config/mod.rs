@@ -246,6 +246,17 @@ pub struct DemoConfig {
     pub max_connections: usize,
     /// Write the site as static files here instead of serving it.
     pub export: Option<PathBuf>,
+    /// Which demo site to serve.
+    pub site: DemoKind,
+}
+
+/// The demo sites `demo-site --site` can serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DemoKind {
+    /// The quotes.toscrape.com look-alike and its variants.
+    Quotes,
+    /// The books.toscrape.com look-alike.
+    Books,
 }
 
 fn usage(msg: String) -> Error {
@@ -397,6 +408,15 @@ impl DemoConfig {
             pages: a.pages,
             max_connections: positive(a.max_connections, "--max-connections")?,
             export: a.export.map(PathBuf::from),
+            site: match a.site.as_str() {
+                "quotes" => DemoKind::Quotes,
+                "books" => DemoKind::Books,
+                other => {
+                    return Err(usage(format!(
+                        "--site {other:?} is not a demo site (use quotes or books)"
+                    )))
+                }
+            },
         })
     }
 }

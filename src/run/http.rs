@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpListener};
 
 /// Longest request head accepted.
 pub const MAX_HEAD: usize = 16 * 1024;
-/// Longest request body read (and thrown away); a larger one gets 413.
+/// Longest request body `parse` buffers; a larger one gets 413.
 pub const MAX_BODY: usize = 1024 * 1024;
 
 /// A complete request: its head and how much of the buffer it used.
@@ -20,6 +20,12 @@ pub struct Request {
     pub close: bool,
     /// Bytes of the buffer this request took, head and body.
     pub used: usize,
+    /// The `Host` header, as sent.
+    pub host: Option<String>,
+    /// The `Cookie` header, as sent.
+    pub cookie: Option<String>,
+    /// Where the body lies in the buffer (empty without `Content-Length`).
+    pub body: std::ops::Range<usize>,
 }
 
 /// What the buffered bytes hold so far.
@@ -38,6 +44,11 @@ pub enum Parsed {
 /// the next request. A chunked body is not read: the connection closes after
 /// the response instead.
 pub fn parse(buf: &[u8]) -> Parsed {
+    parse_limited(buf, MAX_BODY)
+}
+
+/// `parse`, with a body larger than `max_body` bytes refused with 413.
+pub fn parse_limited(buf: &[u8], max_body: usize) -> Parsed {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut req = httparse::Request::new(&mut headers);
     let head = match req.parse(buf) {
@@ -45,15 +56,16 @@ pub fn parse(buf: &[u8]) -> Parsed {
         Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => return Parsed::Partial,
         _ => return Parsed::Bad(400),
     };
-    let header = |name: &str| {
+    let raw = |name: &str| {
         req.headers
             .iter()
             .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| String::from_utf8_lossy(h.value).trim().to_ascii_lowercase())
+            .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
     };
+    let header = |name: &str| raw(name).map(|v| v.to_ascii_lowercase());
     let body = match header("content-length").map(|v| v.parse::<usize>()) {
         None => 0,
-        Some(Ok(n)) if n <= MAX_BODY => n,
+        Some(Ok(n)) if n <= max_body => n,
         Some(Ok(_)) => return Parsed::Bad(413),
         Some(Err(_)) => return Parsed::Bad(400),
     };
@@ -73,13 +85,29 @@ pub fn parse(buf: &[u8]) -> Parsed {
         path: req.path.unwrap_or("/").to_string(),
         close,
         used: head + body,
+        host: raw("host"),
+        cookie: raw("cookie"),
+        body: head..head + body,
     })
 }
 
 /// One complete response in one buffer, so it leaves in one write.
 pub fn response(status: u16, ctype: &str, body: &[u8], head: bool, close: bool) -> Vec<u8> {
+    response_with(status, ctype, &[], body, head, close)
+}
+
+/// `response` with extra header lines (`Set-Cookie`, `Location`, ...).
+pub fn response_with(
+    status: u16,
+    ctype: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    head: bool,
+    close: bool,
+) -> Vec<u8> {
     let reason = match status {
         200 => "OK",
+        302 => "Found",
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
@@ -88,11 +116,17 @@ pub fn response(status: u16, ctype: &str, body: &[u8], head: bool, close: bool) 
         _ => "Error",
     };
     let mut out = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nServer: qpipe\r\n{}\r\n",
-        body.len(),
-        if close { "Connection: close\r\n" } else { "" }
-    )
-    .into_bytes();
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nServer: qpipe\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if close {
+        out.push_str("Connection: close\r\n");
+    }
+    out.push_str("\r\n");
+    let mut out = out.into_bytes();
     if !head {
         out.extend_from_slice(body);
     }
@@ -139,6 +173,9 @@ mod tests {
                 path: "/x".into(),
                 close: false,
                 used: post.len(),
+                host: None,
+                cookie: None,
+                body: post.len() - 5..post.len(),
             })
         );
         let Parsed::Complete(next) = parse(&two[post.len()..]) else {
@@ -158,6 +195,8 @@ mod tests {
             MAX_BODY + 1
         );
         assert_eq!(parse(big.as_bytes()), Parsed::Bad(413));
+        let small = b"POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\n";
+        assert_eq!(parse_limited(small, 10), Parsed::Bad(413));
         assert_eq!(parse(b"\x00garbage\r\n\r\n"), Parsed::Bad(400));
         let close = |raw: &[u8]| match parse(raw) {
             Parsed::Complete(r) => r.close,
