@@ -413,3 +413,57 @@ fn books_site_crawls_with_the_books_spec() {
     assert_eq!(first["rating"], "star-rating One");
     assert_eq!(first["link"], "catalogue/the-silent-garden_1000/index.html");
 }
+
+#[test]
+fn the_viewstate_form_filters_by_author_then_tag() {
+    let demo = Demo::start_with(&["--pages", "10"]);
+    let state_of = |html: &str| {
+        let at = html
+            .find("name=\"__VIEWSTATE\" value=\"")
+            .expect("__VIEWSTATE")
+            + 26;
+        html[at..].split('"').next().unwrap().to_string()
+    };
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let (status, _, form) = ask(&demo.addr, "GET", "/search.aspx", "", "");
+    assert_eq!(status, 200);
+    assert_eq!(
+        form.matches("<option value=\"").count(),
+        1 + 16 + 1,
+        "{form}"
+    );
+    let body = format!(
+        "author=Mark+Twain&tag=&__VIEWSTATE={}",
+        enc(&state_of(&form))
+    );
+    let (status, _, tags) = ask(&demo.addr, "POST", "/filter.aspx", "", &body);
+    assert_eq!(status, 200, "{tags}");
+    assert!(tags.contains("<option value=\"Mark Twain\" selected>"));
+    let tag = tags
+        .split("name=\"tag\">")
+        .nth(1)
+        .and_then(|t| t.split("<option value=\"").nth(2))
+        .and_then(|t| t.split('"').next())
+        .expect("a tag option")
+        .to_string();
+    let body = format!(
+        "author=Mark+Twain&tag={tag}&__VIEWSTATE={}",
+        enc(&state_of(&tags))
+    );
+    let (_, _, results) = ask(&demo.addr, "POST", "/filter.aspx", "", &body);
+    let n = results
+        .matches("<span class=\"author\">Mark Twain</span>")
+        .count();
+    assert!(n > 0, "{results}");
+    assert_eq!(
+        results
+            .matches(&format!("<span class=\"tag\">{tag}</span>"))
+            .count(),
+        n
+    );
+    let (status, head, _) = ask(&demo.addr, "POST", "/filter.aspx", "", "author=Mark+Twain");
+    assert_eq!(
+        (status, header(&head, "Location")),
+        (302, Some("/search.aspx"))
+    );
+}

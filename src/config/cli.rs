@@ -414,8 +414,8 @@ pub struct DemoSiteArgs {
     #[argh(option)]
     pub export: Option<String>,
     /// which site: "quotes" (quotes.toscrape.com with its variants: /api/quotes,
-    /// /js/, /tableful/, /login, sitemaps) or "books" (books.toscrape.com, 50
-    /// books with detail pages) (default quotes)
+    /// /js/, /tableful/, /login, /search.aspx, /sitemap.xml) or "books"
+    /// (books.toscrape.com: 50 books on 3 pages, with detail pages) (default quotes)
     #[argh(option, default = "String::from(\"quotes\")")]
     pub site: String,
 }

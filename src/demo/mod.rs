@@ -8,6 +8,7 @@
 //! - `quotes`: the quotes site's routes; `pages`: its default HTML pages.
 //! - `api`: `/api/quotes` (JSON) and `/js/` (JSON in a script).
 //! - `tableful`: `/tableful/`; `login`: `/login`, `/logout` and sessions.
+//! - `search`: the ViewState form at `/search.aspx` and `/filter.aspx`.
 //! - `sitemap`: `robots.txt` and the XML sitemaps; `books`: the books site.
 
 mod api;
@@ -16,6 +17,7 @@ mod data;
 mod login;
 mod pages;
 mod quotes;
+mod search;
 mod sitemap;
 mod tableful;
 

@@ -3,11 +3,12 @@
 //!
 //! Default pages (`/`, `/page/N/`, `/tag/T/[page/N/]`, `/author/A/`,
 //! `/pages/`) plus the app's variants: `/api/quotes`, `/js/`, `/tableful/`,
-//! `/login` and `/logout`, and `robots.txt` with its sitemaps.
+//! `/login` and `/logout`, `/search.aspx` with `POST /filter.aspx`, and
+//! `robots.txt` with its sitemaps.
 
 use super::data::{self, Listing, AUTHORS, TAGS};
 use super::login::Sessions;
-use super::{api, pages, sitemap, tableful, Reply, Request, Site};
+use super::{api, pages, search, sitemap, tableful, Reply, Request, Site};
 
 /// The quotes site with `pages` list pages (10 × `pages` unique quotes).
 pub struct Quotes {
@@ -64,6 +65,7 @@ impl Quotes {
             ["js", "page", n] => api::js_page(self.pages, num(n)?),
             ["api", "quotes"] => return Some(api::quotes(self.pages, &self.top_ten, req)),
             ["login"] => return Some(self.sessions.form(req)),
+            ["search.aspx"] => return Some(search::form(self.pages)),
             ["logout"] => return Some(self.sessions.logout(req)),
             ["robots.txt"] => return Some(Reply::ok("text/plain", sitemap::robots(host))),
             ["sitemap.xml"] => return Some(xml(sitemap::index(host, self.pages))),
@@ -88,6 +90,7 @@ impl Site for Quotes {
         let reply = match (req.method, req.route().trim_end_matches('/')) {
             ("GET" | "HEAD", _) => self.get(req),
             ("POST", "/login") => Some(self.sessions.login(req)),
+            ("POST", "/filter.aspx") => Some(search::filter(self.pages, req)),
             _ => return Reply::text(405, "method not allowed\n"),
         };
         reply.unwrap_or_else(|| Reply {
@@ -97,7 +100,14 @@ impl Site for Quotes {
     }
 
     fn paths(&self) -> Box<dyn Iterator<Item = String> + '_> {
-        let fixed = ["/", "/pages/", "/robots.txt", "/login", "/sitemap.xml"];
+        let fixed = [
+            "/",
+            "/pages/",
+            "/robots.txt",
+            "/login",
+            "/search.aspx",
+            "/sitemap.xml",
+        ];
         let fixed = fixed.into_iter().map(String::from);
         let sitemaps = (1..=sitemap::parts(self.pages))
             .map(sitemap::part_path)
@@ -216,9 +226,9 @@ mod tests {
             .iter()
             .map(|t| Listing::tagged(7, t).unwrap().last)
             .sum();
-        // fixed 5 + 2 sitemaps + pages + (tag + tableful tag) pages + authors
+        // fixed 6 + 2 sitemaps + pages + (tag + tableful tag) pages + authors
         // + tableful + js + api (+ api per tag page)
-        let want = 5 + 2 + 7 + 2 * (12 + tag_pages) + 16 + (1 + 7) + (1 + 7) + (1 + 7 + tag_pages);
+        let want = 6 + 2 + 7 + 2 * (12 + tag_pages) + 16 + (1 + 7) + (1 + 7) + (1 + 7 + tag_pages);
         assert_eq!(paths.len() as u64, want, "{paths:?}");
         for p in &paths {
             assert_eq!(status(&site, p), 200, "{p}");
