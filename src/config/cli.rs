@@ -396,14 +396,16 @@ pub struct SpecArgs {
     pub check: Option<String>,
 }
 
-/// serve the built-in quotes demo site (same HTML and URLs as quotes.toscrape.com).
+/// serve a built-in demo site (same HTML and URLs as quotes.toscrape.com and its
+/// variants, or as books.toscrape.com with --site books).
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "demo-site", help_triggers("-h", "--help", "help"))]
 pub struct DemoSiteArgs {
     /// address to listen on; port 0 picks a free one (default 127.0.0.1:8000)
     #[argh(option, default = "String::from(\"127.0.0.1:8000\")")]
     pub addr: String,
-    /// number of /page/N/ pages, 10 unique quotes each, 1 to 10000000 (default 10)
+    /// number of /page/N/ pages, 10 unique quotes each, 1 to 10000000; quotes
+    /// site only (default 10)
     #[argh(option, default = "10")]
     pub pages: u64,
     /// most open client connections, one thread each (default 1024)
