@@ -172,4 +172,49 @@ mod tests {
         };
         assert_eq!(evil.host_or("127.0.0.1:8000"), "127.0.0.1:8000");
     }
+
+    #[test]
+    fn hostile_requests_get_an_answer_not_a_panic() {
+        let sites: [Box<dyn Site>; 2] = [Box::new(Quotes::new(10_000_000, "h")), Box::new(Books)];
+        let paths = [
+            "",
+            "/",
+            "//",
+            "/%ff",
+            "/tag//page/",
+            "/page/-1/",
+            "/page/18446744073709551616/",
+            "/api/quotes?page=%ff",
+            "/api/quotes?page=18446744073709551615&tag=love",
+            "/api/quotes?tag=%00%ff",
+            "/js/page/18446744073709551615/",
+            "/sitemap-pages-.xml",
+            "/sitemap-pages-18446744073709551615.xml",
+            "/tableful/tag/love/page/0/",
+            "/catalogue/_/index.html",
+            "/catalogue/x_1001/index.html",
+            "/catalogue/page-.html",
+            "/catalogue/x_0/index.html",
+            "/author/../../etc/passwd/",
+        ];
+        for site in &sites {
+            for path in paths {
+                for method in ["GET", "POST", "DELETE"] {
+                    let body = b"csrf_token=%%%&username=\xff&__VIEWSTATE=!!!&author=%";
+                    let req = Request {
+                        method,
+                        cookie: Some("session=;session=zz; =; ;"),
+                        host: Some("\u{0}"),
+                        body,
+                        ..Request::get(path)
+                    };
+                    let status = site.answer(&req).status;
+                    assert!(
+                        [200, 302, 400, 404, 405].contains(&status),
+                        "{method} {path}: {status}"
+                    );
+                }
+            }
+        }
+    }
 }
