@@ -51,7 +51,7 @@ struct FetchStats {
     links_filtered: u64,
     /// JSON bodies and script captures that did not parse.
     bad_json: u64,
-    /// Pages read, by the rule that read them (`sitemap` for sitemaps).
+    /// Pages read, by the rule that read them (`(sitemap)`, `(no rule)`).
     pages_by_rule: Counts,
     /// What the first panic on this thread said, if one happened.
     panic: Option<String>,
@@ -335,7 +335,11 @@ impl Fetcher<'_> {
         stats.nested_items += scraped.nested_items;
         stats.links_filtered += scraped.links_filtered;
         stats.bad_json += scraped.bad_json;
-        let rule = scraped.rule.as_deref().unwrap_or("none");
+        let rule = match (&scraped.rule, scraped.sitemap) {
+            (Some(name), _) => name.as_str(),
+            (None, true) => "(sitemap)",
+            (None, false) => "(no rule)",
+        };
         *stats.pages_by_rule.entry(rule.into()).or_default() += 1;
         for (cap, cut) in [
             ("nesting", scraped.elements_cut),

@@ -180,6 +180,8 @@ pub struct Scraped {
     pub nested_items: u64,
     /// The name of the rule that read the page (`None`: no rule, or a sitemap).
     pub rule: Option<String>,
+    /// The page was a sitemap or robots.txt (links only).
+    pub sitemap: bool,
 }
 
 #[cfg(test)]
@@ -208,6 +210,7 @@ pub fn scrape(spec: &Spec, caps: PageCaps, page: &Page, url: &Url) -> Scraped {
     let none = LinkFilter::NONE;
     let mut links = links::Links::new(&mut out, caps, url, [&spec.links, &none]);
     if sitemap::read(spec, page, url, &mut links) {
+        out.sitemap = true;
         return out;
     }
     let Some(rule) = spec.rule_for(url) else {

@@ -173,7 +173,7 @@ mod tests {
         );
         assert_eq!(s.links_filtered, 1);
         assert!(s.items.is_empty());
-        assert_eq!(s.rule, None);
+        assert_eq!((s.rule, s.sitemap), (None, true));
     }
 
     #[test]
