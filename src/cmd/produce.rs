@@ -344,6 +344,7 @@ impl Fetcher<'_> {
         for (cap, cut) in [
             ("nesting", scraped.elements_cut),
             ("links", scraped.links_cut),
+            ("items", scraped.items_cut),
         ] {
             if cut > 0 {
                 log::debug(&format!("{url}: {cut} cut by the {cap} cap"));

@@ -17,12 +17,22 @@ pub fn run(print: bool, check: Option<&str>) -> Result<Summary, Error> {
             let text = spec::read("spec", path).map_err(Error::Spec)?;
             let file = spec::parse(&text, path).map_err(Error::Spec)?;
             let spider = &file.spider;
-            let rules: Vec<serde_json::Value> = spider.rules.iter().map(describe).collect();
+            // A rule after one that matches every page never reads a page.
+            let mut shadowed = false;
+            let rules: Vec<String> = spider
+                .rules
+                .iter()
+                .map(|r| {
+                    let line = describe(r, shadowed);
+                    shadowed |= r.matches.is_none();
+                    line
+                })
+                .collect();
             sum.output = Output::Stdout;
             sum.set("spec", path)
                 .set("valid", true)
                 .set("fields", spider.field_names().join(", "))
-                .set("rules", rules)
+                .set("rules", rules.join("; "))
                 .set("start_urls", file.start_urls.len() as u64)
                 .set(
                     "max_depth",
@@ -47,8 +57,8 @@ pub fn run(print: bool, check: Option<&str>) -> Result<Summary, Error> {
     Ok(sum)
 }
 
-/// One line per rule: `quotes: html items, 3 fields, match /page/, follows`.
-fn describe(rule: &Rule) -> serde_json::Value {
+/// One rule: `quotes: html items (quote, tags), match /page/, follows links`.
+fn describe(rule: &Rule, shadowed: bool) -> String {
     let reads = match &rule.source {
         Some(Source::Html(_)) => "html items",
         Some(Source::Json(_)) => "json items",
@@ -74,5 +84,8 @@ fn describe(rule: &Rule) -> serde_json::Value {
     if rule.next.is_some() {
         line.push_str(", next page");
     }
-    line.into()
+    if shadowed {
+        line.push_str(" (never used: an earlier rule matches every page)");
+    }
+    line
 }

@@ -149,6 +149,10 @@ impl Spec {
     }
 }
 
+/// Items kept per page; more are counted in `items_cut` and dropped. Items
+/// already cost input linear in their number; this bounds one page's batch.
+pub const MAX_ITEMS_PER_PAGE: usize = 100_000;
+
 /// Per-page caps that keep the time and memory of any page near-linear in
 /// its size, whatever the site sends.
 #[derive(Debug, Clone, Copy)]
@@ -176,6 +180,8 @@ pub struct Scraped {
     pub bad_json: u64,
     /// Followed links dropped beyond `max_links`.
     pub links_cut: u64,
+    /// Items dropped beyond `MAX_ITEMS_PER_PAGE`.
+    pub items_cut: u64,
     /// Item matches inside another item, which are not items of their own.
     pub nested_items: u64,
     /// The name of the rule that read the page (`None`: no rule, or a sitemap).
@@ -222,14 +228,21 @@ pub fn scrape(spec: &Spec, caps: PageCaps, page: &Page, url: &Url) -> Scraped {
         .then_some((spec.rule_field.as_str(), rule.name.as_str()));
     let encode =
         |fields| crate::queue::item::encode(fields, url.as_str(), spec.id_field.as_deref(), tag);
-    let mut items = Vec::new();
-    let mut emit = |f| items.push(encode(f));
+    let (mut items, mut items_cut) = (Vec::new(), 0);
+    let mut emit = |f| {
+        if items.len() < MAX_ITEMS_PER_PAGE {
+            items.push(encode(f));
+        } else {
+            items_cut += 1;
+        }
+    };
     match (&rule.follow, page.kind) {
         (Follow::Json(_), Kind::Json) => json::read(rule, &page.body, &mut links, &mut emit),
         (Follow::Css(_), Kind::Html) => html::read(rule, caps, &page.body, &mut links, &mut emit),
         _ => {}
     }
     out.items = items;
+    out.items_cut = items_cut;
     out.rule = Some(rule.name.clone());
     out
 }

@@ -276,3 +276,17 @@ fn the_first_matching_rule_reads_the_page_and_tags_its_items() {
     );
     assert!(s.items.is_empty() && s.links.is_empty());
 }
+
+#[test]
+fn items_beyond_the_page_cap_are_counted_not_kept() {
+    let spec = Spec::parse(r#"{"json": "", "fields": {"n": ""}}"#);
+    let n = MAX_ITEMS_PER_PAGE + 3;
+    let body = format!("[{}0]", "0,".repeat(n - 1));
+    let s = scrape(
+        &spec,
+        CAPS,
+        &json_page(&body),
+        &Url::parse("http://h/").unwrap(),
+    );
+    assert_eq!((s.items.len(), s.items_cut), (MAX_ITEMS_PER_PAGE, 3));
+}
