@@ -1,5 +1,6 @@
 //! JSON pages: paths into a body (`quotes`, `author.name`, `tags.0`,
-//! `tags.*.name`), items from an array, links and the next page from values.
+//! `tags.*.name`), items from an array, links and the next page (a path, or
+//! a `template`) from values.
 //!
 //! serde_json stops at 128 levels of nesting, so a hostile body costs time
 //! and memory linear in its size; such a body counts as `bad_json`.
@@ -70,91 +71,6 @@ fn walk<'a>(steps: &[Step], v: &'a Value) -> Option<Cow<'a, Value>> {
         (Step::Key(k) | Step::Index(_, k), Value::Object(o)) => walk(rest, o.get(k)?),
         (Step::Index(i, _), Value::Array(a)) => walk(rest, a.get(*i)?),
         _ => None,
-    }
-}
-
-/// One piece of a URL template.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Part {
-    Text(String),
-    /// The value at the path, plus the offset (numbers only, if not 0).
-    Value(Path, i64),
-}
-
-/// A URL built from body values: `/api/quotes?page={page+1}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Template(Vec<Part>);
-
-impl Template {
-    /// Parses text with `{path}`, `{path+N}` or `{path-N}` placeholders.
-    pub fn parse(text: &str) -> Result<Template, String> {
-        let bad = |why: &str| {
-            format!("{why} in URL template {text:?} (write {{page+1}} or {{links.next}})")
-        };
-        let mut parts = Vec::new();
-        let mut rest = text;
-        while let Some(open) = rest.find(['{', '}']) {
-            if rest[open..].starts_with('}') {
-                return Err(bad("a '}' without '{'"));
-            }
-            let close = rest[open..]
-                .find('}')
-                .ok_or_else(|| bad("a '{' without '}'"))?
-                + open;
-            let inner = &rest[open + 1..close];
-            let (path, offset) = match inner.rfind(['+', '-']) {
-                Some(at)
-                    if !inner[at + 1..].is_empty()
-                        && inner[at + 1..].bytes().all(|b| b.is_ascii_digit()) =>
-                {
-                    let n: i64 = inner[at + 1..]
-                        .parse()
-                        .map_err(|_| bad("too big a number"))?;
-                    (
-                        &inner[..at],
-                        if inner.as_bytes()[at] == b'-' { -n } else { n },
-                    )
-                }
-                _ => (inner, 0),
-            };
-            if path.is_empty() || path.contains('{') {
-                return Err(bad("an empty or nested placeholder"));
-            }
-            parts.push(Part::Text(rest[..open].into()));
-            parts.push(Part::Value(Path::parse(path).map_err(|e| bad(&e))?, offset));
-            rest = &rest[close + 1..];
-        }
-        parts.push(Part::Text(rest.into()));
-        Ok(Template(parts))
-    }
-
-    /// The URL for body `v`; `None` if a placeholder's value is missing, or
-    /// not a number where an offset is added.
-    pub fn render(&self, v: &Value) -> Option<String> {
-        let mut out = String::new();
-        for part in &self.0 {
-            match part {
-                Part::Text(t) => out.push_str(t),
-                Part::Value(path, offset) => {
-                    let value = path.get(v)?;
-                    let text = match (value.as_ref(), *offset) {
-                        (Value::String(s), 0) => s.clone(),
-                        (Value::String(s), n) => {
-                            s.trim().parse::<i64>().ok()?.checked_add(n)?.to_string()
-                        }
-                        (Value::Number(x), n) => match x.as_i64() {
-                            Some(i) => i.checked_add(n)?.to_string(),
-                            None if n == 0 => x.to_string(),
-                            None => return None,
-                        },
-                        (Value::Bool(b), 0) => b.to_string(),
-                        _ => return None,
-                    };
-                    out.push_str(&text);
-                }
-            }
-        }
-        Some(out)
     }
 }
 
@@ -266,20 +182,6 @@ mod tests {
         assert!(Path::parse("a..b")
             .unwrap_err()
             .starts_with("empty step in path \"a..b\""));
-    }
-
-    #[test]
-    fn templates_add_offsets_and_fail_on_missing_values() {
-        let t = Template::parse("/api/quotes?page={page+1}&tag={tag}").unwrap();
-        let v = json!({"page": 2, "tag": "love", "s": "9"});
-        assert_eq!(t.render(&v).as_deref(), Some("/api/quotes?page=3&tag=love"));
-        assert_eq!(t.render(&json!({"page": 2})), None);
-        let s = Template::parse("/p/{s-1}").unwrap();
-        assert_eq!(s.render(&v).as_deref(), Some("/p/8"));
-        assert_eq!(Template::parse("/p/{tag+1}").unwrap().render(&v), None);
-        for bad in ["/p/{page", "/p/}", "/p/{}", "/p/{a..b}"] {
-            assert!(Template::parse(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

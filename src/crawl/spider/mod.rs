@@ -10,12 +10,14 @@ mod links;
 mod nesting;
 mod post;
 mod sitemap;
+mod template;
 #[cfg(test)]
 mod tests;
 
-pub use json::{Path, Template};
+pub use json::Path;
 pub use links::LinkFilter;
 pub use post::Post;
+pub use template::Template;
 
 use crate::crawl::page::{Kind, Page};
 use crate::queue::item::Item;
