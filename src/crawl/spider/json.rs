@@ -2,6 +2,8 @@
 //! `tags.*.name`), items from an array, links and the next page (a path, or
 //! a `template`) from values.
 //!
+//! Values are re-encoded through `serde_json::Value`: integers past 64 bits
+//! become floats and `1e2` becomes `100.0` (strings and bools are exact).
 //! serde_json stops at 128 levels of nesting, so a hostile body costs time
 //! and memory linear in its size; such a body counts as `bad_json`.
 

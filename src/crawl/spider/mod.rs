@@ -238,6 +238,7 @@ pub fn scrape(spec: &Spec, caps: PageCaps, page: &Page, url: &Url) -> Scraped {
             items_cut += 1;
         }
     };
+    // A rule's follow kind says what it reads: paths (JSON) or CSS (HTML).
     match (&rule.follow, page.kind) {
         (Follow::Json(_), Kind::Json) => json::read(rule, &page.body, &mut links, &mut emit),
         (Follow::Css(_), Kind::Html) => html::read(rule, caps, &page.body, &mut links, &mut emit),
