@@ -47,6 +47,12 @@ struct FetchStats {
     elements_cut: u64,
     links_cut: u64,
     nested_items: u64,
+    /// Links dropped by allow/deny/sitemap_follow.
+    links_filtered: u64,
+    /// JSON bodies and script captures that did not parse.
+    bad_json: u64,
+    /// Pages read, by the rule that read them (`(sitemap)`, `(no rule)`).
+    pages_by_rule: Counts,
     /// What the first panic on this thread said, if one happened.
     panic: Option<String>,
 }
@@ -69,6 +75,9 @@ impl FetchStats {
         self.elements_cut += o.elements_cut;
         self.links_cut += o.links_cut;
         self.nested_items += o.nested_items;
+        self.links_filtered += o.links_filtered;
+        self.bad_json += o.bad_json;
+        merge(&mut self.pages_by_rule, o.pages_by_rule);
         self.panic = self.panic.take().or(o.panic);
     }
 }
@@ -236,6 +245,9 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
     .set("depth_filtered", filtered.too_deep)
     .set("frontier_full", filtered.frontier_full)
     .set("links_ignored", fetched.ignored_links)
+    .set("links_filtered", fetched.links_filtered)
+    .set("bad_json", fetched.bad_json)
+    .set("pages_by_rule", counts_json(&fetched.pages_by_rule))
     .set("max_depth_reached", filtered.max_depth_reached)
     .rates(
         started.elapsed(),
@@ -310,7 +322,7 @@ impl Fetcher<'_> {
                 return Outcome::Done(Vec::new(), 0);
             }
         };
-        let scraped = spider::scrape(&self.cfg.spec, self.cfg.caps, &page.body, &page.url);
+        let scraped = spider::scrape(&self.cfg.spec, self.cfg.caps, &page.page, &page.url);
         if self.test_panic.swap(false, Ordering::Relaxed) {
             panic!("QPIPE_TEST_PANIC=fetch");
         }
@@ -321,9 +333,18 @@ impl Fetcher<'_> {
         stats.items += n;
         stats.ignored_links += scraped.ignored_links;
         stats.nested_items += scraped.nested_items;
+        stats.links_filtered += scraped.links_filtered;
+        stats.bad_json += scraped.bad_json;
+        let rule = match (&scraped.rule, scraped.sitemap) {
+            (Some(name), _) => name.as_str(),
+            (None, true) => "(sitemap)",
+            (None, false) => "(no rule)",
+        };
+        *stats.pages_by_rule.entry(rule.into()).or_default() += 1;
         for (cap, cut) in [
             ("nesting", scraped.elements_cut),
             ("links", scraped.links_cut),
+            ("items", scraped.items_cut),
         ] {
             if cut > 0 {
                 log::debug(&format!("{url}: {cut} cut by the {cap} cap"));

@@ -1,6 +1,7 @@
 //! `qpipe spec`: print the built-in spider spec, or validate a spec file.
 
 use crate::crawl::spec;
+use crate::crawl::spider::{Follow, Rule, Source};
 use crate::error::{Error, Exit};
 use crate::run::summary::{Output, Summary};
 
@@ -15,17 +16,37 @@ pub fn run(print: bool, check: Option<&str>) -> Result<Summary, Error> {
         (false, Some(path)) => {
             let text = spec::read("spec", path).map_err(Error::Spec)?;
             let file = spec::parse(&text, path).map_err(Error::Spec)?;
-            let fields: Vec<&str> = file.spider.fields.iter().map(|f| f.name.as_str()).collect();
+            let spider = &file.spider;
+            // A rule after one that matches every page never reads a page.
+            let mut shadowed = false;
+            let rules: Vec<String> = spider
+                .rules
+                .iter()
+                .map(|r| {
+                    let line = describe(r, shadowed);
+                    shadowed |= r.matches.is_none();
+                    line
+                })
+                .collect();
             sum.output = Output::Stdout;
             sum.set("spec", path)
                 .set("valid", true)
-                .set("fields", fields.join(", "))
-                .set("follow_selectors", file.spider.follow.len() as u64)
+                .set("fields", spider.field_names().join(", "))
+                .set("rules", rules.join("; "))
                 .set("start_urls", file.start_urls.len() as u64)
                 .set(
                     "max_depth",
                     file.max_depth.map_or(serde_json::Value::Null, Into::into),
                 );
+            if spider.rules.iter().any(|r| r.tagged) {
+                sum.set("rule_field", spider.rule_field.as_str());
+            }
+            if let Some(name) = &file.name {
+                sum.set("name", name.as_str());
+            }
+            if !file.sitemap_urls.is_empty() {
+                sum.set("sitemap_urls", file.sitemap_urls.len() as u64);
+            }
         }
         _ => {
             return Err(Error::Usage(
@@ -34,4 +55,37 @@ pub fn run(print: bool, check: Option<&str>) -> Result<Summary, Error> {
         }
     }
     Ok(sum)
+}
+
+/// One rule: `quotes: html items (quote, tags), match /page/, follows links`.
+fn describe(rule: &Rule, shadowed: bool) -> String {
+    let reads = match &rule.source {
+        Some(Source::Html(_)) => "html items",
+        Some(Source::Json(_)) => "json items",
+        Some(Source::Script(..)) => "script items",
+        None => "follow only",
+    };
+    let mut line = format!("{}: {reads}", rule.name);
+    if !rule.fields.is_empty() {
+        let names: Vec<&str> = rule.fields.iter().map(|f| f.name.as_str()).collect();
+        line.push_str(&format!(" ({})", names.join(", ")));
+    }
+    match &rule.matches {
+        Some(m) => line.push_str(&format!(", match {}", m.as_str())),
+        None => line.push_str(", every page"),
+    }
+    let follows = match &rule.follow {
+        Follow::Css(css) => css.is_some(),
+        Follow::Json(paths) => !paths.is_empty(),
+    };
+    if follows {
+        line.push_str(", follows links");
+    }
+    if rule.next.is_some() {
+        line.push_str(", next page");
+    }
+    if shadowed {
+        line.push_str(" (never used: an earlier rule matches every page)");
+    }
+    line
 }

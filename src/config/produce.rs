@@ -116,8 +116,8 @@ impl ProduceConfig {
         };
         let mut spec = file.spider;
         let id_field = match a.id_field {
-            Some(f) if f != "url" && !spec.fields.iter().any(|x| x.name == f) => {
-                let names: Vec<&str> = spec.fields.iter().map(|x| x.name.as_str()).collect();
+            Some(f) if f != "url" && !spec.field_names().contains(&f.as_str()) => {
+                let names = spec.field_names();
                 return Err(usage(format!(
                     "--id-field {f:?} is not a field of the spider (use one of {}, url)",
                     names.join(", ")

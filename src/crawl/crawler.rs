@@ -3,6 +3,7 @@
 
 use crate::crawl::fetch::{self, Failure, Reason, Reply};
 use crate::crawl::hosts::Hosts;
+use crate::crawl::page::Page;
 use crate::crawl::robots::Robots;
 use crate::run::backoff::Backoff;
 use crate::run::counters::Counters;
@@ -56,8 +57,8 @@ pub struct CrawlCounts {
 pub struct Got {
     /// The final URL (the base for links).
     pub url: Url,
-    /// The decoded HTML.
-    pub body: String,
+    /// The decoded body and its kind.
+    pub page: Page,
 }
 
 impl Crawler<'_> {
@@ -73,7 +74,7 @@ impl Crawler<'_> {
         let mut chain: Vec<Url> = vec![current.clone()];
         loop {
             match self.attempts(&current, counts, stop)? {
-                Reply::Page(body) => return Ok(Got { url: current, body }),
+                Reply::Page(page) => return Ok(Got { url: current, page }),
                 Reply::Redirect(mut next) => {
                     next.set_fragment(None);
                     if chain.contains(&next) || chain.len() > MAX_REDIRECTS {

@@ -1,6 +1,7 @@
 //! One HTTP exchange with the shared ureq agent: no redirects, no retries, no
 //! threads. `crawl` builds redirects, retries and politeness on top.
 
+use crate::crawl::page::{self, Kind, Page};
 use std::time::Duration;
 use ureq::Agent;
 use url::Url;
@@ -23,8 +24,8 @@ pub struct HttpConfig {
 /// What one request got back.
 #[derive(Debug)]
 pub enum Reply {
-    /// A 2xx HTML page, decoded to text.
-    Page(String),
+    /// A 2xx page of a kind the spider reads, decoded to text.
+    Page(Page),
     /// A 3xx with a usable `Location`, resolved against the request URL.
     Redirect(Url),
     /// Any other status; `retry_after` from the header, if given in seconds.
@@ -54,7 +55,7 @@ pub enum Reason {
     Http(u16),
     /// Redirects went round in a circle or past the limit.
     RedirectLoop,
-    /// Skip: not HTML or XHTML.
+    /// Skip: not a kind the spider reads (HTML, JSON, XML, gzip, text), or bad gzip.
     NotHtml,
     /// Skip: larger than `--max-body`.
     BodyTooLarge,
@@ -161,12 +162,12 @@ pub fn request(agent: &Agent, url: &Url, max_body: u64) -> Result<Reply, Failure
     }
     let ctype = header("content-type").unwrap_or_else(|| "text/html".into());
     let lower = ctype.to_ascii_lowercase();
-    if !(lower.starts_with("text/html") || lower.starts_with("application/xhtml")) {
+    let Some(format) = page::format(&lower, url) else {
         return Err(Failure::new(
             Reason::NotHtml,
             format!("content-type {ctype}"),
         ));
-    }
+    };
     if let Some(len) = header("content-length").and_then(|v| v.trim().parse::<u64>().ok()) {
         if len > max_body {
             return Err(Failure::new(
@@ -181,12 +182,27 @@ pub fn request(agent: &Agent, url: &Url, max_body: u64) -> Result<Reply, Failure
         .limit(max_body)
         .read_to_vec()
         .map_err(transport)?;
-    Ok(Reply::Page(decode(&bytes, &lower)))
+    if format.gzip || format.kind == Kind::Xml {
+        // `.xml.gz` sitemaps come as gzip, or as XML that is still gzip.
+        let bytes = page::gunzip(bytes, max_body)?;
+        let charset = if format.gzip { "" } else { &lower };
+        let body = decode(&bytes, charset, Kind::Xml);
+        let xml = body.trim_start().starts_with('<');
+        let kind = if xml { Kind::Xml } else { Kind::Text };
+        return Ok(Reply::Page(Page { body, kind }));
+    }
+    let body = decode(&bytes, &lower, format.kind);
+    Ok(Reply::Page(Page {
+        body,
+        kind: format.kind,
+    }))
 }
 
-/// Decodes by the Content-Type charset, else `<meta charset>`, else UTF-8.
-pub fn decode(bytes: &[u8], content_type: &str) -> String {
-    let label = charset_param(content_type).or_else(|| meta_charset(bytes));
+/// Decodes by the Content-Type charset, else (HTML only) `<meta charset>`,
+/// else UTF-8.
+pub fn decode(bytes: &[u8], content_type: &str, kind: Kind) -> String {
+    let meta = || (kind == Kind::Html).then(|| meta_charset(bytes)).flatten();
+    let label = charset_param(content_type).or_else(meta);
     let encoding = label
         .and_then(|l| encoding_rs::Encoding::for_label(l.as_bytes()))
         .unwrap_or(encoding_rs::UTF_8);
@@ -232,17 +248,23 @@ mod tests {
     fn decodes_by_header_then_meta_then_utf8() {
         let latin1 = b"<p>caf\xe9</p>";
         assert_eq!(
-            decode(latin1, "text/html; charset=ISO-8859-1"),
+            decode(latin1, "text/html; charset=ISO-8859-1", Kind::Html),
             "<p>café</p>"
         );
         let meta = b"<meta charset=\"windows-1252\"><p>\x93hi\x94</p>";
         assert_eq!(
-            decode(meta, "text/html"),
+            decode(meta, "text/html", Kind::Html),
             "<meta charset=\"windows-1252\"><p>“hi”</p>"
         );
         let equiv =
             b"<meta http-equiv=\"Content-Type\" content=\"text/html; charset=iso-8859-1\">\xe9";
-        assert!(decode(equiv, "text/html").ends_with('é'));
-        assert_eq!(decode("ünï".as_bytes(), "text/html"), "ünï");
+        assert!(decode(equiv, "text/html", Kind::Html).ends_with('é'));
+        assert_eq!(decode("ünï".as_bytes(), "text/html", Kind::Html), "ünï");
+        // A JSON body saying "charset=" is not a meta tag.
+        let json = b"{\"a\":\"charset=latin1 \xc3\xa9\"}";
+        assert_eq!(
+            decode(json, "application/json", Kind::Json),
+            "{\"a\":\"charset=latin1 é\"}"
+        );
     }
 }

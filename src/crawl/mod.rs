@@ -1,12 +1,13 @@
 //! The crawl stage of `qpipe produce`: a spec says what to extract
 //! (`spec`, `spider`), the crawler gets each page politely (`crawler`,
-//! `fetch`, `robots`, `hosts`), and a frontier
+//! `fetch`, `page`, `robots`, `hosts`), and a frontier
 //! (`frontier`: in-process or shared in Redis) decides what to fetch next.
 
 pub mod crawler;
 pub mod fetch;
 pub mod frontier;
 pub mod hosts;
+pub mod page;
 pub mod robots;
 pub mod spec;
 pub mod spider;

@@ -24,11 +24,14 @@ impl Item {
 /// The fingerprint covers the fields but not the URL, so the same record seen
 /// on two pages is one item; the first page it was seen on wins. With
 /// `id_field`, it covers that field alone (`url` allowed); an item without
-/// that field falls back to all fields.
+/// that field falls back to all fields. `rule` is a `(key, rule name)` pair
+/// written after `"url"`, which the fingerprint covers like a last field
+/// (two rules never share items).
 pub fn encode(
     fields: serde_json::Map<String, serde_json::Value>,
     url: &str,
     id_field: Option<&str>,
+    rule: Option<(&str, &str)>,
 ) -> Item {
     let id = match id_field {
         Some("url") => Some(serde_json::Value::String(url.to_string()).to_string()),
@@ -39,15 +42,28 @@ pub fn encode(
         None => None,
     };
     let body = serde_json::Value::Object(fields).to_string();
-    let fingerprint = fingerprint(id.as_deref().unwrap_or(&body).as_bytes());
+    // `"key":"name"`, the pair appended after the fields (and after url).
+    let pair = rule.map(|(k, v)| {
+        let json = |s: &str| serde_json::Value::String(s.to_string()).to_string();
+        format!("{}:{}", json(k), json(v))
+    });
+    let open = &body[..body.len() - 1];
+    let comma = if body.len() > 2 { "," } else { "" };
+    let fingerprint = match (&id, &pair) {
+        (Some(id), _) => fingerprint(id.as_bytes()),
+        (None, Some(pair)) => fingerprint(format!("{open}{comma}{pair}}}").as_bytes()),
+        (None, None) => fingerprint(body.as_bytes()),
+    };
     let url = serde_json::Value::String(url.to_string()).to_string();
     let mut json = Vec::with_capacity(body.len() + url.len() + 8);
-    json.extend_from_slice(&body.as_bytes()[..body.len() - 1]);
-    if body.len() > 2 {
-        json.push(b',');
-    }
+    json.extend_from_slice(open.as_bytes());
+    json.extend_from_slice(comma.as_bytes());
     json.extend_from_slice(b"\"url\":");
     json.extend_from_slice(url.as_bytes());
+    if let Some(pair) = pair {
+        json.push(b',');
+        json.extend_from_slice(pair.as_bytes());
+    }
     json.push(b'}');
     Item {
         json,
@@ -87,6 +103,7 @@ mod tests {
             fields(json!({"quote": "“Hi” & <b>", "author": "Zoë", "tags": ["a", "b"]})),
             "http://x/page/1/",
             None,
+            None,
         );
         assert_eq!(
             String::from_utf8(item.json).unwrap(),
@@ -100,15 +117,18 @@ mod tests {
             fields(json!({"quote": "q", "tags": []})),
             "http://x/1",
             None,
+            None,
         );
         let b = encode(
             fields(json!({"quote": "q", "tags": []})),
             "http://x/2",
             None,
+            None,
         );
         let c = encode(
             fields(json!({"quote": "q", "tags": ["t"]})),
             "http://x/1",
+            None,
             None,
         );
         assert_eq!(a.fingerprint, b.fingerprint);
@@ -118,7 +138,7 @@ mod tests {
     #[test]
     fn id_field_alone_decides_identity() {
         let q = |quote: &str, tags: Value, url: &str, id| {
-            encode(fields(json!({"quote": quote, "tags": tags})), url, id).fingerprint
+            encode(fields(json!({"quote": quote, "tags": tags})), url, id, None).fingerprint
         };
         assert_eq!(
             q("a", json!([]), "u1", Some("quote")),
@@ -136,8 +156,28 @@ mod tests {
     }
 
     #[test]
+    fn the_rule_pair_follows_url_and_counts_in_the_fingerprint() {
+        let f = || fields(json!({"name": "Ann"}));
+        let a = encode(f(), "http://x/a", None, Some(("kind", "author")));
+        assert_eq!(
+            String::from_utf8(a.json).unwrap(),
+            r#"{"name":"Ann","url":"http://x/a","kind":"author"}"#
+        );
+        let b = encode(f(), "http://x/b", None, Some(("kind", "quote")));
+        let plain = encode(f(), "http://x/a", None, None);
+        assert_ne!(a.fingerprint, b.fingerprint);
+        assert_ne!(a.fingerprint, plain.fingerprint);
+        assert_eq!(
+            a.fingerprint,
+            Some(fingerprint(br#"{"name":"Ann","kind":"author"}"#))
+        );
+        let empty = encode(Map::new(), "u", None, Some(("r", "x")));
+        assert_eq!(empty.json, br#"{"url":"u","r":"x"}"#);
+    }
+
+    #[test]
     fn empty_fields_still_valid_json() {
-        let item = encode(Map::new(), "http://x/", None);
+        let item = encode(Map::new(), "http://x/", None, None);
         assert_eq!(item.json, br#"{"url":"http://x/"}"#);
     }
 }

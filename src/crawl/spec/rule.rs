@@ -1,0 +1,253 @@
+//! One rule, from its keys to a `spider::Rule`: what kind of page it reads
+//! decides whether strings are CSS selectors or JSON paths, so those are
+//! compiled here, with the key path (`rules[2].fields.tags`) in each error.
+
+use super::compile;
+use super::raw::{FieldDef, FullField, RawNext, Re, RuleKeys};
+use crate::crawl::spider::{Field, Follow, Get, LinkFilter, Next, Path, Post, Read, Rule, Source};
+
+/// What a rule reads, by its keys.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reads {
+    /// `item`: HTML elements; fields are CSS.
+    Html,
+    /// `json`: a JSON body; fields and follow are paths.
+    Json,
+    /// `script`: JSON in an HTML page; fields are paths, follow is CSS.
+    Script,
+    /// None of them: follow links only (CSS).
+    FollowOnly,
+}
+
+/// Where a rule sits in the spec, for error messages.
+pub(super) struct At<'a> {
+    /// `spec x.json`.
+    pub origin: &'a str,
+    /// `""` for the top level, `rules[2].` in `rules`.
+    pub prefix: String,
+    /// The key items of this rule carry the rule name in (tagged rules only).
+    pub rule_field: Option<&'a str>,
+}
+
+impl At<'_> {
+    /// `spec x.json: rules[2].key: msg`.
+    pub fn err(&self, key: &str, msg: &str) -> String {
+        format!("spec {}: {}{key}: {msg}", self.origin, self.prefix)
+    }
+}
+
+/// Compiles one rule's keys; `tagged` rules add the rule field to items.
+pub(super) fn compile_rule(
+    name: String,
+    tagged: bool,
+    k: RuleKeys,
+    at: &At<'_>,
+) -> Result<Rule, String> {
+    let reads = match (&k.item, &k.json, &k.script) {
+        (Some(_), None, None) => Reads::Html,
+        (None, Some(_), None) => Reads::Json,
+        (None, _, Some(_)) => Reads::Script,
+        (None, None, None) => Reads::FollowOnly,
+        _ => {
+            let key = if k.item.is_some() { "item" } else { "json" };
+            return Err(at.err(key, "a rule reads items by one of item (CSS), json (a JSON body) or script (a regex), not two"));
+        }
+    };
+    let fields = match (k.fields, reads) {
+        (None, Reads::Html | Reads::Script) => {
+            return Err(at.err("fields", "missing or not an object of name -> selector"));
+        }
+        (Some(_), Reads::FollowOnly) => {
+            return Err(at.err(
+                "item",
+                "missing (a CSS selector for each item element; or json or script)",
+            ));
+        }
+        (None, _) => Vec::new(),
+        (Some(defs), _) if defs.0.is_empty() => {
+            return Err(at.err("fields", "needs at least one field"))
+        }
+        (Some(defs), _) => {
+            let mut fields: Vec<Field> = Vec::with_capacity(defs.0.len());
+            for (fname, def) in defs.0 {
+                check_name(&fname, &fields, at)?;
+                fields.push(field(fname, def, reads, at)?);
+            }
+            fields
+        }
+    };
+    let follow = if reads == Reads::Json {
+        let paths = k
+            .follow
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Path::parse(p).map_err(|e| at.err(&format!("follow[{i}]"), &e)));
+        Follow::Json(paths.collect::<Result<_, _>>()?)
+    } else {
+        for (i, css) in k.follow.iter().enumerate() {
+            compile(css).map_err(|e| at.err(&format!("follow[{i}]"), &e))?;
+        }
+        // Each follow selector was checked alone (so errors name it); they are
+        // joined into one selector list: one pass over the page instead of N.
+        let joined = (!k.follow.is_empty()).then(|| compile(&k.follow.join(", ")));
+        Follow::Css(joined.transpose().map_err(|m| at.err("follow", &m))?)
+    };
+    let next = match (k.next, reads) {
+        (None, _) => None,
+        (Some(n), Reads::Json) => Some(next(n, at)?),
+        (Some(_), _) => {
+            return Err(at.err(
+                "next",
+                "only in a json rule (a JSON body); follow a link with follow",
+            ))
+        }
+    };
+    let source = match (k.item, k.json, k.script) {
+        (Some(css), _, _) => Some(Source::Html(css.0)),
+        (None, path, Some(re)) => {
+            Some(Source::Script(re.0, path.map_or_else(Path::whole, |p| p.0)))
+        }
+        // A json rule without fields follows links only.
+        (None, Some(path), None) if !fields.is_empty() => Some(Source::Json(path.0)),
+        _ => None,
+    };
+    Ok(Rule {
+        name,
+        tagged,
+        matches: k.matches.map(|m| m.0),
+        source,
+        fields,
+        follow,
+        next,
+        links: filter(k.allow, k.deny),
+    })
+}
+
+/// A link filter from `allow`/`deny` lists.
+pub(super) fn filter(allow: Vec<Re>, deny: Vec<Re>) -> LinkFilter {
+    LinkFilter {
+        allow: allow.into_iter().map(|r| r.0).collect(),
+        deny: deny.into_iter().map(|r| r.0).collect(),
+    }
+}
+
+fn check_name(name: &str, before: &[Field], at: &At<'_>) -> Result<(), String> {
+    if name.is_empty() || name.chars().any(char::is_control) {
+        return Err(at.err(
+            &format!("fields.{name:?}"),
+            "a field name must be non-empty and printable",
+        ));
+    }
+    if before.iter().any(|f| f.name == name) {
+        return Err(at.err(
+            &format!("fields.{name}"),
+            "defined twice (each field name once)",
+        ));
+    }
+    if name == "url" {
+        return Err(at.err(
+            "fields.url",
+            "\"url\" is added to every item by qpipe; rename the field",
+        ));
+    }
+    if at.rule_field == Some(name) {
+        return Err(at.err(
+            &format!("fields.{name}"),
+            "is the rule_field, which qpipe adds to items of rules; rename the field or set rule_field",
+        ));
+    }
+    Ok(())
+}
+
+fn field(name: String, def: FieldDef, reads: Reads, at: &At<'_>) -> Result<Field, String> {
+    let key = |k: &str| format!("fields.{name}{k}");
+    let html = reads == Reads::Html;
+    let full = match def {
+        FieldDef::Short(s) if html => {
+            let selector = compile(&s).map_err(|e| at.err(&key(""), &e))?;
+            return Ok(Field {
+                get: Get::Css {
+                    selector: Some(selector),
+                    read: Read::Text,
+                    all: false,
+                    sibling: 0,
+                },
+                name,
+                post: Post::default(),
+            });
+        }
+        FieldDef::Short(s) => {
+            let path = Path::parse(&s).map_err(|e| at.err(&key(""), &e))?;
+            return Ok(Field {
+                get: Get::Json(path),
+                name,
+                post: Post::default(),
+            });
+        }
+        FieldDef::Full(f) => *f,
+    };
+    let FullField {
+        css,
+        path,
+        read,
+        all,
+        sibling,
+        re,
+        normalize,
+        join,
+        default,
+        absolute,
+    } = full;
+    let get = if html {
+        if path.is_some() {
+            return Err(at.err(&key(".path"), "only in json and script rules (use css)"));
+        }
+        Get::Css {
+            selector: css.map(|c| c.0),
+            read: read.map_or(Read::Text, |r| r.0),
+            all: all.unwrap_or(false),
+            sibling: sibling.unwrap_or(0),
+        }
+    } else {
+        let html_only = [
+            ("css", css.is_some()),
+            ("read", read.is_some()),
+            ("all", all.is_some()),
+            ("sibling", sibling.is_some()),
+        ];
+        if let Some((k, _)) = html_only.iter().find(|(_, given)| *given) {
+            return Err(at.err(&key(&format!(".{k}")), "only in HTML item rules (use path)"));
+        }
+        Get::Json(path.map_or_else(Path::whole, |p| p.0))
+    };
+    Ok(Field {
+        name,
+        get,
+        post: Post {
+            normalize,
+            re: re.map(|r| r.0),
+            absolute,
+            join,
+            default,
+        },
+    })
+}
+
+fn next(n: RawNext, at: &At<'_>) -> Result<Next, String> {
+    match (n.path, n.url) {
+        (Some(path), None) => {
+            if n.when.is_some() {
+                return Err(at.err(
+                    "next.if",
+                    "only with next.url (a next.path that is missing is no next page)",
+                ));
+            }
+            Ok(Next::Path(path.0))
+        }
+        (None, Some(url)) => Ok(Next::Template(url.0, n.when.map(|w| w.0))),
+        _ => Err(at.err(
+            "next",
+            "give either path (where the next URL is) or url (a template like /api?page={page+1})",
+        )),
+    }
+}

@@ -1,0 +1,106 @@
+//! HTML pages: items by CSS selector (fields from the item element or a
+//! sibling row), items from JSON inside `<script>`s, and `follow` links.
+
+use super::links::Links;
+use super::{json, nesting, Field, Follow, Get, PageCaps, Read, Rule, Source};
+use scraper::{ElementRef, Html, Selector};
+use serde_json::{Map, Value};
+use url::Url;
+
+/// Reads an HTML page by `rule`, after cutting nesting beyond the cap.
+///
+/// An element matched by the item selector inside another matched item is
+/// not an item of its own: items are disjoint subtrees, so reading their
+/// fields visits each element once (a `sibling` field adds a bounded
+/// number of visits: its walks are as deep as the nesting cap at most).
+pub(super) fn read(
+    rule: &Rule,
+    caps: PageCaps,
+    body: &str,
+    links: &mut Links<'_>,
+    emit: &mut dyn FnMut(Map<String, Value>),
+) {
+    let capped = nesting::cap(body, caps.max_nesting);
+    let doc = Html::parse_document(&capped.html);
+    links.out.elements_cut = capped.elements_cut;
+    let base = links.base().clone();
+    match &rule.source {
+        Some(Source::Html(item)) => {
+            let mut outer: Option<ElementRef<'_>> = None;
+            for el in doc.select(item) {
+                // Document order: an element inside an earlier item is inside
+                // the latest one. The walk up is bounded by the nesting cap.
+                if outer.is_some_and(|o| el.ancestors().any(|a| a.id() == o.id())) {
+                    links.out.nested_items += 1;
+                    continue;
+                }
+                outer = Some(el);
+                emit(fields(&rule.fields, el, &base));
+            }
+        }
+        Some(Source::Script(re, path)) => {
+            let scripts = Selector::parse("script").unwrap_or_else(|e| unreachable!("{e}"));
+            for script in doc.select(&scripts) {
+                let text: String = script.text().collect();
+                let Some(caps) = re.captures(&text) else {
+                    continue;
+                };
+                let Some(m) = caps.get(1).or_else(|| caps.get(0)) else {
+                    continue;
+                };
+                match serde_json::from_str::<Value>(m.as_str()) {
+                    Ok(v) => json::items(path, &v, &rule.fields, &base, emit),
+                    Err(_) => links.out.bad_json += 1,
+                }
+            }
+        }
+        Some(Source::Json(_)) | None => {}
+    }
+    if let Follow::Css(Some(follow)) = &rule.follow {
+        for href in doc.select(follow).filter_map(|a| a.value().attr("href")) {
+            links.add(href);
+        }
+    }
+}
+
+fn fields(fields: &[Field], el: ElementRef<'_>, base: &Url) -> Map<String, Value> {
+    let mut map = Map::with_capacity(fields.len());
+    for f in fields {
+        let raw = match &f.get {
+            Get::Css {
+                selector,
+                read: how,
+                all,
+                sibling,
+            } => {
+                let target = match sibling {
+                    0 => Some(el),
+                    n => el.next_siblings().filter_map(ElementRef::wrap).nth(n - 1),
+                };
+                let mut values: Box<dyn Iterator<Item = String>> = match (target, selector) {
+                    (None, _) => Box::new(std::iter::empty()),
+                    (Some(t), Some(sel)) => {
+                        Box::new(t.select(sel).filter_map(|m| read_value(how, m)))
+                    }
+                    (Some(t), None) => Box::new(read_value(how, t).into_iter()),
+                };
+                if *all {
+                    Value::Array(values.map(Value::String).collect())
+                } else {
+                    values.next().map_or(Value::Null, Value::String)
+                }
+            }
+            Get::Json(_) => Value::Null,
+        };
+        map.insert(f.name.clone(), f.post.apply(raw, base));
+    }
+    map
+}
+
+fn read_value(how: &Read, el: ElementRef<'_>) -> Option<String> {
+    match how {
+        Read::Text => Some(el.text().collect::<String>().trim().to_string()),
+        Read::Attr(name) => el.value().attr(name).map(str::to_string),
+        Read::Html => Some(el.inner_html()),
+    }
+}

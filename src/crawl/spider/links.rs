@@ -1,0 +1,149 @@
+//! Links found on a page: resolved, filtered by allow/deny, and capped per
+//! page. Every kind of page (HTML, JSON, sitemap) adds its links here.
+
+use super::{PageCaps, Scraped};
+use regex::Regex;
+use url::Url;
+
+/// `allow`/`deny` regexes on absolute link URLs.
+#[derive(Debug, Clone, Default)]
+pub struct LinkFilter {
+    /// If any are given, a link must match one of them.
+    pub allow: Vec<Regex>,
+    /// A link matching any of these is dropped.
+    pub deny: Vec<Regex>,
+}
+
+impl LinkFilter {
+    /// The filter that lets every link through.
+    pub const NONE: LinkFilter = LinkFilter {
+        allow: Vec::new(),
+        deny: Vec::new(),
+    };
+
+    /// Whether `url` passes: allowed (if any allow is given) and not denied.
+    pub fn passes(&self, url: &str) -> bool {
+        (self.allow.is_empty() || self.allow.iter().any(|r| r.is_match(url)))
+            && !self.deny.iter().any(|r| r.is_match(url))
+    }
+}
+
+/// Resolves `href` against `base`; keeps only http(s), drops the fragment.
+///
+/// The `url` crate already lowercases scheme and host, drops default ports and
+/// resolves `.`/`..`, which is the canonical form used for the seen set.
+pub fn resolve(base: &Url, href: &str) -> Option<Url> {
+    let mut u = base.join(href.trim()).ok()?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+        return None;
+    }
+    u.set_fragment(None);
+    Some(u)
+}
+
+/// Collects one page's links into its `Scraped`, within the link cap.
+pub(super) struct Links<'a> {
+    /// Where links and counts go.
+    pub out: &'a mut Scraped,
+    caps: PageCaps,
+    base: &'a Url,
+    /// The spec-wide filter, then the rule's.
+    pub filters: [&'a LinkFilter; 2],
+}
+
+impl<'a> Links<'a> {
+    /// Links of a page at `base`, filtered by both `filters`.
+    pub fn new(
+        out: &'a mut Scraped,
+        caps: PageCaps,
+        base: &'a Url,
+        filters: [&'a LinkFilter; 2],
+    ) -> Links<'a> {
+        Links {
+            out,
+            caps,
+            base,
+            filters,
+        }
+    }
+
+    /// Resolves and adds `href` if it passes the filters and the cap.
+    pub fn add(&mut self, href: &str) {
+        let filters = self.filters;
+        self.add_if(href, |u| filters.iter().all(|f| f.passes(u.as_str())));
+    }
+
+    /// Resolves and adds `href` if `keep` says so (and within the cap).
+    pub fn add_if(&mut self, href: &str, keep: impl Fn(&Url) -> bool) {
+        if self.out.links.len() >= self.caps.max_links {
+            self.out.links_cut += 1;
+            return;
+        }
+        match resolve(self.base, href) {
+            Some(u) if keep(&u) => self.out.links.push(u),
+            Some(_) => self.out.links_filtered += 1,
+            None => self.out.ignored_links += 1,
+        }
+    }
+
+    /// The page's URL.
+    pub fn base(&self) -> &Url {
+        self.base
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn re(s: &str) -> Regex {
+        Regex::new(s).unwrap()
+    }
+
+    #[test]
+    fn allow_and_deny_filter_and_the_cap_counts() {
+        let spec_wide = LinkFilter {
+            allow: vec![re("/page/"), re("/tag/")],
+            deny: vec![re("/tag/x/")],
+        };
+        let rule = LinkFilter {
+            allow: vec![],
+            deny: vec![re("page/3")],
+        };
+        let base = Url::parse("http://h/a/").unwrap();
+        let mut out = Scraped::default();
+        let caps = PageCaps {
+            max_nesting: 10,
+            max_links: 2,
+        };
+        let mut links = Links::new(&mut out, caps, &base, [&spec_wide, &rule]);
+        for href in [
+            "/page/2/",
+            "/tag/x/",
+            "/page/3/",
+            "/about",
+            "mailto:a@b",
+            "/tag/y/",
+            "/page/4/",
+        ] {
+            links.add(href);
+        }
+        let got: Vec<&str> = out.links.iter().map(Url::as_str).collect();
+        assert_eq!(got, ["http://h/page/2/", "http://h/tag/y/"]);
+        assert_eq!(
+            (out.links_filtered, out.ignored_links, out.links_cut),
+            (3, 1, 1)
+        );
+    }
+
+    #[test]
+    fn resolve_canonicalises() {
+        let base = Url::parse("http://H.example:80/a/b/").unwrap();
+        assert_eq!(
+            resolve(&base, "../c/./d#frag").unwrap().as_str(),
+            "http://h.example/a/c/d"
+        );
+        assert_eq!(resolve(&base, "ftp://x/"), None);
+        assert_eq!(resolve(&base, " javascript:alert(1)"), None);
+    }
+}
