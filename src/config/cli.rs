@@ -142,9 +142,24 @@ pub struct ProduceArgs {
     /// largest response body in bytes; larger pages are skipped (default 10485760)
     #[argh(option, default = "10 * 1024 * 1024")]
     pub max_body: u64,
-    /// the User-Agent header (default qpipe/<version>)
+    /// the User-Agent header (default: a User-Agent in --header or the spec's
+    /// headers, else qpipe/<version>)
     #[argh(option)]
     pub user_agent: Option<String>,
+    /// send this header with every request, as 'Name: value'; repeatable; wins
+    /// over the spec's headers of the same name. Values are never printed. A
+    /// Cookie header goes into the cookie jar for the hosts of the start URLs
+    /// and the login page only
+    #[argh(option)]
+    pub header: Vec<String>,
+    /// send every request through this proxy, http://[user:pass@]host:port or
+    /// https://... (default: $http_proxy/$HTTP_PROXY for http:// URLs and
+    /// $https_proxy/$HTTPS_PROXY for https:// URLs, each else $ALL_PROXY).
+    /// Hosts in $NO_PROXY (name, .domain, IP, CIDR, or *) go direct, with
+    /// --proxy too. Requests are tunnelled with CONNECT; the password is never
+    /// printed
+    #[argh(option)]
+    pub proxy: Option<String>,
     /// seconds to keep retrying Redis during an outage before spilling to a file (default 60)
     #[argh(option, default = "60.0")]
     pub redis_retry_secs: f64,

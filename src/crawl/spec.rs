@@ -12,6 +12,7 @@
 //! ```
 //! Every error names the offending key, e.g. `fields.tags.css: invalid CSS selector`.
 
+use crate::crawl::session::{headers::SpecHeaders, login::Login};
 use crate::crawl::spider::{Field, Read, Spec};
 use scraper::Selector;
 use serde::de::{self, Deserializer, Visitor};
@@ -30,6 +31,10 @@ pub struct SpecFile {
     pub allowed_domains: Vec<String>,
     /// Links deeper than this many hops from a start URL are not followed.
     pub max_depth: Option<u32>,
+    /// Headers sent with every request (`--header` wins for the same name).
+    pub headers: Vec<(String, String)>,
+    /// A form to log in with before crawling.
+    pub login: Option<Login>,
 }
 
 /// The built-in quotes spider, as a spec users can copy (`qpipe spec --print`).
@@ -63,6 +68,10 @@ struct Raw {
     #[serde(default)]
     #[allow(dead_code)] // Accepted for the user's own bookkeeping; unused.
     name: Option<String>,
+    #[serde(default)]
+    headers: SpecHeaders,
+    #[serde(default)]
+    login: Option<Login>,
 }
 
 /// A CSS selector, compiled while the spec is read.
@@ -271,6 +280,8 @@ pub fn parse(text: &str, origin: &str) -> Result<SpecFile, String> {
             .map(|d| d.trim_start_matches('.').to_ascii_lowercase())
             .collect(),
         max_depth: raw.max_depth,
+        headers: raw.headers.0,
+        login: raw.login,
     })
 }
 
@@ -354,7 +365,7 @@ mod tests {
         assert!(bad("{").starts_with("spec t.json: invalid JSON: EOF while parsing"));
         assert_eq!(
             bad(r#"{"item":"div","fields":{"a":"b"},"folow":[]}"#),
-            "spec t.json: folow: unknown key (expected one of start_urls, allowed_domains, item, fields, follow, max_depth, name)"
+            "spec t.json: folow: unknown key (expected one of start_urls, allowed_domains, item, fields, follow, max_depth, name, headers, login)"
         );
         assert!(bad(r#"{"item":"div..x","fields":{"a":"b"}}"#)
             .starts_with("spec t.json: item: invalid CSS selector \"div..x\""));

@@ -1,6 +1,6 @@
 //! Spiders: what to extract from a page and which links to follow. Pure, no I/O.
 
-mod nesting;
+pub mod nesting;
 
 use crate::queue::item::{self, Item};
 use scraper::{ElementRef, Html, Selector};
