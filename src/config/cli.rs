@@ -6,7 +6,7 @@ use argh::FromArgs;
 #[derive(FromArgs, Debug)]
 #[argh(
     help_triggers("-h", "--help", "help"),
-    note = "Environment: REDIS_URL is the default for --redis.",
+    note = "Environment: REDIS_URL is the default for --redis. produce also reads HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY (see qpipe produce --help).",
     error_code(0, "done"),
     error_code(1, "fatal error: Redis, the sink, or the network setup"),
     error_code(2, "bad usage: a flag, URL or value is wrong"),
@@ -37,7 +37,12 @@ pub enum Command {
 
 /// crawl pages and push one JSON item per quote onto a Redis list.
 #[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "produce", help_triggers("-h", "--help", "help"))]
+#[argh(
+    subcommand,
+    name = "produce",
+    help_triggers("-h", "--help", "help"),
+    note = "Each run keeps one cookie jar: Set-Cookie from every reply (redirects too) is sent back only to the hosts and paths its Domain and Path allow. A spec's \"headers\" are sent with every request; its \"login\" form is filled and submitted before the crawl starts, and a refused login exits 1."
+)]
 pub struct ProduceArgs {
     /// fetcher threads, 1 to 512 (default 8)
     #[argh(option, default = "8")]
