@@ -86,7 +86,7 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
     cookie_urls.extend(cfg.login.iter().map(|l| l.login.url.clone()));
     let session = Session::new(&cfg.http, &cookie_urls);
     if let Some(step) = &cfg.login {
-        login::log_in(&session, step, cfg.http.max_body)?;
+        login::log_in(&session, step, cfg.http.max_body, &signals.stop)?;
     }
     let bounds = Bounds {
         deadline: cfg.limits.max_time.map(|t| started + t),

@@ -21,22 +21,28 @@ use crate::crawl::fetch;
 use crate::error::Error;
 use crate::run::log;
 use scraper::Html;
+use std::sync::atomic::{AtomicBool, Ordering};
 use url::Url;
 
 /// Logs in with `step`; afterwards the session's jar holds the site's cookies.
-/// Every failure is an `Error::Http` (exit 1) whose line shows no credential.
-pub fn log_in(session: &Session, step: &LoginStep, max_body: u64) -> Result<(), Error> {
+/// Every failure is an `Error::Http` (exit 1) whose line shows no credential;
+/// a raised `stop` ends it between requests with `Error::Stopped`.
+pub fn log_in(
+    session: &Session,
+    step: &LoginStep,
+    max_body: u64,
+    stop: &AtomicBool,
+) -> Result<(), Error> {
     let login = &step.login;
     let mut secrets = step.secrets.clone();
     let fail = |msg: String, secrets: &[String]| Error::Http(hide(&msg, secrets));
-    let page = exchange(session, &login.url, None, max_body).map_err(|e| {
-        fail(
-            format!(
-                "login: cannot load the login page {}: {e}",
-                shown(&login.url)
-            ),
-            &secrets,
-        )
+    let failed = |hop: Hop, what: String, secrets: &[String]| match hop {
+        Hop::Stopped => Error::Stopped("stopped during the login".into()),
+        Hop::Failed(e) => fail(format!("{what}: {e}"), secrets),
+    };
+    let page = exchange(session, &login.url, None, max_body, stop).map_err(|h| {
+        let what = format!("login: cannot load the login page {}", shown(&login.url));
+        failed(h, what, &secrets)
     })?;
     let html = page.page(|code| {
         format!(
@@ -51,12 +57,8 @@ pub fn log_in(session: &Session, step: &LoginStep, max_body: u64) -> Result<(), 
             "login: the form has no field {name:?}; sending it anyway (check login.fields)"
         ));
     }
-    secrets.extend(
-        form.pairs
-            .iter()
-            .filter(|p| p.password)
-            .map(|p| p.value.clone()),
-    );
+    let typed = form.pairs.iter().filter(|p| p.password);
+    secrets.extend(typed.map(|p| p.value.clone()));
     let (target, body) = match form.post {
         true => (form.action.clone(), Some((form.encoded(), &page.url))),
         false => (form.get_url(), None),
@@ -66,14 +68,9 @@ pub fn log_in(session: &Session, step: &LoginStep, max_body: u64) -> Result<(), 
         form.pairs.len(),
         shown(&target)
     ));
-    let reply = exchange(session, &target, body, max_body).map_err(|e| {
-        fail(
-            format!(
-                "login: submitting the form to {} failed: {e}",
-                shown(&target)
-            ),
-            &secrets,
-        )
+    let reply = exchange(session, &target, body, max_body, stop).map_err(|h| {
+        let what = format!("login: submitting the form to {} failed", shown(&target));
+        failed(h, what, &secrets)
     })?;
     let html = reply.page(|code| {
         format!(
@@ -155,6 +152,14 @@ impl Reply {
     }
 }
 
+/// Why an exchange ended without a reply.
+enum Hop {
+    /// The run is stopping.
+    Stopped,
+    /// A transport failure or a redirect loop, described.
+    Failed(String),
+}
+
 /// One request and its redirects. `post` is a form body and the page it came
 /// from; a 301, 302 or 303 turns the POST into a GET, as browsers do.
 fn exchange(
@@ -162,9 +167,13 @@ fn exchange(
     url: &Url,
     mut post: Option<(String, &Url)>,
     max_body: u64,
-) -> Result<Reply, String> {
+    stop: &AtomicBool,
+) -> Result<Reply, Hop> {
     let mut url = url.clone();
     for _ in 0..=MAX_REDIRECTS {
+        if stop.load(Ordering::Relaxed) {
+            return Err(Hop::Stopped);
+        }
         let result = match &post {
             Some((body, from)) => {
                 let mut req = session
@@ -181,7 +190,7 @@ fn exchange(
             }
             None => session.get(&url).call(),
         };
-        let mut resp = result.map_err(|e| e.to_string())?;
+        let mut resp = result.map_err(|e| Hop::Failed(e.to_string()))?;
         let code = resp.status().as_u16();
         let header = |name: &str| {
             resp.headers()
@@ -208,14 +217,14 @@ fn exchange(
                     .with_config()
                     .limit(max_body)
                     .read_to_vec()
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| Hop::Failed(e.to_string()))?;
                 Some(fetch::decode(&bytes, &lower))
             }
             false => None,
         };
         return Ok(Reply { url, code, html });
     }
-    Err(format!("more than {MAX_REDIRECTS} redirects"))
+    Err(Hop::Failed(format!("more than {MAX_REDIRECTS} redirects")))
 }
 
 /// A URL as shown in messages: without its query, which for a GET form
