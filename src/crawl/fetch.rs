@@ -1,5 +1,5 @@
-//! One HTTP exchange with the shared ureq agent: no redirects, no retries, no
-//! threads. `crawl` builds redirects, retries and politeness on top.
+//! One HTTP exchange through the crawl's shared `Session`: no redirects, no
+//! retries, no threads. `crawl` builds redirects, retries and politeness on top.
 
 use crate::crawl::session::headers::Headers;
 use crate::crawl::session::proxy::Proxies;

@@ -59,6 +59,7 @@ impl Session {
                 }
             }
         }
+        crate::run::log::debug(&format!("{:?}", cfg.proxies));
         Session {
             agent,
             headers: cfg.headers.list.clone(),
