@@ -13,11 +13,12 @@
 use crate::cmd::monitor::Monitor;
 use crate::config::ProduceConfig;
 use crate::crawl::crawler::{CrawlCounts, Crawler};
-use crate::crawl::fetch::{self, Failure, Reason};
+use crate::crawl::fetch::{Failure, Reason};
 use crate::crawl::frontier::shared::{self as shared_frontier, SharedFrontier};
 use crate::crawl::frontier::{Bounds, CrawlFrontier, Frontier};
 use crate::crawl::hosts::Hosts;
 use crate::crawl::robots::Robots;
+use crate::crawl::session::{login, Session};
 use crate::crawl::spider;
 use crate::error::Error;
 use crate::queue::writer::{self, Parcel, WriterStats};
@@ -89,7 +90,13 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
     let live = Counters::new(Side::Produce);
     // Connect before fetching anything: a bad Redis is a setup failure.
     let mut queues = cfg.writer.connect(&signals.stop)?;
-    let agent = fetch::agent(&cfg.http);
+    // One session (pool, cookie jar) for the whole crawl, logged in first.
+    let mut cookie_urls = cfg.start.clone();
+    cookie_urls.extend(cfg.login.iter().map(|l| l.login.url.clone()));
+    let session = Session::new(&cfg.http, &cookie_urls);
+    if let Some(step) = &cfg.login {
+        login::log_in(&session, step, cfg.http.max_body, &signals.stop)?;
+    }
     let bounds = Bounds {
         deadline: cfg.limits.max_time.map(|t| started + t),
         ..cfg.bounds.clone()
@@ -121,7 +128,7 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
     let hosts = Hosts::new(cfg.policy.per_host);
     let allowed = |u: &url::Url| frontier.allows(u);
     let crawler = Crawler {
-        agent: &agent,
+        session: &session,
         robots: robots.as_ref(),
         hosts: &hosts,
         delay: cfg.policy.delay,

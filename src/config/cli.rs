@@ -6,7 +6,7 @@ use argh::FromArgs;
 #[derive(FromArgs, Debug)]
 #[argh(
     help_triggers("-h", "--help", "help"),
-    note = "Environment: REDIS_URL is the default for --redis.",
+    note = "Environment: REDIS_URL is the default for --redis. produce also reads HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY (see qpipe produce --help).",
     error_code(0, "done"),
     error_code(1, "fatal error: Redis, the sink, or the network setup"),
     error_code(2, "bad usage: a flag, URL or value is wrong"),
@@ -37,7 +37,12 @@ pub enum Command {
 
 /// crawl pages and push one JSON item per quote onto a Redis list.
 #[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "produce", help_triggers("-h", "--help", "help"))]
+#[argh(
+    subcommand,
+    name = "produce",
+    help_triggers("-h", "--help", "help"),
+    note = "Each run keeps one cookie jar: Set-Cookie from every reply (redirects too) is sent back only to the hosts and paths its Domain and Path allow. A spec's \"headers\" are sent with every request; its \"login\" form is filled and submitted before the crawl starts, and a refused login exits 1."
+)]
 pub struct ProduceArgs {
     /// fetcher threads, 1 to 512 (default 8)
     #[argh(option, default = "8")]
@@ -142,9 +147,24 @@ pub struct ProduceArgs {
     /// largest response body in bytes; larger pages are skipped (default 10485760)
     #[argh(option, default = "10 * 1024 * 1024")]
     pub max_body: u64,
-    /// the User-Agent header (default qpipe/<version>)
+    /// the User-Agent header (default: a User-Agent in --header or the spec's
+    /// headers, else qpipe/<version>)
     #[argh(option)]
     pub user_agent: Option<String>,
+    /// send this header with every request, as 'Name: value'; repeatable; wins
+    /// over the spec's headers of the same name. Values are never printed. A
+    /// Cookie header goes into the cookie jar for the hosts of the start URLs
+    /// and the login page only
+    #[argh(option)]
+    pub header: Vec<String>,
+    /// send every request through this proxy, http://[user:pass@]host:port or
+    /// https://... (default: $http_proxy/$HTTP_PROXY for http:// URLs and
+    /// $https_proxy/$HTTPS_PROXY for https:// URLs, each else $ALL_PROXY).
+    /// Hosts in $NO_PROXY (name, .domain, IP, CIDR, or *) go direct, with
+    /// --proxy too. Requests are tunnelled with CONNECT; the password is never
+    /// printed
+    #[argh(option)]
+    pub proxy: Option<String>,
     /// seconds to keep retrying Redis during an outage before spilling to a file (default 60)
     #[argh(option, default = "60.0")]
     pub redis_retry_secs: f64,

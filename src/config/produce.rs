@@ -6,6 +6,9 @@ use super::{
 use crate::config::cli::ProduceArgs;
 use crate::crawl::fetch::HttpConfig;
 use crate::crawl::frontier::Bounds;
+use crate::crawl::session::headers::{self, Headers};
+use crate::crawl::session::login::LoginStep;
+use crate::crawl::session::proxy::Proxies;
 use crate::crawl::spider::{PageCaps, Spec};
 use crate::error::Error;
 use std::time::Duration;
@@ -42,6 +45,8 @@ pub struct ProduceConfig {
     pub limits: RunLimits,
     /// `--metrics` and `--stats-every`.
     pub monitor: MonitorConfig,
+    /// The spec's `login`, its variables read: run once before the crawl.
+    pub login: Option<LoginStep>,
 }
 
 /// How politely `produce` crawls.
@@ -68,6 +73,22 @@ fn start_url(s: &str) -> Result<Url, Error> {
         return Err(bad("not an http(s) URL with a host"));
     }
     Ok(u)
+}
+
+/// The spec's headers with `--header`s merged in; a name given twice on the
+/// command line is an error (which one was meant?).
+fn session_headers(spec: &[(String, String)], flags: &[String]) -> Result<Headers, Error> {
+    let mut cli: Vec<(String, String)> = Vec::with_capacity(flags.len());
+    for flag in flags {
+        let (name, value) = headers::parse_flag(flag).map_err(usage)?;
+        if cli.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+            return Err(usage(format!(
+                "--header {name} is given twice (give each header once)"
+            )));
+        }
+        cli.push((name, value));
+    }
+    Ok(Headers::merge(spec, &cli))
 }
 
 impl ProduceConfig {
@@ -160,6 +181,24 @@ impl ProduceConfig {
                 ttl: None,
             });
         }
+        let env = |name: &str| std::env::var(name).ok();
+        let login = file
+            .login
+            .as_ref()
+            .map(|l| l.resolve(&env))
+            .transpose()
+            .map_err(|m| {
+                usage(format!(
+                    "spec {}: {m}",
+                    a.spec.as_deref().unwrap_or("built-in")
+                ))
+            })?;
+        let mut headers = session_headers(&file.headers, &a.header)?;
+        let user_agent = a
+            .user_agent
+            .or_else(|| headers.take("user-agent"))
+            .unwrap_or_else(|| format!("qpipe/{}", env!("CARGO_PKG_VERSION")));
+        let proxies = Proxies::new(a.proxy.as_deref(), &env).map_err(usage)?;
         let caps = PageCaps {
             max_nesting: positive(a.max_nesting, "--max-nesting")?,
             max_links: positive(a.max_links_per_page, "--max-links-per-page")?,
@@ -177,6 +216,7 @@ impl ProduceConfig {
             threads,
             start,
             spec,
+            login,
             channel_capacity: positive(
                 a.channel_capacity.unwrap_or(32 * threads),
                 "--channel-capacity",
@@ -186,9 +226,9 @@ impl ProduceConfig {
                 read_timeout: seconds(a.read_timeout, "--read-timeout")?,
                 total_timeout: seconds(a.timeout, "--timeout")?,
                 max_body: a.max_body,
-                user_agent: a
-                    .user_agent
-                    .unwrap_or_else(|| format!("qpipe/{}", env!("CARGO_PKG_VERSION"))),
+                user_agent,
+                headers,
+                proxies,
             },
         })
     }

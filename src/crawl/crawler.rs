@@ -5,12 +5,12 @@ use crate::crawl::fetch::{self, Failure, Reason, Reply};
 use crate::crawl::hosts::Hosts;
 use crate::crawl::page::Page;
 use crate::crawl::robots::Robots;
+use crate::crawl::session::Session;
 use crate::run::backoff::Backoff;
 use crate::run::counters::Counters;
 use crate::run::summary::Counts;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
-use ureq::Agent;
 use url::Url;
 
 /// Attempts per URL in all (the first try and two retries).
@@ -22,8 +22,8 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// Everything a fetcher needs to get pages politely; shared by all fetchers.
 pub struct Crawler<'a> {
-    /// The shared HTTP agent.
-    pub agent: &'a Agent,
+    /// The shared HTTP session (agent, cookie jar, headers, proxies).
+    pub session: &'a Session,
     /// robots.txt rules, if obeyed.
     pub robots: Option<&'a Robots>,
     /// Per-host concurrency and delay.
@@ -109,7 +109,7 @@ impl Crawler<'_> {
         let host = url.host_str().unwrap_or("").to_string();
         let mut delay = self.delay;
         if let Some(robots) = self.robots {
-            let (allowed, crawl_delay) = robots.check(self.agent, url);
+            let (allowed, crawl_delay) = robots.check(self.session, url);
             if !allowed {
                 counts.robots_forbidden += 1;
                 return Err(Failure::new(
@@ -125,7 +125,7 @@ impl Crawler<'_> {
             if !self.hosts.acquire(&host, delay, stop) {
                 return Err(Failure::new(Reason::Shutdown, "stopping".into()));
             }
-            let result = fetch::request(self.agent, url, self.max_body);
+            let result = fetch::request(self.session, url, self.max_body);
             let (reason, retry_after) = match &result {
                 Ok(Reply::Status { code, retry_after }) if retryable_status(*code) => {
                     (Some(Reason::Http(*code)), *retry_after)

@@ -1,9 +1,11 @@
-//! One HTTP exchange with the shared ureq agent: no redirects, no retries, no
-//! threads. `crawl` builds redirects, retries and politeness on top.
+//! One HTTP exchange through the crawl's shared `Session`: no redirects, no
+//! retries, no threads. `crawl` builds redirects, retries and politeness on top.
 
 use crate::crawl::page::{self, Kind, Page};
+use crate::crawl::session::headers::Headers;
+use crate::crawl::session::proxy::Proxies;
+use crate::crawl::session::Session;
 use std::time::Duration;
-use ureq::Agent;
 use url::Url;
 
 /// HTTP client settings, validated from the command line.
@@ -19,6 +21,10 @@ pub struct HttpConfig {
     pub max_body: u64,
     /// The User-Agent header.
     pub user_agent: String,
+    /// Headers sent with every request (`headers` in the spec, `--header`).
+    pub headers: Headers,
+    /// The proxy for each URL (`--proxy`, HTTP_PROXY, HTTPS_PROXY, NO_PROXY).
+    pub proxies: Proxies,
 }
 
 /// What one request got back.
@@ -124,24 +130,9 @@ impl Failure {
     }
 }
 
-/// Builds the one agent that every fetcher thread shares (one keep-alive pool).
-/// Redirects are followed by `crawl`, so each hop can be checked.
-pub fn agent(cfg: &HttpConfig) -> Agent {
-    Agent::config_builder()
-        .timeout_connect(Some(cfg.connect_timeout))
-        .timeout_per_read(Some(cfg.read_timeout))
-        .timeout_global(Some(cfg.total_timeout))
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .user_agent(cfg.user_agent.as_str())
-        .max_idle_connections_per_host(64)
-        .build()
-        .into()
-}
-
 /// Sends one GET for `url` and classifies the answer.
-pub fn request(agent: &Agent, url: &Url, max_body: u64) -> Result<Reply, Failure> {
-    let mut resp = agent.get(url.as_str()).call().map_err(transport)?;
+pub fn request(session: &Session, url: &Url, max_body: u64) -> Result<Reply, Failure> {
+    let mut resp = session.get(url).call().map_err(transport)?;
     let code = resp.status().as_u16();
     let header = |name: &str| {
         resp.headers()

@@ -1,6 +1,7 @@
 //! The crawl stage of `qpipe produce`: a spec says what to extract
 //! (`spec`, `spider`), the crawler gets each page politely (`crawler`,
-//! `fetch`, `page`, `robots`, `hosts`), and a frontier
+//! `fetch`, `page`, `robots`, `hosts`) in one `session` (cookies, headers,
+//! proxy, login), and a frontier
 //! (`frontier`: in-process or shared in Redis) decides what to fetch next.
 
 pub mod crawler;
@@ -9,5 +10,6 @@ pub mod frontier;
 pub mod hosts;
 pub mod page;
 pub mod robots;
+pub mod session;
 pub mod spec;
 pub mod spider;

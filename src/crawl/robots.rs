@@ -4,12 +4,12 @@
 //! subdomains cannot grow it without limit: the least recently used half is
 //! forgotten when it is full, and fetched again if needed.
 
+use crate::crawl::session::Session;
 use crate::run::log;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use texting_robots::Robot;
-use ureq::Agent;
 use url::Url;
 
 /// The rules for one origin. `None`: everything allowed (no robots.txt, 4xx, or unreachable).
@@ -90,18 +90,18 @@ impl Robots {
         }
     }
 
-    fn rules(&self, agent: &Agent, url: &Url) -> Arc<OnceLock<Rules>> {
+    fn rules(&self, session: &Session, url: &Url) -> Arc<OnceLock<Rules>> {
         let cell = self.cache.cell(url.origin().ascii_serialization());
         // The first caller for an origin fetches; others for it wait here.
-        cell.get_or_init(|| self.fetch(agent, url));
+        cell.get_or_init(|| self.fetch(session, url));
         cell
     }
 
-    fn fetch(&self, agent: &Agent, url: &Url) -> Rules {
+    fn fetch(&self, session: &Session, url: &Url) -> Rules {
         let Ok(robots_url) = url.join("/robots.txt") else {
             return Rules { robot: None };
         };
-        match fetch_text(agent, &robots_url) {
+        match fetch_text(session, &robots_url) {
             Ok(Some(text)) => Rules {
                 robot: Robot::new(&self.agent_name, text.as_bytes()).ok(),
             },
@@ -116,8 +116,8 @@ impl Robots {
 
     /// Whether `url` may be fetched, and the origin's Crawl-delay, from one
     /// cache lookup.
-    pub fn check(&self, agent: &Agent, url: &Url) -> (bool, Option<Duration>) {
-        let cell = self.rules(agent, url);
+    pub fn check(&self, session: &Session, url: &Url) -> (bool, Option<Duration>) {
+        let cell = self.rules(session, url);
         let Some(robot) = cell.get().and_then(|r| r.robot.as_ref()) else {
             return (true, None);
         };
@@ -131,9 +131,9 @@ impl Robots {
 
 /// GET of robots.txt (any content type, redirects followed, 512 KiB cap).
 /// `Ok(None)` for a non-2xx answer.
-fn fetch_text(agent: &Agent, url: &Url) -> Result<Option<String>, String> {
-    let mut resp = agent
-        .get(url.as_str())
+fn fetch_text(session: &Session, url: &Url) -> Result<Option<String>, String> {
+    let mut resp = session
+        .get(url)
         .config()
         .max_redirects(5)
         .build()

@@ -394,6 +394,7 @@ pub mod cluster;
 pub mod fixture;
 pub mod proxy;
 pub mod scrape;
+pub mod web;
 
 /// Polls `f` every 10 ms until it holds, failing the test after `limit`.
 pub fn eventually(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {

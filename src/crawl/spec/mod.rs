@@ -22,6 +22,7 @@ mod rule;
 #[cfg(test)]
 mod tests;
 
+use crate::crawl::session::login::Login;
 use crate::crawl::spider::{Rule, Spec};
 use raw::{Raw, RuleKeys};
 use rule::{compile_rule, filter, At};
@@ -45,6 +46,10 @@ pub struct SpecFile {
     pub max_depth: Option<u32>,
     /// The spec's `name`, for the user's bookkeeping.
     pub name: Option<String>,
+    /// Headers sent with every request (`--header` wins for the same name).
+    pub headers: Vec<(String, String)>,
+    /// A form to log in with before crawling.
+    pub login: Option<Login>,
 }
 
 /// The built-in quotes spider, as a spec users can copy (`qpipe spec --print`).
@@ -193,6 +198,8 @@ pub fn parse(text: &str, origin: &str) -> Result<SpecFile, String> {
             .collect(),
         max_depth: raw.max_depth,
         name: raw.name,
+        headers: raw.headers.0,
+        login: raw.login,
     })
 }
 

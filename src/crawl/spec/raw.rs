@@ -3,6 +3,7 @@
 //! a JSON path), so those errors carry serde's key path.
 
 use super::compile;
+use crate::crawl::session::{headers::SpecHeaders, login::Login};
 use crate::crawl::spider::{Path, Read, Template};
 use regex::Regex;
 use scraper::Selector;
@@ -42,6 +43,10 @@ pub(super) struct Raw {
     pub sitemap_urls: Vec<StartUrl>,
     #[serde(default)]
     pub sitemap_follow: Vec<Re>,
+    #[serde(default)]
+    pub headers: SpecHeaders,
+    #[serde(default)]
+    pub login: Option<Login>,
 }
 
 /// One entry of `rules`.

@@ -7,7 +7,7 @@
 mod html;
 mod json;
 mod links;
-mod nesting;
+pub mod nesting;
 mod post;
 mod sitemap;
 mod template;

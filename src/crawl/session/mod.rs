@@ -1,0 +1,101 @@
+//! One crawl's HTTP session: the agent every fetcher shares (one connection
+//! pool and one cookie jar), the headers sent with every request, and the
+//! proxy picked per URL; and the `login` step that fills the jar first.
+//!
+//! The jar is ureq's (`cookies` feature, RFC 6265 via `cookie_store`): it
+//! stores the Set-Cookie headers of every response, redirects included, and
+//! sends each request only the cookies whose domain and path match its URL.
+//! The agent follows no redirects itself (callers check each hop), so every
+//! hop goes through the jar.
+
+pub mod form;
+pub mod headers;
+pub mod login;
+pub mod proxy;
+
+use crate::crawl::fetch::HttpConfig;
+use ureq::typestate::{WithBody, WithoutBody};
+use ureq::{Agent, RequestBuilder};
+use url::Url;
+
+/// The shared agent, plus what every request carries.
+pub struct Session {
+    agent: Agent,
+    headers: Vec<(String, String)>,
+    proxies: proxy::Proxies,
+}
+
+impl Session {
+    /// Builds the one session every fetcher thread shares. A `Cookie` header
+    /// given by the user goes into the jar for the hosts of `cookie_urls`
+    /// only (host-only cookies, path `/`), so it never reaches other sites.
+    pub fn new(cfg: &HttpConfig, cookie_urls: &[Url]) -> Session {
+        let agent: Agent = Agent::config_builder()
+            .timeout_connect(Some(cfg.connect_timeout))
+            .timeout_per_read(Some(cfg.read_timeout))
+            .timeout_global(Some(cfg.total_timeout))
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .user_agent(cfg.user_agent.as_str())
+            .max_idle_connections_per_host(64)
+            // Not from the environment: `proxy::Proxies` picks one per request.
+            .proxy(None)
+            .build()
+            .into();
+        if let Some(cookie) = &cfg.headers.cookie {
+            let mut jar = agent.cookie_jar_lock();
+            for url in cookie_urls {
+                let Ok(uri) = url
+                    .origin()
+                    .ascii_serialization()
+                    .parse::<ureq::http::Uri>()
+                else {
+                    continue;
+                };
+                for pair in headers::cookie_pairs(cookie) {
+                    if let Ok(c) = ureq::Cookie::parse(pair.to_string(), &uri) {
+                        let _ = jar.insert(c, &uri);
+                    }
+                }
+            }
+        }
+        crate::run::log::debug(&format!("{:?}", cfg.proxies));
+        Session {
+            agent,
+            headers: cfg.headers.list.clone(),
+            proxies: cfg.proxies.clone(),
+        }
+    }
+
+    /// A GET of `url` with the session's headers, through its proxy.
+    pub fn get(&self, url: &Url) -> RequestBuilder<WithoutBody> {
+        self.prepare(self.agent.get(url.as_str()), url)
+    }
+
+    /// A POST to `url` with the session's headers, through its proxy.
+    pub fn post(&self, url: &Url) -> RequestBuilder<WithBody> {
+        self.prepare(self.agent.post(url.as_str()), url)
+    }
+
+    /// Whether the user set header `name` (then qpipe does not add its own).
+    pub fn has_header(&self, name: &str) -> bool {
+        self.headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+    }
+
+    /// Cookies in the jar now (unexpired, any site).
+    pub fn cookie_count(&self) -> usize {
+        self.agent.cookie_jar_lock().iter().count()
+    }
+
+    fn prepare<B>(&self, mut req: RequestBuilder<B>, url: &Url) -> RequestBuilder<B> {
+        for (name, value) in &self.headers {
+            req = req.header(name, value);
+        }
+        match self.proxies.for_url(url) {
+            Some(p) => req.config().proxy(Some(p.ureq().clone())).build(),
+            None => req,
+        }
+    }
+}
