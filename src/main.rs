@@ -22,7 +22,7 @@ mod run;
 
 use argh::FromArgs;
 use config::cli::{Args, Command};
-use config::{ConsumeConfig, DemoConfig, ProduceConfig, PushConfig, StatusConfig};
+use config::{ConsumeConfig, DemoConfig, ProduceConfig, PushConfig, StatusConfig, TryConfig};
 use error::{Error, Exit};
 use run::summary::{Output, Summary};
 use run::{log, signal};
@@ -130,7 +130,18 @@ fn dispatch(args: Args) -> (Result<Summary, Error>, Option<String>) {
                 .and_then(|c| cmd::recover::run(&c, &signals));
             (r, stats)
         }
-        Command::Spec(a) => (cmd::spec::run(a.print, a.check.as_deref()), None),
+        Command::Spec(a) => match a.try_url {
+            Some(url) => {
+                let r = TryConfig::new(&url, a.spec.as_deref(), a.origin.as_deref(), &a.header, a.proxy.as_deref())
+                    .and_then(|c| cmd::try_page::run(&c, &signals));
+                (r, None)
+            }
+            None if a.spec.is_some() || a.origin.is_some() || !a.header.is_empty() || a.proxy.is_some() => (
+                Err(Error::Usage("--spec, --origin, --header and --proxy go with --try URL (see qpipe spec --help)".into())),
+                None,
+            ),
+            None => (cmd::spec::run(a.print, a.check.as_deref()), None),
+        },
         Command::Status(a) => {
             let r = config::RedisTarget::new(a.redis, a.tls_ca, a.key, a.shards)
                 .map(|t| StatusConfig::new(t, a.seen_key, a.lock, a.json))

@@ -9,3 +9,4 @@ pub mod push;
 pub mod recover;
 pub mod spec;
 pub mod status;
+pub mod try_page;

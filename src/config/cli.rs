@@ -66,6 +66,13 @@ pub struct ProduceArgs {
     /// JSON spider spec (default: the built-in quotes spider; see `qpipe spec --print`)
     #[argh(option)]
     pub spec: Option<String>,
+    /// run the spec against another host, such as a staging copy or a local
+    /// mirror: the scheme, host and port of every URL the spec names
+    /// (start_urls, sitemap_urls, the login url) and of --start-url become
+    /// this one's, and allowed_domains becomes its host (e.g.
+    /// http://127.0.0.1:8000)
+    #[argh(option)]
+    pub origin: Option<String>,
     /// do not fetch or obey robots.txt (default: obey, including Crawl-delay)
     #[argh(switch)]
     pub ignore_robots: bool,
@@ -414,6 +421,26 @@ pub struct SpecArgs {
     /// validate this spec file and list its fields, without fetching anything
     #[argh(option)]
     pub check: Option<String>,
+    /// fetch this one page with --spec (default: the built-in spider) and
+    /// print which rule read it, its items as JSON lines, and the links a
+    /// crawl would follow, like `scrapy parse`; logs in first if the spec has
+    /// a login; robots.txt is not consulted; nothing goes to Redis
+    #[argh(option, long = "try")]
+    pub try_url: Option<String>,
+    /// with --try: the spec to try (default: the built-in quotes spider)
+    #[argh(option)]
+    pub spec: Option<String>,
+    /// with --try: move the spec's URLs and the --try URL onto this scheme,
+    /// host and port, as `produce --origin` does
+    #[argh(option)]
+    pub origin: Option<String>,
+    /// with --try: send this header, as 'Name: value'; repeatable
+    #[argh(option)]
+    pub header: Vec<String>,
+    /// with --try: the HTTP(S) proxy, as `produce --proxy` (default:
+    /// HTTP_PROXY / HTTPS_PROXY, minus NO_PROXY)
+    #[argh(option)]
+    pub proxy: Option<String>,
 }
 
 /// serve a built-in demo site (same HTML and URLs as quotes.toscrape.com and its

@@ -11,9 +11,11 @@ pub mod cli;
 mod endpoint;
 mod monitor;
 mod produce;
+mod try_page;
 
 pub use monitor::MonitorConfig;
 pub use produce::ProduceConfig;
+pub use try_page::TryConfig;
 
 /// The default Redis when neither --redis nor REDIS_URL is given.
 pub const DEFAULT_REDIS: &str = "redis://127.0.0.1:6379";

@@ -6,9 +6,11 @@ use super::{
 use crate::config::cli::ProduceArgs;
 use crate::crawl::fetch::HttpConfig;
 use crate::crawl::frontier::Bounds;
+use crate::crawl::origin::Origin;
 use crate::crawl::session::headers::{self, Headers};
 use crate::crawl::session::login::LoginStep;
 use crate::crawl::session::proxy::Proxies;
+use crate::crawl::spec::{self, SpecFile};
 use crate::crawl::spider::{PageCaps, Spec};
 use crate::error::Error;
 use std::time::Duration;
@@ -62,7 +64,7 @@ pub struct CrawlPolicy {
     pub backoff: Duration,
 }
 
-fn start_url(s: &str) -> Result<Url, Error> {
+pub fn start_url(s: &str) -> Result<Url, Error> {
     let bad = |why: &str| {
         usage(format!(
             "invalid --start-url {s:?}: {why} (use an absolute http:// or https:// URL)"
@@ -91,23 +93,62 @@ fn session_headers(spec: &[(String, String)], flags: &[String]) -> Result<Header
     Ok(Headers::merge(spec, &cli))
 }
 
+/// Reads `--spec` (or the built-in spider) and moves it onto `--origin`.
+pub fn load_spec(
+    path: Option<&str>,
+    origin: Option<&str>,
+) -> Result<(SpecFile, Option<Origin>), Error> {
+    let mut file = match path {
+        Some(path) => {
+            let text = spec::read("--spec", path).map_err(Error::Spec)?;
+            spec::parse(&text, path).map_err(Error::Spec)?
+        }
+        None => spec::parse(spec::QUOTES, "built-in").map_err(Error::Spec)?,
+    };
+    let origin = origin.map(Origin::parse).transpose().map_err(usage)?;
+    if let Some(o) = &origin {
+        file.rebase(o);
+    }
+    Ok((file, origin))
+}
+
+/// The spec's login step (its variables read) and what every request
+/// carries: headers (`--header` wins), the User-Agent and the proxies.
+pub fn session(
+    file: &SpecFile,
+    spec_path: Option<&str>,
+    header_flags: &[String],
+    user_agent: Option<String>,
+    proxy: Option<&str>,
+) -> Result<(Option<LoginStep>, Headers, String, Proxies), Error> {
+    let env = |name: &str| std::env::var(name).ok();
+    let login = file
+        .login
+        .as_ref()
+        .map(|l| l.resolve(&env))
+        .transpose()
+        .map_err(|m| usage(format!("spec {}: {m}", spec_path.unwrap_or("built-in"))))?;
+    let mut headers = session_headers(&file.headers, header_flags)?;
+    let user_agent = user_agent
+        .or_else(|| headers.take("user-agent"))
+        .unwrap_or_else(|| format!("qpipe/{}", env!("CARGO_PKG_VERSION")));
+    let proxies = Proxies::new(proxy, &env).map_err(usage)?;
+    Ok((login, headers, user_agent, proxies))
+}
+
 impl ProduceConfig {
     /// Validates `produce` arguments.
     pub fn from_args(a: ProduceArgs) -> Result<ProduceConfig, Error> {
         let threads = threads(a.threads)?;
-        let file = match &a.spec {
-            Some(path) => {
-                let text = crate::crawl::spec::read("--spec", path).map_err(Error::Spec)?;
-                crate::crawl::spec::parse(&text, path).map_err(Error::Spec)?
-            }
-            None => crate::crawl::spec::parse(crate::crawl::spec::QUOTES, "built-in")
-                .map_err(Error::Spec)?,
-        };
+        let (file, origin) = load_spec(a.spec.as_deref(), a.origin.as_deref())?;
         let start: Vec<Url> = if !a.start_url.is_empty() {
             a.start_url
                 .iter()
-                .map(|s| start_url(s))
-                .collect::<Result<_, _>>()?
+                .map(|s| {
+                    let u = start_url(s)?;
+                    Ok(origin.as_ref().map_or_else(|| u.clone(), |o| o.rebase(&u)))
+                })
+                .collect::<Result<_, Error>>()?
         } else if !file.start_urls.is_empty() {
             file.start_urls.clone()
         } else {
@@ -135,6 +176,13 @@ impl ProduceConfig {
             per_host: if a.per_host == 0 { threads } else { a.per_host },
             backoff: Duration::from_millis(a.retry_backoff_ms),
         };
+        let (login, headers, user_agent, proxies) = session(
+            &file,
+            a.spec.as_deref(),
+            &a.header,
+            a.user_agent,
+            a.proxy.as_deref(),
+        )?;
         let mut spec = file.spider;
         let id_field = match a.id_field {
             Some(f) if f != "url" && !spec.field_names().contains(&f.as_str()) => {
@@ -181,24 +229,6 @@ impl ProduceConfig {
                 ttl: None,
             });
         }
-        let env = |name: &str| std::env::var(name).ok();
-        let login = file
-            .login
-            .as_ref()
-            .map(|l| l.resolve(&env))
-            .transpose()
-            .map_err(|m| {
-                usage(format!(
-                    "spec {}: {m}",
-                    a.spec.as_deref().unwrap_or("built-in")
-                ))
-            })?;
-        let mut headers = session_headers(&file.headers, &a.header)?;
-        let user_agent = a
-            .user_agent
-            .or_else(|| headers.take("user-agent"))
-            .unwrap_or_else(|| format!("qpipe/{}", env!("CARGO_PKG_VERSION")));
-        let proxies = Proxies::new(a.proxy.as_deref(), &env).map_err(usage)?;
         let caps = PageCaps {
             max_nesting: positive(a.max_nesting, "--max-nesting")?,
             max_links: positive(a.max_links_per_page, "--max-links-per-page")?,

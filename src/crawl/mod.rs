@@ -8,6 +8,7 @@ pub mod crawler;
 pub mod fetch;
 pub mod frontier;
 pub mod hosts;
+pub mod origin;
 pub mod page;
 pub mod robots;
 pub mod session;

@@ -113,13 +113,47 @@ pub fn all_pages(pages: u64) -> String {
     layout("Quotes to Scrape: all pages", &main, false)
 }
 
-/// `/author/<slug>/`.
+/// `/author/<slug>/`: the app's `author.html`, with a birth date, a place and
+/// a description that differ per author (the description keeps the
+/// template's surrounding whitespace, as on the live site).
 pub fn author_page(name: &str, logged_in: bool) -> String {
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    const PLACES: [&str; 8] = [
+        "Ulm, Germany",
+        "Steventon Rectory, Hampshire, The United Kingdom",
+        "The United States",
+        "Yate, South Gloucestershire, England, The United Kingdom",
+        "Paris, France",
+        "Milan, Ohio, The United States",
+        "Copenhagen, Denmark",
+        "Nine Mile, Saint Ann, Jamaica",
+    ];
+    let i = data::AUTHORS.iter().position(|a| a.0 == name).unwrap_or(0);
     let main = format!(
-        "<div class=\"author-details\">\n<h3 class=\"author-title\">{}</h3>\n\
-         <p><strong>Born:</strong> <span class=\"author-born-date\">January 1, 1900</span></p>\n\
-         <div class=\"author-description\">A generated author of the qpipe demo site.</div>\n</div>\n",
-        esc(name)
+        "<div class=\"author-details\">\n<h3 class=\"author-title\">{name}</h3>\n\
+         <p><strong>Born:</strong> <span class=\"author-born-date\">{} {}, {}</span> \
+         <span class=\"author-born-location\">in {}</span></p>\n\
+         <p><strong>Description:</strong></p>\n\
+         <div class=\"author-description\">\n        {name} is author number {} of the qpipe demo site.\n        Every quote here is generated.    \n</div>\n</div>\n",
+        MONTHS[i % 12],
+        1 + (i * 7) % 28,
+        1800 + i * 9,
+        PLACES[i % PLACES.len()],
+        i + 1,
+        name = esc(name),
     );
     layout(
         &format!("Quotes to Scrape: {}", esc(name)),

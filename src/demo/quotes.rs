@@ -54,7 +54,7 @@ impl Quotes {
             ["tag", t, "page", n] => list(tagged(t), num(n)),
             ["author", a] => AUTHORS
                 .iter()
-                .find(|(name, _)| data::slug(name) == *a)
+                .find(|(name, _)| data::slug(name) == percent_decode(a))
                 .map(|(name, _)| pages::author_page(name, self.sessions.logged_in(req))),
             ["pages"] => Some(pages::all_pages(self.pages)),
             ["tableful"] => table(Some(all), Some(1)),
@@ -153,6 +153,31 @@ impl Site for Quotes {
             self.pages * data::PER_PAGE
         )
     }
+}
+
+/// A path segment with its `%XX` escapes decoded (browsers and crawlers
+/// send `/author/Zo%C3%AB-%C3%85ngstr%C3%B6m/` for the link `/author/Zoë-Ångström/`).
+fn percent_decode(segment: &str) -> String {
+    let b = segment.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -291,5 +316,18 @@ mod tests {
             assert!(n > 0 && page.contains("<a href=\"/logout\">Logout</a>"));
         }
         assert!(!body(&site, "/").contains("Goodreads"));
+    }
+
+    #[test]
+    fn author_paths_are_percent_decoded() {
+        let site = Quotes::new(1, "127.0.0.1:8000");
+        let body = site.render("/author/Zo%C3%AB-%C3%85ngstr%C3%B6m/");
+        assert_eq!(body.status, 200);
+        let text = String::from_utf8_lossy(&body.body);
+        assert!(
+            text.contains("<h3 class=\"author-title\">Zoë Ångström</h3>"),
+            "{text}"
+        );
+        assert_eq!(site.render("/author/Zo%C3-x/").status, 404);
     }
 }

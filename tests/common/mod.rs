@@ -216,14 +216,14 @@ pub struct Site {
 impl Site {
     /// Starts the demo site with `pages` pages on a free port.
     pub fn start(pages: u64) -> Site {
+        Site::start_with(&["--pages", &pages.to_string()])
+    }
+
+    /// Starts the demo site on a free port with these extra arguments.
+    pub fn start_with(extra: &[&str]) -> Site {
         let mut child = Command::new(QPIPE)
-            .args([
-                "demo-site",
-                "--addr",
-                "127.0.0.1:0",
-                "--pages",
-                &pages.to_string(),
-            ])
+            .args(["demo-site", "--addr", "127.0.0.1:0"])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -22,6 +22,7 @@ mod rule;
 #[cfg(test)]
 mod tests;
 
+use crate::crawl::origin::Origin;
 use crate::crawl::session::login::Login;
 use crate::crawl::spider::{Rule, Spec};
 use raw::{Raw, RuleKeys};
@@ -50,6 +51,22 @@ pub struct SpecFile {
     pub headers: Vec<(String, String)>,
     /// A form to log in with before crawling.
     pub login: Option<Login>,
+}
+
+impl SpecFile {
+    /// Moves the spec onto `origin` (`--origin`): its start, sitemap and
+    /// login URLs, and its allowed domains, which become the origin's host.
+    pub fn rebase(&mut self, origin: &Origin) {
+        for u in self.start_urls.iter_mut().chain(&mut self.sitemap_urls) {
+            *u = origin.rebase(u);
+        }
+        if let Some(login) = &mut self.login {
+            login.url = origin.rebase(&login.url);
+        }
+        if !self.allowed_domains.is_empty() {
+            self.allowed_domains = vec![origin.host()];
+        }
+    }
 }
 
 /// The built-in quotes spider, as a spec users can copy (`qpipe spec --print`).

@@ -1,0 +1,97 @@
+//! `qpipe spec --try URL`: fetch one page with a spec and show what a crawl
+//! would make of it (the rule, the items, the links it would follow), like
+//! `scrapy parse`. Nothing goes to Redis; people write specs with it.
+
+use crate::config::TryConfig;
+use crate::crawl::crawler::{CrawlCounts, Crawler};
+use crate::crawl::frontier::Bounds;
+use crate::crawl::hosts::Hosts;
+use crate::crawl::session::{login, Session};
+use crate::crawl::spider;
+use crate::error::{Error, Exit};
+use crate::run::counters::{Counters, Side};
+use crate::run::log;
+use crate::run::signal::Signals;
+use crate::run::summary::{Output, Summary};
+use std::time::Duration;
+use url::Url;
+
+/// Logs in if the spec says so, fetches the page (redirects followed, no
+/// retries beyond the crawler's own), scrapes it and prints the result.
+pub fn run(cfg: &TryConfig, signals: &Signals) -> Result<Summary, Error> {
+    let file = &cfg.file;
+    let mut cookie_urls = vec![cfg.url.clone()];
+    cookie_urls.extend(file.start_urls.iter().cloned());
+    cookie_urls.extend(cfg.login.iter().map(|l| l.login.url.clone()));
+    let session = Session::new(&cfg.http, &cookie_urls);
+    if let Some(step) = &cfg.login {
+        login::log_in(&session, step, cfg.http.max_body, &signals.stop)?;
+    }
+    // The page stands for `--start-url`: the allowed domains are the spec's,
+    // else the page's host.
+    let bounds = Bounds {
+        domains: file.allowed_domains.clone(),
+        ..Bounds::default()
+    }
+    .with_default_domains(std::slice::from_ref(&cfg.url));
+    let allowed = |u: &Url| bounds.allows(u);
+    let hosts = Hosts::new(1);
+    let live = Counters::new(Side::Produce);
+    let crawler = Crawler {
+        session: &session,
+        robots: None,
+        hosts: &hosts,
+        delay: Duration::ZERO,
+        max_body: cfg.http.max_body,
+        backoff: Duration::from_millis(500),
+        allowed: &allowed,
+        live: &live,
+    };
+    let mut counts = CrawlCounts::default();
+    let got = crawler
+        .get(&cfg.url, &mut counts, &signals.stop)
+        .map_err(|f| {
+            Error::Http(format!(
+                "cannot try {}: {} ({}) (check the URL, or the site's robots and login)",
+                cfg.url,
+                f.reason.name(),
+                f.detail
+            ))
+        })?;
+    let scraped = spider::scrape(&file.spider, cfg.caps, &got.page, &got.url);
+    let rule = match (&scraped.rule, scraped.sitemap) {
+        (_, true) => "(sitemap)".to_string(),
+        (Some(r), _) => format!("{r:?}"),
+        (None, _) => "(no rule matches this URL)".to_string(),
+    };
+    let (on_site, off_site): (Vec<&Url>, Vec<&Url>) =
+        scraped.links.iter().partition(|u| bounds.allows(u));
+    let mut out = String::new();
+    out.push_str(&format!("# page: {}\n# rule: {rule}\n", got.url));
+    out.push_str(&format!("# items: {}\n", scraped.items.len()));
+    for item in &scraped.items {
+        out.push_str(&String::from_utf8_lossy(&item.json));
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "# links followed: {} ({} off-site, {} dropped by allow/deny, {} not http)\n",
+        on_site.len(),
+        off_site.len(),
+        scraped.links_filtered,
+        scraped.ignored_links
+    ));
+    if !off_site.is_empty() {
+        out.push_str(&format!(
+            "# off-site: outside the allowed domains ({}); --origin moves a spec onto a mirror\n",
+            bounds.domains.join(", ")
+        ));
+    }
+    for u in on_site {
+        out.push_str(u.as_str());
+        out.push('\n');
+    }
+    log::out(&out);
+    let mut sum = Summary::new("spec", Exit::Ok);
+    sum.output = Output::Silent;
+    Ok(sum)
+}

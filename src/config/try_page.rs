@@ -1,0 +1,60 @@
+//! `qpipe spec --try URL`: the spec, session and page to try, validated.
+
+use super::produce::{load_spec, session, start_url};
+use crate::crawl::fetch::HttpConfig;
+use crate::crawl::session::login::LoginStep;
+use crate::crawl::spec::SpecFile;
+use crate::crawl::spider::PageCaps;
+use crate::error::Error;
+use std::time::Duration;
+use url::Url;
+
+/// One page to fetch and scrape with a spec, printed rather than pushed.
+pub struct TryConfig {
+    /// The page.
+    pub url: Url,
+    /// The spec (moved onto `--origin` if given).
+    pub file: SpecFile,
+    /// The spec's login step, run before the page is fetched.
+    pub login: Option<LoginStep>,
+    /// HTTP settings: `produce`'s defaults with the spec's headers.
+    pub http: HttpConfig,
+    /// `produce`'s default page caps.
+    pub caps: PageCaps,
+}
+
+impl TryConfig {
+    /// Validates `spec --try` and its companions.
+    pub fn new(
+        url: &str,
+        spec: Option<&str>,
+        origin: Option<&str>,
+        header: &[String],
+        proxy: Option<&str>,
+    ) -> Result<TryConfig, Error> {
+        let (file, origin) = load_spec(spec, origin)?;
+        let url = start_url(url)
+            .map_err(|e| Error::Usage(e.to_string().replace("--start-url", "--try")))?;
+        let url = origin.map_or_else(|| url.clone(), |o| o.rebase(&url));
+        let (login, headers, user_agent, proxies) = session(&file, spec, header, None, proxy)?;
+        Ok(TryConfig {
+            url,
+            file,
+            login,
+            // The defaults of `produce`'s flags.
+            http: HttpConfig {
+                connect_timeout: Duration::from_secs(10),
+                read_timeout: Duration::from_secs(30),
+                total_timeout: Duration::from_secs(60),
+                max_body: 10 * 1024 * 1024,
+                user_agent,
+                headers,
+                proxies,
+            },
+            caps: PageCaps {
+                max_nesting: 256,
+                max_links: 10_000,
+            },
+        })
+    }
+}

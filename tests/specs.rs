@@ -1,0 +1,206 @@
+//! The specs shipped in `specs/`, each run by `qpipe produce --origin` against
+//! the matching variant of `qpipe demo-site`: exact counts and values.
+
+mod common;
+
+use common::{qpipe_env, site_quotes, stats, Redis, Site};
+use serde_json::Value;
+use std::collections::BTreeSet;
+
+const KEY: &str = "DATA-PIPELINE-KEY";
+
+/// Runs `produce` with `spec` (a path, or JSON text written to a file)
+/// moved onto `site`, and returns the pushed items in push order.
+fn crawl(site: &Site, spec: &str, env: &[(&str, &str)]) -> (Vec<Value>, Value) {
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = if spec.starts_with('{') {
+        let p = dir.path().join("spec.json");
+        std::fs::write(&p, spec).unwrap();
+        p
+    } else {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(spec)
+    };
+    let st = dir.path().join("stats.json");
+    let run = qpipe_env(
+        &[
+            "produce",
+            "--spec",
+            path.to_str().unwrap(),
+            "--origin",
+            &site.url,
+            "--redis",
+            &redis.url(),
+            "--stats-json",
+            st.to_str().unwrap(),
+        ],
+        None,
+        env,
+    );
+    assert_eq!(run.code, 0, "{spec}: {run}");
+    let mut raw = redis.lrange(KEY);
+    raw.reverse();
+    let items = raw
+        .iter()
+        .map(|s| serde_json::from_str(s).unwrap())
+        .collect();
+    (items, stats(&st))
+}
+
+/// The keys of an item, in order.
+fn keys(item: &Value) -> Vec<&str> {
+    item.as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect()
+}
+
+/// `(quote, author, tags)` of every item, sorted.
+fn triples(items: &[Value]) -> Vec<(String, String, String)> {
+    let mut v: Vec<_> = items
+        .iter()
+        .map(|i| {
+            (
+                i["quote"].as_str().unwrap().to_string(),
+                i["author"].as_str().unwrap().to_string(),
+                i["tags"].to_string(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The default pages, crawled by pagination only: the reference every
+/// variant must match, itself checked against a string-search oracle.
+fn reference(site: &Site) -> Vec<(String, String, String)> {
+    let spec = r#"{"start_urls": ["http://x/"], "item": "div.quote",
+        "fields": {"quote": "span.text", "author": "small.author",
+                   "tags": {"css": "a.tag", "all": true}},
+        "follow": ["li.next a"]}"#;
+    let (items, _) = crawl(site, spec, &[]);
+    let quotes: BTreeSet<String> = items
+        .iter()
+        .map(|i| i["quote"].as_str().unwrap().to_string())
+        .collect();
+    let oracle: BTreeSet<String> = site_quotes(site, 10).into_iter().collect();
+    assert_eq!((items.len(), quotes.len()), (100, 100));
+    assert_eq!(quotes, oracle);
+    triples(&items)
+}
+
+#[test]
+fn api_js_and_tableful_specs_yield_the_default_pages_quotes_exactly() {
+    let site = Site::start(10);
+    let want = reference(&site);
+    for spec in [
+        "specs/toscrape-api.json",
+        "specs/toscrape-js.json",
+        "specs/toscrape-tableful.json",
+    ] {
+        let (items, st) = crawl(&site, spec, &[]);
+        assert_eq!(items.len(), 100, "{spec}");
+        assert_eq!(st["pages_fetched"], 10, "{spec}: {st}");
+        for i in &items {
+            assert_eq!(keys(i), ["quote", "author", "tags", "url"], "{spec}: {i}");
+        }
+        assert_eq!(triples(&items), want, "{spec}");
+    }
+}
+
+#[test]
+fn login_spec_logs_in_and_adds_absolute_goodreads_links() {
+    let site = Site::start(10);
+    let env = [("QUOTES_PASSWORD", "s3cret-pw")];
+    let (items, _) = crawl(&site, "specs/toscrape-login.json", &env);
+    assert_eq!(items.len(), 100);
+    for i in &items {
+        assert_eq!(keys(i), ["quote", "author", "tags", "goodreads", "url"]);
+        let link = i["goodreads"].as_str().unwrap_or_else(|| panic!("{i}"));
+        assert!(link.starts_with("http://goodreads.com/author/show/"), "{i}");
+    }
+    let einstein = items.iter().find(|i| i["author"] == "Albert Einstein");
+    assert_eq!(
+        einstein.unwrap()["goodreads"],
+        "http://goodreads.com/author/show/9810.Albert_Einstein"
+    );
+    // The same spec without its login step sees no Goodreads link at all.
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/toscrape-login.json"),
+    )
+    .unwrap();
+    let mut spec: Value = serde_json::from_str(&text).unwrap();
+    spec.as_object_mut().unwrap().remove("login");
+    let (items, _) = crawl(&site, &spec.to_string(), &[]);
+    assert_eq!(items.len(), 100);
+    assert!(items.iter().all(|i| i["goodreads"].is_null()));
+}
+
+#[test]
+fn authors_spec_reads_every_author_page_once() {
+    let site = Site::start(10);
+    let (items, st) = crawl(&site, "specs/toscrape-authors.json", &[]);
+    assert_eq!(items.len(), 16, "{st}");
+    let names: BTreeSet<&str> = items.iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 16);
+    let twain = items.iter().find(|i| i["name"] == "Mark Twain").unwrap();
+    let url = format!("{}author/Mark-Twain/", site.url);
+    assert_eq!(
+        twain,
+        &serde_json::json!({
+            "name": "Mark Twain",
+            "born_date": "October 8, 1881",
+            "born_location": "Steventon Rectory, Hampshire, The United Kingdom",
+            "description": "Mark Twain is author number 10 of the qpipe demo site. Every quote here is generated.",
+            "url": url,
+            "kind": "author"
+        })
+    );
+    assert_eq!(st["pages_by_rule"]["author"], 16, "{st}");
+    assert_eq!(st["pages_by_rule"]["list"], 10, "{st}");
+}
+
+#[test]
+fn books_specs_read_the_list_and_every_detail_page() {
+    let site = Site::start_with(&["--site", "books"]);
+    let (list, _) = crawl(&site, "specs/books.json", &[]);
+    assert_eq!(list.len(), 50);
+    let (books, st) = crawl(&site, "specs/books-details.json", &[]);
+    assert_eq!(books.len(), 50, "{st}");
+    let upcs: BTreeSet<&str> = books.iter().map(|b| b["upc"].as_str().unwrap()).collect();
+    assert_eq!(upcs.len(), 50);
+    let first = books
+        .iter()
+        .find(|b| b["title"] == "The Silent Garden")
+        .unwrap();
+    assert_eq!(
+        first,
+        &serde_json::json!({
+            "title": "The Silent Garden",
+            "price": "£10.00",
+            "rating": "One",
+            "in_stock": "1",
+            "upc": "d8ff1237cb034e81",
+            "description": "The Silent Garden is book 1 of the 50 in the qpipe demo catalogue & ships at once.",
+            "url": format!("{}catalogue/the-silent-garden_1000/index.html", site.url),
+            "kind": "book"
+        })
+    );
+}
+
+#[test]
+fn sitemaps_from_robots_txt_reach_every_page_and_author() {
+    let site = Site::start(10);
+    let spec = r#"{"sitemap_urls": ["http://x/robots.txt"], "rule_field": "kind",
+        "rules": [
+          {"name": "author", "match": "/author/", "item": "div.author-details",
+           "fields": {"name": "h3.author-title"}},
+          {"name": "quotes", "match": "/page/", "item": "div.quote",
+           "fields": {"quote": "span.text"}}]}"#;
+    let (items, st) = crawl(&site, spec, &[]);
+    let count = |k: &str| items.iter().filter(|i| i["kind"] == k).count();
+    assert_eq!((count("author"), count("quotes")), (16, 100), "{st}");
+    // robots.txt, the index, the page urlset and the gzipped author urlset.
+    assert_eq!(st["pages_by_rule"]["(sitemap)"], 4, "{st}");
+}
