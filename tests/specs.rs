@@ -204,3 +204,79 @@ fn sitemaps_from_robots_txt_reach_every_page_and_author() {
     // robots.txt, the index, the page urlset and the gzipped author urlset.
     assert_eq!(st["pages_by_rule"]["(sitemap)"], 4, "{st}");
 }
+
+#[test]
+fn spec_try_prints_the_rule_items_and_links_of_one_page() {
+    let site = Site::start(3);
+    let page = format!("{}author/Mark-Twain/", site.url);
+    let run = qpipe_env(
+        &[
+            "spec",
+            "--try",
+            &page,
+            "--spec",
+            "specs/toscrape-authors.json",
+            "--origin",
+            &site.url,
+        ],
+        Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))),
+        &[],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(
+        lines[..3],
+        [
+            format!("# page: {page}").as_str(),
+            "# rule: \"author\"",
+            "# items: 1"
+        ]
+    );
+    let item: Value = serde_json::from_str(lines[3]).unwrap();
+    assert_eq!(
+        (item["name"].as_str(), item["kind"].as_str()),
+        (Some("Mark Twain"), Some("author"))
+    );
+    assert_eq!(
+        lines[4],
+        "# links followed: 0 (0 off-site, 0 dropped by allow/deny, 0 not http)"
+    );
+    assert_eq!(lines.len(), 5, "{run}");
+
+    // The built-in spider on the last list page: 10 items, and the tag links
+    // it would follow (no next page), none of them off-site.
+    let run = qpipe_env(
+        &["spec", "--try", &format!("{}page/3/", site.url)],
+        None,
+        &[],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let items = run.stdout.lines().filter(|l| l.starts_with('{')).count();
+    let links: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("http"))
+        .collect();
+    assert_eq!(items, 10, "{run}");
+    assert!(
+        run.stdout.contains("# rule: \"default\"\n# items: 10\n"),
+        "{run}"
+    );
+    assert!(
+        !links.is_empty() && links.iter().all(|l| l.contains("/tag/")),
+        "{run}"
+    );
+
+    // A page that fails is one line on stderr and exit 1; misuse is exit 2.
+    let run = qpipe_env(&["spec", "--try", &format!("{}nope", site.url)], None, &[]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        run.stderr.contains("cannot try") && run.stderr.contains("http_404"),
+        "{run}"
+    );
+    let run = qpipe_env(&["spec", "--spec", "specs/quotes.json"], None, &[]);
+    assert_eq!(run.code, 2, "{run}");
+    let run = qpipe_env(&["spec", "--try", "ftp://x/"], None, &[]);
+    assert_eq!(run.code, 2, "{run}");
+    assert!(run.stderr.contains("invalid --try"), "{run}");
+}
