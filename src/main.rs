@@ -22,7 +22,7 @@ mod run;
 
 use argh::FromArgs;
 use config::cli::{Args, Command};
-use config::{ConsumeConfig, DemoConfig, ProduceConfig, PushConfig, StatusConfig};
+use config::{ConsumeConfig, DemoConfig, EnqueueConfig, ProduceConfig, PushConfig, StatusConfig};
 use error::{Error, Exit};
 use run::summary::{Output, Summary};
 use run::{log, signal};
@@ -78,6 +78,7 @@ fn dispatch(args: Args) -> (Result<Summary, Error>, Option<String>) {
         Command::Produce(_) => "produce",
         Command::Consume(_) => "consume",
         Command::Push(_) => "push",
+        Command::Enqueue(_) => "enqueue",
         Command::Recover(_) => "recover",
         Command::Status(_) => "status",
         Command::Spec(_) => "spec",
@@ -124,6 +125,12 @@ fn dispatch(args: Args) -> (Result<Summary, Error>, Option<String>) {
             let r = PushConfig::from_args(a).and_then(|c| cmd::push::run(&c, &signals));
             (r, stats)
         }
+        Command::Enqueue(a) => {
+            log::set_verbosity(verbosity(a.quiet, false));
+            let stats = a.stats_json.clone();
+            let r = EnqueueConfig::from_args(a).and_then(|c| cmd::enqueue::run(&c, &signals));
+            (r, stats)
+        }
         Command::Recover(a) => {
             let stats = a.stats_json.clone();
             let r = config::RedisTarget::new(a.redis, a.tls_ca, a.key, a.shards)
@@ -133,13 +140,13 @@ fn dispatch(args: Args) -> (Result<Summary, Error>, Option<String>) {
         Command::Spec(a) => (cmd::spec::run(a.print, a.check.as_deref()), None),
         Command::Status(a) => {
             let r = config::RedisTarget::new(a.redis, a.tls_ca, a.key, a.shards)
-                .map(|t| StatusConfig::new(t, a.seen_key, a.lock, a.json))
+                .map(|t| StatusConfig::new(t, a.seen_key, a.lock, a.jobs, a.json))
                 .and_then(|c| cmd::status::run(&c, &signals));
             (r, None)
         }
         Command::Peek(a) => {
             let r = config::RedisTarget::new(a.redis, a.tls_ca, a.key, a.shards)
-                .map(|t| StatusConfig::new(t, None, None, false))
+                .map(|t| StatusConfig::new(t, None, None, None, false))
                 .and_then(|c| cmd::status::peek(&c, a.count, &signals));
             (r, None)
         }

@@ -9,9 +9,11 @@ use std::time::Duration;
 
 pub mod cli;
 mod endpoint;
+mod jobs;
 mod monitor;
 mod produce;
 
+pub use jobs::{EnqueueConfig, JobsConfig};
 pub use monitor::MonitorConfig;
 pub use produce::ProduceConfig;
 
@@ -214,6 +216,8 @@ pub struct StatusConfig {
     pub seen_key: Option<String>,
     /// Also report who holds this lock.
     pub lock: Option<String>,
+    /// Also report this job list (hash-tagged on a cluster).
+    pub jobs: Option<String>,
     /// Print JSON instead of text.
     pub json: bool,
 }
@@ -224,9 +228,12 @@ impl StatusConfig {
         target: RedisTarget,
         seen_key: Option<String>,
         lock: Option<String>,
+        jobs: Option<String>,
         json: bool,
     ) -> StatusConfig {
+        let cluster = target.redis.is_cluster();
         StatusConfig {
+            jobs: jobs.map(|j| crate::queue::conn::shard_keys(&j, 1, cluster).remove(0)),
             target,
             seen_key,
             lock,

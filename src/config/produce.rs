@@ -1,7 +1,8 @@
 //! `qpipe produce` settings: the spider spec, crawl bounds and politeness.
 
 use super::{
-    positive, seconds, threads, usage, writer, MonitorConfig, RunLimits, SeenConfig, WriterConfig,
+    positive, seconds, threads, usage, writer, JobsConfig, MonitorConfig, RunLimits, SeenConfig,
+    WriterConfig,
 };
 use crate::config::cli::ProduceArgs;
 use crate::crawl::fetch::HttpConfig;
@@ -47,6 +48,8 @@ pub struct ProduceConfig {
     pub monitor: MonitorConfig,
     /// The spec's `login`, its variables read: run once before the crawl.
     pub login: Option<LoginStep>,
+    /// `--jobs`: crawl jobs taken from a Redis list instead of `start`.
+    pub jobs: Option<JobsConfig>,
 }
 
 /// How politely `produce` crawls.
@@ -103,7 +106,10 @@ impl ProduceConfig {
             None => crate::crawl::spec::parse(crate::crawl::spec::QUOTES, "built-in")
                 .map_err(Error::Spec)?,
         };
-        let start: Vec<Url> = if !a.start_url.is_empty() {
+        let jobs = JobsConfig::from_args(&a, &file.spider)?;
+        let start: Vec<Url> = if jobs.is_some() {
+            Vec::new()
+        } else if !a.start_url.is_empty() {
             a.start_url
                 .iter()
                 .map(|s| start_url(s))
@@ -204,6 +210,7 @@ impl ProduceConfig {
             max_links: positive(a.max_links_per_page, "--max-links-per-page")?,
         };
         Ok(ProduceConfig {
+            jobs: jobs.map(|j| j.on(&writer.redis)),
             caps,
             limits,
             monitor: MonitorConfig::new(a.metrics, a.stats_every)?,
