@@ -206,7 +206,9 @@ mod tests {
         );
         assert_eq!(
             a.fingerprint,
-            Some(fingerprint(br#"{"name":"Ann","meta":{"job":1e2},"kind":"author"}"#))
+            Some(fingerprint(
+                br#"{"name":"Ann","meta":{"job":1e2},"kind":"author"}"#
+            ))
         );
         let b = encode_with_meta(Map::new(), "u", None, None, meta);
         assert_eq!(b.json, br#"{"url":"u","meta":{"job":1e2}}"#);

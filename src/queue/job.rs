@@ -137,7 +137,11 @@ mod tests {
     #[test]
     fn bad_jobs_say_what_is_wrong() {
         let err = |s: &str| job(s).unwrap_err();
-        assert!(err("ftp://x/").contains("not an http(s) URL"), "{}", err("ftp://x/"));
+        assert!(
+            err("ftp://x/").contains("not an http(s) URL"),
+            "{}",
+            err("ftp://x/")
+        );
         assert!(err("/relative").contains("not a URL"));
         assert!(err(r#"{"url": 5}"#).contains("invalid job JSON"));
         assert!(err(r#"{"meta": {}}"#).contains("missing field `url`"));
@@ -152,7 +156,10 @@ mod tests {
             "1".to_string() + &"}".repeat(70)
         );
         assert!(err(&deep).contains("deeper than 64"), "{}", err(&deep));
-        let big = format!(r#"{{"url":"http://x/","meta":{{"a":"{}"}}}}"#, "x".repeat(MAX_META));
+        let big = format!(
+            r#"{{"url":"http://x/","meta":{{"a":"{}"}}}}"#,
+            "x".repeat(MAX_META)
+        );
         assert!(err(&big).contains("more than 65536"));
     }
 }

@@ -128,7 +128,12 @@ pub fn counts(link: &mut Link, jobs: &str) -> Result<JobCounts, Error> {
     })?;
     let n: Vec<u64> = replies
         .into_iter()
-        .map(|v| redis::from_redis_value::<Option<u64>>(v).ok().flatten().unwrap_or(0))
+        .map(|v| {
+            redis::from_redis_value::<Option<u64>>(v)
+                .ok()
+                .flatten()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = JobCounts {
         pending: n.first().copied().unwrap_or(0),

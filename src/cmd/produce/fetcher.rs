@@ -2,11 +2,11 @@
 //! politely, scrape it, send its items to the writer, complete it. A panic
 //! on one page completes that page and stops the run, never a hang.
 
+use crate::config::ProduceConfig;
 use crate::crawl::crawler::{CrawlCounts, Crawler};
 use crate::crawl::fetch::{Failure, Reason};
 use crate::crawl::frontier::CrawlFrontier;
 use crate::crawl::spider;
-use crate::config::ProduceConfig;
 use crate::queue::writer::Parcel;
 use crate::run::counters::Counters;
 use crate::run::log;

@@ -243,8 +243,7 @@ pub fn scrape_job(
         .tagged
         .then_some((spec.rule_field.as_str(), rule.name.as_str()));
     let id = spec.id_field.as_deref();
-    let encode =
-        |fields| crate::queue::item::encode_with_meta(fields, url.as_str(), id, tag, meta);
+    let encode = |fields| crate::queue::item::encode_with_meta(fields, url.as_str(), id, tag, meta);
     let (mut items, mut items_cut) = (Vec::new(), 0);
     let mut emit = |f| {
         if items.len() < MAX_ITEMS_PER_PAGE {
