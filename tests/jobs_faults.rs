@@ -1,5 +1,6 @@
 //! Crawl jobs through faults: a worker killed with kill -9 mid-job, a
-//! SIGTERM mid-job, and a lost reply to the acknowledgement.
+//! SIGTERM or `--max-time` mid-job, and lost replies to a take and to an
+//! acknowledgement.
 
 mod common;
 
@@ -88,10 +89,13 @@ fn sigterm_mid_job_puts_the_job_back() {
 }
 
 #[test]
-fn a_lost_ack_reply_counts_the_job_once() {
+fn lost_take_and_ack_replies_neither_lose_nor_double_count_a_job() {
     let site = chains(2, Duration::ZERO);
     let redis = Redis::start();
     let proxy = common::proxy::Proxy::start(&redis);
+    // The first take's reply (the job goes back whole and is taken again),
+    // then the first acknowledgement's (retried, counted once).
+    proxy.cut("BLMOVE", 0, 1);
     proxy.cut(":done", 0, 1);
     let (a, b) = (format!("{}/a/1", site.base), format!("{}/b/1", site.base));
     assert_eq!(
@@ -106,7 +110,7 @@ fn a_lost_ack_reply_counts_the_job_once() {
         None,
     );
     assert_eq!(run.code, 0, "{run}");
-    assert_eq!(proxy.cuts(), 1, "{run}");
+    assert_eq!(proxy.cuts(), 2, "{run}");
     let s = stats(&st);
     assert_eq!(
         (s["jobs_done"].as_u64(), s["jobs_failed"].as_u64()),
@@ -119,5 +123,31 @@ fn a_lost_ack_reply_counts_the_job_once() {
         leftovers(&redis),
         [format!("{JOBS}:done")],
         "keys left behind"
+    );
+}
+
+#[test]
+fn max_time_mid_job_puts_the_job_back_and_exits_0() {
+    let site = chains(8, Duration::from_millis(300));
+    let redis = Redis::start();
+    let url = redis.url();
+    let job = format!("{}/s/1", site.base);
+    assert_eq!(qpipe(&["enqueue", "--redis", &url, &job], None).code, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("s.json");
+    let run = qpipe(&produce(&url, &st, &["--drain", "--max-time", "1"]), None);
+    assert_eq!(run.code, 0, "{run}");
+    let s = stats(&st);
+    assert_eq!(s["finish_reason"], "max_time", "{s}");
+    assert_eq!(
+        (s["jobs_done"].as_u64(), s["jobs_released"].as_u64()),
+        (Some(0), Some(1)),
+        "{s}"
+    );
+    assert_eq!(redis.lrange(JOBS), [job]);
+    assert_eq!(
+        leftovers(&redis),
+        Vec::<String>::new(),
+        "worker keys left behind"
     );
 }
