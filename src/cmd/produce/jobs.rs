@@ -43,8 +43,9 @@ const MAX_BLOCK: Duration = Duration::from_secs(1);
 pub(super) struct JobStats {
     /// Crawled, every item pushed, acknowledged and counted in `J:done`.
     pub(super) done: u64,
-    /// Not jobs (set aside in `J:dead`), crawls that failed, and jobs a
-    /// recovery took back while this worker's heartbeat had lapsed.
+    /// Not jobs (set aside in `J:dead`), crawls that failed (their job also
+    /// counts as released when it goes back at exit), and jobs a recovery
+    /// took back while this worker's heartbeat had lapsed.
     pub(super) failed: u64,
     /// Put back on the list at exit (a signal, `--max-time`, a failure).
     pub(super) released: u64,
