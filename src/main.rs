@@ -22,7 +22,9 @@ mod run;
 
 use argh::FromArgs;
 use config::cli::{Args, Command};
-use config::{ConsumeConfig, DemoConfig, ProduceConfig, PushConfig, StatusConfig, TryConfig};
+use config::{
+    ConsumeConfig, DemoConfig, EnqueueConfig, ProduceConfig, PushConfig, StatusConfig, TryConfig,
+};
 use error::{Error, Exit};
 use run::summary::{Output, Summary};
 use run::{log, signal};
@@ -78,6 +80,7 @@ fn dispatch(args: Args) -> (Result<Summary, Error>, Option<String>) {
         Command::Produce(_) => "produce",
         Command::Consume(_) => "consume",
         Command::Push(_) => "push",
+        Command::Enqueue(_) => "enqueue",
         Command::Recover(_) => "recover",
         Command::Status(_) => "status",
         Command::Spec(_) => "spec",
@@ -124,33 +127,28 @@ fn dispatch(args: Args) -> (Result<Summary, Error>, Option<String>) {
             let r = PushConfig::from_args(a).and_then(|c| cmd::push::run(&c, &signals));
             (r, stats)
         }
+        Command::Enqueue(a) => {
+            log::set_verbosity(verbosity(a.quiet, false));
+            let stats = a.stats_json.clone();
+            let r = EnqueueConfig::from_args(a).and_then(|c| cmd::enqueue::run(&c, &signals));
+            (r, stats)
+        }
         Command::Recover(a) => {
             let stats = a.stats_json.clone();
             let r = config::RedisTarget::new(a.redis, a.tls_ca, a.key, a.shards)
                 .and_then(|c| cmd::recover::run(&c, &signals));
             (r, stats)
         }
-        Command::Spec(a) => match a.try_url {
-            Some(url) => {
-                let r = TryConfig::new(&url, a.spec.as_deref(), a.origin.as_deref(), &a.header, a.proxy.as_deref())
-                    .and_then(|c| cmd::try_page::run(&c, &signals));
-                (r, None)
-            }
-            None if a.spec.is_some() || a.origin.is_some() || !a.header.is_empty() || a.proxy.is_some() => (
-                Err(Error::Usage("--spec, --origin, --header and --proxy go with --try URL (see qpipe spec --help)".into())),
-                None,
-            ),
-            None => (cmd::spec::run(a.print, a.check.as_deref()), None),
-        },
+        Command::Spec(a) => (spec(a, &signals), None),
         Command::Status(a) => {
             let r = config::RedisTarget::new(a.redis, a.tls_ca, a.key, a.shards)
-                .map(|t| StatusConfig::new(t, a.seen_key, a.lock, a.json))
+                .map(|t| StatusConfig::new(t, a.seen_key, a.lock, a.jobs, a.json))
                 .and_then(|c| cmd::status::run(&c, &signals));
             (r, None)
         }
         Command::Peek(a) => {
             let r = config::RedisTarget::new(a.redis, a.tls_ca, a.key, a.shards)
-                .map(|t| StatusConfig::new(t, None, None, false))
+                .map(|t| StatusConfig::new(t, None, None, None, false))
                 .and_then(|c| cmd::status::peek(&c, a.count, &signals));
             (r, None)
         }
@@ -185,4 +183,24 @@ fn finish(sum: Summary, stats_json: Option<&str>) -> Exit {
         exit = e.exit();
     }
     exit
+}
+
+/// `qpipe spec`: `--print`, `--check FILE`, or `--try URL` with its companions.
+fn spec(a: config::cli::SpecArgs, signals: &signal::Signals) -> Result<Summary, Error> {
+    let companions = a.spec.is_some() || a.origin.is_some() || !a.header.is_empty();
+    match a.try_url {
+        Some(url) => TryConfig::new(
+            &url,
+            a.spec.as_deref(),
+            a.origin.as_deref(),
+            &a.header,
+            a.proxy.as_deref(),
+        )
+        .and_then(|c| cmd::try_page::run(&c, signals)),
+        None if companions || a.proxy.is_some() => Err(Error::Usage(
+            "--spec, --origin, --header and --proxy go with --try URL (see qpipe spec --help)"
+                .into(),
+        )),
+        None => cmd::spec::run(a.print, a.check.as_deref()),
+    }
 }

@@ -2,6 +2,7 @@
 
 pub mod consume;
 pub mod demo_site;
+pub mod enqueue;
 pub mod locked;
 pub mod monitor;
 pub mod produce;

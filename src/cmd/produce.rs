@@ -9,96 +9,115 @@
 //! ```
 //! Shutdown is by closing: fetchers return when the frontier ends, their
 //! senders drop, and the writer's `recv` loop ends after the last item.
+//!
+//! That is one crawl (`crawl`). Without `--jobs` a run is one crawl from the
+//! start URLs. With `--jobs` (`jobs`), a run is one crawl per job taken from
+//! a Redis list, each over its own frontier and with its own writer thread
+//! on the same connections, so the job is acknowledged only once the
+//! writer has pushed the job's last item and returned.
+
+mod fetcher;
+mod jobs;
+mod totals;
 
 use crate::cmd::monitor::Monitor;
 use crate::config::ProduceConfig;
-use crate::crawl::crawler::{CrawlCounts, Crawler};
-use crate::crawl::fetch::{Failure, Reason};
+use crate::crawl::crawler::Crawler;
 use crate::crawl::frontier::shared::{self as shared_frontier, SharedFrontier};
 use crate::crawl::frontier::{Bounds, CrawlFrontier, Frontier};
 use crate::crawl::hosts::Hosts;
 use crate::crawl::robots::Robots;
 use crate::crawl::session::{login, Session};
-use crate::crawl::spider;
 use crate::error::Error;
 use crate::queue::writer::{self, Parcel, WriterStats};
 use crate::queue::Queue;
 use crate::run::counters::{Counters, Side};
-use crate::run::log;
 use crate::run::progress;
 use crate::run::signal::Signals;
-use crate::run::summary::{counts_json, merge, Counts, Finish, Summary};
-use crossbeam_channel::Sender;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use crate::run::summary::{Counts, Summary};
+use fetcher::{FetchStats, Fetcher, StopOnPanic};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use url::Url;
+use totals::Totals;
 
-/// What one fetcher thread did.
-#[derive(Debug, Default)]
-struct FetchStats {
-    pages: u64,
-    items: u64,
-    ignored_links: u64,
-    errors: Counts,
-    skipped: Counts,
-    crawl: CrawlCounts,
-    /// Pages cut by a cap, by cap (`nesting`, `links`).
-    truncated: Counts,
-    elements_cut: u64,
-    links_cut: u64,
-    nested_items: u64,
-    /// Links dropped by allow/deny/sitemap_follow.
-    links_filtered: u64,
-    /// JSON bodies and script captures that did not parse.
-    bad_json: u64,
-    /// Pages read, by the rule that read them (`(sitemap)`, `(no rule)`).
-    pages_by_rule: Counts,
-    /// What the first panic on this thread said, if one happened.
-    panic: Option<String>,
+/// What every crawl of a run shares.
+struct Kit<'a> {
+    cfg: &'a ProduceConfig,
+    /// One session (pool, cookie jar) for the whole run, logged in first.
+    session: &'a Session,
+    robots: Option<&'a Robots>,
+    hosts: &'a Hosts,
+    live: &'a Counters,
+    signals: &'a Signals,
+    /// `signals.stop`: raised by a signal, or by a thread that failed.
+    stop: &'a AtomicBool,
+    /// `--max-time`: the end of the whole run.
+    deadline: Option<Instant>,
+    /// Test-only hook: `fetch` or `writer` makes that thread panic, so tests
+    /// can check that a panic ends the run with exit 1, not a hang.
+    test_panic: &'a str,
 }
 
-impl FetchStats {
-    fn merge(&mut self, o: FetchStats) {
-        self.pages += o.pages;
-        self.items += o.items;
-        self.ignored_links += o.ignored_links;
-        merge(&mut self.errors, o.errors);
-        merge(&mut self.skipped, o.skipped);
-        merge(
-            &mut self.crawl.responses_by_status,
-            o.crawl.responses_by_status,
-        );
-        merge(&mut self.crawl.retries, o.crawl.retries);
-        merge(&mut self.crawl.gave_up, o.crawl.gave_up);
-        self.crawl.robots_forbidden += o.crawl.robots_forbidden;
-        merge(&mut self.truncated, o.truncated);
-        self.elements_cut += o.elements_cut;
-        self.links_cut += o.links_cut;
-        self.nested_items += o.nested_items;
-        self.links_filtered += o.links_filtered;
-        self.bad_json += o.bad_json;
-        merge(&mut self.pages_by_rule, o.pages_by_rule);
-        self.panic = self.panic.take().or(o.panic);
-    }
-}
-
-/// Runs the crawl to completion (or limit, or signal) and reports it.
+/// Runs the crawl (or the job worker) to its end, limit or signal, and reports it.
 pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
     let started = Instant::now();
     let monitor = Monitor::start(&cfg.monitor, &cfg.writer.redis, &cfg.writer.shard_keys())?;
     let live = Counters::new(Side::Produce);
     // Connect before fetching anything: a bad Redis is a setup failure.
     let mut queues = cfg.writer.connect(&signals.stop)?;
-    // One session (pool, cookie jar) for the whole crawl, logged in first.
     let mut cookie_urls = cfg.start.clone();
     cookie_urls.extend(cfg.login.iter().map(|l| l.login.url.clone()));
     let session = Session::new(&cfg.http, &cookie_urls);
     if let Some(step) = &cfg.login {
         login::log_in(&session, step, cfg.http.max_body, &signals.stop)?;
     }
-    let bounds = Bounds {
+    let robots = cfg
+        .policy
+        .obey_robots
+        .then(|| Robots::new(&cfg.http.user_agent));
+    let test_panic = std::env::var("QPIPE_TEST_PANIC").unwrap_or_default();
+    let kit = Kit {
+        cfg,
+        session: &session,
+        robots: robots.as_ref(),
+        hosts: &Hosts::new(cfg.policy.per_host),
+        live: &live,
+        signals,
+        stop: &signals.stop,
         deadline: cfg.limits.max_time.map(|t| started + t),
+        test_panic: &test_panic,
+    };
+    let done = AtomicBool::new(false);
+    let progress_queue = progress::wanted()
+        .then(|| Queue::connect(&cfg.writer.redis, &cfg.writer.key, Duration::from_secs(1)).ok())
+        .flatten();
+    let totals = std::thread::scope(|s| {
+        if let Some(mut pq) = progress_queue {
+            s.spawn(|| {
+                progress::draw(
+                    &[("pages", &live.pages), ("pushed", &live.items_pushed)],
+                    move || pq.len().ok(),
+                    &done,
+                )
+            });
+        }
+        monitor.spawn(s, &live, &done);
+        let totals = match &cfg.jobs {
+            Some(jc) => jobs::serve(&kit, jc, &mut queues),
+            None => crawl_once(&kit, &mut queues),
+        };
+        done.store(true, Ordering::Relaxed);
+        totals
+    })?;
+    Ok(totals.summarize(cfg, signals, started))
+}
+
+/// Without `--jobs`: one crawl from the start URLs, over a frontier in this
+/// process or shared in Redis.
+fn crawl_once(kit: &Kit<'_>, queues: &mut [Queue]) -> Result<Totals, Error> {
+    let cfg = kit.cfg;
+    let bounds = Bounds {
+        deadline: kit.deadline,
         ..cfg.bounds.clone()
     };
     let frontier: Box<dyn CrawlFrontier> = match &cfg.shared_frontier {
@@ -112,7 +131,7 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
             let reach = shared_frontier::Reach {
                 ep: cfg.writer.redis.clone(),
                 retry_for: cfg.writer.retry_for,
-                stop: std::sync::Arc::clone(&signals.stop),
+                stop: std::sync::Arc::clone(&kit.signals.stop),
             };
             Box::new(SharedFrontier::join(
                 reach, name, &cfg.start, bounds, cfg.lease,
@@ -120,47 +139,42 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
         }
         None => Box::new(Frontier::new(&cfg.start, bounds)),
     };
-    let frontier = frontier.as_ref();
-    let robots = cfg
-        .policy
-        .obey_robots
-        .then(|| Robots::new(&cfg.http.user_agent));
-    let hosts = Hosts::new(cfg.policy.per_host);
+    let (fetched, written) = crawl(kit, frontier.as_ref(), queues, None);
+    let mut totals = Totals {
+        finish: Some(frontier.finish()),
+        ..Totals::default()
+    };
+    totals.add(fetched, written, frontier.as_ref());
+    Ok(totals)
+}
+
+/// One crawl over `frontier`: fetcher threads and a writer thread on
+/// `queues`, until the frontier ends and the writer has pushed (or spilled)
+/// every item. Items carry `meta` (a job's) if given.
+fn crawl(
+    kit: &Kit<'_>,
+    frontier: &dyn CrawlFrontier,
+    queues: &mut [Queue],
+    meta: Option<&str>,
+) -> (FetchStats, WriterStats) {
+    let (cfg, stop, live) = (kit.cfg, kit.stop, kit.live);
     let allowed = |u: &url::Url| frontier.allows(u);
     let crawler = Crawler {
-        session: &session,
-        robots: robots.as_ref(),
-        hosts: &hosts,
+        session: kit.session,
+        robots: kit.robots,
+        hosts: kit.hosts,
         delay: cfg.policy.delay,
         max_body: cfg.http.max_body,
         backoff: cfg.policy.backoff,
         allowed: &allowed,
-        live: &live,
+        live,
     };
-    let stop: &AtomicBool = &signals.stop;
     let (tx, rx) = crossbeam_channel::bounded::<Parcel>(cfg.channel_capacity);
-    // Test-only hook, read once: `fetch` or `writer` makes that thread panic,
-    // so tests can check that a panic ends the run with exit 1, not a hang.
-    let test_panic = std::env::var("QPIPE_TEST_PANIC").unwrap_or_default();
-    let test_panic = test_panic.as_str();
-
+    let test_panic = kit.test_panic;
     let done = AtomicBool::new(false);
-    let progress_queue = progress::wanted()
-        .then(|| Queue::connect(&cfg.writer.redis, &cfg.writer.key, Duration::from_secs(1)).ok())
-        .flatten();
-    let (fetched, mut written) = std::thread::scope(|s| {
-        if let Some(mut pq) = progress_queue {
-            s.spawn(|| {
-                progress::draw(
-                    &[("pages", &live.pages), ("pushed", &live.items_pushed)],
-                    move || pq.len().ok(),
-                    &done,
-                )
-            });
-        }
+    std::thread::scope(|s| {
         s.spawn(|| frontier.maintain(&done));
-        monitor.spawn(s, &live, &done);
-        let (queues, pushed) = (&mut queues, &live.items_pushed);
+        let pushed = &live.items_pushed;
         // `rx` moves into the writer thread: if it panics, unwinding drops the
         // receiver, so fetchers blocked in `send` get an error, not a hang.
         let writer = s.spawn(move || {
@@ -178,8 +192,9 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
                     frontier,
                     tx: tx.clone(),
                     stop,
-                    live: &live,
+                    live,
                     test_panic: AtomicBool::new(test_panic == "fetch" && i + 1 == cfg.threads),
+                    meta,
                 };
                 s.spawn(move || fetcher.run())
             })
@@ -206,197 +221,5 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
         });
         done.store(true, Ordering::Relaxed);
         (total, written)
-    });
-
-    let failure = written
-        .failure
-        .take()
-        .or_else(|| frontier.take_failure())
-        .or_else(|| fetched.panic.clone().map(Error::Internal));
-    let reason = match (&failure, signals.exit()) {
-        (Some(Error::Internal(_)), _) => Finish::InternalError,
-        (Some(_), _) => Finish::RedisUnavailable,
-        (None, Some(_)) => Finish::Stopped,
-        (None, None) => frontier.finish(),
-    };
-    let failed_pages: u64 = fetched.errors.values().sum();
-    let exit = signals.exit().unwrap_or(cfg.limits.exit_for(failed_pages));
-    let filtered = frontier.filtered();
-    let mut sum = Summary::new("produce", exit);
-    sum.finish(reason)
-        .set("redis", crate::error::redact(&cfg.writer.redis.url))
-        .set("key", cfg.writer.key.as_str())
-        .set("pages_fetched", fetched.pages)
-        .set("pages_failed", failed_pages)
-        .set("pages_skipped", fetched.skipped.values().sum::<u64>())
-        .set("urls_seen", frontier.seen())
-        .set("items_extracted", fetched.items)
-        .set("duplicates_dropped", written.duplicates)
-        .set("seen_in_earlier_runs", written.seen_before);
-    written.summarize(&mut sum);
-    sum.set(
-        "responses_by_status",
-        counts_json(&fetched.crawl.responses_by_status),
-    )
-    .set("retries", counts_json(&fetched.crawl.retries))
-    .set("gave_up", counts_json(&fetched.crawl.gave_up))
-    .set("errors", counts_json(&fetched.errors))
-    .set("skipped", counts_json(&fetched.skipped))
-    .set("truncated", counts_json(&fetched.truncated))
-    .set("elements_cut", fetched.elements_cut)
-    .set("links_cut", fetched.links_cut)
-    .set("nested_items_skipped", fetched.nested_items)
-    .set("robots_forbidden", fetched.crawl.robots_forbidden)
-    .set("offsite_filtered", filtered.offsite)
-    .set("duplicate_urls_filtered", filtered.duplicates)
-    .set("depth_filtered", filtered.too_deep)
-    .set("frontier_full", filtered.frontier_full)
-    .set("links_ignored", fetched.ignored_links)
-    .set("links_filtered", fetched.links_filtered)
-    .set("bad_json", fetched.bad_json)
-    .set("pages_by_rule", counts_json(&fetched.pages_by_rule))
-    .set("max_depth_reached", filtered.max_depth_reached)
-    .rates(
-        started.elapsed(),
-        &[("pages", fetched.pages), ("items", written.pushed)],
-    );
-    if let Some(path) = &written.spill_path {
-        sum.set("spill_file", path.display().to_string());
-    }
-    sum.failure = failure;
-    Ok(sum)
-}
-
-/// What one fetcher thread shares with the others.
-struct Fetcher<'a> {
-    cfg: &'a ProduceConfig,
-    crawler: &'a Crawler<'a>,
-    frontier: &'a dyn CrawlFrontier,
-    tx: Sender<Parcel>,
-    stop: &'a AtomicBool,
-    live: &'a Counters,
-    /// Test-only: panic on this fetcher's first page while set
-    /// (`QPIPE_TEST_PANIC=fetch` arms the last fetcher, joined last).
-    test_panic: AtomicBool,
-}
-
-/// What became of one URL taken from the frontier.
-enum Outcome {
-    /// Fetched, or failed for good: complete it with these links and items.
-    Done(Vec<Url>, u64),
-    /// Not fetched because the run is stopping: give it back.
-    NotFetched,
-}
-
-impl Fetcher<'_> {
-    /// Takes URLs until the frontier ends. A panic on one page completes that
-    /// page, counts an `internal_panic` error and stops the run, so neither
-    /// the frontier nor the other fetchers wait for this one forever.
-    fn run(&self) -> FetchStats {
-        // A panic outside the per-page work (in the frontier itself) still
-        // stops the others, rather than leaving them waiting on this one.
-        let _stop = StopOnPanic(self.stop);
-        let mut stats = FetchStats::default();
-        while let Some((url, depth)) = self.frontier.next(self.stop) {
-            let page = catch_unwind(AssertUnwindSafe(|| self.page(&url, &mut stats)));
-            match page {
-                Ok(Outcome::Done(links, items)) => {
-                    self.frontier.complete(&url, links, depth, items);
-                }
-                Ok(Outcome::NotFetched) => self.frontier.release(&url, depth),
-                Err(cause) => {
-                    self.stop.store(true, Ordering::Relaxed);
-                    *stats.errors.entry("internal_panic".into()).or_default() += 1;
-                    let why = panic_text(cause.as_ref());
-                    log::error(&format!("a fetcher panicked on {url}: {why}"));
-                    stats.panic.get_or_insert_with(|| {
-                        format!("a fetcher panicked on {url}: {why} (please report this bug)")
-                    });
-                    self.frontier.complete(&url, Vec::new(), depth, 0);
-                }
-            }
-        }
-        stats
-    }
-
-    /// Gets one page politely, scrapes it and sends its items.
-    fn page(&self, url: &Url, stats: &mut FetchStats) -> Outcome {
-        let page = match self.crawler.get(url, &mut stats.crawl, self.stop) {
-            Ok(page) => page,
-            Err(f) if f.reason == Reason::Shutdown => return Outcome::NotFetched,
-            Err(f) => {
-                record(url, f, stats);
-                return Outcome::Done(Vec::new(), 0);
-            }
-        };
-        let scraped = spider::scrape(&self.cfg.spec, self.cfg.caps, &page.page, &page.url);
-        if self.test_panic.swap(false, Ordering::Relaxed) {
-            panic!("QPIPE_TEST_PANIC=fetch");
-        }
-        stats.pages += 1;
-        self.live.pages.fetch_add(1, Ordering::Relaxed);
-        let n = scraped.items.len() as u64;
-        self.live.items_extracted.fetch_add(n, Ordering::Relaxed);
-        stats.items += n;
-        stats.ignored_links += scraped.ignored_links;
-        stats.nested_items += scraped.nested_items;
-        stats.links_filtered += scraped.links_filtered;
-        stats.bad_json += scraped.bad_json;
-        let rule = match (&scraped.rule, scraped.sitemap) {
-            (Some(name), _) => name.as_str(),
-            (None, true) => "(sitemap)",
-            (None, false) => "(no rule)",
-        };
-        *stats.pages_by_rule.entry(rule.into()).or_default() += 1;
-        for (cap, cut) in [
-            ("nesting", scraped.elements_cut),
-            ("links", scraped.links_cut),
-            ("items", scraped.items_cut),
-        ] {
-            if cut > 0 {
-                log::debug(&format!("{url}: {cut} cut by the {cap} cap"));
-                *stats.truncated.entry(cap.into()).or_default() += 1;
-            }
-        }
-        stats.elements_cut += scraped.elements_cut;
-        stats.links_cut += scraped.links_cut;
-        // The writer holds its receiver until every sender is gone, so this
-        // fails only if the writer panicked; nothing more can be saved then.
-        if n > 0 && self.tx.send(scraped.items).is_err() {
-            self.stop.store(true, Ordering::Relaxed);
-        }
-        Outcome::Done(scraped.links, n)
-    }
-}
-
-/// The message a panic carried, if it was a string.
-fn panic_text(cause: &(dyn std::any::Any + Send)) -> String {
-    cause
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| cause.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "no message".into())
-}
-
-/// Raises the stop flag if the thread holding it unwinds.
-struct StopOnPanic<'a>(&'a AtomicBool);
-
-impl Drop for StopOnPanic<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.0.store(true, Ordering::Relaxed);
-        }
-    }
-}
-
-fn record(url: &url::Url, f: Failure, stats: &mut FetchStats) {
-    let name = f.reason.name();
-    let counter = if f.reason.is_skip() {
-        log::debug(&format!("{url}: skipped, {name} ({})", f.detail));
-        &mut stats.skipped
-    } else {
-        log::debug(&format!("{url}: {name} ({})", f.detail));
-        &mut stats.errors
-    };
-    *counter.entry(name).or_default() += 1;
+    })
 }

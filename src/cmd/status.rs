@@ -3,6 +3,7 @@
 use crate::config::StatusConfig;
 use crate::error::{Error, Exit};
 use crate::queue::consumers;
+use crate::queue::jobs;
 use crate::queue::lock;
 use crate::queue::Queue;
 use crate::run::signal::Signals;
@@ -11,7 +12,7 @@ use std::io::Write;
 use std::time::Duration;
 
 /// Reports queue length, processing lists, dead letters, seen set, consumers
-/// and lock, summed over the queue's shards.
+/// and lock, summed over the queue's shards, and the job list if asked.
 pub fn run(cfg: &StatusConfig, _signals: &Signals) -> Result<Summary, Error> {
     let keys = cfg.target.shard_keys();
     let mut q = Queue::connect(&cfg.target.redis, &keys[0], Duration::from_secs(1))?;
@@ -66,6 +67,16 @@ pub fn run(cfg: &StatusConfig, _signals: &Signals) -> Result<Summary, Error> {
         );
     if let Some(s) = &cfg.seen_key {
         sum.set("seen_key", s.as_str()).set("seen_set_size", seen);
+    }
+    if let Some(key) = &cfg.jobs {
+        let j = jobs::counts(q.link(), key)?;
+        sum.set("jobs_key", key.as_str())
+            .set("jobs_pending", j.pending)
+            .set("jobs_leased", j.leased)
+            .set("jobs_orphaned", j.orphaned)
+            .set("jobs_done", j.done)
+            .set("jobs_dead", j.dead)
+            .set("job_workers", j.workers);
     }
     if let Some(name) = &cfg.lock {
         let holder = q.call("read the lock holder", |c| lock::holder(c, name))?;

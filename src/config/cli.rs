@@ -28,6 +28,7 @@ pub enum Command {
     Produce(ProduceArgs),
     Consume(ConsumeArgs),
     Push(PushArgs),
+    Enqueue(EnqueueArgs),
     Recover(RecoverArgs),
     Status(StatusArgs),
     Spec(SpecArgs),
@@ -55,6 +56,22 @@ pub struct ProduceArgs {
     /// {NAME}:frontier / :seen / :leases (default: a frontier in this process)
     #[argh(option)]
     pub shared_frontier: Option<String>,
+    /// take crawl jobs from this Redis list, one at a time, each leased with
+    /// a heartbeat and acknowledged once all its items are pushed (add jobs
+    /// with qpipe enqueue); each job is one crawl from its URL, and its items
+    /// carry its "meta". Runs until SIGINT/SIGTERM unless --drain
+    #[argh(option)]
+    pub jobs: Option<String>,
+    /// with --jobs: exit 0 once the job list has stayed empty for --idle-timeout
+    #[argh(switch)]
+    pub drain: bool,
+    /// with --jobs --drain: seconds of empty job list that end the run (default 2)
+    #[argh(option)]
+    pub idle_timeout: Option<f64>,
+    /// with --jobs: seconds this worker's heartbeat lives; the job of a worker
+    /// that died goes back to the list once it has passed (default 10)
+    #[argh(option)]
+    pub heartbeat_ttl: Option<u64>,
     /// delete the --shared-frontier (and its item fingerprints) first, to start a new crawl
     #[argh(switch)]
     pub reset_frontier: bool,
@@ -339,6 +356,39 @@ pub struct PushArgs {
     pub log_format: Option<String>,
 }
 
+/// add crawl jobs for `qpipe produce --jobs`.
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "enqueue",
+    help_triggers("-h", "--help", "help"),
+    example = "qpipe enqueue https://quotes.toscrape.com/tag/love/ https://quotes.toscrape.com/tag/life/\nqpipe enqueue jobs.txt\necho '{{\"url\": \"https://quotes.toscrape.com/\", \"meta\": {{\"client\": 7}}}}' | qpipe enqueue -",
+    note = "A job is an absolute http(s) URL, or one JSON object {{\"url\": \"...\", \"meta\": {{...}}}} (meta optional, an object of at most 64 KiB, copied into every item of the job right after url). An argument with :// is a job; - reads jobs from stdin, one per line; any other argument is a file of jobs, one per line (blank lines skipped). Every job is checked before any is pushed: one bad job is reported with its line and nothing is enqueued (exit 2). Jobs are pushed with LPUSH in the order given, and taken oldest first."
+)]
+pub struct EnqueueArgs {
+    /// job URLs, files of jobs (one per line), or - for stdin
+    #[argh(positional)]
+    pub jobs: Vec<String>,
+    /// the job list (default qpipe:jobs)
+    #[argh(option, default = "String::from(crate::queue::jobs::DEFAULT_KEY)")]
+    pub key: String,
+    /// the Redis URL (default $REDIS_URL, else redis://127.0.0.1:6379)
+    #[argh(option)]
+    pub redis: Option<String>,
+    /// PEM file of a private CA to trust for rediss:// (default: system roots)
+    #[argh(option)]
+    pub tls_ca: Option<String>,
+    /// seconds to keep retrying Redis during an outage (default 60)
+    #[argh(option, default = "60.0")]
+    pub redis_retry_secs: f64,
+    /// append the run summary as one JSON line to this file, or - for stdout
+    #[argh(option)]
+    pub stats_json: Option<String>,
+    /// only print errors and the summary
+    #[argh(switch, short = 'q')]
+    pub quiet: bool,
+}
+
 /// re-queue items held by dead `consume --reliable` workers (heartbeat expired).
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "recover", help_triggers("-h", "--help", "help"))]
@@ -361,7 +411,7 @@ pub struct RecoverArgs {
     pub stats_json: Option<String>,
 }
 
-/// show queue length, dead letters, processing lists, live consumers, seen set and lock.
+/// show queue length, dead letters, processing lists, live consumers, seen set, lock and jobs.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "status", help_triggers("-h", "--help", "help"))]
 pub struct StatusArgs {
@@ -384,6 +434,10 @@ pub struct StatusArgs {
     /// also report who holds this --lock
     #[argh(option)]
     pub lock: Option<String>,
+    /// also report this job list (produce --jobs): jobs pending, leased (by
+    /// live and by dead workers), done and set aside
+    #[argh(option)]
+    pub jobs: Option<String>,
     /// print one JSON object instead of text
     #[argh(switch)]
     pub json: bool,

@@ -9,10 +9,12 @@ use std::time::Duration;
 
 pub mod cli;
 mod endpoint;
+mod jobs;
 mod monitor;
 mod produce;
 mod try_page;
 
+pub use jobs::{EnqueueConfig, JobsConfig};
 pub use monitor::MonitorConfig;
 pub use produce::ProduceConfig;
 pub use try_page::TryConfig;
@@ -216,6 +218,8 @@ pub struct StatusConfig {
     pub seen_key: Option<String>,
     /// Also report who holds this lock.
     pub lock: Option<String>,
+    /// Also report this job list (hash-tagged on a cluster).
+    pub jobs: Option<String>,
     /// Print JSON instead of text.
     pub json: bool,
 }
@@ -226,9 +230,12 @@ impl StatusConfig {
         target: RedisTarget,
         seen_key: Option<String>,
         lock: Option<String>,
+        jobs: Option<String>,
         json: bool,
     ) -> StatusConfig {
+        let cluster = target.redis.is_cluster();
         StatusConfig {
+            jobs: jobs.map(|j| crate::queue::conn::shard_keys(&j, 1, cluster).remove(0)),
             target,
             seen_key,
             lock,

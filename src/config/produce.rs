@@ -1,7 +1,8 @@
 //! `qpipe produce` settings: the spider spec, crawl bounds and politeness.
 
 use super::{
-    positive, seconds, threads, usage, writer, MonitorConfig, RunLimits, SeenConfig, WriterConfig,
+    positive, seconds, threads, usage, writer, JobsConfig, MonitorConfig, RunLimits, SeenConfig,
+    WriterConfig,
 };
 use crate::config::cli::ProduceArgs;
 use crate::crawl::fetch::HttpConfig;
@@ -49,6 +50,8 @@ pub struct ProduceConfig {
     pub monitor: MonitorConfig,
     /// The spec's `login`, its variables read: run once before the crawl.
     pub login: Option<LoginStep>,
+    /// `--jobs`: crawl jobs taken from a Redis list instead of `start`.
+    pub jobs: Option<JobsConfig>,
 }
 
 /// How politely `produce` crawls.
@@ -141,7 +144,10 @@ impl ProduceConfig {
     pub fn from_args(a: ProduceArgs) -> Result<ProduceConfig, Error> {
         let threads = threads(a.threads)?;
         let (file, origin) = load_spec(a.spec.as_deref(), a.origin.as_deref())?;
-        let start: Vec<Url> = if !a.start_url.is_empty() {
+        let jobs = JobsConfig::from_args(&a, &file.spider)?;
+        let start: Vec<Url> = if jobs.is_some() {
+            Vec::new()
+        } else if !a.start_url.is_empty() {
             a.start_url
                 .iter()
                 .map(|s| {
@@ -234,6 +240,7 @@ impl ProduceConfig {
             max_links: positive(a.max_links_per_page, "--max-links-per-page")?,
         };
         Ok(ProduceConfig {
+            jobs: jobs.map(|j| j.on(&writer.redis)),
             caps,
             limits,
             monitor: MonitorConfig::new(a.metrics, a.stats_every)?,

@@ -26,12 +26,27 @@ impl Item {
 /// `id_field`, it covers that field alone (`url` allowed); an item without
 /// that field falls back to all fields. `rule` is a `(key, rule name)` pair
 /// written after `"url"`, which the fingerprint covers like a last field
-/// (two rules never share items).
+/// (two rules never share items). (Tests' shorthand for `encode_with_meta`.)
+#[cfg(test)]
 pub fn encode(
     fields: serde_json::Map<String, serde_json::Value>,
     url: &str,
     id_field: Option<&str>,
     rule: Option<(&str, &str)>,
+) -> Item {
+    encode_with_meta(fields, url, id_field, rule, None)
+}
+
+/// Like `encode`, with a crawl job's `meta` object (compact JSON text, kept
+/// byte for byte) written as the field `"meta"` right after `"url"`, before
+/// the rule pair. The fingerprint covers it like a field, so the same record
+/// from two jobs with different meta is two items.
+pub fn encode_with_meta(
+    fields: serde_json::Map<String, serde_json::Value>,
+    url: &str,
+    id_field: Option<&str>,
+    rule: Option<(&str, &str)>,
+    meta: Option<&str>,
 ) -> Item {
     let id = match id_field {
         Some("url") => Some(serde_json::Value::String(url.to_string()).to_string()),
@@ -42,11 +57,16 @@ pub fn encode(
         None => None,
     };
     let body = serde_json::Value::Object(fields).to_string();
-    // `"key":"name"`, the pair appended after the fields (and after url).
-    let pair = rule.map(|(k, v)| {
+    // `"key":"name"`, the rule's pair.
+    let rule = rule.map(|(k, v)| {
         let json = |s: &str| serde_json::Value::String(s.to_string()).to_string();
         format!("{}:{}", json(k), json(v))
     });
+    // What follows `"url"`: the meta field, then the rule pair.
+    let pair = match (meta.map(|m| format!("\"meta\":{m}")), rule) {
+        (Some(m), Some(r)) => Some(format!("{m},{r}")),
+        (m, r) => m.or(r),
+    };
     let open = &body[..body.len() - 1];
     let comma = if body.len() > 2 { "," } else { "" };
     let fingerprint = match (&id, &pair) {
@@ -173,6 +193,27 @@ mod tests {
         );
         let empty = encode(Map::new(), "u", None, Some(("r", "x")));
         assert_eq!(empty.json, br#"{"url":"u","r":"x"}"#);
+    }
+
+    #[test]
+    fn meta_follows_url_before_the_rule_pair_and_counts_in_the_fingerprint() {
+        let f = || fields(json!({"name": "Ann"}));
+        let meta = Some(r#"{"job":1e2}"#);
+        let a = encode_with_meta(f(), "http://x/a", None, Some(("kind", "author")), meta);
+        assert_eq!(
+            String::from_utf8(a.json).unwrap(),
+            r#"{"name":"Ann","url":"http://x/a","meta":{"job":1e2},"kind":"author"}"#
+        );
+        assert_eq!(
+            a.fingerprint,
+            Some(fingerprint(
+                br#"{"name":"Ann","meta":{"job":1e2},"kind":"author"}"#
+            ))
+        );
+        let b = encode_with_meta(Map::new(), "u", None, None, meta);
+        assert_eq!(b.json, br#"{"url":"u","meta":{"job":1e2}}"#);
+        let plain = encode_with_meta(f(), "http://x/a", None, None, None);
+        assert_eq!(plain, encode(f(), "http://x/a", None, None));
     }
 
     #[test]

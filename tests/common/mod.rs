@@ -392,6 +392,7 @@ pub fn site_quotes(site: &Site, pages: u64) -> Vec<String> {
 }
 pub mod cluster;
 pub mod fixture;
+pub mod jobs;
 pub mod proxy;
 pub mod scrape;
 pub mod web;

@@ -208,12 +208,25 @@ impl Spec {
     }
 }
 
+/// `scrape_job` without a job (`spec --try`, tests).
+pub fn scrape(spec: &Spec, caps: PageCaps, page: &Page, url: &Url) -> Scraped {
+    scrape_job(spec, caps, page, url, None)
+}
+
 /// Extracts items and links from `page`, fetched from `url`, within `caps`.
 ///
 /// A sitemap (or robots.txt) yields only links. Any other page is read by
 /// the first rule whose `match` fits `url`; a page of another kind than the
-/// rule reads (HTML for a JSON rule, say) yields nothing.
-pub fn scrape(spec: &Spec, caps: PageCaps, page: &Page, url: &Url) -> Scraped {
+/// rule reads (HTML for a JSON rule, say) yields nothing. With a crawl job's
+/// `meta` (compact JSON text), every item carries it right after its `url`
+/// (see `item::encode_with_meta`).
+pub fn scrape_job(
+    spec: &Spec,
+    caps: PageCaps,
+    page: &Page,
+    url: &Url,
+    meta: Option<&str>,
+) -> Scraped {
     let mut out = Scraped::default();
     let none = LinkFilter::NONE;
     let mut links = links::Links::new(&mut out, caps, url, [&spec.links, &none]);
@@ -228,8 +241,8 @@ pub fn scrape(spec: &Spec, caps: PageCaps, page: &Page, url: &Url) -> Scraped {
     let tag = rule
         .tagged
         .then_some((spec.rule_field.as_str(), rule.name.as_str()));
-    let encode =
-        |fields| crate::queue::item::encode(fields, url.as_str(), spec.id_field.as_deref(), tag);
+    let id = spec.id_field.as_deref();
+    let encode = |fields| crate::queue::item::encode_with_meta(fields, url.as_str(), id, tag, meta);
     let (mut items, mut items_cut) = (Vec::new(), 0);
     let mut emit = |f| {
         if items.len() < MAX_ITEMS_PER_PAGE {

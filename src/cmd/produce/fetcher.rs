@@ -1,0 +1,203 @@
+//! One fetcher thread of `produce`: take a URL from the frontier, get it
+//! politely, scrape it, send its items to the writer, complete it. A panic
+//! on one page completes that page and stops the run, never a hang.
+
+use crate::config::ProduceConfig;
+use crate::crawl::crawler::{CrawlCounts, Crawler};
+use crate::crawl::fetch::{Failure, Reason};
+use crate::crawl::frontier::CrawlFrontier;
+use crate::crawl::spider;
+use crate::queue::writer::Parcel;
+use crate::run::counters::Counters;
+use crate::run::log;
+use crate::run::summary::{merge, Counts};
+use crossbeam_channel::Sender;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use url::Url;
+
+/// What one fetcher thread did.
+#[derive(Debug, Default)]
+pub(super) struct FetchStats {
+    pub(super) pages: u64,
+    pub(super) items: u64,
+    pub(super) ignored_links: u64,
+    pub(super) errors: Counts,
+    pub(super) skipped: Counts,
+    pub(super) crawl: CrawlCounts,
+    /// Pages cut by a cap, by cap (`nesting`, `links`).
+    pub(super) truncated: Counts,
+    pub(super) elements_cut: u64,
+    pub(super) links_cut: u64,
+    pub(super) nested_items: u64,
+    /// Links dropped by allow/deny/sitemap_follow.
+    pub(super) links_filtered: u64,
+    /// JSON bodies and script captures that did not parse.
+    pub(super) bad_json: u64,
+    /// Pages read, by the rule that read them (`(sitemap)`, `(no rule)`).
+    pub(super) pages_by_rule: Counts,
+    /// What the first panic on this thread said, if one happened.
+    pub(super) panic: Option<String>,
+}
+
+impl FetchStats {
+    pub(super) fn merge(&mut self, o: FetchStats) {
+        self.pages += o.pages;
+        self.items += o.items;
+        self.ignored_links += o.ignored_links;
+        merge(&mut self.errors, o.errors);
+        merge(&mut self.skipped, o.skipped);
+        merge(
+            &mut self.crawl.responses_by_status,
+            o.crawl.responses_by_status,
+        );
+        merge(&mut self.crawl.retries, o.crawl.retries);
+        merge(&mut self.crawl.gave_up, o.crawl.gave_up);
+        self.crawl.robots_forbidden += o.crawl.robots_forbidden;
+        merge(&mut self.truncated, o.truncated);
+        self.elements_cut += o.elements_cut;
+        self.links_cut += o.links_cut;
+        self.nested_items += o.nested_items;
+        self.links_filtered += o.links_filtered;
+        self.bad_json += o.bad_json;
+        merge(&mut self.pages_by_rule, o.pages_by_rule);
+        self.panic = self.panic.take().or(o.panic);
+    }
+}
+
+/// What one fetcher thread shares with the others.
+pub(super) struct Fetcher<'a> {
+    pub(super) cfg: &'a ProduceConfig,
+    pub(super) crawler: &'a Crawler<'a>,
+    pub(super) frontier: &'a dyn CrawlFrontier,
+    pub(super) tx: Sender<Parcel>,
+    pub(super) stop: &'a AtomicBool,
+    pub(super) live: &'a Counters,
+    /// Test-only: panic on this fetcher's first page while set
+    /// (`QPIPE_TEST_PANIC=fetch` arms the last fetcher, joined last).
+    pub(super) test_panic: AtomicBool,
+    /// The crawl job's `meta`, carried by every item (`--jobs`).
+    pub(super) meta: Option<&'a str>,
+}
+
+/// What became of one URL taken from the frontier.
+enum Outcome {
+    /// Fetched, or failed for good: complete it with these links and items.
+    Done(Vec<Url>, u64),
+    /// Not fetched because the run is stopping: give it back.
+    NotFetched,
+}
+
+impl Fetcher<'_> {
+    /// Takes URLs until the frontier ends. A panic on one page completes that
+    /// page, counts an `internal_panic` error and stops the run, so neither
+    /// the frontier nor the other fetchers wait for this one forever.
+    pub(super) fn run(&self) -> FetchStats {
+        // A panic outside the per-page work (in the frontier itself) still
+        // stops the others, rather than leaving them waiting on this one.
+        let _stop = StopOnPanic(self.stop);
+        let mut stats = FetchStats::default();
+        while let Some((url, depth)) = self.frontier.next(self.stop) {
+            let page = catch_unwind(AssertUnwindSafe(|| self.page(&url, &mut stats)));
+            match page {
+                Ok(Outcome::Done(links, items)) => {
+                    self.frontier.complete(&url, links, depth, items);
+                }
+                Ok(Outcome::NotFetched) => self.frontier.release(&url, depth),
+                Err(cause) => {
+                    self.stop.store(true, Ordering::Relaxed);
+                    *stats.errors.entry("internal_panic".into()).or_default() += 1;
+                    let why = panic_text(cause.as_ref());
+                    log::error(&format!("a fetcher panicked on {url}: {why}"));
+                    stats.panic.get_or_insert_with(|| {
+                        format!("a fetcher panicked on {url}: {why} (please report this bug)")
+                    });
+                    self.frontier.complete(&url, Vec::new(), depth, 0);
+                }
+            }
+        }
+        stats
+    }
+
+    /// Gets one page politely, scrapes it and sends its items.
+    fn page(&self, url: &Url, stats: &mut FetchStats) -> Outcome {
+        let page = match self.crawler.get(url, &mut stats.crawl, self.stop) {
+            Ok(page) => page,
+            Err(f) if f.reason == Reason::Shutdown => return Outcome::NotFetched,
+            Err(f) => {
+                record(url, f, stats);
+                return Outcome::Done(Vec::new(), 0);
+            }
+        };
+        let (spec, caps) = (&self.cfg.spec, self.cfg.caps);
+        let scraped = spider::scrape_job(spec, caps, &page.page, &page.url, self.meta);
+        if self.test_panic.swap(false, Ordering::Relaxed) {
+            panic!("QPIPE_TEST_PANIC=fetch");
+        }
+        stats.pages += 1;
+        self.live.pages.fetch_add(1, Ordering::Relaxed);
+        let n = scraped.items.len() as u64;
+        self.live.items_extracted.fetch_add(n, Ordering::Relaxed);
+        stats.items += n;
+        stats.ignored_links += scraped.ignored_links;
+        stats.nested_items += scraped.nested_items;
+        stats.links_filtered += scraped.links_filtered;
+        stats.bad_json += scraped.bad_json;
+        let rule = match (&scraped.rule, scraped.sitemap) {
+            (Some(name), _) => name.as_str(),
+            (None, true) => "(sitemap)",
+            (None, false) => "(no rule)",
+        };
+        *stats.pages_by_rule.entry(rule.into()).or_default() += 1;
+        for (cap, cut) in [
+            ("nesting", scraped.elements_cut),
+            ("links", scraped.links_cut),
+            ("items", scraped.items_cut),
+        ] {
+            if cut > 0 {
+                log::debug(&format!("{url}: {cut} cut by the {cap} cap"));
+                *stats.truncated.entry(cap.into()).or_default() += 1;
+            }
+        }
+        stats.elements_cut += scraped.elements_cut;
+        stats.links_cut += scraped.links_cut;
+        // The writer holds its receiver until every sender is gone, so this
+        // fails only if the writer panicked; nothing more can be saved then.
+        if n > 0 && self.tx.send(scraped.items).is_err() {
+            self.stop.store(true, Ordering::Relaxed);
+        }
+        Outcome::Done(scraped.links, n)
+    }
+}
+
+/// The message a panic carried, if it was a string.
+fn panic_text(cause: &(dyn std::any::Any + Send)) -> String {
+    cause
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| cause.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into())
+}
+
+/// Raises the stop flag if the thread holding it unwinds.
+pub(super) struct StopOnPanic<'a>(pub(super) &'a AtomicBool);
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+fn record(url: &url::Url, f: Failure, stats: &mut FetchStats) {
+    let name = f.reason.name();
+    let counter = if f.reason.is_skip() {
+        log::debug(&format!("{url}: skipped, {name} ({})", f.detail));
+        &mut stats.skipped
+    } else {
+        log::debug(&format!("{url}: {name} ({})", f.detail));
+        &mut stats.errors
+    };
+    *counter.entry(name).or_default() += 1;
+}

@@ -1,0 +1,264 @@
+//! `produce --jobs`: a worker that crawls jobs taken from a Redis list, one
+//! at a time, leased with the reliable-queue machinery (`queue::jobs`).
+//!
+//! ```text
+//!  J ─take (BLMOVE)─> J:processing:<worker>:0:<seq> ─crawl─> items pushed ─> ack: DEL + INCR J:done
+//!                         ^ J:consumer:<worker>: heartbeat from its own thread, every third of the TTL
+//! ```
+//! - One job at a time: the job is one crawl (`super::crawl`) whose writer
+//!   has returned before the ack, so "acknowledged" means "every item is in
+//!   Redis". Fetcher threads still work the job's pages in parallel.
+//! - A job stopped by a signal or by `--max-time`, or whose crawl failed
+//!   (items spilled, a panic), is not acknowledged: at exit it goes back
+//!   to the list whole (`Consumer::release`), or, if Redis is down then,
+//!   through recovery once the heartbeat has expired.
+//! - A worker killed with `kill -9` stops beating; `consumers::recover`, run
+//!   at start and every heartbeat TTL (between jobs and while idle) by every
+//!   worker, puts its job back for another worker.
+
+use super::{crawl, Kit, Totals};
+use crate::config::JobsConfig;
+use crate::crawl::frontier::{Bounds, Finish, Frontier};
+use crate::error::Error;
+use crate::queue::batch::{Ack, Taken};
+use crate::queue::consumers::{self, Consumer};
+use crate::queue::jobs;
+use crate::queue::link::Link;
+use crate::queue::reliable::Reliable;
+use crate::queue::{job, Queue};
+use crate::run::log;
+use crate::run::renewal::renew_every_third;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Socket timeout for the heartbeat and the release at exit, which never
+/// block in Redis: a hung server cannot hold up a stop for long.
+const QUICK: Duration = Duration::from_secs(1);
+/// Longest blocking take, so the stop flag and the clock are re-checked.
+const MAX_BLOCK: Duration = Duration::from_secs(1);
+
+/// What became of the jobs this worker took.
+#[derive(Debug, Default)]
+pub(super) struct JobStats {
+    /// Crawled, every item pushed, acknowledged and counted in `J:done`.
+    pub(super) done: u64,
+    /// Not jobs (set aside in `J:dead`), crawls that failed (their job also
+    /// counts as released when it goes back at exit), and jobs a recovery
+    /// took back while this worker's heartbeat had lapsed.
+    pub(super) failed: u64,
+    /// Put back on the list at exit (a signal, `--max-time`, a failure).
+    pub(super) released: u64,
+    /// Jobs of dead workers this worker put back on the list.
+    pub(super) recovered: u64,
+}
+
+/// Takes and crawls jobs until a signal, `--max-time`, a failure, or (with
+/// `--drain`) an idle list, then gives back whatever job it still holds.
+pub(super) fn serve(kit: &Kit<'_>, jc: &JobsConfig, queues: &mut [Queue]) -> Result<Totals, Error> {
+    let cfg = kit.cfg;
+    let stop = Some(Arc::clone(&kit.signals.stop));
+    let block = jc.drain_after.map_or(MAX_BLOCK, |idle| idle.min(MAX_BLOCK));
+    let q = Queue::connect(&cfg.writer.redis, &jc.key, block)?
+        .retrying(cfg.writer.retry_for, stop.clone());
+    let me = Consumer::new();
+    let keys = [jc.key.clone()];
+    let mut taker = Reliable::new(q, &me, 0);
+    let mut stats = JobStats {
+        recovered: consumers::recover(taker.queue().link(), &jc.key)?,
+        ..JobStats::default()
+    };
+    // Registered before the first take, so a recovery never misses us.
+    me.beat(taker.queue().link(), &keys, jc.heartbeat_ttl)?;
+    let mut beats = Link::open(&cfg.writer.redis, QUICK, cfg.writer.retry_for, stop)?;
+    let beat_failure = Mutex::new(None);
+    let done = AtomicBool::new(false);
+    let mut totals = Totals::default();
+    let (finish, failure) = std::thread::scope(|s| {
+        let (me, keys, done, beat_failure) = (&me, &keys, &done, &beat_failure);
+        let beats = &mut beats;
+        s.spawn(move || {
+            renew_every_third(Duration::from_secs(jc.heartbeat_ttl), done, || {
+                match me.beat(beats, keys, jc.heartbeat_ttl) {
+                    Ok(()) => return true,
+                    Err(Error::Stopped(_)) => {}
+                    Err(e) => {
+                        // Our job may be recovered by others now: stop.
+                        if let Ok(mut f) = beat_failure.lock() {
+                            f.get_or_insert(e);
+                        }
+                        kit.stop.store(true, Ordering::Relaxed);
+                    }
+                }
+                false
+            })
+        });
+        let mut worker = Worker {
+            kit,
+            jc,
+            me,
+            taker: &mut taker,
+            queues,
+            totals: &mut totals,
+            stats: &mut stats,
+        };
+        let end = worker.work();
+        done.store(true, Ordering::Relaxed);
+        end
+    });
+    stats.released = release(kit, jc, &me);
+    totals.finish = Some(finish);
+    totals.failure = failure.or(beat_failure.into_inner().ok().flatten());
+    totals.jobs = Some(stats);
+    Ok(totals)
+}
+
+/// The job loop's state.
+struct Worker<'a, 'k> {
+    kit: &'a Kit<'k>,
+    jc: &'a JobsConfig,
+    me: &'a Consumer,
+    taker: &'a mut Reliable,
+    queues: &'a mut [Queue],
+    totals: &'a mut Totals,
+    stats: &'a mut JobStats,
+}
+
+impl Worker<'_, '_> {
+    /// Takes jobs until told to end; returns why, and the failure if any.
+    fn work(&mut self) -> (Finish, Option<Error>) {
+        let (stop, ttl) = (self.kit.stop, Duration::from_secs(self.jc.heartbeat_ttl));
+        let mut idle_since: Option<Instant> = None;
+        let mut last_recovery = Instant::now();
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return (Finish::Stopped, None);
+            }
+            if self.kit.deadline.is_some_and(|d| Instant::now() >= d) {
+                return (Finish::MaxTime, None);
+            }
+            if last_recovery.elapsed() >= ttl {
+                last_recovery = Instant::now();
+                match consumers::recover(self.taker.queue().link(), &self.jc.key) {
+                    Ok(n) => self.stats.recovered += n,
+                    Err(e) => return ended_by(e),
+                }
+            }
+            let asked = Instant::now();
+            let batch = match self.taker.take(1, usize::MAX) {
+                Ok(Taken::Batch(b)) => b,
+                Ok(Taken::RetryAt(at)) => {
+                    while Instant::now() < at && !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    continue;
+                }
+                Err(e) => return ended_by(e),
+            };
+            let (Some(job), Some(ack)) = (batch.items.first(), &batch.ack) else {
+                let since = *idle_since.get_or_insert(asked);
+                if self.jc.drain_after.is_some_and(|d| since.elapsed() >= d) {
+                    return (Finish::Drained, None);
+                }
+                continue;
+            };
+            idle_since = None;
+            match self.one(job, ack) {
+                Ok(None) => {}
+                Ok(Some(end)) => return (end, None),
+                Err(e) => return ended_by(e),
+            }
+        }
+    }
+
+    /// Crawls one job and acknowledges it if it ran to its end. `Some`: the
+    /// run must end (the job is still held, and goes back at exit).
+    fn one(&mut self, bytes: &[u8], ack: &Ack) -> Result<Option<Finish>, Error> {
+        let key = &self.jc.key;
+        let job = match job::parse(bytes) {
+            Ok(job) => job,
+            Err(why) => {
+                let shown = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
+                log::warn(&format!(
+                    "job {shown:?} is not a job ({why}); set aside in {}",
+                    jobs::dead_key(key)
+                ));
+                let link = self.taker.queue().link();
+                jobs::set_aside(link, key, ack, &self.me.id, bytes, &why)?;
+                self.stats.failed += 1;
+                return Ok(None);
+            }
+        };
+        let kit = self.kit;
+        let bounds = Bounds {
+            deadline: kit.deadline,
+            ..kit.cfg.bounds.clone()
+        };
+        // Allowed domains default to the job URL's host (see `Frontier::new`).
+        let frontier = Frontier::new(std::slice::from_ref(&job.url), bounds);
+        let (fetched, written) = crawl(kit, &frontier, self.queues, job.meta.as_deref());
+        let (pages, pushed) = (fetched.pages, written.pushed);
+        let broken = written.failure.is_some() || fetched.panic.is_some();
+        self.totals.add(fetched, written, &frontier);
+        let finish = frontier.finish();
+        let url = &job.url;
+        if broken {
+            self.stats.failed += 1;
+            log::warn(&format!(
+                "job {url}: not acknowledged, its crawl failed (it goes back to {key})"
+            ));
+            return Ok(Some(Finish::Error));
+        }
+        if matches!(finish, Finish::Stopped | Finish::MaxTime) {
+            log::info(&format!(
+                "job {url}: stopped after {pages} pages ({}); it goes back to {key}",
+                finish.name()
+            ));
+            return Ok(Some(finish));
+        }
+        if jobs::ack_done(self.taker.queue().link(), key, ack)? {
+            self.stats.done += 1;
+            log::info(&format!(
+                "job {url}: done, {pages} pages, {pushed} items pushed ({})",
+                finish.name()
+            ));
+        } else {
+            self.stats.failed += 1;
+            log::warn(&format!(
+                "job {url}: its items are pushed, but a recovery had put it back on {key} (this worker's heartbeat lapsed); another worker crawls it again"
+            ));
+        }
+        Ok(None)
+    }
+}
+
+/// How a Redis error ends the job loop: a stop is not a failure.
+fn ended_by(e: Error) -> (Finish, Option<Error>) {
+    match e {
+        Error::Stopped(_) => (Finish::Stopped, None),
+        e => (Finish::RedisUnavailable, Some(e)),
+    }
+}
+
+/// At exit: puts back the job this worker still holds (a signal,
+/// `--max-time`, a failure) and drops its heartbeat. The stop flag may be
+/// up, so this gets its own short retry budget. Returns the jobs put back.
+fn release(kit: &Kit<'_>, jc: &JobsConfig, me: &Consumer) -> u64 {
+    let cfg = kit.cfg;
+    let budget = match kit.signals.exit() {
+        Some(_) => Duration::from_secs(2),
+        None => cfg.writer.retry_for.min(Duration::from_secs(10)),
+    };
+    let keys = [jc.key.clone()];
+    let (n, failure) = match Link::open(&cfg.writer.redis, QUICK, budget, None) {
+        Ok(mut link) => me.release(&mut link, &keys),
+        Err(e) => (0, Some(e)),
+    };
+    if let Some(e) = failure {
+        log::warn(&format!(
+            "could not put this worker's job back ({e}); `qpipe recover --key {}` or any worker re-queues it once the heartbeat expires",
+            jc.key
+        ));
+    }
+    n
+}

@@ -1,0 +1,133 @@
+//! What a `produce` run's crawls did, summed over its jobs (one crawl
+//! without `--jobs`), and the summary it makes.
+
+use super::fetcher::FetchStats;
+use super::jobs::JobStats;
+use crate::config::ProduceConfig;
+use crate::crawl::frontier::{CrawlFrontier, Filtered, Finish};
+use crate::error::Error;
+use crate::queue::writer::WriterStats;
+use crate::run::signal::Signals;
+use crate::run::summary::{counts_json, Summary};
+use std::time::Instant;
+
+/// The run's crawls, summed.
+#[derive(Default)]
+pub(super) struct Totals {
+    pub(super) fetched: FetchStats,
+    pub(super) written: WriterStats,
+    pub(super) filtered: Filtered,
+    /// Distinct URLs queued, summed over the crawls.
+    pub(super) urls_seen: u64,
+    /// Why the run ended, unless a failure or a signal says otherwise.
+    pub(super) finish: Option<Finish>,
+    /// A failure outside the writer (the frontier, the job list, the heartbeat).
+    pub(super) failure: Option<Error>,
+    /// `--jobs`: what became of the jobs.
+    pub(super) jobs: Option<JobStats>,
+}
+
+impl Totals {
+    /// Adds one finished crawl over `frontier`.
+    pub(super) fn add(&mut self, f: FetchStats, w: WriterStats, frontier: &dyn CrawlFrontier) {
+        self.fetched.merge(f);
+        let t = &mut self.written;
+        t.pushed += w.pushed;
+        t.duplicates += w.duplicates;
+        t.seen_before += w.seen_before;
+        t.batches += w.batches;
+        t.retries += w.retries;
+        t.retries_already_landed += w.retries_already_landed;
+        t.spilled += w.spilled;
+        t.spill_path = t.spill_path.take().or(w.spill_path);
+        t.failure = t.failure.take().or(w.failure);
+        let (sum, one) = (&mut self.filtered, frontier.filtered());
+        sum.offsite += one.offsite;
+        sum.duplicates += one.duplicates;
+        sum.too_deep += one.too_deep;
+        sum.frontier_full += one.frontier_full;
+        sum.max_depth_reached = sum.max_depth_reached.max(one.max_depth_reached);
+        self.urls_seen += frontier.seen();
+        self.failure = self.failure.take().or_else(|| frontier.take_failure());
+    }
+
+    /// The run summary, its exit code and its failure.
+    pub(super) fn summarize(
+        self,
+        cfg: &ProduceConfig,
+        signals: &Signals,
+        started: Instant,
+    ) -> Summary {
+        let (fetched, mut written) = (self.fetched, self.written);
+        let failure = written
+            .failure
+            .take()
+            .or(self.failure)
+            .or_else(|| fetched.panic.clone().map(Error::Internal));
+        let reason = match (&failure, signals.exit()) {
+            (Some(Error::Internal(_)), _) => Finish::InternalError,
+            (Some(_), _) => Finish::RedisUnavailable,
+            (None, Some(_)) => Finish::Stopped,
+            (None, None) => self.finish.unwrap_or(Finish::Finished),
+        };
+        let failed_pages: u64 = fetched.errors.values().sum();
+        // A job worker without --drain is a service: a signal is how it
+        // normally stops (as for `consume`).
+        let signalled = match &cfg.jobs {
+            Some(j) if j.drain_after.is_none() => None,
+            _ => signals.exit(),
+        };
+        let exit = signalled.unwrap_or(cfg.limits.exit_for(failed_pages));
+        let filtered = self.filtered;
+        let mut sum = Summary::new("produce", exit);
+        sum.finish(reason)
+            .set("redis", crate::error::redact(&cfg.writer.redis.url))
+            .set("key", cfg.writer.key.as_str());
+        if let (Some(j), Some(stats)) = (&cfg.jobs, &self.jobs) {
+            sum.set("jobs_key", j.key.as_str())
+                .set("jobs_done", stats.done)
+                .set("jobs_failed", stats.failed)
+                .set("jobs_released", stats.released)
+                .set("jobs_recovered", stats.recovered);
+        }
+        sum.set("pages_fetched", fetched.pages)
+            .set("pages_failed", failed_pages)
+            .set("pages_skipped", fetched.skipped.values().sum::<u64>())
+            .set("urls_seen", self.urls_seen)
+            .set("items_extracted", fetched.items)
+            .set("duplicates_dropped", written.duplicates)
+            .set("seen_in_earlier_runs", written.seen_before);
+        written.summarize(&mut sum);
+        sum.set(
+            "responses_by_status",
+            counts_json(&fetched.crawl.responses_by_status),
+        )
+        .set("retries", counts_json(&fetched.crawl.retries))
+        .set("gave_up", counts_json(&fetched.crawl.gave_up))
+        .set("errors", counts_json(&fetched.errors))
+        .set("skipped", counts_json(&fetched.skipped))
+        .set("truncated", counts_json(&fetched.truncated))
+        .set("elements_cut", fetched.elements_cut)
+        .set("links_cut", fetched.links_cut)
+        .set("nested_items_skipped", fetched.nested_items)
+        .set("robots_forbidden", fetched.crawl.robots_forbidden)
+        .set("offsite_filtered", filtered.offsite)
+        .set("duplicate_urls_filtered", filtered.duplicates)
+        .set("depth_filtered", filtered.too_deep)
+        .set("frontier_full", filtered.frontier_full)
+        .set("links_ignored", fetched.ignored_links)
+        .set("links_filtered", fetched.links_filtered)
+        .set("bad_json", fetched.bad_json)
+        .set("pages_by_rule", counts_json(&fetched.pages_by_rule))
+        .set("max_depth_reached", filtered.max_depth_reached)
+        .rates(
+            started.elapsed(),
+            &[("pages", fetched.pages), ("items", written.pushed)],
+        );
+        if let Some(path) = &written.spill_path {
+            sum.set("spill_file", path.display().to_string());
+        }
+        sum.failure = failure;
+        sum
+    }
+}
