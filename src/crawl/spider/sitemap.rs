@@ -10,7 +10,7 @@ use super::Spec;
 use crate::crawl::page::{Kind, Page};
 use url::Url;
 
-/// The root element of a sitemap.
+/// The kind of root element of a sitemap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Root {
     Urlset,
@@ -22,22 +22,23 @@ enum Root {
 pub(super) fn read(spec: &Spec, page: &Page, url: &Url, links: &mut Links<'_>) -> bool {
     match page.kind {
         Kind::Xml => match root(&page.body) {
-            Some(Root::Urlset) => {
+            Some((Root::Urlset, prefix)) => {
                 // Only the spec-wide filter applies: no rule reads a sitemap.
-                locs(&page.body).for_each(|loc| links.add(&loc));
+                locs(&page.body, prefix).for_each(|loc| links.add(&loc));
             }
-            Some(Root::Index) => {
+            Some((Root::Index, prefix)) => {
                 let follow = &spec.sitemap_follow;
                 let wanted =
                     |u: &Url| follow.is_empty() || follow.iter().any(|r| r.is_match(u.as_str()));
-                locs(&page.body).for_each(|loc| links.add_if(&loc, wanted));
+                locs(&page.body, prefix).for_each(|loc| links.add_if(&loc, wanted));
             }
             None => return false,
         },
         Kind::Text if url.path().ends_with("/robots.txt") => {
             for line in page.body.lines() {
                 let line = line.trim();
-                if line.len() > 8 && line[..8].eq_ignore_ascii_case("sitemap:") {
+                // `get` is `None` when byte 8 is inside a character.
+                if line.get(..8).is_some_and(|h| h.eq_ignore_ascii_case("sitemap:")) {
                     links.add_if(line[8..].trim(), |_| true);
                 }
             }
@@ -47,8 +48,9 @@ pub(super) fn read(spec: &Spec, page: &Page, url: &Url, links: &mut Links<'_>) -
     true
 }
 
-/// The root element's name (namespace prefix dropped), if it is a sitemap's.
-fn root(xml: &str) -> Option<Root> {
+/// The root element, if it is a sitemap's, and its namespace prefix (`""`
+/// for none): the sitemap's own `<loc>`s carry the same prefix.
+fn root(xml: &str) -> Option<(Root, &str)> {
     let mut rest = xml.trim_start_matches('\u{feff}');
     loop {
         rest = rest.trim_start();
@@ -67,22 +69,40 @@ fn root(xml: &str) -> Option<Root> {
     let end = name
         .find(|c: char| c.is_whitespace() || c == '>' || c == '/')
         .unwrap_or(name.len());
-    let local = name[..end].rsplit(':').next().unwrap_or("");
+    let (prefix, local) = name[..end].rsplit_once(':').unwrap_or(("", &name[..end]));
     match local {
-        "urlset" => Some(Root::Urlset),
-        "sitemapindex" => Some(Root::Index),
+        "urlset" => Some((Root::Urlset, prefix)),
+        "sitemapindex" => Some((Root::Index, prefix)),
         _ => None,
     }
 }
 
-/// The text of each `<loc>`, trimmed, CDATA unwrapped, entities decoded.
-fn locs(xml: &str) -> impl Iterator<Item = String> + '_ {
+/// The text of each `<loc>` (or `<PREFIX:loc>` with the root's prefix, but
+/// not `<image:loc>`; attributes allowed), trimmed, CDATA unwrapped, entities
+/// decoded. Each `<` is looked at once, so the scan is linear in the body.
+fn locs<'a>(xml: &'a str, prefix: &'a str) -> impl Iterator<Item = String> + 'a {
+    let prefixed = format!("{prefix}:loc");
     let mut at = 0;
     std::iter::from_fn(move || loop {
-        let open = xml[at..].find("<loc>")? + at + "<loc>".len();
-        let close = xml[open..].find("</loc>")? + open;
-        at = close + "</loc>".len();
-        let text = xml[open..close].trim();
+        let lt = xml[at..].find('<')? + at + 1;
+        at = lt;
+        let tag = &xml[lt..];
+        let end = tag
+            .find(|c: char| c.is_whitespace() || c == '>' || c == '/')
+            .unwrap_or(tag.len());
+        let name = &tag[..end];
+        if name != "loc" && (prefix.is_empty() || name != prefixed) {
+            continue;
+        }
+        let close = format!("</{name}>");
+        let gt = tag.find('>')? + lt;
+        at = gt + 1;
+        if xml[..gt].ends_with('/') {
+            continue; // `<loc/>`: empty.
+        }
+        let stop = xml[at..].find(&close)? + at;
+        let text = xml[at..stop].trim();
+        at = stop + close.len();
         let text = text
             .strip_prefix("<![CDATA[")
             .and_then(|t| t.strip_suffix("]]>"))
@@ -102,7 +122,10 @@ fn unescape(s: &str) -> String {
         out.push_str(&rest[..amp]);
         rest = &rest[amp..];
         // Entities are short; a missing `;` nearby means a literal `&`.
-        let semi = rest[..rest.len().min(12)].find(';');
+        // (Bytes, not characters: `;` is ASCII, so its index is a boundary.)
+        let semi = rest.as_bytes()[..rest.len().min(12)]
+            .iter()
+            .position(|&b| b == b';');
         let decoded = semi.and_then(|end| {
             let c = match &rest[1..end] {
                 "amp" => '&',
@@ -203,12 +226,35 @@ mod tests {
     }
 
     #[test]
+    fn multibyte_text_next_to_cuts_is_kept_not_a_panic() {
+        let xml = "<urlset><url><loc>http://h/a&éééééé</loc></url></urlset>";
+        let s = run(SPEC, Kind::Xml, xml, "http://h/s.xml");
+        assert_eq!(links(&s), ["http://h/a&%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9"]);
+        let robots = "User-agent: *\naéééé\nSitemap: http://h/s.xml\nééééé: x\n";
+        let s = run(SPEC, Kind::Text, robots, "http://h/robots.txt");
+        assert_eq!(links(&s), ["http://h/s.xml"]);
+    }
+
+    #[test]
+    fn prefixed_sitemaps_and_locs_with_attributes_are_read() {
+        let xml = r#"<ns0:urlset xmlns:ns0="http://www.sitemaps.org/schemas/sitemap/0.9">
+            <ns0:url><ns0:loc>http://h/1</ns0:loc></ns0:url>
+            <ns0:url><ns0:loc xml:lang="en" >http://h/2</ns0:loc><img:loc>http://h/i.png</img:loc></ns0:url>
+            <ns0:url><ns0:loc/><loc>http://h/unprefixed</loc></ns0:url></ns0:urlset>"#;
+        let s = run(SPEC, Kind::Xml, xml, "http://h/s.xml");
+        assert_eq!(links(&s), ["http://h/1", "http://h/2", "http://h/unprefixed"]);
+        let xml = r#"<urlset><url><loc >http://h/a</loc><loc lang="x">http://h/b</loc><xloc>http://h/c</xloc></url></urlset>"#;
+        let s = run(SPEC, Kind::Xml, xml, "http://h/s.xml");
+        assert_eq!(links(&s), ["http://h/a", "http://h/b"]);
+    }
+
+    #[test]
     fn unclosed_and_hostile_sitemaps_cost_one_pass() {
         assert_eq!(root("<!-- never closed"), None);
-        assert_eq!(locs("<urlset><loc>http://h/a").count(), 0);
+        assert_eq!(locs("<urlset><loc>http://h/a", "").count(), 0);
         let big = format!("<urlset>{}</urlset>", "<loc>".repeat(200_000));
         let t0 = std::time::Instant::now();
-        assert_eq!(locs(&big).count(), 0);
+        assert_eq!(locs(&big, "").count(), 0);
         assert!(t0.elapsed() < std::time::Duration::from_secs(5));
     }
 }
