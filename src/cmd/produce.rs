@@ -160,6 +160,7 @@ fn crawl(
     let (cfg, stop, live) = (kit.cfg, kit.stop, kit.live);
     let allowed = |u: &url::Url| frontier.allows(u);
     let crawler = Crawler {
+        accept: cfg.spec.accept,
         session: kit.session,
         robots: kit.robots,
         hosts: kit.hosts,

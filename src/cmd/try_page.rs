@@ -42,6 +42,7 @@ pub fn run(cfg: &TryConfig, signals: &Signals) -> Result<Summary, Error> {
         robots: None,
         hosts: &hosts,
         delay: Duration::ZERO,
+        accept: file.spider.accept,
         max_body: cfg.http.max_body,
         backoff: Duration::from_millis(500),
         allowed: &allowed,
@@ -63,6 +64,13 @@ pub fn run(cfg: &TryConfig, signals: &Signals) -> Result<Summary, Error> {
         (_, true) => "(sitemap)".to_string(),
         (Some(r), _) => format!("{r:?}"),
         (None, _) => "(no rule matches this URL)".to_string(),
+    };
+    let rule = match scraped.wrong_kind {
+        true => format!(
+            "{rule}, which does not read a page of this kind ({:?})",
+            got.page.kind
+        ),
+        false => rule,
     };
     let (on_site, off_site): (Vec<&Url>, Vec<&Url>) =
         scraped.links.iter().partition(|u| bounds.allows(u));

@@ -3,7 +3,7 @@
 
 use crate::crawl::fetch::{self, Failure, Reason, Reply};
 use crate::crawl::hosts::Hosts;
-use crate::crawl::page::Page;
+use crate::crawl::page::{Accept, Page};
 use crate::crawl::robots::Robots;
 use crate::crawl::session::Session;
 use crate::run::backoff::Backoff;
@@ -30,6 +30,8 @@ pub struct Crawler<'a> {
     pub hosts: &'a Hosts,
     /// `--delay-ms` between request starts per host.
     pub delay: Duration,
+    /// Which kinds besides HTML the spec reads.
+    pub accept: Accept,
     /// `--max-body`.
     pub max_body: u64,
     /// Base of the exponential retry back-off.
@@ -125,7 +127,7 @@ impl Crawler<'_> {
             if !self.hosts.acquire(&host, delay, stop) {
                 return Err(Failure::new(Reason::Shutdown, "stopping".into()));
             }
-            let result = fetch::request(self.session, url, self.max_body);
+            let result = fetch::request(self.session, url, self.max_body, self.accept);
             let (reason, retry_after) = match &result {
                 Ok(Reply::Status { code, retry_after }) if retryable_status(*code) => {
                     (Some(Reason::Http(*code)), *retry_after)

@@ -1,7 +1,7 @@
 //! One HTTP exchange through the crawl's shared `Session`: no redirects, no
 //! retries, no threads. `crawl` builds redirects, retries and politeness on top.
 
-use crate::crawl::page::{self, Kind, Page};
+use crate::crawl::page::{self, Accept, Kind, Page};
 use crate::crawl::session::headers::Headers;
 use crate::crawl::session::proxy::Proxies;
 use crate::crawl::session::Session;
@@ -131,7 +131,12 @@ impl Failure {
 }
 
 /// Sends one GET for `url` and classifies the answer.
-pub fn request(session: &Session, url: &Url, max_body: u64) -> Result<Reply, Failure> {
+pub fn request(
+    session: &Session,
+    url: &Url,
+    max_body: u64,
+    accept: Accept,
+) -> Result<Reply, Failure> {
     let mut resp = session.get(url).call().map_err(transport)?;
     let code = resp.status().as_u16();
     let header = |name: &str| {
@@ -153,7 +158,7 @@ pub fn request(session: &Session, url: &Url, max_body: u64) -> Result<Reply, Fai
     }
     let ctype = header("content-type").unwrap_or_else(|| "text/html".into());
     let lower = ctype.to_ascii_lowercase();
-    let Some(format) = page::format(&lower, url) else {
+    let Some(format) = page::format(&lower, url, accept) else {
         return Err(Failure::new(
             Reason::NotHtml,
             format!("content-type {ctype}"),

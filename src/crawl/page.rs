@@ -27,6 +27,17 @@ pub struct Page {
     pub kind: Kind,
 }
 
+/// Which kinds besides HTML a spec reads: JSON only if a rule reads JSON,
+/// XML, gzip and plain text only if it names sitemaps. Anything else is
+/// skipped unread (`not_html`), as for a spec of HTML rules alone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Accept {
+    /// Some rule reads JSON bodies.
+    pub json: bool,
+    /// The spec has `sitemap_urls`.
+    pub sitemaps: bool,
+}
+
 /// How to read a response: its kind, and whether the bytes are gzip.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Format {
@@ -38,7 +49,18 @@ pub struct Format {
 
 /// Classifies a response by its lowercased Content-Type (and, for gzip, the
 /// URL's `.gz` path); `None`: a type the crawl skips (`not_html`).
-pub fn format(content_type: &str, url: &Url) -> Option<Format> {
+pub fn format(content_type: &str, url: &Url, accept: Accept) -> Option<Format> {
+    let f = classify(content_type, url)?;
+    let wanted = match f.kind {
+        Kind::Html => true,
+        Kind::Json => accept.json,
+        Kind::Xml | Kind::Text => accept.sitemaps,
+    };
+    wanted.then_some(f)
+}
+
+/// `format` before the spec's `Accept` applies.
+fn classify(content_type: &str, url: &Url) -> Option<Format> {
     let mime = content_type.split(';').next().unwrap_or("").trim();
     let plain = |kind| Some(Format { kind, gzip: false });
     let gz_path = url.path().ends_with(".gz");
@@ -98,7 +120,11 @@ mod tests {
     fn content_types_map_to_kinds() {
         let u = Url::parse("http://h/a").unwrap();
         let gzu = Url::parse("http://h/sitemap.xml.gz").unwrap();
-        let kind = |ct: &str, u: &Url| format(ct, u).map(|f| (f.kind, f.gzip));
+        let all = Accept {
+            json: true,
+            sitemaps: true,
+        };
+        let kind = |ct: &str, u: &Url| format(ct, u, all).map(|f| (f.kind, f.gzip));
         assert_eq!(
             kind("text/html; charset=utf-8", &u),
             Some((Kind::Html, false))
@@ -116,6 +142,26 @@ mod tests {
         assert_eq!(kind("application/octet-stream", &u), None);
         assert_eq!(kind("text/plain", &u), Some((Kind::Text, false)));
         assert_eq!(kind("image/png", &u), None);
+        // A spec of HTML rules alone skips the rest, as before there were others.
+        let html_only = |ct: &str| format(ct, &u, Accept::default()).map(|f| f.kind);
+        assert_eq!(html_only("text/html"), Some(Kind::Html));
+        for ct in [
+            "application/json",
+            "text/xml",
+            "application/gzip",
+            "text/plain",
+        ] {
+            assert_eq!(html_only(ct), None, "{ct}");
+        }
+        let json_only = Accept {
+            json: true,
+            sitemaps: false,
+        };
+        assert_eq!(
+            format("application/json", &u, json_only).map(|f| f.kind),
+            Some(Kind::Json)
+        );
+        assert_eq!(format("text/plain", &u, json_only), None);
     }
 
     #[test]

@@ -40,7 +40,7 @@ impl Quotes {
         let parts: Vec<&str> = req.route().split('/').filter(|s| !s.is_empty()).collect();
         let num = |n: &str| n.parse::<u64>().ok();
         let all = Listing::all(self.pages);
-        let tagged = |t: &str| Listing::tagged(self.pages, t);
+        let tagged = |t: &str| Listing::tagged(self.pages, &percent_decode(t));
         let list = |l: Option<Listing>, p: Option<u64>| {
             pages::list_page(&l?, p?, self.sessions.logged_in(req))
         };
@@ -329,5 +329,10 @@ mod tests {
             "{text}"
         );
         assert_eq!(site.render("/author/Zo%C3-x/").status, 404);
+        assert_eq!(site.render("/tag/l%69fe/").status, 200);
+        assert_eq!(
+            site.render("/tag/l%69fe/").body,
+            site.render("/tag/life/").body
+        );
     }
 }

@@ -34,6 +34,8 @@ pub(super) struct FetchStats {
     pub(super) links_filtered: u64,
     /// JSON bodies and script captures that did not parse.
     pub(super) bad_json: u64,
+    /// Pages of another kind than their rule reads (HTML for a JSON rule).
+    pub(super) wrong_kind: u64,
     /// Pages read, by the rule that read them (`(sitemap)`, `(no rule)`).
     pub(super) pages_by_rule: Counts,
     /// What the first panic on this thread said, if one happened.
@@ -60,6 +62,7 @@ impl FetchStats {
         self.nested_items += o.nested_items;
         self.links_filtered += o.links_filtered;
         self.bad_json += o.bad_json;
+        self.wrong_kind += o.wrong_kind;
         merge(&mut self.pages_by_rule, o.pages_by_rule);
         self.panic = self.panic.take().or(o.panic);
     }
@@ -143,6 +146,10 @@ impl Fetcher<'_> {
         stats.nested_items += scraped.nested_items;
         stats.links_filtered += scraped.links_filtered;
         stats.bad_json += scraped.bad_json;
+        if scraped.wrong_kind {
+            stats.wrong_kind += 1;
+            log::debug(&format!("{url}: not the kind of page its rule reads"));
+        }
         let rule = match (&scraped.rule, scraped.sitemap) {
             (Some(name), _) => name.as_str(),
             (None, true) => "(sitemap)",

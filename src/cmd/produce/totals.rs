@@ -118,6 +118,7 @@ impl Totals {
         .set("links_ignored", fetched.ignored_links)
         .set("links_filtered", fetched.links_filtered)
         .set("bad_json", fetched.bad_json)
+        .set("pages_wrong_kind", fetched.wrong_kind)
         .set("pages_by_rule", counts_json(&fetched.pages_by_rule))
         .set("max_depth_reached", filtered.max_depth_reached)
         .rates(

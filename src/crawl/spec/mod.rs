@@ -23,8 +23,9 @@ mod rule;
 mod tests;
 
 use crate::crawl::origin::Origin;
+use crate::crawl::page::Accept;
 use crate::crawl::session::login::Login;
-use crate::crawl::spider::{Rule, Spec};
+use crate::crawl::spider::{Follow, Rule, Spec};
 use raw::{Raw, RuleKeys};
 use rule::{compile_rule, filter, At};
 use scraper::Selector;
@@ -155,6 +156,12 @@ pub fn parse(text: &str, origin: &str) -> Result<SpecFile, String> {
         if name.is_empty() || name.chars().any(char::is_control) {
             return Err(here.err("name", "a rule name must be non-empty and printable"));
         }
+        if name == "default" {
+            return Err(here.err(
+                "name",
+                "\"default\" names the top level's own rule (pick another name)",
+            ));
+        }
         if compiled.iter().any(|c| c.name == name) {
             return Err(here.err(
                 "name",
@@ -198,6 +205,10 @@ pub fn parse(text: &str, origin: &str) -> Result<SpecFile, String> {
     let sitemap_urls: Vec<Url> = raw.sitemap_urls.into_iter().map(|u| u.0).collect();
     let mut start_urls: Vec<Url> = raw.start_urls.into_iter().map(|u| u.0).collect();
     start_urls.extend(sitemap_urls.iter().cloned());
+    let accept = Accept {
+        json: compiled.iter().any(|r| matches!(r.follow, Follow::Json(_))),
+        sitemaps: !sitemap_urls.is_empty(),
+    };
     Ok(SpecFile {
         spider: Spec {
             rules: compiled,
@@ -205,6 +216,7 @@ pub fn parse(text: &str, origin: &str) -> Result<SpecFile, String> {
             links: filter(raw.allow, raw.deny),
             sitemap_follow: raw.sitemap_follow.into_iter().map(|r| r.0).collect(),
             id_field: None,
+            accept,
         },
         start_urls,
         sitemap_urls,
@@ -246,6 +258,11 @@ fn explain(path: &str, e: &serde_json::Error) -> (String, String) {
         };
         return (format!("{path}{sep}{key}"), "missing".into());
     }
+    // serde names its own types ("expected struct RawRule"): say what to write.
+    let text = match text.split_once("expected struct ") {
+        Some((head, _)) => format!("{head}expected an object"),
+        None => text.to_string(),
+    };
     let hint = match path {
         "max_depth" => " (a whole number, 0 or more)",
         "follow" | "start_urls" | "allowed_domains" | "allow" | "deny" | "sitemap_urls"

@@ -29,6 +29,9 @@ pub(super) struct At<'a> {
     pub rule_field: Option<&'a str>,
 }
 
+/// The farthest `sibling` a field may read.
+const MAX_SIBLING: usize = 16;
+
 impl At<'_> {
     /// `spec x.json: rules[2].key: msg`.
     pub fn err(&self, key: &str, msg: &str) -> String {
@@ -198,6 +201,13 @@ fn field(name: String, def: FieldDef, reads: Reads, at: &At<'_>) -> Result<Field
         default,
         absolute,
     } = full;
+    if sibling.is_some_and(|n| n > MAX_SIBLING) {
+        // Each item walks this far sideways: keep a page linear in its size.
+        return Err(at.err(
+            &key(".sibling"),
+            &format!("at most {MAX_SIBLING} (the item's N-th following sibling element)"),
+        ));
+    }
     let get = if html {
         if path.is_some() {
             return Err(at.err(&key(".path"), "only in json and script rules (use css)"));

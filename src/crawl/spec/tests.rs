@@ -242,6 +242,18 @@ fn spec_wide_key_errors() {
         bad(r#"{"item":"p","fields":{"a":"b"},"sitemap_follow":"x"}"#)
             .starts_with("spec t.json: sitemap_follow: invalid type")
     );
+    assert_eq!(
+        bad(r#"{"rules":[1]}"#),
+        "spec t.json: rules[0]: invalid type: integer `1`, expected an object"
+    );
+    assert_eq!(
+        bad(r#"{"rules":[{"name":"default","item":"p","fields":{"a":"b"}}]}"#),
+        "spec t.json: rules[0].name: \"default\" names the top level's own rule (pick another name)"
+    );
+    assert_eq!(
+        bad(r#"{"item":"p","fields":{"a":{"css":"b","sibling":17}}}"#),
+        "spec t.json: fields.a.sibling: at most 16 (the item's N-th following sibling element)"
+    );
     assert!(
         bad(r#"{"item":"p","fields":{"a":{"css":"b","sibling":-1}}}"#)
             .starts_with("spec t.json: fields.a.sibling: invalid value")

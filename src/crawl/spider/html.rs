@@ -48,9 +48,9 @@ pub(super) fn read(
                 let Some(m) = caps.get(1).or_else(|| caps.get(0)) else {
                     continue;
                 };
-                match serde_json::from_str::<Value>(m.as_str()) {
-                    Ok(v) => json::items(path, &v, &rule.fields, &base, emit),
-                    Err(_) => links.out.bad_json += 1,
+                match json::parse_bounded(m.as_str()) {
+                    Some(v) => json::items(path, &v, &rule.fields, &base, emit),
+                    None => links.out.bad_json += 1,
                 }
             }
         }

@@ -4,14 +4,47 @@
 //!
 //! Values are re-encoded through `serde_json::Value`: integers past 64 bits
 //! become floats and `1e2` becomes `100.0` (strings and bools are exact).
-//! serde_json stops at 128 levels of nesting, so a hostile body costs time
-//! and memory linear in its size; such a body counts as `bad_json`.
+//! serde_json stops at 128 levels of nesting, and a body of more than
+//! `MAX_VALUES` values is not parsed at all (a `Value` costs tens of bytes,
+//! so `[[],[],...]` would take 25 times its size): a hostile body costs
+//! bounded time and memory, and counts as `bad_json`.
 
 use super::links::Links;
 use super::{Field, Get, Next, Rule, Source};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use url::Url;
+
+/// The most values a JSON body (or script capture) may hold to be parsed,
+/// counted as its commas and opening brackets (at most twice the values):
+/// far above a real API page, and at most ~40 MB of `Value`s.
+pub const MAX_VALUES: usize = 500_000;
+
+/// Parses `text` if it holds at most `MAX_VALUES` values: a linear scan
+/// counts the separators outside strings first, so the cap costs no memory.
+pub fn parse_bounded(text: &str) -> Option<Value> {
+    let (mut values, mut in_string, mut escaped) = (1usize, false, false);
+    for &b in text.as_bytes() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' | b',' => values += 1,
+            _ => {}
+        }
+        if values > MAX_VALUES {
+            return None;
+        }
+    }
+    serde_json::from_str(text).ok()
+}
 
 /// One step of a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,7 +128,7 @@ pub(super) fn read(
     links: &mut Links<'_>,
     emit: &mut dyn FnMut(Map<String, Value>),
 ) {
-    let Ok(doc) = serde_json::from_str::<Value>(body) else {
+    let Some(doc) = parse_bounded(body) else {
         links.out.bad_json += 1;
         return;
     };
@@ -214,5 +247,13 @@ mod tests {
         let t0 = std::time::Instant::now();
         assert!(serde_json::from_str::<Value>(&deep).is_err());
         assert!(t0.elapsed() < std::time::Duration::from_secs(5));
+        // Too many values: refused before parsing; strings do not count.
+        let wide = format!("[{}]", vec!["[]"; MAX_VALUES].join(","));
+        assert_eq!(parse_bounded(&wide), None);
+        // Each `[]` counts with its comma: the count is at most twice the values.
+        let ok = format!("[{}]", vec!["[]"; MAX_VALUES / 2 - 1].join(","));
+        assert!(parse_bounded(&ok).is_some());
+        let strings = format!("[\"{}\", \"\\\",[\"]", ",[{".repeat(MAX_VALUES));
+        assert_eq!(parse_bounded(&strings).unwrap()[1], "\",[");
     }
 }

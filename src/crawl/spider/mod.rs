@@ -19,7 +19,7 @@ pub use links::LinkFilter;
 pub use post::Post;
 pub use template::Template;
 
-use crate::crawl::page::{Kind, Page};
+use crate::crawl::page::{Accept, Kind, Page};
 use crate::queue::item::Item;
 use regex::Regex;
 use scraper::Selector;
@@ -129,6 +129,8 @@ pub struct Spec {
     pub sitemap_follow: Vec<Regex>,
     /// The field that alone identifies an item (`url` allowed); `None`: all but url.
     pub id_field: Option<String>,
+    /// The kinds of body besides HTML that the crawl fetches for this spec.
+    pub accept: Accept,
 }
 
 impl Spec {
@@ -190,6 +192,8 @@ pub struct Scraped {
     pub rule: Option<String>,
     /// The page was a sitemap or robots.txt (links only).
     pub sitemap: bool,
+    /// The page's kind is not what its rule reads (HTML for a JSON rule, say).
+    pub wrong_kind: bool,
 }
 
 #[cfg(test)]
@@ -252,11 +256,13 @@ pub fn scrape_job(
         }
     };
     // A rule's follow kind says what it reads: paths (JSON) or CSS (HTML).
+    let mut wrong_kind = false;
     match (&rule.follow, page.kind) {
         (Follow::Json(_), Kind::Json) => json::read(rule, &page.body, &mut links, &mut emit),
         (Follow::Css(_), Kind::Html) => html::read(rule, caps, &page.body, &mut links, &mut emit),
-        _ => {}
+        _ => wrong_kind = true,
     }
+    out.wrong_kind = wrong_kind;
     out.items = items;
     out.items_cut = items_cut;
     out.rule = Some(rule.name.clone());

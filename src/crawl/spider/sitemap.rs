@@ -38,7 +38,10 @@ pub(super) fn read(spec: &Spec, page: &Page, url: &Url, links: &mut Links<'_>) -
             for line in page.body.lines() {
                 let line = line.trim();
                 // `get` is `None` when byte 8 is inside a character.
-                if line.get(..8).is_some_and(|h| h.eq_ignore_ascii_case("sitemap:")) {
+                if line
+                    .get(..8)
+                    .is_some_and(|h| h.eq_ignore_ascii_case("sitemap:"))
+                {
                     links.add_if(line[8..].trim(), |_| true);
                 }
             }
@@ -229,7 +232,10 @@ mod tests {
     fn multibyte_text_next_to_cuts_is_kept_not_a_panic() {
         let xml = "<urlset><url><loc>http://h/a&éééééé</loc></url></urlset>";
         let s = run(SPEC, Kind::Xml, xml, "http://h/s.xml");
-        assert_eq!(links(&s), ["http://h/a&%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9"]);
+        assert_eq!(
+            links(&s),
+            ["http://h/a&%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9"]
+        );
         let robots = "User-agent: *\naéééé\nSitemap: http://h/s.xml\nééééé: x\n";
         let s = run(SPEC, Kind::Text, robots, "http://h/robots.txt");
         assert_eq!(links(&s), ["http://h/s.xml"]);
@@ -242,7 +248,10 @@ mod tests {
             <ns0:url><ns0:loc xml:lang="en" >http://h/2</ns0:loc><img:loc>http://h/i.png</img:loc></ns0:url>
             <ns0:url><ns0:loc/><loc>http://h/unprefixed</loc></ns0:url></ns0:urlset>"#;
         let s = run(SPEC, Kind::Xml, xml, "http://h/s.xml");
-        assert_eq!(links(&s), ["http://h/1", "http://h/2", "http://h/unprefixed"]);
+        assert_eq!(
+            links(&s),
+            ["http://h/1", "http://h/2", "http://h/unprefixed"]
+        );
         let xml = r#"<urlset><url><loc >http://h/a</loc><loc lang="x">http://h/b</loc><xloc>http://h/c</xloc></url></urlset>"#;
         let s = run(SPEC, Kind::Xml, xml, "http://h/s.xml");
         assert_eq!(links(&s), ["http://h/a", "http://h/b"]);

@@ -81,11 +81,24 @@ impl Template {
                         (Value::Bool(b), 0) => b.to_string(),
                         _ => return None,
                     };
-                    out.push_str(&text);
+                    encode_into(&mut out, &text);
                 }
             }
         }
         Some(out)
+    }
+}
+
+/// Appends `value` percent-encoded but for RFC 3986's unreserved characters,
+/// so a value can neither end the query (`#`), add parameters (`&`), nor
+/// be read as a space (`+` in a cursor).
+fn encode_into(out: &mut String, value: &str) {
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
     }
 }
 
@@ -103,6 +116,12 @@ mod tests {
         let s = Template::parse("/p/{s-1}").unwrap();
         assert_eq!(s.render(&v).as_deref(), Some("/p/8"));
         assert_eq!(Template::parse("/p/{tag+1}").unwrap().render(&v), None);
+        let c = Template::parse("/n?x={s}&p={page}").unwrap();
+        let v = json!({"s": "x y#z?a=b&c+d/é", "page": -1});
+        assert_eq!(
+            c.render(&v).as_deref(),
+            Some("/n?x=x%20y%23z%3Fa%3Db%26c%2Bd%2F%C3%A9&p=-1")
+        );
         for bad in ["/p/{page", "/p/}", "/p/{}", "/p/{a..b}"] {
             assert!(Template::parse(bad).is_err(), "{bad}");
         }

@@ -116,6 +116,7 @@ fn page_without_quotes_yields_nothing_and_json_pages_nothing_either() {
         "http://h/x",
     );
     assert!(s.items.is_empty() && s.links.is_empty());
+    assert!(!s.wrong_kind, "an HTML page for an HTML rule");
     let page = Page {
         body: r#"{"quote":"x"}"#.into(),
         kind: Kind::Json,
@@ -127,6 +128,10 @@ fn page_without_quotes_yields_nothing_and_json_pages_nothing_either() {
         &Url::parse("http://h/").unwrap(),
     );
     assert!(s.items.is_empty() && s.links.is_empty());
+    assert!(s.wrong_kind, "a JSON page for an HTML rule is reported");
+    let json_rule = Spec::parse(r#"{"json": "", "fields": {"q": "quote"}}"#);
+    let s = run(&json_rule, CAPS, "<p>x</p>", "http://h/");
+    assert!(s.items.is_empty() && s.wrong_kind);
 }
 
 #[test]
