@@ -121,6 +121,25 @@ pub struct ProduceArgs {
     /// (default: every field but url)
     #[argh(option)]
     pub id_field: Option<String>,
+    /// how Redis remembers seen URLs (--shared-frontier) and item
+    /// fingerprints (--seen-key): "set" is exact, about 72 bytes each;
+    /// "bloom" is a Bloom filter, under 4 bytes each at the default
+    /// --dedup-error, that skips a new URL or item as already seen with
+    /// probability --dedup-error (a false positive). A crawl must keep the
+    /// kind it started with (default set)
+    #[argh(option, default = "String::from(\"set\")")]
+    pub dedup: String,
+    /// distinct URLs, and distinct items, each --dedup bloom filter is sized
+    /// for; its memory is taken when it is created (36 MB at the defaults),
+    /// and past this many the false-positive rate rises. Later runs must give
+    /// the same value (default 10000000)
+    #[argh(option)]
+    pub dedup_capacity: Option<u64>,
+    /// the false-positive rate of --dedup bloom at --dedup-capacity: the
+    /// chance that a new URL or item is wrongly skipped. Later runs must give
+    /// the same value (default 0.000001)
+    #[argh(option)]
+    pub dedup_error: Option<f64>,
     /// pages of items buffered between fetchers and the Redis writer (default 32 x threads)
     #[argh(option)]
     pub channel_capacity: Option<usize>,

@@ -8,6 +8,7 @@ use crate::crawl::fetch::HttpConfig;
 use crate::crawl::frontier::Bounds;
 use crate::crawl::spider::{PageCaps, Spec};
 use crate::error::Error;
+use crate::queue::dedup::{Dedup, Params};
 use std::time::Duration;
 use url::Url;
 
@@ -28,6 +29,8 @@ pub struct ProduceConfig {
     pub caps: PageCaps,
     /// Crawl with other processes through this Redis frontier.
     pub shared_frontier: Option<String>,
+    /// How the shared frontier's seen URLs (and item fingerprints) are kept.
+    pub dedup: Dedup,
     /// Delete the shared frontier first (start a new crawl).
     pub reset_frontier: bool,
     /// How long a taken URL stays leased before others may take it.
@@ -68,6 +71,22 @@ fn start_url(s: &str) -> Result<Url, Error> {
         return Err(bad("not an http(s) URL with a host"));
     }
     Ok(u)
+}
+
+/// Validates `--dedup`, `--dedup-capacity` and `--dedup-error`.
+fn dedup(kind: &str, capacity: Option<u64>, error: Option<f64>) -> Result<Dedup, Error> {
+    match kind {
+        "set" if capacity.is_some() || error.is_some() => Err(usage(
+            "--dedup-capacity and --dedup-error need --dedup bloom".into(),
+        )),
+        "set" => Ok(Dedup::Set),
+        "bloom" => Params::new(capacity.unwrap_or(10_000_000), error.unwrap_or(1e-6))
+            .map(Dedup::Bloom)
+            .map_err(usage),
+        other => Err(usage(format!(
+            "--dedup {other:?} is neither set nor bloom"
+        ))),
+    }
 }
 
 impl ProduceConfig {
@@ -125,6 +144,17 @@ impl ProduceConfig {
             }
             other => other,
         };
+        let dedup = dedup(&a.dedup, a.dedup_capacity, a.dedup_error)?;
+        if dedup != Dedup::Set && a.seen_ttl.is_some() {
+            return Err(usage(
+                "--seen-ttl needs --dedup set (a Bloom filter cannot forget)".into(),
+            ));
+        }
+        if dedup != Dedup::Set && a.shared_frontier.is_none() && a.seen_key.is_none() {
+            return Err(usage(
+                "--dedup bloom applies to --shared-frontier and --seen-key: give one of them".into(),
+            ));
+        }
         let seen = match (a.seen_key, a.seen_ttl) {
             (None, Some(_)) => return Err(usage("--seen-ttl needs --seen-key".into())),
             (None, None) => None,
@@ -136,6 +166,7 @@ impl ProduceConfig {
                 ttl: ttl
                     .map(|d| seconds(d * 86_400.0, "--seen-ttl"))
                     .transpose()?,
+                dedup: dedup.clone(),
             }),
         };
         let mut writer = writer(
@@ -158,6 +189,7 @@ impl ProduceConfig {
             writer.seen = Some(SeenConfig {
                 key: crate::queue::keys::frontier_items(name),
                 ttl: None,
+                dedup: dedup.clone(),
             });
         }
         let caps = PageCaps {
@@ -173,6 +205,7 @@ impl ProduceConfig {
             policy,
             lease: seconds(a.lease_secs, "--lease-secs")?,
             reset_frontier: a.reset_frontier,
+            dedup,
             shared_frontier: a.shared_frontier,
             threads,
             start,

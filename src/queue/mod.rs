@@ -2,11 +2,13 @@
 //! way in, `batch` on the way out), one reconnecting connection type
 //! (`link`, over `conn`), the list itself (`list`: push and pop batches),
 //! the producer's writer stage (`writer`), reliable batches (`reliable`) and their consumers (`consumers`: heartbeats, release, recovery),
-//! the run lock (`lock`) and the key names commands must agree on (`keys`).
+//! the run lock (`lock`), the key names commands must agree on (`keys`), and
+//! seen keys as sets or Bloom filters (`dedup`).
 
 pub mod batch;
 pub mod conn;
 pub mod consumers;
+pub mod dedup;
 pub mod item;
 pub mod keys;
 pub mod link;

@@ -4,6 +4,7 @@
 
 mod links;
 pub mod local;
+mod scripts;
 pub mod shared;
 
 pub use crate::run::summary::Finish;
