@@ -432,3 +432,37 @@ pub struct DemoSiteArgs {
     #[argh(option)]
     pub export: Option<String>,
 }
+
+/// measure memory: Redis bytes per seen fingerprint, or in-process bytes
+/// per queued URL (for development; not listed in qpipe --help).
+#[derive(FromArgs, Debug)]
+#[argh(help_triggers("-h", "--help", "help"))]
+pub struct BenchArgs {
+    /// what to measure: dedup (a seen key in Redis) or frontier (the in-process queue)
+    #[argh(positional)]
+    pub what: String,
+    /// fingerprints to add or look up (dedup), URLs to queue (frontier) (default 1000000)
+    #[argh(option, default = "1_000_000")]
+    pub count: u64,
+    /// fingerprint i is XXH3-128 of the decimal text of i, from this i (default 0)
+    #[argh(option, default = "0")]
+    pub from: u64,
+    /// only look the fingerprints up; report how many the key has (dedup)
+    #[argh(switch)]
+    pub probe: bool,
+    /// the Redis URL (default $REDIS_URL, else redis://127.0.0.1:6379)
+    #[argh(option)]
+    pub redis: Option<String>,
+    /// the seen key (default qpipe-bench)
+    #[argh(option, default = "String::from(\"qpipe-bench\")")]
+    pub key: String,
+    /// set or bloom, as for produce (default set)
+    #[argh(option, default = "String::from(\"set\")")]
+    pub dedup: String,
+    /// as for produce (default 10000000)
+    #[argh(option)]
+    pub dedup_capacity: Option<u64>,
+    /// as for produce (default 0.000001)
+    #[argh(option)]
+    pub dedup_error: Option<f64>,
+}

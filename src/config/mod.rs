@@ -14,7 +14,7 @@ mod monitor;
 mod produce;
 
 pub use monitor::MonitorConfig;
-pub use produce::ProduceConfig;
+pub use produce::{dedup, ProduceConfig};
 
 /// The default Redis when neither --redis nor REDIS_URL is given.
 pub const DEFAULT_REDIS: &str = "redis://127.0.0.1:6379";

@@ -74,7 +74,7 @@ fn start_url(s: &str) -> Result<Url, Error> {
 }
 
 /// Validates `--dedup`, `--dedup-capacity` and `--dedup-error`.
-fn dedup(kind: &str, capacity: Option<u64>, error: Option<f64>) -> Result<Dedup, Error> {
+pub fn dedup(kind: &str, capacity: Option<u64>, error: Option<f64>) -> Result<Dedup, Error> {
     match kind {
         "set" if capacity.is_some() || error.is_some() => Err(usage(
             "--dedup-capacity and --dedup-error need --dedup bloom".into(),
