@@ -112,6 +112,9 @@ fn unset_bits(link: &mut Link, filter: &Filter, from: u64, n: u64) -> Result<u64
     let Filter::Bitmap(_, p) = filter else {
         return Ok(0);
     };
+    if n == 0 {
+        return Ok(0);
+    }
     let keys = filter.keys();
     let mut pipe = redis::pipe();
     for i in from..from + n {

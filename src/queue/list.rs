@@ -32,13 +32,13 @@ return #ARGV - 1";
 /// LPUSH only items whose fingerprint is new to the seen filter, atomically
 /// (after the filter's prelude, `dedup::Filter::script`).
 /// KEYS: list, marker, then the filter's. ARGV: seq, the filter's two
-/// arguments, then fingerprint/value pairs.
+/// arguments, then fingerprint/value pairs (a fingerprint takes `width`).
 const PUSH_UNSEEN: &str = r"
-local _, add, tally = seen_filter(KEYS, 3, ARGV, 2)
+local width, _, add, tally = seen_filter(KEYS, 3, ARGV, 2)
 local new = {}
-for i = 4, #ARGV, 2 do
-  if add(ARGV[i]) then
-    new[#new + 1] = ARGV[i + 1]
+for i = 4, #ARGV, width + 1 do
+  if add(i) then
+    new[#new + 1] = ARGV[i + width]
   end
 end
 for i = 1, #new, 1000 do
@@ -221,7 +221,8 @@ impl Queue {
             .arg(seq)
             .arg(&seen.args()[..]);
         for (fp, v) in fingerprints.iter().zip(values) {
-            cmd.arg(&fp[..]).arg(*v);
+            seen.push_fingerprint(&mut cmd, fp);
+            cmd.arg(*v);
         }
         let key = self.key.as_str();
         self.link.attempt(|con| {

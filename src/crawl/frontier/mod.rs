@@ -4,6 +4,7 @@
 
 mod links;
 pub mod local;
+mod recent;
 mod scripts;
 pub mod shared;
 

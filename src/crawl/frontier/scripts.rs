@@ -25,31 +25,36 @@ return {0, redis.call('ZCARD', KEYS[2])}";
 /// KEYS: frontier, leases, the finished page's TAKE token, then the seen
 /// filter's keys (after its prelude, `dedup::Filter::script`). ARGV:
 /// finished member ('' for none), the most URLs the frontier may hold, the
-/// filter's two arguments, then hash/member pairs. Queues unseen links while
+/// filter's two arguments, then hash/member pairs (a hash takes `width`). Queues unseen links while
 /// there is room and drops the lease, atomically. A link with no room is
-/// not marked seen. Returns `{added, dropped_for_room}`.
+/// not marked seen. Returns `{added, dropped_for_room, verdicts}`, one
+/// letter per link: `a`dded, `d`uplicate, or `f`ull.
 ///
 /// A retry whose reply was lost finds its links marked seen and already
 /// queued (by the same atomic run): they count as duplicates, none is lost.
 pub const DONE: &str = r"
-local has, add, tally = seen_filter(KEYS, 4, ARGV, 3)
+local width, has, add, tally = seen_filter(KEYS, 4, ARGV, 3)
 if ARGV[1] ~= '' then redis.call('ZREM', KEYS[2], ARGV[1]) end
 redis.call('DEL', KEYS[3])
 local room = tonumber(ARGV[2]) - redis.call('LLEN', KEYS[1])
-local added, full = 0, 0
-for i = 5, #ARGV, 2 do
+local added, full, verdicts = 0, 0, {}
+for i = 5, #ARGV, width + 1 do
+  local v = 'd'
   if room > 0 then
-    if add(ARGV[i]) then
-      redis.call('RPUSH', KEYS[1], ARGV[i + 1])
+    if add(i) then
+      redis.call('RPUSH', KEYS[1], ARGV[i + width])
       added = added + 1
       room = room - 1
+      v = 'a'
     end
-  elseif not has(ARGV[i]) then
+  elseif not has(i) then
     full = full + 1
+    v = 'f'
   end
+  verdicts[#verdicts + 1] = v
 end
 tally(added)
-return {added, full}";
+return {added, full, table.concat(verdicts)}";
 
 /// KEYS: frontier, leases, the URL's TAKE token. ARGV: member. Puts a leased URL that was not
 /// fetched back at the front of the frontier, unless its lease already

@@ -12,6 +12,7 @@
 //! frontier is empty and nothing is leased. An expired lease (its producer
 //! died) goes back to the frontier.
 
+use super::recent::Recent;
 use super::scripts::{DONE, RELEASE, TAKE};
 use crate::crawl::frontier::{filter, url_hash, Bounds, CrawlFrontier, Filtered, Finish, Seen};
 use crate::error::Error;
@@ -73,6 +74,8 @@ pub struct SharedFrontier {
     seen: Filter,
     /// `DONE` after the seen filter's prelude.
     done_script: String,
+    /// Links known to be seen already, not sent to Redis again.
+    recent: Mutex<Recent>,
     /// Idle links; each call takes one, so fetchers never share a socket.
     pool: Mutex<Vec<Link>>,
     /// Why the frontier gave up, if it did.
@@ -122,6 +125,7 @@ impl SharedFrontier {
         let f = SharedFrontier {
             reach,
             done_script: seen.script(DONE),
+            recent: Mutex::new(Recent::default()),
             seen,
             keys,
             pool: Mutex::new(vec![first]),
@@ -181,14 +185,15 @@ impl SharedFrontier {
         self.set_finish(Finish::RedisUnavailable)
     }
 
-    /// Drops lease `finished` and queues `links`; returns `(added, dropped_for_room)`.
+    /// Drops lease `finished` and queues `links`; returns `(added,
+    /// dropped_for_room, verdicts)` (see `DONE`).
     fn done(
         &self,
         con: &mut Conn,
         finished: &str,
         token: &str,
         links: &[(u32, Url)],
-    ) -> RedisResult<(u64, u64)> {
+    ) -> RedisResult<(u64, u64, Vec<u8>)> {
         let filter = self.seen.keys();
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(&self.done_script)
@@ -201,8 +206,8 @@ impl SharedFrontier {
             .arg(self.bounds.max_queued)
             .arg(&self.seen.args()[..]);
         for (depth, u) in links {
-            cmd.arg(&url_hash(u).to_be_bytes()[..])
-                .arg(member(*depth, u));
+            self.seen.push_fingerprint(&mut cmd, &url_hash(u).to_be_bytes());
+            cmd.arg(member(*depth, u));
         }
         cmd.query(con)
     }
@@ -295,24 +300,40 @@ impl CrawlFrontier for SharedFrontier {
     fn complete(&self, page: &Url, links: Vec<Url>, depth: u32, items: u64) -> usize {
         self.items.fetch_add(items, Ordering::Relaxed);
         let keep: Vec<(u32, Url)> = {
+            let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
             let mut fl = self.filtered.lock().unwrap_or_else(|p| p.into_inner());
-            // The seen set and the queue bound are checked in Redis, by `DONE`.
-            filter(&self.bounds, links, depth + 1, &mut fl, |_| Seen::New)
-                .into_iter()
-                .map(|u| (depth + 1, u))
-                .collect()
+            // The seen set and the queue bound are checked in Redis, by
+            // `DONE`, for links not already known to be seen.
+            filter(&self.bounds, links, depth + 1, &mut fl, |u| {
+                match recent.contains(url_hash(u) as u64) {
+                    true => Seen::Duplicate,
+                    false => Seen::New,
+                }
+            })
+            .into_iter()
+            .map(|u| (depth + 1, u))
+            .collect()
         };
         // The lease's member is rebuilt from the URL and depth it was taken as.
         let finished = member(depth, page);
         let token = self.token_of(&finished);
-        let (added, full) = self
+        let (added, full, verdicts) = self
             .call("record a finished page", |con| {
                 self.done(con, &finished, &token, &keep)
             })
             .unwrap_or_else(|e| {
                 log::error(&format!("could not record a finished page in the shared frontier ({e}); its lease will expire and it will be fetched again"));
-                (0, 0)
+                (0, 0, Vec::new())
             });
+        {
+            // Added or duplicate: seen for good. A link dropped for room is not.
+            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            for ((_, u), v) in keep.iter().zip(&verdicts) {
+                if *v != b'f' {
+                    recent.insert(url_hash(u) as u64);
+                }
+            }
+        }
         let mut fl = self.filtered.lock().unwrap_or_else(|p| p.into_inner());
         fl.frontier_full += full;
         fl.duplicates += (keep.len() as u64).saturating_sub(added + full);

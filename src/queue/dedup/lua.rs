@@ -1,9 +1,10 @@
 //! The Lua behind each kind of seen filter. A check-and-add script is a
 //! prelude from here followed by its body; the prelude defines
-//! `seen_filter(keys, f, argv, a)`, which returns three functions:
-//! `has(fp)`, `add(fp)` (true if `fp` was new, and records it) and
-//! `tally(n)` (counts `n` new fingerprints). The filter's keys are
-//! `keys[f..]` and its two arguments `argv[a]`, `argv[a + 1]`.
+//! `seen_filter(keys, f, argv, a)`, which returns `width` (how many ARGV
+//! entries one fingerprint takes, `Filter::push_fingerprint`) and three
+//! functions of the ARGV index of a fingerprint: `has(i)`, `add(i)` (true
+//! if it was new, and records it), and `tally(n)` (counts `n` new ones).
+//! The filter's keys are `keys[f..]`, its two arguments `argv[a]`, `argv[a + 1]`.
 //!
 //! Everything a body does runs in one script, so a check-and-add and the
 //! push it decides are one atomic step: a retried script whose reply was
@@ -14,8 +15,8 @@
 pub const SET: &str = r"
 local function seen_filter(keys, f, argv, a)
   local set = keys[f]
-  return function(fp) return redis.call('SISMEMBER', set, fp) == 1 end,
-    function(fp) return redis.call('SADD', set, fp) == 1 end,
+  return 1, function(i) return redis.call('SISMEMBER', set, argv[i]) == 1 end,
+    function(i) return redis.call('SADD', set, argv[i]) == 1 end,
     function(n) end
 end
 ";
@@ -25,45 +26,37 @@ end
 pub const ZSET: &str = r"
 local function seen_filter(keys, f, argv, a)
   local set, now = keys[f], argv[a]
-  return function(fp) return redis.call('ZSCORE', set, fp) ~= false end,
-    function(fp) return redis.call('ZADD', set, 'NX', now, fp) == 1 end,
+  return 1, function(i) return redis.call('ZSCORE', set, argv[i]) ~= false end,
+    function(i) return redis.call('ZADD', set, 'NX', now, argv[i]) == 1 end,
     function(n) end
 end
 ";
 
 /// A Bloom filter on bitmaps. Keys: the parameters hash, then the pieces.
-/// Arguments: bits per piece, k. Positions as `Params::positions`: every
-/// step stays below 2^40, so Lua's doubles compute them exactly. One
-/// BITFIELD call per fingerprint; `add`'s SETs return the old bits, and a
+/// Argument: k. A fingerprint arrives as its piece and k bit offsets, in
+/// decimal, computed by `Params::positions` (Lua would spend more time on
+/// the hashing and on formatting offsets than Redis spends on the bits).
+/// One BITFIELD per fingerprint; `add`'s SETs return the old bits, and a
 /// fingerprint is new if any of them was 0.
 pub const BITMAP: &str = r"
 local function seen_filter(keys, f, argv, a)
-  local bits, k = tonumber(argv[a]), tonumber(argv[a + 1])
-  local params, pieces = keys[f], #keys - f
-  local function mod(fp, from, to, m)
-    local r = 0
-    for i = from, to do r = (r * 256 + string.byte(fp, i)) % m end
-    return r
+  local k = tonumber(argv[a + 1])
+  local params = keys[f]
+  local get, set = {}, {}
+  for j = 1, k do
+    get[3 * j - 2], get[3 * j - 1] = 'GET', 'u1'
+    set[4 * j - 3], set[4 * j - 2], set[4 * j] = 'SET', 'u1', '1'
   end
-  local function probe(fp, cmd, op)
-    local key = keys[f + 1 + mod(fp, 13, 16, pieces)]
-    local g, step = mod(fp, 1, 6, bits), mod(fp, 7, 12, bits)
-    if step == 0 then step = 1 end
-    local args = {}
-    for _ = 1, k do
-      args[#args + 1] = op
-      args[#args + 1] = 'u1'
-      args[#args + 1] = g
-      if op == 'SET' then args[#args + 1] = 1 end
-      g = (g + step) % bits
-    end
+  local function probe(i, cmd, args, stride)
+    for j = 1, k do args[stride * (j - 1) + 3] = argv[i + j] end
+    local key = keys[f + 1 + tonumber(argv[i])]
     for _, old in ipairs(redis.call(cmd, key, unpack(args))) do
       if old == 0 then return false end
     end
     return true
   end
-  return function(fp) return probe(fp, 'BITFIELD_RO', 'GET') end,
-    function(fp) return not probe(fp, 'BITFIELD', 'SET') end,
+  return k + 1, function(i) return probe(i, 'BITFIELD_RO', get, 3) end,
+    function(i) return not probe(i, 'BITFIELD', set, 4) end,
     function(n)
       if n > 0 then redis.call('HINCRBY', params, 'count', n) end
     end
@@ -74,8 +67,8 @@ end
 pub const MODULE: &str = r"
 local function seen_filter(keys, f, argv, a)
   local params, bf = keys[f], keys[f + 1]
-  return function(fp) return redis.call('BF.EXISTS', bf, fp) == 1 end,
-    function(fp) return redis.call('BF.ADD', bf, fp) == 1 end,
+  return 1, function(i) return redis.call('BF.EXISTS', bf, argv[i]) == 1 end,
+    function(i) return redis.call('BF.ADD', bf, argv[i]) == 1 end,
     function(n)
       if n > 0 then redis.call('HINCRBY', params, 'count', n) end
     end
@@ -115,17 +108,17 @@ return false";
 /// each; returns 1 per new one. (`qpipe bench`'s way in; crawls and the
 /// writer have their own bodies.)
 pub const ADD_BODY: &str = r"
-local _, add, tally = seen_filter(KEYS, 1, ARGV, 1)
+local width, _, add, tally = seen_filter(KEYS, 1, ARGV, 1)
 local out, n = {}, 0
-for i = 3, #ARGV do
-  if add(ARGV[i]) then out[#out + 1] = 1; n = n + 1 else out[#out + 1] = 0 end
+for i = 3, #ARGV, width do
+  if add(i) then out[#out + 1] = 1; n = n + 1 else out[#out + 1] = 0 end
 end
 tally(n)
 return out";
 
 /// Like `ADD_BODY`, but only asks: 1 per fingerprint the filter has.
 pub const HAS_BODY: &str = r"
-local has = seen_filter(KEYS, 1, ARGV, 1)
+local width, has = seen_filter(KEYS, 1, ARGV, 1)
 local out = {}
-for i = 3, #ARGV do out[#out + 1] = has(ARGV[i]) and 1 or 0 end
+for i = 3, #ARGV, width do out[#out + 1] = has(i) and 1 or 0 end
 return out";

@@ -131,6 +131,20 @@ impl Filter {
         }
     }
 
+    /// Appends fingerprint `fp` to a script's ARGV as this kind takes it:
+    /// 16 bytes, or for a bitmap filter its piece and bit offsets.
+    pub fn push_fingerprint(&self, cmd: &mut redis::Cmd, fp: &[u8; 16]) {
+        match self {
+            Filter::Bitmap(_, p) => {
+                let (piece, offsets) = p.positions(u128::from_be_bytes(*fp));
+                cmd.arg(piece).arg(offsets);
+            }
+            _ => {
+                cmd.arg(&fp[..]);
+            }
+        }
+    }
+
     /// `body` after the prelude that defines `seen_filter` for this kind.
     pub fn script(&self, body: &str) -> String {
         let prelude = match self {
@@ -166,7 +180,7 @@ impl Filter {
             .arg(&keys)
             .arg(&self.args()[..]);
         for fp in fps {
-            cmd.arg(&fp[..]);
+            self.push_fingerprint(&mut cmd, fp);
         }
         let flags: Vec<u8> = cmd.query(con)?;
         Ok(flags.into_iter().map(|f| f == 1).collect())

@@ -1,6 +1,6 @@
 //! A Bloom filter's shape: bits and hash count from the capacity and the
 //! false-positive rate, the bitmap pieces that hold the bits, and where a
-//! fingerprint's bits are (the Lua in `lua.rs` computes the same positions).
+//! fingerprint's bits are (sent to the Lua in `lua.rs` with each fingerprint).
 
 /// Bytes Redis adds to a string's allocation (an sds header of 9 bytes and a
 /// NUL), rounded up: a piece of `class - OVERHEAD` bytes fills its class.
