@@ -43,14 +43,20 @@ fn a_bloom_filter_has_no_false_negatives_and_about_p_false_positives() {
     let present = bench(&redis, &["--count", "20000", "--probe"]);
     assert_eq!(present["present"], 20_000, "a false negative: {present}");
     // 20,000 fingerprints never added: P = 0.01 expects 200 false positives.
-    let fresh = bench(&redis, &["--count", "20000", "--from", "1000000", "--probe"]);
+    let fresh = bench(
+        &redis,
+        &["--count", "20000", "--from", "1000000", "--probe"],
+    );
     let fp = fresh["present"].as_u64().unwrap();
     assert!(
         (200 / 3..=200 * 3).contains(&fp),
         "{fp} false positives in 20,000, expected about 200: {fresh}"
     );
     // A filter at capacity costs about 1.2 bytes per fingerprint at P = 0.01.
-    assert!(added["bytes_per_fingerprint"].as_f64().unwrap() < 1.3, "{added}");
+    assert!(
+        added["bytes_per_fingerprint"].as_f64().unwrap() < 1.3,
+        "{added}"
+    );
 }
 
 fn produce(redis_url: &str, site: &Site, name: &str, st: &Path, extra: &[&str]) -> common::Run {
@@ -112,7 +118,10 @@ fn reference_pages(site: &Site, dir: &Path) -> u64 {
     let st = dir.join("ref.json");
     let url = redis.url();
     let args = ["produce", "--redis", &url, "--start-url", &site.url];
-    let run = qpipe(&[&args[..], &["--stats-json", st.to_str().unwrap()]].concat(), None);
+    let run = qpipe(
+        &[&args[..], &["--stats-json", st.to_str().unwrap()]].concat(),
+        None,
+    );
     assert_eq!(run.code, 0, "{run}");
     stats(&st)["pages_fetched"].as_u64().unwrap()
 }
@@ -133,7 +142,9 @@ fn two_producers_with_bloom_dedup_fetch_each_page_once() {
     let pages = reference_pages(&site, dir.path());
     let redis = Redis::start();
     let url = redis.url();
-    let st: Vec<_> = (0..2).map(|i| dir.path().join(format!("{i}.json"))).collect();
+    let st: Vec<_> = (0..2)
+        .map(|i| dir.path().join(format!("{i}.json")))
+        .collect();
     let runs: Vec<common::Run> = std::thread::scope(|s| {
         let handles: Vec<_> = st
             .iter()
@@ -149,7 +160,11 @@ fn two_producers_with_bloom_dedup_fetch_each_page_once() {
         .map(|p| stats(p)["pages_fetched"].as_u64().unwrap())
         .sum();
     assert_eq!(fetched, pages, "pages fetched across producers");
-    assert_eq!(distinct_quotes(&redis), (1000, 1000), "exactly the site's quotes");
+    assert_eq!(
+        distinct_quotes(&redis),
+        (1000, 1000),
+        "exactly the site's quotes"
+    );
     let count: u64 = redis.cmd(&["HGET", "{b}:seen:bloom", "count"]);
     assert_eq!(count, pages, "every page's URL was added once");
     let count: u64 = redis.cmd(&["HGET", "{b}:items:bloom", "count"]);
@@ -157,7 +172,13 @@ fn two_producers_with_bloom_dedup_fetch_each_page_once() {
     assert_eq!(redis.llen("{b}:frontier"), 0);
     // --reset-frontier deletes the filters too: the crawl starts again.
     let again = dir.path().join("again.json");
-    let run = produce(&url, &site, "b", &again, &[&BLOOM[..], &["--reset-frontier"]].concat());
+    let run = produce(
+        &url,
+        &site,
+        "b",
+        &again,
+        &[&BLOOM[..], &["--reset-frontier"]].concat(),
+    );
     assert_eq!(run.code, 0, "{run}");
     assert_eq!(stats(&again)["pages_fetched"].as_u64().unwrap(), pages);
     assert_eq!(stats(&again)["items_pushed"], 1000);

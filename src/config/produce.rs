@@ -83,9 +83,7 @@ pub fn dedup(kind: &str, capacity: Option<u64>, error: Option<f64>) -> Result<De
         "bloom" => Params::new(capacity.unwrap_or(10_000_000), error.unwrap_or(1e-6))
             .map(Dedup::Bloom)
             .map_err(usage),
-        other => Err(usage(format!(
-            "--dedup {other:?} is neither set nor bloom"
-        ))),
+        other => Err(usage(format!("--dedup {other:?} is neither set nor bloom"))),
     }
 }
 
@@ -152,7 +150,8 @@ impl ProduceConfig {
         }
         if dedup != Dedup::Set && a.shared_frontier.is_none() && a.seen_key.is_none() {
             return Err(usage(
-                "--dedup bloom applies to --shared-frontier and --seen-key: give one of them".into(),
+                "--dedup bloom applies to --shared-frontier and --seen-key: give one of them"
+                    .into(),
             ));
         }
         let seen = match (a.seen_key, a.seen_ttl) {

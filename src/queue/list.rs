@@ -123,7 +123,6 @@ impl Queue {
         self
     }
 
-
     /// Retries outages for `retry_for`, giving up early once `stop` is raised.
     pub fn retrying(mut self, retry_for: Duration, stop: Option<Arc<AtomicBool>>) -> Queue {
         self.link = self.link.retrying(retry_for, stop);

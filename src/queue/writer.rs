@@ -76,7 +76,10 @@ pub fn write(
     if let Some(s) = &cfg.seen {
         for q in shards.iter_mut() {
             if let Err(e) = q.trim_seen(s.ttl) {
-                log::warn(&format!("could not expire old fingerprints of {}: {e}", q.key));
+                log::warn(&format!(
+                    "could not expire old fingerprints of {}: {e}",
+                    q.key
+                ));
             }
         }
     }

@@ -206,7 +206,8 @@ impl SharedFrontier {
             .arg(self.bounds.max_queued)
             .arg(&self.seen.args()[..]);
         for (depth, u) in links {
-            self.seen.push_fingerprint(&mut cmd, &url_hash(u).to_be_bytes());
+            self.seen
+                .push_fingerprint(&mut cmd, &url_hash(u).to_be_bytes());
             cmd.arg(member(*depth, u));
         }
         cmd.query(con)

@@ -187,18 +187,34 @@ impl Filter {
     }
 }
 
+/// Fingerprints in item seen key `key`, a sorted set or a Bloom filter
+/// (for `status`, which is not told the kind).
+pub fn size(con: &mut Conn, key: &str) -> RedisResult<u64> {
+    let set: u64 = redis::cmd("ZCARD").arg(key).query(con)?;
+    let filter: Option<u64> = redis::cmd("HGET")
+        .arg(bloom_key(key))
+        .arg("count")
+        .query(con)?;
+    Ok(set + filter.unwrap_or(0))
+}
+
 /// Deletes seen key `key` whatever its kind (set, or Bloom filter and
 /// parameters), one DEL per key.
 pub fn forget(link: &mut Link, key: &str) -> Result<(), Error> {
     let pieces: Option<u64> = link.call("read the Bloom filter's shape", |c| {
-        redis::cmd("HGET").arg(bloom_key(key)).arg("pieces").query(c)
+        redis::cmd("HGET")
+            .arg(bloom_key(key))
+            .arg("pieces")
+            .query(c)
     })?;
     let keys = [key.to_string(), format!("{key}:bloom:bf")]
         .into_iter()
         .chain(piece_keys(key, pieces.unwrap_or(0)))
         .chain([bloom_key(key)]);
     for k in keys {
-        link.call("delete a seen key", |c| redis::cmd("DEL").arg(&k).query::<()>(c))?;
+        link.call("delete a seen key", |c| {
+            redis::cmd("DEL").arg(&k).query::<()>(c)
+        })?;
     }
     Ok(())
 }

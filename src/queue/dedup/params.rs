@@ -145,7 +145,9 @@ mod tests {
 
     #[test]
     fn bad_parameters_are_refused_with_the_flag_named() {
-        assert!(Params::new(0, 0.01).unwrap_err().contains("--dedup-capacity"));
+        assert!(Params::new(0, 0.01)
+            .unwrap_err()
+            .contains("--dedup-capacity"));
         assert!(Params::new(10, 0.0).unwrap_err().contains("--dedup-error"));
         assert!(Params::new(10, 0.7).unwrap_err().contains("--dedup-error"));
         assert!(Params::new(u64::MAX / 64, 1e-9)
@@ -164,7 +166,9 @@ mod tests {
         };
         // first = 0x010203040506 % 1000, step = 0x0708090a0b0c % 1000,
         // piece = 0x0d0e0f10 % 3.
-        let fp = u128::from_be_bytes(*b"\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10");
+        let fp = u128::from_be_bytes(
+            *b"\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10",
+        );
         let (first, step) = (0x010203040506u64 % 1000, 0x0708090a0b0cu64 % 1000);
         let want: Vec<u64> = (0..4).map(|i| (first + i * step) % 1000).collect();
         assert_eq!(p.positions(fp), (0x0d0e0f10 % 3, want));
