@@ -94,20 +94,24 @@ fn size_class(n: u64) -> u64 {
     n.div_ceil(spacing) * spacing
 }
 
-/// How many pieces, of how many bytes, hold `bytes` with the least memory:
-/// each piece fills its allocator size class, so one 36 MB filter (which
-/// would take a 40 MiB class) becomes 7 pieces of 5 MiB. `None` if too big.
+/// How many pieces, of how many bytes, hold `bytes` in little memory: each
+/// piece fills its allocator size class, so one 36 MB filter (which would
+/// take a 40 MiB class) becomes 5 pieces of 7 MiB. The fewest pieces within
+/// 2 % of the least memory: every script names every piece. `None` if too big.
 fn split(bytes: u64) -> Option<(u64, u64)> {
     if bytes < SPLIT_FROM {
         return Some((1, bytes));
     }
-    (1..=MAX_PIECES)
+    let fits: Vec<(u64, u64, u64)> = (1..=MAX_PIECES)
         .filter_map(|n| {
             let class = size_class(bytes.div_ceil(n) + OVERHEAD);
             let piece = class - OVERHEAD;
             (piece <= MAX_PIECE_BYTES).then_some((n * class, n, piece))
         })
-        .min()
+        .collect();
+    let least = fits.iter().map(|f| f.0).min()?;
+    fits.into_iter()
+        .find(|f| f.0 <= least + least / 50)
         .map(|(_, n, piece)| (n, piece))
 }
 
@@ -131,6 +135,7 @@ mod tests {
         assert!(p.bits * p.pieces >= 287_551_752);
         let allocated = p.pieces * size_class(p.piece_bytes() + OVERHEAD);
         assert!(allocated <= 37_000_000, "{p:?}: {allocated} bytes");
+        assert_eq!((p.pieces, p.piece_bytes()), (5, (7 << 20) - OVERHEAD));
         assert_eq!(p.k, 20);
         assert!(p.bits < 1 << 32);
     }
