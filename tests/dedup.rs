@@ -112,6 +112,22 @@ fn a_filter_made_with_other_parameters_or_the_other_kind_is_refused() {
     }
 }
 
+#[test]
+fn a_filter_that_does_not_fit_in_maxmemory_is_refused_at_start() {
+    let site = Site::start(3);
+    let redis = Redis::start_with(&["--maxmemory", "20mb"]);
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("s.json");
+    // The default capacity takes 36 MB per filter.
+    let run = produce(&redis.url(), &site, "m", &st, &["--dedup", "bloom"]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.contains("past its maxmemory"), "{run}");
+    let keys: Vec<String> = redis.cmd(&["KEYS", "*"]);
+    assert!(keys.is_empty(), "nothing was created: {keys:?}");
+    let run = produce(&redis.url(), &site, "m", &st, &BLOOM);
+    assert_eq!(run.code, 0, "{run}");
+}
+
 /// Pages a one-process crawl of `site` fetches (the reference).
 fn reference_pages(site: &Site, dir: &Path) -> u64 {
     let redis = Redis::start();

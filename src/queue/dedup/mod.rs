@@ -83,10 +83,11 @@ impl Filter {
                 .arg("error")
                 .query(c)
         })?;
+        let fresh = stored.iter().all(Option::is_none);
         let p = match (want, &stored[..]) {
             (Dedup::Set, [Some(cap), Some(err)]) => {
                 return Err(Error::Usage(format!(
-                    "the seen key {key} is a Bloom filter: run with --dedup bloom --dedup-capacity {cap} --dedup-error {err}, or delete it to start over"
+                    "the seen key {key} is a Bloom filter: run with --dedup bloom --dedup-capacity {cap} --dedup-error {err}, or delete it (--reset-frontier does, for a shared frontier) to start over"
                 )))
             }
             (Dedup::Set, _) => return Ok(Filter::Exact(exact, key.to_string())),
@@ -97,7 +98,7 @@ impl Filter {
         })?;
         if kind != "none" {
             return Err(Error::Usage(format!(
-                "the seen key {key} holds a {kind} made with --dedup set: run with --dedup set, or delete it to start over"
+                "the seen key {key} holds a {kind} made with --dedup set: run with --dedup set, or delete it (--reset-frontier does, for a shared frontier) to start over"
             )));
         }
         let module = link
@@ -108,6 +109,9 @@ impl Filter {
                     .query::<Vec<Value>>(c)
             })
             .is_ok_and(|v| v.first().is_some_and(|c| *c != Value::Nil));
+        if fresh {
+            room_for(link, key, p)?;
+        }
         create(link, key, p, module)
     }
 
@@ -219,6 +223,40 @@ pub fn forget(link: &mut Link, key: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Refuses to create filter `p` if it would take one Redis server past its
+/// maxmemory: the script would still run (Redis lets a script that has
+/// written finish), and every later push would then fail for OOM.
+fn room_for(link: &mut Link, key: &str, p: &Params) -> Result<(), Error> {
+    let info: String = link.call("read Redis's memory", |c| match c {
+        Conn::Single(_) => redis::cmd("INFO").arg("memory").query(c),
+        // A cluster's nodes each have their own: the OOM check below stands.
+        Conn::Cluster(_) => Ok(String::new()),
+    })?;
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let (used, max, bytes) = (
+        field("used_memory"),
+        field("maxmemory"),
+        p.piece_bytes() * p.pieces,
+    );
+    if max > 0 && used + bytes > max {
+        return Err(Error::Redis {
+            what: format!("cannot create the {:.1} MB Bloom filter {key}", bytes as f64 / 1e6),
+            url: link.redacted_url(),
+            cause: format!(
+                "it would take Redis past its maxmemory ({:.1} of {:.1} MB used; raise maxmemory, lower --dedup-capacity or raise --dedup-error)",
+                used as f64 / 1e6,
+                max as f64 / 1e6
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Runs `CREATE` for the filter `p` next to `key`; checks the stored
 /// parameters if it existed. An OOM is reported at once with what to change.
 fn create(link: &mut Link, key: &str, p: &Params, module: bool) -> Result<Filter, Error> {
@@ -262,7 +300,7 @@ fn create(link: &mut Link, key: &str, p: &Params, module: bool) -> Result<Filter
     let (capacity, error) = (field(1).parse::<u64>(), field(2).parse::<f64>());
     if capacity != Ok(p.capacity) || error != Ok(p.error) {
         return Err(Error::Usage(format!(
-            "the Bloom filter {key} was made with --dedup-capacity {} --dedup-error {}, not {} and {}: use the same values, or delete it to start over",
+            "the Bloom filter {key} was made with --dedup-capacity {} --dedup-error {}, not {} and {}: use the same values, or delete it (--reset-frontier does, for a shared frontier) to start over",
             field(1),
             field(2),
             p.capacity,
