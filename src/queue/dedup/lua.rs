@@ -97,7 +97,10 @@ end
 if ARGV[1] == 'module' then
   redis.call('BF.RESERVE', KEYS[2], ARGV[3], ARGV[2])
 else
-  local zeros = string.rep('\0', tonumber(ARGV[7]))
+  -- Doubling, not string.rep, which appends its 7 million bytes one by one.
+  local n, zeros = tonumber(ARGV[7]), '\0'
+  while #zeros * 2 <= n do zeros = zeros .. zeros end
+  zeros = zeros .. string.sub(zeros, 1, n - #zeros)
   for i = 2, #KEYS do redis.call('SET', KEYS[i], zeros) end
 end
 redis.call('HSET', KEYS[1], 'kind', ARGV[1], 'capacity', ARGV[2], 'error', ARGV[3],
