@@ -43,6 +43,17 @@ fn main() -> ExitCode {
         let _ = log::set_format(Some("json"));
     }
     let strs: Vec<&str> = argv.iter().map(String::as_str).collect();
+    // `qpipe bench` measures memory for development; it stays out of --help.
+    if strs.get(1) == Some(&"bench") {
+        let code = match cmd::bench::run(&strs[2..]) {
+            Ok(sum) => finish(sum, None),
+            Err(e) => {
+                log::fatal(&e.to_string());
+                e.exit()
+            }
+        };
+        return ExitCode::from(code as u8);
+    }
     let args = match Args::from_args(&["qpipe"], strs.get(1..).unwrap_or(&[])) {
         Ok(a) => a,
         Err(early) => {

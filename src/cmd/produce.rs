@@ -63,6 +63,13 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
     let started = Instant::now();
     let monitor = Monitor::start(&cfg.monitor, &cfg.writer.redis, &cfg.writer.shard_keys())?;
     let live = Counters::new(Side::Produce);
+    // Reset before the writer opens (or creates) the seen keys it deletes.
+    if let (Some(name), true) = (&cfg.shared_frontier, cfg.reset_frontier) {
+        let items = cfg
+            .writer
+            .seen_sets(&crate::queue::keys::frontier_items(name));
+        shared_frontier::reset(&cfg.writer.redis, name, &items)?;
+    }
     // Connect before fetching anything: a bad Redis is a setup failure.
     let mut queues = cfg.writer.connect(&signals.stop)?;
     let mut cookie_urls = cfg.start.clone();
@@ -122,19 +129,13 @@ fn crawl_once(kit: &Kit<'_>, queues: &mut [Queue]) -> Result<Totals, Error> {
     };
     let frontier: Box<dyn CrawlFrontier> = match &cfg.shared_frontier {
         Some(name) => {
-            if cfg.reset_frontier {
-                let items = cfg
-                    .writer
-                    .seen_sets(&crate::queue::keys::frontier_items(name));
-                shared_frontier::reset(&cfg.writer.redis, name, &items)?;
-            }
             let reach = shared_frontier::Reach {
                 ep: cfg.writer.redis.clone(),
                 retry_for: cfg.writer.retry_for,
                 stop: std::sync::Arc::clone(&kit.signals.stop),
             };
             Box::new(SharedFrontier::join(
-                reach, name, &cfg.start, bounds, cfg.lease,
+                reach, name, &cfg.start, bounds, cfg.lease, &cfg.dedup,
             )?)
         }
         None => Box::new(Frontier::new(&cfg.start, bounds)),

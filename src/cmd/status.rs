@@ -33,7 +33,7 @@ pub fn run(cfg: &StatusConfig, _signals: &Signals) -> Result<Summary, Error> {
         lists.extend(consumers::processing_lists(q.link(), key)?);
         if let Some(sets) = &seen_sets {
             seen += q.call("count the seen set", |c| {
-                redis::cmd("ZCARD").arg(sets.get(i)).query::<u64>(c)
+                crate::queue::dedup::size(c, &sets[i])
             })?;
         }
     }

@@ -150,6 +150,25 @@ pub struct ProduceArgs {
     /// (default: every field but url)
     #[argh(option)]
     pub id_field: Option<String>,
+    /// how Redis remembers seen URLs (--shared-frontier) and item
+    /// fingerprints (--seen-key): "set" is exact, about 72 bytes each;
+    /// "bloom" is a Bloom filter, under 4 bytes each at the default
+    /// --dedup-error, that skips a new URL or item as already seen with
+    /// probability --dedup-error (a false positive). A crawl must keep the
+    /// kind it started with (default set)
+    #[argh(option, default = "String::from(\"set\")")]
+    pub dedup: String,
+    /// distinct URLs, and distinct items, each --dedup bloom filter is sized
+    /// for; its memory is taken when it is created (36 MB at the defaults),
+    /// and past this many the false-positive rate rises. Later runs must give
+    /// the same value (default 10000000)
+    #[argh(option)]
+    pub dedup_capacity: Option<u64>,
+    /// the false-positive rate of --dedup bloom at --dedup-capacity: the
+    /// chance that a new URL or item is wrongly skipped. Later runs must give
+    /// the same value (default 0.000001)
+    #[argh(option)]
+    pub dedup_error: Option<f64>,
     /// pages of items buffered between fetchers and the Redis writer (default 32 x threads)
     #[argh(option)]
     pub channel_capacity: Option<usize>,
@@ -521,4 +540,38 @@ pub struct DemoSiteArgs {
     /// (books.toscrape.com: 50 books on 3 pages, with detail pages) (default quotes)
     #[argh(option, default = "String::from(\"quotes\")")]
     pub site: String,
+}
+
+/// measure memory: Redis bytes per seen fingerprint, or in-process bytes
+/// per queued URL (for development; not listed in qpipe --help).
+#[derive(FromArgs, Debug)]
+#[argh(help_triggers("-h", "--help", "help"))]
+pub struct BenchArgs {
+    /// what to measure: dedup (a seen key in Redis) or frontier (the in-process queue)
+    #[argh(positional)]
+    pub what: String,
+    /// fingerprints to add or look up (dedup), URLs to queue (frontier) (default 1000000)
+    #[argh(option, default = "1_000_000")]
+    pub count: u64,
+    /// fingerprint i is XXH3-128 of the decimal text of i, from this i (default 0)
+    #[argh(option, default = "0")]
+    pub from: u64,
+    /// only look the fingerprints up; report how many the key has (dedup)
+    #[argh(switch)]
+    pub probe: bool,
+    /// the Redis URL (default $REDIS_URL, else redis://127.0.0.1:6379)
+    #[argh(option)]
+    pub redis: Option<String>,
+    /// the seen key (default qpipe-bench)
+    #[argh(option, default = "String::from(\"qpipe-bench\")")]
+    pub key: String,
+    /// set or bloom, as for produce (default set)
+    #[argh(option, default = "String::from(\"set\")")]
+    pub dedup: String,
+    /// as for produce (default 10000000)
+    #[argh(option)]
+    pub dedup_capacity: Option<u64>,
+    /// as for produce (default 0.000001)
+    #[argh(option)]
+    pub dedup_error: Option<f64>,
 }

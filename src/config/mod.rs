@@ -3,6 +3,7 @@
 use crate::config::cli::{ConsumeArgs, DemoSiteArgs, PushArgs};
 use crate::error::Error;
 use crate::queue::conn::Endpoint;
+use crate::queue::dedup::{Dedup, Exact, Filter};
 use endpoint::endpoint;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,7 +17,7 @@ mod try_page;
 
 pub use jobs::{EnqueueConfig, JobsConfig};
 pub use monitor::MonitorConfig;
-pub use produce::ProduceConfig;
+pub use produce::{dedup, ProduceConfig};
 pub use try_page::TryConfig;
 
 /// The default Redis when neither --redis nor REDIS_URL is given.
@@ -63,10 +64,24 @@ impl WriterConfig {
         stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
     ) -> Result<Vec<crate::queue::Queue>, Error> {
         let keys = self.shard_keys();
+        let seen = self.seen.as_ref().map(|s| (s, self.seen_sets(&s.key)));
         keys.iter()
-            .map(|k| {
-                crate::queue::Queue::connect_shard(&self.redis, k, &keys, Duration::from_secs(1))
-                    .map(|q| q.retrying(self.retry_for, Some(std::sync::Arc::clone(stop))))
+            .enumerate()
+            .map(|(i, k)| {
+                let mut q = crate::queue::Queue::connect_shard(
+                    &self.redis,
+                    k,
+                    &keys,
+                    Duration::from_secs(1),
+                )?
+                .retrying(self.retry_for, Some(std::sync::Arc::clone(stop)));
+                if let Some((s, sets)) = &seen {
+                    // Each shard's seen key holds that shard's share of the items.
+                    let want = s.dedup.share(keys.len());
+                    let filter = Filter::open(q.link(), &sets[i], Exact::Zset, &want)?;
+                    q = q.with_seen(filter);
+                }
+                Ok(q)
             })
             .collect()
     }
@@ -75,10 +90,13 @@ impl WriterConfig {
 /// `--seen-key`: fingerprints of pushed items kept in Redis across runs.
 #[derive(Debug, Clone)]
 pub struct SeenConfig {
-    /// The sorted set (member: 16-byte fingerprint, score: first-pushed time).
+    /// The sorted set (member: 16-byte fingerprint, score: first-pushed
+    /// time), or the name its Bloom filters are kept next to.
     pub key: String,
     /// Fingerprints older than this are forgotten (and may be pushed again).
     pub ttl: Option<Duration>,
+    /// A sorted set, or Bloom filters next to `key` (`--dedup`).
+    pub dedup: Dedup,
 }
 
 /// `--lock`: a Redis lock held for the whole run.

@@ -14,6 +14,7 @@ use crate::crawl::session::proxy::Proxies;
 use crate::crawl::spec::{self, SpecFile};
 use crate::crawl::spider::{PageCaps, Spec};
 use crate::error::Error;
+use crate::queue::dedup::{Dedup, Params};
 use std::time::Duration;
 use url::Url;
 
@@ -34,6 +35,8 @@ pub struct ProduceConfig {
     pub caps: PageCaps,
     /// Crawl with other processes through this Redis frontier.
     pub shared_frontier: Option<String>,
+    /// How the shared frontier's seen URLs (and item fingerprints) are kept.
+    pub dedup: Dedup,
     /// Delete the shared frontier first (start a new crawl).
     pub reset_frontier: bool,
     /// How long a taken URL stays leased before others may take it.
@@ -139,6 +142,20 @@ pub fn session(
     Ok((login, headers, user_agent, proxies))
 }
 
+/// Validates `--dedup`, `--dedup-capacity` and `--dedup-error`.
+pub fn dedup(kind: &str, capacity: Option<u64>, error: Option<f64>) -> Result<Dedup, Error> {
+    match kind {
+        "set" if capacity.is_some() || error.is_some() => Err(usage(
+            "--dedup-capacity and --dedup-error need --dedup bloom".into(),
+        )),
+        "set" => Ok(Dedup::Set),
+        "bloom" => Params::new(capacity.unwrap_or(10_000_000), error.unwrap_or(1e-6))
+            .map(Dedup::Bloom)
+            .map_err(usage),
+        other => Err(usage(format!("--dedup {other:?} is neither set nor bloom"))),
+    }
+}
+
 impl ProduceConfig {
     /// Validates `produce` arguments.
     pub fn from_args(a: ProduceArgs) -> Result<ProduceConfig, Error> {
@@ -200,6 +217,18 @@ impl ProduceConfig {
             }
             other => other,
         };
+        let dedup = dedup(&a.dedup, a.dedup_capacity, a.dedup_error)?;
+        if dedup != Dedup::Set && a.seen_ttl.is_some() {
+            return Err(usage(
+                "--seen-ttl needs --dedup set (a Bloom filter cannot forget)".into(),
+            ));
+        }
+        if dedup != Dedup::Set && a.shared_frontier.is_none() && a.seen_key.is_none() {
+            return Err(usage(
+                "--dedup bloom applies to --shared-frontier and --seen-key: give one of them"
+                    .into(),
+            ));
+        }
         let seen = match (a.seen_key, a.seen_ttl) {
             (None, Some(_)) => return Err(usage("--seen-ttl needs --seen-key".into())),
             (None, None) => None,
@@ -211,6 +240,7 @@ impl ProduceConfig {
                 ttl: ttl
                     .map(|d| seconds(d * 86_400.0, "--seen-ttl"))
                     .transpose()?,
+                dedup: dedup.clone(),
             }),
         };
         let mut writer = writer(
@@ -233,6 +263,7 @@ impl ProduceConfig {
             writer.seen = Some(SeenConfig {
                 key: crate::queue::keys::frontier_items(name),
                 ttl: None,
+                dedup: dedup.clone(),
             });
         }
         let caps = PageCaps {
@@ -249,6 +280,7 @@ impl ProduceConfig {
             policy,
             lease: seconds(a.lease_secs, "--lease-secs")?,
             reset_frontier: a.reset_frontier,
+            dedup,
             shared_frontier: a.shared_frontier,
             threads,
             start,

@@ -7,6 +7,7 @@
 
 use crate::error::Error;
 use crate::queue::conn::{self, Conn, Endpoint};
+use crate::queue::dedup::Filter;
 use crate::queue::link::{Fault, Link};
 use redis::Value;
 use std::sync::atomic::AtomicBool;
@@ -28,19 +29,23 @@ end
 redis.call('SET', KEYS[2], ARGV[1], 'EX', 3600)
 return #ARGV - 1";
 
-/// LPUSH only items whose fingerprint is new to the seen set, atomically.
-/// KEYS: list, seen zset, marker. ARGV: now, seq, then fingerprint/value pairs.
+/// LPUSH only items whose fingerprint is new to the seen filter, atomically
+/// (after the filter's prelude, `dedup::Filter::script`).
+/// KEYS: list, marker, then the filter's. ARGV: seq, the filter's two
+/// arguments, then fingerprint/value pairs (a fingerprint takes `width`).
 const PUSH_UNSEEN: &str = r"
+local width, _, add, tally = seen_filter(KEYS, 3, ARGV, 2)
 local new = {}
-for i = 3, #ARGV, 2 do
-  if redis.call('ZADD', KEYS[2], 'NX', ARGV[1], ARGV[i]) == 1 then
-    new[#new + 1] = ARGV[i + 1]
+for i = 4, #ARGV, width + 1 do
+  if add(i) then
+    new[#new + 1] = ARGV[i + width]
   end
 end
 for i = 1, #new, 1000 do
   redis.call('LPUSH', KEYS[1], unpack(new, i, math.min(i + 999, #new)))
 end
-redis.call('SET', KEYS[3], ARGV[2], 'EX', 3600)
+redis.call('SET', KEYS[2], ARGV[1], 'EX', 3600)
+tally(#new)
 return #new";
 
 /// Pops up to ARGV[1] more items from the tail of KEYS[1], stopping once
@@ -63,6 +68,8 @@ pub struct Queue {
     /// The list key items are pushed to and popped from.
     pub key: String,
     block: Duration,
+    /// The seen key pushes are deduplicated against (`--seen-key`), if any.
+    seen: Option<Filter>,
 }
 
 impl Queue {
@@ -106,7 +113,14 @@ impl Queue {
             link: link.for_key(key),
             key: key.to_string(),
             block,
+            seen: None,
         }
+    }
+
+    /// Deduplicates this list's pushes against `seen` (see `push_unseen`).
+    pub fn with_seen(mut self, seen: Filter) -> Queue {
+        self.seen = Some(seen);
+        self
     }
 
     /// Retries outages for `retry_for`, giving up early once `stop` is raised.
@@ -183,27 +197,31 @@ impl Queue {
         })
     }
 
-    /// Pushes only the values whose fingerprint is not yet in the sorted set
-    /// `seen` (score: first-pushed Unix time), atomically, with the marker.
-    /// Returns how many were new. Runs once.
+    /// Pushes only the values whose fingerprint is new to the seen key (and
+    /// records them there), atomically, with the marker; without a seen key,
+    /// pushes them all. Returns how many were new. Runs once.
     pub fn push_unseen(
         &mut self,
         values: &[&[u8]],
         fingerprints: &[[u8; 16]],
-        seen: &str,
         marker: &str,
         seq: &str,
     ) -> Result<u64, Fault> {
+        let Some(seen) = &self.seen else {
+            return self.push(values, marker, seq).map(|()| values.len() as u64);
+        };
+        let keys = seen.keys();
         let mut cmd = redis::cmd("EVAL");
-        cmd.arg(PUSH_UNSEEN)
-            .arg(3)
+        cmd.arg(seen.script(PUSH_UNSEEN))
+            .arg(2 + keys.len())
             .arg(&self.key)
-            .arg(seen)
             .arg(marker)
-            .arg(crate::run::log::unix_secs())
-            .arg(seq);
+            .arg(&keys)
+            .arg(seq)
+            .arg(&seen.args()[..]);
         for (fp, v) in fingerprints.iter().zip(values) {
-            cmd.arg(&fp[..]).arg(*v);
+            seen.push_fingerprint(&mut cmd, fp);
+            cmd.arg(*v);
         }
         let key = self.key.as_str();
         self.link.attempt(|con| {
@@ -213,13 +231,17 @@ impl Queue {
         })
     }
 
-    /// Forgets fingerprints first pushed more than `ttl` ago.
-    pub fn trim_seen(&mut self, seen: &str, ttl: Option<Duration>) -> Result<(), Error> {
-        let Some(ttl) = ttl else { return Ok(()) };
+    /// Forgets fingerprints first pushed more than `ttl` ago (a sorted-set
+    /// seen key only: a Bloom filter cannot forget, and config refuses that).
+    pub fn trim_seen(&mut self, ttl: Option<Duration>) -> Result<(), Error> {
+        let (Some(ttl), Some(Filter::Exact(_, seen))) = (ttl, &self.seen) else {
+            return Ok(());
+        };
+        let seen = seen.clone();
         let cutoff = crate::run::log::unix_secs().saturating_sub(ttl.as_secs());
         self.call("expire old fingerprints", |c| {
             redis::cmd("ZREMRANGEBYSCORE")
-                .arg(seen)
+                .arg(&seen)
                 .arg("-inf")
                 .arg(format!("({cutoff}"))
                 .query::<Value>(c)

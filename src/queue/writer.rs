@@ -69,20 +69,17 @@ pub fn write(
     let mut stats = WriterStats::default();
     let mut seen: HashSet<u64> = HashSet::new();
     let run = run_id();
-    let seen_sets = cfg.seen.as_ref().map(|s| cfg.seen_sets(&s.key));
-    let keys: Vec<(String, Option<String>)> = shards
+    let markers: Vec<String> = shards
         .iter()
-        .enumerate()
-        .map(|(i, q)| {
-            let seen = seen_sets.as_ref().and_then(|sets| sets.get(i).cloned());
-            (format!("{}:writer:{run}", q.key), seen)
-        })
+        .map(|q| format!("{}:writer:{run}", q.key))
         .collect();
     if let Some(s) = &cfg.seen {
-        for (q, (_, key)) in shards.iter_mut().zip(&keys) {
-            let key = key.as_deref().unwrap_or(&s.key);
-            if let Err(e) = q.trim_seen(key, s.ttl) {
-                log::warn(&format!("could not expire old fingerprints in {key}: {e}"));
+        for q in shards.iter_mut() {
+            if let Err(e) = q.trim_seen(s.ttl) {
+                log::warn(&format!(
+                    "could not expire old fingerprints of {}: {e}",
+                    q.key
+                ));
             }
         }
     }
@@ -115,10 +112,8 @@ pub fn write(
             if groups[g].is_empty() {
                 continue;
             }
-            let (marker, seen_key) = &keys[g];
             let target = Target {
-                marker,
-                seen_key: seen_key.as_deref(),
+                marker: &markers[g],
                 seq: &seq,
             };
             match push_retrying(&mut shards[g], &groups[g], &target, &mut stats) {
@@ -147,7 +142,7 @@ pub fn write(
         }
     }
     // The markers only matter while a batch could be retried; tidy them away.
-    for (q, (marker, _)) in shards.iter_mut().zip(&keys) {
+    for (q, marker) in shards.iter_mut().zip(&markers) {
         let _ = q.forget(marker);
     }
     stats
@@ -172,7 +167,6 @@ fn split(batch: Vec<Item>, shards: usize) -> Vec<Vec<Item>> {
 /// Where one shard's batch goes.
 struct Target<'a> {
     marker: &'a str,
-    seen_key: Option<&'a str>,
     seq: &'a str,
 }
 
@@ -209,10 +203,7 @@ fn push_retrying(
                 .to_be_bytes()
         })
         .collect();
-    let attempt_push = |q: &mut Queue| match t.seen_key {
-        None => q.push(&values, marker, seq).map(|()| values.len() as u64),
-        Some(key) => q.push_unseen(&values, &fingerprints, key, marker, seq),
-    };
+    let attempt_push = |q: &mut Queue| q.push_unseen(&values, &fingerprints, marker, seq);
     let mut attempt = 0u32;
     loop {
         let result = if attempt == 0 {

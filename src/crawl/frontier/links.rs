@@ -11,7 +11,7 @@ use url::Url;
 
 use super::Finish;
 
-/// The default `--max-queued-urls`: about 175 MB of queued URLs at most.
+/// The default `--max-queued-urls`: about 50 MB of queued URLs at most.
 const DEFAULT_MAX_QUEUED: usize = 1_000_000;
 
 /// Where and how far the crawl may go, and when it must end.

@@ -1,9 +1,14 @@
 //! The crawl frontier: what to fetch next, and when the crawl is over. Two
-//! kinds implement `CrawlFrontier`: `local` (in this process) and `shared`
-//! (in Redis, for many producers). Both filter links with `links`.
+//! kinds implement `CrawlFrontier`: `local` (in this process, its URLs kept
+//! compactly by `queue`) and `shared` (in Redis, for many producers, with
+//! its Lua in `scripts` and a cache of links known seen in `recent`). Both
+//! filter links with `links`.
 
 mod links;
 pub mod local;
+mod queue;
+mod recent;
+mod scripts;
 pub mod shared;
 
 pub use crate::run::summary::Finish;

@@ -3,7 +3,8 @@
 //!
 //! Keys, all tagged `{NAME}` so they live in one Redis Cluster slot:
 //! - `{NAME}:frontier`: list of `"<depth> <url>"` still to fetch (FIFO);
-//! - `{NAME}:seen`: set of 16-byte hashes of every canonical URL ever queued;
+//! - `{NAME}:seen`: set of 16-byte hashes of every canonical URL ever queued,
+//!   or with `--dedup bloom` a Bloom filter next to it (`queue::dedup`);
 //! - `{NAME}:leases`: sorted set of URLs being fetched, scored by lease expiry (ms).
 //!
 //! Taking a URL moves it into the leases; completing a page adds its new links
@@ -11,9 +12,12 @@
 //! frontier is empty and nothing is leased. An expired lease (its producer
 //! died) goes back to the frontier.
 
+use super::recent::Recent;
+use super::scripts::{DONE, RELEASE, TAKE};
 use crate::crawl::frontier::{filter, url_hash, Bounds, CrawlFrontier, Filtered, Finish, Seen};
 use crate::error::Error;
 use crate::queue::conn::{Conn, Endpoint};
+use crate::queue::dedup::{self, Dedup, Exact, Filter};
 use crate::queue::link::Link;
 use crate::run::log;
 use crate::run::renewal::renew_every_third;
@@ -23,61 +27,6 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 use url::Url;
-
-/// KEYS: frontier, leases, this request's token key. ARGV: now_ms, lease_ms.
-/// Re-queues expired leases, then leases the next URL. Returns
-/// `{1, member}` or `{0, number_still_leased}`. A retry whose first reply
-/// was lost gets the same URL back (from the token key), instead of leasing
-/// a second one and leaving the first to wait out its lease.
-const TAKE: &str = r"
-local prev = redis.call('GET', KEYS[3])
-if prev then return {1, prev} end
-local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, 100)
-for _, m in ipairs(expired) do
-  redis.call('ZREM', KEYS[2], m)
-  redis.call('LPUSH', KEYS[1], m)
-end
-local m = redis.call('LPOP', KEYS[1])
-if m then
-  redis.call('ZADD', KEYS[2], tonumber(ARGV[1]) + tonumber(ARGV[2]), m)
-  redis.call('SET', KEYS[3], m, 'PX', ARGV[2])
-  return {1, m}
-end
-return {0, redis.call('ZCARD', KEYS[2])}";
-
-/// KEYS: frontier, seen, leases. ARGV: finished member ('' for none), the
-/// most URLs the frontier may hold, then hash/member pairs. Queues unseen
-/// links while there is room and drops the lease, atomically. A link with no
-/// room is not marked seen. Returns `{added, dropped_for_room}`.
-const DONE: &str = r"
-if ARGV[1] ~= '' then redis.call('ZREM', KEYS[3], ARGV[1]) end
-redis.call('DEL', KEYS[4])
-local room = tonumber(ARGV[2]) - redis.call('LLEN', KEYS[1])
-local added, full = 0, 0
-for i = 3, #ARGV, 2 do
-  if redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 0 then
-    if room > 0 then
-      redis.call('SADD', KEYS[2], ARGV[i])
-      redis.call('RPUSH', KEYS[1], ARGV[i + 1])
-      added = added + 1
-      room = room - 1
-    else
-      full = full + 1
-    end
-  end
-end
-return {added, full}";
-
-/// KEYS: frontier, leases. ARGV: member. Puts a leased URL that was not
-/// fetched back at the front of the frontier, unless its lease already
-/// expired (then a `TAKE` re-queued it already).
-const RELEASE: &str = r"
-redis.call('DEL', KEYS[3])
-if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
-  redis.call('LPUSH', KEYS[1], ARGV[1])
-  return 1
-end
-return 0";
 
 /// The Redis keys of shared frontier `name`.
 pub fn keys(name: &str) -> [String; 3] {
@@ -89,14 +38,19 @@ pub fn keys(name: &str) -> [String; 3] {
 }
 
 /// Deletes a shared frontier and its item fingerprints (`item_sets`: the
-/// frontier's seen set of every shard), so the next run starts a new crawl.
-/// One DEL per key: on a cluster the shards' sets live in other slots.
+/// frontier's seen key of every shard), sets or Bloom filters alike, so the
+/// next run starts a new crawl. One DEL per key: on a cluster the shards'
+/// seen keys live in other slots.
 pub fn reset(ep: &Endpoint, name: &str, item_sets: &[String]) -> Result<(), Error> {
     let mut link = Link::open(ep, Duration::from_secs(10), Duration::ZERO, None)?;
-    for key in keys(name).iter().chain(item_sets) {
+    let [frontier, seen, leases] = keys(name);
+    for key in [frontier, leases] {
         link.call("reset the shared frontier", |c| {
-            redis::cmd("DEL").arg(key).query::<()>(c)
+            redis::cmd("DEL").arg(&key).query::<()>(c)
         })?;
+    }
+    for key in std::iter::once(&seen).chain(item_sets) {
+        dedup::forget(&mut link, key)?;
     }
     Ok(())
 }
@@ -116,6 +70,12 @@ pub struct Reach {
 pub struct SharedFrontier {
     reach: Reach,
     keys: [String; 3],
+    /// The seen URLs: a set, or a Bloom filter (`--dedup`).
+    seen: Filter,
+    /// `DONE` after the seen filter's prelude.
+    done_script: String,
+    /// Links known to be seen already, not sent to Redis again.
+    recent: Mutex<Recent>,
     /// Idle links; each call takes one, so fetchers never share a socket.
     pool: Mutex<Vec<Link>>,
     /// Why the frontier gave up, if it did.
@@ -145,22 +105,29 @@ fn member(depth: u32, url: &Url) -> String {
 
 impl SharedFrontier {
     /// Joins (or starts) crawl `name`: start URLs not yet seen are queued.
+    /// Its seen URLs are kept as `dedup` says (a crawl keeps its kind).
     pub fn join(
         reach: Reach,
         name: &str,
         start: &[Url],
         bounds: Bounds,
         lease: Duration,
+        dedup: &Dedup,
     ) -> Result<SharedFrontier, Error> {
-        let first = Link::open(
+        let mut first = Link::open(
             &reach.ep,
             Duration::from_secs(10),
             reach.retry_for,
             Some(Arc::clone(&reach.stop)),
         )?;
+        let keys = keys(name);
+        let seen = Filter::open(&mut first, &keys[1], Exact::Set, dedup)?;
         let f = SharedFrontier {
             reach,
-            keys: keys(name),
+            done_script: seen.script(DONE),
+            recent: Mutex::new(Recent::default()),
+            seen,
+            keys,
             pool: Mutex::new(vec![first]),
             failure: Mutex::new(None),
             bounds: bounds.with_default_domains(start),
@@ -218,24 +185,30 @@ impl SharedFrontier {
         self.set_finish(Finish::RedisUnavailable)
     }
 
-    /// Drops lease `finished` and queues `links`; returns `(added, dropped_for_room)`.
+    /// Drops lease `finished` and queues `links`; returns `(added,
+    /// dropped_for_room, verdicts)` (see `DONE`).
     fn done(
         &self,
         con: &mut Conn,
         finished: &str,
         token: &str,
         links: &[(u32, Url)],
-    ) -> RedisResult<(u64, u64)> {
+    ) -> RedisResult<(u64, u64, Vec<u8>)> {
+        let filter = self.seen.keys();
         let mut cmd = redis::cmd("EVAL");
-        cmd.arg(DONE)
-            .arg(4)
-            .arg(&self.keys[..])
+        cmd.arg(&self.done_script)
+            .arg(3 + filter.len())
+            .arg(&self.keys[0])
+            .arg(&self.keys[2])
             .arg(token)
+            .arg(&filter)
             .arg(finished)
-            .arg(self.bounds.max_queued);
+            .arg(self.bounds.max_queued)
+            .arg(&self.seen.args()[..]);
         for (depth, u) in links {
-            cmd.arg(&url_hash(u).to_be_bytes()[..])
-                .arg(member(*depth, u));
+            self.seen
+                .push_fingerprint(&mut cmd, &url_hash(u).to_be_bytes());
+            cmd.arg(member(*depth, u));
         }
         cmd.query(con)
     }
@@ -328,24 +301,40 @@ impl CrawlFrontier for SharedFrontier {
     fn complete(&self, page: &Url, links: Vec<Url>, depth: u32, items: u64) -> usize {
         self.items.fetch_add(items, Ordering::Relaxed);
         let keep: Vec<(u32, Url)> = {
+            let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
             let mut fl = self.filtered.lock().unwrap_or_else(|p| p.into_inner());
-            // The seen set and the queue bound are checked in Redis, by `DONE`.
-            filter(&self.bounds, links, depth + 1, &mut fl, |_| Seen::New)
-                .into_iter()
-                .map(|u| (depth + 1, u))
-                .collect()
+            // The seen set and the queue bound are checked in Redis, by
+            // `DONE`, for links not already known to be seen.
+            filter(&self.bounds, links, depth + 1, &mut fl, |u| {
+                match recent.contains(url_hash(u) as u64) {
+                    true => Seen::Duplicate,
+                    false => Seen::New,
+                }
+            })
+            .into_iter()
+            .map(|u| (depth + 1, u))
+            .collect()
         };
         // The lease's member is rebuilt from the URL and depth it was taken as.
         let finished = member(depth, page);
         let token = self.token_of(&finished);
-        let (added, full) = self
+        let (added, full, verdicts) = self
             .call("record a finished page", |con| {
                 self.done(con, &finished, &token, &keep)
             })
             .unwrap_or_else(|e| {
                 log::error(&format!("could not record a finished page in the shared frontier ({e}); its lease will expire and it will be fetched again"));
-                (0, 0)
+                (0, 0, Vec::new())
             });
+        {
+            // Added or duplicate: seen for good. A link dropped for room is not.
+            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            for ((_, u), v) in keep.iter().zip(&verdicts) {
+                if *v != b'f' {
+                    recent.insert(url_hash(u) as u64);
+                }
+            }
+        }
         let mut fl = self.filtered.lock().unwrap_or_else(|p| p.into_inner());
         fl.frontier_full += full;
         fl.duplicates += (keep.len() as u64).saturating_sub(added + full);
@@ -395,7 +384,7 @@ impl CrawlFrontier for SharedFrontier {
 
     fn seen(&self) -> u64 {
         self.call("count the shared frontier's URLs", |con| {
-            redis::cmd("SCARD").arg(&self.keys[1]).query(con)
+            self.seen.count(con)
         })
         .unwrap_or(0)
     }
