@@ -450,7 +450,7 @@ fn proxy_flag_and_http_proxy_route_every_request() {
     assert_eq!(run.code, 2, "{run}");
     assert!(
         run.stderr.contains(
-            "invalid HTTP_PROXY \"socks5://qp:***@127.0.0.1:1\": socks5 proxies are not supported"
+            "invalid HTTP_PROXY \"socks5://***:***@127.0.0.1:1\": socks5 proxies are not supported"
         ),
         "{run}"
     );
