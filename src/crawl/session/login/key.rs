@@ -140,18 +140,7 @@ impl<'de> Deserialize<'de> for LoginUrl {
 impl<'de> Deserialize<'de> for Css {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Css, D::Error> {
         let text = String::deserialize(d)?;
-        let selector = Selector::parse(&text).map_err(|e| {
-            let why = e
-                .to_string()
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_string();
-            de::Error::custom(format!(
-                "invalid CSS selector {text:?}: {why} (check the selector syntax)"
-            ))
-        })?;
+        let selector = crate::crawl::spec::compile(&text).map_err(de::Error::custom)?;
         Ok(Css { text, selector })
     }
 }
@@ -294,6 +283,19 @@ pub(crate) mod tests {
         assert!(login(r#"{"url":"https://x/","form":"form[","fields":{}}"#)
             .unwrap_err()
             .starts_with("form: invalid CSS selector"));
+        for empty in ["", "  "] {
+            let e = login(&format!(
+                r#"{{"url":"https://x/","form":"{empty}","fields":{{}}}}"#
+            ))
+            .unwrap_err();
+            assert!(e.starts_with("form: invalid CSS selector"), "{e}");
+            assert!(!e.contains("report"), "scraper's own plea leaked: {e}");
+        }
+        let e = login(r#"{"url":"https://x/","fields":{},"error":""}"#).unwrap_err();
+        assert!(
+            e.starts_with("error: invalid CSS selector") && !e.contains("report"),
+            "{e}"
+        );
         assert!(login(r#"{"url":"https://x/","fields":{},"eror":"p"}"#)
             .unwrap_err()
             .contains("unknown field `eror`"));
