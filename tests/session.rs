@@ -181,7 +181,7 @@ fn a_refused_login_exits_1_quoting_the_site_never_the_password() {
     assert_eq!(run.code, 1, "{run}");
     assert!(
         run.stderr.contains(&format!(
-            "qpipe: login failed: the site says \"Invalid password for bob\" (login.error \"p.error\" matched on {}/login)",
+            "qpipe: login failed: the site says \"Invalid password for ***\" (login.error \"p.error\" matched on {}/login)",
             site.base
         )),
         "{run}"
@@ -455,4 +455,143 @@ fn proxy_flag_and_http_proxy_route_every_request() {
         "{run}"
     );
     assert_no_secret(&run, "px-s3cret");
+}
+
+/// A site that echoes what the login sent it: the field values and a header.
+#[test]
+fn a_refused_login_masks_every_filled_value_and_header_the_site_echoes() {
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let site = Server::start(|r: &Req| match (r.method.as_str(), r.path.as_str()) {
+        ("GET", "/login") => {
+            Resp::html(r#"<form method=post><input name=user><input name=pass></form>"#)
+        }
+        ("POST", "/login") => Resp::html(&format!(
+            "<p class=error>Wrong password {} for {}. Also header: {}</p>",
+            r.form("pass").unwrap_or_default(),
+            r.form("user").unwrap_or_default(),
+            r.header("x-token").unwrap_or_default()
+        )),
+        _ => Resp::not_found(),
+    });
+    let spec = write_spec(
+        dir.path(),
+        serde_json::json!({
+            "start_urls": [format!("{}/", site.base)],
+            "item": "p", "fields": {"text": "p"},
+            "headers": {"X-Token": "HDRSECRET"},
+            "login": {"url": format!("{}/login", site.base), "error": "p.error",
+                      "fields": {"user": "bob", "pass": "LITERALPW"}}
+        }),
+    );
+    let run = produce(&redis, &["--spec", &spec, "-v"], &[]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        run.stderr.contains(&format!(
+            "qpipe: login failed: the site says \"Wrong password *** for ***. Also header: ***\" (login.error \"p.error\" matched on {}/login)",
+            site.base
+        )),
+        "{run}"
+    );
+    assert_no_secret(&run, "LITERALPW");
+    assert_no_secret(&run, "HDRSECRET");
+}
+
+/// The form, or a 307 after it, names another host: the credentials are not sent.
+#[test]
+fn a_login_form_posting_to_another_host_is_refused() {
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let site = Server::start(|r: &Req| {
+        let port = r
+            .header("host")
+            .unwrap_or("")
+            .rsplit(':')
+            .next()
+            .unwrap_or("");
+        match (r.method.as_str(), r.path.as_str()) {
+            // "localhost" is this very server under another name.
+            ("GET", "/login") => Resp::html(&format!(
+                r#"<form method=post action="http://localhost:{port}/steal"><input name=user></form>"#
+            )),
+            ("GET", "/login2") => {
+                Resp::html(r#"<form method=post action="/hop"><input name=user></form>"#)
+            }
+            ("POST", "/hop") => Resp::redirect(307, &format!("http://localhost:{port}/steal")),
+            _ => Resp::html("<p>x</p>"),
+        }
+    });
+    let login_spec = |path: &str, extra: serde_json::Value| {
+        let mut spec = serde_json::json!({
+            "start_urls": [format!("{}/", site.base)],
+            "item": "p", "fields": {"text": "p"},
+            "login": {"url": format!("{}{path}", site.base), "fields": {"user": "bob"}}
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            spec[k] = v.clone();
+        }
+        write_spec(dir.path(), spec)
+    };
+    let run = produce(
+        &redis,
+        &["--spec", &login_spec("/login", serde_json::json!({}))],
+        &[],
+    );
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        run.stderr.lines().count() == 1 && run.stderr.starts_with(
+            "qpipe: login: refusing to send the credentials to localhost: it is neither the login page's host 127.0.0.1 nor in the spec's allowed_domains (if localhost is the site's own, add it to allowed_domains"
+        ),
+        "{run}"
+    );
+    // Allowed when the spec says the host is the site's own.
+    let allowed = serde_json::json!({"allowed_domains": ["127.0.0.1", "localhost"]});
+    let run = produce(&redis, &["--spec", &login_spec("/login", allowed)], &[]);
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(
+        site.requests()
+            .iter()
+            .filter(|r| r.path == "/steal")
+            .count(),
+        1
+    );
+    // A 307 would resend the body to the other host.
+    let run = produce(
+        &redis,
+        &["--spec", &login_spec("/login2", serde_json::json!({}))],
+        &[],
+    );
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        run.stderr
+            .contains("refusing to send the credentials to localhost"),
+        "{run}"
+    );
+    // --origin: the spec's production host is "localhost", the mirror is
+    // 127.0.0.1, and the mirror's form names production.
+    let prod = site.base.replace("127.0.0.1", "localhost");
+    let spec = write_spec(
+        dir.path(),
+        serde_json::json!({
+            "start_urls": [format!("{prod}/")], "allowed_domains": ["localhost"],
+            "item": "p", "fields": {"text": "p"},
+            "login": {"url": format!("{prod}/login"), "fields": {"user": "bob"}}
+        }),
+    );
+    let run = produce(&redis, &["--spec", &spec, "--origin", &site.base], &[]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        run.stderr
+            .contains("refusing to send the credentials to localhost"),
+        "{run}"
+    );
+    assert_eq!(
+        site.requests()
+            .iter()
+            .filter(|r| r.path == "/steal")
+            .count(),
+        1,
+        "only the allowed run posted: {:#?}",
+        site.requests()
+    );
 }

@@ -23,6 +23,7 @@ pub struct Session {
     agent: Agent,
     headers: Vec<(String, String)>,
     proxies: proxy::Proxies,
+    secrets: Vec<String>,
 }
 
 impl Session {
@@ -60,11 +61,32 @@ impl Session {
             }
         }
         crate::run::log::debug(&format!("{:?}", cfg.proxies));
+        let cookies = cfg
+            .headers
+            .cookie
+            .iter()
+            .flat_map(|c| headers::cookie_pairs(c));
+        let secrets = cfg
+            .headers
+            .list
+            .iter()
+            .map(|(_, v)| v.as_str())
+            .chain(cookies.filter_map(|p| p.split_once('=').map(|(_, v)| v.trim())))
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+            .collect();
         Session {
             agent,
             headers: cfg.headers.list.clone(),
             proxies: cfg.proxies.clone(),
+            secrets,
         }
+    }
+
+    /// Values a message must never show: every header value, and the values
+    /// of the user's cookies.
+    pub fn secrets(&self) -> &[String] {
+        &self.secrets
     }
 
     /// A GET of `url` with the session's headers, through its proxy.
