@@ -595,3 +595,88 @@ fn a_login_form_posting_to_another_host_is_refused() {
         site.requests()
     );
 }
+
+/// Every page sets 50 new cookies of ~110 bytes; the server answers 431 to a
+/// Cookie header over 8 KiB, as nginx and Apache do. The jar stays within
+/// browsers' limits, so no page is lost; the user's own cookie is never evicted.
+#[test]
+fn a_site_setting_cookies_on_every_page_never_gets_an_oversized_header() {
+    const PAGES: usize = 12;
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let site = Server::start(|r: &Req| {
+        let header_len: usize = r
+            .headers
+            .iter()
+            .filter(|(n, _)| n == "cookie")
+            .map(|(_, v)| v.len())
+            .sum();
+        if header_len > 8190 {
+            return Resp {
+                code: 431,
+                headers: Vec::new(),
+                body: "Request Header Fields Too Large".into(),
+            };
+        }
+        let Some(n) = r
+            .path
+            .strip_prefix("/p/")
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
+            return Resp::not_found();
+        };
+        let next = match n < PAGES {
+            true => format!("<a class=next href=/p/{}>next</a>", n + 1),
+            false => String::new(),
+        };
+        let mut resp = Resp::html(&format!(
+            "<div class=quote><span class=text>q{n}</span></div>{next}"
+        ));
+        for i in 0..50 {
+            resp = resp.cookie(&format!("t{n}_{i}={}; Path=/", "v".repeat(100)));
+        }
+        resp
+    });
+    let start = format!("{}/p/1", site.base);
+    let run = produce(
+        &redis,
+        &[
+            "--start-url",
+            &start,
+            "--threads",
+            "1",
+            "--ignore-robots",
+            "--header",
+            "Cookie: keep=me",
+            "--spec",
+            &write_spec(
+                dir.path(),
+                serde_json::json!({"item": "div.quote", "fields": {"text": "span.text"}, "follow": ["a.next"]}),
+            ),
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let mut want: Vec<String> = (1..=PAGES).map(|n| format!("q{n}")).collect();
+    want.sort();
+    assert_eq!(texts(&redis), want, "{run}");
+    let reqs = site.requests();
+    assert_eq!(reqs.len(), PAGES, "{reqs:#?}");
+    for r in &reqs {
+        let len: usize = r.cookies().iter().map(|c| c.len() + 2).sum();
+        assert!(
+            len <= 6 * 1024 + 2,
+            "{} carried {len} bytes of cookies",
+            r.path
+        );
+        assert_eq!(r.cookie("keep").as_deref(), Some("me"), "{}", r.path);
+    }
+    // The newest cookies are the ones kept.
+    let last = reqs.last().unwrap();
+    assert!(
+        last.cookie(&format!("t{}_49", PAGES - 1)).is_some(),
+        "{:?}",
+        last.cookies()
+    );
+    assert!(last.cookie("t1_0").is_none(), "{:?}", last.cookies());
+}
