@@ -199,6 +199,12 @@ fn finish(sum: Summary, stats_json: Option<&str>) -> Exit {
 /// `qpipe spec`: `--print`, `--check FILE`, or `--try URL` with its companions.
 fn spec(a: config::cli::SpecArgs, signals: &signal::Signals) -> Result<Summary, Error> {
     let companions = a.spec.is_some() || a.origin.is_some() || !a.header.is_empty();
+    let modes = [a.print, a.check.is_some(), a.try_url.is_some()];
+    if modes.iter().filter(|m| **m).count() > 1 {
+        return Err(Error::Usage(
+            "give one of --print, --check FILE or --try URL (see qpipe spec --help)".into(),
+        ));
+    }
     match a.try_url {
         Some(url) => TryConfig::new(
             &url,

@@ -181,7 +181,7 @@ fn a_refused_login_exits_1_quoting_the_site_never_the_password() {
     assert_eq!(run.code, 1, "{run}");
     assert!(
         run.stderr.contains(&format!(
-            "qpipe: login failed: the site says \"Invalid password for bob\" (login.error \"p.error\" matched on {}/login)",
+            "qpipe: login failed: the site says \"Invalid password for ***\" (login.error \"p.error\" matched on {}/login)",
             site.base
         )),
         "{run}"
@@ -450,9 +450,233 @@ fn proxy_flag_and_http_proxy_route_every_request() {
     assert_eq!(run.code, 2, "{run}");
     assert!(
         run.stderr.contains(
-            "invalid HTTP_PROXY \"socks5://qp:***@127.0.0.1:1\": socks5 proxies are not supported"
+            "invalid HTTP_PROXY \"socks5://***:***@127.0.0.1:1\": socks5 proxies are not supported"
         ),
         "{run}"
     );
     assert_no_secret(&run, "px-s3cret");
+}
+
+/// A site that echoes what the login sent it: the field values and a header.
+#[test]
+fn a_refused_login_masks_every_filled_value_and_header_the_site_echoes() {
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let site = Server::start(|r: &Req| match (r.method.as_str(), r.path.as_str()) {
+        ("GET", "/login") => {
+            Resp::html(r#"<form method=post><input name=user><input name=pass></form>"#)
+        }
+        ("POST", "/login") => Resp::html(&format!(
+            "<p class=error>Wrong password {} for {}. Also header: {}</p>",
+            r.form("pass").unwrap_or_default(),
+            r.form("user").unwrap_or_default(),
+            r.header("x-token").unwrap_or_default()
+        )),
+        _ => Resp::not_found(),
+    });
+    let spec = write_spec(
+        dir.path(),
+        serde_json::json!({
+            "start_urls": [format!("{}/", site.base)],
+            "item": "p", "fields": {"text": "p"},
+            "headers": {"X-Token": "HDRSECRET"},
+            "login": {"url": format!("{}/login", site.base), "error": "p.error",
+                      "fields": {"user": "bob", "pass": "LITERALPW"}}
+        }),
+    );
+    let run = produce(&redis, &["--spec", &spec, "-v"], &[]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        run.stderr.contains(&format!(
+            "qpipe: login failed: the site says \"Wrong password *** for ***. Also header: ***\" (login.error \"p.error\" matched on {}/login)",
+            site.base
+        )),
+        "{run}"
+    );
+    assert_no_secret(&run, "LITERALPW");
+    assert_no_secret(&run, "HDRSECRET");
+}
+
+/// The form, or a 307 after it, names another host: the credentials are not sent.
+#[test]
+fn a_login_form_posting_to_another_host_is_refused() {
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let site = Server::start(|r: &Req| {
+        let port = r
+            .header("host")
+            .unwrap_or("")
+            .rsplit(':')
+            .next()
+            .unwrap_or("");
+        match (r.method.as_str(), r.path.as_str()) {
+            // "localhost" is this very server under another name.
+            ("GET", "/login") => Resp::html(&format!(
+                r#"<form method=post action="http://localhost:{port}/steal"><input name=user></form>"#
+            )),
+            ("GET", "/login2") => {
+                Resp::html(r#"<form method=post action="/hop"><input name=user></form>"#)
+            }
+            ("POST", "/hop") => Resp::redirect(307, &format!("http://localhost:{port}/steal")),
+            _ => Resp::html("<p>x</p>"),
+        }
+    });
+    let login_spec = |path: &str, extra: serde_json::Value| {
+        let mut spec = serde_json::json!({
+            "start_urls": [format!("{}/", site.base)],
+            "item": "p", "fields": {"text": "p"},
+            "login": {"url": format!("{}{path}", site.base), "fields": {"user": "bob"}}
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            spec[k] = v.clone();
+        }
+        write_spec(dir.path(), spec)
+    };
+    let run = produce(
+        &redis,
+        &["--spec", &login_spec("/login", serde_json::json!({}))],
+        &[],
+    );
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        run.stderr.lines().count() == 1 && run.stderr.starts_with(
+            "qpipe: login: refusing to send the credentials to localhost: it is neither the login page's host 127.0.0.1 nor in the spec's allowed_domains (if localhost is the site's own, add it to allowed_domains"
+        ),
+        "{run}"
+    );
+    // Allowed when the spec says the host is the site's own.
+    let allowed = serde_json::json!({"allowed_domains": ["127.0.0.1", "localhost"]});
+    let run = produce(&redis, &["--spec", &login_spec("/login", allowed)], &[]);
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(
+        site.requests()
+            .iter()
+            .filter(|r| r.path == "/steal")
+            .count(),
+        1
+    );
+    // A 307 would resend the body to the other host.
+    let run = produce(
+        &redis,
+        &["--spec", &login_spec("/login2", serde_json::json!({}))],
+        &[],
+    );
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        run.stderr
+            .contains("refusing to send the credentials to localhost"),
+        "{run}"
+    );
+    // --origin: the spec's production host is "localhost", the mirror is
+    // 127.0.0.1, and the mirror's form names production.
+    let prod = site.base.replace("127.0.0.1", "localhost");
+    let spec = write_spec(
+        dir.path(),
+        serde_json::json!({
+            "start_urls": [format!("{prod}/")], "allowed_domains": ["localhost"],
+            "item": "p", "fields": {"text": "p"},
+            "login": {"url": format!("{prod}/login"), "fields": {"user": "bob"}}
+        }),
+    );
+    let run = produce(&redis, &["--spec", &spec, "--origin", &site.base], &[]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        run.stderr
+            .contains("refusing to send the credentials to localhost"),
+        "{run}"
+    );
+    assert_eq!(
+        site.requests()
+            .iter()
+            .filter(|r| r.path == "/steal")
+            .count(),
+        1,
+        "only the allowed run posted: {:#?}",
+        site.requests()
+    );
+}
+
+/// Every page sets 50 new cookies of ~110 bytes; the server answers 431 to a
+/// Cookie header over 8 KiB, as nginx and Apache do. The jar stays within
+/// browsers' limits, so no page is lost; the user's own cookie is never evicted.
+#[test]
+fn a_site_setting_cookies_on_every_page_never_gets_an_oversized_header() {
+    const PAGES: usize = 12;
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let site = Server::start(|r: &Req| {
+        let header_len: usize = r
+            .headers
+            .iter()
+            .filter(|(n, _)| n == "cookie")
+            .map(|(_, v)| v.len())
+            .sum();
+        if header_len > 8190 {
+            return Resp {
+                code: 431,
+                headers: Vec::new(),
+                body: "Request Header Fields Too Large".into(),
+            };
+        }
+        let Some(n) = r
+            .path
+            .strip_prefix("/p/")
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
+            return Resp::not_found();
+        };
+        let next = match n < PAGES {
+            true => format!("<a class=next href=/p/{}>next</a>", n + 1),
+            false => String::new(),
+        };
+        let mut resp = Resp::html(&format!(
+            "<div class=quote><span class=text>q{n}</span></div>{next}"
+        ));
+        for i in 0..50 {
+            resp = resp.cookie(&format!("t{n}_{i}={}; Path=/", "v".repeat(100)));
+        }
+        resp
+    });
+    let start = format!("{}/p/1", site.base);
+    let run = produce(
+        &redis,
+        &[
+            "--start-url",
+            &start,
+            "--threads",
+            "1",
+            "--ignore-robots",
+            "--header",
+            "Cookie: keep=me",
+            "--spec",
+            &write_spec(
+                dir.path(),
+                serde_json::json!({"item": "div.quote", "fields": {"text": "span.text"}, "follow": ["a.next"]}),
+            ),
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let mut want: Vec<String> = (1..=PAGES).map(|n| format!("q{n}")).collect();
+    want.sort();
+    assert_eq!(texts(&redis), want, "{run}");
+    let reqs = site.requests();
+    assert_eq!(reqs.len(), PAGES, "{reqs:#?}");
+    for r in &reqs {
+        let len: usize = r.cookies().iter().map(|c| c.len() + 2).sum();
+        assert!(
+            len <= 6 * 1024 + 2,
+            "{} carried {len} bytes of cookies",
+            r.path
+        );
+        assert_eq!(r.cookie("keep").as_deref(), Some("me"), "{}", r.path);
+    }
+    // The newest cookies are the ones kept.
+    let last = reqs.last().unwrap();
+    assert!(
+        last.cookie(&format!("t{}_49", PAGES - 1)).is_some(),
+        "{:?}",
+        last.cookies()
+    );
+    assert!(last.cookie("t1_0").is_none(), "{:?}", last.cookies());
 }

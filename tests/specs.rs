@@ -280,3 +280,49 @@ fn spec_try_prints_the_rule_items_and_links_of_one_page() {
     assert_eq!(run.code, 2, "{run}");
     assert!(run.stderr.contains("invalid --try"), "{run}");
 }
+
+#[test]
+fn spec_modes_are_exclusive_and_try_urls_with_credentials_are_refused() {
+    // --print, --check and --try are three modes: two at once is exit 2, one line.
+    for args in [
+        &["spec", "--print", "--try", "http://127.0.0.1:9/"][..],
+        &[
+            "spec",
+            "--check",
+            "specs/quotes.json",
+            "--try",
+            "http://127.0.0.1:9/",
+        ],
+        &["spec", "--print", "--check", "specs/quotes.json"],
+    ] {
+        let run = qpipe_env(
+            args,
+            Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))),
+            &[],
+        );
+        assert_eq!(run.code, 2, "{args:?}\n{run}");
+        assert_eq!(run.stdout, "", "{args:?}\n{run}");
+        assert_eq!(
+            run.stderr,
+            "qpipe: give one of --print, --check FILE or --try URL (see qpipe spec --help)\n",
+            "{args:?}\n{run}"
+        );
+    }
+    // Credentials in the --try URL are refused before any request, never echoed.
+    for url in [
+        "http://user:pw-s3cret@127.0.0.1:9/",
+        "http://pw-s3cret@127.0.0.1:9/",
+        "http://user:pw-s3cret@[bad/",
+    ] {
+        let run = qpipe_env(&["spec", "--try", url], None, &[]);
+        assert_eq!(run.code, 2, "{url}\n{run}");
+        assert!(
+            run.stderr.starts_with("qpipe: invalid --try URL: ") && run.stderr.lines().count() == 1,
+            "{url}\n{run}"
+        );
+        assert!(
+            !run.stderr.contains("s3cret") && !run.stdout.contains("s3cret"),
+            "{url}\n{run}"
+        );
+    }
+}

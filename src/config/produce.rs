@@ -131,7 +131,7 @@ pub fn session(
     let login = file
         .login
         .as_ref()
-        .map(|l| l.resolve(&env))
+        .map(|l| l.resolve(&file.allowed_domains, &env))
         .transpose()
         .map_err(|m| usage(format!("spec {}: {m}", spec_path.unwrap_or("built-in"))))?;
     let mut headers = session_headers(&file.headers, header_flags)?;

@@ -33,8 +33,7 @@ impl TryConfig {
         proxy: Option<&str>,
     ) -> Result<TryConfig, Error> {
         let (file, origin) = load_spec(spec, origin)?;
-        let url = start_url(url)
-            .map_err(|e| Error::Usage(e.to_string().replace("--start-url", "--try")))?;
+        let url = try_url(url)?;
         let url = origin.map_or_else(|| url.clone(), |o| o.rebase(&url));
         let (login, headers, user_agent, proxies) = session(&file, spec, header, None, proxy)?;
         Ok(TryConfig {
@@ -56,5 +55,47 @@ impl TryConfig {
                 max_links: 10_000,
             },
         })
+    }
+}
+
+/// Parses `--try`. A URL with a user name or password is refused without
+/// being shown: the page is printed, and credentials belong in the spec's
+/// login or a header.
+fn try_url(s: &str) -> Result<Url, Error> {
+    let refuse = || {
+        Error::Usage(
+            "invalid --try URL: it has a user name or password, not shown here (drop them; log in with the spec's login or --header 'Authorization: ...')".into(),
+        )
+    };
+    match Url::parse(s) {
+        Ok(u) if !u.username().is_empty() || u.password().is_some() => Err(refuse()),
+        // Unparsable, so where the host starts is unknown: an `@` may end a password.
+        Err(_) if s.contains('@') => Err(refuse()),
+        _ => start_url(s).map_err(|e| Error::Usage(e.to_string().replace("--start-url", "--try"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn try_urls_with_credentials_are_refused_unseen() {
+        for url in [
+            "http://u:s3cret@h/",
+            "http://s3cret@h/",
+            "http://s3cret:@h/",
+            "http://u:s3cret@[bad/",
+        ] {
+            let e = try_url(url).unwrap_err().to_string();
+            assert!(
+                e.starts_with("invalid --try URL: it has a user name or password"),
+                "{e}"
+            );
+            assert!(!e.contains("s3cret"), "{e}");
+        }
+        assert_eq!(try_url("http://h/a@b").unwrap().as_str(), "http://h/a@b");
+        let e = try_url("ftp://h/").unwrap_err().to_string();
+        assert!(e.starts_with("invalid --try \"ftp://h/\""), "{e}");
     }
 }

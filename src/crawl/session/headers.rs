@@ -80,19 +80,32 @@ pub fn check_cookie(value: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks a header name; the error says why, and names the header.
+/// Checks a header name; the error says why, and shows the name only up to
+/// its first invalid character (see `name_problem`).
 pub fn check_name(name: &str) -> Result<(), String> {
-    let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-    if name.is_empty() || !name.chars().all(tchar) {
-        return Err(format!(
-            "{name:?} is not a valid header name (use letters, digits and - only, e.g. X-Api-Key)"
-        ));
+    if let Some(why) = name_problem(name) {
+        return Err(format!("{why} (use letters, digits and -, e.g. X-Api-Key)"));
     }
     let lower = name.to_ascii_lowercase();
     if let Some((_, why)) = RESERVED.iter().find(|(n, _)| *n == lower) {
         return Err(format!("{name} cannot be set ({why}); remove it"));
     }
     Ok(())
+}
+
+/// What makes `name` invalid, if anything. Nothing after its first invalid
+/// character is shown: a malformed `--header 'Authorization=Bearer TOKEN'`
+/// has a token there.
+fn name_problem(name: &str) -> Option<String> {
+    let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() {
+        return Some("the header name is empty".into());
+    }
+    let (at, bad) = name.char_indices().find(|(_, c)| !tchar(*c))?;
+    Some(match &name[..at] {
+        "" => format!("a header name cannot start with {bad:?}"),
+        valid => format!("a header name cannot hold {bad:?} (found after {valid:?})"),
+    })
 }
 
 /// Checks a header value without ever showing it.
@@ -121,6 +134,11 @@ pub fn parse_flag(arg: &str) -> Result<(String, String), String> {
             "no colon (write it as 'Name: value', e.g. --header 'Accept-Language: en')".into(),
         ));
     };
+    if let Some(why) = name_problem(name) {
+        return Err(bad(format!(
+            "{why}; write it as 'Name: value', e.g. --header 'X-Api-Key: abc'"
+        )));
+    }
     check_name(name).map_err(bad)?;
     let value = value.trim_matches([' ', '\t']);
     check_value(value).map_err(|why| bad(format!("{name}: {why}")))?;
@@ -205,7 +223,23 @@ mod tests {
         assert!(e.starts_with("invalid --header: no colon"), "{e}");
         assert!(!e.contains("s3cret"));
         let e = parse_flag("X Token: s3cret").unwrap_err();
-        assert!(e.contains("\"X Token\" is not a valid header name"), "{e}");
+        assert_eq!(e, "invalid --header: a header name cannot hold ' ' (found after \"X\"); write it as 'Name: value', e.g. --header 'X-Api-Key: abc'");
+        // Whatever follows the first bad character may be a token: not shown.
+        let e = parse_flag("Authorization=Bearer TOK:x").unwrap_err();
+        assert_eq!(e, "invalid --header: a header name cannot hold '=' (found after \"Authorization\"); write it as 'Name: value', e.g. --header 'X-Api-Key: abc'");
+        let e = parse_flag("Authorization\u{e9}Bearer TOK:x").unwrap_err();
+        assert!(
+            e.contains("cannot hold '\u{e9}' (found after \"Authorization\")")
+                && !e.contains("TOK"),
+            "{e}"
+        );
+        let e = parse_flag("=TOK: x").unwrap_err();
+        assert!(
+            e.contains("a header name cannot start with '='") && !e.contains("TOK"),
+            "{e}"
+        );
+        let e = parse_flag(": x").unwrap_err();
+        assert!(e.contains("the header name is empty"), "{e}");
         let e = parse_flag("X-Token: s3\u{7}cret").unwrap_err();
         assert_eq!(e, "invalid --header: X-Token: the value has a control or non-ASCII character (use printable ASCII; percent-encode the rest)");
         let e = parse_flag("X-Token: s3cr\u{e9}t").unwrap_err();
@@ -258,9 +292,11 @@ mod tests {
         assert!(spec(r#"{"X-Token":5}"#)
             .unwrap_err()
             .starts_with("X-Token: a header value must be a string"));
-        assert!(spec(r#"{"Bad Name":"v"}"#)
-            .unwrap_err()
-            .contains("not a valid header name"));
+        let e = spec(r#"{"Bad Name":"v"}"#).unwrap_err();
+        assert!(
+            e.contains(": a header name cannot hold ' ' (found after \"Bad\") (use letters, digits and -, e.g. X-Api-Key)"),
+            "{e}"
+        );
         assert!(spec(r#"{"X-A":"1","x-a":"2"}"#)
             .unwrap_err()
             .contains("given twice"));

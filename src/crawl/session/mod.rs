@@ -6,23 +6,29 @@
 //! stores the Set-Cookie headers of every response, redirects included, and
 //! sends each request only the cookies whose domain and path match its URL.
 //! The agent follows no redirects itself (callers check each hop), so every
-//! hop goes through the jar.
+//! hop goes through the jar, and through `cookies::Pruner`, which keeps the
+//! jar within browsers' limits.
 
+pub mod cookies;
 pub mod form;
 pub mod headers;
 pub mod login;
 pub mod proxy;
 
 use crate::crawl::fetch::HttpConfig;
+use cookies::{Cap, Limits, Pruner};
+use std::sync::Arc;
 use ureq::typestate::{WithBody, WithoutBody};
 use ureq::{Agent, RequestBuilder};
 use url::Url;
 
 /// The shared agent, plus what every request carries.
 pub struct Session {
-    agent: Agent,
+    /// Shared so that the jar's `Cap` can hold it weakly.
+    agent: Arc<Agent>,
     headers: Vec<(String, String)>,
     proxies: proxy::Proxies,
+    secrets: Vec<String>,
 }
 
 impl Session {
@@ -30,6 +36,7 @@ impl Session {
     /// given by the user goes into the jar for the hosts of `cookie_urls`
     /// only (host-only cookies, path `/`), so it never reaches other sites.
     pub fn new(cfg: &HttpConfig, cookie_urls: &[Url]) -> Session {
+        let cap = Arc::new(Cap::new(Limits::BROWSER));
         let agent: Agent = Agent::config_builder()
             .timeout_connect(Some(cfg.connect_timeout))
             .timeout_per_read(Some(cfg.read_timeout))
@@ -40,31 +47,48 @@ impl Session {
             .max_idle_connections_per_host(64)
             // Not from the environment: `proxy::Proxies` picks one per request.
             .proxy(None)
+            .middleware(Pruner(Arc::clone(&cap)))
             .build()
             .into();
+        let agent = Arc::new(agent);
+        cap.attach(&agent);
         if let Some(cookie) = &cfg.headers.cookie {
-            let mut jar = agent.cookie_jar_lock();
             for url in cookie_urls {
-                let Ok(uri) = url
-                    .origin()
-                    .ascii_serialization()
-                    .parse::<ureq::http::Uri>()
-                else {
+                let Ok(origin) = Url::parse(&url.origin().ascii_serialization()) else {
                     continue;
                 };
                 for pair in headers::cookie_pairs(cookie) {
-                    if let Ok(c) = ureq::Cookie::parse(pair.to_string(), &uri) {
-                        let _ = jar.insert(c, &uri);
-                    }
+                    cap.insert_user(&origin, pair);
                 }
             }
         }
         crate::run::log::debug(&format!("{:?}", cfg.proxies));
+        let cookies = cfg
+            .headers
+            .cookie
+            .iter()
+            .flat_map(|c| headers::cookie_pairs(c));
+        let secrets = cfg
+            .headers
+            .list
+            .iter()
+            .map(|(_, v)| v.as_str())
+            .chain(cookies.filter_map(|p| p.split_once('=').map(|(_, v)| v.trim())))
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+            .collect();
         Session {
             agent,
             headers: cfg.headers.list.clone(),
             proxies: cfg.proxies.clone(),
+            secrets,
         }
+    }
+
+    /// Values a message must never show: every header value, and the values
+    /// of the user's cookies.
+    pub fn secrets(&self) -> &[String] {
+        &self.secrets
     }
 
     /// A GET of `url` with the session's headers, through its proxy.

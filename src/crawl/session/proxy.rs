@@ -12,7 +12,8 @@ use std::fmt;
 use std::net::IpAddr;
 use url::{Host, Url};
 
-/// One proxy, with its URL as it may be shown (password replaced by `***`).
+/// One proxy, with its URL as it may be shown (user name and password
+/// replaced by `***`).
 #[derive(Clone)]
 pub struct Proxy {
     proxy: ureq::Proxy,
@@ -102,7 +103,7 @@ impl Proxies {
 }
 
 /// Parses a proxy URL; a missing scheme means http://. The error shows the
-/// URL with its password hidden.
+/// URL with its user name and password hidden.
 fn parse(text: &str) -> Result<Proxy, String> {
     let text = text.trim();
     let full = if text.contains("://") {
@@ -110,7 +111,7 @@ fn parse(text: &str) -> Result<Proxy, String> {
     } else {
         format!("http://{text}")
     };
-    let shown = hide_password(&full);
+    let shown = hide_userinfo(&full);
     let url = Url::parse(&full)
         .map_err(|e| format!("{shown:?}: {e} (use http://[user:pass@]host:port)"))?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -129,11 +130,15 @@ fn parse(text: &str) -> Result<Proxy, String> {
     Ok(Proxy { proxy, shown })
 }
 
-/// The URL with any password replaced by `***`; unparsable input with an
-/// `@` is hidden whole.
-fn hide_password(url: &str) -> String {
+/// The URL with its user name and password each replaced by `***`: either
+/// may be the credential (Zyte's API key is the user name). Unparsable input
+/// with an `@` is hidden whole.
+fn hide_userinfo(url: &str) -> String {
     match Url::parse(url) {
         Ok(mut u) => {
+            if !u.username().is_empty() {
+                let _ = u.set_username("***");
+            }
             if u.password().is_some() {
                 let _ = u.set_password(Some("***"));
             }
@@ -255,7 +260,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             via(&p, "https://x/").as_deref(),
-            Some("http://u:***@f:8080/")
+            Some("http://***:***@f:8080/")
         );
         assert_eq!(via(&p, "http://internal.example/"), None);
         assert_eq!(via(&p, "http://a.internal.example/"), None);
@@ -272,11 +277,32 @@ mod tests {
     }
 
     #[test]
+    fn a_key_held_in_the_user_name_is_hidden_everywhere() {
+        // Zyte's form: the API key is the user name, the password is empty.
+        let p = proxies(Some("http://SECRETAPIKEY:@127.0.0.1:18999"), &[]).unwrap();
+        assert_eq!(
+            via(&p, "http://x/").as_deref(),
+            Some("http://***@127.0.0.1:18999/")
+        );
+        let shown = format!("{p:?}");
+        assert!(
+            !shown.contains("SECRETAPIKEY") && shown.contains("http://***@127.0.0.1:18999/"),
+            "{shown}"
+        );
+        let p = proxies(None, &[("HTTPS_PROXY", "SECRETAPIKEY@h:1")]).unwrap();
+        assert_eq!(via(&p, "https://x/").as_deref(), Some("http://***@h:1/"));
+        let e = proxies(Some("socks5://SECRETAPIKEY@h:1"), &[]).unwrap_err();
+        assert!(e.starts_with("invalid --proxy \"socks5://***@h:1\""), "{e}");
+        let e = proxies(Some("http://SECRETAPIKEY@"), &[]).unwrap_err();
+        assert!(!e.contains("SECRETAPIKEY"), "{e}");
+    }
+
+    #[test]
     fn bad_proxies_are_named_and_passwords_hidden() {
         let e = proxies(Some("socks5://u:pw@h:1"), &[]).unwrap_err();
         assert!(
             e.starts_with(
-                "invalid --proxy \"socks5://u:***@h:1\": socks5 proxies are not supported"
+                "invalid --proxy \"socks5://***:***@h:1\": socks5 proxies are not supported"
             ),
             "{e}"
         );

@@ -273,7 +273,7 @@ fn explain(path: &str, e: &serde_json::Error) -> (String, String) {
 }
 
 /// Compiles a CSS selector; the error is one clean line.
-fn compile(css: &str) -> Result<Selector, String> {
+pub(crate) fn compile(css: &str) -> Result<Selector, String> {
     Selector::parse(css).map_err(|e| {
         // Some parser errors span lines and ask to be reported; keep one clean line.
         let why: Vec<String> = e

@@ -54,16 +54,18 @@ pub struct Css {
 pub struct LoginStep {
     /// The spec's login.
     pub login: Login,
-    /// Field name -> value.
+    /// Field name -> value; none is ever shown.
     pub fields: Vec<(String, String)>,
-    /// Values never to show (those read from variables).
-    pub secrets: Vec<String>,
+    /// The spec's allowed domains (after `--origin`): besides the login
+    /// page's host, where the form may send the credentials.
+    pub allowed_domains: Vec<String>,
 }
 
 impl fmt::Debug for LoginStep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LoginStep")
             .field("login", &self.login)
+            .field("allowed_domains", &self.allowed_domains)
             .finish_non_exhaustive()
     }
 }
@@ -71,9 +73,13 @@ impl fmt::Debug for LoginStep {
 impl Login {
     /// Reads each `{"env": VAR}` through `env` (`std::env::var(..).ok()` in a
     /// run). An unset or empty variable is an error naming it and its key.
-    pub fn resolve(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<LoginStep, String> {
+    /// `allowed_domains` are the spec's, after `--origin`.
+    pub fn resolve(
+        &self,
+        allowed_domains: &[String],
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<LoginStep, String> {
         let mut fields = Vec::with_capacity(self.fields.len());
-        let mut secrets = Vec::new();
         for (name, value) in &self.fields {
             let value = match value {
                 FieldValue::Text(t) => t.clone(),
@@ -81,7 +87,6 @@ impl Login {
                     let v = env(var).filter(|v| !v.is_empty()).ok_or_else(|| {
                         format!("login.fields.{name}.env: the environment variable {var} is not set or empty (export it before running qpipe)")
                     })?;
-                    secrets.push(v.clone());
                     v
                 }
             };
@@ -90,7 +95,7 @@ impl Login {
         Ok(LoginStep {
             login: self.clone(),
             fields,
-            secrets,
+            allowed_domains: allowed_domains.to_vec(),
         })
     }
 }
@@ -140,18 +145,7 @@ impl<'de> Deserialize<'de> for LoginUrl {
 impl<'de> Deserialize<'de> for Css {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Css, D::Error> {
         let text = String::deserialize(d)?;
-        let selector = Selector::parse(&text).map_err(|e| {
-            let why = e
-                .to_string()
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_string();
-            de::Error::custom(format!(
-                "invalid CSS selector {text:?}: {why} (check the selector syntax)"
-            ))
-        })?;
+        let selector = crate::crawl::spec::compile(&text).map_err(de::Error::custom)?;
         Ok(Css { text, selector })
     }
 }
@@ -260,16 +254,18 @@ pub(crate) mod tests {
         assert_eq!(l.form.text, "form");
         assert_eq!(l.error.as_ref().map(|e| e.text.as_str()), Some("p.error"));
         let step = l
-            .resolve(&|k| (k == "PW").then(|| "hunter2".to_string()))
+            .resolve(&["x.example".into()], &|k| {
+                (k == "PW").then(|| "hunter2".to_string())
+            })
             .unwrap();
         let want: Vec<(String, String)> = vec![
             ("username".into(), "bob".into()),
             ("password".into(), "hunter2".into()),
         ];
         assert_eq!(step.fields, want);
-        assert_eq!(step.secrets, ["hunter2"]);
+        assert_eq!(step.allowed_domains, ["x.example"]);
         assert!(!format!("{step:?}{l:?}").contains("hunter2") && !format!("{l:?}").contains("bob"));
-        let e = l.resolve(&|_| None).unwrap_err();
+        let e = l.resolve(&[], &|_| None).unwrap_err();
         assert_eq!(e, "login.fields.password.env: the environment variable PW is not set or empty (export it before running qpipe)");
     }
 
@@ -294,6 +290,19 @@ pub(crate) mod tests {
         assert!(login(r#"{"url":"https://x/","form":"form[","fields":{}}"#)
             .unwrap_err()
             .starts_with("form: invalid CSS selector"));
+        for empty in ["", "  "] {
+            let e = login(&format!(
+                r#"{{"url":"https://x/","form":"{empty}","fields":{{}}}}"#
+            ))
+            .unwrap_err();
+            assert!(e.starts_with("form: invalid CSS selector"), "{e}");
+            assert!(!e.contains("report"), "scraper's own plea leaked: {e}");
+        }
+        let e = login(r#"{"url":"https://x/","fields":{},"error":""}"#).unwrap_err();
+        assert!(
+            e.starts_with("error: invalid CSS selector") && !e.contains("report"),
+            "{e}"
+        );
         assert!(login(r#"{"url":"https://x/","fields":{},"eror":"p"}"#)
             .unwrap_err()
             .contains("unknown field `eror`"));

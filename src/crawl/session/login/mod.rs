@@ -8,8 +8,10 @@
 //!           "fields": {"username": "qpipe", "password": {"env": "QUOTES_PASSWORD"}},
 //!           "error": "p.error"}
 //! ```
-//! No value from `fields` is ever printed or logged.
+//! No value from `fields` or the headers is ever printed or logged, and the
+//! form goes only to the login page's host or the spec's allowed domains.
 
+mod guard;
 mod key;
 
 pub use key::{Css, Login, LoginStep};
@@ -20,6 +22,7 @@ use crate::crawl::crawler::MAX_REDIRECTS;
 use crate::crawl::fetch;
 use crate::error::Error;
 use crate::run::log;
+use guard::Secrets;
 use scraper::Html;
 use std::sync::atomic::{AtomicBool, Ordering};
 use url::Url;
@@ -34,13 +37,17 @@ pub fn log_in(
     stop: &AtomicBool,
 ) -> Result<(), Error> {
     let login = &step.login;
-    let mut secrets = step.secrets.clone();
-    let fail = |msg: String, secrets: &[String]| Error::Http(hide(&msg, secrets));
-    let failed = |hop: Hop, what: String, secrets: &[String]| match hop {
+    // A site may echo anything it was sent: every filled value and header.
+    let mut secrets = Secrets::default();
+    secrets.extend(step.fields.iter().map(|(_, v)| v.as_str()));
+    secrets.extend(session.secrets().iter().map(String::as_str));
+    let fail = |msg: String, secrets: &Secrets| Error::Http(secrets.hide(&msg));
+    let failed = |hop: Hop, what: String, secrets: &Secrets| match hop {
         Hop::Stopped => Error::Stopped("stopped during the login".into()),
         Hop::Failed(e) => fail(format!("{what}: {e}"), secrets),
     };
-    let page = exchange(session, &login.url, None, max_body, stop).map_err(|h| {
+    let anywhere = |_: &Url| Ok(());
+    let page = exchange(session, &login.url, None, &anywhere, max_body, stop).map_err(|h| {
         let what = format!("login: cannot load the login page {}", shown(&login.url));
         failed(h, what, &secrets)
     })?;
@@ -58,17 +65,19 @@ pub fn log_in(
         ));
     }
     let typed = form.pairs.iter().filter(|p| p.password);
-    secrets.extend(typed.map(|p| p.value.clone()));
+    secrets.extend(typed.map(|p| p.value.as_str()));
+    let trusted = |to: &Url| guard::vet(to, &login.url, &page.url, &step.allowed_domains);
+    trusted(&form.action).map_err(|m| fail(m, &secrets))?;
     let (target, body) = match form.post {
         true => (form.action.clone(), Some((form.encoded(), &page.url))),
         false => (form.get_url(), None),
     };
-    log::debug(&format!(
+    log::debug(&secrets.hide(&format!(
         "login: submitting {} fields to {}",
         form.pairs.len(),
         shown(&target)
-    ));
-    let reply = exchange(session, &target, body, max_body, stop).map_err(|h| {
+    )));
+    let reply = exchange(session, &target, body, &trusted, max_body, stop).map_err(|h| {
         let what = format!("login: submitting the form to {} failed", shown(&target));
         failed(h, what, &secrets)
     })?;
@@ -82,11 +91,11 @@ pub fn log_in(
     if let Some(why) = html.as_deref().and_then(|h| refused(h, login, &reply.url)) {
         return Err(fail(why, &secrets));
     }
-    log::info(&format!(
+    log::info(&secrets.hide(&format!(
         "logged in at {} ({} cookies in the jar)",
         shown(&login.url),
         session.cookie_count()
-    ));
+    )));
     Ok(())
 }
 
@@ -161,11 +170,13 @@ enum Hop {
 }
 
 /// One request and its redirects. `post` is a form body and the page it came
-/// from; a 301, 302 or 303 turns the POST into a GET, as browsers do.
+/// from; a 301, 302 or 303 turns the POST into a GET, as browsers do, and a
+/// 307 or 308 resends the body only where `trusted` allows.
 fn exchange(
     session: &Session,
     url: &Url,
     mut post: Option<(String, &Url)>,
+    trusted: &dyn Fn(&Url) -> Result<(), String>,
     max_body: u64,
     stop: &AtomicBool,
 ) -> Result<Reply, Hop> {
@@ -203,6 +214,9 @@ fn exchange(
                 if code != 307 && code != 308 {
                     post = None;
                 }
+                if post.is_some() {
+                    trusted(&next).map_err(Hop::Failed)?;
+                }
                 url = next;
                 continue;
             }
@@ -232,20 +246,14 @@ fn exchange(
 }
 
 /// A URL as shown in messages: without its query, which for a GET form
-/// holds the fields.
+/// holds the fields, nor any user name or password.
 fn shown(url: &Url) -> String {
     let mut u = url.clone();
     u.set_query(None);
     u.set_fragment(None);
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
     u.to_string()
-}
-
-/// `msg` with every secret replaced by `***`.
-fn hide(msg: &str, secrets: &[String]) -> String {
-    secrets
-        .iter()
-        .filter(|s| !s.is_empty())
-        .fold(msg.to_string(), |m, s| m.replace(s.as_str(), "***"))
 }
 
 #[cfg(test)]
@@ -275,10 +283,6 @@ mod tests {
         assert_eq!(
             refused("<p>Welcome</p><form id=search></form>", &l, &url),
             None
-        );
-        assert_eq!(
-            hide("bad hunter2!", &["hunter2".into(), String::new()]),
-            "bad ***!"
         );
     }
 }
