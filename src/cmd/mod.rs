@@ -1,5 +1,6 @@
 //! Subcommands: one file each, each `run(&Config, &Signals) -> Result<Summary, Error>`.
 
+pub mod bench_parse;
 pub mod consume;
 pub mod demo_site;
 pub mod locked;

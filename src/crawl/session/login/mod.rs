@@ -218,7 +218,11 @@ fn exchange(
                     .limit(max_body)
                     .read_to_vec()
                     .map_err(|e| Hop::Failed(e.to_string()))?;
-                Some(fetch::decode(&bytes, &lower, crate::crawl::page::Kind::Html))
+                Some(fetch::decode(
+                    &bytes,
+                    &lower,
+                    crate::crawl::page::Kind::Html,
+                ))
             }
             false => None,
         };
