@@ -6,12 +6,14 @@
 //! stores the Set-Cookie headers of every response, redirects included, and
 //! sends each request only the cookies whose domain and path match its URL.
 //! The agent follows no redirects itself (callers check each hop), so every
-//! hop goes through the jar.
+//! hop goes through the jar. Host names are resolved once a minute
+//! (`resolve`), not once per request.
 
 pub mod form;
 pub mod headers;
 pub mod login;
 pub mod proxy;
+mod resolve;
 
 use crate::crawl::fetch::HttpConfig;
 use ureq::typestate::{WithBody, WithoutBody};
@@ -30,7 +32,7 @@ impl Session {
     /// given by the user goes into the jar for the hosts of `cookie_urls`
     /// only (host-only cookies, path `/`), so it never reaches other sites.
     pub fn new(cfg: &HttpConfig, cookie_urls: &[Url]) -> Session {
-        let agent: Agent = Agent::config_builder()
+        let config = Agent::config_builder()
             .timeout_connect(Some(cfg.connect_timeout))
             .timeout_per_read(Some(cfg.read_timeout))
             .timeout_global(Some(cfg.total_timeout))
@@ -40,8 +42,12 @@ impl Session {
             .max_idle_connections_per_host(64)
             // Not from the environment: `proxy::Proxies` picks one per request.
             .proxy(None)
-            .build()
-            .into();
+            .build();
+        let agent = Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::new(),
+            resolve::CachingResolver::default(),
+        );
         if let Some(cookie) = &cfg.headers.cookie {
             let mut jar = agent.cookie_jar_lock();
             for url in cookie_urls {
