@@ -54,6 +54,10 @@ fn main() -> ExitCode {
         };
         return ExitCode::from(code as u8);
     }
+    // Hidden from --help (argh cannot hide a subcommand): bench.sh's parse floor.
+    if strs.get(1) == Some(&"bench-parse") {
+        return bench_parse(&strs[2..]);
+    }
     let args = match Args::from_args(&["qpipe"], strs.get(1..).unwrap_or(&[])) {
         Ok(a) => a,
         Err(early) => {
@@ -79,6 +83,27 @@ fn main() -> ExitCode {
         }
     };
     ExitCode::from(code as u8)
+}
+
+/// `qpipe bench-parse`: parses its own arguments and exits 0, 1 or 2.
+fn bench_parse(args: &[&str]) -> ExitCode {
+    match config::cli::BenchParseArgs::from_args(&["qpipe bench-parse"], args) {
+        Ok(a) => match cmd::bench_parse::run(&a) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                log::fatal(&e.to_string());
+                ExitCode::from(e.exit() as u8)
+            }
+        },
+        Err(early) if early.status.is_ok() => {
+            log::out(&format!("{}\n", early.output));
+            ExitCode::SUCCESS
+        }
+        Err(early) => {
+            log::fatal(early.output.trim());
+            ExitCode::from(Exit::Usage as u8)
+        }
+    }
 }
 
 /// Validates the subcommand's arguments and runs it.

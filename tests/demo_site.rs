@@ -467,3 +467,43 @@ fn the_viewstate_form_filters_by_author_then_tag() {
         (302, Some("/search.aspx"))
     );
 }
+
+#[test]
+fn page_kb_pads_list_pages_and_default_only_skips_the_variants() {
+    let dir = tempfile::tempdir().unwrap();
+    let (plain, heavy) = (dir.path().join("plain"), dir.path().join("heavy"));
+    for (out, extra) in [(&plain, &[][..]), (&heavy, &["--page-kb", "20"][..])] {
+        let mut args = vec!["demo-site", "--pages", "2", "--default-only", "--export"];
+        args.push(out.to_str().unwrap());
+        args.extend_from_slice(extra);
+        let run = qpipe(&args, None);
+        assert_eq!(run.code, 0, "{run}");
+        for f in ["api", "js", "tableful", "login", "search.aspx"] {
+            assert!(
+                !out.join(f).exists(),
+                "{f} exported with --default-only: {run}"
+            );
+        }
+    }
+    let read = |d: &std::path::Path, f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+    let (p, h) = (
+        read(&plain, "page/2/index.html"),
+        read(&heavy, "page/2/index.html"),
+    );
+    assert!(h.len() >= p.len() + 20 * 1024, "{} vs {}", h.len(), p.len());
+    for part in ["<nav", "<script type=\"application/json\"", "<svg"] {
+        assert!(h.contains(part), "{part}");
+    }
+    // The same items and followed links: the padding matches no selector.
+    for needle in ["class=\"quote\"", "class=\"tag\"", "class=\"next\""] {
+        assert_eq!(
+            h.matches(needle).count(),
+            p.matches(needle).count(),
+            "{needle}"
+        );
+    }
+    assert_eq!(
+        read(&plain, "author/Mark-Twain/index.html"),
+        read(&heavy, "author/Mark-Twain/index.html")
+    );
+}

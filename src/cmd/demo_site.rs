@@ -39,7 +39,9 @@ struct Counters {
 /// The site `cfg` asks for; `host` names it in absolute URLs when a request has no `Host`.
 fn site(cfg: &DemoConfig, host: &str) -> Box<dyn Site> {
     match cfg.site {
-        DemoKind::Quotes => Box::new(Quotes::new(cfg.pages, host)),
+        DemoKind::Quotes => {
+            Box::new(Quotes::new(cfg.pages, host).shaped(cfg.page_kb, !cfg.default_only))
+        }
         DemoKind::Books => Box::new(Books),
     }
 }

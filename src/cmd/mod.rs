@@ -1,6 +1,7 @@
 //! Subcommands: one file each, each `run(&Config, &Signals) -> Result<Summary, Error>`.
 
 pub mod bench;
+pub mod bench_parse;
 pub mod consume;
 pub mod demo_site;
 pub mod enqueue;

@@ -540,6 +540,34 @@ pub struct DemoSiteArgs {
     /// (books.toscrape.com: 50 books on 3 pages, with detail pages) (default quotes)
     #[argh(option, default = "String::from(\"quotes\")")]
     pub site: String,
+    /// pad each quotes list page with N KiB of menus, article text, inline JSON
+    /// and SVG that no built-in selector matches, 0 to 10240 (default 0: none)
+    #[argh(option, default = "0")]
+    pub page_kb: usize,
+    /// with --export, write only the default quotes pages (/page/N/, /tag/,
+    /// /author/, /pages/, robots.txt, sitemaps), not /api/, /js/, /tableful/,
+    /// /login or /search.aspx
+    #[argh(switch)]
+    pub default_only: bool,
+}
+
+/// time scraper's parse plus a spec's selectors on one saved page (the
+/// parse floor), and qpipe's whole extraction of it; prints ms per page.
+#[derive(FromArgs, Debug)]
+pub struct BenchParseArgs {
+    /// the saved HTML page
+    #[argh(positional)]
+    pub file: String,
+    /// spec file (default: the built-in quotes spider)
+    #[argh(option)]
+    pub spec: Option<String>,
+    /// the URL the page is read as, which picks the spec's rule
+    /// (default http://127.0.0.1/page/1/)
+    #[argh(option, default = "String::from(\"http://127.0.0.1/page/1/\")")]
+    pub url: String,
+    /// timed repetitions of each measurement (default 200)
+    #[argh(option, default = "200")]
+    pub iterations: usize,
 }
 
 /// measure memory: Redis bytes per seen fingerprint, or in-process bytes

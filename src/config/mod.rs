@@ -275,6 +275,10 @@ pub struct DemoConfig {
     pub export: Option<PathBuf>,
     /// Which demo site to serve.
     pub site: DemoKind,
+    /// KiB of padding on each quotes list page.
+    pub page_kb: usize,
+    /// `--export` writes only the default quotes pages.
+    pub default_only: bool,
 }
 
 /// The demo sites `demo-site --site` can serve.
@@ -430,7 +434,15 @@ impl DemoConfig {
                 a.pages
             )));
         }
+        if a.page_kb > 10_240 {
+            return Err(usage(format!(
+                "--page-kb {} is out of range (use 0 to 10240)",
+                a.page_kb
+            )));
+        }
         Ok(DemoConfig {
+            page_kb: a.page_kb,
+            default_only: a.default_only,
             addr: a.addr,
             pages: a.pages,
             max_connections: positive(a.max_connections, "--max-connections")?,

@@ -5,6 +5,7 @@ use crate::crawl::page::{self, Accept, Kind, Page};
 use crate::crawl::session::headers::Headers;
 use crate::crawl::session::proxy::Proxies;
 use crate::crawl::session::Session;
+use std::io::Read as _;
 use std::time::Duration;
 use url::Url;
 
@@ -164,20 +165,22 @@ pub fn request(
             format!("content-type {ctype}"),
         ));
     };
-    if let Some(len) = header("content-length").and_then(|v| v.trim().parse::<u64>().ok()) {
-        if len > max_body {
-            return Err(Failure::new(
-                Reason::BodyTooLarge,
-                format!("{len} bytes (over --max-body {max_body})"),
-            ));
-        }
+    let length = header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(len) = length.filter(|len| *len > max_body) {
+        return Err(Failure::new(
+            Reason::BodyTooLarge,
+            format!("{len} bytes (over --max-body {max_body})"),
+        ));
     }
-    let bytes = resp
-        .body_mut()
+    // Sized from Content-Length (+1 so read_to_end's final probe does not
+    // grow it), so a page is read into one buffer with no regrowth copies.
+    let mut bytes = Vec::with_capacity(length.map_or(0, |n| n as usize + 1));
+    resp.body_mut()
         .with_config()
         .limit(max_body)
-        .read_to_vec()
-        .map_err(transport)?;
+        .reader()
+        .read_to_end(&mut bytes)
+        .map_err(|e| transport(ureq::Error::from(e)))?;
     if format.gzip || format.kind == Kind::Xml {
         // `.xml.gz` sitemaps come as gzip, or as XML that is still gzip.
         let bytes = page::gunzip(bytes, max_body)?;
@@ -187,7 +190,7 @@ pub fn request(
         let kind = if xml { Kind::Xml } else { Kind::Text };
         return Ok(Reply::Page(Page { body, kind }));
     }
-    let body = decode(&bytes, &lower, format.kind);
+    let body = decode_owned(bytes, &lower, format.kind);
     Ok(Reply::Page(Page {
         body,
         kind: format.kind,
@@ -203,6 +206,22 @@ pub fn decode(bytes: &[u8], content_type: &str, kind: Kind) -> String {
         .and_then(|l| encoding_rs::Encoding::for_label(l.as_bytes()))
         .unwrap_or(encoding_rs::UTF_8);
     encoding.decode_with_bom_removal(bytes).0.into_owned()
+}
+
+/// `decode`, keeping the buffer when it already is the UTF-8 text (the
+/// usual case), instead of copying it.
+fn decode_owned(bytes: Vec<u8>, content_type: &str, kind: Kind) -> String {
+    let utf8 = |l: &str| encoding_rs::Encoding::for_label(l.as_bytes()) == Some(encoding_rs::UTF_8);
+    let label = charset_param(content_type);
+    let is_utf8 = match &label {
+        Some(l) => utf8(l),
+        None => kind != Kind::Html || meta_charset(&bytes).is_none_or(|l| utf8(&l)),
+    };
+    if is_utf8 && !bytes.starts_with(b"\xEF\xBB\xBF") {
+        return String::from_utf8(bytes)
+            .unwrap_or_else(|e| decode(e.as_bytes(), content_type, kind));
+    }
+    decode(&bytes, content_type, kind)
 }
 
 fn charset_param(content_type: &str) -> Option<String> {
@@ -262,5 +281,41 @@ mod tests {
             decode(json, "application/json", Kind::Json),
             "{\"a\":\"charset=latin1 é\"}"
         );
+    }
+
+    #[test]
+    fn decoding_in_place_matches_decode() {
+        let cases: [(&[u8], &str, Kind); 8] = [
+            (
+                b"<p>caf\xe9</p>",
+                "text/html; charset=ISO-8859-1",
+                Kind::Html,
+            ),
+            (
+                b"<meta charset=\"windows-1252\"><p>\x93hi\x94</p>",
+                "text/html",
+                Kind::Html,
+            ),
+            ("<p>ünï</p>".as_bytes(), "text/html", Kind::Html),
+            (
+                "<p>ünï</p>".as_bytes(),
+                "text/html; charset=utf-8",
+                Kind::Html,
+            ),
+            (b"\xEF\xBB\xBF<p>bom</p>", "text/html", Kind::Html),
+            (b"<p>bad \xff utf-8</p>", "text/html", Kind::Html),
+            (b"\xFF\xFE<\x00p\x00>\x00", "text/html", Kind::Html),
+            (
+                b"{\"a\":\"charset=latin1 \xc3\xa9\"}",
+                "application/json",
+                Kind::Json,
+            ),
+        ];
+        for (bytes, ct, kind) in cases {
+            assert_eq!(
+                decode_owned(bytes.to_vec(), ct, kind),
+                decode(bytes, ct, kind)
+            );
+        }
     }
 }

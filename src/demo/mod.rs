@@ -5,7 +5,8 @@
 //! serves what these modules answer.
 //!
 //! - `data`: the quotes, authors and tags, and the lists that page through them.
-//! - `quotes`: the quotes site's routes; `pages`: its default HTML pages.
+//! - `quotes`: the quotes site's routes; `pages`: its default HTML pages;
+//!   `padding`: the `--page-kb` markup that weighs list pages down.
 //! - `api`: `/api/quotes` (JSON) and `/js/` (JSON in a script).
 //! - `tableful`: `/tableful/`; `login`: `/login`, `/logout` and sessions.
 //! - `search`: the ViewState form at `/search.aspx` and `/filter.aspx`.
@@ -15,6 +16,7 @@ mod api;
 mod books;
 mod data;
 mod login;
+mod padding;
 mod pages;
 mod quotes;
 mod search;

@@ -4,6 +4,7 @@
 
 use super::data::{self, Listing, TAGS};
 use super::esc;
+use super::padding;
 use std::fmt::Write;
 
 fn quote_html(out: &mut String, i: u64, logged_in: bool) {
@@ -81,10 +82,14 @@ pub fn pager(out: &mut String, prefix: &str, p: u64, last: u64) {
     out.push_str("</ul>\n</nav>\n");
 }
 
-/// Page `p` of a list (`/page/N/` or `/tag/T/page/N/`), or `None` past its end.
-pub fn list_page(list: &Listing, p: u64, logged_in: bool) -> Option<String> {
+/// Page `p` of a list (`/page/N/` or `/tag/T/page/N/`), or `None` past its
+/// end, with `pad_kb` KiB of padding around the quotes (0: none).
+pub fn list_page(list: &Listing, p: u64, logged_in: bool, pad_kb: usize) -> Option<String> {
     let ids = list.page(p)?;
-    let mut main = String::with_capacity(8 * 1024);
+    let seed = list.tag.map_or(0, |t| t.len() as u64 * 1_000_003) + p;
+    let pad = padding::pad(pad_kb, seed);
+    let mut main = String::with_capacity(8 * 1024 + pad_kb * 1024);
+    main.push_str(&pad.top);
     if let Some(t) = list.tag {
         let _ = writeln!(
             main,
@@ -99,6 +104,7 @@ pub fn list_page(list: &Listing, p: u64, logged_in: bool) -> Option<String> {
         None => (String::new(), "Quotes to Scrape".to_string()),
     };
     pager(&mut main, &prefix, p, list.last);
+    main.push_str(&pad.bottom);
     Some(layout(&title, &main, logged_in))
 }
 
@@ -190,8 +196,8 @@ mod tests {
     #[test]
     fn logged_in_pages_add_goodreads_and_logout_links() {
         let list = Listing::all(10);
-        let out = list_page(&list, 1, false).unwrap();
-        let ins = list_page(&list, 1, true).unwrap();
+        let out = list_page(&list, 1, false, 0).unwrap();
+        let ins = list_page(&list, 1, true, 0).unwrap();
         assert!(!out.contains("Goodreads") && !out.contains("/logout"));
         assert_eq!(ins.matches("(Goodreads page)</a></span>").count(), 10);
         assert!(ins.contains(

@@ -17,6 +17,10 @@ pub struct Quotes {
     host: String,
     top_ten: Vec<(&'static str, u64)>,
     sessions: Sessions,
+    /// KiB of padding on each list page (`--page-kb`).
+    page_kb: usize,
+    /// Whether `paths` lists the variants too (`--export` without `--default-only`).
+    variants: bool,
 }
 
 impl Quotes {
@@ -27,6 +31,18 @@ impl Quotes {
             host: host.to_string(),
             top_ten: data::top_ten_tags(pages * data::PER_PAGE),
             sessions: Sessions::default(),
+            page_kb: 0,
+            variants: true,
+        }
+    }
+
+    /// The same site with `page_kb` KiB of padding on each list page, and
+    /// (`variants` false) only the default pages listed for `--export`.
+    pub fn shaped(self, page_kb: usize, variants: bool) -> Quotes {
+        Quotes {
+            page_kb,
+            variants,
+            ..self
         }
     }
 
@@ -42,7 +58,7 @@ impl Quotes {
         let all = Listing::all(self.pages);
         let tagged = |t: &str| Listing::tagged(self.pages, &percent_decode(t));
         let list = |l: Option<Listing>, p: Option<u64>| {
-            pages::list_page(&l?, p?, self.sessions.logged_in(req))
+            pages::list_page(&l?, p?, self.sessions.logged_in(req), self.page_kb)
         };
         let table = |l: Option<Listing>, p: Option<u64>| tableful::page(&l?, p?, &self.top_ten);
         let host = req.host_or(&self.host);
@@ -100,14 +116,7 @@ impl Site for Quotes {
     }
 
     fn paths(&self) -> Box<dyn Iterator<Item = String> + '_> {
-        let fixed = [
-            "/",
-            "/pages/",
-            "/robots.txt",
-            "/login",
-            "/search.aspx",
-            "/sitemap.xml",
-        ];
+        let fixed = ["/", "/pages/", "/robots.txt", "/sitemap.xml"];
         let fixed = fixed.into_iter().map(String::from);
         let sitemaps = (1..=sitemap::parts(self.pages))
             .map(sitemap::part_path)
@@ -134,16 +143,17 @@ impl Site for Quotes {
             .chain(TAGS.iter().flat_map(move |t| {
                 (1..=last(t)).map(move |p| format!("/api/quotes?page={p}&tag={t}"))
             }));
-        Box::new(
-            fixed
-                .chain(sitemaps)
-                .chain(pages)
-                .chain(tags)
-                .chain(authors)
-                .chain(tableful)
-                .chain(js)
-                .chain(api),
-        )
+        let default = fixed
+            .chain(sitemaps)
+            .chain(pages)
+            .chain(tags)
+            .chain(authors);
+        let variants = ["/login", "/search.aspx"].into_iter().map(String::from);
+        let variants = variants.chain(tableful).chain(js).chain(api);
+        match self.variants {
+            true => Box::new(default.chain(variants)),
+            false => Box::new(default),
+        }
     }
 
     fn describe(&self) -> String {

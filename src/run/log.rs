@@ -114,10 +114,16 @@ pub fn summary(human: &str, json: &str) {
 /// Sets how much is logged: -1 quiet, 0 normal, 1+ verbose. Installs the
 /// logger on first use.
 pub fn set_verbosity(level: i8) {
-    VERBOSITY.store((level + 1).clamp(0, 2) as u8, Ordering::Relaxed);
-    if ::log::set_logger(&LOGGER).is_ok() {
-        ::log::set_max_level(::log::LevelFilter::Debug);
-    }
+    let v = (level + 1).clamp(0, 2) as u8;
+    VERBOSITY.store(v, Ordering::Relaxed);
+    let _ = ::log::set_logger(&LOGGER);
+    // Debug lines show only at -v. Below that the facade's own level check
+    // must drop them: selectors and html5ever log per element and per token,
+    // and a call into `Stderr::log` for each cost 2-3% of a crawl's CPU.
+    ::log::set_max_level(match v {
+        2 => ::log::LevelFilter::Debug,
+        _ => ::log::LevelFilter::Info,
+    });
 }
 
 /// Logs a warning: something failed but the run goes on.

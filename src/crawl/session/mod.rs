@@ -7,13 +7,15 @@
 //! sends each request only the cookies whose domain and path match its URL.
 //! The agent follows no redirects itself (callers check each hop), so every
 //! hop goes through the jar, and through `cookies::Pruner`, which keeps the
-//! jar within browsers' limits.
+//! jar within browsers' limits. Host names are resolved once a minute
+//! (`resolve`), not once per request.
 
 pub mod cookies;
 pub mod form;
 pub mod headers;
 pub mod login;
 pub mod proxy;
+mod resolve;
 
 use crate::crawl::fetch::HttpConfig;
 use cookies::{Cap, Limits, Pruner};
@@ -37,7 +39,7 @@ impl Session {
     /// only (host-only cookies, path `/`), so it never reaches other sites.
     pub fn new(cfg: &HttpConfig, cookie_urls: &[Url]) -> Session {
         let cap = Arc::new(Cap::new(Limits::BROWSER));
-        let agent: Agent = Agent::config_builder()
+        let config = Agent::config_builder()
             .timeout_connect(Some(cfg.connect_timeout))
             .timeout_per_read(Some(cfg.read_timeout))
             .timeout_global(Some(cfg.total_timeout))
@@ -48,8 +50,12 @@ impl Session {
             // Not from the environment: `proxy::Proxies` picks one per request.
             .proxy(None)
             .middleware(Pruner(Arc::clone(&cap)))
-            .build()
-            .into();
+            .build();
+        let agent = Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::new(),
+            resolve::CachingResolver::default(),
+        );
         let agent = Arc::new(agent);
         cap.attach(&agent);
         if let Some(cookie) = &cfg.headers.cookie {

@@ -9,8 +9,12 @@
 //! errs on the side of counting deeper, so the real tree never gets deeper
 //! than the cap plus the implicit `html` and `body`.
 
+mod token;
+
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use token::{hash, next_lt, raw_text_end, token, Names, Tag};
 
 /// What the pre-scan did to one page.
 #[derive(Debug)]
@@ -21,62 +25,78 @@ pub struct Capped<'a> {
     pub elements_cut: u64,
 }
 
-const VOID: &[&str] = &[
+const VOID: Names<15> = Names::new([
     "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
     "track", "wbr", "keygen",
-];
+]);
 /// Elements the tree builder merges into the first one: never nested.
-const ROOTS: &[&str] = &["html", "head", "body"];
+const ROOTS: Names<3> = Names::new(["html", "head", "body"]);
 /// Elements whose content is text up to their own end tag.
-const RAW: &[&str] = &[
+const RAW: Names<8> = Names::new([
     "script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes",
-];
+]);
 /// Elements whose end tag is optional: inside a cut they neither nest nor close.
-const OPTIONAL_END: &[&str] = &[
+const OPTIONAL_END: Names<11> = Names::new([
     "li", "p", "td", "th", "tr", "dt", "dd", "option", "optgroup", "rt", "rp",
-];
+]);
+/// Elements whose content is foreign (SVG, MathML): there `<x/>` is empty.
+const FOREIGN: Names<2> = Names::new(["svg", "math"]);
 
-/// A case-insensitive hash of a tag name (FNV-1a over lowercase bytes).
-fn hash(name: &[u8]) -> u64 {
-    name.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(0x0100_0000_01b3)
-    })
+/// Hashes the map's keys, which are already FNV hashes, by one multiply.
+/// Not DoS-hardened like SipHash, but the map never holds more names than
+/// elements are open, which the cap bounds.
+#[derive(Default)]
+struct Premixed(u64);
+
+impl Hasher for Premixed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, h: u64) {
+        self.0 = h.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(26);
+    }
 }
 
-fn is(name: &[u8], list: &[&str]) -> bool {
-    list.iter().any(|n| n.as_bytes().eq_ignore_ascii_case(name))
-}
-
-/// Open elements, as name hashes, with a count per name so an end tag with
-/// no open element of its name costs O(1), not a walk of the stack.
+/// Open elements, as name hashes, with a count per open name so an end tag
+/// with no open element of its name costs O(1), not a walk of the stack.
 #[derive(Default)]
 struct Stack {
     names: Vec<u64>,
-    open: HashMap<u64, u32>,
+    open: HashMap<u64, u32, BuildHasherDefault<Premixed>>,
+    /// Open `svg` and `math` elements.
+    foreign: u32,
 }
 
 impl Stack {
     fn push(&mut self, h: u64) {
         self.names.push(h);
         *self.open.entry(h).or_default() += 1;
+        self.foreign += u32::from(FOREIGN.hashes().contains(&h));
     }
 
     fn pop(&mut self) -> Option<u64> {
         let h = self.names.pop()?;
         if let Some(n) = self.open.get_mut(&h) {
             *n -= 1;
+            if *n == 0 {
+                self.open.remove(&h);
+            }
         }
+        self.foreign -= u32::from(FOREIGN.hashes().contains(&h));
         Some(h)
     }
 
-    fn top_is(&self, names: &[&str]) -> bool {
-        self.names
-            .last()
-            .is_some_and(|t| names.iter().any(|n| hash(n.as_bytes()) == *t))
+    fn top_is(&self, hashes: &[u64]) -> bool {
+        self.names.last().is_some_and(|t| hashes.contains(t))
     }
 
     fn has(&self, h: u64) -> bool {
-        self.open.get(&h).is_some_and(|n| *n > 0)
+        self.open.contains_key(&h)
     }
 
     /// Pops down to and including the innermost element named `h`, if open.
@@ -87,133 +107,49 @@ impl Stack {
         }
     }
 
-    /// The ends the tree builder implies when `name` opens.
-    fn imply_ends(&mut self, name: &[u8]) {
-        const ENDS: &[(&str, &[&str])] = &[
-            ("li", &["li"]),
-            ("p", &["p"]),
-            ("dt", &["dt", "dd"]),
-            ("dd", &["dt", "dd"]),
-            ("td", &["td", "th"]),
-            ("th", &["td", "th"]),
-            ("tr", &["td", "th", "tr"]),
-            ("option", &["option"]),
-            ("optgroup", &["option", "optgroup"]),
-        ];
-        let pops = ENDS
-            .iter()
-            .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
-            .map_or(&[][..], |(_, p)| p);
-        while !pops.is_empty() && self.top_is(pops) {
+    /// The ends the tree builder implies when `name` (hash `h`) opens.
+    fn imply_ends(&mut self, h: u64, name: &[u8]) {
+        const LI: Names<1> = Names::new(["li"]);
+        const P: Names<1> = Names::new(["p"]);
+        const DT_DD: Names<2> = Names::new(["dt", "dd"]);
+        const CELL: Names<2> = Names::new(["td", "th"]);
+        const TR: Names<3> = Names::new(["td", "th", "tr"]);
+        const OPTION: Names<1> = Names::new(["option"]);
+        const OPTGROUP: Names<2> = Names::new(["option", "optgroup"]);
+        let pops: &[u64] = if LI.has(h, name) {
+            LI.hashes()
+        } else if P.has(h, name) {
+            P.hashes()
+        } else if DT_DD.has(h, name) {
+            DT_DD.hashes()
+        } else if CELL.has(h, name) {
+            CELL.hashes()
+        } else if h == TR.hashes()[2] && name.eq_ignore_ascii_case(b"tr") {
+            TR.hashes()
+        } else if OPTION.has(h, name) {
+            OPTION.hashes()
+        } else if h == OPTGROUP.hashes()[1] && name.eq_ignore_ascii_case(b"optgroup") {
+            OPTGROUP.hashes()
+        } else {
+            return;
+        };
+        while self.top_is(pops) {
             self.pop();
         }
     }
-}
-
-/// One token of the scan.
-enum Tag<'a> {
-    Start { name: &'a [u8], self_closing: bool },
-    End { name: &'a [u8] },
-    Other,
-}
-
-/// Reads the markup token at `b[at] == b'<'`; returns it and where it ends,
-/// or `None` if this `<` starts plain text.
-fn token(b: &[u8], at: usize) -> Option<(Tag<'_>, usize)> {
-    let rest = &b[at..];
-    let to_gt = |from: usize| {
-        b[from..]
-            .iter()
-            .position(|&c| c == b'>')
-            .map_or(b.len(), |p| from + p + 1)
-    };
-    if rest.starts_with(b"<!--") {
-        let end = find(b, at + 4, b"-->").map_or(b.len(), |p| p + 3);
-        return Some((Tag::Other, end));
-    }
-    match rest.get(1) {
-        Some(b'!' | b'?') => Some((Tag::Other, to_gt(at + 1))),
-        Some(b'/') => {
-            let name = name_at(b, at + 2);
-            if name.is_empty() {
-                return Some((Tag::Other, to_gt(at + 2)));
-            }
-            Some((Tag::End { name }, to_gt(at + 2 + name.len())))
-        }
-        Some(c) if c.is_ascii_alphabetic() => {
-            let name = name_at(b, at + 1);
-            let (end, self_closing) = tag_end(b, at + 1 + name.len());
-            Some((Tag::Start { name, self_closing }, end))
-        }
-        _ => None,
-    }
-}
-
-fn name_at(b: &[u8], from: usize) -> &[u8] {
-    let len = b[from..]
-        .iter()
-        .position(|c| c.is_ascii_whitespace() || matches!(c, b'/' | b'>'))
-        .unwrap_or(b.len() - from);
-    &b[from..from + len]
-}
-
-/// The end of a start tag's attributes (past `>`), honouring quoted values;
-/// and whether it ended with `/>`.
-fn tag_end(b: &[u8], mut i: usize) -> (usize, bool) {
-    let mut after_eq = false;
-    while i < b.len() {
-        match b[i] {
-            b'>' => return (i + 1, i > 0 && b[i - 1] == b'/'),
-            q @ (b'"' | b'\'') if after_eq => {
-                i = b[i + 1..]
-                    .iter()
-                    .position(|&c| c == q)
-                    .map_or(b.len(), |p| i + 1 + p);
-                after_eq = false;
-            }
-            b'=' => after_eq = true,
-            c if c.is_ascii_whitespace() => {}
-            _ => after_eq = false,
-        }
-        i += 1;
-    }
-    (b.len(), false)
-}
-
-fn find(b: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
-    b.get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| from + p)
-}
-
-/// Where the raw text of element `name` that starts at `from` ends: at its
-/// end tag (case-insensitive), else at the end of the page.
-fn raw_text_end(b: &[u8], from: usize, name: &[u8]) -> usize {
-    let mut i = from;
-    while let Some(p) = find(b, i, b"</") {
-        let candidate = &b[p + 2..];
-        if candidate.len() >= name.len() && candidate[..name.len()].eq_ignore_ascii_case(name) {
-            return p;
-        }
-        i = p + 2;
-    }
-    b.len()
 }
 
 /// Removes every element that would open more than `max` elements deep.
 /// Linear in the page's size; borrows the page when nothing is cut.
 pub fn cap(html: &str, max: usize) -> Capped<'_> {
     let b = html.as_bytes();
-    let (svg, math) = (hash(b"svg"), hash(b"math"));
     let mut stack = Stack::default();
     let mut cuts: Vec<(usize, usize)> = Vec::new();
     let mut elements_cut = 0u64;
     // Inside a cut: where it started and how many cut elements are open.
     let mut cut: Option<(usize, u64)> = None;
     let mut i = 0;
-    while let Some(p) = b[i..].iter().position(|&c| c == b'<') {
-        let at = i + p;
+    while let Some(at) = next_lt(b, i) {
         let Some((tag, end)) = token(b, at) else {
             i = at + 1;
             continue;
@@ -222,19 +158,20 @@ pub fn cap(html: &str, max: usize) -> Capped<'_> {
         match tag {
             Tag::Other => {}
             Tag::Start { name, self_closing } => {
-                if is(name, RAW) {
+                let h = hash(name);
+                if RAW.has(h, name) {
                     i = raw_text_end(b, end, name);
                 }
-                let foreign = stack.has(svg) || stack.has(math);
-                let nests = !(is(name, VOID) || is(name, ROOTS) || (self_closing && foreign));
+                let foreign = stack.foreign > 0;
+                let nests = !(VOID.has(h, name) || ROOTS.has(h, name) || (self_closing && foreign));
                 if let Some((_, open)) = cut.as_mut() {
                     elements_cut += 1;
-                    if nests && !is(name, OPTIONAL_END) {
+                    if nests && !OPTIONAL_END.has(h, name) {
                         *open += 1;
                     }
                     continue;
                 }
-                stack.imply_ends(name);
+                stack.imply_ends(h, name);
                 if !nests {
                     continue;
                 }
@@ -242,20 +179,21 @@ pub fn cap(html: &str, max: usize) -> Capped<'_> {
                     elements_cut += 1;
                     cut = Some((at, 1));
                 } else {
-                    stack.push(hash(name));
+                    stack.push(h);
                 }
             }
             Tag::End { name } => {
+                let h = hash(name);
                 if let Some((start, open)) = cut.as_mut() {
-                    if !is(name, OPTIONAL_END) && !is(name, ROOTS) && !is(name, VOID) {
+                    if !OPTIONAL_END.has(h, name) && !ROOTS.has(h, name) && !VOID.has(h, name) {
                         *open -= 1;
                         if *open == 0 {
                             cuts.push((*start, end));
                             cut = None;
                         }
                     }
-                } else if !is(name, ROOTS) {
-                    stack.close(hash(name));
+                } else if !ROOTS.has(h, name) {
+                    stack.close(h);
                 }
             }
         }
