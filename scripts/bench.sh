@@ -5,12 +5,15 @@
 #   scripts/bench.sh            full run (5,000/20,000-page sites, 2,000 heavy
 #                               pages, 200,000 items)
 #   scripts/bench.sh --quick    smoke run (small sizes, 1 repetition)
+#   scripts/bench.sh --scale    3 producers + 4 consumers on a 200,000-page site
 #
 # Installs (Debian, as root) what it needs: nginx, wrk, redis-server,
 # redis-tools, time, python3, python3-scrapy (run with /usr/bin/python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# `--scale [PAGES]`: the scale benchmark alone (scripts/bench-scale.sh).
+[ "${1:-}" = "--scale" ] && exec scripts/bench-scale.sh "${2:-200000}"
 QUICK=0
 [ "${1:-}" = "--quick" ] && QUICK=1
 if [ $QUICK = 1 ]; then
