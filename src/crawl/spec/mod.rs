@@ -26,6 +26,7 @@ use crate::crawl::origin::Origin;
 use crate::crawl::page::Accept;
 use crate::crawl::session::login::Login;
 use crate::crawl::spider::{Follow, Rule, Spec};
+pub(crate) use raw::HttpUrl;
 use raw::{Raw, RuleKeys};
 use rule::{compile_rule, filter, At};
 use scraper::Selector;

@@ -17,7 +17,7 @@ use url::Url;
 #[serde(deny_unknown_fields)]
 pub(super) struct Raw {
     #[serde(default)]
-    pub start_urls: Vec<StartUrl>,
+    pub start_urls: Vec<HttpUrl>,
     #[serde(default)]
     pub allowed_domains: Vec<String>,
     pub item: Option<Css>,
@@ -40,7 +40,7 @@ pub(super) struct Raw {
     pub rules: Option<Vec<RawRule>>,
     pub rule_field: Option<String>,
     #[serde(default)]
-    pub sitemap_urls: Vec<StartUrl>,
+    pub sitemap_urls: Vec<HttpUrl>,
     #[serde(default)]
     pub sitemap_follow: Vec<Re>,
     #[serde(default)]
@@ -160,15 +160,15 @@ impl<'de> Deserialize<'de> for TemplateDef {
     }
 }
 
-/// An absolute http(s) URL.
-pub(super) struct StartUrl(pub Url);
+/// An absolute http(s) URL, as every URL a spec names must be.
+pub(crate) struct HttpUrl(pub Url);
 
-impl<'de> Deserialize<'de> for StartUrl {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<StartUrl, D::Error> {
+impl<'de> Deserialize<'de> for HttpUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<HttpUrl, D::Error> {
         let s = String::deserialize(d)?;
         match Url::parse(&s) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
-                Ok(StartUrl(u))
+                Ok(HttpUrl(u))
             }
             _ => Err(de::Error::custom(format!(
                 "{s:?} is not an absolute http(s) URL"

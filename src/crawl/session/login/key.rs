@@ -2,6 +2,7 @@
 //! key (`login.fields.password.env: ...`), and the variables it names read
 //! once at start. No field value is ever shown, not even in `Debug`.
 
+use crate::crawl::spec::HttpUrl;
 use scraper::Selector;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
@@ -104,7 +105,7 @@ impl Login {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLogin {
-    url: LoginUrl,
+    url: HttpUrl,
     #[serde(default)]
     form: Option<Css>,
     fields: Fields,
@@ -122,22 +123,6 @@ impl From<RawLogin> for Login {
             }),
             fields: r.fields.0,
             error: r.error,
-        }
-    }
-}
-
-struct LoginUrl(Url);
-
-impl<'de> Deserialize<'de> for LoginUrl {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<LoginUrl, D::Error> {
-        let s = String::deserialize(d)?;
-        match Url::parse(&s) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
-                Ok(LoginUrl(u))
-            }
-            _ => Err(de::Error::custom(format!(
-                "{s:?} is not an absolute http(s) URL"
-            ))),
         }
     }
 }
