@@ -83,7 +83,7 @@ fn sigterm_mid_job_puts_the_job_back() {
     assert_eq!(redis.lrange(JOBS), [job], "the job went back byte for byte");
     assert_eq!(
         leftovers(&redis),
-        Vec::<String>::new(),
+        [format!("{JOBS}:attempts")],
         "worker keys left behind"
     );
 }
@@ -147,7 +147,61 @@ fn max_time_mid_job_puts_the_job_back_and_exits_0() {
     assert_eq!(redis.lrange(JOBS), [job]);
     assert_eq!(
         leftovers(&redis),
-        Vec::<String>::new(),
+        [format!("{JOBS}:attempts")],
         "worker keys left behind"
     );
+}
+
+#[test]
+fn a_job_that_never_finishes_goes_behind_the_others_then_to_dead() {
+    let site = chains(8, Duration::from_millis(300));
+    let redis = Redis::start();
+    let url = redis.url();
+    let (long, short) = (format!("{}/s/1", site.base), format!("{}/t/8", site.base));
+    assert_eq!(
+        qpipe(&["enqueue", "--redis", &url, &long, &short], None).code,
+        0
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("s.json");
+    let extra = ["--drain", "--max-time", "1", "--job-attempts", "1"];
+    let run = qpipe(&produce(&url, &st, &extra), None);
+    assert_eq!(run.code, 0, "{run}");
+    // Behind the short job, which is taken next.
+    assert_eq!(redis.lrange(JOBS), [long.clone(), short.clone()], "{run}");
+
+    let run = qpipe(&produce(&url, &st, &extra), None);
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(redis.llen(JOBS), 0, "{run}");
+    assert_eq!(redis.cmd::<u64>(&["GET", &format!("{JOBS}:done")]), 1);
+    let dead = redis.lrange(&format!("{JOBS}:dead"));
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(
+        dead[0].contains(&long) && dead[0].contains("--job-attempts"),
+        "{dead:?}"
+    );
+    assert!(run.stderr.contains("set aside"), "{run}");
+    let mut want = vec![format!("{JOBS}:dead"), format!("{JOBS}:done")];
+    want.sort();
+    assert_eq!(leftovers(&redis), want, "keys left behind");
+}
+
+#[test]
+fn an_ack_that_fails_leaves_the_job_to_go_back() {
+    let site = chains(1, Duration::ZERO);
+    let redis = Redis::start();
+    let url = redis.url();
+    let job = format!("{}/a/1", site.base);
+    assert_eq!(qpipe(&["enqueue", "--redis", &url, &job], None).code, 0);
+    // `J:done` of the wrong type: the ack script fails with WRONGTYPE.
+    redis.lpush(&format!("{JOBS}:done"), &["x"]);
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("s.json");
+    let run = qpipe(
+        &produce(&url, &st, &["--drain", "--idle-timeout", "0.5"]),
+        None,
+    );
+    assert_ne!(run.code, 0, "{run}");
+    assert!(run.stderr.contains("WRONGTYPE"), "{run}");
+    assert_eq!(redis.lrange(JOBS), [job], "the job was lost: {run}");
 }

@@ -57,7 +57,7 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
     let mut recovered = 0;
     if let Some(me) = &consumer {
         for key in &keys {
-            recovered += consumers::recover(control.link(), key)?;
+            recovered += consumers::recover(control.link(), key, &consumers::Items)?;
         }
         // Registered before the first take, so recovery never misses us.
         me.beat(control.link(), &keys, cfg.heartbeat_ttl)?;
@@ -286,7 +286,7 @@ fn put_back(
                     n += consumers::requeue_batch(q.link(), &b.key, &a.set, &a.list).unwrap_or(0);
                 }
             }
-            let (m, failure) = me.release(q.link(), keys);
+            let (m, failure) = me.release(q.link(), keys, &consumers::Items);
             let n = n + m;
             if let Some(e) = failure {
                 log::warn(&format!(

@@ -15,7 +15,7 @@ pub fn run(cfg: &RedisTarget, _signals: &Signals) -> Result<Summary, Error> {
     let (mut lists, mut recovered) = (Vec::new(), 0);
     for key in &keys {
         lists.extend(consumers::processing_lists(q.link(), key)?);
-        recovered += consumers::recover(q.link(), key)?;
+        recovered += consumers::recover(q.link(), key, &consumers::Items)?;
     }
     let live: Vec<_> = lists.iter().filter(|p| p.alive).collect();
     let held_by_live: u64 = live.iter().map(|p| p.len).sum();

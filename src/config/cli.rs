@@ -72,6 +72,11 @@ pub struct ProduceArgs {
     /// that died goes back to the list once it has passed (default 10)
     #[argh(option)]
     pub heartbeat_ttl: Option<u64>,
+    /// with --jobs: how many times a job may go back to the list (stopped by
+    /// a signal or --max-time, failed, or its worker died) before it is set
+    /// aside in JOBS:dead with the reason (default 5)
+    #[argh(option)]
+    pub job_attempts: Option<u64>,
     /// delete the --shared-frontier (and its item fingerprints) first, to start a new crawl
     #[argh(switch)]
     pub reset_frontier: bool,

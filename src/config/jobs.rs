@@ -5,6 +5,8 @@ use crate::config::cli::{EnqueueArgs, ProduceArgs};
 use crate::crawl::spider::Spec;
 use crate::error::Error;
 use crate::queue::conn::Endpoint;
+use crate::queue::consumers::Consumer;
+use crate::queue::jobs::JobRequeue;
 use std::time::Duration;
 
 /// `produce --jobs`: take crawl jobs from a Redis list.
@@ -18,6 +20,9 @@ pub struct JobsConfig {
     /// Seconds the worker's heartbeat lives; a dead worker's job goes back
     /// to the list after it.
     pub heartbeat_ttl: u64,
+    /// How often a job may go back (stopped, failed, its worker died)
+    /// before it is set aside in `J:dead`.
+    pub attempts: u64,
 }
 
 impl JobsConfig {
@@ -28,6 +33,7 @@ impl JobsConfig {
                 (a.drain, "--drain"),
                 (a.idle_timeout.is_some(), "--idle-timeout"),
                 (a.heartbeat_ttl.is_some(), "--heartbeat-ttl"),
+                (a.job_attempts.is_some(), "--job-attempts"),
             ];
             if let Some((_, flag)) = stray.iter().find(|(given, _)| *given) {
                 return Err(usage(format!(
@@ -63,11 +69,24 @@ impl JobsConfig {
             0 => return Err(usage("--heartbeat-ttl must be at least 1".into())),
             n => n,
         };
+        let attempts = match a.job_attempts.unwrap_or(5) {
+            0 => return Err(usage("--job-attempts must be at least 1".into())),
+            n => n,
+        };
         Ok(Some(JobsConfig {
             key,
             drain_after: a.drain.then_some(idle),
             heartbeat_ttl,
+            attempts,
         }))
+    }
+
+    /// How this worker puts jobs back.
+    pub fn requeue(&self, me: &Consumer) -> JobRequeue {
+        JobRequeue {
+            attempts: self.attempts,
+            worker: me.id.clone(),
+        }
     }
 
     /// The job list's name on `redis`: hash-tagged on a cluster.
@@ -96,15 +115,18 @@ impl EnqueueConfig {
         }
         Ok(EnqueueConfig {
             sources: a.jobs,
-            writer: writer(
-                a.redis,
-                a.tls_ca,
-                a.key,
-                1,
-                (1000, 8 << 20),
-                a.redis_retry_secs,
-                ".".into(),
-            )?,
+            writer: WriterConfig {
+                resend: "enqueue",
+                ..writer(
+                    a.redis,
+                    a.tls_ca,
+                    a.key,
+                    1,
+                    (1000, 8 << 20),
+                    a.redis_retry_secs,
+                    ".".into(),
+                )?
+            },
         })
     }
 }

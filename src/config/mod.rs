@@ -44,6 +44,9 @@ pub struct WriterConfig {
     pub seen: Option<SeenConfig>,
     /// Lists the queue is split into (`--shards`).
     pub shards: usize,
+    /// The subcommand that sends a spill file later: `push` for items,
+    /// `enqueue` for crawl jobs (`push` cannot read bare-URL lines).
+    pub resend: &'static str,
 }
 
 impl WriterConfig {
@@ -349,6 +352,7 @@ fn writer(
         spill_dir: writable_dir(spill_dir)?,
         seen: None,
         shards: shards(n_shards)?,
+        resend: "push",
     })
 }
 

@@ -18,6 +18,24 @@ while redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT') do n = n + 1 end
 if ARGV[1] == '1' then redis.call('SREM', KEYS[3], KEYS[1]) end
 return n";
 
+/// How the batches of a stopped or dead consumer go back to their list.
+pub trait Requeue {
+    /// Puts `batch` (registered in the consumer's batch set `set`) back on
+    /// `list`, dropping it from `set` once empty; safe to repeat. Returns
+    /// the items it dealt with.
+    fn requeue(&self, link: &mut Link, list: &str, set: &str, batch: &str) -> Result<u64, Error>;
+}
+
+/// Items go back to the consuming end, oldest taken first again
+/// (`consume --reliable`, `qpipe recover`).
+pub struct Items;
+
+impl Requeue for Items {
+    fn requeue(&self, link: &mut Link, list: &str, set: &str, batch: &str) -> Result<u64, Error> {
+        requeue_batch(link, list, set, batch)
+    }
+}
+
 /// This process's identity as a reliable consumer.
 #[derive(Debug, Clone)]
 pub struct Consumer {
@@ -62,14 +80,19 @@ impl Consumer {
     /// registration, list by list: a list whose node is down keeps its
     /// batches for `recover`, and the others are still released. Returns how
     /// many items went back, and the first failure.
-    pub fn release(&self, link: &mut Link, lists: &[String]) -> (u64, Option<Error>) {
+    pub fn release(
+        &self,
+        link: &mut Link,
+        lists: &[String],
+        back: &dyn Requeue,
+    ) -> (u64, Option<Error>) {
         let (mut returned, mut failure) = (0, None);
         for list in lists {
             let mut del = redis::cmd("DEL");
             del.arg(heartbeat_key(list, &self.id));
             let mut rem = redis::cmd("SREM");
             rem.arg(format!("{list}:consumers")).arg(&self.id);
-            let one = requeue_consumer(link, list, &self.id).and_then(|n| {
+            let one = requeue_consumer(link, list, &self.id, back).and_then(|n| {
                 link.call("drop the consumer heartbeat", |c| {
                     run_all(c, &[del.clone(), rem.clone()]).map(drop)
                 })
@@ -129,7 +152,12 @@ pub fn hostname() -> String {
 /// Re-queues every batch (and the pre-batch-list processing list) of one
 /// consumer of `list`, forgetting each name only as its items go back (a
 /// name registered meanwhile stays). Returns the items moved.
-pub fn requeue_consumer(link: &mut Link, list: &str, consumer: &str) -> Result<u64, Error> {
+pub fn requeue_consumer(
+    link: &mut Link,
+    list: &str,
+    consumer: &str,
+    back: &dyn Requeue,
+) -> Result<u64, Error> {
     let set = batches_key(list, consumer);
     let mut names: Vec<String> = link.call("list a consumer's batches", |c| {
         redis::cmd("SMEMBERS").arg(&set).query(c)
@@ -140,7 +168,7 @@ pub fn requeue_consumer(link: &mut Link, list: &str, consumer: &str) -> Result<u
     names.push(format!("{list}:processing:{consumer}"));
     let mut moved = 0;
     for name in &names {
-        moved += requeue_batch(link, list, &set, name)?;
+        moved += back.requeue(link, list, &set, name)?;
     }
     Ok(moved)
 }
@@ -208,16 +236,16 @@ pub fn processing_lists(link: &mut Link, key: &str) -> Result<Vec<Processing>, E
     Ok(out)
 }
 
-/// Moves the batches of dead consumers (heartbeat expired) back to the
-/// consuming end of `key`. Live consumers, whoever they are, are left alone.
+/// Moves the batches of dead consumers (heartbeat expired) back to `key`,
+/// the way `back` says. Live consumers, whoever they are, are left alone.
 /// Returns how many items went back.
-pub fn recover(link: &mut Link, key: &str) -> Result<u64, Error> {
+pub fn recover(link: &mut Link, key: &str, back: &dyn Requeue) -> Result<u64, Error> {
     let mut moved = 0;
     for p in processing_lists(link, key)?
         .into_iter()
         .filter(|p| !p.alive)
     {
-        moved += requeue_consumer(link, key, &p.consumer)?;
+        moved += requeue_consumer(link, key, &p.consumer, back)?;
         link.call("unregister a dead consumer", |c| {
             redis::cmd("SREM")
                 .arg(format!("{key}:consumers"))

@@ -61,13 +61,37 @@ pub fn parse(bytes: &[u8]) -> Result<Job, String> {
     })
 }
 
-/// An absolute http(s) URL with a host, as `--start-url` takes.
+/// An absolute http(s) URL with a host and no credentials. A user name or
+/// password would be printed in logs and copied into every item's `url`,
+/// so such a job is refused, and no message repeats it.
 fn url(s: &str) -> Result<Url, String> {
-    let u = Url::parse(s).map_err(|e| format!("{s:?} is not a URL: {e}"))?;
+    let u = Url::parse(s).map_err(|e| format!("{} is not a URL: {e}", shown(s)))?;
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(
+            "the job URL holds a user name or password, which would be logged and copied into every item (give the URL without them)".into(),
+        );
+    }
     if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
-        return Err(format!("{s:?} is not an http(s) URL with a host"));
+        return Err(format!("{} is not an http(s) URL with a host", shown(s)));
     }
     Ok(u)
+}
+
+/// How a message quotes job text: never with credentials. A URL keeps all
+/// but its user name and password; text that is no URL but holds an `@`
+/// (which may be `user:password@`) is not quoted at all.
+pub fn shown(s: &str) -> String {
+    match Url::parse(s) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            // Only URLs that cannot have a user name fail these, and those
+            // have none to remove.
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            format!("{:?}", u.as_str())
+        }
+        _ if s.contains('@') => "the job text (not shown: it may hold a password)".into(),
+        _ => format!("{s:?}"),
+    }
 }
 
 /// Valid JSON text with the whitespace between tokens removed (strings are
@@ -161,5 +185,26 @@ mod tests {
             "x".repeat(MAX_META)
         );
         assert!(err(&big).contains("more than 65536"));
+    }
+
+    #[test]
+    fn credentials_are_refused_and_never_repeated() {
+        for bad in [
+            "http://user:s3cretPW@example.com/a",
+            "https://user@example.com/",
+            "http://:s3cretPW@example.com/",
+            r#"{"url": "http://user:s3cretPW@example.com/"}"#,
+            "http://u:s3cretPW@[bad",
+            "ftp://u:s3cretPW@example.com/",
+        ] {
+            let why = job(bad).unwrap_err();
+            assert!(!why.contains("s3cretPW") && !why.contains("user@"), "{why}");
+        }
+        assert!(job("http://user:s3cretPW@example.com/")
+            .unwrap_err()
+            .contains("user name or password"));
+        assert_eq!(shown("ftp://u:pw@x/a"), r#""ftp://x/a""#);
+        assert_eq!(shown("/relative"), r#""/relative""#);
+        assert!(!shown("http://u:pw@[bad").contains("pw"));
     }
 }

@@ -5,13 +5,20 @@
 //! and `Reliable::take(1, ..)` moves one job into its own processing list
 //! `J:processing:<worker>:0:<seq>`, registered in `J:batches:<worker>`. A
 //! dead worker's jobs go back with `consumers::recover`, a stopped one's
-//! with `Consumer::release`. On top of that, this file adds:
+//! with `Consumer::release`, both through `JobRequeue`. On top of that,
+//! this file adds:
 //! - `J:done`: a counter of acknowledged jobs;
-//! - `J:dead`: jobs that are not jobs (bad URL, bad JSON), set aside as dead
-//!   letters in the consume side's format.
+//! - `J:dead`: jobs that are not jobs (bad URL, bad JSON, credentials) and
+//!   jobs put back more than `--job-attempts` times, set aside as dead
+//!   letters in the consume side's format;
+//! - `J:attempts`: a hash of how often each job went back, keyed by the
+//!   SHA-1 of its bytes (computed in the scripts); the ack drops the entry.
+//!
+//! A job goes back to the far end of the list (LPUSH, where `enqueue` adds
+//! jobs), so one that never finishes cannot keep the others from running.
 //!
 //! Acknowledging deletes the job's list and counts it in one script, which
-//! counts only if it deleted the list, so retrying it after a lost reply
+//! counts only if the list was there, so retrying it after a lost reply
 //! never counts a job twice.
 
 use crate::error::Error;
@@ -24,17 +31,52 @@ use crate::queue::link::Link;
 pub const DEFAULT_KEY: &str = "qpipe:jobs";
 
 /// KEYS: the worker's batch set, the job's list, the done counter, the
-/// job's ack marker. Deletes the list and, only if that removed it, counts
-/// the job and leaves a marker, so a retry after a lost reply still learns
-/// that the job was acknowledged (1) rather than taken back by a recovery
-/// while it ran (0).
+/// job's ack marker, the attempts hash. Only if the list is there: counts
+/// the job, forgets its attempts, deletes the list and leaves a marker, so
+/// a retry after a lost reply still learns that the job was acknowledged
+/// (1) rather than taken back by a recovery while it ran (0). The steps that
+/// can fail (a key of the wrong type) come before the DEL: a script is not
+/// rolled back, and an error must leave the job leased, not lost.
 const ACK_DONE: &str = r"
-if redis.call('DEL', KEYS[2]) == 1 then
+local job = redis.call('LINDEX', KEYS[2], 0)
+if job then
+  local t = redis.call('TYPE', KEYS[5])['ok']
+  if t ~= 'none' and t ~= 'hash' then
+    return redis.error_reply('WRONGTYPE ' .. KEYS[5] .. ' is not a hash')
+  end
   redis.call('INCR', KEYS[3])
+  redis.call('HDEL', KEYS[5], redis.sha1hex(job))
+  redis.call('DEL', KEYS[2])
   redis.call('SET', KEYS[4], '1', 'EX', 3600)
 end
 redis.call('SREM', KEYS[1], KEYS[2])
 return redis.call('EXISTS', KEYS[4])";
+
+/// KEYS: a job's list (taken from its tail), the job list, the attempts
+/// hash, the dead-letter list, the worker's batch set. ARGV: the job as
+/// last read, the most attempts, its dead letter. Counts one more attempt
+/// and puts the job at the far end of the list (1), or past the most
+/// attempts into the dead letters (2); -1 if the job is no longer the one
+/// read (read again). Drops the emptied list from the set. Safe to repeat.
+const JOB_BACK: &str = r"
+local job = redis.call('LINDEX', KEYS[1], -1)
+local out = 0
+if job then
+  if job ~= ARGV[1] then return -1 end
+  local fp = redis.sha1hex(job)
+  local n = redis.call('HINCRBY', KEYS[3], fp, 1)
+  redis.call('RPOP', KEYS[1])
+  if n > tonumber(ARGV[2]) then
+    redis.call('HDEL', KEYS[3], fp)
+    redis.call('LPUSH', KEYS[4], ARGV[3])
+    out = 2
+  else
+    redis.call('LPUSH', KEYS[2], job)
+    out = 1
+  end
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SREM', KEYS[5], KEYS[1]) end
+return out";
 
 /// KEYS: the worker's batch set, the job's list, the dead-letter list.
 /// ARGV[1]: the dead letter. Pushes it only if the list was still there.
@@ -48,9 +90,69 @@ pub fn done_key(jobs: &str) -> String {
     format!("{jobs}:done")
 }
 
-/// Where jobs that cannot be read go.
+/// Where jobs that cannot be read, or never finish, go.
 pub fn dead_key(jobs: &str) -> String {
     format!("{jobs}:dead")
+}
+
+/// How often each job went back, by the SHA-1 of its bytes.
+pub fn attempts_key(jobs: &str) -> String {
+    format!("{jobs}:attempts")
+}
+
+/// How a stopped or dead worker's jobs go back: to the far end of the list,
+/// counted, and into `J:dead` once put back more than `attempts` times.
+pub struct JobRequeue {
+    /// The most times a job may go back.
+    pub attempts: u64,
+    /// Who puts it back (for the dead letter).
+    pub worker: String,
+}
+
+impl consumers::Requeue for JobRequeue {
+    fn requeue(&self, link: &mut Link, list: &str, set: &str, batch: &str) -> Result<u64, Error> {
+        let why = format!(
+            "put back more than {} times without finishing (--job-attempts)",
+            self.attempts
+        );
+        let mut handled = 0;
+        // A job's list holds one job; each round moves one, so this ends.
+        loop {
+            let job: Option<Vec<u8>> = link.call("read a job to put back", |c| {
+                redis::cmd("LINDEX").arg(batch).arg(-1).query(c)
+            })?;
+            let job = job.unwrap_or_default();
+            let letter = crate::consume::poison::letter(&why, &self.worker, &job);
+            let out = link.call("put a job back", |c| {
+                redis::cmd("EVAL")
+                    .arg(JOB_BACK)
+                    .arg(5)
+                    .arg(batch)
+                    .arg(list)
+                    .arg(attempts_key(list))
+                    .arg(dead_key(list))
+                    .arg(set)
+                    .arg(&job)
+                    .arg(self.attempts)
+                    .arg(&letter)
+                    .query::<i64>(c)
+            })?;
+            match out {
+                0 => return Ok(handled),
+                1 => handled += 1,
+                2 => {
+                    handled += 1;
+                    let text = String::from_utf8_lossy(&job[..job.len().min(200)]);
+                    crate::run::log::warn(&format!(
+                        "job {} was {why}; set aside in {}",
+                        crate::queue::job::shown(&text),
+                        dead_key(list)
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
 /// Acknowledges a job whose items are all in Redis: deletes its list and
@@ -63,11 +165,12 @@ pub fn ack_done(link: &mut Link, jobs: &str, ack: &Ack) -> Result<bool, Error> {
     let acked = link.call("acknowledge a job", |c| {
         redis::cmd("EVAL")
             .arg(ACK_DONE)
-            .arg(4)
+            .arg(5)
             .arg(&ack.set)
             .arg(&ack.list)
             .arg(&done)
             .arg(&marker)
+            .arg(attempts_key(jobs))
             .query::<u64>(c)
     })?;
     // The marker only matters while the ack could be retried.

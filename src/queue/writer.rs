@@ -237,6 +237,20 @@ fn push_retrying(
     }
 }
 
+/// The command that sends a spill file to the list it was meant for.
+fn resend_hint(cfg: &WriterConfig, path: &std::path::Path) -> String {
+    let shards = match cfg.shards {
+        1 => String::new(),
+        n => format!(" --shards {n}"),
+    };
+    format!(
+        "qpipe {} --key {}{shards} {}",
+        cfg.resend,
+        cfg.key,
+        path.display()
+    )
+}
+
 /// Writes `batch` and everything still arriving on `rx` to a spill file.
 fn spill(batch: &[Item], rx: &Receiver<Parcel>, cfg: &WriterConfig, stats: &mut WriterStats) {
     let path = cfg.spill_dir.join(format!(
@@ -265,10 +279,10 @@ fn spill(batch: &[Item], rx: &Receiver<Parcel>, cfg: &WriterConfig, stats: &mut 
     let synced = out.is_some_and(|w| w.into_inner().is_ok_and(|f| f.sync_all().is_ok()));
     if synced && lost == 0 {
         log::error(&format!(
-            "{} unsent items saved to {} (enqueue them later with: qpipe push {})",
+            "{} unsent items saved to {} (send them later with: {})",
             stats.spilled,
             path.display(),
-            path.display()
+            resend_hint(cfg, &path)
         ));
         stats.spill_path = Some(path);
     } else {

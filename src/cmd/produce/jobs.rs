@@ -10,8 +10,12 @@
 //!   Redis". Fetcher threads still work the job's pages in parallel.
 //! - A job stopped by a signal or by `--max-time`, or whose crawl failed
 //!   (items spilled, a panic), is not acknowledged: at exit it goes back
-//!   to the list whole (`Consumer::release`), or, if Redis is down then,
-//!   through recovery once the heartbeat has expired.
+//!   whole to the far end of the list (`Consumer::release`), or, if Redis
+//!   is down then, through recovery once the heartbeat has expired. A job
+//!   put back more than `--job-attempts` times is set aside in `J:dead`
+//!   (`jobs::JobRequeue`).
+//! - A job that fetched no page is acknowledged (it was crawled), but
+//!   counted as `jobs_empty` and named in a warning.
 //! - A worker killed with `kill -9` stops beating; `consumers::recover`, run
 //!   at start and every heartbeat TTL (between jobs and while idle) by every
 //!   worker, puts its job back for another worker.
@@ -43,6 +47,8 @@ const MAX_BLOCK: Duration = Duration::from_secs(1);
 pub(super) struct JobStats {
     /// Crawled, every item pushed, acknowledged and counted in `J:done`.
     pub(super) done: u64,
+    /// Of those, jobs that fetched no page (refused, failed, off-domain).
+    pub(super) empty: u64,
     /// Not jobs (set aside in `J:dead`), crawls that failed (their job also
     /// counts as released when it goes back at exit), and jobs a recovery
     /// took back while this worker's heartbeat had lapsed.
@@ -63,9 +69,10 @@ pub(super) fn serve(kit: &Kit<'_>, jc: &JobsConfig, queues: &mut [Queue]) -> Res
         .retrying(cfg.writer.retry_for, stop.clone());
     let me = Consumer::new();
     let keys = [jc.key.clone()];
+    let back = jc.requeue(&me);
     let mut taker = Reliable::new(q, &me, 0);
     let mut stats = JobStats {
-        recovered: consumers::recover(taker.queue().link(), &jc.key)?,
+        recovered: consumers::recover(taker.queue().link(), &jc.key, &back)?,
         ..JobStats::default()
     };
     // Registered before the first take, so a recovery never misses us.
@@ -139,7 +146,8 @@ impl Worker<'_, '_> {
             }
             if last_recovery.elapsed() >= ttl {
                 last_recovery = Instant::now();
-                match consumers::recover(self.taker.queue().link(), &self.jc.key) {
+                let back = self.jc.requeue(self.me);
+                match consumers::recover(self.taker.queue().link(), &self.jc.key, &back) {
                     Ok(n) => self.stats.recovered += n,
                     Err(e) => return ended_by(e),
                 }
@@ -178,9 +186,10 @@ impl Worker<'_, '_> {
         let job = match job::parse(bytes) {
             Ok(job) => job,
             Err(why) => {
-                let shown = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
+                let text = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]);
                 log::warn(&format!(
-                    "job {shown:?} is not a job ({why}); set aside in {}",
+                    "job {} is not a job ({why}); set aside in {}",
+                    job::shown(&text),
                     jobs::dead_key(key)
                 ));
                 let link = self.taker.queue().link();
@@ -218,10 +227,17 @@ impl Worker<'_, '_> {
         }
         if jobs::ack_done(self.taker.queue().link(), key, ack)? {
             self.stats.done += 1;
-            log::info(&format!(
-                "job {url}: done, {pages} pages, {pushed} items pushed ({})",
-                finish.name()
-            ));
+            if pages == 0 {
+                self.stats.empty += 1;
+                log::warn(&format!(
+                    "job {url}: done, but no page was fetched (its start page failed, was refused, or is outside the allowed domains)"
+                ));
+            } else {
+                log::info(&format!(
+                    "job {url}: done, {pages} pages, {pushed} items pushed ({})",
+                    finish.name()
+                ));
+            }
         } else {
             self.stats.failed += 1;
             log::warn(&format!(
@@ -251,7 +267,7 @@ fn release(kit: &Kit<'_>, jc: &JobsConfig, me: &Consumer) -> u64 {
     };
     let keys = [jc.key.clone()];
     let (n, failure) = match Link::open(&cfg.writer.redis, QUICK, budget, None) {
-        Ok(mut link) => me.release(&mut link, &keys),
+        Ok(mut link) => me.release(&mut link, &keys, &jc.requeue(me)),
         Err(e) => (0, Some(e)),
     };
     if let Some(e) = failure {

@@ -86,6 +86,7 @@ impl Totals {
         if let (Some(j), Some(stats)) = (&cfg.jobs, &self.jobs) {
             sum.set("jobs_key", j.key.as_str())
                 .set("jobs_done", stats.done)
+                .set("jobs_empty", stats.empty)
                 .set("jobs_failed", stats.failed)
                 .set("jobs_released", stats.released)
                 .set("jobs_recovered", stats.recovered);

@@ -36,7 +36,7 @@ impl Params {
         }
         if !(1e-15..0.5).contains(&error) {
             return Err(format!(
-                "--dedup-error {error} is out of range (use a rate from 1e-15 to 0.5, e.g. 0.000001)"
+                "--dedup-error {error} is out of range (use a rate of at least 1e-15 and below 0.5, e.g. 0.000001)"
             ));
         }
         let ln2 = std::f64::consts::LN_2;
@@ -66,7 +66,10 @@ impl Params {
 
     /// The piece and the k bit offsets in it that `fp` sets, by double
     /// hashing: bytes 1-6 of the big-endian fingerprint give the first
-    /// offset, bytes 7-12 the step, bytes 13-16 the piece.
+    /// offset, bytes 7-12 the step, and bytes 1-8, mixed, the piece. The
+    /// writer picks an item's shard as `fp % shards`, which fixes the low
+    /// bits: a piece taken from those would leave pieces of every shard's
+    /// filter unused (with 2 shards and 2 pieces, half of each filter).
     pub fn positions(&self, fp: u128) -> (u64, Vec<u64>) {
         let mask = (1u64 << 48) - 1;
         let first = ((fp >> 80) as u64) % self.bits;
@@ -74,7 +77,7 @@ impl Params {
             0 => 1,
             s => s,
         };
-        let piece = (fp as u32 as u64) % self.pieces;
+        let piece = mix((fp >> 64) as u64) % self.pieces;
         let offsets = (0..self.k)
             .scan(first, |g, _| {
                 let here = *g;
@@ -84,6 +87,14 @@ impl Params {
             .collect();
         (piece, offsets)
     }
+}
+
+/// SplitMix64's finalizer: every input bit moves every output bit, so the
+/// piece does not follow the residue of `fp` modulo a shard count.
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 /// jemalloc's size class for a large allocation of `n` bytes: four classes
@@ -155,6 +166,7 @@ mod tests {
             .contains("--dedup-capacity"));
         assert!(Params::new(10, 0.0).unwrap_err().contains("--dedup-error"));
         assert!(Params::new(10, 0.7).unwrap_err().contains("--dedup-error"));
+        assert!(Params::new(10, 0.5).unwrap_err().contains("below 0.5"));
         assert!(Params::new(u64::MAX / 64, 1e-9)
             .unwrap_err()
             .contains("GB filter"));
@@ -170,15 +182,44 @@ mod tests {
             k: 4,
         };
         // first = 0x010203040506 % 1000, step = 0x0708090a0b0c % 1000,
-        // piece = 0x0d0e0f10 % 3.
+        // piece = mix(0x0102030405060708) % 3.
         let fp = u128::from_be_bytes(
             *b"\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10",
         );
         let (first, step) = (0x010203040506u64 % 1000, 0x0708090a0b0cu64 % 1000);
         let want: Vec<u64> = (0..4).map(|i| (first + i * step) % 1000).collect();
-        assert_eq!(p.positions(fp), (0x0d0e0f10 % 3, want));
+        assert_eq!(p.positions(fp), (mix(0x0102030405060708) % 3, want));
+        assert_eq!(mix(0), 0);
+        assert_eq!(mix(1), 0x5692_161d_100b_05e5);
         // A zero step still spreads the bits.
         let (_, offs) = p.positions(0);
         assert_eq!(offs, [0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn every_piece_is_used_for_every_shard_residue() {
+        for (shards, pieces) in [(2u128, 2u64), (2, 4), (4, 8), (3, 6), (6, 4), (8, 64)] {
+            let p = Params {
+                capacity: 1,
+                error: 0.1,
+                bits: 1 << 20,
+                pieces,
+                k: 1,
+            };
+            let mut used = vec![vec![0u32; pieces as usize]; shards as usize];
+            for i in 0..20_000u64 {
+                // Real fingerprints, as the writer routes them.
+                let fp = crate::queue::item::fingerprint(&i.to_le_bytes());
+                used[(fp % shards) as usize][p.positions(fp).0 as usize] += 1;
+            }
+            for (residue, counts) in used.iter().enumerate() {
+                let least = counts.iter().min().copied().unwrap_or(0);
+                let fair = 20_000 / (shards as u32 * pieces as u32);
+                assert!(
+                    least > fair / 2,
+                    "{shards} shards, {pieces} pieces: shard {residue} uses {counts:?}"
+                );
+            }
+        }
     }
 }
