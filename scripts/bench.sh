@@ -112,15 +112,24 @@ LUA
 echo "bench: wrk ceiling" >&2
 WRK=$(wrk -t1 -c32 -d"${WRK_SECS}s" -s "$work/pages.lua" "$SITE/" | awk '/Requests\/sec/ {print $2}')
 
+# All CPUs' busy and idle ticks so far (busy: user nice system irq softirq steal).
+cpu_ticks() { awk '/^cpu / {print $2+$3+$4+$7+$8+$9, $5+$6}' /proc/stat; }
+
 # One produce run: prints "pages/s items/s cpu_ms_per_page peak_rss_mb pages
-# items (user+sys)/wall".
+# items (user+sys)/wall machine_busy_cores". The last is every process's CPU
+# over the run (nginx, Redis and other work included): when it is near
+# nproc, a (user+sys)/wall below it is qpipe waiting for a core, not on I/O.
 crawl() {
   local start="$1" out="$work/crawl.json" tv="$work/time.txt"
   flush
   rm -f "$out"
+  local t0
+  t0=$(cpu_ticks)
   # The big sitemap links more pages than the default --max-links-per-page.
   /usr/bin/time -v "$QP" produce --threads 8 --start-url "$start" --max-links-per-page 100000 \
     --stats-json "$out" -q 2>"$tv" >/dev/null
+  local busy
+  busy=$(echo "$t0 $(cpu_ticks)" | awk -v n="$(nproc)" '{b=$3-$1; i=$4-$2; printf "%.2f", (b+i) ? n*b/(b+i) : 0}')
   local pages items pps ips cpu rss
   pages=$(json "$out" pages_fetched)
   items=$(json "$out" items_pushed)
@@ -129,7 +138,7 @@ crawl() {
   cpu=$(awk -F': ' '/User time|System time/ {s+=$2} END {print s}' "$tv")
   rss=$(awk -F': ' '/Maximum resident/ {print $2/1024}' "$tv")
   wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,t,":"); s=0; for(i=1;i<=n;i++) s=s*60+t[i]; print s}' "$tv")
-  echo "$pps $ips $(python3 -c "print(f'{$cpu*1000/$pages:.3f} $rss $pages $items {$cpu/$wall:.2f}')")"
+  echo "$pps $ips $(python3 -c "print(f'{$cpu*1000/$pages:.3f} $rss $pages $items {$cpu/$wall:.2f}')") $busy"
 }
 
 # One Scrapy run with the same rules: prints "pages/s pages items".
@@ -244,6 +253,7 @@ row "writer items/s (push $ITEMS x 228 B)" "$PUSH" "$LPUSH_CEIL" "$(ratio "$PUSH
 row "drain items/s (consume -t4, $ITEMS)" "$D_IPS" "$RPOP_CEIL" "$(ratio "$D_IPS" "$RPOP_CEIL")"
 row "drain items/s (2 KiB items, $ITEMS_2K; target 0.5)" "$D2_IPS" "$RPOP_CEIL_2K" "$(ratio "$D2_IPS" "$RPOP_CEIL_2K")" "$(span 1 <"$work/drain2k.txt")"
 row "sitemap crawl (user+sys)/wall (target 1.6)" "$S_UTIL" "$(nproc)" "-" "$(span 7 <"$work/sitemap.txt")"
+row "  machine cores busy meanwhile (all processes)" "$(col 8 <"$work/sitemap.txt")" "$(nproc)" "-" "$(span 8 <"$work/sitemap.txt")"
 row "small pages/s vs Scrapy (target 30)" "$S_PPS" "$SC_S" "$(ratio "$S_PPS" "$SC_S")" "$(span 1 <"$work/sitemap.txt"), Scrapy $(span 1 <"$work/scrapy_small.txt")"
 row "heavy pages/s vs Scrapy (target 20)" "$H_PPS" "$SC_H" "$(ratio "$H_PPS" "$SC_H")" "$(span 1 <"$work/heavy.txt"), Scrapy $(span 1 <"$work/scrapy_heavy.txt")"
 row "heavy CPU ms/page / floor (target 1.15)" "$H_CPU" "$FLOOR" "$(ratio "$H_CPU" "$FLOOR")" "$(span 3 <"$work/heavy.txt")"

@@ -142,6 +142,43 @@ fn consume_is_fifo() {
 }
 
 #[test]
+fn byte_bounded_pops_keep_fifo_and_lose_nothing() {
+    // Small items, then large ones: a pop sized by the small ones takes a
+    // run that crosses --batch-bytes, and the surplus must go back in order.
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let oldest_first: Vec<String> = (0..300)
+        .map(|i| {
+            let pad = if i % 100 < 60 { 1 } else { 400 };
+            format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(pad))
+        })
+        .collect();
+    redis.lpush(KEY, &oldest_first);
+    let out = dir.path().join("out.jsonl");
+    let st = consume(
+        &redis,
+        dir.path(),
+        out.to_str().unwrap(),
+        &[
+            "--threads",
+            "1",
+            "--batch-size",
+            "50",
+            "--batch-bytes",
+            "1000",
+        ],
+    );
+    assert_eq!(st["items_written"], 300);
+    let written: Vec<String> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(written, oldest_first);
+    assert!(redis.lrange(KEY).is_empty());
+}
+
+#[test]
 fn max_pages_is_honoured() {
     let redis = Redis::start();
     let site = Site::start(50);
