@@ -489,7 +489,7 @@ pub struct PeekArgs {
     pub shards: usize,
 }
 
-/// print the built-in spider spec, or check a spec file.
+/// print the built-in spider spec, check a spec file, or try one on a page.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "spec", help_triggers("-h", "--help", "help"))]
 pub struct SpecArgs {
