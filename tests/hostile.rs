@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::fixture::{html, Fixture};
+use common::fixture::{html, Answer, Fixture};
 use common::{qpipe, stats, Redis};
 use std::time::{Duration, Instant};
 
@@ -141,4 +141,41 @@ fn links_per_page_and_queued_urls_are_capped_and_counted() {
     assert_eq!(s["links_cut"], 199_970, "{s}");
     assert_eq!(s["finish_reason"], "max_pages", "{s}");
     assert_eq!(s["pages_fetched"], 3, "{s}");
+}
+
+#[test]
+fn a_content_length_of_100_gb_allocates_nothing_for_it() {
+    // With --max-body unbounded, the header alone once sized the buffer:
+    // 100 GB aborted the process. Now the page reads what arrives, until
+    // the whole-request timeout, and the crawl ends normally.
+    let site = Fixture::start(|path, _| match path {
+        "/" => html(
+            r#"<ul class="sitemap"><li><a href="/huge">x</a></li></ul><div class="quote"><span class="text">q</span></div>"#,
+        ),
+        _ => Answer::Endless(100_000_000_000),
+    });
+    let redis = Redis::start();
+    let start = format!("{}/", site.base);
+    let run = qpipe(
+        &[
+            "produce",
+            "--redis",
+            &redis.url(),
+            "--start-url",
+            &start,
+            "--ignore-robots",
+            "--max-body",
+            "18446744073709551615",
+            "--timeout",
+            "1",
+            "--retry-backoff-ms",
+            "1",
+            "--spec",
+            "specs/quotes.json",
+        ],
+        Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))),
+    );
+    assert_eq!(run.code, 3, "{run}");
+    assert!(run.stderr.contains("timeout=1"), "{run}");
+    assert_eq!(redis.llen("DATA-PIPELINE-KEY"), 1, "{run}");
 }

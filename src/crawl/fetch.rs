@@ -131,6 +131,9 @@ impl Failure {
     }
 }
 
+/// The largest body buffer allocated up front from a Content-Length header.
+const PRESIZE_MAX: u64 = 16 << 20;
+
 /// Sends one GET for `url` and classifies the answer.
 pub fn request(
     session: &Session,
@@ -174,7 +177,10 @@ pub fn request(
     }
     // Sized from Content-Length (+1 so read_to_end's final probe does not
     // grow it), so a page is read into one buffer with no regrowth copies.
-    let mut bytes = Vec::with_capacity(length.map_or(0, |n| n as usize + 1));
+    // The header is the server's word: past 16 MiB the buffer grows as
+    // bytes actually arrive, so a lying header cannot allocate for it.
+    let hint = length.map_or(0, |n| n.min(PRESIZE_MAX).saturating_add(1));
+    let mut bytes = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
     resp.body_mut()
         .with_config()
         .limit(max_body)
@@ -248,6 +254,8 @@ fn transport(e: ureq::Error) -> Failure {
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
             Reason::Connect
         }
+        // The system resolver's failure arrives as a plain I/O error.
+        ureq::Error::Io(io) if io.to_string().contains("failed to lookup address") => Reason::Dns,
         ureq::Error::Io(_) => Reason::Io,
         ureq::Error::BodyExceedsLimit(_) => Reason::BodyTooLarge,
         _ => Reason::HttpError,
@@ -257,6 +265,17 @@ fn transport(e: ureq::Error) -> Failure {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_failed_lookup_is_dns_not_io() {
+        let lookup = std::io::Error::other(
+            "failed to lookup address information: Name or service not known",
+        );
+        assert_eq!(transport(ureq::Error::Io(lookup)).reason, Reason::Dns);
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert_eq!(transport(ureq::Error::Io(reset)).reason, Reason::Io);
+    }
+
     use super::*;
 
     #[test]

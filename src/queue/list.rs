@@ -50,36 +50,15 @@ return #new";
 
 /// Pops up to ARGV[1] more items from the tail of KEYS[1], stopping once
 /// ARGV[2] bytes were taken (so a batch is bounded in bytes as well as count).
-/// ARGV[3] is the size of the item BRPOP took, the first guess at an item's
-/// size. Items are popped in runs with `RPOP key count`, each run sized to
-/// what the byte budget left holds at the average size so far: one
-/// `redis.call` per item cost Redis about twice the CPU of the pop itself.
-/// Items of a run past the budget go back to the tail in order, so the batch
-/// is exactly what popping one item at a time would take.
 const POP_MORE: &str = r"
-local out, bytes, n = {}, 0, 0
-local left, budget = tonumber(ARGV[1]), tonumber(ARGV[2])
-local avg = math.max(tonumber(ARGV[3]), 1)
-while left > 0 and bytes < budget do
-  if n > 0 and bytes > 0 then avg = bytes / n end
-  local want = math.min(left, math.max(1, math.ceil((budget - bytes) / avg)))
-  local got = redis.call('RPOP', KEYS[1], want)
-  if not got then break end
-  for i = 1, #got do
-    if bytes >= budget then
-      local back = {}
-      for j = #got, i, -1 do back[#back + 1] = got[j] end
-      for j = 1, #back, 1000 do
-        redis.call('RPUSH', KEYS[1], unpack(back, j, math.min(j + 999, #back)))
-      end
-      return out
-    end
-    out[#out + 1] = got[i]
-    bytes = bytes + #got[i]
-    n = n + 1
-  end
-  left = left - #got
-  if #got < want then break end
+local out, bytes = {}, 0
+local budget = tonumber(ARGV[2])
+for i = 1, tonumber(ARGV[1]) do
+  if bytes >= budget then break end
+  local v = redis.call('RPOP', KEYS[1])
+  if not v then break end
+  out[#out + 1] = v
+  bytes = bytes + #v
 end
 return out";
 
@@ -303,7 +282,7 @@ impl Queue {
         let Some((_, first)) = first else {
             return Ok(Vec::new());
         };
-        let (budget, first_len) = (max_bytes.saturating_sub(first.len()), first.len());
+        let budget = max_bytes.saturating_sub(first.len());
         let mut items = vec![first];
         if max > 1 && budget > 0 {
             let rest = self.link.attempt(|c| {
@@ -313,7 +292,6 @@ impl Queue {
                     .arg(key)
                     .arg(max - 1)
                     .arg(budget)
-                    .arg(first_len)
                     .query::<Vec<Vec<u8>>>(c)
             });
             match rest {

@@ -134,7 +134,13 @@ fn tag_end(b: &[u8], mut i: usize) -> (usize, bool) {
 /// end tag (case-insensitive), else at the end of the page.
 pub fn raw_text_end(b: &[u8], from: usize, name: &[u8]) -> usize {
     let mut i = from;
-    while let Some(p) = memmem::find(&b[i..], b"</").map(|p| i + p) {
+    // `memchr` for `<`, not `memmem` for `</`: a searcher set up per call
+    // made `<script>` followed by millions of `</` 30 times slower.
+    while let Some(p) = memchr(b'<', &b[i..]).map(|p| i + p) {
+        if b.get(p + 1) != Some(&b'/') {
+            i = p + 1;
+            continue;
+        }
         let candidate = &b[p + 2..];
         if candidate.len() >= name.len() && candidate[..name.len()].eq_ignore_ascii_case(name) {
             return p;
