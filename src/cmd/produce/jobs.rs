@@ -241,7 +241,7 @@ impl Worker<'_, '_> {
         } else {
             self.stats.failed += 1;
             log::warn(&format!(
-                "job {url}: its items are pushed, but a recovery had put it back on {key} (this worker's heartbeat lapsed); another worker crawls it again"
+                "job {url}: its items are pushed, but the job was no longer leased to this worker: a recovery put it back on {key} (this worker's heartbeat lapsed), and another worker crawls it again; or Redis lost its data (a restart without persistence), and the job is gone"
             ));
         }
         Ok(None)
