@@ -268,6 +268,15 @@ fn the_lock_survives_a_dropped_connection_and_a_lost_lock_stops_the_run() {
         holder().is_some()
     });
     let token = holder();
+    // Killed once the run is up (a popper blocks in BRPOP only after every
+    // connection was opened), so the kill tests renewal, not start-up.
+    eventually("a popper waits in BRPOP", Duration::from_secs(10), || {
+        let info: String = redis.cmd(&["INFO", "clients"]);
+        info.lines().any(|l| {
+            l.strip_prefix("blocked_clients:")
+                .is_some_and(|n| n.trim() != "0")
+        })
+    });
     let _: redis::Value = redis.cmd(&["CLIENT", "KILL", "TYPE", "normal"]);
     // Past the TTL (a fixed wait on purpose: time must pass): only
     // renewals on a new connection keep it.

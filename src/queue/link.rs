@@ -111,8 +111,19 @@ impl Link {
         stop: Option<Arc<AtomicBool>>,
     ) -> Result<Link, Error> {
         let mut link = Link::lazy(ep, timeout, retry_for, stop)?;
-        let con = conn::connect(&link.target, timeout)
-            .map_err(|e| Error::redis("cannot reach Redis", &ep.url, &e))?;
+        let mut dropped = 0;
+        let con = loop {
+            match conn::connect(&link.target, timeout) {
+                Ok(c) => break c,
+                // Dropped mid-handshake (a CLIENT KILL, a proxy restarting):
+                // Redis was there, so this is not the typo the rule is for.
+                Err(e) if e.is_connection_dropped() && dropped < 3 => {
+                    dropped += 1;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => return Err(Error::redis("cannot reach Redis", &ep.url, &e)),
+            }
+        };
         link.con = Some(con);
         Ok(link)
     }
