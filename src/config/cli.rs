@@ -92,7 +92,7 @@ pub struct ProduceArgs {
     /// mirror: the scheme, host and port of every URL the spec names
     /// (start_urls, sitemap_urls, the login url) and of --start-url become
     /// this one's, and allowed_domains becomes its host (e.g.
-    /// http://127.0.0.1:8000)
+    /// http://127.0.0.1:8000; default: the spec's own hosts)
     #[argh(option)]
     pub origin: Option<String>,
     /// do not fetch or obey robots.txt (default: obey, including Crawl-delay)
@@ -202,7 +202,7 @@ pub struct ProduceArgs {
     /// send this header with every request, as 'Name: value'; repeatable; wins
     /// over the spec's headers of the same name. Values are never printed. A
     /// Cookie header goes into the cookie jar for the hosts of the start URLs
-    /// and the login page only
+    /// and the login page only (default: the spec's headers alone)
     #[argh(option)]
     pub header: Vec<String>,
     /// send every request through this proxy, http://[user:pass@]host:port or

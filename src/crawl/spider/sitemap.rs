@@ -85,6 +85,7 @@ fn root(xml: &str) -> Option<(Root, &str)> {
 /// decoded. Each `<` is looked at once, so the scan is linear in the body.
 fn locs<'a>(xml: &'a str, prefix: &'a str) -> impl Iterator<Item = String> + 'a {
     let prefixed = format!("{prefix}:loc");
+    let close_prefixed = format!("</{prefixed}>");
     let mut at = 0;
     std::iter::from_fn(move || loop {
         let lt = xml[at..].find('<')? + at + 1;
@@ -97,13 +98,17 @@ fn locs<'a>(xml: &'a str, prefix: &'a str) -> impl Iterator<Item = String> + 'a 
         if name != "loc" && (prefix.is_empty() || name != prefixed) {
             continue;
         }
-        let close = format!("</{name}>");
+        let close = if name == "loc" {
+            "</loc>"
+        } else {
+            close_prefixed.as_str()
+        };
         let gt = tag.find('>')? + lt;
         at = gt + 1;
         if xml[..gt].ends_with('/') {
             continue; // `<loc/>`: empty.
         }
-        let stop = xml[at..].find(&close)? + at;
+        let stop = xml[at..].find(close)? + at;
         let text = xml[at..stop].trim();
         at = stop + close.len();
         let text = text

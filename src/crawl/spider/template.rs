@@ -3,6 +3,7 @@
 
 use super::Path;
 use serde_json::Value;
+use std::fmt::Write as _;
 
 /// One piece of a URL template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +98,7 @@ fn encode_into(out: &mut String, value: &str) {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            let _ = write!(out, "%{b:02X}");
         }
     }
 }
