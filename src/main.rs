@@ -58,7 +58,8 @@ fn main() -> ExitCode {
     if strs.get(1) == Some(&"bench-parse") {
         return bench_parse(&strs[2..]);
     }
-    let args = match Args::from_args(&["qpipe"], strs.get(1..).unwrap_or(&[])) {
+    let strs = config::cli::stdin_dashes(strs.get(1..).unwrap_or(&[]));
+    let args = match Args::from_args(&["qpipe"], &strs) {
         Ok(a) => a,
         Err(early) => {
             // argh would exit 1 on bad usage; qpipe documents 2.

@@ -5,16 +5,20 @@ use crate::error::Error;
 use crate::queue::conn::Endpoint;
 use crate::queue::lock::Lock;
 use crate::run::counters::LOCK_HELD;
+use crate::run::fence;
 use crate::run::log;
 use crate::run::renewal::renew_every_third;
 use crate::run::summary::{Finish, Summary};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Runs `work` under `lock` (or directly without one).
 ///
 /// If the lock cannot be renewed (Redis lost it, or it expired and another
-/// run took it), `stop` is raised so the run ends cleanly, and the summary
-/// carries a `Locked` failure.
+/// run took it), or its fence passes without a renewal (Redis hangs), `stop`
+/// is raised so the run ends cleanly, and the summary carries a `Locked`
+/// failure (exit 4).
 pub fn run(
     ep: &Endpoint,
     lock: Option<&LockConfig>,
@@ -24,22 +28,30 @@ pub fn run(
     let Some(cfg) = lock else {
         return work();
     };
-    let mut held = Lock::acquire(ep, &cfg.name, cfg.ttl)?;
+    let done = Arc::new(AtomicBool::new(false));
+    let mut held = Lock::acquire(ep, &cfg.name, cfg.ttl, Arc::clone(&done))?;
     log::debug(&format!("holding lock {}", held.key));
     LOCK_HELD.store(true, Ordering::Relaxed);
-    let done = AtomicBool::new(false);
+    let fence = AtomicU64::new(0);
+    move_fence(&fence, held.fence());
     let lost = AtomicBool::new(false);
     let result = std::thread::scope(|s| {
-        s.spawn(|| keep(&mut held, &done, &lost, stop));
+        s.spawn(|| keep(&mut held, &done, &fence, &lost, stop));
+        s.spawn(|| guard(&fence, &done, &lost, stop));
         let r = work();
         done.store(true, Ordering::Relaxed);
         r
     });
     LOCK_HELD.store(false, Ordering::Relaxed);
-    if let Err(e) = held.release() {
-        log::warn(&format!(
-            "could not release the lock (it expires by itself): {e}"
-        ));
+    fence::clear();
+    // Past the fence the lock is no longer ours to release (and Redis may
+    // not be answering at all): it expires by itself.
+    if !lost.load(Ordering::Relaxed) {
+        if let Err(e) = held.release() {
+            log::warn(&format!(
+                "could not release the lock (it expires by itself): {e}"
+            ));
+        }
     }
     let mut sum = result?;
     if lost.load(Ordering::Relaxed) {
@@ -52,22 +64,73 @@ pub fn run(
     Ok(sum)
 }
 
-/// Renews every third of the TTL until `done`; on loss raises `stop`. A
-/// dropped connection is reconnected inside `renew`, which then re-checks the
-/// token: the lock is only ours if Redis still says so.
-fn keep(lock: &mut Lock, done: &AtomicBool, lost: &AtomicBool, stop: &AtomicBool) {
+/// Publishes a new fence (ms since the Unix epoch, on this machine's clock)
+/// to the guard and to every fenced command (`run::fence`).
+fn move_fence(fence: &AtomicU64, at: Instant) {
+    let left = at.saturating_duration_since(Instant::now());
+    let unix_ms = (crate::run::log::unix_time() + left).as_millis() as u64;
+    fence.store(unix_ms, Ordering::SeqCst);
+    fence::set(unix_ms);
+}
+
+/// Renews every third of the TTL until `done`, moving the fence after each
+/// renewal; on loss raises `stop`. A dropped connection is reconnected
+/// inside `renew`, which then re-checks the token: the lock is only ours if
+/// Redis still says so.
+fn keep(
+    lock: &mut Lock,
+    done: &AtomicBool,
+    fence: &AtomicU64,
+    lost: &AtomicBool,
+    stop: &AtomicBool,
+) {
     let ttl = lock.ttl();
     renew_every_third(ttl, done, || {
         let why = match lock.renew() {
-            Ok(true) => return true,
+            Ok(true) if !lost.load(Ordering::SeqCst) => {
+                move_fence(fence, lock.fence());
+                return true;
+            }
+            // The guard already stopped the run: a renewal that succeeds
+            // after the fence does not undo that.
+            Ok(true) => return false,
             Ok(false) => "the run lock expired (and may have been taken by another run); stopping"
                 .to_string(),
+            Err(Error::Stopped(_)) => return false,
             Err(e) => format!("could not renew the run lock before it expired ({e}); stopping"),
         };
-        log::error(&why);
-        LOCK_HELD.store(false, Ordering::Relaxed);
-        lost.store(true, Ordering::Relaxed);
-        stop.store(true, Ordering::Relaxed);
+        lose(&why, lost, stop);
         false
     });
+}
+
+/// Stops the run once the fence passes without a renewal, whatever the
+/// renewal thread is waiting for (a Redis that hangs holds it for a socket
+/// timeout or more).
+fn guard(fence: &AtomicU64, done: &AtomicBool, lost: &AtomicBool, stop: &AtomicBool) {
+    // Bounded by `done`, raised when the work ends.
+    while !done.load(Ordering::Relaxed) && !lost.load(Ordering::SeqCst) {
+        let now = crate::run::log::unix_time().as_millis() as u64;
+        if now >= fence.load(Ordering::SeqCst) {
+            lose(
+                "the run lock could not be renewed in time (Redis does not answer); stopping before it expires",
+                lost,
+                stop,
+            );
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Records that the lock is lost and stops the run (once).
+fn lose(why: &str, lost: &AtomicBool, stop: &AtomicBool) {
+    if lost.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    // Nothing fenced may run from now on.
+    fence::set(0);
+    log::error(why);
+    LOCK_HELD.store(false, Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
 }

@@ -608,3 +608,61 @@ pub struct BenchArgs {
     #[argh(option)]
     pub dedup_error: Option<f64>,
 }
+
+/// argh reads a bare `-` as an unknown flag, but `push` and `enqueue` take
+/// `-` for stdin. For those two, when a positional argument is `-`, the
+/// positionals are moved behind `--` (in order), where argh takes them as
+/// they are. `args` starts at the subcommand's name.
+pub fn stdin_dashes<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    const SWITCHES: [&str; 6] = ["-q", "--quiet", "-v", "--verbose", "-h", "--help"];
+    if !matches!(args.first(), Some(&"push" | &"enqueue")) {
+        return args.to_vec();
+    }
+    let (mut flags, mut positional) = (vec![args[0]], Vec::new());
+    let mut rest = args[1..].iter();
+    while let Some(&a) = rest.next() {
+        if a == "--" {
+            positional.extend(rest.by_ref());
+        } else if a.starts_with('-') && a != "-" {
+            flags.push(a);
+            if !SWITCHES.contains(&a) && !a.contains('=') {
+                flags.extend(rest.next());
+            }
+        } else {
+            positional.push(a);
+        }
+    }
+    if !positional.contains(&"-") {
+        return args.to_vec();
+    }
+    flags.push("--");
+    flags.extend(positional);
+    flags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stdin_dashes;
+
+    #[test]
+    fn a_bare_dash_is_stdin_for_push_and_enqueue_only() {
+        assert_eq!(stdin_dashes(&["push", "-"]), ["push", "--", "-"]);
+        assert_eq!(
+            stdin_dashes(&["enqueue", "a.txt", "--key", "J", "-", "b"]),
+            ["enqueue", "--key", "J", "--", "a.txt", "-", "b"]
+        );
+        // The value of an option stays where it is.
+        assert_eq!(
+            stdin_dashes(&["push", "--stats-json", "-", "f"]),
+            ["push", "--stats-json", "-", "f"]
+        );
+        assert_eq!(
+            stdin_dashes(&["push", "-q", "-"]),
+            ["push", "-q", "--", "-"]
+        );
+        assert_eq!(
+            stdin_dashes(&["consume", "--out", "-"]),
+            ["consume", "--out", "-"]
+        );
+    }
+}

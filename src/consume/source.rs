@@ -56,7 +56,7 @@ impl Source for Popper {
                         self.q.key
                     ));
                 }
-                let what = format!("pop from {}", self.q.key);
+                let what = format!("pop from {} ({})", self.q.key, self.q.failed_command());
                 self.q.link().defer(fault, &what).map(Taken::RetryAt)
             }
         }

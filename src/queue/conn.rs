@@ -138,29 +138,48 @@ pub fn name_clients(command: &str) {
     let _ = CLIENT_NAME.set(format!("qpipe-{command}-{host}-{}", std::process::id()));
 }
 
+/// A fresh connection and what was learnt while opening it.
+pub struct Opened {
+    /// The connection, with its socket timeouts set.
+    pub con: Conn,
+    /// Redis's clock minus ours, in milliseconds (0 if `TIME` is refused):
+    /// deadlines that Redis checks (`link::FENCE`) are written in its time.
+    pub skew_ms: i64,
+}
+
 /// Connects with the given socket timeouts. `get_connection_with_timeout`
 /// only covers the connect itself, so read/write timeouts are set here.
-pub fn connect(t: &Target, timeout: Duration) -> RedisResult<Conn> {
+///
+/// The whole opening (connect, handshake, `CLIENT SETNAME`, `TIME`) shares
+/// one deadline of `timeout`: a server that accepts connections but does not
+/// answer (a stopped process, a partition behind a load balancer) costs one
+/// timeout, not one per command. A timeout or a dropped connection in any
+/// step fails the connect; a refusal of `CLIENT` or `TIME` (an ACL) does not.
+pub fn connect(t: &Target, timeout: Duration) -> RedisResult<Opened> {
+    let deadline = std::time::Instant::now() + timeout;
+    let left = || {
+        deadline
+            .saturating_duration_since(std::time::Instant::now())
+            .max(Duration::from_millis(1))
+    };
     let mut con = match t {
         Target::Single(c) => {
             // A short-lived link (e.g. at exit) gets a short connect too.
             let con = c.get_connection_with_timeout(CONNECT_TIMEOUT.min(timeout))?;
-            con.set_read_timeout(Some(timeout))?;
             con.set_write_timeout(Some(timeout))?;
             Conn::Single(con)
         }
         Target::Cluster(c) => {
             let con = c.get_connection()?;
-            con.set_read_timeout(Some(timeout))?;
             con.set_write_timeout(Some(timeout))?;
             Conn::Cluster(Box::new(con))
         }
     };
+    con.set_read_timeout(left())?;
     if let Some(name) = CLIENT_NAME.get() {
         let mut cmd = redis::cmd("CLIENT");
         cmd.arg("SETNAME").arg(name);
-        // Best effort: an ACL may forbid CLIENT, which must not stop the run.
-        let _ = match &mut con {
+        let named = match &mut con {
             Conn::Single(c) => cmd.query::<()>(c),
             Conn::Cluster(c) => c
                 .route_command(
@@ -169,8 +188,41 @@ pub fn connect(t: &Target, timeout: Duration) -> RedisResult<Conn> {
                 )
                 .map(drop),
         };
+        // Best effort: an ACL may forbid CLIENT, which must not stop the run;
+        // no answer at all is a server that is not there.
+        match named {
+            Err(e) if e.code().is_none() => return Err(e),
+            _ => {}
+        }
     }
-    Ok(con)
+    con.set_read_timeout(left())?;
+    let skew_ms = match read_skew(&mut con) {
+        Ok(ms) => ms,
+        Err(e) if e.code().is_none() => return Err(e),
+        Err(_) => 0,
+    };
+    con.set_read_timeout(timeout)?;
+    Ok(Opened { con, skew_ms })
+}
+
+/// Redis's clock minus ours, in milliseconds, read with `TIME` (off by at
+/// most half the round trip).
+pub fn read_skew(con: &mut Conn) -> RedisResult<i64> {
+    let before = crate::run::log::unix_time();
+    let (secs, micros): (i64, i64) = redis::cmd("TIME").query(con)?;
+    let after = crate::run::log::unix_time();
+    let ours = (before + after).as_millis() as i64 / 2;
+    Ok(secs * 1000 + micros / 1000 - ours)
+}
+
+impl Conn {
+    /// Sets the socket read timeout (of every node, on a cluster).
+    pub fn set_read_timeout(&self, d: Duration) -> RedisResult<()> {
+        match self {
+            Conn::Single(c) => c.set_read_timeout(Some(d)),
+            Conn::Cluster(c) => c.set_read_timeout(Some(d)),
+        }
+    }
 }
 
 impl ConnectionLike for Conn {
@@ -227,17 +279,36 @@ impl ConnectionLike for Conn {
 /// Runs `cmds` in one round trip on one server (a pipeline), or one by one
 /// on a cluster, whose synchronous client has no pipelines. Not atomic
 /// either way. Returns each command's reply.
-pub fn run_all(con: &mut Conn, cmds: &[Cmd]) -> RedisResult<Vec<Value>> {
+///
+/// The client reads a pipeline's replies one by one, each with the full
+/// socket timeout, so a server that stops answering would be noticed only
+/// after `cmds.len()` timeouts. Each reply here gets `timeout / n` (the
+/// socket timeout is put back after), so the whole exchange is bounded by
+/// `timeout`. Only for commands that do not block in Redis.
+pub fn run_all(con: &mut Conn, cmds: &[Cmd], timeout: Duration) -> RedisResult<Vec<Value>> {
     match con {
         Conn::Single(c) => {
             let mut p = redis::pipe();
             for cmd in cmds {
                 p.add_command(cmd.clone());
             }
-            p.query(c)
+            c.set_read_timeout(Some(share(timeout, cmds.len())))?;
+            let replies = p.query(c);
+            let _ = c.set_read_timeout(Some(timeout));
+            replies
         }
-        Conn::Cluster(c) => cmds.iter().map(|cmd| cmd.query(c.as_mut())).collect(),
+        Conn::Cluster(c) => {
+            c.set_read_timeout(Some(share(timeout, cmds.len())))?;
+            let replies = cmds.iter().map(|cmd| cmd.query(c.as_mut())).collect();
+            let _ = c.set_read_timeout(Some(timeout));
+            replies
+        }
     }
+}
+
+/// One reply's share of `timeout` when `n` replies must fit in it.
+fn share(timeout: Duration, n: usize) -> Duration {
+    (timeout / n.max(1) as u32).max(Duration::from_millis(1))
 }
 
 /// On a cluster, waits (up to 1 s) until the master of `key`'s slot has

@@ -5,7 +5,6 @@
 //! batches is in `reliable`; the key scheme is described there.
 
 use crate::error::Error;
-use crate::queue::conn::run_all;
 use crate::queue::link::Link;
 
 /// Moves every item of KEYS[1] (a batch) back to the tail of KEYS[2], newest
@@ -70,9 +69,8 @@ impl Consumer {
             add.arg(format!("{list}:consumers")).arg(&self.id);
             cmds.extend([set, add]);
         }
-        link.call("renew the consumer heartbeat", |c| {
-            run_all(c, &cmds).map(drop)
-        })
+        link.call_all("renew the consumer heartbeat", &cmds)
+            .map(drop)
     }
 
     /// At a clean exit: re-queues every batch this consumer still holds (not
@@ -93,10 +91,8 @@ impl Consumer {
             let mut rem = redis::cmd("SREM");
             rem.arg(format!("{list}:consumers")).arg(&self.id);
             let one = requeue_consumer(link, list, &self.id, back).and_then(|n| {
-                link.call("drop the consumer heartbeat", |c| {
-                    run_all(c, &[del.clone(), rem.clone()]).map(drop)
-                })
-                .map(|()| n)
+                link.call_all("drop the consumer heartbeat", &[del.clone(), rem.clone()])
+                    .map(|_| n)
             });
             match one {
                 Ok(n) => returned += n,
@@ -220,7 +216,7 @@ pub fn processing_lists(link: &mut Link, key: &str) -> Result<Vec<Processing>, E
         let mut exists = redis::cmd("EXISTS");
         exists.arg(heartbeat_key(key, &consumer));
         cmds.push(exists);
-        let replies = link.call("read a consumer's batches", |c| run_all(c, &cmds))?;
+        let replies = link.call_all("read a consumer's batches", &cmds)?;
         let mut counts = replies
             .into_iter()
             .map(|v| redis::from_redis_value::<u64>(v).unwrap_or(0))

@@ -23,7 +23,6 @@
 
 use crate::error::Error;
 use crate::queue::batch::Ack;
-use crate::queue::conn::run_all;
 use crate::queue::consumers;
 use crate::queue::link::Link;
 
@@ -226,9 +225,7 @@ pub fn counts(link: &mut Link, jobs: &str) -> Result<JobCounts, Error> {
     get.arg(done_key(jobs));
     let mut dead = redis::cmd("LLEN");
     dead.arg(dead_key(jobs));
-    let replies = link.call("count the jobs", |c| {
-        run_all(c, &[llen.clone(), get.clone(), dead.clone()])
-    })?;
+    let replies = link.call_all("count the jobs", &[llen, get, dead])?;
     let n: Vec<u64> = replies
         .into_iter()
         .map(|v| {

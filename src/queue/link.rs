@@ -12,6 +12,14 @@
 //! Callers decide what a retry means: `call` is for commands that are safe
 //! to repeat; for the others, `attempt` runs once and says whether the reply
 //! was lost, and `recover` waits out the outage.
+//!
+//! A command whose reply timed out may still be in a socket that hangs (a
+//! partition, a stopped server) and reach Redis after the retry. Scripts
+//! that must not apply late start with `FENCE` and run through `fenced`:
+//! each carries a deadline in Redis's own clock (the socket timeout from
+//! now, and never past the run lock's fence), and Redis refuses it after
+//! that. So once a reply has timed out, the command either ran before its
+//! deadline or never will.
 
 use crate::error::{code, redact, Error};
 use crate::queue::conn::{self, Conn, Endpoint, Target};
@@ -22,6 +30,20 @@ use redis::{ConnectionLike, RedisError, RedisResult};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The first lines of every fenced script: takes the deadline (Redis
+/// milliseconds) off the end of ARGV and refuses to run past it. Nothing of
+/// the script has run when it refuses (`QPIPELATE`, a refusal: retried).
+pub const FENCE: &str = r"
+local qpipe_until = tonumber(table.remove(ARGV))
+local qpipe_now = redis.call('TIME')
+if qpipe_now[1] * 1000 + math.floor(qpipe_now[2] / 1000) > qpipe_until then
+  return redis.error_reply('QPIPELATE the command reached Redis after its deadline and did nothing')
+end
+";
+
+/// How often a link reads Redis's clock again (clocks drift; NTP steps them).
+const SKEW_EVERY: Duration = Duration::from_secs(60);
 
 /// Why one attempt failed.
 #[derive(Debug)]
@@ -47,9 +69,10 @@ impl Fault {
     /// Sorts a Redis error into lost, refused-for-now, or permanent.
     pub fn classify(e: RedisError) -> Fault {
         match code(&e).as_deref() {
-            Some("OOM" | "LOADING" | "BUSY" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN") => {
-                Fault::Refused(e)
-            }
+            Some(
+                "OOM" | "LOADING" | "BUSY" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN"
+                | "QPIPELATE",
+            ) => Fault::Refused(e),
             // The node did not run it: the slot moved (a failover, a
             // reshard). Retried on a fresh connection, with a fresh slot map.
             Some("MOVED" | "ASK") => Fault::Refused(e),
@@ -88,6 +111,11 @@ pub struct Link {
     target: Target,
     url: String,
     con: Option<Conn>,
+    /// Redis's clock minus ours (ms), and when it was read.
+    skew: (i64, Instant),
+    /// The deadline (our clock) of the last fenced command whose reply was
+    /// lost: until then it may still land.
+    late: Option<Instant>,
     timeout: Duration,
     retry_for: Duration,
     stop: Option<Arc<AtomicBool>>,
@@ -112,7 +140,7 @@ impl Link {
     ) -> Result<Link, Error> {
         let mut link = Link::lazy(ep, timeout, retry_for, stop)?;
         let mut dropped = 0;
-        let con = loop {
+        let opened = loop {
             match conn::connect(&link.target, timeout) {
                 Ok(c) => break c,
                 // Dropped mid-handshake (a CLIENT KILL, a proxy restarting):
@@ -124,7 +152,8 @@ impl Link {
                 Err(e) => return Err(Error::redis("cannot reach Redis", &ep.url, &e)),
             }
         };
-        link.con = Some(con);
+        link.skew = (opened.skew_ms, Instant::now());
+        link.con = Some(opened.con);
         Ok(link)
     }
 
@@ -140,6 +169,8 @@ impl Link {
             target: conn::target(ep)?,
             url: ep.url.clone(),
             con: None,
+            skew: (0, Instant::now()),
+            late: None,
             timeout,
             retry_for,
             stop,
@@ -192,21 +223,84 @@ impl Link {
     /// Runs `f` once. A lost connection is dropped, so the next attempt
     /// reconnects. Call `settled` once the whole operation has succeeded.
     pub fn attempt<T>(&mut self, f: impl FnOnce(&mut Conn) -> RedisResult<T>) -> Result<T, Fault> {
+        self.attempt_at(|c, _| f(c))
+    }
+
+    /// Runs a script that starts with `FENCE` once: `build` writes the
+    /// command (its ARGV last), and the deadline is added after it.
+    pub fn fenced<T: redis::FromRedisValue>(
+        &mut self,
+        build: impl FnOnce() -> redis::Cmd,
+    ) -> Result<T, Fault> {
+        self.attempt_at(|c, deadline| {
+            let mut cmd = build();
+            cmd.arg(deadline);
+            cmd.query(c)
+        })
+    }
+
+    /// Runs `cmds` once, in one round trip where the server allows
+    /// (`conn::run_all`: bounded by one socket timeout in all).
+    pub fn attempt_all(&mut self, cmds: &[redis::Cmd]) -> Result<Vec<redis::Value>, Fault> {
+        let timeout = self.timeout;
+        self.attempt(|c| conn::run_all(c, cmds, timeout))
+    }
+
+    /// `attempt_all` until it succeeds, like `call`: only for commands that
+    /// are safe to run twice.
+    pub fn call_all(
+        &mut self,
+        what: &str,
+        cmds: &[redis::Cmd],
+    ) -> Result<Vec<redis::Value>, Error> {
+        let timeout = self.timeout;
+        self.call(what, |c| conn::run_all(c, cmds, timeout))
+    }
+
+    /// Like `attempt`, and hands `f` the deadline, in Redis's clock, for a
+    /// command sent now: a little under the socket timeout from now (so it
+    /// has passed in Redis when the reply is given up on), and never past
+    /// the run lock's fence.
+    fn attempt_at<T>(
+        &mut self,
+        f: impl FnOnce(&mut Conn, u64) -> RedisResult<T>,
+    ) -> Result<T, Fault> {
         let con = match &mut self.con {
             Some(c) => c,
             None => {
-                let c = conn::connect(&self.target, self.timeout).map_err(Fault::Unreachable)?;
+                let opened =
+                    conn::connect(&self.target, self.timeout).map_err(Fault::Unreachable)?;
                 self.reconnects += 1;
                 REDIS.reconnects.fetch_add(1, Ordering::Relaxed);
-                self.con.insert(c)
+                self.skew = (opened.skew_ms, Instant::now());
+                self.con.insert(opened.con)
             }
         };
-        match f(con).map_err(Fault::classify) {
+        if self.skew.1.elapsed() >= SKEW_EVERY {
+            if let Ok(ms) = conn::read_skew(con) {
+                self.skew = (ms, Instant::now());
+            }
+        }
+        let margin = (self.timeout / 10).min(Duration::from_millis(250));
+        let now = crate::run::log::unix_time().as_millis() as i64;
+        let mut until = now + (self.timeout - margin).as_millis() as i64;
+        if let Some(fence) = crate::run::fence::until_unix_ms() {
+            until = until.min(fence as i64);
+        }
+        let deadline = (until + self.skew.0).max(0) as u64;
+        // The same moment on our clock, with room for an error in the skew.
+        let late = Instant::now()
+            + Duration::from_millis((until - now).max(0) as u64)
+            + Duration::from_millis(50);
+        match f(con, deadline).map_err(Fault::classify) {
             Ok(v) => {
                 REDIS.answered();
                 Ok(v)
             }
             Err(fault) => {
+                if matches!(fault, Fault::Lost(_)) {
+                    self.late = Some(late);
+                }
                 // A cluster connection also holds the slot map: after a node
                 // is refused, a fresh one asks the live nodes who serves what
                 // now (a promoted replica, say).
@@ -219,6 +313,15 @@ impl Link {
                 }
                 Err(fault)
             }
+        }
+    }
+
+    /// Waits until no command this link sent, and lost the reply of, can
+    /// still land in Redis (each carried a deadline, `FENCE`): from then on
+    /// a command either ran or never will. At most one socket timeout.
+    pub fn outlive_late_copies(&mut self) {
+        if let Some(at) = self.late.take() {
+            std::thread::sleep(at.saturating_duration_since(Instant::now()));
         }
     }
 

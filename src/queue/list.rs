@@ -8,7 +8,7 @@
 use crate::error::Error;
 use crate::queue::conn::{self, Conn, Endpoint};
 use crate::queue::dedup::Filter;
-use crate::queue::link::{Fault, Link};
+use crate::queue::link::{Fault, Link, FENCE};
 use redis::Value;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -19,9 +19,32 @@ use std::time::Duration;
 /// an abandoned BRPOP and the item would be lost.
 const READ_SLACK: Duration = Duration::from_secs(3);
 
-/// LPUSH a batch and record the batch number in the marker, atomically, on a
-/// cluster (a script runs on the slot's node; one server uses MULTI/EXEC).
-/// KEYS: list, marker. ARGV: seq, then the values.
+/// The checks every push script makes before it writes anything (after
+/// `FENCE`). KEYS: list, marker. ARGV[1]: the batch number.
+/// - The user may run every write the push makes (Redis 7's ACL check), so
+///   a refusal applies nothing. (Without it, an older server stops at the
+///   first refused call, which is the first LPUSH, before any write.)
+/// - The marker holds the number of this writer's last applied batch. A
+///   copy of this batch that comes after it, or after a later batch (a late
+///   copy out of a healed partition, a retry after a lost reply), does
+///   nothing and returns -1. Batches are pushed in order, so that is exact.
+const CHECKS: &str = r"
+if redis.acl_check_cmd then
+  if not redis.acl_check_cmd('LPUSH', KEYS[1], 'x') then
+    return redis.error_reply('NOPERM this user may not LPUSH to ' .. KEYS[1])
+  end
+  if not redis.acl_check_cmd('SET', KEYS[2], 'x', 'EX', '3600') then
+    return redis.error_reply('NOPERM this user may not SET the writer marker ' .. KEYS[2])
+  end
+end
+if (tonumber(redis.call('GET', KEYS[2]) or '0') or 0) >= tonumber(ARGV[1]) then
+  return -1
+end
+";
+
+/// LPUSH a batch and record the batch number in the marker, atomically
+/// (after `FENCE` and `CHECKS`). KEYS: list, marker. ARGV: seq, then the
+/// values. Returns how many were pushed, or -1 if the batch had landed.
 const PUSH: &str = r"
 for i = 2, #ARGV, 1000 do
   redis.call('LPUSH', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
@@ -30,9 +53,10 @@ redis.call('SET', KEYS[2], ARGV[1], 'EX', 3600)
 return #ARGV - 1";
 
 /// LPUSH only items whose fingerprint is new to the seen filter, atomically
-/// (after the filter's prelude, `dedup::Filter::script`).
-/// KEYS: list, marker, then the filter's. ARGV: seq, the filter's two
-/// arguments, then fingerprint/value pairs (a fingerprint takes `width`).
+/// (after the filter's prelude, `dedup::Filter::script`, `FENCE` and
+/// `CHECKS`). KEYS: list, marker, then the filter's. ARGV: seq, the
+/// filter's two arguments, then fingerprint/value pairs (a fingerprint
+/// takes `width`). Returns how many were new, or -1 if the batch had landed.
 const PUSH_UNSEEN: &str = r"
 local width, _, add, tally = seen_filter(KEYS, 3, ARGV, 2)
 local new = {}
@@ -50,6 +74,7 @@ return #new";
 
 /// Pops up to ARGV[1] more items from the tail of KEYS[1], stopping once
 /// ARGV[2] bytes were taken (so a batch is bounded in bytes as well as count).
+/// Fenced: a late copy would pop items for a reply nobody reads.
 const POP_MORE: &str = r"
 local out, bytes = {}, 0
 local budget = tonumber(ARGV[2])
@@ -70,6 +95,11 @@ pub struct Queue {
     block: Duration,
     /// The seen key pushes are deduplicated against (`--seen-key`), if any.
     seen: Option<Filter>,
+    /// A failure of the last pop's second command, reported by the next pop
+    /// (the first command's item was delivered).
+    deferred: Option<Fault>,
+    /// The command of the last pop that failed.
+    command: &'static str,
 }
 
 impl Queue {
@@ -114,6 +144,8 @@ impl Queue {
             key: key.to_string(),
             block,
             seen: None,
+            deferred: None,
+            command: "BRPOP",
         }
     }
 
@@ -154,81 +186,66 @@ impl Queue {
         self.link.redacted_url()
     }
 
-    /// The blocking-command timeout in seconds (the socket allows more).
-    pub fn block_secs(&self) -> f64 {
-        self.block.as_secs_f64()
-    }
-
-    /// Pushes `values` (oldest first) and sets `marker` to `seq` atomically,
-    /// so a retry can tell whether this batch already landed (see `landed`).
-    /// Runs once: a lost reply is for the caller to resolve.
-    pub fn push(&mut self, values: &[&[u8]], marker: &str, seq: &str) -> Result<(), Fault> {
-        if values.is_empty() {
-            return Ok(());
+    /// How long the next blocking pop may wait in Redis: the block time, but
+    /// under a run lock never past its fence (an item handed over after it
+    /// could be another run's). `None`: the fence has passed, do not pop.
+    pub fn block_for(&self) -> Option<Duration> {
+        match crate::run::fence::left() {
+            None => Some(self.block),
+            Some(left) if left < Duration::from_millis(20) => None,
+            Some(left) => Some(self.block.min(left - Duration::from_millis(10))),
         }
-        let key = self.key.as_str();
-        self.link.attempt(|con| {
-            if let Conn::Single(con) = con {
-                // MULTI/EXEC: measured faster than the script (0.9-1.2x vs
-                // 0.75x of the pipelined-LPUSH ceiling); the script is for clusters.
-                return redis::pipe()
-                    .atomic()
-                    .cmd("LPUSH")
-                    .arg(key)
-                    .arg(values)
-                    .ignore()
-                    .cmd("SET")
-                    .arg(marker)
-                    .arg(seq)
-                    .arg("EX")
-                    .arg(3600)
-                    .ignore()
-                    .query::<()>(con);
-            }
-            redis::cmd("EVAL")
-                .arg(PUSH)
-                .arg(2)
-                .arg(key)
-                .arg(marker)
-                .arg(seq)
-                .arg(values)
-                .query::<Value>(con)?;
-            conn::replicate(con, key)
-        })
     }
 
-    /// Pushes only the values whose fingerprint is new to the seen key (and
-    /// records them there), atomically, with the marker; without a seen key,
-    /// pushes them all. Returns how many were new. Runs once.
-    pub fn push_unseen(
+    /// Pushes `values` (oldest first) and sets `marker` to `seq` in one
+    /// fenced script, unless the marker says batch `seq` (or a later one)
+    /// already landed. Returns how many were pushed: all of them, only the
+    /// ones new to the seen key (`--seen-key`), or `None` if the batch had
+    /// landed before (a lost reply, a late copy). Runs once: a lost reply
+    /// is for the caller to resolve by running it again.
+    pub fn push(
         &mut self,
         values: &[&[u8]],
         fingerprints: &[[u8; 16]],
         marker: &str,
         seq: &str,
-    ) -> Result<u64, Fault> {
-        let Some(seen) = &self.seen else {
-            return self.push(values, marker, seq).map(|()| values.len() as u64);
-        };
-        let keys = seen.keys();
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(seen.script(PUSH_UNSEEN))
-            .arg(2 + keys.len())
-            .arg(&self.key)
-            .arg(marker)
-            .arg(&keys)
-            .arg(seq)
-            .arg(&seen.args()[..]);
-        for (fp, v) in fingerprints.iter().zip(values) {
-            seen.push_fingerprint(&mut cmd, fp);
-            cmd.arg(*v);
+    ) -> Result<Option<u64>, Fault> {
+        if values.is_empty() {
+            return Ok(Some(0));
         }
         let key = self.key.as_str();
-        self.link.attempt(|con| {
-            let new = cmd.query(con)?;
-            conn::replicate(con, key)?;
-            Ok(new)
-        })
+        let seen = self.seen.as_ref();
+        let n: i64 = self.link.fenced(|| {
+            let mut cmd = redis::cmd("EVAL");
+            match seen {
+                None => {
+                    cmd.arg(format!("{FENCE}{CHECKS}{PUSH}"))
+                        .arg(2)
+                        .arg(key)
+                        .arg(marker)
+                        .arg(seq)
+                        .arg(values);
+                }
+                Some(seen) => {
+                    let keys = seen.keys();
+                    cmd.arg(seen.script(&format!("{FENCE}{CHECKS}{PUSH_UNSEEN}")))
+                        .arg(2 + keys.len())
+                        .arg(key)
+                        .arg(marker)
+                        .arg(&keys)
+                        .arg(seq)
+                        .arg(&seen.args()[..]);
+                    for (fp, v) in fingerprints.iter().zip(values) {
+                        seen.push_fingerprint(&mut cmd, fp);
+                        cmd.arg(*v);
+                    }
+                }
+            }
+            cmd
+        })?;
+        // Acknowledged only once a replica has it too (a cluster with replicas).
+        self.link.attempt(|c| conn::replicate(c, key))?;
+        Ok(u64::try_from(n).ok())
     }
 
     /// Forgets fingerprints first pushed more than `ttl` ago (a sorted-set
@@ -249,20 +266,6 @@ impl Queue {
         })
     }
 
-    /// Whether batch `seq` was applied by an earlier attempt whose reply was lost.
-    pub fn landed(&mut self, marker: &str, seq: &str) -> Result<bool, Fault> {
-        let key = self.key.as_str();
-        self.link.attempt(|c| {
-            let current: Option<String> = redis::cmd("GET").arg(marker).query(c)?;
-            let landed = current.as_deref() == Some(seq);
-            if landed {
-                // Landed, but only acknowledged once a replica has it too.
-                conn::replicate(c, key)?;
-            }
-            Ok(landed)
-        })
-    }
-
     /// Deletes a writer's marker key at the end of its run.
     pub fn forget(&mut self, marker: &str) -> Result<(), Error> {
         self.call("delete the writer's marker", |c| {
@@ -275,37 +278,67 @@ impl Queue {
     /// oldest first (FIFO). Runs once: a lost reply loses what Redis popped
     /// (BRPOP mode is at-most-once; see the README's Guarantees).
     pub fn pop(&mut self, max: usize, max_bytes: usize) -> Result<Vec<Vec<u8>>, Fault> {
-        let (key, block) = (self.key.as_str(), self.block.as_secs_f64());
-        let first: Option<(Vec<u8>, Vec<u8>)> = self
-            .link
-            .attempt(|c| redis::cmd("BRPOP").arg(key).arg(block).query(c))?;
+        if let Some(fault) = self.deferred.take() {
+            return Err(fault);
+        }
+        let key = self.key.as_str();
+        let Some(block) = self.block_for() else {
+            return Ok(Vec::new());
+        };
+        self.command = "BRPOP";
+        let first: Option<(Vec<u8>, Vec<u8>)> = self.link.attempt(|c| {
+            redis::cmd("BRPOP")
+                .arg(key)
+                .arg(block.as_secs_f64())
+                .query(c)
+        })?;
         let Some((_, first)) = first else {
             return Ok(Vec::new());
         };
         let budget = max_bytes.saturating_sub(first.len());
         let mut items = vec![first];
         if max > 1 && budget > 0 {
-            let rest = self.link.attempt(|c| {
-                redis::cmd("EVAL")
-                    .arg(POP_MORE)
+            let rest = self.link.fenced(|| {
+                let mut cmd = redis::cmd("EVAL");
+                cmd.arg(format!("{FENCE}{POP_MORE}"))
                     .arg(1)
                     .arg(key)
                     .arg(max - 1)
-                    .arg(budget)
-                    .query::<Vec<Vec<u8>>>(c)
+                    .arg(budget);
+                cmd
             });
+            // The BRPOP item is already out of Redis: it is delivered now
+            // whatever happened to the rest.
             match rest {
-                Ok(rest) => items.extend(rest),
-                // The BRPOP item is already out of Redis: deliver it now; the
-                // broken connection shows up on the next call.
+                Ok(rest) => items.extend::<Vec<Vec<u8>>>(rest),
                 Err(Fault::Lost(e)) => crate::run::log::warn(&format!(
                     "a pop from {key} lost its reply ({e}): up to {} items Redis popped for it are lost (use --reliable for at-least-once)",
                     max - 1
                 )),
-                Err(_) => {}
+                // Refused for now (BUSY, OOM, ...): nothing was popped; the
+                // next pop tries again.
+                Err(Fault::Refused(e)) => {
+                    crate::run::counters::REDIS
+                        .retries
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    crate::run::log::debug(&format!(
+                        "popping more from {key} was refused for now ({e}); trying again"
+                    ));
+                }
+                // Will not pass (an ACL that denies EVAL or RPOP): reported
+                // by the next pop, so this item is delivered first.
+                Err(fault) => {
+                    self.command = "EVAL of RPOP, which takes the rest of a batch";
+                    self.deferred = Some(fault);
+                }
             }
         }
         Ok(items)
+    }
+
+    /// The command the last failed `pop` ran, for its error message.
+    pub fn failed_command(&self) -> &'static str {
+        self.command
     }
 
     /// The list's length.

@@ -3,12 +3,20 @@
 //! `SET qpipe:lock:<name> <token> NX PX ttl` takes it; a heartbeat renews it
 //! with a compare-and-PEXPIRE script; release is compare-and-DEL. A holder
 //! that crashes stops renewing, and the lock expires by itself.
+//!
+//! Redis starts a lock's TTL when it runs the command, which is no earlier
+//! than when the holder sent it. So the holder knows, on its own clock, a
+//! moment before which the lock is surely still its own: the send time of
+//! its last successful renewal plus the TTL, less a margin (`fence`). Past
+//! that moment it stops, whatever Redis answers or fails to answer.
 
 use crate::error::Error;
 use crate::queue::conn::Endpoint;
 use crate::queue::link::Link;
 use redis::RedisResult;
-use std::time::Duration;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 const RENEW: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -29,6 +37,8 @@ pub struct Lock {
     pub key: String,
     token: String,
     ttl: Duration,
+    /// When the command that last set the lock's TTL was sent.
+    since: Instant,
 }
 
 /// The Redis key of lock `name`.
@@ -43,11 +53,19 @@ pub fn holder(con: &mut dyn redis::ConnectionLike, name: &str) -> RedisResult<Op
 
 impl Lock {
     /// Takes lock `name` for `ttl`, or fails with `Error::Locked` naming the holder.
-    pub fn acquire(ep: &Endpoint, name: &str, ttl: Duration) -> Result<Lock, Error> {
+    /// `done` ends renewals that are waiting out an outage.
+    pub fn acquire(
+        ep: &Endpoint,
+        name: &str,
+        ttl: Duration,
+        done: Arc<AtomicBool>,
+    ) -> Result<Lock, Error> {
         // Renewals are retried through an outage only while the lock can
         // still be ours: it expires `ttl` after the last renewal, and the
-        // next renewal is due a third of the way in.
-        let mut link = Link::open(ep, Duration::from_secs(5), ttl * 2 / 3, None)?;
+        // next renewal is due a third of the way in. The socket timeout is
+        // short enough for a hung Redis to be retried within that.
+        let timeout = (ttl / 4).clamp(Duration::from_millis(500), Duration::from_secs(5));
+        let mut link = Link::open(ep, timeout, ttl * 2 / 3, Some(done))?;
         let token = format!(
             "{}:{}:{}",
             crate::queue::consumers::hostname(),
@@ -56,7 +74,9 @@ impl Lock {
         );
         let key = key(name);
         // If the reply to SET NX is lost, the retry finds our own token.
+        let mut since = Instant::now();
         let (taken, holder) = link.call("take the lock", |c| {
+            since = Instant::now();
             let ok: Option<String> = redis::cmd("SET")
                 .arg(&key)
                 .arg(&token)
@@ -82,6 +102,7 @@ impl Lock {
             key,
             token,
             ttl,
+            since,
         })
     }
 
@@ -89,7 +110,9 @@ impl Lock {
     /// lost (it expired, and may have been taken by another run).
     pub fn renew(&mut self) -> Result<bool, Error> {
         let (key, token, ms) = (&self.key, &self.token, self.ttl.as_millis() as u64);
+        let mut sent = Instant::now();
         let n: i64 = self.link.call("renew the run lock", |c| {
+            sent = Instant::now();
             redis::cmd("EVAL")
                 .arg(RENEW)
                 .arg(1)
@@ -98,21 +121,40 @@ impl Lock {
                 .arg(ms)
                 .query(c)
         })?;
+        if n == 1 {
+            self.since = sent;
+        }
         Ok(n == 1)
     }
 
-    /// Releases the lock if it is still ours.
+    /// The moment after which the lock may no longer be ours: the TTL from
+    /// the last command that set it, less a margin for a clock that runs a
+    /// little slower than Redis's and for the stop itself.
+    pub fn fence(&self) -> Instant {
+        let margin = (self.ttl / 6).clamp(Duration::from_millis(200), Duration::from_secs(5));
+        self.since + self.ttl.saturating_sub(margin)
+    }
+
+    /// Releases the lock if it is still ours. One attempt: if Redis does not
+    /// answer, the lock expires by itself, and the exit is not held up.
     pub fn release(mut self) -> Result<(), Error> {
         let (key, token) = (&self.key, &self.token);
-        self.link.call("release the run lock", |c| {
-            redis::cmd("EVAL")
-                .arg(RELEASE)
-                .arg(1)
-                .arg(key)
-                .arg(token)
-                .query::<i64>(c)
-                .map(drop)
-        })
+        let url = self.link.redacted_url();
+        self.link
+            .attempt(|c| {
+                redis::cmd("EVAL")
+                    .arg(RELEASE)
+                    .arg(1)
+                    .arg(key)
+                    .arg(token)
+                    .query::<i64>(c)
+                    .map(drop)
+            })
+            .map_err(|f| Error::Redis {
+                what: "cannot release the run lock".into(),
+                url,
+                cause: crate::error::describe_redis(f.error()),
+            })
     }
 
     /// How long the lock lives without renewal.

@@ -20,9 +20,8 @@
 
 use crate::error::Error;
 use crate::queue::batch::{Ack, Batch, Taken};
-use crate::queue::conn::run_all;
 use crate::queue::consumers::{batches_key, requeue_cmd, Consumer};
-use crate::queue::link::{Fault, Link};
+use crate::queue::link::{Fault, Link, FENCE};
 use crate::queue::Queue;
 use redis::Value;
 use std::time::Instant;
@@ -91,15 +90,19 @@ impl Reliable {
     /// `Taken::RetryAt` means a fault is being waited out: try again then
     /// (meanwhile the thread can serve its other shards).
     pub fn take(&mut self, max: usize, max_bytes: usize) -> Result<Taken, Error> {
-        let (key, block) = (self.q.key.clone(), self.q.block_secs());
+        let key = self.q.key.clone();
+        let Some(block) = self.q.block_for() else {
+            return Ok(Taken::Batch(Batch::empty(&key)));
+        };
         let what = format!("take items from {key}");
         if let Some(at) = self.put_back_pending(&what)? {
             return Ok(Taken::RetryAt(at));
         }
         let name = format!("{}{}", self.prefix, self.seq);
         let batches = self.batches.clone();
-        // Registered before anything can be moved into it; in the same round
-        // trip as the BLMOVE on one server.
+        // Registered before anything can be moved into it. Two round trips,
+        // not a pipeline: the client would wait out the socket timeout once
+        // per reply of a pipeline when Redis hangs.
         let mut register = redis::cmd("SADD");
         register.arg(&batches).arg(&name);
         let mut blmove = redis::cmd("BLMOVE");
@@ -108,12 +111,15 @@ impl Reliable {
             .arg(&name)
             .arg("RIGHT")
             .arg("LEFT")
-            .arg(block);
-        let first = self.q.link().attempt(|c| {
-            let mut replies = run_all(c, &[register.clone(), blmove.clone()])?;
-            let moved = replies.pop().unwrap_or(Value::Nil);
-            Ok(redis::from_redis_value::<Option<Vec<u8>>>(moved)?)
-        });
+            .arg(block.as_secs_f64());
+        let first = self.q.link().attempt(|c| register.query::<()>(c));
+        let first = match first {
+            Ok(()) => self
+                .q
+                .link()
+                .attempt(|c| blmove.query::<Option<Vec<u8>>>(c)),
+            Err(f) => Err(f),
+        };
         let first = match first {
             Ok(None) => {
                 self.q.link().settled();
@@ -138,16 +144,16 @@ impl Reliable {
                 .attempt(|c| register.query::<()>(c))
                 .map(|()| Vec::new())
         } else {
-            self.q.link().attempt(|c| {
-                redis::cmd("EVAL")
-                    .arg(MOVE_MORE)
+            self.q.link().fenced(|| {
+                let mut cmd = redis::cmd("EVAL");
+                cmd.arg(format!("{FENCE}{MOVE_MORE}"))
                     .arg(3)
                     .arg(&key)
                     .arg(&name)
                     .arg(&batches)
                     .arg(max - 1)
-                    .arg(budget)
-                    .query::<Vec<Vec<u8>>>(c)
+                    .arg(budget);
+                cmd
             })
         };
         match rest {

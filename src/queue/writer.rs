@@ -5,6 +5,7 @@
 use crate::config::WriterConfig;
 use crate::error::Error;
 use crate::queue::item::Item;
+use crate::queue::link::Fault;
 use crate::queue::Queue;
 use crate::run::log;
 use crossbeam_channel::Receiver;
@@ -107,7 +108,7 @@ pub fn write(
         }
         stats.batches += 1;
         let seq = stats.batches.to_string();
-        let mut groups = split(std::mem::take(&mut batch), shards.len());
+        let groups = split(std::mem::take(&mut batch), shards.len());
         for g in 0..groups.len() {
             if groups[g].is_empty() {
                 continue;
@@ -122,10 +123,15 @@ pub fn write(
                     live.fetch_add(pushed, Ordering::Relaxed);
                     stats.seen_before += groups[g].len() as u64 - pushed;
                 }
-                Err(e) => {
+                Err((e, unsure)) => {
                     stop.store(true, Ordering::Relaxed);
-                    let unsent: Vec<Item> = groups.drain(g..).flatten().collect();
-                    spill(&unsent, rx, cfg, &mut stats);
+                    let unsure = unsure.then(|| Unsure {
+                        items: groups[g].len(),
+                        marker: &markers[g],
+                        seq: &seq,
+                    });
+                    let unsent: Vec<Item> = groups[g..].iter().flatten().cloned().collect();
+                    spill(&unsent, rx, cfg, &mut stats, unsure);
                     // Items are in a spill file, not in Redis: that needs a
                     // look (exit 1), even when a signal cut the retries short.
                     stats.failure = Some(match e {
@@ -184,15 +190,18 @@ fn run_id() -> String {
 
 /// Pushes one batch, reconnecting with capped exponential backoff until `retry_for`.
 ///
-/// The batch's LPUSH and `SET marker seq` run in one script. When a reply is
-/// lost, the retry first asks whether the marker holds `seq`: if it does, the
-/// batch landed and is not pushed twice.
+/// The batch's LPUSH and `SET marker seq` run in one fenced script that does
+/// nothing if the marker already holds `seq` or more. So a retry after a lost
+/// reply, and a late first copy that reaches Redis after the retry, cannot
+/// push the batch twice; and past its deadline the first copy cannot land at
+/// all. On failure, says whether the batch may have landed all the same (a
+/// reply was lost and no later attempt got an answer).
 fn push_retrying(
     q: &mut Queue,
     batch: &[Item],
     t: &Target<'_>,
     stats: &mut WriterStats,
-) -> Result<u64, Error> {
+) -> Result<u64, (Error, bool)> {
     let (marker, seq) = (t.marker, t.seq);
     let values: Vec<&[u8]> = batch.iter().map(|i| i.json.as_slice()).collect();
     let fingerprints: Vec<[u8; 16]> = batch
@@ -203,35 +212,37 @@ fn push_retrying(
                 .to_be_bytes()
         })
         .collect();
-    let attempt_push = |q: &mut Queue| q.push_unseen(&values, &fingerprints, marker, seq);
     let mut attempt = 0u32;
+    let mut unsure = false;
     loop {
-        let result = if attempt == 0 {
-            attempt_push(q)
-        } else {
-            match q.landed(marker, seq) {
-                Ok(true) => {
-                    // The lost reply said how many were new; all of them is the best bound.
-                    stats.retries_already_landed += 1;
-                    q.link().settled();
-                    return Ok(values.len() as u64);
-                }
-                Ok(false) => attempt_push(q),
-                Err(f) => Err(f),
-            }
-        };
-        match result {
+        match q.push(&values, &fingerprints, marker, seq) {
             Ok(pushed) => {
                 q.link().settled();
                 if attempt > 0 {
                     log::info(&format!("batch {seq} pushed after {attempt} retries"));
                 }
-                return Ok(pushed);
+                return Ok(pushed.unwrap_or_else(|| {
+                    // The lost reply said how many were new; all of them is the best bound.
+                    stats.retries_already_landed += 1;
+                    values.len() as u64
+                }));
             }
             Err(fault) => {
                 attempt += 1;
                 stats.retries += 1;
-                q.link().recover(fault, "push a batch")?;
+                // Only an answer settles whether a lost reply's push ran.
+                unsure |= matches!(fault, Fault::Lost(_));
+                if matches!(fault, Fault::Refused(_) | Fault::Permanent(_)) {
+                    unsure = false;
+                }
+                if let Err(e) = q.link().recover(fault, "push a batch") {
+                    // Spilled only once a copy still on its way can no
+                    // longer land (a signal may have cut the wait short).
+                    if unsure {
+                        q.link().outlive_late_copies();
+                    }
+                    return Err((e, unsure));
+                }
             }
         }
     }
@@ -252,13 +263,24 @@ fn resend_hint(cfg: &WriterConfig, path: &std::path::Path) -> String {
 }
 
 /// Writes `batch` and everything still arriving on `rx` to a spill file.
-fn spill(batch: &[Item], rx: &Receiver<Parcel>, cfg: &WriterConfig, stats: &mut WriterStats) {
+///
+/// What has arrived is made durable (flushed and fsynced) before waiting for
+/// more, and the file is named at once: after a signal the fetchers may
+/// still be finishing pages, and the stop watchdog may end the process
+/// before they do. `unsure`: the first items of `batch` were in a push whose
+/// reply never came, so they may be in Redis too; the log says how to tell.
+fn spill(
+    batch: &[Item],
+    rx: &Receiver<Parcel>,
+    cfg: &WriterConfig,
+    stats: &mut WriterStats,
+    unsure: Option<Unsure<'_>>,
+) {
     let path = cfg.spill_dir.join(format!(
         "qpipe-unsent-{}-{}.jsonl",
         log::now_compact(),
         std::process::id()
     ));
-    let mut lost = 0u64;
     let mut out = match File::create(&path) {
         Ok(f) => Some(BufWriter::new(f)),
         Err(e) => {
@@ -266,17 +288,62 @@ fn spill(batch: &[Item], rx: &Receiver<Parcel>, cfg: &WriterConfig, stats: &mut 
             None
         }
     };
-    for item in batch.iter().cloned().chain(rx.iter().flatten()) {
-        let ok = out
-            .as_mut()
-            .is_some_and(|w| w.write_all(&item.json).is_ok() && w.write_all(b"\n").is_ok());
-        if ok {
-            stats.spilled += 1;
-        } else {
-            lost += 1;
+    let mut lost = 0u64;
+    let mut write = |items: &[Item], out: &mut Option<BufWriter<File>>, stats: &mut WriterStats| {
+        for item in items {
+            let ok = out
+                .as_mut()
+                .is_some_and(|w| w.write_all(&item.json).is_ok() && w.write_all(b"\n").is_ok());
+            if ok {
+                stats.spilled += 1;
+            } else {
+                lost += 1;
+            }
+        }
+    };
+    let sync = |out: &mut Option<BufWriter<File>>| {
+        out.as_mut()
+            .is_some_and(|w| w.flush().is_ok() && w.get_ref().sync_data().is_ok())
+    };
+    write(batch, &mut out, stats);
+    let mut named = false;
+    let mut synced;
+    loop {
+        match rx.try_recv() {
+            Ok(parcel) => {
+                write(&parcel, &mut out, stats);
+                continue;
+            }
+            Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                synced = sync(&mut out);
+                break;
+            }
+            Err(crossbeam_channel::TryRecvError::Empty) => synced = sync(&mut out),
+        }
+        if !named && synced {
+            named = true;
+            log::warn(&format!(
+                "saving unsent items to {} ({} so far; more follow as pages in flight finish)",
+                path.display(),
+                stats.spilled
+            ));
+            if let Some(u) = &unsure {
+                unsure_note(u, &path, cfg);
+            }
+        }
+        match rx.recv() {
+            Ok(parcel) => write(&parcel, &mut out, stats),
+            Err(_) => {
+                synced = sync(&mut out);
+                break;
+            }
         }
     }
-    let synced = out.is_some_and(|w| w.into_inner().is_ok_and(|f| f.sync_all().is_ok()));
+    if !named && synced {
+        if let Some(u) = &unsure {
+            unsure_note(u, &path, cfg);
+        }
+    }
     if synced && lost == 0 {
         log::error(&format!(
             "{} unsent items saved to {} (send them later with: {})",
@@ -291,4 +358,25 @@ fn spill(batch: &[Item], rx: &Receiver<Parcel>, cfg: &WriterConfig, stats: &mut 
             path.display()
         ));
     }
+}
+
+/// A push whose outcome is unknown: its reply never came.
+struct Unsure<'a> {
+    /// How many items it held (the first ones of the spill file).
+    items: usize,
+    marker: &'a str,
+    seq: &'a str,
+}
+
+/// Says how to tell whether a push whose reply never came landed.
+fn unsure_note(u: &Unsure<'_>, path: &std::path::Path, cfg: &WriterConfig) {
+    log::warn(&format!(
+        "the first {} items of {} were in a push (batch {}) whose reply never came: Redis refuses it after its deadline, but it may have run before; if `GET {}` says {} or more (it expires in an hour), they are already in {}: drop those lines before resending",
+        u.items,
+        path.display(),
+        u.seq,
+        u.marker,
+        u.seq,
+        cfg.key
+    ));
 }

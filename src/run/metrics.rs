@@ -3,7 +3,7 @@
 //! `cmd::monitor`). One request per connection; each answer is bounded in
 //! time, including the Redis round trip it makes.
 
-use crate::queue::conn::{self, Endpoint};
+use crate::queue::conn::Endpoint;
 use crate::queue::link::Link;
 use crate::run::counters::{Counters, Kind, Sample, REDIS};
 use crate::run::http::{self, Parsed};
@@ -51,7 +51,7 @@ impl Probe {
             .iter()
             .map(|k| redis::cmd("LLEN").arg(k).clone())
             .collect();
-        let replies = self.link.attempt(|c| conn::run_all(c, &cmds)).ok()?;
+        let replies = self.link.attempt_all(&cmds).ok()?;
         replies
             .into_iter()
             .map(|v| redis::from_redis_value::<u64>(v).ok())

@@ -193,6 +193,25 @@ impl Redis {
         }
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open, nothing is
+    /// answered, and what clients send waits in its socket buffers.
+    pub fn pause(&self) {
+        Redis::send(&self.child, "-STOP");
+    }
+
+    /// Lets a paused server run again (SIGCONT): it reads what waited.
+    pub fn resume(&self) {
+        Redis::send(&self.child, "-CONT");
+    }
+
+    fn send(child: &Child, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} redis-server failed");
+    }
+
     /// Kills the server now.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -26,6 +26,13 @@ struct Plan {
 struct State {
     plans: Vec<Plan>,
     conns: Vec<Stream>,
+    /// Every connection is held (a partition).
+    hang_all: bool,
+    /// Connections that carry one of these are held from then on.
+    hang_patterns: Vec<Vec<u8>>,
+    /// Connections held because of a pattern, by id.
+    hung: std::collections::HashSet<u64>,
+    next_id: u64,
 }
 
 /// Either end of a proxied connection.
@@ -40,6 +47,13 @@ impl Stream {
             Stream::Tcp(s) => Stream::Tcp(s.try_clone().expect("clone")),
             Stream::Unix(s) => Stream::Unix(s.try_clone().expect("clone")),
         }
+    }
+
+    fn set_read_timeout(&self, d: Duration) {
+        let _ = match self {
+            Stream::Tcp(s) => s.set_read_timeout(Some(d)),
+            Stream::Unix(s) => s.set_read_timeout(Some(d)),
+        };
     }
 
     fn shutdown(&self) {
@@ -102,7 +116,13 @@ impl Proxy {
                             p => TcpStream::connect(("127.0.0.1", p)).map(Stream::Tcp),
                         };
                         let Ok(server) = server else { continue };
-                        pipe(Stream::Tcp(client), server, Arc::clone(&st), Arc::clone(&c));
+                        pipe(
+                            Stream::Tcp(client),
+                            server,
+                            Arc::clone(&st),
+                            Arc::clone(&c),
+                            Arc::clone(&s),
+                        );
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(2)),
                 }
@@ -134,6 +154,30 @@ impl Proxy {
     /// How many replies were cut so far.
     pub fn cuts(&self) -> usize {
         self.cuts.load(Ordering::SeqCst)
+    }
+
+    /// A partition: holds all traffic, on open and new connections, both
+    /// ways, without closing anything.
+    pub fn hang(&self) {
+        self.state.lock().unwrap().hang_all = true;
+    }
+
+    /// Holds the connections that carry a command containing `pattern`
+    /// (from that command on), and only those.
+    pub fn hang_where(&self, pattern: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .hang_patterns
+            .push(pattern.as_bytes().to_vec());
+    }
+
+    /// Ends every hang: what was held is delivered, in order.
+    pub fn heal(&self) {
+        let mut st = self.state.lock().unwrap();
+        st.hang_all = false;
+        st.hang_patterns.clear();
+        st.hung.clear();
     }
 
     /// Closes every open connection at once (like `CLIENT KILL`).
@@ -170,25 +214,76 @@ fn armed(state: &Mutex<State>, cmd: &[u8]) -> bool {
     false
 }
 
-fn pipe(client: Stream, server: Stream, state: Arc<Mutex<State>>, cuts: Arc<AtomicUsize>) {
-    {
+/// Whether connection `id` is held now; `cmd` (if any) may put it on hold.
+fn held(state: &Mutex<State>, id: u64, cmd: Option<&[u8]>) -> bool {
+    let mut st = state.lock().unwrap();
+    if let Some(cmd) = cmd {
+        let hit = st
+            .hang_patterns
+            .iter()
+            .any(|p| cmd.windows(p.len()).any(|w| w == p.as_slice()));
+        if hit {
+            st.hung.insert(id);
+        }
+    }
+    st.hang_all || st.hung.contains(&id)
+}
+
+/// How often a forwarding thread wakes to see whether a hang has ended.
+const TICK: Duration = Duration::from_millis(10);
+
+fn pipe(
+    client: Stream,
+    server: Stream,
+    state: Arc<Mutex<State>>,
+    cuts: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+) {
+    let id = {
         let mut st = state.lock().unwrap();
         st.conns.push(client.try_clone());
         st.conns.push(server.try_clone());
-    }
+        st.next_id += 1;
+        st.next_id
+    };
+    client.set_read_timeout(TICK);
+    server.set_read_timeout(TICK);
     // Index of the command whose reply must be cut, per connection.
     let doomed: Arc<Mutex<Option<u64>>> = Arc::default();
     let (mut c_in, mut s_out) = (client.try_clone(), server.try_clone());
-    let (d, st) = (Arc::clone(&doomed), Arc::clone(&state));
+    let (d, st, halt) = (Arc::clone(&doomed), Arc::clone(&state), Arc::clone(&stop));
     std::thread::spawn(move || {
         let mut buf = Vec::new();
         let mut chunk = [0u8; 65536];
         let mut index = 0u64;
-        // Ends when either side closes.
-        while let Ok(k) = c_in.read(&mut chunk) {
-            if k == 0 {
-                break;
+        // Commands held by a hang, and whether the client has closed.
+        let mut pending: Vec<u8> = Vec::new();
+        let mut eof = false;
+        // Ends when either side closes (after a hang: once healed), or on drop.
+        while !halt.load(Ordering::Relaxed) {
+            let hold = held(&st, id, None);
+            if !hold && !pending.is_empty() {
+                if s_out.write_all(&pending).is_err() {
+                    return;
+                }
+                pending.clear();
             }
+            if eof {
+                if !hold {
+                    break;
+                }
+                std::thread::sleep(TICK);
+                continue;
+            }
+            let k = match c_in.read(&mut chunk) {
+                Ok(0) => {
+                    eof = true;
+                    continue;
+                }
+                Ok(k) => k,
+                Err(e) if is_tick(&e) => continue,
+                Err(_) => break,
+            };
             buf.extend_from_slice(&chunk[..k]);
             let mut sent = 0;
             while let Some(len) = resp_len(&buf[sent..]) {
@@ -199,7 +294,9 @@ fn pipe(client: Stream, server: Stream, state: Arc<Mutex<State>>, cuts: Arc<Atom
                     d.lock().unwrap().get_or_insert(index);
                 }
                 index += 1;
-                if s_out.write_all(cmd).is_err() {
+                if held(&st, id, Some(cmd)) || !pending.is_empty() {
+                    pending.extend_from_slice(cmd);
+                } else if s_out.write_all(cmd).is_err() {
                     return;
                 }
                 sent += len;
@@ -213,10 +310,27 @@ fn pipe(client: Stream, server: Stream, state: Arc<Mutex<State>>, cuts: Arc<Atom
         let mut buf = Vec::new();
         let mut chunk = [0u8; 65536];
         let mut index = 0u64;
-        while let Ok(k) = s_in.read(&mut chunk) {
-            if k == 0 {
-                break;
+        let mut pending: Vec<u8> = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            let hold = held(&state, id, None);
+            if !hold && !pending.is_empty() {
+                if c_out.write_all(&pending).is_err() {
+                    return;
+                }
+                pending.clear();
             }
+            let k = match s_in.read(&mut chunk) {
+                Ok(0) => {
+                    if hold || !pending.is_empty() {
+                        std::thread::sleep(TICK);
+                        continue;
+                    }
+                    break;
+                }
+                Ok(k) => k,
+                Err(e) if is_tick(&e) => continue,
+                Err(_) => break,
+            };
             buf.extend_from_slice(&chunk[..k]);
             let mut sent = 0;
             while let Some(len) = resp_len(&buf[sent..]) {
@@ -228,7 +342,10 @@ fn pipe(client: Stream, server: Stream, state: Arc<Mutex<State>>, cuts: Arc<Atom
                     return;
                 }
                 index += 1;
-                if c_out.write_all(&buf[sent..sent + len]).is_err() {
+                let reply = &buf[sent..sent + len];
+                if hold || !pending.is_empty() {
+                    pending.extend_from_slice(reply);
+                } else if c_out.write_all(reply).is_err() {
                     return;
                 }
                 sent += len;
@@ -237,6 +354,14 @@ fn pipe(client: Stream, server: Stream, state: Arc<Mutex<State>>, cuts: Arc<Atom
         }
         c_out.shutdown();
     });
+}
+
+/// A read that only timed out (the thread wakes to look at the hang state).
+fn is_tick(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
 }
 
 /// The length of the complete RESP2 value at the start of `buf`, if it is

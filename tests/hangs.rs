@@ -1,0 +1,450 @@
+//! A Redis that hangs instead of failing: a partition that drops packets
+//! without a reset (the proxy's `hang`, healed later so that what was held
+//! arrives late) and a stopped redis-server (SIGSTOP). Also the smaller
+//! defects found with a restricted ACL user, and `-` for stdin.
+
+mod common;
+
+use common::proxy::Proxy;
+use common::{lines, numbered, qpipe, signal, wait_bounded, Redis, QPIPE};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const KEY: &str = "DATA-PIPELINE-KEY";
+
+/// The items in every spill file under `dir`.
+fn spilled(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("qpipe-unsent-"))
+        .flat_map(|e| lines(&e.path()))
+        .collect()
+}
+
+/// `qpipe push` reading stdin, with its stderr lines arriving on a channel
+/// stamped with the time each arrived.
+fn push_from_stdin(
+    url: &str,
+    dir: &Path,
+) -> (Child, ChildStdin, mpsc::Receiver<(Instant, String)>) {
+    let mut child = Command::new(QPIPE)
+        .args(["push", "--redis", url, "--redis-retry-secs", "60"])
+        .env_remove("REDIS_URL")
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let err = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        // Ends at the child's exit (EOF).
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if tx.send((Instant::now(), line)).is_err() {
+                break;
+            }
+        }
+    });
+    (child, stdin, rx)
+}
+
+/// Waits (at most `limit`) for a stderr line containing `text`; returns
+/// when it arrived and everything read so far.
+fn await_line(
+    rx: &mpsc::Receiver<(Instant, String)>,
+    text: &str,
+    limit: Duration,
+    log: &mut String,
+) -> Option<Instant> {
+    let end = Instant::now() + limit;
+    while let Some(left) = end.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok((at, line)) => {
+                log.push_str(&line);
+                log.push('\n');
+                if line.contains(text) {
+                    return Some(at);
+                }
+            }
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// Each item and how often it occurs.
+fn counts(items: &[String]) -> HashMap<&str, usize> {
+    let mut m = HashMap::new();
+    for i in items {
+        *m.entry(i.as_str()).or_default() += 1;
+    }
+    m
+}
+
+/// Asserts that `got` holds each of `want` exactly once, and nothing else.
+fn assert_exactly_once(got: &[String], want: &[String], context: &str) {
+    let c = counts(got);
+    let missing = want.iter().filter(|w| !c.contains_key(w.as_str())).count();
+    let doubled = c.values().filter(|n| **n > 1).count();
+    assert_eq!(
+        (missing, doubled, got.len()),
+        (0, 0, want.len()),
+        "missing, duplicated, total; {context}"
+    );
+}
+
+/// How a hang is made.
+enum Hang {
+    /// The proxy holds both directions, and delivers later.
+    Partition(Proxy),
+    /// redis-server gets SIGSTOP, and SIGCONT later.
+    Stopped,
+}
+
+/// SIGTERM while the writer waits on a Redis that hangs: every item read is
+/// in Redis or in the spill file, once, and the process exits 1 well inside
+/// a 10 s kill grace. After the hang ends, the push the writer had sent
+/// arrives late, and must not land (it is past its deadline).
+fn sigterm_during_a_hang(partition: bool) {
+    let redis = Redis::start();
+    let hang = match partition {
+        true => Hang::Partition(Proxy::start(&redis)),
+        false => Hang::Stopped,
+    };
+    let url = match &hang {
+        Hang::Partition(p) => p.url(),
+        Hang::Stopped => format!("unix://{}", redis.socket().display()),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let all = numbered(3010, 40);
+    let (child, mut stdin, rx) = push_from_stdin(&url, dir.path());
+    writeln!(stdin, "{}", all[..10].join("\n")).unwrap();
+    common::eventually("the first items", Duration::from_secs(10), || {
+        redis.llen(KEY) == 10
+    });
+    match &hang {
+        Hang::Partition(p) => p.hang(),
+        Hang::Stopped => redis.pause(),
+    }
+    writeln!(stdin, "{}", all[10..].join("\n")).unwrap();
+    drop(stdin);
+    // The writer has sent its next batch into the hang by now.
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(&child, "-TERM");
+    let sent = Instant::now();
+    let out = wait_bounded(child, Duration::from_secs(30));
+    let took = sent.elapsed();
+    let mut log = String::from_utf8_lossy(&out.stderr).into_owned();
+    while let Ok((_, l)) = rx.try_recv() {
+        log.push_str(&l);
+        log.push('\n');
+    }
+    match &hang {
+        Hang::Partition(p) => p.heal(),
+        Hang::Stopped => redis.resume(),
+    }
+    assert_eq!(out.status.code(), Some(1), "exit after SIGTERM: {log}");
+    assert!(
+        took < Duration::from_secs(7),
+        "took {took:?} to exit after SIGTERM: {log}"
+    );
+    assert!(log.contains("whose reply never came"), "{log}");
+    // What was held reaches Redis now; give it time to (not) land.
+    std::thread::sleep(Duration::from_millis(700));
+    let mut got = redis.lrange(KEY);
+    got.reverse();
+    assert_eq!(got.len(), 10, "items in Redis after the hang ended: {log}");
+    got.extend(spilled(dir.path()));
+    assert_exactly_once(&got, &all, &log);
+}
+
+#[test]
+fn sigterm_while_redis_is_partitioned_spills_every_item_in_time() {
+    sigterm_during_a_hang(true);
+}
+
+#[test]
+fn sigterm_while_redis_is_stopped_spills_every_item_in_time() {
+    sigterm_during_a_hang(false);
+}
+
+/// A batch sent into a partition, retried after the socket timeout, and
+/// delivered late when the partition heals, is applied once. The hang is
+/// noticed within 1.5x the writer's socket timeout (4 s), not once per reply.
+#[test]
+fn a_healed_partition_applies_a_batch_once_and_is_noticed_in_time() {
+    let redis = Redis::start();
+    let proxy = Proxy::start(&redis);
+    let dir = tempfile::tempdir().unwrap();
+    let all = numbered(40, 10);
+    let (child, mut stdin, rx) = push_from_stdin(&proxy.url(), dir.path());
+    writeln!(stdin, "{}", all[..10].join("\n")).unwrap();
+    common::eventually("the first items", Duration::from_secs(10), || {
+        redis.llen(KEY) == 10
+    });
+    proxy.hang();
+    let hung = Instant::now();
+    writeln!(stdin, "{}", all[10..30].join("\n")).unwrap();
+    let mut log = String::new();
+    let noticed = await_line(&rx, "retrying for up to", Duration::from_secs(12), &mut log)
+        .map(|at| at.duration_since(hung));
+    assert!(
+        noticed.is_some_and(|t| t <= Duration::from_secs(6)),
+        "hang noticed after {noticed:?} (socket timeout 4 s): {log}"
+    );
+    // Past the deadline of the held copy: heal, so it arrives late.
+    std::thread::sleep(Duration::from_millis(1500));
+    proxy.heal();
+    writeln!(stdin, "{}", all[30..].join("\n")).unwrap();
+    drop(stdin);
+    let out = wait_bounded(child, Duration::from_secs(40));
+    while let Ok((_, l)) = rx.try_recv() {
+        log.push_str(&l);
+        log.push('\n');
+    }
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    std::thread::sleep(Duration::from_millis(300));
+    let mut got = redis.lrange(KEY);
+    got.reverse();
+    assert_exactly_once(&got, &all, &log);
+    assert!(spilled(dir.path()).is_empty());
+}
+
+/// A lock holder whose lock connection hangs stops before the lock can
+/// expire, exits 4 (`lock_lost`), and takes nothing pushed after the lock
+/// expired; the run that takes the lock next gets all of it.
+#[test]
+fn a_lock_holder_that_cannot_renew_stops_before_the_lock_expires() {
+    let redis = Redis::start();
+    let proxy = Proxy::start(&redis);
+    let dir = tempfile::tempdir().unwrap();
+    let a_out = dir.path().join("a.jsonl");
+    let a = Command::new(QPIPE)
+        .args(["consume", "--redis", &proxy.url(), "--lock", "L"])
+        .args(["--lock-ttl", "3", "--stats-json", "-", "--out"])
+        .arg(&a_out)
+        .env_remove("REDIS_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let before: Vec<String> = (0..5).map(|i| format!("{{\"before\":{i}}}")).collect();
+    redis.lpush(KEY, &before);
+    common::eventually("the first run's items", Duration::from_secs(10), || {
+        lines(&a_out).len() == 5
+    });
+    proxy.hang_where("qpipe:lock:L");
+    let hung = Instant::now();
+    // The moment the lock expires in Redis, new work arrives.
+    let mut expired = false;
+    while hung.elapsed() < Duration::from_secs(12) {
+        if redis.cmd::<u64>(&["EXISTS", "qpipe:lock:L"]) == 0 {
+            expired = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(expired, "the lock never expired");
+    let after: Vec<String> = (0..50).map(|i| format!("{{\"after\":{i}}}")).collect();
+    redis.lpush(KEY, &after);
+    let b_out = dir.path().join("b.jsonl");
+    let b = qpipe(
+        &[
+            "consume",
+            "--redis",
+            &redis.url(),
+            "--lock",
+            "L",
+            "--drain",
+            "--out",
+            b_out.to_str().unwrap(),
+        ],
+        None,
+    );
+    let out = wait_bounded(a, Duration::from_secs(30));
+    proxy.heal();
+    let a_log = String::from_utf8_lossy(&out.stderr).into_owned();
+    let a_stats = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(4), "{a_log}");
+    assert!(a_stats.contains("\"lock_lost\""), "{a_stats}");
+    assert_eq!(b.code, 0, "{}", b.stderr);
+    let a_items = lines(&a_out);
+    let taken: Vec<&String> = a_items.iter().filter(|l| l.contains("after")).collect();
+    assert!(
+        taken.is_empty(),
+        "the first run took {} items pushed after its lock expired: {a_log}",
+        taken.len()
+    );
+    assert_eq!(a_items.len(), 5, "{a_log}");
+    let mut b_items = lines(&b_out);
+    b_items.sort();
+    let mut want = after.clone();
+    want.sort();
+    assert_eq!(b_items, want, "{}", b.stderr);
+}
+
+/// `consume --reliable` notices a partition within 1.5x its socket timeout
+/// (the block time plus 3 s), not once per reply of a pipeline.
+#[test]
+fn a_reliable_consumer_notices_a_partition_in_time() {
+    let redis = Redis::start();
+    let proxy = Proxy::start(&redis);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let mut child = Command::new(QPIPE)
+        .args(["consume", "--reliable", "--threads", "1", "--redis"])
+        .arg(proxy.url())
+        .arg("--out")
+        .arg(&out)
+        .env_remove("REDIS_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    redis.lpush(KEY, &["{\"a\":1}"]);
+    common::eventually("the first item", Duration::from_secs(10), || {
+        lines(&out).len() == 1
+    });
+    let err = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if tx.send((Instant::now(), line)).is_err() {
+                break;
+            }
+        }
+    });
+    proxy.hang();
+    let hung = Instant::now();
+    let mut log = String::new();
+    let noticed = await_line(&rx, "cannot take items", Duration::from_secs(12), &mut log)
+        .map(|at| at.duration_since(hung));
+    signal(&child, "-TERM");
+    let status = wait_bounded(child, Duration::from_secs(30));
+    proxy.heal();
+    assert!(
+        noticed.is_some_and(|t| t <= Duration::from_secs(6)),
+        "hang noticed after {noticed:?} (socket timeout 4 s): {log}"
+    );
+    assert!(status.status.code().is_some(), "{log}");
+}
+
+/// A Redis on TCP with user `u` (password `p`) allowed everything but `deny`.
+fn restricted(deny: &[&str]) -> (Redis, String) {
+    let redis = Redis::start_tcp_with(&[]);
+    let mut args = vec!["ACL", "SETUSER", "u", "on", ">p", "~*", "&*", "+@all"];
+    args.extend(deny);
+    assert_eq!(redis.cmd::<String>(&args), "OK");
+    let url = format!("redis://u:p@127.0.0.1:{}", redis.port);
+    (redis, url)
+}
+
+/// A refused write applies nothing: with `MULTI` denied the push does not
+/// need it (nothing both in Redis and in a spill file); with the marker's
+/// `SET` denied, nothing is pushed and everything is spilled.
+#[test]
+fn a_refused_push_applies_nothing_and_an_allowed_one_everything() {
+    let items = numbered(50, 5);
+    let input = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(input.path(), items.join("\n") + "\n").unwrap();
+    let file = input.path().to_str().unwrap();
+
+    let (redis, url) = restricted(&["-multi"]);
+    let dir = tempfile::tempdir().unwrap();
+    let run = qpipe(&["push", "--redis", &url, file], Some(dir.path()));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(redis.llen(KEY), 50, "{}", run.stderr);
+    assert!(spilled(dir.path()).is_empty(), "{}", run.stderr);
+    assert!(!run.stderr.contains("p@"), "password shown: {}", run.stderr);
+
+    let (redis, url) = restricted(&["-set"]);
+    let dir = tempfile::tempdir().unwrap();
+    let run = qpipe(&["push", "--redis", &url, file], Some(dir.path()));
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(redis.llen(KEY), 0, "{}", run.stderr);
+    assert_exactly_once(&spilled(dir.path()), &items, &run.stderr);
+    assert!(
+        run.stderr.to_lowercase().contains("noperm"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// With `EVAL` denied, BRPOP mode delivers the item it popped, then ends
+/// the run with exit 1 and one line naming the command; the rest stay.
+#[test]
+fn a_denied_follow_up_pop_ends_the_run_and_names_the_command() {
+    let (redis, url) = restricted(&["-eval"]);
+    let items = numbered(20, 5);
+    redis.lpush(KEY, &items);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let run = qpipe(
+        &[
+            "consume",
+            "--redis",
+            &url,
+            "--drain",
+            "--threads",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(lines(&out), [items[0].clone()], "{}", run.stderr);
+    assert_eq!(redis.llen(KEY), 19, "{}", run.stderr);
+    let fatal: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("qpipe: "))
+        .collect();
+    assert_eq!(fatal.len(), 1, "{}", run.stderr);
+    assert!(
+        fatal[0].contains("EVAL") && fatal[0].to_lowercase().contains("noperm"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// `-` reads stdin, as documented, for `push` and `enqueue`.
+#[test]
+fn a_dash_reads_stdin_for_push_and_enqueue() {
+    let redis = Redis::start();
+    for (args, input, key) in [
+        (vec!["push", "-"], "{\"a\":1}\n{\"a\":2}\n", KEY),
+        (
+            vec!["enqueue", "--key", "J", "-"],
+            "http://127.0.0.1:1/x\nhttp://127.0.0.1:1/y\n",
+            "J",
+        ),
+    ] {
+        let mut child = Command::new(QPIPE)
+            .args(&args)
+            .args(["--redis", &redis.url()])
+            .env_remove("REDIS_URL")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = wait_bounded(child, Duration::from_secs(20));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert_eq!(redis.llen(key), 2, "{args:?}: {err}");
+    }
+}
