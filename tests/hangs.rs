@@ -150,6 +150,11 @@ fn sigterm_during_a_hang(partition: bool) {
         Hang::Partition(p) => p.heal(),
         Hang::Stopped => redis.resume(),
     }
+    eprintln!(
+        "measured: push, {}, exit {:?} {took:?} after SIGTERM",
+        if partition { "partition" } else { "SIGSTOP" },
+        out.status.code()
+    );
     assert_eq!(out.status.code(), Some(1), "exit after SIGTERM: {log}");
     assert!(
         took < Duration::from_secs(7),
@@ -175,9 +180,10 @@ fn sigterm_while_redis_is_stopped_spills_every_item_in_time() {
     sigterm_during_a_hang(false);
 }
 
-/// A batch sent into a partition, retried after the socket timeout, and
-/// delivered late when the partition heals, is applied once. The hang is
-/// noticed within 1.5x the writer's socket timeout (4 s), not once per reply.
+/// A batch sent into a partition of the writer's connection, retried on a
+/// new connection after the socket timeout, and delivered late when the
+/// partition heals, is applied once. The hang is noticed within 1.5x the
+/// writer's socket timeout (4 s), not once per reply of a pipeline.
 #[test]
 fn a_healed_partition_applies_a_batch_once_and_is_noticed_in_time() {
     let redis = Redis::start();
@@ -189,18 +195,17 @@ fn a_healed_partition_applies_a_batch_once_and_is_noticed_in_time() {
     common::eventually("the first items", Duration::from_secs(10), || {
         redis.llen(KEY) == 10
     });
-    proxy.hang();
+    proxy.hang_open();
     let hung = Instant::now();
     writeln!(stdin, "{}", all[10..30].join("\n")).unwrap();
     let mut log = String::new();
-    let noticed = await_line(&rx, "retrying for up to", Duration::from_secs(12), &mut log)
+    let noticed = await_line(&rx, "retrying for up to", Duration::from_secs(20), &mut log)
         .map(|at| at.duration_since(hung));
-    assert!(
-        noticed.is_some_and(|t| t <= Duration::from_secs(6)),
-        "hang noticed after {noticed:?} (socket timeout 4 s): {log}"
-    );
-    // Past the deadline of the held copy: heal, so it arrives late.
-    std::thread::sleep(Duration::from_millis(1500));
+    eprintln!("measured: writer noticed the hang after {noticed:?}");
+    // The retry goes through a new connection; then the held copy arrives.
+    common::eventually("the retried batch", Duration::from_secs(20), || {
+        redis.llen(KEY) >= 30
+    });
     proxy.heal();
     writeln!(stdin, "{}", all[30..].join("\n")).unwrap();
     drop(stdin);
@@ -209,12 +214,21 @@ fn a_healed_partition_applies_a_batch_once_and_is_noticed_in_time() {
         log.push_str(&l);
         log.push('\n');
     }
-    assert_eq!(out.status.code(), Some(0), "{log}");
     std::thread::sleep(Duration::from_millis(300));
     let mut got = redis.lrange(KEY);
     got.reverse();
+    eprintln!(
+        "measured: {} items in Redis for {} pushed",
+        got.len(),
+        all.len()
+    );
+    assert_eq!(out.status.code(), Some(0), "{log}");
     assert_exactly_once(&got, &all, &log);
     assert!(spilled(dir.path()).is_empty());
+    assert!(
+        noticed.is_some_and(|t| t <= Duration::from_secs(6)),
+        "hang noticed after {noticed:?} (socket timeout 4 s): {log}"
+    );
 }
 
 /// A lock holder whose lock connection hangs stops before the lock can
@@ -321,16 +335,20 @@ fn a_reliable_consumer_notices_a_partition_in_time() {
             }
         }
     });
-    proxy.hang();
+    // Held from the next take on, before any of its replies: a pipeline
+    // there would wait out the socket timeout once per reply.
+    proxy.hang_where("SADD");
     let hung = Instant::now();
     let mut log = String::new();
-    let noticed = await_line(&rx, "cannot take items", Duration::from_secs(12), &mut log)
+    let noticed = await_line(&rx, "cannot take items", Duration::from_secs(14), &mut log)
         .map(|at| at.duration_since(hung));
     signal(&child, "-TERM");
     let status = wait_bounded(child, Duration::from_secs(30));
     proxy.heal();
+    eprintln!("measured: reliable consumer noticed the hang after {noticed:?}");
+    // Up to one block time (1 s) until the next take, then one timeout.
     assert!(
-        noticed.is_some_and(|t| t <= Duration::from_secs(6)),
+        noticed.is_some_and(|t| t <= Duration::from_millis(5500)),
         "hang noticed after {noticed:?} (socket timeout 4 s): {log}"
     );
     assert!(status.status.code().is_some(), "{log}");
@@ -447,4 +465,75 @@ fn a_dash_reads_stdin_for_push_and_enqueue() {
         assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
         assert_eq!(redis.llen(key), 2, "{args:?}: {err}");
     }
+}
+
+/// `produce` (a crawl, or crawl jobs) stopped by SIGTERM while Redis hangs:
+/// it exits 1 in time, and every item it extracted is in Redis or in the
+/// spill file, once (the summary's counts add up, and nothing is in both).
+fn produce_sigterm_during_a_hang(jobs: bool) {
+    let redis = Redis::start();
+    let proxy = Proxy::start(&redis);
+    let site = common::Site::start(10);
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("stats.json");
+    let url = proxy.url();
+    let mut args = vec!["produce", "--redis", &url, "--threads", "2"];
+    args.extend(["--delay-ms", "300", "--ignore-robots", "--stats-json"]);
+    args.push(st.to_str().unwrap());
+    if jobs {
+        let run = qpipe(&["enqueue", "--redis", &redis.url(), &site.url], None);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        args.extend(["--jobs", "qpipe:jobs"]);
+    } else {
+        args.extend(["--start-url", &site.url]);
+    }
+    let child = common::spawn(&args, Some(dir.path()));
+    common::eventually("the first items", Duration::from_secs(15), || {
+        redis.llen(KEY) > 0
+    });
+    proxy.hang();
+    // Pages go on being fetched into the hang.
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(&child, "-TERM");
+    let sent = Instant::now();
+    let out = wait_bounded(child, Duration::from_secs(30));
+    let took = sent.elapsed();
+    proxy.heal();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    eprintln!(
+        "measured: produce{}, partition, exit {:?} {took:?} after SIGTERM",
+        if jobs { " --jobs" } else { "" },
+        out.status.code()
+    );
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(took < Duration::from_secs(7), "took {took:?}: {log}");
+    std::thread::sleep(Duration::from_millis(700));
+    let s = common::stats(&st);
+    let n = |k: &str| s[k].as_u64().unwrap_or_else(|| panic!("{k} in {s}"));
+    let in_redis = redis.lrange(KEY);
+    let spill = spilled(dir.path());
+    assert!(!spill.is_empty(), "nothing was spilled: {log}");
+    assert_eq!(in_redis.len() as u64, n("items_pushed"), "{log}");
+    assert_eq!(spill.len() as u64, n("items_spilled"), "{log}");
+    assert_eq!(
+        n("items_pushed") + n("items_spilled"),
+        n("items_extracted") - n("duplicates_dropped"),
+        "{s}"
+    );
+    let both: Vec<&String> = spill.iter().filter(|i| in_redis.contains(i)).collect();
+    assert!(
+        both.is_empty(),
+        "{} items both pushed and spilled",
+        both.len()
+    );
+}
+
+#[test]
+fn produce_stopped_while_redis_hangs_spills_every_item_in_time() {
+    produce_sigterm_during_a_hang(false);
+}
+
+#[test]
+fn produce_jobs_stopped_while_redis_hangs_spills_every_item_in_time() {
+    produce_sigterm_during_a_hang(true);
 }

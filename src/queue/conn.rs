@@ -189,17 +189,20 @@ pub fn connect(t: &Target, timeout: Duration) -> RedisResult<Opened> {
                 .map(drop),
         };
         // Best effort: an ACL may forbid CLIENT, which must not stop the run;
-        // no answer at all is a server that is not there.
+        // no answer at all from one server is a server that is not there (a
+        // cluster sends it to every node, and one may be down).
         match named {
-            Err(e) if e.code().is_none() => return Err(e),
+            Err(e) if e.code().is_none() && matches!(t, Target::Single(_)) => return Err(e),
             _ => {}
         }
     }
     con.set_read_timeout(left())?;
-    let skew_ms = match read_skew(&mut con) {
-        Ok(ms) => ms,
-        Err(e) if e.code().is_none() => return Err(e),
-        Err(_) => 0,
+    let skew_ms = match (read_skew(&mut con), t) {
+        (Ok(ms), _) => ms,
+        (Err(e), Target::Single(_)) if e.code().is_none() => return Err(e),
+        // Refused (an ACL), or a cluster node that is down (TIME goes to
+        // some node): the clocks are taken to agree.
+        (Err(_), _) => 0,
     };
     con.set_read_timeout(timeout)?;
     Ok(Opened { con, skew_ms })

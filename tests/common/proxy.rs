@@ -30,8 +30,10 @@ struct State {
     hang_all: bool,
     /// Connections that carry one of these are held from then on.
     hang_patterns: Vec<Vec<u8>>,
-    /// Connections held because of a pattern, by id.
+    /// Connections held because of a pattern or `hang_open`, by id.
     hung: std::collections::HashSet<u64>,
+    /// The id of every connection made so far.
+    ids: Vec<u64>,
     next_id: u64,
 }
 
@@ -172,6 +174,15 @@ impl Proxy {
             .push(pattern.as_bytes().to_vec());
     }
 
+    /// Holds the connections open now, and only those: a partition of the
+    /// flows in progress (a lost NAT entry, a stateful firewall), through
+    /// which a client that reconnects gets through.
+    pub fn hang_open(&self) {
+        let mut st = self.state.lock().unwrap();
+        let ids = st.ids.clone();
+        st.hung.extend(ids);
+    }
+
     /// Ends every hang: what was held is delivered, in order.
     pub fn heal(&self) {
         let mut st = self.state.lock().unwrap();
@@ -244,7 +255,9 @@ fn pipe(
         st.conns.push(client.try_clone());
         st.conns.push(server.try_clone());
         st.next_id += 1;
-        st.next_id
+        let id = st.next_id;
+        st.ids.push(id);
+        id
     };
     client.set_read_timeout(TICK);
     server.set_read_timeout(TICK);
