@@ -253,7 +253,9 @@ impl ProduceConfig {
             a.spill_dir,
         )?;
         writer.seen = seen;
-        spec.id_field = id_field;
+        if let Some(f) = id_field {
+            spec.identity = crate::queue::item::Identity::Field(f);
+        }
         if a.reset_frontier && a.shared_frontier.is_none() {
             return Err(usage("--reset-frontier needs --shared-frontier".into()));
         }

@@ -19,22 +19,45 @@ impl Item {
     }
 }
 
-/// Encodes `fields` in order, then `"url"`, as one JSON object with a fingerprint.
-///
-/// The fingerprint covers the fields but not the URL, so the same record seen
-/// on two pages is one item; the first page it was seen on wins. With
-/// `id_field`, it covers that field alone (`url` allowed); an item without
-/// that field falls back to all fields. `rule` is a `(key, rule name)` pair
+/// What makes two items the same (in-run dedup, `--seen-key`, shard routing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// The default: the whole item, `url` included. Only the same record
+    /// from the same page (a repeat within the page) counts as a duplicate,
+    /// so distinct pages that look alike are all kept.
+    Page,
+    /// A spec's `unique`: these fields, in this order (`url` allowed). Two
+    /// items with equal values are one item; the first page wins. An item
+    /// whose listed fields are all null falls back to `Page`.
+    Fields(Vec<String>),
+    /// `--id-field NAME`: that field's JSON value alone (an item without it
+    /// falls back to `Page`).
+    Field(String),
+}
+
+impl Identity {
+    /// How the summary names it.
+    pub fn describe(&self) -> String {
+        match self {
+            Identity::Page => "the whole item, url included".into(),
+            Identity::Fields(f) => format!("fields {}", f.join(", ")),
+            Identity::Field(f) => format!("field {f} (--id-field)"),
+        }
+    }
+}
+
+/// Encodes `fields` in order, then `"url"`, as one JSON object with a
+/// fingerprint of its `identity`. `rule` is a `(key, rule name)` pair
 /// written after `"url"`, which the fingerprint covers like a last field
 /// (two rules never share items). (Tests' shorthand for `encode_with_meta`.)
 #[cfg(test)]
 pub fn encode(
     fields: serde_json::Map<String, serde_json::Value>,
     url: &str,
-    id_field: Option<&str>,
+    identity: &Identity,
     rule: Option<(&str, &str)>,
 ) -> Item {
-    encode_with_meta(fields, url, id_field, rule, None)
+    encode_with_meta(fields, url, identity, rule, None)
 }
 
 /// Like `encode`, with a crawl job's `meta` object (compact JSON text, kept
@@ -44,17 +67,32 @@ pub fn encode(
 pub fn encode_with_meta(
     fields: serde_json::Map<String, serde_json::Value>,
     url: &str,
-    id_field: Option<&str>,
+    identity: &Identity,
     rule: Option<(&str, &str)>,
     meta: Option<&str>,
 ) -> Item {
-    let id = match id_field {
-        Some("url") => Some(serde_json::Value::String(url.to_string()).to_string()),
-        Some(name) => fields
+    let url_json = serde_json::Value::String(url.to_string()).to_string();
+    // The bytes the fingerprint covers, when not the whole item.
+    let key: Option<String> = match identity {
+        Identity::Page => None,
+        Identity::Field(name) if name == "url" => Some(url_json.clone()),
+        Identity::Field(name) => fields
             .get(name)
             .filter(|v| !v.is_null())
             .map(|v| v.to_string()),
-        None => None,
+        Identity::Fields(names) => {
+            let mut m = serde_json::Map::with_capacity(names.len());
+            let mut any = false;
+            for n in names {
+                let v = match n.as_str() {
+                    "url" => serde_json::Value::String(url.to_string()),
+                    _ => fields.get(n).cloned().unwrap_or(serde_json::Value::Null),
+                };
+                any |= !v.is_null();
+                m.insert(n.clone(), v);
+            }
+            any.then(|| serde_json::Value::Object(m).to_string())
+        }
     };
     let body = serde_json::Value::Object(fields).to_string();
     // `"key":"name"`, the rule's pair.
@@ -69,22 +107,28 @@ pub fn encode_with_meta(
     };
     let open = &body[..body.len() - 1];
     let comma = if body.len() > 2 { "," } else { "" };
-    let fingerprint = match (&id, &pair) {
-        (Some(id), _) => fingerprint(id.as_bytes()),
-        (None, Some(pair)) => fingerprint(format!("{open}{comma}{pair}}}").as_bytes()),
-        (None, None) => fingerprint(body.as_bytes()),
-    };
-    let url = serde_json::Value::String(url.to_string()).to_string();
-    let mut json = Vec::with_capacity(body.len() + url.len() + 8);
+    let mut json = Vec::with_capacity(body.len() + url_json.len() + 8);
     json.extend_from_slice(open.as_bytes());
     json.extend_from_slice(comma.as_bytes());
     json.extend_from_slice(b"\"url\":");
-    json.extend_from_slice(url.as_bytes());
-    if let Some(pair) = pair {
+    json.extend_from_slice(url_json.as_bytes());
+    if let Some(pair) = &pair {
         json.push(b',');
         json.extend_from_slice(pair.as_bytes());
     }
     json.push(b'}');
+    let fingerprint = match (key, identity, &pair) {
+        (Some(id), Identity::Field(_), _) => fingerprint(id.as_bytes()),
+        // The listed fields, then meta and the rule as before: for a spec
+        // that lists every field, the same bytes as the identity of old.
+        (Some(k), _, Some(pair)) => {
+            let open = &k[..k.len() - 1];
+            let comma = if k.len() > 2 { "," } else { "" };
+            fingerprint(format!("{open}{comma}{pair}}}").as_bytes())
+        }
+        (Some(k), _, None) => fingerprint(k.as_bytes()),
+        (None, _, _) => fingerprint(&json),
+    };
     Item {
         json,
         fingerprint: Some(fingerprint),
@@ -122,7 +166,7 @@ mod tests {
         let item = encode(
             fields(json!({"quote": "“Hi” & <b>", "author": "Zoë", "tags": ["a", "b"]})),
             "http://x/page/1/",
-            None,
+            &Identity::Page,
             None,
         );
         assert_eq!(
@@ -132,66 +176,94 @@ mod tests {
     }
 
     #[test]
-    fn fingerprint_ignores_url_only() {
-        let a = encode(
-            fields(json!({"quote": "q", "tags": []})),
-            "http://x/1",
-            None,
-            None,
+    fn by_default_items_alike_on_two_pages_are_two_items() {
+        let at = |tags: Value, url: &str, id: &Identity| {
+            encode(fields(json!({"quote": "q", "tags": tags})), url, id, None).fingerprint
+        };
+        let page = Identity::Page;
+        assert_ne!(
+            at(json!([]), "http://x/1", &page),
+            at(json!([]), "http://x/2", &page)
         );
-        let b = encode(
-            fields(json!({"quote": "q", "tags": []})),
-            "http://x/2",
-            None,
-            None,
+        // The same record twice on one page is one item.
+        assert_eq!(
+            at(json!([]), "http://x/1", &page),
+            at(json!([]), "http://x/1", &page)
         );
-        let c = encode(
-            fields(json!({"quote": "q", "tags": ["t"]})),
-            "http://x/1",
-            None,
-            None,
+        // unique: the listed fields decide, whatever the page.
+        let both = Identity::Fields(vec!["quote".into(), "tags".into()]);
+        assert_eq!(
+            at(json!([]), "http://x/1", &both),
+            at(json!([]), "http://x/2", &both)
         );
-        assert_eq!(a.fingerprint, b.fingerprint);
-        assert_ne!(a.fingerprint, c.fingerprint);
+        assert_ne!(
+            at(json!([]), "http://x/1", &both),
+            at(json!(["t"]), "http://x/1", &both)
+        );
+        // Listing every field keeps the identity of old (stored --seen-key sets).
+        assert_eq!(
+            at(json!([]), "http://x/1", &both),
+            Some(fingerprint(br#"{"quote":"q","tags":[]}"#))
+        );
+        let quote = Identity::Fields(vec!["quote".into()]);
+        assert_eq!(
+            at(json!([]), "http://x/1", &quote),
+            at(json!(["t"]), "http://x/2", &quote)
+        );
+        // All listed fields null: the whole item decides.
+        let none = Identity::Fields(vec!["author".into()]);
+        assert_ne!(
+            at(json!([]), "http://x/1", &none),
+            at(json!([]), "http://x/2", &none)
+        );
     }
 
     #[test]
     fn id_field_alone_decides_identity() {
-        let q = |quote: &str, tags: Value, url: &str, id| {
-            encode(fields(json!({"quote": quote, "tags": tags})), url, id, None).fingerprint
+        let q = |quote: &str, tags: Value, url: &str, id: &str| {
+            let id = Identity::Field(id.to_string());
+            encode(
+                fields(json!({"quote": quote, "tags": tags})),
+                url,
+                &id,
+                None,
+            )
+            .fingerprint
         };
         assert_eq!(
-            q("a", json!([]), "u1", Some("quote")),
-            q("a", json!(["x"]), "u2", Some("quote"))
+            q("a", json!([]), "u1", "quote"),
+            q("a", json!(["x"]), "u2", "quote")
         );
         assert_ne!(
-            q("a", json!([]), "u1", Some("url")),
-            q("a", json!([]), "u2", Some("url"))
+            q("a", json!([]), "u1", "url"),
+            q("a", json!([]), "u2", "url")
         );
-        // Missing id field: fall back to all fields, never lump items together.
+        // Missing id field: fall back to the whole item, never lump items together.
         assert_ne!(
-            q("a", json!([]), "u", Some("author")),
-            q("b", json!([]), "u", Some("author"))
+            q("a", json!([]), "u", "author"),
+            q("b", json!([]), "u", "author")
         );
     }
 
     #[test]
     fn the_rule_pair_follows_url_and_counts_in_the_fingerprint() {
         let f = || fields(json!({"name": "Ann"}));
-        let a = encode(f(), "http://x/a", None, Some(("kind", "author")));
+        let a = encode(f(), "http://x/a", &Identity::Page, Some(("kind", "author")));
         assert_eq!(
             String::from_utf8(a.json).unwrap(),
             r#"{"name":"Ann","url":"http://x/a","kind":"author"}"#
         );
-        let b = encode(f(), "http://x/b", None, Some(("kind", "quote")));
-        let plain = encode(f(), "http://x/a", None, None);
+        let b = encode(f(), "http://x/b", &Identity::Page, Some(("kind", "quote")));
+        let plain = encode(f(), "http://x/a", &Identity::Page, None);
         assert_ne!(a.fingerprint, b.fingerprint);
         assert_ne!(a.fingerprint, plain.fingerprint);
+        let name = Identity::Fields(vec!["name".into()]);
+        let by_name = encode(f(), "http://x/a", &name, Some(("kind", "author")));
         assert_eq!(
-            a.fingerprint,
+            by_name.fingerprint,
             Some(fingerprint(br#"{"name":"Ann","kind":"author"}"#))
         );
-        let empty = encode(Map::new(), "u", None, Some(("r", "x")));
+        let empty = encode(Map::new(), "u", &Identity::Page, Some(("r", "x")));
         assert_eq!(empty.json, br#"{"url":"u","r":"x"}"#);
     }
 
@@ -199,26 +271,34 @@ mod tests {
     fn meta_follows_url_before_the_rule_pair_and_counts_in_the_fingerprint() {
         let f = || fields(json!({"name": "Ann"}));
         let meta = Some(r#"{"job":1e2}"#);
-        let a = encode_with_meta(f(), "http://x/a", None, Some(("kind", "author")), meta);
+        let a = encode_with_meta(
+            f(),
+            "http://x/a",
+            &Identity::Page,
+            Some(("kind", "author")),
+            meta,
+        );
         assert_eq!(
             String::from_utf8(a.json).unwrap(),
             r#"{"name":"Ann","url":"http://x/a","meta":{"job":1e2},"kind":"author"}"#
         );
+        let name = Identity::Fields(vec!["name".into()]);
+        let by_name = encode_with_meta(f(), "http://x/a", &name, Some(("kind", "author")), meta);
         assert_eq!(
-            a.fingerprint,
+            by_name.fingerprint,
             Some(fingerprint(
                 br#"{"name":"Ann","meta":{"job":1e2},"kind":"author"}"#
             ))
         );
-        let b = encode_with_meta(Map::new(), "u", None, None, meta);
+        let b = encode_with_meta(Map::new(), "u", &Identity::Page, None, meta);
         assert_eq!(b.json, br#"{"url":"u","meta":{"job":1e2}}"#);
-        let plain = encode_with_meta(f(), "http://x/a", None, None, None);
-        assert_eq!(plain, encode(f(), "http://x/a", None, None));
+        let plain = encode_with_meta(f(), "http://x/a", &Identity::Page, None, None);
+        assert_eq!(plain, encode(f(), "http://x/a", &Identity::Page, None));
     }
 
     #[test]
     fn empty_fields_still_valid_json() {
-        let item = encode(Map::new(), "http://x/", None, None);
+        let item = encode(Map::new(), "http://x/", &Identity::Page, None);
         assert_eq!(item.json, br#"{"url":"http://x/"}"#);
     }
 }

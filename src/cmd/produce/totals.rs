@@ -96,6 +96,7 @@ impl Totals {
             .set("pages_skipped", fetched.skipped.values().sum::<u64>())
             .set("urls_seen", self.urls_seen)
             .set("items_extracted", fetched.items)
+            .set("item_identity", cfg.spec.identity.describe())
             .set("duplicates_dropped", written.duplicates)
             .set("seen_in_earlier_runs", written.seen_before);
         written.summarize(&mut sum);

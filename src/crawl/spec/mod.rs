@@ -26,6 +26,7 @@ use crate::crawl::origin::Origin;
 use crate::crawl::page::Accept;
 use crate::crawl::session::login::Login;
 use crate::crawl::spider::{Follow, Rule, Spec};
+use crate::queue::item::Identity;
 pub(crate) use raw::HttpUrl;
 use raw::{Raw, RuleKeys};
 use rule::{compile_rule, filter, At};
@@ -80,7 +81,8 @@ pub const QUOTES: &str = r#"{
     "author": {"css": "small.author", "read": "text"},
     "tags": {"css": "a.tag", "read": "text", "all": true}
   },
-  "follow": ["li.next a", "a.tag", "ul.sitemap a"]
+  "follow": ["li.next a", "a.tag", "ul.sitemap a"],
+  "unique": ["quote", "author", "tags"]
 }
 "#;
 
@@ -203,6 +205,39 @@ pub fn parse(text: &str, origin: &str) -> Result<SpecFile, String> {
         // Tried last: a top level without `match` reads every other page.
         compiled.push(compile_rule("default".into(), false, keys, &top)?);
     }
+    let identity = match raw.unique {
+        None => Identity::Page,
+        Some(names) => {
+            let known: Vec<&str> = compiled
+                .iter()
+                .flat_map(|r| r.fields.iter().map(|f| f.name.as_str()))
+                .collect();
+            if names.is_empty() {
+                return Err(err(
+                    "unique",
+                    "needs at least one field (leave it out to keep every item)",
+                ));
+            }
+            for (i, n) in names.iter().enumerate() {
+                if n != "url" && !known.contains(&n.as_str()) {
+                    return Err(err(
+                        &format!("unique[{i}]"),
+                        &format!(
+                            "{n:?} is not a field of this spec (use one of {}, url)",
+                            known.join(", ")
+                        ),
+                    ));
+                }
+                if names[..i].contains(n) {
+                    return Err(err(
+                        &format!("unique[{i}]"),
+                        &format!("{n:?} is named twice"),
+                    ));
+                }
+            }
+            Identity::Fields(names)
+        }
+    };
     let sitemap_urls: Vec<Url> = raw.sitemap_urls.into_iter().map(|u| u.0).collect();
     let mut start_urls: Vec<Url> = raw.start_urls.into_iter().map(|u| u.0).collect();
     start_urls.extend(sitemap_urls.iter().cloned());
@@ -216,7 +251,7 @@ pub fn parse(text: &str, origin: &str) -> Result<SpecFile, String> {
             rule_field,
             links: filter(raw.allow, raw.deny),
             sitemap_follow: raw.sitemap_follow.into_iter().map(|r| r.0).collect(),
-            id_field: None,
+            identity,
             accept,
         },
         start_urls,

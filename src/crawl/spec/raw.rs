@@ -39,6 +39,8 @@ pub(super) struct Raw {
     pub deny: Vec<Re>,
     pub rules: Option<Vec<RawRule>>,
     pub rule_field: Option<String>,
+    /// The fields that make two items the same (`url` allowed).
+    pub unique: Option<Vec<String>>,
     #[serde(default)]
     pub sitemap_urls: Vec<HttpUrl>,
     #[serde(default)]

@@ -127,8 +127,8 @@ pub struct Spec {
     pub links: LinkFilter,
     /// Which sub-sitemaps of a sitemap index are followed (empty: all).
     pub sitemap_follow: Vec<Regex>,
-    /// The field that alone identifies an item (`url` allowed); `None`: all but url.
-    pub id_field: Option<String>,
+    /// What makes two items the same, for in-run dedup and `--seen-key`.
+    pub identity: crate::queue::item::Identity,
     /// The kinds of body besides HTML that the crawl fetches for this spec.
     pub accept: Accept,
 }
@@ -245,7 +245,7 @@ pub fn scrape_job(
     let tag = rule
         .tagged
         .then_some((spec.rule_field.as_str(), rule.name.as_str()));
-    let id = spec.id_field.as_deref();
+    let id = &spec.identity;
     let encode = |fields| crate::queue::item::encode_with_meta(fields, url.as_str(), id, tag, meta);
     let (mut items, mut items_cut) = (Vec::new(), 0);
     let mut emit = |f| {
