@@ -278,9 +278,10 @@ fn hostile_site_exact_counters_and_items() {
     assert_eq!(s["robots_forbidden"], 1);
     assert_eq!(s["links_ignored"], 2, "mailto: and javascript:");
     assert_eq!(
-        s["duplicate_urls_filtered"], 1,
-        "frag#section and ./sub/../frag are one URL"
+        s["links_repeated"], 1,
+        "frag#section and ./sub/../frag are one URL on one page"
     );
+    assert_eq!(s["duplicate_urls_filtered"], 0, "{s}");
     assert_eq!(s["pages_fetched"], 7, "{s}");
     assert_eq!(s["max_depth_reached"], 2);
     assert_eq!(s["finish_reason"], "finished");

@@ -239,7 +239,8 @@ fn spec_try_prints_the_rule_items_and_links_of_one_page() {
     );
     assert_eq!(
         lines[4],
-        "# links followed: 0 (0 off-site, 0 dropped by allow/deny, 0 not http)"
+        "# links followed: 0 distinct (0 off-site, 0 dropped by allow/deny, 0 not http, \
+         0 repeats of a link already listed or of this page, 0 beyond --max-links-per-page)"
     );
     assert_eq!(lines.len(), 5, "{run}");
 
@@ -266,6 +267,27 @@ fn spec_try_prints_the_rule_items_and_links_of_one_page() {
         !links.is_empty() && links.iter().all(|l| l.contains("/tag/")),
         "{run}"
     );
+    // Links are listed once each; the repeats (a tag on several quotes) are
+    // counted on the summary line, not listed.
+    let distinct: std::collections::HashSet<&&str> = links.iter().collect();
+    assert_eq!(distinct.len(), links.len(), "{run}");
+    let summary = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("# links followed: "))
+        .unwrap();
+    assert!(
+        summary.starts_with(&format!("# links followed: {} distinct", links.len())),
+        "{run}"
+    );
+    let repeats: usize = summary
+        .split(", ")
+        .find(|p| p.contains("repeats"))
+        .and_then(|p| p.split(' ').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(repeats > 0, "page 3 repeats tags across quotes: {run}");
 
     // A page that fails is one line on stderr and exit 1; misuse is exit 2.
     let run = qpipe_env(&["spec", "--try", &format!("{}nope", site.url)], None, &[]);

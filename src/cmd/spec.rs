@@ -61,6 +61,7 @@ pub fn run(print: bool, check: Option<&str>) -> Result<Summary, Error> {
 fn describe(rule: &Rule, shadowed: bool) -> String {
     let reads = match &rule.source {
         Some(Source::Html(_)) => "html items",
+        Some(Source::Page) => "one item per html page",
         Some(Source::Json(_)) => "json items",
         Some(Source::Script(..)) => "script items",
         None => "follow only",

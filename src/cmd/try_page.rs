@@ -82,11 +82,13 @@ pub fn run(cfg: &TryConfig, signals: &Signals) -> Result<Summary, Error> {
         out.push('\n');
     }
     out.push_str(&format!(
-        "# links followed: {} ({} off-site, {} dropped by allow/deny, {} not http)\n",
+        "# links followed: {} distinct ({} off-site, {} dropped by allow/deny, {} not http, {} repeats of a link already listed or of this page, {} beyond --max-links-per-page)\n",
         on_site.len(),
         off_site.len(),
         scraped.links_filtered,
-        scraped.ignored_links
+        scraped.ignored_links,
+        scraped.links_repeated,
+        scraped.links_cut
     ));
     if !off_site.is_empty() {
         out.push_str(&format!(

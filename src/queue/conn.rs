@@ -47,6 +47,7 @@ pub enum Conn {
 }
 
 static WARNED_INSECURE: std::sync::Once = std::sync::Once::new();
+static WARNED_TIME: std::sync::Once = std::sync::Once::new();
 
 /// Node URLs of a cluster URL: `redis+cluster://u:p@h1:1,h2:2/#x` ->
 /// `redis://u:p@h1:1/#x`, `redis://u:p@h2:2/#x`.
@@ -200,6 +201,15 @@ pub fn connect(t: &Target, timeout: Duration) -> RedisResult<Opened> {
     let skew_ms = match (read_skew(&mut con), t) {
         (Ok(ms), _) => ms,
         (Err(e), Target::Single(_)) if e.code().is_none() => return Err(e),
+        (Err(e), _) if e.code().is_some() => {
+            WARNED_TIME.call_once(|| {
+                crate::run::log::warn(&format!(
+                    "this Redis user may not run TIME ({}): commands whose reply is lost cannot be fenced by a deadline, and a late copy could still land (grant +time)",
+                    e.detail().unwrap_or("refused")
+                ));
+            });
+            0
+        }
         // Refused (an ACL), or a cluster node that is down (TIME goes to
         // some node): the clocks are taken to agree.
         (Err(_), _) => 0,
@@ -208,14 +218,13 @@ pub fn connect(t: &Target, timeout: Duration) -> RedisResult<Opened> {
     Ok(Opened { con, skew_ms })
 }
 
-/// Redis's clock minus ours, in milliseconds, read with `TIME` (off by at
-/// most half the round trip).
+/// Redis's clock minus ours, in milliseconds, read with `TIME`: the lowest
+/// value the round trip allows (Redis read its clock before our `after`),
+/// so a deadline written in Redis's clock is never later than meant.
 pub fn read_skew(con: &mut Conn) -> RedisResult<i64> {
-    let before = crate::run::log::unix_time();
     let (secs, micros): (i64, i64) = redis::cmd("TIME").query(con)?;
-    let after = crate::run::log::unix_time();
-    let ours = (before + after).as_millis() as i64 / 2;
-    Ok(secs * 1000 + micros / 1000 - ours)
+    let after = crate::run::log::unix_time().as_millis() as i64;
+    Ok(secs * 1000 + micros / 1000 - after)
 }
 
 impl Conn {
@@ -309,9 +318,11 @@ pub fn run_all(con: &mut Conn, cmds: &[Cmd], timeout: Duration) -> RedisResult<V
     }
 }
 
-/// One reply's share of `timeout` when `n` replies must fit in it.
+/// One reply's share of `timeout` when `n` replies must fit in it; never
+/// under a second (or the timeout), since the first reply takes a whole
+/// round trip to a distant Redis.
 fn share(timeout: Duration, n: usize) -> Duration {
-    (timeout / n.max(1) as u32).max(Duration::from_millis(1))
+    (timeout / n.max(1) as u32).max(timeout.min(Duration::from_secs(1)))
 }
 
 /// On a cluster, waits (up to 1 s) until the master of `key`'s slot has

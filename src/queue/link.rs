@@ -34,10 +34,11 @@ use std::time::{Duration, Instant};
 /// The first lines of every fenced script: takes the deadline (Redis
 /// milliseconds) off the end of ARGV and refuses to run past it. Nothing of
 /// the script has run when it refuses (`QPIPELATE`, a refusal: retried).
+/// A user whose ACL denies `TIME` gets no fence (qpipe warns at connect).
 pub const FENCE: &str = r"
 local qpipe_until = tonumber(table.remove(ARGV))
-local qpipe_now = redis.call('TIME')
-if qpipe_now[1] * 1000 + math.floor(qpipe_now[2] / 1000) > qpipe_until then
+local qpipe_now = redis.pcall('TIME')
+if not qpipe_now.err and qpipe_now[1] * 1000 + math.floor(qpipe_now[2] / 1000) > qpipe_until then
   return redis.error_reply('QPIPELATE the command reached Redis after its deadline and did nothing')
 end
 ";
@@ -277,8 +278,14 @@ impl Link {
             }
         };
         if self.skew.1.elapsed() >= SKEW_EVERY {
-            if let Ok(ms) = conn::read_skew(con) {
-                self.skew = (ms, Instant::now());
+            match conn::read_skew(con) {
+                Ok(ms) => self.skew = (ms, Instant::now()),
+                // No answer: the command would wait another timeout.
+                Err(e) if e.code().is_none() => {
+                    self.con = None;
+                    return Err(Fault::Lost(e));
+                }
+                Err(_) => self.skew.1 = Instant::now(),
             }
         }
         let margin = (self.timeout / 10).min(Duration::from_millis(250));

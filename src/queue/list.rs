@@ -36,6 +36,9 @@ if redis.acl_check_cmd then
   if not redis.acl_check_cmd('SET', KEYS[2], 'x', 'EX', '3600') then
     return redis.error_reply('NOPERM this user may not SET the writer marker ' .. KEYS[2])
   end
+  if not redis.acl_check_cmd('GET', KEYS[2]) then
+    return redis.error_reply('NOPERM this user may not GET the writer marker ' .. KEYS[2] .. ' (grant +get: a retry reads it to push a batch once)')
+  end
 end
 if (tonumber(redis.call('GET', KEYS[2]) or '0') or 0) >= tonumber(ARGV[1]) then
   return -1

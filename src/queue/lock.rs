@@ -73,8 +73,11 @@ impl Lock {
             crate::run::log::now_rfc3339()
         );
         let key = key(name);
-        // If the reply to SET NX is lost, the retry finds our own token.
-        let mut since = Instant::now();
+        // If the reply to SET NX is lost, the retry finds our own token; the
+        // TTL then started at an earlier attempt, so the fence counts from
+        // the first one.
+        let first = Instant::now();
+        let mut since = first;
         let (taken, holder) = link.call("take the lock", |c| {
             since = Instant::now();
             let ok: Option<String> = redis::cmd("SET")
@@ -88,6 +91,7 @@ impl Lock {
                 return Ok((true, None));
             }
             let who: Option<String> = redis::cmd("GET").arg(&key).query(c)?;
+            since = first;
             Ok((who.as_deref() == Some(token.as_str()), who))
         })?;
         if !taken {

@@ -230,11 +230,10 @@ fn push_retrying(
             Err(fault) => {
                 attempt += 1;
                 stats.retries += 1;
-                // Only an answer settles whether a lost reply's push ran.
+                // Only a push that succeeds (or finds its marker) settles
+                // whether an earlier lost reply's push ran: a refusal now
+                // says nothing about it.
                 unsure |= matches!(fault, Fault::Lost(_));
-                if matches!(fault, Fault::Refused(_) | Fault::Permanent(_)) {
-                    unsure = false;
-                }
                 if let Err(e) = q.link().recover(fault, "push a batch") {
                     // Spilled only once a copy still on its way can no
                     // longer land (a signal may have cut the wait short).

@@ -29,6 +29,8 @@ pub(super) struct FetchStats {
     pub(super) truncated: Counts,
     pub(super) elements_cut: u64,
     pub(super) links_cut: u64,
+    /// Links repeated on their page (or to the page itself), not followed twice.
+    pub(super) links_repeated: u64,
     pub(super) nested_items: u64,
     /// Links dropped by allow/deny/sitemap_follow.
     pub(super) links_filtered: u64,
@@ -38,6 +40,8 @@ pub(super) struct FetchStats {
     pub(super) wrong_kind: u64,
     /// Pages read, by the rule that read them (`(sitemap)`, `(no rule)`).
     pub(super) pages_by_rule: Counts,
+    /// Per field: items that have it, and items on which it was empty.
+    pub(super) fields: Vec<(String, u64, u64)>,
     /// What the first panic on this thread said, if one happened.
     pub(super) panic: Option<String>,
 }
@@ -59,11 +63,13 @@ impl FetchStats {
         merge(&mut self.truncated, o.truncated);
         self.elements_cut += o.elements_cut;
         self.links_cut += o.links_cut;
+        self.links_repeated += o.links_repeated;
         self.nested_items += o.nested_items;
         self.links_filtered += o.links_filtered;
         self.bad_json += o.bad_json;
         self.wrong_kind += o.wrong_kind;
         merge(&mut self.pages_by_rule, o.pages_by_rule);
+        add_fields(&mut self.fields, o.fields);
         self.panic = self.panic.take().or(o.panic);
     }
 }
@@ -166,14 +172,37 @@ impl Fetcher<'_> {
                 *stats.truncated.entry(cap.into()).or_default() += 1;
             }
         }
+        if scraped.links_cut > 0 {
+            // A page's links beyond the cap may be the only way to a part of
+            // the site: say which page, not just a count.
+            log::warn(&format!(
+                "{url}: {} distinct links beyond --max-links-per-page {} were not followed (raise it if that page is an index)",
+                scraped.links_cut, self.cfg.caps.max_links
+            ));
+        }
         stats.elements_cut += scraped.elements_cut;
         stats.links_cut += scraped.links_cut;
+        stats.links_repeated += scraped.links_repeated;
+        add_fields(&mut stats.fields, scraped.fields);
         // The writer holds its receiver until every sender is gone, so this
         // fails only if the writer panicked; nothing more can be saved then.
         if n > 0 && self.tx.send(scraped.items).is_err() {
             self.stop.store(true, Ordering::Relaxed);
         }
         Outcome::Done(scraped.links, n)
+    }
+}
+
+/// Adds per-field counts into `into`, keeping first-seen order.
+fn add_fields(into: &mut Vec<(String, u64, u64)>, from: Vec<(String, u64, u64)>) {
+    for (name, have, empty) in from {
+        match into.iter_mut().find(|(n, _, _)| *n == name) {
+            Some((_, h, e)) => {
+                *h += have;
+                *e += empty;
+            }
+            None => into.push((name, have, empty)),
+        }
     }
 }
 

@@ -111,6 +111,8 @@ impl Totals {
         .set("truncated", counts_json(&fetched.truncated))
         .set("elements_cut", fetched.elements_cut)
         .set("links_cut", fetched.links_cut)
+        .set("links_repeated", fetched.links_repeated)
+        .set("fields_empty", fields_empty(&fetched.fields))
         .set("nested_items_skipped", fetched.nested_items)
         .set("robots_forbidden", fetched.crawl.robots_forbidden)
         .set("offsite_filtered", filtered.offsite)
@@ -130,7 +132,30 @@ impl Totals {
         if let Some(path) = &written.spill_path {
             sum.set("spill_file", path.display().to_string());
         }
+        warn_empty_fields(&fetched.fields);
         sum.failure = failure;
         sum
+    }
+}
+
+/// `{"field": items on which it was null, "" or []}`, every field.
+fn fields_empty(fields: &[(String, u64, u64)]) -> serde_json::Value {
+    serde_json::Value::Object(
+        fields
+            .iter()
+            .map(|(name, _, empty)| (name.clone(), (*empty).into()))
+            .collect(),
+    )
+}
+
+/// A field that said nothing on every item is most likely a selector that
+/// no longer matches (the site changed, or `item` does not contain it).
+fn warn_empty_fields(fields: &[(String, u64, u64)]) {
+    for (name, have, empty) in fields {
+        if *have > 0 && empty == have {
+            crate::run::log::warn(&format!(
+                "the field {name:?} was null or empty on all {have} items: its selector matched nothing (check it with `qpipe spec --try URL --spec FILE`; with an item selector, the field must be inside the item element)"
+            ));
+        }
     }
 }

@@ -196,10 +196,11 @@ pub fn parse(text: &str, origin: &str) -> Result<SpecFile, String> {
             && keys.item.is_none()
             && keys.json.is_none()
             && keys.script.is_none()
+            && keys.fields.is_none()
         {
             return Err(err(
-                "item",
-                "missing (a CSS selector for each item element; or json, script, or rules)",
+                "fields",
+                "missing (the fields of each item; with item, a CSS selector for each item element, else the page is the item; or json, script, or rules)",
             ));
         }
         // Tried last: a top level without `match` reads every other page.

@@ -15,6 +15,8 @@ enum Reads {
     Json,
     /// `script`: JSON in an HTML page; fields are paths, follow is CSS.
     Script,
+    /// None of them, with `fields`: the page is the item; fields are CSS.
+    Page,
     /// None of them: follow links only (CSS).
     FollowOnly,
 }
@@ -50,6 +52,8 @@ pub(super) fn compile_rule(
         (Some(_), None, None) => Reads::Html,
         (None, Some(_), None) => Reads::Json,
         (None, _, Some(_)) => Reads::Script,
+        // Fields without an item selector: the page is the item.
+        (None, None, None) if k.fields.is_some() => Reads::Page,
         (None, None, None) => Reads::FollowOnly,
         _ => {
             let key = if k.item.is_some() { "item" } else { "json" };
@@ -57,7 +61,7 @@ pub(super) fn compile_rule(
         }
     };
     let fields = match (k.fields, reads) {
-        (None, Reads::Html | Reads::Script) => {
+        (None, Reads::Html | Reads::Script | Reads::Page) => {
             return Err(at.err("fields", "missing or not an object of name -> selector"));
         }
         (Some(_), Reads::FollowOnly) => {
@@ -107,6 +111,7 @@ pub(super) fn compile_rule(
     };
     let source = match (k.item, k.json, k.script) {
         (Some(css), _, _) => Some(Source::Html(css.0)),
+        (None, None, None) if reads == Reads::Page => Some(Source::Page),
         (None, path, Some(re)) => {
             Some(Source::Script(re.0, path.map_or_else(Path::whole, |p| p.0)))
         }
@@ -164,7 +169,7 @@ fn check_name(name: &str, before: &[Field], at: &At<'_>) -> Result<(), String> {
 
 fn field(name: String, def: FieldDef, reads: Reads, at: &At<'_>) -> Result<Field, String> {
     let key = |k: &str| format!("fields.{name}{k}");
-    let html = reads == Reads::Html;
+    let html = matches!(reads, Reads::Html | Reads::Page);
     let full = match def {
         FieldDef::Short(s) if html => {
             let selector = compile(&s).map_err(|e| at.err(&key(""), &e))?;

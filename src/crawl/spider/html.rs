@@ -38,6 +38,7 @@ pub(super) fn read(
                 emit(fields(&rule.fields, el, &base));
             }
         }
+        Some(Source::Page) => emit(fields(&rule.fields, doc.root_element(), &base)),
         Some(Source::Script(re, path)) => {
             let scripts = Selector::parse("script").unwrap_or_else(|e| unreachable!("{e}"));
             for script in doc.select(&scripts) {

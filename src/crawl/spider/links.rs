@@ -1,8 +1,12 @@
-//! Links found on a page: resolved, filtered by allow/deny, and capped per
-//! page. Every kind of page (HTML, JSON, sitemap) adds its links here.
+//! Links found on a page: resolved (fragment dropped), deduplicated,
+//! filtered by allow/deny, and capped per page. Every kind of page (HTML,
+//! JSON, sitemap) adds its links here. The cap counts distinct URLs: a page
+//! that links to itself (`#section`) or repeats a link (a menu on every
+//! page, a "top" link per section) spends none of it on the repeats.
 
 use super::{PageCaps, Scraped};
 use regex::Regex;
+use std::collections::HashSet;
 use url::Url;
 
 /// `allow`/`deny` regexes on absolute link URLs.
@@ -49,6 +53,8 @@ pub(super) struct Links<'a> {
     base: &'a Url,
     /// The spec-wide filter, then the rule's.
     pub filters: [&'a LinkFilter; 2],
+    /// Every URL this page already linked to (and the page itself).
+    seen: HashSet<Url>,
 }
 
 impl<'a> Links<'a> {
@@ -59,11 +65,16 @@ impl<'a> Links<'a> {
         base: &'a Url,
         filters: [&'a LinkFilter; 2],
     ) -> Links<'a> {
+        let mut seen = HashSet::new();
+        let mut page = base.clone();
+        page.set_fragment(None);
+        seen.insert(page);
         Links {
             out,
             caps,
             base,
             filters,
+            seen,
         }
     }
 
@@ -73,17 +84,29 @@ impl<'a> Links<'a> {
         self.add_if(href, |u| filters.iter().all(|f| f.passes(u.as_str())));
     }
 
-    /// Resolves and adds `href` if `keep` says so (and within the cap).
+    /// Resolves and adds `href` if `keep` says so, once per page, and
+    /// within the cap (which counts distinct URLs only).
     pub fn add_if(&mut self, href: &str, keep: impl Fn(&Url) -> bool) {
-        if self.out.links.len() >= self.caps.max_links {
-            self.out.links_cut += 1;
+        let Some(u) = resolve(self.base, href) else {
+            self.out.ignored_links += 1;
+            return;
+        };
+        if self.seen.contains(&u) {
+            self.out.links_repeated += 1;
             return;
         }
-        match resolve(self.base, href) {
-            Some(u) if keep(&u) => self.out.links.push(u),
-            Some(_) => self.out.links_filtered += 1,
-            None => self.out.ignored_links += 1,
+        if !keep(&u) {
+            self.out.links_filtered += 1;
+            self.seen.insert(u);
+            return;
         }
+        if self.out.links.len() >= self.caps.max_links {
+            self.out.links_cut += 1;
+            self.seen.insert(u);
+            return;
+        }
+        self.seen.insert(u.clone());
+        self.out.links.push(u);
     }
 
     /// The page's URL.

@@ -70,6 +70,10 @@ pub struct Field {
 pub enum Source {
     /// HTML: each element the selector matches (outermost only).
     Html(Selector),
+    /// HTML: the page is the item; fields are read from the whole document
+    /// (`<head>` included, so `title` works). A spec with `fields` and no
+    /// `item`, `json` or `script`.
+    Page,
     /// A JSON body: the array (or single object) at the path.
     Json(Path),
     /// HTML: JSON captured from a `<script>` by the regex (group 1, else the
@@ -172,7 +176,7 @@ pub struct PageCaps {
 pub struct Scraped {
     /// Encoded items, in page order.
     pub items: Vec<Item>,
-    /// Absolute http(s) links, fragment removed, in page order (may repeat).
+    /// Absolute http(s) links, fragment removed, in page order, each once.
     pub links: Vec<Url>,
     /// Followed `href`s that are not http(s) (`mailto:`, `javascript:`, ...).
     pub ignored_links: u64,
@@ -182,8 +186,13 @@ pub struct Scraped {
     pub elements_cut: u64,
     /// JSON bodies or script captures that did not parse (or nest past 128).
     pub bad_json: u64,
-    /// Followed links dropped beyond `max_links`.
+    /// Distinct followed links dropped beyond `max_links`.
     pub links_cut: u64,
+    /// Links to a URL this page already linked to, or to the page itself.
+    pub links_repeated: u64,
+    /// For each field of the page's items: (items that have it, items on
+    /// which it is null, "" or []), in rule order.
+    pub fields: Vec<(String, u64, u64)>,
     /// Items dropped beyond `MAX_ITEMS_PER_PAGE`.
     pub items_cut: u64,
     /// Item matches inside another item, which are not items of their own.
@@ -209,6 +218,16 @@ impl Spec {
         crate::crawl::spec::parse(json, "test")
             .map(|s| s.spider)
             .unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+/// Whether a field's value says nothing: null, "", or [].
+fn is_empty(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Null => true,
+        serde_json::Value::String(s) => s.is_empty(),
+        serde_json::Value::Array(a) => a.is_empty(),
+        _ => false,
     }
 }
 
@@ -248,8 +267,16 @@ pub fn scrape_job(
     let id = &spec.identity;
     let encode = |fields| crate::queue::item::encode_with_meta(fields, url.as_str(), id, tag, meta);
     let (mut items, mut items_cut) = (Vec::new(), 0);
-    let mut emit = |f| {
+    let mut health: Vec<(String, u64, u64)> =
+        rule.fields.iter().map(|f| (f.name.clone(), 0, 0)).collect();
+    let mut emit = |f: serde_json::Map<String, serde_json::Value>| {
         if items.len() < MAX_ITEMS_PER_PAGE {
+            for (name, have, empty) in health.iter_mut() {
+                *have += 1;
+                if f.get(name.as_str()).is_none_or(is_empty) {
+                    *empty += 1;
+                }
+            }
             items.push(encode(f));
         } else {
             items_cut += 1;
@@ -263,6 +290,7 @@ pub fn scrape_job(
         _ => wrong_kind = true,
     }
     out.wrong_kind = wrong_kind;
+    out.fields = health;
     out.items = items;
     out.items_cut = items_cut;
     out.rule = Some(rule.name.clone());

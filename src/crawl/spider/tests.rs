@@ -295,3 +295,50 @@ fn items_beyond_the_page_cap_are_counted_not_kept() {
     );
     assert_eq!((s.items.len(), s.items_cut), (MAX_ITEMS_PER_PAGE, 3));
 }
+
+#[test]
+fn the_link_cap_counts_distinct_urls_not_repeats_or_fragments() {
+    // 30 links to 5 pages (each 3 times, with fragments), 10 to the page
+    // itself, then 5 new pages: a cap of 10 takes all 10 distinct ones.
+    let mut page = String::new();
+    for i in 0..5 {
+        for frag in ["", "#a", "#b"] {
+            page.push_str(&format!(
+                "<li class=\"next\"><a href=\"/p{i}{frag}\">x</a></li>"
+            ));
+        }
+        page.push_str("<li class=\"next\"><a href=\"#top\">t</a></li>");
+        page.push_str("<li class=\"next\"><a href=\"/\">home</a></li>");
+    }
+    for i in 5..10 {
+        page.push_str(&format!("<li class=\"next\"><a href=\"/p{i}\">x</a></li>"));
+    }
+    let caps = PageCaps {
+        max_links: 10,
+        ..CAPS
+    };
+    let s = run(&Spec::quotes(), caps, &page, "http://h/");
+    let got: Vec<&str> = s.links.iter().map(Url::as_str).collect();
+    let want: Vec<String> = (0..10).map(|i| format!("http://h/p{i}")).collect();
+    assert_eq!(got, want);
+    assert_eq!((s.links_cut, s.links_repeated), (0, 20));
+    // One more distinct link is cut, and counted.
+    let more = format!("{page}<li class=\"next\"><a href=\"/p10\">x</a></li>");
+    let s = run(&Spec::quotes(), caps, &more, "http://h/");
+    assert_eq!((s.links.len(), s.links_cut), (10, 1));
+}
+
+#[test]
+fn without_item_the_page_is_the_item_and_fields_read_the_whole_document() {
+    let spec = Spec::parse(
+        r#"{"fields": {"title": "title", "h1": "h1", "h2": {"css": "h2", "all": true}}}"#,
+    );
+    let page =
+        "<html><head><title>Doc</title></head><body><h1>One</h1><h2>a</h2><h2>b</h2></body></html>";
+    let s = run(&spec, CAPS, page, "http://h/x.html");
+    assert_eq!(s.items.len(), 1);
+    assert_eq!(
+        String::from_utf8_lossy(&s.items[0].json),
+        r#"{"title":"Doc","h1":"One","h2":["a","b"],"url":"http://h/x.html"}"#
+    );
+}
