@@ -6,7 +6,7 @@
 mod common;
 
 use common::proxy::Proxy;
-use common::{lines, numbered, qpipe, signal, wait_bounded, Redis, QPIPE};
+use common::{eventually, lines, numbered, qpipe, signal, wait_bounded, Redis, QPIPE};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -536,4 +536,33 @@ fn produce_stopped_while_redis_hangs_spills_every_item_in_time() {
 #[test]
 fn produce_jobs_stopped_while_redis_hangs_spills_every_item_in_time() {
     produce_sigterm_during_a_hang(true);
+}
+
+/// `push -` with a pipe that stays open and idle: SIGTERM ends the run at
+/// once (the lines already read are pushed, exit 143), instead of waiting on
+/// the pipe until the watchdog kills it.
+#[test]
+fn sigterm_ends_a_push_from_an_idle_pipe_at_once() {
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (child, mut stdin, rx) = push_from_stdin(&redis.url(), dir.path());
+    writeln!(stdin, "{{\"a\":1}}\n{{\"a\":2}}").unwrap();
+    stdin.flush().unwrap();
+    eventually("two items pushed", Duration::from_secs(10), || {
+        redis.llen(KEY) == 2
+    });
+    let sent = Instant::now();
+    signal(&child, "-TERM");
+    let out = wait_bounded(child, Duration::from_secs(20));
+    let took = sent.elapsed();
+    let mut log = String::new();
+    // The stderr reader ends at the child's exit.
+    while let Ok((_, line)) = rx.recv_timeout(Duration::from_secs(5)) {
+        log.push_str(&line);
+        log.push('\n');
+    }
+    assert_eq!(out.status.code(), Some(143), "{log}");
+    assert!(took < Duration::from_secs(2), "took {took:?}: {log}");
+    assert_eq!(redis.llen(KEY), 2, "{log}");
+    drop(stdin);
 }

@@ -9,8 +9,8 @@ use crate::run::fence;
 use crate::run::log;
 use crate::run::renewal::renew_every_third;
 use crate::run::summary::{Finish, Summary};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Runs `work` under `lock` (or directly without one).
@@ -32,8 +32,8 @@ pub fn run(
     let mut held = Lock::acquire(ep, &cfg.name, cfg.ttl, Arc::clone(&done))?;
     log::debug(&format!("holding lock {}", held.key));
     LOCK_HELD.store(true, Ordering::Relaxed);
-    let fence = AtomicU64::new(0);
-    move_fence(&fence, held.fence());
+    let fence = Mutex::new(held.fence());
+    fence::set(held.fence());
     let lost = AtomicBool::new(false);
     let result = std::thread::scope(|s| {
         s.spawn(|| keep(&mut held, &done, &fence, &lost, stop));
@@ -64,13 +64,11 @@ pub fn run(
     Ok(sum)
 }
 
-/// Publishes a new fence (ms since the Unix epoch, on this machine's clock)
-/// to the guard and to every fenced command (`run::fence`).
-fn move_fence(fence: &AtomicU64, at: Instant) {
-    let left = at.saturating_duration_since(Instant::now());
-    let unix_ms = (crate::run::log::unix_time() + left).as_millis() as u64;
-    fence.store(unix_ms, Ordering::SeqCst);
-    fence::set(unix_ms);
+/// Publishes a new fence to the guard and to every fenced command
+/// (`run::fence`).
+fn move_fence(fence: &Mutex<Instant>, at: Instant) {
+    *fence.lock().unwrap_or_else(|p| p.into_inner()) = at;
+    fence::set(at);
 }
 
 /// Renews every third of the TTL until `done`, moving the fence after each
@@ -80,7 +78,7 @@ fn move_fence(fence: &AtomicU64, at: Instant) {
 fn keep(
     lock: &mut Lock,
     done: &AtomicBool,
-    fence: &AtomicU64,
+    fence: &Mutex<Instant>,
     lost: &AtomicBool,
     stop: &AtomicBool,
 ) {
@@ -107,11 +105,11 @@ fn keep(
 /// Stops the run once the fence passes without a renewal, whatever the
 /// renewal thread is waiting for (a Redis that hangs holds it for a socket
 /// timeout or more).
-fn guard(fence: &AtomicU64, done: &AtomicBool, lost: &AtomicBool, stop: &AtomicBool) {
+fn guard(fence: &Mutex<Instant>, done: &AtomicBool, lost: &AtomicBool, stop: &AtomicBool) {
     // Bounded by `done`, raised when the work ends.
     while !done.load(Ordering::Relaxed) && !lost.load(Ordering::SeqCst) {
-        let now = crate::run::log::unix_time().as_millis() as u64;
-        if now >= fence.load(Ordering::SeqCst) {
+        let at = *fence.lock().unwrap_or_else(|p| p.into_inner());
+        if Instant::now() >= at {
             lose(
                 "the run lock could not be renewed in time (Redis does not answer); stopping before it expires",
                 lost,
@@ -129,7 +127,7 @@ fn lose(why: &str, lost: &AtomicBool, stop: &AtomicBool) {
         return;
     }
     // Nothing fenced may run from now on.
-    fence::set(0);
+    fence::close();
     log::error(why);
     LOCK_HELD.store(false, Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);

@@ -31,9 +31,11 @@ struct ReadStats {
 /// Pushes every valid line of the file; reports invalid lines by number.
 pub fn run(cfg: &PushConfig, signals: &Signals) -> Result<Summary, Error> {
     let started = Instant::now();
-    let input: Box<dyn Read + Send> =
+    let input: Box<dyn Read + Send + '_> =
         match &cfg.file {
-            None => Box::new(std::io::stdin()),
+            None => Box::new(StopAwareStdin {
+                stop: &signals.stop,
+            }),
             Some(p) => Box::new(std::fs::File::open(p).map_err(|e| {
                 Error::io(format!("cannot read {} (check the path)", p.display()), e)
             })?),
@@ -74,8 +76,55 @@ pub fn run(cfg: &PushConfig, signals: &Signals) -> Result<Summary, Error> {
     Ok(sum)
 }
 
+/// Standard input that ends (reads as end of input) once `stop` is raised,
+/// instead of blocking a SIGTERM behind a pipe nobody writes to: it waits
+/// for input in slices of 100 ms and checks `stop` between them.
+struct StopAwareStdin<'a> {
+    stop: &'a AtomicBool,
+}
+
+impl Read for StopAwareStdin<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // Bounded by `stop`: every pass waits at most 100 ms.
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return Ok(0);
+            }
+            let mut fd = libc::pollfd {
+                fd: 0,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd, for the length given.
+            let n = unsafe { libc::poll(&mut fd, 1, 100) };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if n > 0 {
+                // Ready (data, end of input or an error): this read does
+                // not block. Read fd 0 directly: std's Stdin buffers, and
+                // bytes in its buffer would not wake `poll`.
+                // SAFETY: buf is valid for buf.len() bytes.
+                let got = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
+                if got < 0 {
+                    let e = std::io::Error::last_os_error();
+                    if e.kind() == std::io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    return Err(e);
+                }
+                return Ok(got as usize);
+            }
+        }
+    }
+}
+
 fn read_lines(
-    input: Box<dyn Read + Send>,
+    input: Box<dyn Read + Send + '_>,
     tx: &Sender<Parcel>,
     stop: &AtomicBool,
 ) -> Result<ReadStats, Error> {
