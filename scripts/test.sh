@@ -10,6 +10,9 @@ command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # Tests send signals with kill(1) (procps) and fake a terminal with script(1).
 [ -x /bin/kill ] || [ -x /usr/bin/kill ] || need_apt+=(procps)
 command -v script >/dev/null 2>&1 || need_apt+=(bsdutils)
+# tests/real_site.rs crawls Debian's Python documentation served by nginx.
+command -v nginx >/dev/null 2>&1 || need_apt+=(nginx-light)
+ls /usr/share/doc/python3.*/html/index.html >/dev/null 2>&1 || need_apt+=(python3-doc)
 # tests/metrics.rs reads scrapes with the reference Prometheus parser (Python).
 if ! command -v python3 >/dev/null 2>&1; then
   need_apt+=(python3 python3-pip)

@@ -157,7 +157,7 @@ fn frontier(a: &BenchArgs) -> Summary {
     for first in (0..a.count).step_by(CHUNK as usize) {
         let links: Vec<Url> = (first..a.count.min(first + CHUNK)).map(shop_url).collect();
         url_bytes += links.iter().map(|u| u.as_str().len() as u64).sum::<u64>();
-        f.complete(links, 0, 0);
+        f.complete(&shop_url(first), links, 0, 0);
     }
     let grown = resident_bytes().saturating_sub(before);
     let queued = f.seen() as u64 - 1;

@@ -16,6 +16,7 @@
 //! on the same connections, so the job is acknowledged only once the
 //! writer has pushed the job's last item and returned.
 
+mod failures;
 mod fetcher;
 mod jobs;
 mod totals;
@@ -35,6 +36,7 @@ use crate::run::counters::{Counters, Side};
 use crate::run::progress;
 use crate::run::signal::Signals;
 use crate::run::summary::{Counts, Summary};
+use failures::Failures;
 use fetcher::{FetchStats, Fetcher, StopOnPanic};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -56,6 +58,8 @@ struct Kit<'a> {
     /// Test-only hook: `fetch` or `writer` makes that thread panic, so tests
     /// can check that a panic ends the run with exit 1, not a hang.
     test_panic: &'a str,
+    /// Every failed or skipped URL, named.
+    failures: &'a Failures,
 }
 
 /// Runs the crawl (or the job worker) to its end, limit or signal, and reports it.
@@ -70,6 +74,7 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
             .seen_sets(&crate::queue::keys::frontier_items(name));
         shared_frontier::reset(&cfg.writer.redis, name, &items)?;
     }
+    let failures = Failures::open(cfg.failures.as_deref())?;
     // Connect before fetching anything: a bad Redis is a setup failure.
     let mut queues = cfg.writer.connect(&signals.stop)?;
     let mut cookie_urls = cfg.start.clone();
@@ -93,6 +98,7 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
         stop: &signals.stop,
         deadline: cfg.limits.max_time.map(|t| started + t),
         test_panic: &test_panic,
+        failures: &failures,
     };
     let done = AtomicBool::new(false);
     let progress_queue = progress::wanted()
@@ -116,7 +122,7 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
         done.store(true, Ordering::Relaxed);
         totals
     })?;
-    Ok(totals.summarize(cfg, signals, started))
+    Ok(totals.summarize(cfg, signals, started, &failures))
 }
 
 /// Without `--jobs`: one crawl from the start URLs, over a frontier in this
@@ -197,6 +203,7 @@ fn crawl(
                     live,
                     test_panic: AtomicBool::new(test_panic == "fetch" && i + 1 == cfg.threads),
                     meta,
+                    failures: kit.failures,
                 };
                 s.spawn(move || fetcher.run())
             })

@@ -151,8 +151,9 @@ pub struct ProduceArgs {
     /// forget --seen-key fingerprints after this many days (default: never)
     #[argh(option)]
     pub seen_ttl: Option<f64>,
-    /// identify items by this field alone, for --seen-key and in-run dedup
-    /// (default: every field but url)
+    /// identify items by this field alone (or url), for --seen-key and
+    /// in-run dedup; overrides the spec's "unique" (default: the spec's
+    /// "unique"; without one, every item is kept)
     #[argh(option)]
     pub id_field: Option<String>,
     /// how Redis remembers seen URLs (--shared-frontier) and item
@@ -228,9 +229,19 @@ pub struct ProduceArgs {
     /// end the run cleanly after this many seconds, nothing lost (default: no limit)
     #[argh(option)]
     pub max_time: Option<f64>,
-    /// exit 3 when at least this many pages failed; 0 never (default 1)
+    /// exit 3 when at least this many pages failed, or items lacked a
+    /// required field; 0 never (default 1)
     #[argh(option, default = "1")]
     pub fail_on_errors: u64,
+    /// exit 3 when the run pushed fewer items than this, e.g. because the
+    /// site changed its layout (default: off)
+    #[argh(option)]
+    pub min_items: Option<u64>,
+    /// write every failed or skipped URL to this file as JSON Lines (url,
+    /// reason, status, from: the page that linked to it, skipped, detail);
+    /// the summary lists the first 100 of each (default: off)
+    #[argh(option)]
+    pub failures: Option<String>,
     /// serve Prometheus /metrics and /healthz over HTTP on this IP:PORT, e.g.
     /// 127.0.0.1:9187; port 0 picks a free port, logged at start (default: off)
     #[argh(option)]

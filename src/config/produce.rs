@@ -55,6 +55,10 @@ pub struct ProduceConfig {
     pub login: Option<LoginStep>,
     /// `--jobs`: crawl jobs taken from a Redis list instead of `start`.
     pub jobs: Option<JobsConfig>,
+    /// `--min-items`: fewer items pushed is exit 3.
+    pub min_items: Option<u64>,
+    /// `--failures`: every failed or skipped URL, as JSON Lines.
+    pub failures: Option<std::path::PathBuf>,
 }
 
 /// How politely `produce` crawls.
@@ -272,7 +276,17 @@ impl ProduceConfig {
             max_nesting: positive(a.max_nesting, "--max-nesting")?,
             max_links: positive(a.max_links_per_page, "--max-links-per-page")?,
         };
+        if a.min_items == Some(0) {
+            return Err(usage(
+                "--min-items must be at least 1 (leave it out for no minimum)".into(),
+            ));
+        }
+        if a.failures.as_deref() == Some("") {
+            return Err(usage("--failures needs a file name".into()));
+        }
         Ok(ProduceConfig {
+            min_items: a.min_items,
+            failures: a.failures.map(std::path::PathBuf::from),
             jobs: jobs.map(|j| j.on(&writer.redis)),
             caps,
             limits,

@@ -9,6 +9,7 @@
 
 use crate::run::log;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Redis activity of every `Link` in this process.
@@ -73,6 +74,24 @@ pub struct Counters {
     pub items_written: AtomicU64,
     /// Items set aside as dead letters.
     pub items_dead: AtomicU64,
+    /// Items not pushed because a required field was empty.
+    pub items_rejected: AtomicU64,
+    /// Per field: items extracted with it, and items on which it was empty.
+    pub fields: Mutex<Vec<(String, u64, u64)>>,
+}
+
+/// Adds per-field counts (name, items, empty) into `into`, keeping
+/// first-seen order.
+pub fn add_fields(into: &mut Vec<(String, u64, u64)>, from: &[(String, u64, u64)]) {
+    for (name, have, empty) in from {
+        match into.iter_mut().find(|(n, _, _)| n == name) {
+            Some((_, h, e)) => {
+                *h += have;
+                *e += empty;
+            }
+            None => into.push((name.clone(), *have, *empty)),
+        }
+    }
 }
 
 /// A Prometheus metric type.
@@ -123,6 +142,8 @@ impl Counters {
             items_popped: AtomicU64::new(0),
             items_written: AtomicU64::new(0),
             items_dead: AtomicU64::new(0),
+            items_rejected: AtomicU64::new(0),
+            fields: Mutex::new(Vec::new()),
         }
     }
 
@@ -169,6 +190,35 @@ impl Counters {
                     Counter,
                     get(&self.items_pushed),
                 ));
+                out.push(Sample::new(
+                    "qpipe_items_rejected_total",
+                    "Items not pushed because a required field was null or empty.",
+                    Counter,
+                    get(&self.items_rejected),
+                ));
+                let fields = self.fields.lock().unwrap_or_else(|p| p.into_inner());
+                for (name, _, empty) in fields.iter() {
+                    out.push(Sample {
+                        label: Some(("field", name.clone())),
+                        ..Sample::new(
+                            "qpipe_field_empty_total",
+                            "Items on which this field was null, \"\" or [] (a selector that stopped matching shows here).",
+                            Counter,
+                            *empty,
+                        )
+                    });
+                }
+                for (name, have, _) in fields.iter() {
+                    out.push(Sample {
+                        label: Some(("field", name.clone())),
+                        ..Sample::new(
+                            "qpipe_field_items_total",
+                            "Items extracted by a rule that has this field.",
+                            Counter,
+                            *have,
+                        )
+                    });
+                }
             }
             Side::Consume => {
                 out.push(Sample::new(

@@ -99,6 +99,13 @@ impl Summary {
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect::<Vec<_>>()
                     .join(" "),
+                Value::Array(a) if a.is_empty() => "none".into(),
+                // One element per line, under the first.
+                Value::Array(a) => a
+                    .iter()
+                    .map(element)
+                    .collect::<Vec<_>>()
+                    .join(&format!("\n  {:width$}  ", "")),
                 other => other.to_string(),
             };
             out.push_str(&format!("  {k:<width$}  {shown}\n"));
@@ -129,6 +136,30 @@ impl Summary {
                 .and_then(|mut f| f.write_all(line.as_bytes()))
         };
         result.map_err(|e| Error::io(format!("cannot write --stats-json {dest}"), e))
+    }
+}
+
+/// One element of a listed field: a named URL (`reason url, linked from
+/// page`), or `key=value` pairs, or the value.
+fn element(v: &Value) -> String {
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    match v {
+        Value::Object(m) if m.contains_key("url") && m.contains_key("reason") => {
+            let mut line = format!("{} {}", text(&m["reason"]), text(&m["url"]));
+            if let Some(from) = m.get("from").filter(|f| !f.is_null()) {
+                line.push_str(&format!(" (linked from {})", text(from)));
+            }
+            line
+        }
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| format!("{k}={}", text(v)))
+            .collect::<Vec<_>>()
+            .join(" "),
+        other => text(other),
     }
 }
 
@@ -214,6 +245,24 @@ mod tests {
         assert_eq!(
             s.human(),
             "qpipe produce summary:\n  command        produce\n  pages          10\n  errors         http_404=2\n  elapsed_secs   2.0\n  pages_per_sec  5.0\n"
+        );
+    }
+
+    #[test]
+    fn human_lists_named_urls_one_per_line() {
+        let mut s = Summary::new("produce", Exit::Ok);
+        s.fields.remove("finished_at");
+        s.set(
+            "failed_urls",
+            serde_json::json!([
+                {"url": "http://h/x", "reason": "http_404", "status": 404, "from": "http://h/"},
+                {"url": "http://h/y", "reason": "timeout"}
+            ]),
+        )
+        .set("skipped_urls", serde_json::json!([]));
+        assert_eq!(
+            s.human(),
+            "qpipe produce summary:\n  command       produce\n  failed_urls   http_404 http://h/x (linked from http://h/)\n                timeout http://h/y\n  skipped_urls  none\n"
         );
     }
 }

@@ -8,7 +8,7 @@ use crate::crawl::fetch::{Failure, Reason};
 use crate::crawl::frontier::CrawlFrontier;
 use crate::crawl::spider;
 use crate::queue::writer::Parcel;
-use crate::run::counters::Counters;
+use crate::run::counters::{add_fields, Counters};
 use crate::run::log;
 use crate::run::summary::{merge, Counts};
 use crossbeam_channel::Sender;
@@ -42,6 +42,12 @@ pub(super) struct FetchStats {
     pub(super) pages_by_rule: Counts,
     /// Per field: items that have it, and items on which it was empty.
     pub(super) fields: Vec<(String, u64, u64)>,
+    /// Items not pushed for lacking a required field.
+    pub(super) items_rejected: u64,
+    /// Per required field: the items it was empty on.
+    pub(super) required_missing: Counts,
+    /// Pages with rejected items (only the first few are named in the log).
+    pub(super) rejected_pages: u64,
     /// What the first panic on this thread said, if one happened.
     pub(super) panic: Option<String>,
 }
@@ -69,7 +75,9 @@ impl FetchStats {
         self.bad_json += o.bad_json;
         self.wrong_kind += o.wrong_kind;
         merge(&mut self.pages_by_rule, o.pages_by_rule);
-        add_fields(&mut self.fields, o.fields);
+        add_fields(&mut self.fields, &o.fields);
+        merge(&mut self.required_missing, o.required_missing);
+        self.items_rejected += o.items_rejected;
         self.panic = self.panic.take().or(o.panic);
     }
 }
@@ -87,6 +95,8 @@ pub(super) struct Fetcher<'a> {
     pub(super) test_panic: AtomicBool,
     /// The crawl job's `meta`, carried by every item (`--jobs`).
     pub(super) meta: Option<&'a str>,
+    /// Where failed and skipped URLs are named.
+    pub(super) failures: &'a super::failures::Failures,
 }
 
 /// What became of one URL taken from the frontier.
@@ -106,8 +116,9 @@ impl Fetcher<'_> {
         // stops the others, rather than leaving them waiting on this one.
         let _stop = StopOnPanic(self.stop);
         let mut stats = FetchStats::default();
-        while let Some((url, depth)) = self.frontier.next(self.stop) {
-            let page = catch_unwind(AssertUnwindSafe(|| self.page(&url, &mut stats)));
+        while let Some((url, depth, from)) = self.frontier.next_from(self.stop) {
+            let from = from.as_deref();
+            let page = catch_unwind(AssertUnwindSafe(|| self.page(&url, from, &mut stats)));
             match page {
                 Ok(Outcome::Done(links, items)) => {
                     self.frontier.complete(&url, links, depth, items);
@@ -129,11 +140,12 @@ impl Fetcher<'_> {
     }
 
     /// Gets one page politely, scrapes it and sends its items.
-    fn page(&self, url: &Url, stats: &mut FetchStats) -> Outcome {
+    fn page(&self, url: &Url, from: Option<&str>, stats: &mut FetchStats) -> Outcome {
         let page = match self.crawler.get(url, &mut stats.crawl, self.stop) {
             Ok(page) => page,
             Err(f) if f.reason == Reason::Shutdown => return Outcome::NotFetched,
             Err(f) => {
+                self.failures.record(url, &f, from);
                 record(url, f, stats);
                 return Outcome::Done(Vec::new(), 0);
             }
@@ -183,26 +195,41 @@ impl Fetcher<'_> {
         stats.elements_cut += scraped.elements_cut;
         stats.links_cut += scraped.links_cut;
         stats.links_repeated += scraped.links_repeated;
-        add_fields(&mut stats.fields, scraped.fields);
+        add_fields(&mut stats.fields, &scraped.fields);
+        add_fields(
+            &mut self.live.fields.lock().unwrap_or_else(|p| p.into_inner()),
+            &scraped.fields,
+        );
+        if scraped.items_rejected > 0 {
+            stats.items_rejected += scraped.items_rejected;
+            self.live
+                .items_rejected
+                .fetch_add(scraped.items_rejected, Ordering::Relaxed);
+            let missing: Vec<String> = scraped
+                .required_missing
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(name, n)| format!("{name:?} on {n}"))
+                .collect();
+            for (name, n) in &scraped.required_missing {
+                *stats.required_missing.entry(name.clone()).or_default() += n;
+            }
+            // Named for the first pages; then counted (the summary has the totals).
+            if stats.rejected_pages < 10 {
+                log::warn(&format!(
+                    "{url}: {} items not pushed: required field empty ({})",
+                    scraped.items_rejected,
+                    missing.join(", ")
+                ));
+            }
+            stats.rejected_pages += 1;
+        }
         // The writer holds its receiver until every sender is gone, so this
         // fails only if the writer panicked; nothing more can be saved then.
         if n > 0 && self.tx.send(scraped.items).is_err() {
             self.stop.store(true, Ordering::Relaxed);
         }
         Outcome::Done(scraped.links, n)
-    }
-}
-
-/// Adds per-field counts into `into`, keeping first-seen order.
-fn add_fields(into: &mut Vec<(String, u64, u64)>, from: Vec<(String, u64, u64)>) {
-    for (name, have, empty) in from {
-        match into.iter_mut().find(|(n, _, _)| *n == name) {
-            Some((_, h, e)) => {
-                *h += have;
-                *e += empty;
-            }
-            None => into.push((name, have, empty)),
-        }
     }
 }
 

@@ -57,6 +57,7 @@ impl Totals {
         cfg: &ProduceConfig,
         signals: &Signals,
         started: Instant,
+        failures: &super::failures::Failures,
     ) -> Summary {
         let (fetched, mut written) = (self.fetched, self.written);
         let failure = written
@@ -77,12 +78,31 @@ impl Totals {
             Some(j) if j.drain_after.is_none() => None,
             _ => signals.exit(),
         };
-        let exit = signalled.unwrap_or(cfg.limits.exit_for(failed_pages));
+        // An item without a required field counts like a failed page.
+        let mut exit = signalled.unwrap_or(
+            cfg.limits
+                .exit_for(failed_pages.saturating_add(fetched.items_rejected)),
+        );
+        if let (None, None, Some(min)) = (&failure, signalled, cfg.min_items) {
+            if fetched.items < min {
+                crate::run::log::error(&format!(
+                    "found {} items, fewer than --min-items {min} (did the site change its layout? check a page with `qpipe spec --try URL`); exit 3",
+                    fetched.items
+                ));
+                exit = crate::error::Exit::Partial;
+            }
+        }
         let filtered = self.filtered;
         let mut sum = Summary::new("produce", exit);
         sum.finish(reason)
             .set("redis", crate::error::redact(&cfg.writer.redis.url))
             .set("key", cfg.writer.key.as_str());
+        if let Some(min) = cfg.min_items {
+            sum.set("min_items", min);
+        }
+        if reason == Finish::Stopped && cfg.jobs.is_none() {
+            sum.set("resume", resume_hint(cfg.shared_frontier.as_deref()));
+        }
         if let (Some(j), Some(stats)) = (&cfg.jobs, &self.jobs) {
             sum.set("jobs_key", j.key.as_str())
                 .set("jobs_done", stats.done)
@@ -96,6 +116,8 @@ impl Totals {
             .set("pages_skipped", fetched.skipped.values().sum::<u64>())
             .set("urls_seen", self.urls_seen)
             .set("items_extracted", fetched.items)
+            .set("items_rejected", fetched.items_rejected)
+            .set("required_missing", counts_json(&fetched.required_missing))
             .set("item_identity", cfg.spec.identity.describe())
             .set("duplicates_dropped", written.duplicates)
             .set("seen_in_earlier_runs", written.seen_before);
@@ -107,34 +129,45 @@ impl Totals {
         .set("retries", counts_json(&fetched.crawl.retries))
         .set("gave_up", counts_json(&fetched.crawl.gave_up))
         .set("errors", counts_json(&fetched.errors))
-        .set("skipped", counts_json(&fetched.skipped))
-        .set("truncated", counts_json(&fetched.truncated))
-        .set("elements_cut", fetched.elements_cut)
-        .set("links_cut", fetched.links_cut)
-        .set("links_repeated", fetched.links_repeated)
-        .set("fields_empty", fields_empty(&fetched.fields))
-        .set("nested_items_skipped", fetched.nested_items)
-        .set("robots_forbidden", fetched.crawl.robots_forbidden)
-        .set("offsite_filtered", filtered.offsite)
-        .set("duplicate_urls_filtered", filtered.duplicates)
-        .set("depth_filtered", filtered.too_deep)
-        .set("frontier_full", filtered.frontier_full)
-        .set("links_ignored", fetched.ignored_links)
-        .set("links_filtered", fetched.links_filtered)
-        .set("bad_json", fetched.bad_json)
-        .set("pages_wrong_kind", fetched.wrong_kind)
-        .set("pages_by_rule", counts_json(&fetched.pages_by_rule))
-        .set("max_depth_reached", filtered.max_depth_reached)
-        .rates(
-            started.elapsed(),
-            &[("pages", fetched.pages), ("items", written.pushed)],
-        );
+        .set("skipped", counts_json(&fetched.skipped));
+        failures.summarize(&mut sum);
+        sum.set("truncated", counts_json(&fetched.truncated))
+            .set("elements_cut", fetched.elements_cut)
+            .set("links_cut", fetched.links_cut)
+            .set("links_repeated", fetched.links_repeated)
+            .set("fields_empty", fields_empty(&fetched.fields))
+            .set("nested_items_skipped", fetched.nested_items)
+            .set("robots_forbidden", fetched.crawl.robots_forbidden)
+            .set("offsite_filtered", filtered.offsite)
+            .set("duplicate_urls_filtered", filtered.duplicates)
+            .set("depth_filtered", filtered.too_deep)
+            .set("frontier_full", filtered.frontier_full)
+            .set("links_ignored", fetched.ignored_links)
+            .set("links_filtered", fetched.links_filtered)
+            .set("bad_json", fetched.bad_json)
+            .set("pages_wrong_kind", fetched.wrong_kind)
+            .set("pages_by_rule", counts_json(&fetched.pages_by_rule))
+            .set("max_depth_reached", filtered.max_depth_reached)
+            .rates(
+                started.elapsed(),
+                &[("pages", fetched.pages), ("items", written.pushed)],
+            );
         if let Some(path) = &written.spill_path {
             sum.set("spill_file", path.display().to_string());
         }
         warn_empty_fields(&fetched.fields);
         sum.failure = failure;
         sum
+    }
+}
+
+/// How to go on with a crawl stopped by a signal.
+fn resume_hint(shared: Option<&str>) -> String {
+    match shared {
+        Some(name) => format!(
+            "run the same command again: the shared frontier {name:?} in Redis keeps every page not fetched yet, and no page or item is done twice (--reset-frontier starts over)"
+        ),
+        None => "cannot resume: this crawl's frontier was in memory; start crawls with --shared-frontier NAME to resume them by running the same command again (README: Stopping and resuming)".into(),
     }
 }
 

@@ -5,7 +5,7 @@
 //! because a busy fetcher can still add links. `complete` adds a page's links
 //! and marks it done under one lock, so no URL can slip through that gap.
 
-use super::queue::UrlQueue;
+use super::queue::{Queued, UrlQueue};
 use super::{links, url_hash, Bounds, CrawlFrontier, Filtered, Finish, Seen};
 use std::collections::HashSet;
 use std::sync::atomic::AtomicBool;
@@ -55,7 +55,7 @@ impl Frontier {
             wake: Condvar::new(),
             bounds,
         };
-        f.add(&mut f.lock(), start.to_vec(), 0);
+        f.add(&mut f.lock(), start.to_vec(), 0, None);
         f
     }
 
@@ -70,7 +70,7 @@ impl Frontier {
         self.bounds.allows(url)
     }
 
-    fn add(&self, st: &mut State, links: Vec<Url>, depth: u32) -> usize {
+    fn add(&self, st: &mut State, links: Vec<Url>, depth: u32, from: Option<&str>) -> usize {
         let mut room = self.bounds.max_queued.saturating_sub(st.queue.len());
         let State { seen, filtered, .. } = st;
         let keep = links::filter(&self.bounds, links, depth, filtered, |u| {
@@ -89,7 +89,7 @@ impl Frontier {
         });
         let added = keep.len();
         for u in &keep {
-            st.queue.push(u, depth);
+            st.queue.push(u, depth, from);
         }
         added
     }
@@ -97,6 +97,11 @@ impl Frontier {
     /// Blocks until a URL is available (and marks the caller busy) or the
     /// crawl ends. Returns the URL and its depth.
     pub fn next(&self, stop: &AtomicBool) -> Option<(Url, u32)> {
+        self.next_from(stop).map(|(u, depth, _)| (u, depth))
+    }
+
+    /// `next`, with the page that linked to the URL (none for a start URL).
+    pub fn next_from(&self, stop: &AtomicBool) -> Option<Queued> {
         let mut st = self.lock();
         loop {
             if st.finish.is_none() {
@@ -106,11 +111,11 @@ impl Frontier {
                 self.wake.notify_all();
                 return None;
             }
-            if let Some((u, depth)) = st.queue.pop() {
+            if let Some((u, depth, from)) = st.queue.pop() {
                 st.busy += 1;
                 st.taken += 1;
                 st.filtered.max_depth_reached = st.filtered.max_depth_reached.max(depth);
-                return Some((u, depth));
+                return Some((u, depth, from));
             }
             if st.busy == 0 {
                 st.finish = Some(Finish::Finished);
@@ -126,11 +131,12 @@ impl Frontier {
     }
 
     /// Marks a page at `depth` done, counting its `items` and adding its links
-    /// at `depth + 1`, atomically. Returns how many links were new.
-    pub fn complete(&self, links: Vec<Url>, depth: u32, items: u64) -> usize {
+    /// at `depth + 1` (found on `page`), atomically. Returns how many links
+    /// were new.
+    pub fn complete(&self, page: &Url, links: Vec<Url>, depth: u32, items: u64) -> usize {
         let mut st = self.lock();
         st.items += items;
-        let added = self.add(&mut st, links, depth + 1);
+        let added = self.add(&mut st, links, depth + 1, Some(page.as_str()));
         st.busy = st.busy.saturating_sub(1);
         if st.busy == 0 && st.queue.is_empty() {
             // Possibly the end: every waiter must look.
@@ -147,7 +153,7 @@ impl Frontier {
     /// Gives back a taken page: it goes to the front of the queue again.
     pub fn release(&self, page: &Url, depth: u32) {
         let mut st = self.lock();
-        st.queue.push_front(page.clone(), depth);
+        st.queue.push_front(page.clone(), depth, None);
         st.taken = st.taken.saturating_sub(1);
         st.busy = st.busy.saturating_sub(1);
         self.wake.notify_all();
@@ -173,8 +179,11 @@ impl CrawlFrontier for Frontier {
     fn next(&self, stop: &AtomicBool) -> Option<(Url, u32)> {
         Frontier::next(self, stop)
     }
-    fn complete(&self, _page: &Url, links: Vec<Url>, depth: u32, items: u64) -> usize {
-        Frontier::complete(self, links, depth, items)
+    fn next_from(&self, stop: &AtomicBool) -> Option<Queued> {
+        Frontier::next_from(self, stop)
+    }
+    fn complete(&self, page: &Url, links: Vec<Url>, depth: u32, items: u64) -> usize {
+        Frontier::complete(self, page, links, depth, items)
     }
     fn release(&self, page: &Url, depth: u32) {
         Frontier::release(self, page, depth)
@@ -208,19 +217,44 @@ mod tests {
     }
 
     #[test]
+    fn a_url_comes_with_the_page_that_linked_to_it() {
+        let stop = AtomicBool::new(false);
+        let f = Frontier::new(&[u("http://h/")], unbounded());
+        assert_eq!(f.next_from(&stop), Some((u("http://h/"), 0, None)));
+        f.complete(
+            &u("http://h/"),
+            vec![u("http://h/a"), u("http://h/b")],
+            0,
+            0,
+        );
+        let a = f.next_from(&stop).unwrap();
+        assert_eq!(a, (u("http://h/a"), 1, Some("http://h/".into())));
+        f.complete(&a.0, vec![u("http://h/c")], 1, 0);
+        assert_eq!(
+            f.next_from(&stop),
+            Some((u("http://h/b"), 1, Some("http://h/".into())))
+        );
+        assert_eq!(
+            f.next_from(&stop),
+            Some((u("http://h/c"), 2, Some("http://h/a".into())))
+        );
+    }
+
+    #[test]
     fn ends_only_when_idle_and_empty() {
         let f = Frontier::new(&[u("http://h/")], unbounded());
         let stop = AtomicBool::new(false);
         assert_eq!(f.next(&stop), Some((u("http://h/"), 0)));
         // A busy page adds a new link, a duplicate of the start, and an off-site one.
         let added = f.complete(
+            &u("http://h/"),
             vec![u("http://h/2"), u("http://h/"), u("http://other/")],
             0,
             3,
         );
         assert_eq!(added, 1);
         assert_eq!(f.next(&stop), Some((u("http://h/2"), 1)));
-        f.complete(Vec::new(), 1, 0);
+        f.complete(&u("http://h/"), Vec::new(), 1, 0);
         assert_eq!(f.next(&stop), None);
         assert_eq!(f.finish(), Finish::Finished);
         assert_eq!(f.seen(), 2);
@@ -257,7 +291,7 @@ mod tests {
                 // it would find the link at once: the round passes, never fails.
                 std::thread::sleep(POLL / 5);
                 let added = Instant::now();
-                f.complete(vec![late.clone()], page.1, 0);
+                f.complete(&u("http://h/"), vec![late.clone()], page.1, 0);
                 let (got, woke) = waiter.join().unwrap();
                 (got, woke - added)
             });
@@ -294,7 +328,7 @@ mod tests {
             },
         );
         assert!(f.next(&stop).is_some());
-        f.complete(Vec::new(), 0, 5);
+        f.complete(&u("http://h/"), Vec::new(), 0, 5);
         assert_eq!(f.next(&stop), None);
         assert_eq!(f.finish(), Finish::MaxItems);
 
@@ -316,7 +350,10 @@ mod tests {
             },
         );
         assert!(d.next(&stop).is_some());
-        assert_eq!(d.complete(vec![u("http://h/deep")], 0, 0), 0);
+        assert_eq!(
+            d.complete(&u("http://h/"), vec![u("http://h/deep")], 0, 0),
+            0
+        );
         assert_eq!(d.filtered().too_deep, 1);
 
         let g = Frontier::new(&[u("http://h/1")], unbounded());
@@ -336,15 +373,29 @@ mod tests {
             },
         );
         assert!(f.next(&stop).is_some());
-        f.complete(vec![u("http://h/slow"), u("http://h/a1")], 0, 0);
+        f.complete(
+            &u("http://h/"),
+            vec![u("http://h/slow"), u("http://h/a1")],
+            0,
+            0,
+        );
         let slow = f.next(&stop).unwrap();
         let a1 = f.next(&stop).unwrap();
-        assert_eq!(f.complete(vec![u("http://h/a2")], a1.1, 0), 1);
+        assert_eq!(
+            f.complete(&u("http://h/"), vec![u("http://h/a2")], a1.1, 0),
+            1
+        );
         let a2 = f.next(&stop).unwrap();
         // /x via the long path is depth 3: refused.
-        assert_eq!(f.complete(vec![u("http://h/x")], a2.1, 0), 0);
+        assert_eq!(
+            f.complete(&u("http://h/"), vec![u("http://h/x")], a2.1, 0),
+            0
+        );
         // /x via the short path is depth 2: queued.
-        assert_eq!(f.complete(vec![u("http://h/x")], slow.1, 0), 1);
+        assert_eq!(
+            f.complete(&u("http://h/"), vec![u("http://h/x")], slow.1, 0),
+            1
+        );
         assert_eq!(f.next(&stop), Some((u("http://h/x"), 2)));
         assert_eq!(f.filtered().too_deep, 1);
     }
@@ -364,13 +415,13 @@ mod tests {
         // 3 fit; 7 are dropped; one duplicate of a queued link is a duplicate.
         let mut with_dup = links.clone();
         with_dup.push(u("http://h/0"));
-        assert_eq!(f.complete(with_dup, 0, 0), 3);
+        assert_eq!(f.complete(&u("http://h/"), with_dup, 0, 0), 3);
         let fl = f.filtered();
         assert_eq!((fl.frontier_full, fl.duplicates), (7, 1));
         assert_eq!(f.seen(), 4, "dropped links are not marked seen");
         // Once there is room again, a dropped link can be queued.
         assert_eq!(f.next(&stop), Some((u("http://h/0"), 1)));
-        assert_eq!(f.complete(links[3..5].to_vec(), 1, 0), 1);
+        assert_eq!(f.complete(&u("http://h/"), links[3..5].to_vec(), 1, 0), 1);
         assert_eq!(f.filtered().frontier_full, 8);
         assert_eq!(f.seen(), 5);
     }

@@ -14,6 +14,7 @@ pub mod shared;
 pub use crate::run::summary::Finish;
 pub use links::{filter, url_hash, Bounds, Filtered, Seen};
 pub use local::Frontier;
+pub use queue::Queued;
 
 use std::sync::atomic::AtomicBool;
 use url::Url;
@@ -23,6 +24,11 @@ pub trait CrawlFrontier: Sync {
     /// Blocks until a URL is available (the caller is then busy with it) or
     /// the crawl ends. Returns the URL and its depth.
     fn next(&self, stop: &AtomicBool) -> Option<(Url, u32)>;
+    /// `next`, with the page that linked to the URL where the frontier
+    /// knows it (the shared frontier does not keep it: none).
+    fn next_from(&self, stop: &AtomicBool) -> Option<Queued> {
+        self.next(stop).map(|(u, depth)| (u, depth, None))
+    }
     /// Marks a page at `depth` done, counting its `items` and adding its
     /// links at `depth + 1`, atomically. Returns how many links were new.
     fn complete(&self, page: &Url, links: Vec<Url>, depth: u32, items: u64) -> usize;

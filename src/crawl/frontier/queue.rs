@@ -9,9 +9,20 @@
 //! once read. The queue is FIFO, so the reader decodes in the order the
 //! writer encoded. `Url::parse` of a serialized URL gives it back (the
 //! serialization is canonical), at about a microsecond per page fetched.
+//!
+//! Each URL also carries the page that linked to it (its referrer, for
+//! naming a failed URL's source). Links of one page are queued together, so
+//! the referrer is written only when it changes: the depth's lowest bit says
+//! a new referrer (its length and bytes) follows; otherwise the previous one
+//! holds. That costs one byte per page with new links, plus its URL.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use url::Url;
+
+/// A queued URL: the URL, its depth, and the page that linked to it (none
+/// for a start URL).
+pub type Queued = (Url, u32, Option<Arc<str>>);
 
 /// Bytes per block before the next block starts.
 const BLOCK: usize = 4096;
@@ -24,10 +35,14 @@ pub struct UrlQueue {
     read: usize,
     /// The last URL decoded: the base of the next one's shared prefix.
     read_prev: Vec<u8>,
+    /// The referrer of the URLs being decoded.
+    read_from: Option<Arc<str>>,
     /// The last URL encoded.
     write_prev: Vec<u8>,
+    /// The referrer of the URLs being encoded.
+    write_from: Option<String>,
     /// URLs given back (`push_front`), handed out first, last in first out.
-    returned: Vec<(Url, u32)>,
+    returned: Vec<Queued>,
     len: usize,
 }
 
@@ -63,8 +78,8 @@ impl UrlQueue {
         self.len == 0
     }
 
-    /// Queues `url` at `depth`, at the back.
-    pub fn push(&mut self, url: &Url, depth: u32) {
+    /// Queues `url` at `depth`, found on page `from`, at the back.
+    pub fn push(&mut self, url: &Url, depth: u32, from: Option<&str>) {
         let text = url.as_str().as_bytes();
         let shared = text
             .iter()
@@ -80,7 +95,15 @@ impl UrlQueue {
         let Some(out) = self.blocks.back_mut() else {
             return;
         };
-        put_varint(out, depth as usize);
+        let new_from = self.write_from.as_deref() != from;
+        put_varint(out, ((depth as usize) << 1) | new_from as usize);
+        if new_from {
+            // Length 0 is "none" (a start URL); a referrer is never empty.
+            let text = from.unwrap_or("").as_bytes();
+            put_varint(out, text.len());
+            out.extend_from_slice(text);
+            self.write_from = from.map(str::to_string);
+        }
         put_varint(out, shared);
         put_varint(out, text.len() - shared);
         out.extend_from_slice(&text[shared..]);
@@ -90,13 +113,13 @@ impl UrlQueue {
     }
 
     /// Puts `url` back at the front: the next `pop` returns it.
-    pub fn push_front(&mut self, url: Url, depth: u32) {
-        self.returned.push((url, depth));
+    pub fn push_front(&mut self, url: Url, depth: u32, from: Option<Arc<str>>) {
+        self.returned.push((url, depth, from));
         self.len += 1;
     }
 
     /// Takes the URL at the front.
-    pub fn pop(&mut self) -> Option<(Url, u32)> {
+    pub fn pop(&mut self) -> Option<Queued> {
         if let Some(back) = self.returned.pop() {
             self.len -= 1;
             return Some(back);
@@ -115,7 +138,16 @@ impl UrlQueue {
                 continue;
             }
             let at = &mut self.read;
-            let depth = get_varint(front, at) as u32;
+            let head = get_varint(front, at);
+            let depth = (head >> 1) as u32;
+            if head & 1 == 1 {
+                let len = get_varint(front, at);
+                let end = (*at + len).min(front.len());
+                self.read_from = (len > 0)
+                    .then(|| String::from_utf8_lossy(&front[*at..end]).into())
+                    .map(|s: String| Arc::from(s));
+                *at = end;
+            }
             let shared = get_varint(front, at);
             let rest = get_varint(front, at);
             let end = (*at + rest).min(front.len());
@@ -128,7 +160,7 @@ impl UrlQueue {
                 .ok()
                 .and_then(|s| Url::parse(s).ok());
             if let Some(url) = parsed {
-                return Some((url, depth));
+                return Some((url, depth, self.read_from.clone()));
             }
         }
     }
@@ -152,12 +184,22 @@ mod tests {
             "https://other.example/ünïcode path",
             "http://h/a/b/c",
         ];
+        let from = [
+            None,
+            Some("http://h/"),
+            Some("http://h/"),
+            Some("http://h/x"),
+            None,
+        ];
         for (i, s) in urls.iter().enumerate() {
-            q.push(&u(s), i as u32 * 1000);
+            q.push(&u(s), i as u32 * 1000, from[i]);
         }
         assert_eq!(q.len(), 5);
         for (i, s) in urls.iter().enumerate() {
-            assert_eq!(q.pop(), Some((u(s), i as u32 * 1000)));
+            assert_eq!(
+                q.pop(),
+                Some((u(s), i as u32 * 1000, from[i].map(Arc::from)))
+            );
         }
         assert_eq!(q.pop(), None);
         assert!(q.is_empty());
@@ -167,16 +209,19 @@ mod tests {
     fn many_blocks_and_interleaved_reads_and_writes() {
         let mut q = UrlQueue::default();
         let url = |i: usize| u(&format!("http://h/{}/item-{i}", "x".repeat(i % 300)));
+        // Runs of links share a referrer, as a page's links do.
+        let from = |i: usize| format!("http://h/page-{}", i / 7);
         let (mut next_in, mut next_out) = (0, 0);
         for round in 0..50 {
             for _ in 0..(round * 7 % 40 + 5) {
-                q.push(&url(next_in), next_in as u32);
+                q.push(&url(next_in), next_in as u32, Some(&from(next_in)));
                 next_in += 1;
             }
             for _ in 0..(round * 5 % 30) {
                 match q.pop() {
                     Some(got) => {
-                        assert_eq!(got, (url(next_out), next_out as u32));
+                        let want = (url(next_out), next_out as u32, Some(from(next_out).into()));
+                        assert_eq!(got, want);
                         next_out += 1;
                     }
                     None => assert_eq!(next_out, next_in),
@@ -185,7 +230,8 @@ mod tests {
         }
         assert!(q.blocks.len() > 1, "the test should span blocks");
         while let Some(got) = q.pop() {
-            assert_eq!(got, (url(next_out), next_out as u32));
+            let want = (url(next_out), next_out as u32, Some(from(next_out).into()));
+            assert_eq!(got, want);
             next_out += 1;
         }
         assert_eq!((next_out, q.len()), (next_in, 0));
@@ -195,13 +241,16 @@ mod tests {
     #[test]
     fn a_url_given_back_comes_out_first() {
         let mut q = UrlQueue::default();
-        q.push(&u("http://h/1"), 1);
-        q.push(&u("http://h/2"), 1);
+        q.push(&u("http://h/1"), 1, Some("http://h/"));
+        q.push(&u("http://h/2"), 1, Some("http://h/"));
         let first = q.pop().unwrap();
-        q.push_front(first.0.clone(), first.1);
+        q.push_front(first.0.clone(), first.1, first.2.clone());
         assert_eq!(q.len(), 2);
         assert_eq!(q.pop(), Some(first));
-        assert_eq!(q.pop(), Some((u("http://h/2"), 1)));
+        assert_eq!(
+            q.pop(),
+            Some((u("http://h/2"), 1, Some("http://h/".into())))
+        );
         assert_eq!(q.pop(), None);
     }
 

@@ -206,39 +206,30 @@ pub fn parse(text: &str, origin: &str) -> Result<SpecFile, String> {
         // Tried last: a top level without `match` reads every other page.
         compiled.push(compile_rule("default".into(), false, keys, &top)?);
     }
+    let known: Vec<&str> = {
+        let mut names: Vec<&str> = Vec::new();
+        for f in compiled.iter().flat_map(|r| &r.fields) {
+            if !names.contains(&f.name.as_str()) {
+                names.push(f.name.as_str());
+            }
+        }
+        names
+    };
     let identity = match raw.unique {
         None => Identity::Page,
+        Some(names) if names.is_empty() => {
+            return Err(err(
+                "unique",
+                "needs at least one field (leave it out to keep every item)",
+            ));
+        }
         Some(names) => {
-            let known: Vec<&str> = compiled
-                .iter()
-                .flat_map(|r| r.fields.iter().map(|f| f.name.as_str()))
-                .collect();
-            if names.is_empty() {
-                return Err(err(
-                    "unique",
-                    "needs at least one field (leave it out to keep every item)",
-                ));
-            }
-            for (i, n) in names.iter().enumerate() {
-                if n != "url" && !known.contains(&n.as_str()) {
-                    return Err(err(
-                        &format!("unique[{i}]"),
-                        &format!(
-                            "{n:?} is not a field of this spec (use one of {}, url)",
-                            known.join(", ")
-                        ),
-                    ));
-                }
-                if names[..i].contains(n) {
-                    return Err(err(
-                        &format!("unique[{i}]"),
-                        &format!("{n:?} is named twice"),
-                    ));
-                }
-            }
+            check_names(&names, "unique", &known, true, &err)?;
             Identity::Fields(names)
         }
     };
+    let required = raw.required.unwrap_or_default();
+    check_names(&required, "required", &known, false, &err)?;
     let sitemap_urls: Vec<Url> = raw.sitemap_urls.into_iter().map(|u| u.0).collect();
     let mut start_urls: Vec<Url> = raw.start_urls.into_iter().map(|u| u.0).collect();
     start_urls.extend(sitemap_urls.iter().cloned());
@@ -253,6 +244,7 @@ pub fn parse(text: &str, origin: &str) -> Result<SpecFile, String> {
             links: filter(raw.allow, raw.deny),
             sitemap_follow: raw.sitemap_follow.into_iter().map(|r| r.0).collect(),
             identity,
+            required,
             accept,
         },
         start_urls,
@@ -267,6 +259,37 @@ pub fn parse(text: &str, origin: &str) -> Result<SpecFile, String> {
         headers: raw.headers.0,
         login: raw.login,
     })
+}
+
+/// Checks a list of field names (`unique`, `required`): each a field of the
+/// spec (or `url`, where `url_ok`), none twice.
+fn check_names(
+    names: &[String],
+    key: &str,
+    known: &[&str],
+    url_ok: bool,
+    err: &dyn Fn(&str, &str) -> String,
+) -> Result<(), String> {
+    let also = if url_ok { ", url" } else { "" };
+    for (i, n) in names.iter().enumerate() {
+        let allowed = known.contains(&n.as_str()) || (url_ok && n == "url");
+        if !allowed {
+            return Err(err(
+                &format!("{key}[{i}]"),
+                &format!(
+                    "{n:?} is not a field of this spec (use one of {}{also})",
+                    known.join(", ")
+                ),
+            ));
+        }
+        if names[..i].contains(n) {
+            return Err(err(
+                &format!("{key}[{i}]"),
+                &format!("{n:?} is named twice"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The key and message for a shape error, in qpipe's words: serde's

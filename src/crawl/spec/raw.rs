@@ -41,6 +41,8 @@ pub(super) struct Raw {
     pub rule_field: Option<String>,
     /// The fields that make two items the same (`url` allowed).
     pub unique: Option<Vec<String>>,
+    /// Fields an item must have (not null, "" or []) to be pushed.
+    pub required: Option<Vec<String>>,
     #[serde(default)]
     pub sitemap_urls: Vec<HttpUrl>,
     #[serde(default)]

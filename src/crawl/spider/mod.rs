@@ -133,6 +133,9 @@ pub struct Spec {
     pub sitemap_follow: Vec<Regex>,
     /// What makes two items the same, for in-run dedup and `--seen-key`.
     pub identity: crate::queue::item::Identity,
+    /// Fields an item must have (not null, "" or []); an item without one is
+    /// not pushed, and counted.
+    pub required: Vec<String>,
     /// The kinds of body besides HTML that the crawl fetches for this spec.
     pub accept: Accept,
 }
@@ -195,6 +198,10 @@ pub struct Scraped {
     pub fields: Vec<(String, u64, u64)>,
     /// Items dropped beyond `MAX_ITEMS_PER_PAGE`.
     pub items_cut: u64,
+    /// Items not pushed because a required field was empty.
+    pub items_rejected: u64,
+    /// Per required field, the items on which it was empty (spec order).
+    pub required_missing: Vec<(String, u64)>,
     /// Item matches inside another item, which are not items of their own.
     pub nested_items: u64,
     /// The name of the rule that read the page (`None`: no rule, or a sitemap).
@@ -266,20 +273,38 @@ pub fn scrape_job(
         .then_some((spec.rule_field.as_str(), rule.name.as_str()));
     let id = &spec.identity;
     let encode = |fields| crate::queue::item::encode_with_meta(fields, url.as_str(), id, tag, meta);
-    let (mut items, mut items_cut) = (Vec::new(), 0);
+    let (mut items, mut items_cut, mut rejected) = (Vec::new(), 0, 0);
     let mut health: Vec<(String, u64, u64)> =
         rule.fields.iter().map(|f| (f.name.clone(), 0, 0)).collect();
+    // Required fields this rule has (a rule without the field is not held to it).
+    let mut required: Vec<(String, u64)> = spec
+        .required
+        .iter()
+        .filter(|n| rule.fields.iter().any(|f| &f.name == *n))
+        .map(|n| (n.clone(), 0))
+        .collect();
     let mut emit = |f: serde_json::Map<String, serde_json::Value>| {
-        if items.len() < MAX_ITEMS_PER_PAGE {
-            for (name, have, empty) in health.iter_mut() {
-                *have += 1;
-                if f.get(name.as_str()).is_none_or(is_empty) {
-                    *empty += 1;
-                }
+        if items.len() + rejected as usize >= MAX_ITEMS_PER_PAGE {
+            items_cut += 1;
+            return;
+        }
+        for (name, have, empty) in health.iter_mut() {
+            *have += 1;
+            if f.get(name.as_str()).is_none_or(is_empty) {
+                *empty += 1;
             }
+        }
+        let mut ok = true;
+        for (name, missing) in required.iter_mut() {
+            if f.get(name.as_str()).is_none_or(is_empty) {
+                *missing += 1;
+                ok = false;
+            }
+        }
+        if ok {
             items.push(encode(f));
         } else {
-            items_cut += 1;
+            rejected += 1;
         }
     };
     // A rule's follow kind says what it reads: paths (JSON) or CSS (HTML).
@@ -293,6 +318,8 @@ pub fn scrape_job(
     out.fields = health;
     out.items = items;
     out.items_cut = items_cut;
+    out.items_rejected = rejected;
+    out.required_missing = required;
     out.rule = Some(rule.name.clone());
     out
 }
