@@ -301,6 +301,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn fields_are_counted_per_field_in_metrics() {
+        let c = Counters::new(Side::Produce);
+        add_fields(
+            &mut c.fields.lock().unwrap(),
+            &[("title".into(), 3, 0), ("h2".into(), 3, 2)],
+        );
+        add_fields(&mut c.fields.lock().unwrap(), &[("h2".into(), 1, 1)]);
+        c.items_rejected.fetch_add(4, Ordering::Relaxed);
+        let pick = |name: &str| -> Vec<(String, u64)> {
+            c.samples()
+                .into_iter()
+                .filter(|s| s.name == name)
+                .map(|s| (s.label.map(|l| l.1).unwrap_or_default(), s.value))
+                .collect()
+        };
+        assert_eq!(
+            pick("qpipe_field_empty_total"),
+            [("title".to_string(), 0), ("h2".to_string(), 3)]
+        );
+        assert_eq!(
+            pick("qpipe_field_items_total"),
+            [("title".to_string(), 3), ("h2".to_string(), 4)]
+        );
+        assert_eq!(pick("qpipe_items_rejected_total"), [(String::new(), 4)]);
+        assert!(c.line().contains("field_empty_h2=3"), "{}", c.line());
+    }
+
+    #[test]
     fn responses_go_to_their_class() {
         let c = Counters::new(Side::Produce);
         for status in [200, 204, 301, 404, 503, 503, 99, 700] {

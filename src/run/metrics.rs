@@ -188,7 +188,10 @@ pub fn render(samples: &[Sample]) -> String {
         }
         match &s.label {
             Some((k, v)) => {
-                let v = v.replace('\\', "\\\\").replace('"', "\\\"");
+                let v = v
+                    .replace('\\', "\\\\")
+                    .replace('"', "\\\"")
+                    .replace('\n', "\\n");
                 let _ = writeln!(out, "{}{{{k}=\"{v}\"}} {}", s.name, s.value);
             }
             None => {

@@ -155,7 +155,7 @@ impl Totals {
         if let Some(path) = &written.spill_path {
             sum.set("spill_file", path.display().to_string());
         }
-        warn_empty_fields(&fetched.fields);
+        warn_empty_fields(&fetched.fields, &cfg.spec);
         sum.failure = failure;
         sum
     }
@@ -183,11 +183,12 @@ fn fields_empty(fields: &[(String, u64, u64)]) -> serde_json::Value {
 
 /// A field that said nothing on every item is most likely a selector that
 /// no longer matches (the site changed, or `item` does not contain it).
-fn warn_empty_fields(fields: &[(String, u64, u64)]) {
+fn warn_empty_fields(fields: &[(String, u64, u64)], spec: &crate::crawl::spider::Spec) {
     for (name, have, empty) in fields {
         if *have > 0 && empty == have {
             crate::run::log::warn(&format!(
-                "the field {name:?} was null or empty on all {have} items: its selector matched nothing (check it with `qpipe spec --try URL --spec FILE`; with an item selector, the field must be inside the item element)"
+                "the field {name:?} ({}) was null or empty on all {have} items: it matched nothing (check it with `qpipe spec --try URL --spec FILE`; with an item selector, the field must be inside the item element)",
+                spec.field_sources(name)
             ));
         }
     }

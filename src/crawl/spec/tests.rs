@@ -125,7 +125,7 @@ fn errors_point_at_the_key() {
     assert!(bad("{").starts_with("spec t.json: invalid JSON: EOF while parsing"));
     assert_eq!(
         bad(r#"{"item":"div","fields":{"a":"b"},"folow":[]}"#),
-        "spec t.json: folow: unknown key (expected one of start_urls, allowed_domains, item, fields, follow, max_depth, name, match, json, script, next, allow, deny, rules, rule_field, unique, sitemap_urls, sitemap_follow, headers, login)"
+        "spec t.json: folow: unknown key (expected one of start_urls, allowed_domains, item, fields, follow, max_depth, name, match, json, script, next, allow, deny, rules, rule_field, unique, required, sitemap_urls, sitemap_follow, headers, login)"
     );
     assert!(bad(r#"{"item":"div..x","fields":{"a":"b"}}"#)
         .starts_with("spec t.json: item: invalid CSS selector \"div..x\""));

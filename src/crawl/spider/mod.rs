@@ -140,7 +140,34 @@ pub struct Spec {
     pub accept: Accept,
 }
 
+impl Field {
+    /// Where the field is read from, for messages: `css "h1"`.
+    pub fn source(&self) -> String {
+        use scraper::selector::ToCss;
+        match &self.get {
+            Get::Css {
+                selector: Some(sel),
+                ..
+            } => format!("css {:?}", sel.to_css_string()),
+            Get::Css { selector: None, .. } => "the item element itself".into(),
+            Get::Json(_) => "its JSON path".into(),
+        }
+    }
+}
+
 impl Spec {
+    /// Where the field `name` is read from, by every rule that has it.
+    pub fn field_sources(&self, name: &str) -> String {
+        let mut out: Vec<String> = Vec::new();
+        for f in self.rules.iter().flat_map(|r| &r.fields) {
+            let src = f.source();
+            if f.name == name && !out.contains(&src) {
+                out.push(src);
+            }
+        }
+        out.join(" or ")
+    }
+
     /// The rule that reads the page at `url`, if any.
     pub fn rule_for(&self, url: &Url) -> Option<&Rule> {
         self.rules
