@@ -197,3 +197,21 @@ fn a_link_cap_that_cuts_names_the_page() {
         "{err}"
     );
 }
+
+/// Help speaks of items and specs; quotes only where it names the built-in spider.
+#[test]
+fn help_speaks_of_items_and_specs() {
+    for args in [&["--help"][..], &["produce", "--help"]] {
+        let run = qpipe(args, None);
+        assert_eq!(run.code, 0, "{run}");
+        assert!(!run.stdout.contains("per quote"), "{run}");
+        assert!(
+            run.stdout.contains("crawl a site with a spider spec and push its items"),
+            "{run}"
+        );
+    }
+    let run = qpipe(&["produce", "--help"], None);
+    for flag in ["--min-items", "--failures", "--id-field"] {
+        assert!(run.stdout.contains(flag), "{flag}: {run}");
+    }
+}

@@ -95,6 +95,12 @@ fn produce_metrics_and_stats_line_are_live_and_exact() {
         ("qpipe_pages_scraped_total", 4.0),
         ("qpipe_items_extracted_total", 6.0),
         ("qpipe_items_pushed_total", 6.0),
+        ("qpipe_items_rejected_total", 0.0),
+        // Extraction health per field: author and tags are empty on all 6.
+        ("qpipe_field_empty_total{field=\"quote\"}", 0.0),
+        ("qpipe_field_empty_total{field=\"author\"}", 6.0),
+        ("qpipe_field_empty_total{field=\"tags\"}", 6.0),
+        ("qpipe_field_items_total{field=\"quote\"}", 6.0),
         ("qpipe_queue_length", 6.0),
         ("qpipe_redis_up", 1.0),
         ("qpipe_redis_retries_total", 0.0),
@@ -114,7 +120,7 @@ fn produce_metrics_and_stats_line_are_live_and_exact() {
     // --stats-every 1 logs the same counters while /hold is held.
     tail.line_with(
         "stats: pages_fetched_1xx=0 pages_fetched_2xx=4 pages_fetched_3xx=1 pages_fetched_4xx=1 \
-         pages_fetched_5xx=3 pages_scraped=4 items_extracted=6 items_pushed=6 redis_retries=0 \
+         pages_fetched_5xx=3 pages_scraped=4 items_extracted=6 items_pushed=6 items_rejected=0 redis_retries=0 \
          redis_reconnects=0 lock_held=0",
         Duration::from_secs(5),
     );

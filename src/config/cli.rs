@@ -10,7 +10,7 @@ use argh::FromArgs;
     error_code(0, "done"),
     error_code(1, "fatal error: Redis, the sink, or the network setup"),
     error_code(2, "bad usage: a flag, URL or value is wrong"),
-    error_code(3, "finished, but some pages or input lines failed"),
+    error_code(3, "finished, but some pages, items or input lines failed, or too few items"),
     error_code(4, "another run holds the --lock, or this run lost it"),
     error_code(130, "stopped by SIGINT (a second SIGINT exits at once)"),
     error_code(143, "stopped by SIGTERM (a second SIGTERM exits at once)")
@@ -36,7 +36,8 @@ pub enum Command {
     DemoSite(DemoSiteArgs),
 }
 
-/// crawl pages and push one JSON item per quote onto a Redis list.
+/// crawl a site with a spider spec and push its items, one JSON object
+/// each, onto a Redis list (built-in spec: quotes.toscrape.com).
 #[derive(FromArgs, Debug)]
 #[argh(
     subcommand,

@@ -262,11 +262,14 @@ impl Counters {
         out
     }
 
-    /// The counters as one log line: `pages_fetched_2xx=3 items_pushed=30 ...`.
+    /// The counters as one log line: `pages_fetched_2xx=3 items_pushed=30 ...`
+/// (per-field counts left out).
     pub fn line(&self) -> String {
+        // Per-field counts are for /metrics; a log line stays short.
         let words: Vec<String> = self
             .samples()
             .iter()
+            .filter(|s| !s.name.starts_with("qpipe_field_"))
             .map(|s| {
                 let short = s.name.trim_start_matches("qpipe_");
                 let short = short.strip_suffix("_total").unwrap_or(short);
@@ -325,7 +328,8 @@ mod tests {
             [("title".to_string(), 3), ("h2".to_string(), 4)]
         );
         assert_eq!(pick("qpipe_items_rejected_total"), [(String::new(), 4)]);
-        assert!(c.line().contains("field_empty_h2=3"), "{}", c.line());
+        assert!(!c.line().contains("field_"), "{}", c.line());
+        assert!(c.line().contains("items_rejected=4"), "{}", c.line());
     }
 
     #[test]
