@@ -206,7 +206,8 @@ fn help_speaks_of_items_and_specs() {
         assert_eq!(run.code, 0, "{run}");
         assert!(!run.stdout.contains("per quote"), "{run}");
         assert!(
-            run.stdout.contains("crawl a site with a spider spec and push its items"),
+            run.stdout
+                .contains("crawl a site with a spider spec and push its items"),
             "{run}"
         );
     }

@@ -26,7 +26,10 @@ pub fn run(cfg: &EnqueueConfig, signals: &Signals) -> Result<Summary, Error> {
             check(source.as_bytes(), &format!("argument {}", i + 1))?;
             jobs.push(Item::raw(source.trim().as_bytes().to_vec()));
         } else if source == "-" {
-            read_jobs(std::io::stdin(), "stdin", &mut jobs)?;
+            let stdin = super::push::StopAwareStdin {
+                stop: &signals.stop,
+            };
+            read_jobs(stdin, "stdin", &mut jobs)?;
         } else {
             let file = std::fs::File::open(source).map_err(|e| {
                 Error::io(

@@ -31,6 +31,11 @@ struct ReadStats {
 /// Pushes every valid line of the file; reports invalid lines by number.
 pub fn run(cfg: &PushConfig, signals: &Signals) -> Result<Summary, Error> {
     let started = Instant::now();
+    // Stdin is read to its end even after a signal (the reader then sees
+    // end of input at once): lines already taken from a pipe exist nowhere
+    // else, so they are pushed (or spilled), never dropped. A file keeps
+    // what was not read.
+    let drain = cfg.file.is_none();
     let input: Box<dyn Read + Send + '_> =
         match &cfg.file {
             None => Box::new(StopAwareStdin {
@@ -45,7 +50,7 @@ pub fn run(cfg: &PushConfig, signals: &Signals) -> Result<Summary, Error> {
     // Few parcels in flight: each holds up to PARCEL_BYTES (or one huge line).
     let (tx, rx) = crossbeam_channel::bounded::<Parcel>(8);
     let (read, written) = std::thread::scope(|s| {
-        let reader = s.spawn(move || read_lines(input, &tx, stop));
+        let reader = s.spawn(move || read_lines(input, &tx, stop, drain));
         let written = writer::write(&rx, &mut queues, &cfg.writer, stop, &AtomicU64::new(0));
         let read = reader.join().unwrap_or_else(|_| Ok(ReadStats::default()));
         (read, written)
@@ -79,8 +84,8 @@ pub fn run(cfg: &PushConfig, signals: &Signals) -> Result<Summary, Error> {
 /// Standard input that ends (reads as end of input) once `stop` is raised,
 /// instead of blocking a SIGTERM behind a pipe nobody writes to: it waits
 /// for input in slices of 100 ms and checks `stop` between them.
-struct StopAwareStdin<'a> {
-    stop: &'a AtomicBool,
+pub(crate) struct StopAwareStdin<'a> {
+    pub(crate) stop: &'a AtomicBool,
 }
 
 impl Read for StopAwareStdin<'_> {
@@ -123,17 +128,19 @@ impl Read for StopAwareStdin<'_> {
     }
 }
 
+/// Reads lines until end of input, or until `stop` unless `drain`.
 fn read_lines(
     input: Box<dyn Read + Send + '_>,
     tx: &Sender<Parcel>,
     stop: &AtomicBool,
+    drain: bool,
 ) -> Result<ReadStats, Error> {
     let mut stats = ReadStats::default();
     let mut reader = BufReader::with_capacity(256 * 1024, input);
     let mut line = Vec::new();
     let mut parcel: Parcel = Vec::new();
     let mut parcel_bytes = 0;
-    while !stop.load(Ordering::Relaxed) {
+    while drain || !stop.load(Ordering::Relaxed) {
         // Send what we have whenever reading further could block, so a lone
         // line on a pipe is pushed at once; and before a parcel grows large,
         // so huge lines do not pile up in memory.
@@ -153,6 +160,17 @@ fn read_lines(
             break;
         }
         stats.lines += 1;
+        if line.last() != Some(&b'\n') && stop.load(Ordering::Relaxed) {
+            // The rest of this line was still on its way when the run
+            // stopped: a fragment such as `12` of `123` would be valid JSON.
+            stats.invalid += 1;
+            let shown = String::from_utf8_lossy(&line[..line.len().min(80)]).into_owned();
+            log::warn(&format!(
+                "line {}: cut off by the stop (no end of line yet), not pushed: {shown:?}",
+                stats.lines
+            ));
+            break;
+        }
         while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
             line.pop();
         }

@@ -10,7 +10,10 @@ use argh::FromArgs;
     error_code(0, "done"),
     error_code(1, "fatal error: Redis, the sink, or the network setup"),
     error_code(2, "bad usage: a flag, URL or value is wrong"),
-    error_code(3, "finished, but some pages, items or input lines failed, or too few items"),
+    error_code(
+        3,
+        "finished, but some pages, items or input lines failed, or too few items"
+    ),
     error_code(4, "another run holds the --lock, or this run lost it"),
     error_code(130, "stopped by SIGINT (a second SIGINT exits at once)"),
     error_code(143, "stopped by SIGTERM (a second SIGTERM exits at once)")

@@ -49,6 +49,11 @@ pub enum Conn {
 static WARNED_INSECURE: std::sync::Once = std::sync::Once::new();
 static WARNED_TIME: std::sync::Once = std::sync::Once::new();
 
+/// Whether a connection found `TIME` refused (then no command is fenced).
+pub fn time_refused() -> bool {
+    WARNED_TIME.is_completed()
+}
+
 /// Node URLs of a cluster URL: `redis+cluster://u:p@h1:1,h2:2/#x` ->
 /// `redis://u:p@h1:1/#x`, `redis://u:p@h2:2/#x`.
 fn cluster_nodes(url: &str) -> Option<Vec<String>> {

@@ -112,7 +112,8 @@ pub struct Link {
     target: Target,
     url: String,
     con: Option<Conn>,
-    /// Redis's clock minus ours (ms), and when it was read.
+    /// Redis's clock (Unix ms) when it was last read, and that moment on
+    /// our monotonic clock.
     skew: (i64, Instant),
     /// The deadline (our clock) of the last fenced command whose reply was
     /// lost: until then it may still land.
@@ -153,7 +154,7 @@ impl Link {
                 Err(e) => return Err(Error::redis("cannot reach Redis", &ep.url, &e)),
             }
         };
-        link.skew = (opened.skew_ms, Instant::now());
+        link.skew = redis_clock(opened.skew_ms);
         link.con = Some(opened.con);
         Ok(link)
     }
@@ -170,7 +171,7 @@ impl Link {
             target: conn::target(ep)?,
             url: ep.url.clone(),
             con: None,
-            skew: (0, Instant::now()),
+            skew: redis_clock(0),
             late: None,
             timeout,
             retry_for,
@@ -273,13 +274,13 @@ impl Link {
                     conn::connect(&self.target, self.timeout).map_err(Fault::Unreachable)?;
                 self.reconnects += 1;
                 REDIS.reconnects.fetch_add(1, Ordering::Relaxed);
-                self.skew = (opened.skew_ms, Instant::now());
+                self.skew = redis_clock(opened.skew_ms);
                 self.con.insert(opened.con)
             }
         };
         if self.skew.1.elapsed() >= SKEW_EVERY {
             match conn::read_skew(con) {
-                Ok(ms) => self.skew = (ms, Instant::now()),
+                Ok(ms) => self.skew = redis_clock(ms),
                 // No answer: the command would wait another timeout.
                 Err(e) if e.code().is_none() => {
                     self.con = None;
@@ -289,16 +290,22 @@ impl Link {
             }
         }
         let margin = (self.timeout / 10).min(Duration::from_millis(250));
-        let now = crate::run::log::unix_time().as_millis() as i64;
-        let mut until = now + (self.timeout - margin).as_millis() as i64;
-        if let Some(fence) = crate::run::fence::until_unix_ms() {
-            until = until.min(fence as i64);
+        let mut ahead = self.timeout - margin;
+        let mut fence_passed = false;
+        if let Some(left) = crate::run::fence::left() {
+            ahead = ahead.min(left);
+            fence_passed = left.is_zero();
         }
-        let deadline = (until + self.skew.0).max(0) as u64;
+        // Redis's clock now: its TIME when last read, plus the monotonic
+        // time since, so a step of this machine's wall clock moves nothing.
+        let redis_now = self.skew.0 + self.skew.1.elapsed().as_millis() as i64;
+        // Past the run lock's fence nothing may apply: a deadline long gone.
+        let deadline = match fence_passed {
+            true => 0,
+            false => (redis_now + ahead.as_millis() as i64).max(0) as u64,
+        };
         // The same moment on our clock, with room for an error in the skew.
-        let late = Instant::now()
-            + Duration::from_millis((until - now).max(0) as u64)
-            + Duration::from_millis(50);
+        let late = Instant::now() + ahead + Duration::from_millis(50);
         match f(con, deadline).map_err(Fault::classify) {
             Ok(v) => {
                 REDIS.answered();
@@ -505,6 +512,13 @@ impl Link {
             _ => Error::redis(format!("cannot {what}"), &self.url, e),
         }
     }
+}
+
+/// Redis's clock now (Unix ms), from `skew_ms` (Redis's clock minus ours,
+/// just measured), paired with this moment on the monotonic clock.
+fn redis_clock(skew_ms: i64) -> (i64, Instant) {
+    let now = crate::run::log::unix_time().as_millis() as i64;
+    (now + skew_ms, Instant::now())
 }
 
 #[cfg(test)]

@@ -64,7 +64,7 @@ impl Lock {
         // still be ours: it expires `ttl` after the last renewal, and the
         // next renewal is due a third of the way in. The socket timeout is
         // short enough for a hung Redis to be retried within that.
-        let timeout = (ttl / 4).clamp(Duration::from_millis(500), Duration::from_secs(5));
+        let timeout = (ttl / 4).clamp(Duration::from_millis(500), Duration::from_secs(2));
         let mut link = Link::open(ep, timeout, ttl * 2 / 3, Some(done))?;
         let token = format!(
             "{}:{}:{}",

@@ -369,8 +369,14 @@ struct Unsure<'a> {
 
 /// Says how to tell whether a push whose reply never came landed.
 fn unsure_note(u: &Unsure<'_>, path: &std::path::Path, cfg: &WriterConfig) {
+    let when = if crate::queue::conn::time_refused() {
+        // Unfenced (the user may not run TIME): a late copy can still land.
+        "it may have run, or may still run if a late copy reaches Redis (this user may not run TIME, so it carries no deadline); check again after a while"
+    } else {
+        "Redis refuses it after its deadline, but it may have run before"
+    };
     log::warn(&format!(
-        "the first {} items of {} were in a push (batch {}) whose reply never came: Redis refuses it after its deadline, but it may have run before; if `GET {}` says {} or more (it expires in an hour), they are already in {}: drop those lines before resending",
+        "the first {} items of {} were in a push (batch {}) whose reply never came: {when}; if `GET {}` says {} or more (it expires in an hour), they are already in {}: drop those lines before resending",
         u.items,
         path.display(),
         u.seq,

@@ -263,7 +263,7 @@ impl Counters {
     }
 
     /// The counters as one log line: `pages_fetched_2xx=3 items_pushed=30 ...`
-/// (per-field counts left out).
+    /// (per-field counts left out).
     pub fn line(&self) -> String {
         // Per-field counts are for /metrics; a log line stays short.
         let words: Vec<String> = self

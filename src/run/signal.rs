@@ -40,8 +40,47 @@ pub fn install() -> Result<Signals, Error> {
         .and_then(|()| flag::register(SIGHUP, Arc::clone(&s.hup)).map(drop))
         .map_err(|e| Error::io("cannot install signal handlers", e))?;
     watch(Arc::clone(&s.int), Arc::clone(&s.term));
+    deliver_to_one_thread();
     let _ = RECEIVED.set((Arc::clone(&s.int), Arc::clone(&s.term)));
     Ok(s)
+}
+
+/// Makes one idle thread the only one that receives SIGINT, SIGTERM,
+/// SIGHUP and SIGUSR1: the calling thread blocks them, and every thread it
+/// starts afterwards inherits that mask. Otherwise a signal may land on a
+/// thread inside a socket read with a timeout, which Linux never restarts
+/// (SO_RCVTIMEO reads fail with EINTR even under SA_RESTART): the Redis
+/// client would report a lost connection for a command Redis may have run,
+/// and a clean stop would turn into a false outage (a spill, duplicates).
+/// Call it before starting any worker thread. qpipe starts no child
+/// processes, which would inherit the mask.
+fn deliver_to_one_thread() {
+    // SAFETY: sigset_t is plain data, initialised by sigemptyset before use.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::sigemptyset(&mut set);
+        for sig in [SIGINT, SIGTERM, SIGHUP, signal_hook::consts::SIGUSR1] {
+            libc::sigaddset(&mut set, sig);
+        }
+    }
+    // The receiver keeps the signals unblocked (spawned before the mask).
+    let receiver = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(|| loop {
+            // Ends with the process (a detached thread); handlers run here.
+            std::thread::park();
+        });
+    if let Err(e) = receiver {
+        // Without a receiver, blocking would leave signals undelivered.
+        crate::run::log::warn(&format!(
+            "no signal thread ({e}); a signal may interrupt a Redis read"
+        ));
+        return;
+    }
+    // SAFETY: a valid set; a null old set is allowed.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
 }
 
 /// The flags of the installed handlers, for `received`.
