@@ -216,3 +216,79 @@ fn help_speaks_of_items_and_specs() {
         assert!(run.stdout.contains(flag), "{flag}: {run}");
     }
 }
+
+/// A failed URL is attributed to the page that holds the link, after
+/// redirects, in the summary and in `--failures`, which has every record.
+#[test]
+fn a_failure_names_the_page_that_links_to_it_after_redirects() {
+    use common::fixture::{html, redirect, Answer, Fixture};
+    let site = Fixture::start(|path, _| match path {
+        "/" => html("<a href=\"/r\">r</a><a href=\"/gone\">g</a>"),
+        "/r" => redirect("/c"),
+        "/c" => html("<p class=\"q\">c</p><a href=\"/missing\">m</a>"),
+        "/robots.txt" => Answer::Full(404, vec![], Vec::new()),
+        _ => Answer::Full(
+            404,
+            vec![("Content-Type", "text/html".into())],
+            b"no".to_vec(),
+        ),
+    });
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let failures = dir.path().join("f.jsonl");
+    let spec = json!({"fields": {"q": ".q"}, "follow": ["a"]});
+    let f = failures.display().to_string();
+    let start = format!("{}/", site.base.trim_end_matches('/'));
+    let base = start.trim_end_matches('/').to_string();
+    let spec_path = dir.path().join("spec.json");
+    std::fs::write(&spec_path, spec.to_string()).unwrap();
+    let stats_path = dir.path().join("s.json");
+    let run = qpipe(
+        &[
+            "produce",
+            "--spec",
+            &spec_path.display().to_string(),
+            "--start-url",
+            &start,
+            "--redis",
+            &redis.url(),
+            "--failures",
+            &f,
+            "--stats-json",
+            &stats_path.display().to_string(),
+        ],
+        None,
+    );
+    assert_eq!(run.code, 3, "{run}");
+    let s = stats(&stats_path);
+    let mut named: Vec<(String, String)> = s["failed_urls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["url"].as_str().unwrap().to_string(),
+                f["from"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    named.sort();
+    assert_eq!(
+        named,
+        [
+            (format!("{base}/gone"), format!("{base}/")),
+            (format!("{base}/missing"), format!("{base}/c")),
+        ],
+        "{run}"
+    );
+    let lines = common::jsonl(&failures);
+    assert_eq!(lines.len(), 2, "{run}");
+    assert!(lines
+        .iter()
+        .all(|l| l["status"] == 404 && l["skipped"] == false));
+    assert!(
+        run.stderr
+            .contains(&format!("http_404 {base}/missing (linked from {base}/c)")),
+        "{run}"
+    );
+}

@@ -310,6 +310,11 @@ fn a_stopped_crawl_resumes_where_it_stopped_with_nothing_done_twice() {
         "docs",
         "--stats-json",
         &stats_arg,
+        // Pages in flight finish before the stop; a debug build parses the
+        // 2.5 MB index pages slowly on a loaded 2-core machine, and eight at
+        // once could outlast the 8 s stop watchdog (which writes no stats).
+        "--threads",
+        "2",
     ];
     let child = spawn(&args, None);
     common::eventually(
@@ -321,6 +326,7 @@ fn a_stopped_crawl_resumes_where_it_stopped_with_nothing_done_twice() {
     let out = wait_bounded(child, Duration::from_secs(30));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(143), "{err}");
+    assert!(stats_path.exists(), "no stats after the stop: {err}");
     let first = common::jsonl(&stats_path);
     assert_eq!(first[0]["finish_reason"], "shutdown");
     let hint = first[0]["resume"].as_str().unwrap();

@@ -16,6 +16,8 @@ use url::Url;
 
 /// Failed (and skipped) URLs kept for the summary, each.
 pub(super) const KEPT: usize = 100;
+/// Bytes of a URL shown in the summary.
+const MAX_SHOWN: usize = 1000;
 
 #[derive(Default)]
 struct Kept {
@@ -76,7 +78,8 @@ impl Failures {
         if let Some(file) = &mut k.file {
             let mut line = rec.to_string();
             line.push('\n');
-            if let Err(e) = file.write_all(line.as_bytes()) {
+            // Flushed per record: a crash loses none that were recorded.
+            if let Err(e) = file.write_all(line.as_bytes()).and_then(|()| file.flush()) {
                 k.file = None;
                 k.file_error = Some(e.to_string());
             }
@@ -89,6 +92,21 @@ impl Failures {
         if list.len() < KEPT {
             let mut short = rec;
             if let Some(o) = short.as_object_mut() {
+                // A hostile page can link to a 100 KB URL: the summary shows
+                // its start (the file has it whole).
+                for key in ["url", "from"] {
+                    if let Some(Value::String(u)) = o.get_mut(key) {
+                        if u.len() > MAX_SHOWN {
+                            let mut cut = MAX_SHOWN;
+                            while !u.is_char_boundary(cut) {
+                                cut -= 1;
+                            }
+                            let n = u.len();
+                            u.truncate(cut);
+                            u.push_str(&format!("... ({n} bytes)"));
+                        }
+                    }
+                }
                 // The summary names the failure; the detail is in the file and `-v`.
                 o.remove("detail");
                 o.remove("skipped");

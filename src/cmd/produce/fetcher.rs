@@ -101,8 +101,9 @@ pub(super) struct Fetcher<'a> {
 
 /// What became of one URL taken from the frontier.
 enum Outcome {
-    /// Fetched, or failed for good: complete it with these links and items.
-    Done(Vec<Url>, u64),
+    /// Fetched, or failed for good: complete it with these links (found on
+    /// the page at the URL given, after redirects) and items.
+    Done(Vec<Url>, u64, Option<Url>),
     /// Not fetched because the run is stopping: give it back.
     NotFetched,
 }
@@ -120,8 +121,9 @@ impl Fetcher<'_> {
             let from = from.as_deref();
             let page = catch_unwind(AssertUnwindSafe(|| self.page(&url, from, &mut stats)));
             match page {
-                Ok(Outcome::Done(links, items)) => {
-                    self.frontier.complete(&url, links, depth, items);
+                Ok(Outcome::Done(links, items, found_on)) => {
+                    let on = found_on.as_ref().unwrap_or(&url);
+                    self.frontier.complete_from(&url, on, links, depth, items);
                 }
                 Ok(Outcome::NotFetched) => self.frontier.release(&url, depth),
                 Err(cause) => {
@@ -147,11 +149,13 @@ impl Fetcher<'_> {
             Err(f) => {
                 self.failures.record(url, &f, from);
                 record(url, f, stats);
-                return Outcome::Done(Vec::new(), 0);
+                return Outcome::Done(Vec::new(), 0, None);
             }
         };
         let (spec, caps) = (&self.cfg.spec, self.cfg.caps);
         let scraped = spider::scrape_job(spec, caps, &page.page, &page.url, self.meta);
+        // Messages about the page name it where it was read (after redirects).
+        let url = &page.url;
         if self.test_panic.swap(false, Ordering::Relaxed) {
             panic!("QPIPE_TEST_PANIC=fetch");
         }
@@ -229,7 +233,7 @@ impl Fetcher<'_> {
         if n > 0 && self.tx.send(scraped.items).is_err() {
             self.stop.store(true, Ordering::Relaxed);
         }
-        Outcome::Done(scraped.links, n)
+        Outcome::Done(scraped.links, n, Some(page.url.clone()))
     }
 }
 

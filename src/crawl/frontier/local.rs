@@ -185,6 +185,16 @@ impl CrawlFrontier for Frontier {
     fn complete(&self, page: &Url, links: Vec<Url>, depth: u32, items: u64) -> usize {
         Frontier::complete(self, page, links, depth, items)
     }
+    fn complete_from(
+        &self,
+        _page: &Url,
+        found_on: &Url,
+        links: Vec<Url>,
+        depth: u32,
+        items: u64,
+    ) -> usize {
+        Frontier::complete(self, found_on, links, depth, items)
+    }
     fn release(&self, page: &Url, depth: u32) {
         Frontier::release(self, page, depth)
     }

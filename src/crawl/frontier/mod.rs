@@ -32,6 +32,18 @@ pub trait CrawlFrontier: Sync {
     /// Marks a page at `depth` done, counting its `items` and adding its
     /// links at `depth + 1`, atomically. Returns how many links were new.
     fn complete(&self, page: &Url, links: Vec<Url>, depth: u32, items: u64) -> usize;
+    /// `complete`, where the links were found on `found_on` (the page's URL
+    /// after redirects), which is named as their referrer where kept.
+    fn complete_from(
+        &self,
+        page: &Url,
+        _found_on: &Url,
+        links: Vec<Url>,
+        depth: u32,
+        items: u64,
+    ) -> usize {
+        self.complete(page, links, depth, items)
+    }
     /// Gives back a page at `depth` that was taken but not fetched (the run
     /// is stopping), so this or another process fetches it later.
     fn release(&self, page: &Url, depth: u32);
