@@ -195,6 +195,22 @@ fn assert_exact(items: &BTreeMap<String, Value>, truth: &Truth) {
     }
 }
 
+/// `qpipe produce` of the site with `specs/docs.json` into `redis`, plus `extra`.
+fn crawl(nginx: &Nginx, redis: &Redis, extra: &[&str]) -> Child {
+    let url = redis.url();
+    let mut args = vec![
+        "produce",
+        "--spec",
+        SPEC,
+        "--start-url",
+        &nginx.url,
+        "--redis",
+        &url,
+    ];
+    args.extend_from_slice(extra);
+    spawn(&args, None)
+}
+
 #[test]
 fn a_real_docs_site_is_crawled_exactly_with_default_flags() {
     let nginx = &Nginx::start(&docs_root());
@@ -206,21 +222,15 @@ fn a_real_docs_site_is_crawled_exactly_with_default_flags() {
     let dir = tempfile::tempdir().unwrap();
     let stats_path = dir.path().join("stats.json");
     let failures = dir.path().join("failures.jsonl");
-    let child = spawn(
+    let child = crawl(
+        nginx,
+        &redis,
         &[
-            "produce",
-            "--spec",
-            SPEC,
-            "--start-url",
-            &nginx.url,
-            "--redis",
-            &redis.url(),
             "--stats-json",
             &stats_path.display().to_string(),
             "--failures",
             &failures.display().to_string(),
         ],
-        None,
     );
     let out = wait_bounded(child, Duration::from_secs(240));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -297,15 +307,7 @@ fn a_stopped_crawl_resumes_where_it_stopped_with_nothing_done_twice() {
     let dir = tempfile::tempdir().unwrap();
     let stats_path = dir.path().join("stats.json");
     let stats_arg = stats_path.display().to_string();
-    let url = redis.url();
     let args = [
-        "produce",
-        "--spec",
-        SPEC,
-        "--start-url",
-        &nginx.url,
-        "--redis",
-        &url,
         "--shared-frontier",
         "docs",
         "--stats-json",
@@ -316,7 +318,7 @@ fn a_stopped_crawl_resumes_where_it_stopped_with_nothing_done_twice() {
         "--threads",
         "2",
     ];
-    let child = spawn(&args, None);
+    let child = crawl(nginx, &redis, &args);
     common::eventually(
         "a tenth of the site pushed",
         Duration::from_secs(120),
@@ -338,7 +340,7 @@ fn a_stopped_crawl_resumes_where_it_stopped_with_nothing_done_twice() {
         "stopped too late: {err}"
     );
 
-    let child = spawn(&args, None);
+    let child = crawl(nginx, &redis, &args);
     let out = wait_bounded(child, Duration::from_secs(240));
     let err = String::from_utf8_lossy(&out.stderr);
     // The broken link failed in one of the two runs.
@@ -377,18 +379,7 @@ fn a_stopped_crawl_resumes_where_it_stopped_with_nothing_done_twice() {
 fn a_stopped_crawl_without_a_shared_frontier_says_how_to_resume() {
     let nginx = &Nginx::start(&docs_root());
     let redis = Redis::start();
-    let child = spawn(
-        &[
-            "produce",
-            "--spec",
-            SPEC,
-            "--start-url",
-            &nginx.url,
-            "--redis",
-            &redis.url(),
-        ],
-        None,
-    );
+    let child = crawl(nginx, &redis, &[]);
     common::eventually("items pushed", Duration::from_secs(60), || {
         redis.llen(KEY) >= 20
     });
