@@ -17,6 +17,7 @@ mod consume;
 mod crawl;
 mod demo;
 mod error;
+mod produce;
 mod queue;
 mod run;
 

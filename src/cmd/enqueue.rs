@@ -8,9 +8,9 @@
 
 use crate::config::EnqueueConfig;
 use crate::error::{Error, Exit};
+use crate::produce::writer::{self, Parcel};
 use crate::queue::item::Item;
 use crate::queue::job;
-use crate::queue::writer::{self, Parcel};
 use crate::run::signal::Signals;
 use crate::run::summary::Summary;
 use std::io::{BufRead, BufReader, Read};

@@ -1,66 +1,32 @@
-//! `qpipe produce`: N fetcher threads -> one bounded channel -> one Redis writer.
+//! `qpipe produce`: wires the produce stage (`crate::produce`) to a run:
+//! Redis connections, the monitor, the login, robots.txt and per-host
+//! slots, then one crawl from the start URLs or (`--jobs`) one crawl per
+//! job, and the summary.
 //!
-//! ```text
-//!  fetcher 1 ─┐
-//!  fetcher 2 ─┼─> bounded channel (one parcel of items per page) ─> writer ─> LPUSH key
-//!  fetcher N ─┘        ^ backpressure                            (one connection)
-//!      ^ next()/complete()          ^ get(): robots, per-host slots, redirects, retries
-//!   Frontier (queue + seen set + busy count)
-//! ```
-//! Shutdown is by closing: fetchers return when the frontier ends, their
-//! senders drop, and the writer's `recv` loop ends after the last item.
-//!
-//! That is one crawl (`crawl`). Without `--jobs` a run is one crawl from the
-//! start URLs. With `--jobs` (`jobs`), a run is one crawl per job taken from
-//! a Redis list, each over its own frontier and with its own writer thread
-//! on the same connections, so the job is acknowledged only once the
-//! writer has pushed the job's last item and returned.
-
-mod failures;
-mod fetcher;
-mod jobs;
-mod totals;
+//! Without `--jobs` a run is one crawl from the start URLs. With `--jobs`
+//! (`produce::job_worker`), a run is one crawl per job taken from a Redis
+//! list, each over its own frontier and with its own writer thread on the
+//! same connections, so the job is acknowledged only once the writer has
+//! pushed the job's last item and returned.
 
 use crate::cmd::monitor::Monitor;
 use crate::config::ProduceConfig;
-use crate::crawl::crawler::Crawler;
 use crate::crawl::frontier::shared::{self as shared_frontier, SharedFrontier};
 use crate::crawl::frontier::{Bounds, CrawlFrontier, Frontier};
 use crate::crawl::hosts::Hosts;
 use crate::crawl::robots::Robots;
 use crate::crawl::session::{login, Session};
 use crate::error::Error;
-use crate::queue::writer::{self, Parcel, WriterStats};
+use crate::produce::failures::Failures;
+use crate::produce::totals::Totals;
+use crate::produce::{crawl, job_worker, Kit};
 use crate::queue::Queue;
 use crate::run::counters::{Counters, Side};
 use crate::run::progress;
 use crate::run::signal::Signals;
-use crate::run::summary::{Counts, Summary};
-use failures::Failures;
-use fetcher::{FetchStats, Fetcher, StopOnPanic};
+use crate::run::summary::Summary;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use totals::Totals;
-
-/// What every crawl of a run shares.
-struct Kit<'a> {
-    cfg: &'a ProduceConfig,
-    /// One session (pool, cookie jar) for the whole run, logged in first.
-    session: &'a Session,
-    robots: Option<&'a Robots>,
-    hosts: &'a Hosts,
-    live: &'a Counters,
-    signals: &'a Signals,
-    /// `signals.stop`: raised by a signal, or by a thread that failed.
-    stop: &'a AtomicBool,
-    /// `--max-time`: the end of the whole run.
-    deadline: Option<Instant>,
-    /// Test-only hook: `fetch` or `writer` makes that thread panic, so tests
-    /// can check that a panic ends the run with exit 1, not a hang.
-    test_panic: &'a str,
-    /// Every failed or skipped URL, named.
-    failures: &'a Failures,
-}
 
 /// Runs the crawl (or the job worker) to its end, limit or signal, and reports it.
 pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
@@ -116,7 +82,7 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
         }
         monitor.spawn(s, &live, &done);
         let totals = match &cfg.jobs {
-            Some(jc) => jobs::serve(&kit, jc, &mut queues),
+            Some(jc) => job_worker::serve(&kit, jc, &mut queues),
             None => crawl_once(&kit, &mut queues),
         };
         done.store(true, Ordering::Relaxed);
@@ -153,82 +119,4 @@ fn crawl_once(kit: &Kit<'_>, queues: &mut [Queue]) -> Result<Totals, Error> {
     };
     totals.add(fetched, written, frontier.as_ref());
     Ok(totals)
-}
-
-/// One crawl over `frontier`: fetcher threads and a writer thread on
-/// `queues`, until the frontier ends and the writer has pushed (or spilled)
-/// every item. Items carry `meta` (a job's) if given.
-fn crawl(
-    kit: &Kit<'_>,
-    frontier: &dyn CrawlFrontier,
-    queues: &mut [Queue],
-    meta: Option<&str>,
-) -> (FetchStats, WriterStats) {
-    let (cfg, stop, live) = (kit.cfg, kit.stop, kit.live);
-    let allowed = |u: &url::Url| frontier.allows(u);
-    let crawler = Crawler {
-        accept: cfg.spec.accept,
-        session: kit.session,
-        robots: kit.robots,
-        hosts: kit.hosts,
-        delay: cfg.policy.delay,
-        max_body: cfg.http.max_body,
-        backoff: cfg.policy.backoff,
-        allowed: &allowed,
-        live,
-    };
-    let (tx, rx) = crossbeam_channel::bounded::<Parcel>(cfg.channel_capacity);
-    let test_panic = kit.test_panic;
-    let done = AtomicBool::new(false);
-    std::thread::scope(|s| {
-        s.spawn(|| frontier.maintain(&done));
-        let pushed = &live.items_pushed;
-        // `rx` moves into the writer thread: if it panics, unwinding drops the
-        // receiver, so fetchers blocked in `send` get an error, not a hang.
-        let writer = s.spawn(move || {
-            let _stop = StopOnPanic(stop);
-            if test_panic == "writer" {
-                panic!("QPIPE_TEST_PANIC=writer");
-            }
-            writer::write(&rx, queues, &cfg.writer, stop, pushed)
-        });
-        let fetchers: Vec<_> = (0..cfg.threads)
-            .map(|i| {
-                let fetcher = Fetcher {
-                    cfg,
-                    crawler: &crawler,
-                    frontier,
-                    tx: tx.clone(),
-                    stop,
-                    live,
-                    test_panic: AtomicBool::new(test_panic == "fetch" && i + 1 == cfg.threads),
-                    meta,
-                    failures: kit.failures,
-                };
-                s.spawn(move || fetcher.run())
-            })
-            .collect();
-        drop(tx);
-        let mut total = FetchStats::default();
-        for f in fetchers {
-            total.merge(f.join().unwrap_or_else(|_| {
-                stop.store(true, Ordering::Relaxed);
-                let mut errors = Counts::new();
-                errors.insert("internal_panic".into(), 1);
-                FetchStats {
-                    errors,
-                    panic: Some("a fetcher thread panicked (please report this bug)".into()),
-                    ..FetchStats::default()
-                }
-            }));
-        }
-        let written = writer.join().unwrap_or_else(|_| WriterStats {
-            failure: Some(Error::Internal(
-                "the writer thread panicked (please report this bug)".into(),
-            )),
-            ..WriterStats::default()
-        });
-        done.store(true, Ordering::Relaxed);
-        (total, written)
-    })
 }

@@ -5,8 +5,8 @@
 
 use crate::config::PushConfig;
 use crate::error::{Error, Exit};
+use crate::produce::writer::{self, Parcel, WriterStats};
 use crate::queue::item::Item;
-use crate::queue::writer::{self, Parcel, WriterStats};
 use crate::run::log;
 use crate::run::signal::Signals;
 use crate::run::summary::Summary;

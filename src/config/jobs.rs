@@ -1,29 +1,9 @@
 //! Crawl-job settings: `produce --jobs` and `qpipe enqueue`.
 
-use super::{non_empty_key, seconds, usage, writer, WriterConfig};
+use super::{non_empty_key, seconds, usage, writer, JobsConfig, WriterConfig};
 use crate::config::cli::{EnqueueArgs, ProduceArgs};
 use crate::crawl::spider::Spec;
 use crate::error::Error;
-use crate::queue::conn::Endpoint;
-use crate::queue::consumers::Consumer;
-use crate::queue::jobs::JobRequeue;
-use std::time::Duration;
-
-/// `produce --jobs`: take crawl jobs from a Redis list.
-#[derive(Debug, Clone)]
-pub struct JobsConfig {
-    /// The job list (hash-tagged on a cluster, so its scripts stay in one slot).
-    pub key: String,
-    /// How long the list must stay empty to end a `--drain` run; `None`: run
-    /// until a signal.
-    pub drain_after: Option<Duration>,
-    /// Seconds the worker's heartbeat lives; a dead worker's job goes back
-    /// to the list after it.
-    pub heartbeat_ttl: u64,
-    /// How often a job may go back (stopped, failed, its worker died)
-    /// before it is set aside in `J:dead`.
-    pub attempts: u64,
-}
 
 impl JobsConfig {
     /// Validates the job flags of `produce`; `None` without `--jobs`.
@@ -79,20 +59,6 @@ impl JobsConfig {
             heartbeat_ttl,
             attempts,
         }))
-    }
-
-    /// How this worker puts jobs back.
-    pub fn requeue(&self, me: &Consumer) -> JobRequeue {
-        JobRequeue {
-            attempts: self.attempts,
-            worker: me.id.clone(),
-        }
-    }
-
-    /// The job list's name on `redis`: hash-tagged on a cluster.
-    pub fn on(mut self, redis: &Endpoint) -> JobsConfig {
-        self.key = crate::queue::conn::shard_keys(&self.key, 1, redis.is_cluster()).remove(0);
-        self
     }
 }
 

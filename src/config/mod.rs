@@ -3,7 +3,6 @@
 use crate::config::cli::{ConsumeArgs, DemoSiteArgs, PushArgs};
 use crate::error::Error;
 use crate::queue::conn::Endpoint;
-use crate::queue::dedup::{Dedup, Exact, Filter};
 use endpoint::endpoint;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,112 +14,19 @@ mod monitor;
 mod produce;
 mod try_page;
 
-pub use jobs::{EnqueueConfig, JobsConfig};
-pub use monitor::MonitorConfig;
-pub use produce::{dedup, ProduceConfig};
+pub use crate::consume::settings::ConsumeConfig;
+pub use crate::produce::settings::{
+    CrawlPolicy, JobsConfig, ProduceConfig, SeenConfig, WriterConfig,
+};
+pub use crate::run::settings::{LockConfig, MonitorConfig, RunLimits};
+pub use jobs::EnqueueConfig;
+pub use produce::dedup;
 pub use try_page::TryConfig;
 
 /// The default Redis when neither --redis nor REDIS_URL is given.
 pub const DEFAULT_REDIS: &str = "redis://127.0.0.1:6379";
 /// The most threads any command accepts.
 const MAX_THREADS: usize = 512;
-
-/// Settings shared by every command that writes to Redis.
-#[derive(Debug, Clone)]
-pub struct WriterConfig {
-    /// Where Redis is (the URL may hold a password: print only via `error::redact`).
-    pub redis: Endpoint,
-    /// The list key.
-    pub key: String,
-    /// Most items per LPUSH.
-    pub batch_size: usize,
-    /// Most bytes in one LPUSH (one larger item still goes alone).
-    pub batch_bytes: usize,
-    /// How long to retry Redis in an outage before spilling.
-    pub retry_for: Duration,
-    /// Where the spill file goes if Redis stays down.
-    pub spill_dir: PathBuf,
-    /// Cross-run deduplication (`--seen-key`), if on.
-    pub seen: Option<SeenConfig>,
-    /// Lists the queue is split into (`--shards`).
-    pub shards: usize,
-    /// The subcommand that sends a spill file later: `push` for items,
-    /// `enqueue` for crawl jobs (`push` cannot read bare-URL lines).
-    pub resend: &'static str,
-}
-
-impl WriterConfig {
-    /// The shards' list keys (the plain key when unsharded on one server).
-    pub fn shard_keys(&self) -> Vec<String> {
-        crate::queue::conn::shard_keys(&self.key, self.shards, self.redis.is_cluster())
-    }
-
-    /// The seen set named `seen` of each shard, in shard order.
-    pub fn seen_sets(&self, seen: &str) -> Vec<String> {
-        crate::queue::keys::seen_sets(seen, &self.shard_keys(), self.redis.is_cluster())
-    }
-
-    /// One writer connection per shard, retrying outages for `retry_for`
-    /// unless `stop` is raised (then the writer spills at once).
-    pub fn connect(
-        &self,
-        stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
-    ) -> Result<Vec<crate::queue::Queue>, Error> {
-        let keys = self.shard_keys();
-        let seen = self.seen.as_ref().map(|s| (s, self.seen_sets(&s.key)));
-        keys.iter()
-            .enumerate()
-            .map(|(i, k)| {
-                let mut q = crate::queue::Queue::connect_shard(
-                    &self.redis,
-                    k,
-                    &keys,
-                    Duration::from_secs(1),
-                )?
-                .retrying(self.retry_for, Some(std::sync::Arc::clone(stop)));
-                if let Some((s, sets)) = &seen {
-                    // Each shard's seen key holds that shard's share of the items.
-                    let want = s.dedup.share(keys.len());
-                    let filter = Filter::open(q.link(), &sets[i], Exact::Zset, &want)?;
-                    q = q.with_seen(filter);
-                }
-                Ok(q)
-            })
-            .collect()
-    }
-}
-
-/// `--seen-key`: fingerprints of pushed items kept in Redis across runs.
-#[derive(Debug, Clone)]
-pub struct SeenConfig {
-    /// The sorted set (member: 16-byte fingerprint, score: first-pushed
-    /// time), or the name its Bloom filters are kept next to.
-    pub key: String,
-    /// Fingerprints older than this are forgotten (and may be pushed again).
-    pub ttl: Option<Duration>,
-    /// A sorted set, or Bloom filters next to `key` (`--dedup`).
-    pub dedup: Dedup,
-}
-
-/// `--lock`: a Redis lock held for the whole run.
-#[derive(Debug, Clone)]
-pub struct LockConfig {
-    /// The lock's name (key `qpipe:lock:<name>`).
-    pub name: String,
-    /// Its time to live without renewal.
-    pub ttl: Duration,
-}
-
-/// Batch-job controls shared by `produce` and `consume`.
-#[derive(Debug, Clone)]
-pub struct RunLimits {
-    /// The run lock, if any.
-    pub lock: Option<LockConfig>,
-    /// Wall-clock budget for the run.
-    pub max_time: Option<Duration>,
-    /// Failures (pages or dead items) that make the exit code 3; 0 never.
-    pub fail_on_errors: u64,
-}
 
 impl RunLimits {
     fn new(
@@ -152,41 +58,6 @@ impl RunLimits {
             crate::error::Exit::Ok
         }
     }
-}
-
-/// `qpipe consume`.
-#[derive(Debug, Clone)]
-pub struct ConsumeConfig {
-    /// Popping threads.
-    pub threads: usize,
-    /// Where Redis is.
-    pub redis: Endpoint,
-    /// The list key.
-    pub key: String,
-    /// Output file; `None` is stdout.
-    pub out: Option<PathBuf>,
-    /// Idle time that ends the run; `None` runs until a signal.
-    pub drain_after: Option<Duration>,
-    /// Item budget.
-    pub max_items: Option<u64>,
-    /// Most items per pop.
-    pub batch_size: usize,
-    /// Most bytes per pop (one larger item still comes alone).
-    pub batch_bytes: usize,
-    /// fsync the file after each batch.
-    pub fsync: bool,
-    /// How long to keep reconnecting in an outage.
-    pub retry_for: Duration,
-    /// At-least-once mode: BLMOVE into processing lists, ack after commit.
-    pub reliable: bool,
-    /// Seconds a reliable worker's heartbeat lives.
-    pub heartbeat_ttl: u64,
-    /// Lists the queue is split into (`--shards`).
-    pub shards: usize,
-    /// Lock, time budget, failure threshold.
-    pub limits: RunLimits,
-    /// `--metrics` and `--stats-every`.
-    pub monitor: MonitorConfig,
 }
 
 /// `qpipe push`.

@@ -1,18 +1,9 @@
 //! `--metrics` and `--stats-every`, shared by `produce` and `consume`.
 
-use super::usage;
+use super::{usage, MonitorConfig};
 use crate::error::Error;
 use std::net::SocketAddr;
 use std::time::Duration;
-
-/// How a long run can be watched while it goes.
-#[derive(Debug, Clone, Default)]
-pub struct MonitorConfig {
-    /// Serve `/metrics` and `/healthz` here (`--metrics`).
-    pub metrics: Option<SocketAddr>,
-    /// Log a line of counters this often (`--stats-every`); `None` never.
-    pub stats_every: Option<Duration>,
-}
 
 impl MonitorConfig {
     /// Validates `--metrics ADDR` and `--stats-every S`. Without

@@ -1,8 +1,8 @@
 //! `qpipe produce` settings: the spider spec, crawl bounds and politeness.
 
 use super::{
-    positive, seconds, threads, usage, writer, JobsConfig, MonitorConfig, RunLimits, SeenConfig,
-    WriterConfig,
+    positive, seconds, threads, usage, writer, CrawlPolicy, JobsConfig, MonitorConfig,
+    ProduceConfig, RunLimits, SeenConfig,
 };
 use crate::config::cli::ProduceArgs;
 use crate::crawl::fetch::HttpConfig;
@@ -12,67 +12,11 @@ use crate::crawl::session::headers::{self, Headers};
 use crate::crawl::session::login::LoginStep;
 use crate::crawl::session::proxy::Proxies;
 use crate::crawl::spec::{self, SpecFile};
-use crate::crawl::spider::{PageCaps, Spec};
+use crate::crawl::spider::PageCaps;
 use crate::error::Error;
 use crate::queue::dedup::{Dedup, Params};
 use std::time::Duration;
 use url::Url;
-
-/// `qpipe produce`.
-#[derive(Debug, Clone)]
-pub struct ProduceConfig {
-    /// Fetcher threads.
-    pub threads: usize,
-    /// Crawl roots.
-    pub start: Vec<Url>,
-    /// The spider.
-    pub spec: Spec,
-    /// Allowed domains, depth, page and item budgets (the deadline is set at start).
-    pub bounds: Bounds,
-    /// Politeness and retries.
-    pub policy: CrawlPolicy,
-    /// Nesting and link caps applied to every page.
-    pub caps: PageCaps,
-    /// Crawl with other processes through this Redis frontier.
-    pub shared_frontier: Option<String>,
-    /// How the shared frontier's seen URLs (and item fingerprints) are kept.
-    pub dedup: Dedup,
-    /// Delete the shared frontier first (start a new crawl).
-    pub reset_frontier: bool,
-    /// How long a taken URL stays leased before others may take it.
-    pub lease: Duration,
-    /// Bounded channel size between fetchers and the writer, in pages of items.
-    pub channel_capacity: usize,
-    /// HTTP client settings.
-    pub http: HttpConfig,
-    /// Redis writer settings.
-    pub writer: WriterConfig,
-    /// Lock, time budget, failure threshold.
-    pub limits: RunLimits,
-    /// `--metrics` and `--stats-every`.
-    pub monitor: MonitorConfig,
-    /// The spec's `login`, its variables read: run once before the crawl.
-    pub login: Option<LoginStep>,
-    /// `--jobs`: crawl jobs taken from a Redis list instead of `start`.
-    pub jobs: Option<JobsConfig>,
-    /// `--min-items`: fewer items pushed is exit 3.
-    pub min_items: Option<u64>,
-    /// `--failures`: every failed or skipped URL, as JSON Lines.
-    pub failures: Option<std::path::PathBuf>,
-}
-
-/// How politely `produce` crawls.
-#[derive(Debug, Clone)]
-pub struct CrawlPolicy {
-    /// Obey robots.txt (and its Crawl-delay).
-    pub obey_robots: bool,
-    /// Minimum time between request starts to one host.
-    pub delay: Duration,
-    /// Concurrent requests per host.
-    pub per_host: usize,
-    /// Base of the exponential retry back-off.
-    pub backoff: Duration,
-}
 
 pub fn start_url(s: &str) -> Result<Url, Error> {
     let bad = |why: &str| {

@@ -4,5 +4,6 @@
 
 pub mod poison;
 pub mod popper;
+pub mod settings;
 pub mod sink;
 pub mod source;

@@ -3,8 +3,8 @@
 //! share (budget, idle clock, first failure) and which shards each serves.
 //! The threads themselves are spawned in `cmd::consume`.
 
-use crate::config::ConsumeConfig;
 use crate::consume::poison;
+use crate::consume::settings::ConsumeConfig;
 use crate::consume::source::Source;
 use crate::error::Error;
 use crate::queue::batch::{Batch, Taken};

@@ -18,6 +18,5 @@ pub mod link;
 pub mod list;
 pub mod lock;
 pub mod reliable;
-pub mod writer;
 
 pub use list::Queue;

@@ -12,5 +12,6 @@ pub mod log;
 pub mod metrics;
 pub mod progress;
 pub mod renewal;
+pub mod settings;
 pub mod signal;
 pub mod summary;

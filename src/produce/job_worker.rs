@@ -20,8 +20,9 @@
 //!   at start and every heartbeat TTL (between jobs and while idle) by every
 //!   worker, puts its job back for another worker.
 
-use super::{crawl, Kit, Totals};
-use crate::config::JobsConfig;
+use super::settings::JobsConfig;
+use super::totals::Totals;
+use super::{crawl, Kit};
 use crate::crawl::frontier::{Bounds, Finish, Frontier};
 use crate::error::Error;
 use crate::queue::batch::{Ack, Taken};
@@ -44,24 +45,24 @@ const MAX_BLOCK: Duration = Duration::from_secs(1);
 
 /// What became of the jobs this worker took.
 #[derive(Debug, Default)]
-pub(super) struct JobStats {
+pub struct JobStats {
     /// Crawled, every item pushed, acknowledged and counted in `J:done`.
-    pub(super) done: u64,
+    pub done: u64,
     /// Of those, jobs that fetched no page (refused, failed, off-domain).
-    pub(super) empty: u64,
+    pub empty: u64,
     /// Not jobs (set aside in `J:dead`), crawls that failed (their job also
     /// counts as released when it goes back at exit), and jobs a recovery
     /// took back while this worker's heartbeat had lapsed.
-    pub(super) failed: u64,
+    pub failed: u64,
     /// Put back on the list at exit (a signal, `--max-time`, a failure).
-    pub(super) released: u64,
+    pub released: u64,
     /// Jobs of dead workers this worker put back on the list.
-    pub(super) recovered: u64,
+    pub recovered: u64,
 }
 
 /// Takes and crawls jobs until a signal, `--max-time`, a failure, or (with
 /// `--drain`) an idle list, then gives back whatever job it still holds.
-pub(super) fn serve(kit: &Kit<'_>, jc: &JobsConfig, queues: &mut [Queue]) -> Result<Totals, Error> {
+pub fn serve(kit: &Kit<'_>, jc: &JobsConfig, queues: &mut [Queue]) -> Result<Totals, Error> {
     let cfg = kit.cfg;
     let stop = Some(Arc::clone(&kit.signals.stop));
     let block = jc.drain_after.map_or(MAX_BLOCK, |idle| idle.min(MAX_BLOCK));
@@ -121,7 +122,7 @@ pub(super) fn serve(kit: &Kit<'_>, jc: &JobsConfig, queues: &mut [Queue]) -> Res
 }
 
 /// The job loop's state.
-struct Worker<'a, 'k> {
+pub struct Worker<'a, 'k> {
     kit: &'a Kit<'k>,
     jc: &'a JobsConfig,
     me: &'a Consumer,

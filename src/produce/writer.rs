@@ -2,7 +2,7 @@
 //!
 //! Runs on whichever thread calls `write`; that thread owns the connection.
 
-use crate::config::WriterConfig;
+use super::settings::WriterConfig;
 use crate::error::Error;
 use crate::queue::item::Item;
 use crate::queue::link::Fault;

@@ -2,34 +2,34 @@
 //! without `--jobs`), and the summary it makes.
 
 use super::fetcher::FetchStats;
-use super::jobs::JobStats;
-use crate::config::ProduceConfig;
+use super::job_worker::JobStats;
+use super::settings::ProduceConfig;
+use super::writer::WriterStats;
 use crate::crawl::frontier::{CrawlFrontier, Filtered, Finish};
 use crate::error::Error;
-use crate::queue::writer::WriterStats;
 use crate::run::signal::Signals;
 use crate::run::summary::{counts_json, Summary};
 use std::time::Instant;
 
 /// The run's crawls, summed.
 #[derive(Default)]
-pub(super) struct Totals {
-    pub(super) fetched: FetchStats,
-    pub(super) written: WriterStats,
-    pub(super) filtered: Filtered,
+pub struct Totals {
+    pub fetched: FetchStats,
+    pub written: WriterStats,
+    pub filtered: Filtered,
     /// Distinct URLs queued, summed over the crawls.
-    pub(super) urls_seen: u64,
+    pub urls_seen: u64,
     /// Why the run ended, unless a failure or a signal says otherwise.
-    pub(super) finish: Option<Finish>,
+    pub finish: Option<Finish>,
     /// A failure outside the writer (the frontier, the job list, the heartbeat).
-    pub(super) failure: Option<Error>,
+    pub failure: Option<Error>,
     /// `--jobs`: what became of the jobs.
-    pub(super) jobs: Option<JobStats>,
+    pub jobs: Option<JobStats>,
 }
 
 impl Totals {
     /// Adds one finished crawl over `frontier`.
-    pub(super) fn add(&mut self, f: FetchStats, w: WriterStats, frontier: &dyn CrawlFrontier) {
+    pub fn add(&mut self, f: FetchStats, w: WriterStats, frontier: &dyn CrawlFrontier) {
         self.fetched.merge(f);
         let t = &mut self.written;
         t.pushed += w.pushed;
@@ -52,7 +52,7 @@ impl Totals {
     }
 
     /// The run summary, its exit code and its failure.
-    pub(super) fn summarize(
+    pub fn summarize(
         self,
         cfg: &ProduceConfig,
         signals: &Signals,

@@ -15,12 +15,12 @@ use std::sync::Mutex;
 use url::Url;
 
 /// Failed (and skipped) URLs kept for the summary, each.
-pub(super) const KEPT: usize = 100;
+pub const KEPT: usize = 100;
 /// Bytes of a URL shown in the summary.
 const MAX_SHOWN: usize = 1000;
 
 #[derive(Default)]
-struct Kept {
+pub struct Kept {
     failed: Vec<Value>,
     skipped: Vec<Value>,
     /// Records not kept for the summary (past `KEPT`), failed and skipped.
@@ -33,7 +33,7 @@ struct Kept {
 
 /// Shared by the fetchers of a run.
 #[derive(Default)]
-pub(super) struct Failures {
+pub struct Failures {
     kept: Mutex<Kept>,
     path: Option<String>,
 }
@@ -41,7 +41,7 @@ pub(super) struct Failures {
 impl Failures {
     /// Records kept in memory only, or also written to `path` (created or
     /// truncated now, so a bad path fails before the crawl).
-    pub(super) fn open(path: Option<&Path>) -> Result<Failures, Error> {
+    pub fn open(path: Option<&Path>) -> Result<Failures, Error> {
         let mut kept = Kept::default();
         if let Some(p) = path {
             let f = File::create(p).map_err(|e| {
@@ -59,7 +59,7 @@ impl Failures {
     }
 
     /// Records that `url` (linked from `from`) failed or was skipped.
-    pub(super) fn record(&self, url: &Url, f: &Failure, from: Option<&str>) {
+    pub fn record(&self, url: &Url, f: &Failure, from: Option<&str>) {
         let status = match f.reason {
             Reason::Http(code) => Value::from(code),
             _ => Value::Null,
@@ -126,7 +126,7 @@ impl Failures {
     /// Flushes `--failures` and adds the kept records to the summary:
     /// `failed_urls` and `skipped_urls`, with `*_not_listed` counts when
     /// there were more. Warns if the file could not be written in full.
-    pub(super) fn summarize(&self, sum: &mut crate::run::summary::Summary) {
+    pub fn summarize(&self, sum: &mut crate::run::summary::Summary) {
         let mut k = self.kept.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(file) = &mut k.file {
             if let Err(e) = file.flush() {

@@ -2,12 +2,12 @@
 //! politely, scrape it, send its items to the writer, complete it. A panic
 //! on one page completes that page and stops the run, never a hang.
 
-use crate::config::ProduceConfig;
+use super::settings::ProduceConfig;
+use super::writer::Parcel;
 use crate::crawl::crawler::{CrawlCounts, Crawler};
 use crate::crawl::fetch::{Failure, Reason};
 use crate::crawl::frontier::CrawlFrontier;
 use crate::crawl::spider;
-use crate::queue::writer::Parcel;
 use crate::run::counters::{add_fields, Counters};
 use crate::run::log;
 use crate::run::summary::{merge, Counts};
@@ -18,42 +18,42 @@ use url::Url;
 
 /// What one fetcher thread did.
 #[derive(Debug, Default)]
-pub(super) struct FetchStats {
-    pub(super) pages: u64,
-    pub(super) items: u64,
-    pub(super) ignored_links: u64,
-    pub(super) errors: Counts,
-    pub(super) skipped: Counts,
-    pub(super) crawl: CrawlCounts,
+pub struct FetchStats {
+    pub pages: u64,
+    pub items: u64,
+    pub ignored_links: u64,
+    pub errors: Counts,
+    pub skipped: Counts,
+    pub crawl: CrawlCounts,
     /// Pages cut by a cap, by cap (`nesting`, `links`).
-    pub(super) truncated: Counts,
-    pub(super) elements_cut: u64,
-    pub(super) links_cut: u64,
+    pub truncated: Counts,
+    pub elements_cut: u64,
+    pub links_cut: u64,
     /// Links repeated on their page (or to the page itself), not followed twice.
-    pub(super) links_repeated: u64,
-    pub(super) nested_items: u64,
+    pub links_repeated: u64,
+    pub nested_items: u64,
     /// Links dropped by allow/deny/sitemap_follow.
-    pub(super) links_filtered: u64,
+    pub links_filtered: u64,
     /// JSON bodies and script captures that did not parse.
-    pub(super) bad_json: u64,
+    pub bad_json: u64,
     /// Pages of another kind than their rule reads (HTML for a JSON rule).
-    pub(super) wrong_kind: u64,
+    pub wrong_kind: u64,
     /// Pages read, by the rule that read them (`(sitemap)`, `(no rule)`).
-    pub(super) pages_by_rule: Counts,
+    pub pages_by_rule: Counts,
     /// Per field: items that have it, and items on which it was empty.
-    pub(super) fields: Vec<(String, u64, u64)>,
+    pub fields: Vec<(String, u64, u64)>,
     /// Items not pushed for lacking a required field.
-    pub(super) items_rejected: u64,
+    pub items_rejected: u64,
     /// Per required field: the items it was empty on.
-    pub(super) required_missing: Counts,
+    pub required_missing: Counts,
     /// Pages with rejected items (only the first few are named in the log).
-    pub(super) rejected_pages: u64,
+    pub rejected_pages: u64,
     /// What the first panic on this thread said, if one happened.
-    pub(super) panic: Option<String>,
+    pub panic: Option<String>,
 }
 
 impl FetchStats {
-    pub(super) fn merge(&mut self, o: FetchStats) {
+    pub fn merge(&mut self, o: FetchStats) {
         self.pages += o.pages;
         self.items += o.items;
         self.ignored_links += o.ignored_links;
@@ -83,20 +83,20 @@ impl FetchStats {
 }
 
 /// What one fetcher thread shares with the others.
-pub(super) struct Fetcher<'a> {
-    pub(super) cfg: &'a ProduceConfig,
-    pub(super) crawler: &'a Crawler<'a>,
-    pub(super) frontier: &'a dyn CrawlFrontier,
-    pub(super) tx: Sender<Parcel>,
-    pub(super) stop: &'a AtomicBool,
-    pub(super) live: &'a Counters,
+pub struct Fetcher<'a> {
+    pub cfg: &'a ProduceConfig,
+    pub crawler: &'a Crawler<'a>,
+    pub frontier: &'a dyn CrawlFrontier,
+    pub tx: Sender<Parcel>,
+    pub stop: &'a AtomicBool,
+    pub live: &'a Counters,
     /// Test-only: panic on this fetcher's first page while set
     /// (`QPIPE_TEST_PANIC=fetch` arms the last fetcher, joined last).
-    pub(super) test_panic: AtomicBool,
+    pub test_panic: AtomicBool,
     /// The crawl job's `meta`, carried by every item (`--jobs`).
-    pub(super) meta: Option<&'a str>,
+    pub meta: Option<&'a str>,
     /// Where failed and skipped URLs are named.
-    pub(super) failures: &'a super::failures::Failures,
+    pub failures: &'a super::failures::Failures,
 }
 
 /// What became of one URL taken from the frontier.
@@ -112,7 +112,7 @@ impl Fetcher<'_> {
     /// Takes URLs until the frontier ends. A panic on one page completes that
     /// page, counts an `internal_panic` error and stops the run, so neither
     /// the frontier nor the other fetchers wait for this one forever.
-    pub(super) fn run(&self) -> FetchStats {
+    pub fn run(&self) -> FetchStats {
         // A panic outside the per-page work (in the frontier itself) still
         // stops the others, rather than leaving them waiting on this one.
         let _stop = StopOnPanic(self.stop);
@@ -247,7 +247,7 @@ fn panic_text(cause: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Raises the stop flag if the thread holding it unwinds.
-pub(super) struct StopOnPanic<'a>(pub(super) &'a AtomicBool);
+pub struct StopOnPanic<'a>(pub &'a AtomicBool);
 
 impl Drop for StopOnPanic<'_> {
     fn drop(&mut self) {

@@ -1,0 +1,41 @@
+//! Settings of the consume stage, validated once by `config`.
+
+use crate::queue::conn::Endpoint;
+use crate::run::settings::{MonitorConfig, RunLimits};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `qpipe consume`.
+#[derive(Debug, Clone)]
+pub struct ConsumeConfig {
+    /// Popping threads.
+    pub threads: usize,
+    /// Where Redis is.
+    pub redis: Endpoint,
+    /// The list key.
+    pub key: String,
+    /// Output file; `None` is stdout.
+    pub out: Option<PathBuf>,
+    /// Idle time that ends the run; `None` runs until a signal.
+    pub drain_after: Option<Duration>,
+    /// Item budget.
+    pub max_items: Option<u64>,
+    /// Most items per pop.
+    pub batch_size: usize,
+    /// Most bytes per pop (one larger item still comes alone).
+    pub batch_bytes: usize,
+    /// fsync the file after each batch.
+    pub fsync: bool,
+    /// How long to keep reconnecting in an outage.
+    pub retry_for: Duration,
+    /// At-least-once mode: BLMOVE into processing lists, ack after commit.
+    pub reliable: bool,
+    /// Seconds a reliable worker's heartbeat lives.
+    pub heartbeat_ttl: u64,
+    /// Lists the queue is split into (`--shards`).
+    pub shards: usize,
+    /// Lock, time budget, failure threshold.
+    pub limits: RunLimits,
+    /// `--metrics` and `--stats-every`.
+    pub monitor: MonitorConfig,
+}
