@@ -180,7 +180,10 @@ fn dispatch(args: Args) -> (Result<Summary, Error>, Option<String>) {
         Command::Spec(a) => (spec(a, &signals), None),
         Command::Status(a) => {
             let r = config::RedisTarget::new(a.redis, a.tls_ca, a.key, a.shards)
-                .map(|t| StatusConfig::new(t, a.seen_key, a.lock, a.jobs, a.json))
+                .map(|t| StatusConfig {
+                    keys: a.keys,
+                    ..StatusConfig::new(t, a.seen_key, a.lock, a.jobs, a.json)
+                })
                 .and_then(|c| cmd::status::run(&c, &signals));
             (r, None)
         }

@@ -20,23 +20,17 @@ use crate::consume::sink::{self, Sink};
 use crate::consume::source::{self, Popper, Source};
 use crate::error::Error;
 use crate::queue::batch::Batch;
-use crate::queue::consumers::{self, Consumer};
-use crate::queue::link::Link;
+use crate::queue::lease::{self, Lease};
 use crate::queue::reliable::Reliable;
 use crate::queue::Queue;
 use crate::run::counters::{Counters, Side};
 use crate::run::log;
 use crate::run::progress;
-use crate::run::renewal::renew_every_third;
 use crate::run::signal::Signals;
 use crate::run::summary::{Finish, Summary};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// Socket timeout for links that never block in Redis (heartbeats, the
-/// release at exit), so a hung server cannot hold up a stop for long.
-const QUICK: Duration = Duration::from_secs(1);
 
 /// Pops until drained, budget spent, signal, or failure, and reports it.
 pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
@@ -45,7 +39,7 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
         idle.min(Duration::from_secs(1))
     });
     let stop = Some(Arc::clone(&signals.stop));
-    let keys = crate::queue::conn::shard_keys(&cfg.key, cfg.shards, cfg.redis.is_cluster());
+    let keys = crate::queue::keys::shard_keys(&cfg.key, cfg.shards, cfg.redis.is_cluster());
     let monitor = Monitor::start(&cfg.monitor, &cfg.redis, &keys)?;
     let live = Counters::new(Side::Consume);
     let connect = |key: &str, block: Duration| {
@@ -53,15 +47,11 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
             .map(|q| q.retrying(cfg.retry_for, stop.clone()))
     };
     let mut control = connect(&keys[0], block)?;
-    let consumer = cfg.reliable.then(Consumer::new);
-    let mut recovered = 0;
-    if let Some(me) = &consumer {
-        for key in &keys {
-            recovered += consumers::recover(control.link(), key, &consumers::Items)?;
-        }
-        // Registered before the first take, so recovery never misses us.
-        me.beat(control.link(), &keys, cfg.heartbeat_ttl)?;
-    }
+    let consumer = cfg.reliable.then(|| Lease::new(&keys, cfg.heartbeat_ttl));
+    let recovered = match &consumer {
+        Some(me) => me.start(control.link(), &lease::Items)?,
+        None => 0,
+    };
     if recovered > 0 {
         log::info(&format!(
             "recovered {recovered} items from dead consumers' processing lists"
@@ -87,14 +77,12 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
             .collect::<Result<Vec<_>, Error>>()?;
         workers.push(sources);
     }
-    // The heartbeat never blocks in Redis: a short socket timeout lets it
-    // notice a stop quickly even when Redis hangs.
     let mut beats = match &consumer {
-        Some(_) => Some(Queue::over(
-            Link::open(&cfg.redis, QUICK, cfg.retry_for, stop.clone())?,
-            &keys[0],
-            Duration::ZERO,
-        )),
+        Some(_) => Some(lease::heartbeat_link(
+            &cfg.redis,
+            cfg.retry_for,
+            stop.clone(),
+        )?),
         None => None,
     };
     let shared = Shared {
@@ -131,8 +119,8 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
         }
         monitor.spawn(s, &live, &done);
         if let (Some(me), Some(link)) = (&consumer, beats.as_mut()) {
-            let (shared, keys, done) = (&shared, &keys, &done);
-            s.spawn(move || heartbeat(me, link.link(), keys, shared, done));
+            let (shared, done) = (&shared, &done);
+            s.spawn(move || me.keep_alive(link, done, |e| shared.fail(e)));
         }
         let poppers: Vec<_> = workers
             .into_iter()
@@ -249,19 +237,14 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
 fn put_back(
     cfg: &ConsumeConfig,
     keys: &[String],
-    consumer: Option<&Consumer>,
+    consumer: Option<&Lease>,
     unwritten: &[Batch],
     stopping: bool,
 ) -> u64 {
     if consumer.is_none() && unwritten.is_empty() {
         return 0;
     }
-    let budget = match stopping {
-        true => Duration::from_secs(2),
-        false => cfg.retry_for.min(Duration::from_secs(10)),
-    };
-    let link = Link::open(&cfg.redis, QUICK, budget, None);
-    let mut q = match link {
+    let mut q = match lease::exit_link(&cfg.redis, cfg.retry_for, stopping) {
         Ok(l) => Queue::over(l.with_shards(keys), &keys[0], Duration::ZERO),
         Err(e) => {
             match consumer {
@@ -283,10 +266,10 @@ fn put_back(
             let mut n = 0;
             for b in unwritten {
                 if let Some(a) = &b.ack {
-                    n += consumers::requeue_batch(q.link(), &b.key, &a.set, &a.list).unwrap_or(0);
+                    n += lease::requeue_batch(q.link(), &b.key, &a.set, &a.list).unwrap_or(0);
                 }
             }
-            let (m, failure) = me.release(q.link(), keys, &consumers::Items);
+            let (m, failure) = me.release(q.link(), &lease::Items);
             let n = n + m;
             if let Some(e) = failure {
                 log::warn(&format!(
@@ -297,18 +280,4 @@ fn put_back(
         }
         None => unwritten.iter().map(|b| source::give_back(&mut q, b)).sum(),
     }
-}
-
-/// Keeps this consumer's heartbeats alive from their own thread, so a popper
-/// stalled behind a slow sink never looks dead. Renews every third of the TTL.
-fn heartbeat(me: &Consumer, link: &mut Link, keys: &[String], sh: &Shared<'_>, done: &AtomicBool) {
-    let ttl = sh.cfg.heartbeat_ttl;
-    renew_every_third(Duration::from_secs(ttl), done, || {
-        match me.beat(link, keys, ttl) {
-            Ok(()) => return true,
-            Err(Error::Stopped(_)) => {}
-            Err(e) => sh.fail(e),
-        }
-        false
-    });
 }

@@ -2,7 +2,7 @@
 
 use crate::config::RedisTarget;
 use crate::error::{Error, Exit};
-use crate::queue::consumers;
+use crate::queue::lease;
 use crate::queue::Queue;
 use crate::run::signal::Signals;
 use crate::run::summary::Summary;
@@ -14,8 +14,8 @@ pub fn run(cfg: &RedisTarget, _signals: &Signals) -> Result<Summary, Error> {
     let mut q = Queue::connect(&cfg.redis, &keys[0], Duration::from_secs(1))?;
     let (mut lists, mut recovered) = (Vec::new(), 0);
     for key in &keys {
-        lists.extend(consumers::processing_lists(q.link(), key)?);
-        recovered += consumers::recover(q.link(), key, &consumers::Items)?;
+        lists.extend(lease::processing_lists(q.link(), key)?);
+        recovered += lease::recover(q.link(), key, &lease::Items)?;
     }
     let live: Vec<_> = lists.iter().filter(|p| p.alive).collect();
     let held_by_live: u64 = live.iter().map(|p| p.len).sum();

@@ -2,8 +2,8 @@
 
 use crate::config::StatusConfig;
 use crate::error::{Error, Exit};
-use crate::queue::consumers;
-use crate::queue::jobs;
+use crate::queue::job_list;
+use crate::queue::lease;
 use crate::queue::lock;
 use crate::queue::Queue;
 use crate::run::signal::Signals;
@@ -27,10 +27,10 @@ pub fn run(cfg: &StatusConfig, _signals: &Signals) -> Result<Summary, Error> {
         })?;
         dead += q.call("count dead letters", |c| {
             redis::cmd("LLEN")
-                .arg(format!("{key}:dead"))
+                .arg(crate::queue::keys::dead(key))
                 .query::<u64>(c)
         })?;
-        lists.extend(consumers::processing_lists(q.link(), key)?);
+        lists.extend(lease::processing_lists(q.link(), key)?);
         if let Some(sets) = &seen_sets {
             seen += q.call("count the seen set", |c| {
                 crate::queue::dedup::size(c, &sets[i])
@@ -69,7 +69,7 @@ pub fn run(cfg: &StatusConfig, _signals: &Signals) -> Result<Summary, Error> {
         sum.set("seen_key", s.as_str()).set("seen_set_size", seen);
     }
     if let Some(key) = &cfg.jobs {
-        let j = jobs::counts(q.link(), key)?;
+        let j = job_list::counts(q.link(), key)?;
         sum.set("jobs_key", key.as_str())
             .set("jobs_pending", j.pending)
             .set("jobs_leased", j.leased)
@@ -77,6 +77,16 @@ pub fn run(cfg: &StatusConfig, _signals: &Signals) -> Result<Summary, Error> {
             .set("jobs_done", j.done)
             .set("jobs_dead", j.dead)
             .set("job_workers", j.workers);
+    }
+    if cfg.keys && cfg.target.redis.is_cluster() {
+        return Err(Error::Usage(
+            "status --keys reads one server; on a cluster, give the URL of one node at a time (redis://host:port)".into(),
+        ));
+    }
+    if cfg.keys {
+        let mut lists = keys.clone();
+        lists.extend(cfg.jobs.iter().cloned());
+        sum.set("keys", registered_keys(&mut q, &lists)?);
     }
     if let Some(name) = &cfg.lock {
         let holder = q.call("read the lock holder", |c| lock::holder(c, name))?;
@@ -86,6 +96,53 @@ pub fn run(cfg: &StatusConfig, _signals: &Signals) -> Result<Summary, Error> {
         );
     }
     Ok(sum)
+}
+
+/// Every key of `lists` in Redis that qpipe made, by the key registry:
+/// name -> "pattern (type; lifetime): owner". Reads with SCAN, so it does
+/// not block the server on a large keyspace.
+fn registered_keys(q: &mut Queue, lists: &[String]) -> Result<serde_json::Value, Error> {
+    let mut found = serde_json::Map::new();
+    for list in lists {
+        let glob = format!("{}*", glob_escape(list));
+        let mut cursor = 0u64;
+        // Bounded: a keyspace changing under SCAN still ends.
+        for _ in 0..100_000 {
+            let (next, names): (u64, Vec<String>) = q.call("list the queue's keys", |c| {
+                redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&glob)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query(c)
+            })?;
+            for name in names {
+                if let Some(k) = crate::queue::keys::classify(&name, list) {
+                    let what = format!("{} ({}; {}): {}", k.pattern, k.kind, k.lifetime, k.owner);
+                    found.insert(name, what.into());
+                }
+            }
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+    }
+    found.sort_keys();
+    Ok(serde_json::Value::Object(found))
+}
+
+/// `s` as a SCAN MATCH pattern that matches only itself.
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        if matches!(ch, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
 }
 
 /// Prints the next `n` items to be consumed, oldest first, without removing

@@ -409,7 +409,7 @@ pub struct EnqueueArgs {
     #[argh(positional)]
     pub jobs: Vec<String>,
     /// the job list (default qpipe:jobs)
-    #[argh(option, default = "String::from(crate::queue::jobs::DEFAULT_KEY)")]
+    #[argh(option, default = "String::from(crate::queue::job_list::DEFAULT_KEY)")]
     pub key: String,
     /// the Redis URL (default $REDIS_URL, else redis://127.0.0.1:6379)
     #[argh(option)]
@@ -477,6 +477,10 @@ pub struct StatusArgs {
     /// live and by dead workers), done and set aside
     #[argh(option)]
     pub jobs: Option<String>,
+    /// also list every key qpipe made for this queue (and the --jobs list):
+    /// its kind, how long it lives, and who deletes it (README: Redis keys)
+    #[argh(switch)]
+    pub keys: bool,
     /// print one JSON object instead of text
     #[argh(switch)]
     pub json: bool,

@@ -97,7 +97,7 @@ impl RedisTarget {
 
     /// The shards' list keys.
     pub fn shard_keys(&self) -> Vec<String> {
-        crate::queue::conn::shard_keys(&self.key, self.shards, self.redis.is_cluster())
+        crate::queue::keys::shard_keys(&self.key, self.shards, self.redis.is_cluster())
     }
 }
 
@@ -112,6 +112,8 @@ pub struct StatusConfig {
     pub lock: Option<String>,
     /// Also report this job list (hash-tagged on a cluster).
     pub jobs: Option<String>,
+    /// Also list the queue's keys by the key registry (`--keys`).
+    pub keys: bool,
     /// Print JSON instead of text.
     pub json: bool,
 }
@@ -127,10 +129,11 @@ impl StatusConfig {
     ) -> StatusConfig {
         let cluster = target.redis.is_cluster();
         StatusConfig {
-            jobs: jobs.map(|j| crate::queue::conn::shard_keys(&j, 1, cluster).remove(0)),
+            jobs: jobs.map(|j| crate::queue::keys::shard_keys(&j, 1, cluster).remove(0)),
             target,
             seen_key,
             lock,
+            keys: false,
             json,
         }
     }

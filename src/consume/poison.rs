@@ -100,7 +100,7 @@ pub fn screen(q: &mut Queue, consumer: &str, items: &mut Vec<Vec<u8>>) -> Result
         .filter_map(|(item, v)| v.as_ref().err().map(|r| letter(r, consumer, item)))
         .collect();
     if !dead.is_empty() {
-        let key = format!("{}:dead", q.key);
+        let key = crate::queue::keys::dead(&q.key);
         q.call(&format!("record dead letters in {key}"), |c| {
             redis::cmd("LPUSH").arg(&key).arg(&dead).query::<()>(c)
         })?;

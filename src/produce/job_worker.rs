@@ -1,5 +1,5 @@
 //! `produce --jobs`: a worker that crawls jobs taken from a Redis list, one
-//! at a time, leased with the reliable-queue machinery (`queue::jobs`).
+//! at a time, leased with the reliable-queue machinery (`queue::job_list`).
 //!
 //! ```text
 //!  J ─take (BLMOVE)─> J:processing:<worker>:0:<seq> ─crawl─> items pushed ─> ack: DEL + INCR J:done
@@ -13,10 +13,10 @@
 //!   whole to the far end of the list (`Consumer::release`), or, if Redis
 //!   is down then, through recovery once the heartbeat has expired. A job
 //!   put back more than `--job-attempts` times is set aside in `J:dead`
-//!   (`jobs::JobRequeue`).
+//!   (`job_list::JobRequeue`).
 //! - A job that fetched no page is acknowledged (it was crawled), but
 //!   counted as `jobs_empty` and named in a warning.
-//! - A worker killed with `kill -9` stops beating; `consumers::recover`, run
+//! - A worker killed with `kill -9` stops beating; `lease::recover`, run
 //!   at start and every heartbeat TTL (between jobs and while idle) by every
 //!   worker, puts its job back for another worker.
 
@@ -26,20 +26,15 @@ use super::{crawl, Kit};
 use crate::crawl::frontier::{Bounds, Finish, Frontier};
 use crate::error::Error;
 use crate::queue::batch::{Ack, Taken};
-use crate::queue::consumers::{self, Consumer};
-use crate::queue::jobs;
-use crate::queue::link::Link;
+use crate::queue::job_list;
+use crate::queue::lease::{self, Lease};
 use crate::queue::reliable::Reliable;
 use crate::queue::{job, Queue};
 use crate::run::log;
-use crate::run::renewal::renew_every_third;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Socket timeout for the heartbeat and the release at exit, which never
-/// block in Redis: a hung server cannot hold up a stop for long.
-const QUICK: Duration = Duration::from_secs(1);
 /// Longest blocking take, so the stop flag and the clock are re-checked.
 const MAX_BLOCK: Duration = Duration::from_secs(1);
 
@@ -68,37 +63,26 @@ pub fn serve(kit: &Kit<'_>, jc: &JobsConfig, queues: &mut [Queue]) -> Result<Tot
     let block = jc.drain_after.map_or(MAX_BLOCK, |idle| idle.min(MAX_BLOCK));
     let q = Queue::connect(&cfg.writer.redis, &jc.key, block)?
         .retrying(cfg.writer.retry_for, stop.clone());
-    let me = Consumer::new();
-    let keys = [jc.key.clone()];
-    let back = jc.requeue(&me);
+    let me = Lease::new(std::slice::from_ref(&jc.key), jc.heartbeat_ttl);
     let mut taker = Reliable::new(q, &me, 0);
     let mut stats = JobStats {
-        recovered: consumers::recover(taker.queue().link(), &jc.key, &back)?,
+        recovered: me.start(taker.queue().link(), &jc.requeue(&me))?,
         ..JobStats::default()
     };
-    // Registered before the first take, so a recovery never misses us.
-    me.beat(taker.queue().link(), &keys, jc.heartbeat_ttl)?;
-    let mut beats = Link::open(&cfg.writer.redis, QUICK, cfg.writer.retry_for, stop)?;
+    let mut beats = lease::heartbeat_link(&cfg.writer.redis, cfg.writer.retry_for, stop)?;
     let beat_failure = Mutex::new(None);
     let done = AtomicBool::new(false);
     let mut totals = Totals::default();
     let (finish, failure) = std::thread::scope(|s| {
-        let (me, keys, done, beat_failure) = (&me, &keys, &done, &beat_failure);
+        let (me, done, beat_failure) = (&me, &done, &beat_failure);
         let beats = &mut beats;
         s.spawn(move || {
-            renew_every_third(Duration::from_secs(jc.heartbeat_ttl), done, || {
-                match me.beat(beats, keys, jc.heartbeat_ttl) {
-                    Ok(()) => return true,
-                    Err(Error::Stopped(_)) => {}
-                    Err(e) => {
-                        // Our job may be recovered by others now: stop.
-                        if let Ok(mut f) = beat_failure.lock() {
-                            f.get_or_insert(e);
-                        }
-                        kit.stop.store(true, Ordering::Relaxed);
-                    }
+            me.keep_alive(beats, done, |e| {
+                // Our job may be recovered by others now: stop.
+                if let Ok(mut f) = beat_failure.lock() {
+                    f.get_or_insert(e);
                 }
-                false
+                kit.stop.store(true, Ordering::Relaxed);
             })
         });
         let mut worker = Worker {
@@ -125,7 +109,7 @@ pub fn serve(kit: &Kit<'_>, jc: &JobsConfig, queues: &mut [Queue]) -> Result<Tot
 pub struct Worker<'a, 'k> {
     kit: &'a Kit<'k>,
     jc: &'a JobsConfig,
-    me: &'a Consumer,
+    me: &'a Lease,
     taker: &'a mut Reliable,
     queues: &'a mut [Queue],
     totals: &'a mut Totals,
@@ -148,7 +132,7 @@ impl Worker<'_, '_> {
             if last_recovery.elapsed() >= ttl {
                 last_recovery = Instant::now();
                 let back = self.jc.requeue(self.me);
-                match consumers::recover(self.taker.queue().link(), &self.jc.key, &back) {
+                match self.me.recover(self.taker.queue().link(), &back) {
                     Ok(n) => self.stats.recovered += n,
                     Err(e) => return ended_by(e),
                 }
@@ -191,10 +175,10 @@ impl Worker<'_, '_> {
                 log::warn(&format!(
                     "job {} is not a job ({why}); set aside in {}",
                     job::shown(&text),
-                    jobs::dead_key(key)
+                    job_list::dead_key(key)
                 ));
                 let link = self.taker.queue().link();
-                jobs::set_aside(link, key, ack, &self.me.id, bytes, &why)?;
+                job_list::set_aside(link, key, ack, &self.me.id, bytes, &why)?;
                 self.stats.failed += 1;
                 return Ok(None);
             }
@@ -226,7 +210,7 @@ impl Worker<'_, '_> {
             ));
             return Ok(Some(finish));
         }
-        if jobs::ack_done(self.taker.queue().link(), key, ack)? {
+        if job_list::ack_done(self.taker.queue().link(), key, ack)? {
             self.stats.done += 1;
             if pages == 0 {
                 self.stats.empty += 1;
@@ -260,15 +244,10 @@ fn ended_by(e: Error) -> (Finish, Option<Error>) {
 /// At exit: puts back the job this worker still holds (a signal,
 /// `--max-time`, a failure) and drops its heartbeat. The stop flag may be
 /// up, so this gets its own short retry budget. Returns the jobs put back.
-fn release(kit: &Kit<'_>, jc: &JobsConfig, me: &Consumer) -> u64 {
-    let cfg = kit.cfg;
-    let budget = match kit.signals.exit() {
-        Some(_) => Duration::from_secs(2),
-        None => cfg.writer.retry_for.min(Duration::from_secs(10)),
-    };
-    let keys = [jc.key.clone()];
-    let (n, failure) = match Link::open(&cfg.writer.redis, QUICK, budget, None) {
-        Ok(mut link) => me.release(&mut link, &keys, &jc.requeue(me)),
+fn release(kit: &Kit<'_>, jc: &JobsConfig, me: &Lease) -> u64 {
+    let w = &kit.cfg.writer;
+    let (n, failure) = match lease::exit_link(&w.redis, w.retry_for, kit.signals.exit().is_some()) {
+        Ok(mut link) => me.release(&mut link, &jc.requeue(me)),
         Err(e) => (0, Some(e)),
     };
     if let Some(e) = failure {

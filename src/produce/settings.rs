@@ -7,9 +7,9 @@ use crate::crawl::session::login::LoginStep;
 use crate::crawl::spider::{PageCaps, Spec};
 use crate::error::Error;
 use crate::queue::conn::Endpoint;
-use crate::queue::consumers::Consumer;
 use crate::queue::dedup::{Dedup, Exact, Filter};
-use crate::queue::jobs::JobRequeue;
+use crate::queue::job_list::JobRequeue;
+use crate::queue::lease::Lease;
 use crate::run::settings::{MonitorConfig, RunLimits};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -98,7 +98,7 @@ pub struct WriterConfig {
 impl WriterConfig {
     /// The shards' list keys (the plain key when unsharded on one server).
     pub fn shard_keys(&self) -> Vec<String> {
-        crate::queue::conn::shard_keys(&self.key, self.shards, self.redis.is_cluster())
+        crate::queue::keys::shard_keys(&self.key, self.shards, self.redis.is_cluster())
     }
 
     /// The seen set named `seen` of each shard, in shard order.
@@ -166,7 +166,7 @@ pub struct JobsConfig {
 
 impl JobsConfig {
     /// How this worker puts jobs back.
-    pub fn requeue(&self, me: &Consumer) -> JobRequeue {
+    pub fn requeue(&self, me: &Lease) -> JobRequeue {
         JobRequeue {
             attempts: self.attempts,
             worker: me.id.clone(),
@@ -175,7 +175,7 @@ impl JobsConfig {
 
     /// The job list's name on `redis`: hash-tagged on a cluster.
     pub fn on(mut self, redis: &Endpoint) -> JobsConfig {
-        self.key = crate::queue::conn::shard_keys(&self.key, 1, redis.is_cluster()).remove(0);
+        self.key = crate::queue::keys::shard_keys(&self.key, 1, redis.is_cluster()).remove(0);
         self
     }
 }

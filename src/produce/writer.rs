@@ -72,7 +72,7 @@ pub fn write(
     let run = run_id();
     let markers: Vec<String> = shards
         .iter()
-        .map(|q| format!("{}:writer:{run}", q.key))
+        .map(|q| crate::queue::keys::writer_marker(&q.key, &run))
         .collect();
     if let Some(s) = &cfg.seen {
         for q in shards.iter_mut() {

@@ -134,7 +134,7 @@ static CLIENT_NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// Names this process's connections after `command` (once, at start).
 pub fn name_clients(command: &str) {
-    let host: String = crate::queue::consumers::hostname()
+    let host: String = hostname()
         .chars()
         .map(|c| match c.is_ascii_alphanumeric() || c == '.' {
             true => c,
@@ -407,19 +407,6 @@ pub fn nodes_of(con: &mut Conn, keys: &[String]) -> Option<Vec<String>> {
         .collect()
 }
 
-/// The list keys of a queue split into `shards`. One unsharded list on one
-/// server keeps the plain key (wire-compatible); on a cluster every shard gets
-/// its own hash tag, so its processing lists, dead letters and markers share
-/// its slot and different shards spread over the nodes.
-pub fn shard_keys(key: &str, shards: usize, cluster: bool) -> Vec<String> {
-    match (shards, cluster) {
-        (1, false) => vec![key.to_string()],
-        (1, true) if key.contains('{') => vec![key.to_string()],
-        (1, true) => vec![format!("{{{key}}}")],
-        (n, _) => (0..n).map(|i| format!("{{{key}:{i}}}")).collect(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -436,12 +423,17 @@ mod tests {
         );
         assert_eq!(cluster_nodes("redis://h:1"), None);
     }
+}
 
-    #[test]
-    fn shard_keys_keep_the_plain_key_when_unsharded() {
-        assert_eq!(shard_keys("Q", 1, false), ["Q"]);
-        assert_eq!(shard_keys("Q", 1, true), ["{Q}"]);
-        assert_eq!(shard_keys("{Q}", 1, true), ["{Q}"]);
-        assert_eq!(shard_keys("Q", 3, false), ["{Q:0}", "{Q:1}", "{Q:2}"]);
+/// The host name, for consumer ids and lock tokens (`gethostname(2)`, so
+/// it is right on every platform rather than falling back to a constant).
+pub fn hostname() -> String {
+    let name = gethostname::gethostname()
+        .to_string_lossy()
+        .trim()
+        .to_string();
+    match name.is_empty() {
+        true => "unknown-host".into(),
+        false => name,
     }
 }

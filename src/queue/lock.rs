@@ -43,7 +43,7 @@ pub struct Lock {
 
 /// The Redis key of lock `name`.
 pub fn key(name: &str) -> String {
-    format!("qpipe:lock:{name}")
+    crate::queue::keys::lock(name)
 }
 
 /// Who holds lock `name` (its token: `host:pid:time`), if anyone.
@@ -68,7 +68,7 @@ impl Lock {
         let mut link = Link::open(ep, timeout, ttl * 2 / 3, Some(done))?;
         let token = format!(
             "{}:{}:{}",
-            crate::queue::consumers::hostname(),
+            crate::queue::conn::hostname(),
             std::process::id(),
             crate::run::log::now_rfc3339()
         );

@@ -1,19 +1,21 @@
 //! Redis, the queue in the middle: what travels through it (`item` on the
 //! way in, `batch` on the way out), one reconnecting connection type
 //! (`link`, over `conn`), the list itself (`list`: push and pop batches),
-//! the producer's writer stage (`writer`), reliable batches (`reliable`) and their consumers (`consumers`: heartbeats, release, recovery),
-//! crawl jobs (`job`: what one is; `jobs`: their list, leased like reliable batches),
-//! the run lock (`lock`), the key names commands must agree on (`keys`), and
-//! seen keys as sets or Bloom filters (`dedup`).
+//! the one lease mechanism (`lease`: register, heartbeat, release,
+//! recovery) and the batches taken under it (`reliable`), crawl jobs
+//! (`job`: what one is; `job_list`: their list, leased like reliable
+//! batches), dead letters (`dead_letter`), the run lock (`lock`), every
+//! key name qpipe creates (`keys`: the registry), and seen keys as sets or
+//! Bloom filters (`dedup`).
 
 pub mod batch;
 pub mod conn;
-pub mod consumers;
 pub mod dedup;
 pub mod item;
 pub mod job;
-pub mod jobs;
+pub mod job_list;
 pub mod keys;
+pub mod lease;
 pub mod link;
 pub mod list;
 pub mod lock;

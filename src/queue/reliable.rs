@@ -20,7 +20,8 @@
 
 use crate::error::Error;
 use crate::queue::batch::{Ack, Batch, Taken};
-use crate::queue::consumers::{batches_key, requeue_cmd, Consumer};
+use crate::queue::keys;
+use crate::queue::lease::{requeue_cmd, Lease};
 use crate::queue::link::{Fault, Link, FENCE};
 use crate::queue::Queue;
 use redis::Value;
@@ -66,11 +67,11 @@ pub struct Reliable {
 
 impl Reliable {
     /// The source of thread `thread` of `consumer`, on `q`'s list.
-    pub fn new(q: Queue, consumer: &Consumer, thread: usize) -> Reliable {
+    pub fn new(q: Queue, lease: &Lease, thread: usize) -> Reliable {
         let list = q.key.clone();
         Reliable {
-            batches: batches_key(&list, &consumer.id),
-            prefix: format!("{list}:processing:{}:{thread}:", consumer.id),
+            batches: keys::batches(&list, &lease.id),
+            prefix: keys::batch_prefix(&list, &lease.id, thread),
             q,
             seq: 0,
             pending: None,

@@ -30,11 +30,7 @@ use url::Url;
 
 /// The Redis keys of shared frontier `name`.
 pub fn keys(name: &str) -> [String; 3] {
-    [
-        format!("{{{name}}}:frontier"),
-        format!("{{{name}}}:seen"),
-        format!("{{{name}}}:leases"),
-    ]
+    crate::queue::keys::frontier(name)
 }
 
 /// Deletes a shared frontier and its item fingerprints (`item_sets`: the
@@ -137,7 +133,7 @@ impl SharedFrontier {
             filtered: Mutex::new(Filtered::default()),
             finish: Mutex::new(None),
             held: Mutex::new(std::collections::HashMap::new()),
-            token_prefix: format!("{{{name}}}:take:{:016x}:", fastrand::u64(..)),
+            token_prefix: crate::queue::keys::frontier_take_prefix(name, fastrand::u64(..)),
             takes: AtomicU64::new(0),
         };
         let links: Vec<(u32, Url)> = start.iter().map(|u| (0, u.clone())).collect();

@@ -18,6 +18,7 @@ pub mod params;
 
 use crate::error::{code, Error};
 use crate::queue::conn::Conn;
+use crate::queue::keys;
 use crate::queue::link::{Fault, Link};
 pub use params::Params;
 use redis::{RedisResult, Value};
@@ -64,11 +65,11 @@ pub enum Filter {
 }
 
 fn bloom_key(key: &str) -> String {
-    format!("{key}:bloom")
+    keys::bloom(key)
 }
 
 fn piece_keys(key: &str, pieces: u64) -> impl Iterator<Item = String> + '_ {
-    (0..pieces).map(move |i| format!("{key}:bloom:{i}"))
+    (0..pieces).map(move |i| keys::bloom_piece(key, i))
 }
 
 impl Filter {
@@ -122,7 +123,7 @@ impl Filter {
             Filter::Bitmap(key, p) => std::iter::once(bloom_key(key))
                 .chain(piece_keys(key, p.pieces))
                 .collect(),
-            Filter::Module(key) => vec![bloom_key(key), format!("{key}:bloom:bf")],
+            Filter::Module(key) => vec![bloom_key(key), keys::bloom_module(key)],
         }
     }
 
@@ -211,7 +212,7 @@ pub fn forget(link: &mut Link, key: &str) -> Result<(), Error> {
             .arg("pieces")
             .query(c)
     })?;
-    let keys = [key.to_string(), format!("{key}:bloom:bf")]
+    let keys = [key.to_string(), keys::bloom_module(key)]
         .into_iter()
         .chain(piece_keys(key, pieces.unwrap_or(0)))
         .chain([bloom_key(key)]);
@@ -263,7 +264,7 @@ fn create(link: &mut Link, key: &str, p: &Params, module: bool) -> Result<Filter
     let kind = if module { "module" } else { "bitmap" };
     let mut keys = vec![bloom_key(key)];
     match module {
-        true => keys.push(format!("{key}:bloom:bf")),
+        true => keys.push(keys::bloom_module(key)),
         false => keys.extend(piece_keys(key, p.pieces)),
     }
     let mut cmd = redis::cmd("EVAL");

@@ -4,7 +4,7 @@
 //! a `Consumer` (heartbeat `J:consumer:<worker>`, registry `J:consumers`),
 //! and `Reliable::take(1, ..)` moves one job into its own processing list
 //! `J:processing:<worker>:0:<seq>`, registered in `J:batches:<worker>`. A
-//! dead worker's jobs go back with `consumers::recover`, a stopped one's
+//! dead worker's jobs go back with `lease::recover`, a stopped one's
 //! with `Consumer::release`, both through `JobRequeue`. On top of that,
 //! this file adds:
 //! - `J:done`: a counter of acknowledged jobs;
@@ -23,7 +23,8 @@
 
 use crate::error::Error;
 use crate::queue::batch::Ack;
-use crate::queue::consumers;
+use crate::queue::keys;
+use crate::queue::lease;
 use crate::queue::link::Link;
 
 /// The job list `enqueue`, `produce --jobs` and `status --jobs` use unless told.
@@ -86,17 +87,17 @@ return 1";
 
 /// The counter of acknowledged jobs.
 pub fn done_key(jobs: &str) -> String {
-    format!("{jobs}:done")
+    keys::jobs_done(jobs)
 }
 
 /// Where jobs that cannot be read, or never finish, go.
 pub fn dead_key(jobs: &str) -> String {
-    format!("{jobs}:dead")
+    keys::dead(jobs)
 }
 
 /// How often each job went back, by the SHA-1 of its bytes.
 pub fn attempts_key(jobs: &str) -> String {
-    format!("{jobs}:attempts")
+    keys::job_attempts(jobs)
 }
 
 /// How a stopped or dead worker's jobs go back: to the far end of the list,
@@ -108,7 +109,7 @@ pub struct JobRequeue {
     pub worker: String,
 }
 
-impl consumers::Requeue for JobRequeue {
+impl lease::Requeue for JobRequeue {
     fn requeue(&self, link: &mut Link, list: &str, set: &str, batch: &str) -> Result<u64, Error> {
         let why = format!(
             "put back more than {} times without finishing (--job-attempts)",
@@ -159,7 +160,7 @@ impl consumers::Requeue for JobRequeue {
 /// false when the job was no longer this worker's (a recovery took it back
 /// while this worker's heartbeat had lapsed): another worker crawls it.
 pub fn ack_done(link: &mut Link, jobs: &str, ack: &Ack) -> Result<bool, Error> {
-    let marker = format!("{}:acked", ack.list);
+    let marker = keys::job_acked(&ack.list);
     let done = done_key(jobs);
     let acked = link.call("acknowledge a job", |c| {
         redis::cmd("EVAL")
@@ -241,7 +242,7 @@ pub fn counts(link: &mut Link, jobs: &str) -> Result<JobCounts, Error> {
         dead: n.get(2).copied().unwrap_or(0),
         ..JobCounts::default()
     };
-    for p in consumers::processing_lists(link, jobs)? {
+    for p in lease::processing_lists(link, jobs)? {
         match p.alive {
             true => {
                 out.leased += p.len;

@@ -1,11 +1,20 @@
-//! Reliable consumers (`consume --reliable`): who they are, their
-//! heartbeats, what each holds (for `status`), and putting back the batches
-//! of a consumer that stopped (its own release at exit) or died (`recover`,
-//! and every `consume --reliable` at start-up). Taking and acknowledging
-//! batches is in `reliable`; the key scheme is described there.
+//! The one lease mechanism, for `consume --reliable` and `produce --jobs`:
+//! a holder (`Lease`) registers with a heartbeat, renews it from its own
+//! thread, takes batches into lists of its own (`reliable`), and at exit
+//! releases what it still holds; the batches of a holder whose heartbeat
+//! lapsed are recovered (`recover`: by `qpipe recover`, at every holder's
+//! start, and by job workers every TTL). What goes back, and how, is a
+//! `Requeue`: items to the consuming end (`Items`), jobs with an attempt
+//! count (`job_list::JobRequeue`). Key names are in `keys`.
 
 use crate::error::Error;
+use crate::queue::conn::{hostname, Endpoint};
+use crate::queue::keys;
 use crate::queue::link::Link;
+use crate::run::renewal::renew_every_third;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Moves every item of KEYS[1] (a batch) back to the tail of KEYS[2], newest
 /// first, so the oldest is popped first again; with ARGV[1] = 1, also drops
@@ -35,61 +44,105 @@ impl Requeue for Items {
     }
 }
 
-/// This process's identity as a reliable consumer.
+/// Socket timeout for a lease's links that never block in Redis (the
+/// heartbeat, the release at exit), so a hung server cannot hold up a stop.
+pub const QUICK: Duration = Duration::from_secs(1);
+
+/// One process's lease on some lists (`consume --reliable` on its shards,
+/// `produce --jobs` on its job list): its identity, registered with a
+/// heartbeat. What it takes stays in its own batch lists until it is
+/// acknowledged, released at exit, or recovered by any other holder or
+/// `qpipe recover` once the heartbeat has lapsed.
 #[derive(Debug, Clone)]
-pub struct Consumer {
+pub struct Lease {
     /// `host:pid:nonce`.
     pub id: String,
+    /// The lists it takes from.
+    pub lists: Vec<String>,
+    /// Seconds the heartbeat lives without renewal.
+    pub ttl: u64,
 }
 
-impl Consumer {
-    /// A fresh identity: host, pid, and a random nonce.
-    pub fn new() -> Consumer {
-        Consumer {
+impl Lease {
+    /// A fresh identity on `lists` (host, pid, and a random nonce); not
+    /// registered until `start`.
+    pub fn new(lists: &[String], ttl: u64) -> Lease {
+        Lease {
             id: format!(
                 "{}:{}:{:08x}",
                 hostname(),
                 std::process::id(),
                 fastrand::u32(..)
             ),
+            lists: lists.to_vec(),
+            ttl,
         }
     }
 
-    /// Renews the heartbeat on every list for `ttl` seconds and registers
-    /// the consumer. Safe to repeat, so it retries through outages.
-    pub fn beat(&self, link: &mut Link, lists: &[String], ttl: u64) -> Result<(), Error> {
-        let mut cmds = Vec::with_capacity(lists.len() * 2);
-        for list in lists {
+    /// Puts back what dead holders held (the way `back` says), then
+    /// registers this holder: before its first take, so a recovery never
+    /// misses it. Returns what went back.
+    pub fn start(&self, link: &mut Link, back: &dyn Requeue) -> Result<u64, Error> {
+        let n = self.recover(link, back)?;
+        self.beat(link)?;
+        Ok(n)
+    }
+
+    /// Puts back the batches of every dead holder of these lists.
+    pub fn recover(&self, link: &mut Link, back: &dyn Requeue) -> Result<u64, Error> {
+        let mut n = 0;
+        for list in &self.lists {
+            n += recover(link, list, back)?;
+        }
+        Ok(n)
+    }
+
+    /// Renews the heartbeat on every list and registers the holder. Safe
+    /// to repeat, so it retries through outages.
+    pub fn beat(&self, link: &mut Link) -> Result<(), Error> {
+        let mut cmds = Vec::with_capacity(self.lists.len() * 2);
+        for list in &self.lists {
             let mut set = redis::cmd("SET");
-            set.arg(heartbeat_key(list, &self.id))
+            set.arg(keys::heartbeat(list, &self.id))
                 .arg(crate::run::log::now_rfc3339())
                 .arg("EX")
-                .arg(ttl);
+                .arg(self.ttl);
             let mut add = redis::cmd("SADD");
-            add.arg(format!("{list}:consumers")).arg(&self.id);
+            add.arg(keys::holders(list)).arg(&self.id);
             cmds.extend([set, add]);
         }
         link.call_all("renew the consumer heartbeat", &cmds)
             .map(drop)
     }
 
-    /// At a clean exit: re-queues every batch this consumer still holds (not
+    /// The heartbeat thread's body: renews every third of the TTL on its
+    /// own `link` (from `heartbeat_link`) until `done`, so a holder stalled
+    /// in its work never looks dead. A failure other than a stop goes to
+    /// `lapsed` and ends the heartbeat: others may take this holder's
+    /// batches now, so the caller must stop.
+    pub fn keep_alive(&self, link: &mut Link, done: &AtomicBool, lapsed: impl Fn(Error)) {
+        renew_every_third(Duration::from_secs(self.ttl), done, || {
+            match self.beat(link) {
+                Ok(()) => return true,
+                Err(Error::Stopped(_)) => {}
+                Err(e) => lapsed(e),
+            }
+            false
+        });
+    }
+
+    /// At exit: re-queues every batch this holder still holds (not
     /// durable, or not acknowledged), then drops its heartbeat and
     /// registration, list by list: a list whose node is down keeps its
     /// batches for `recover`, and the others are still released. Returns how
-    /// many items went back, and the first failure.
-    pub fn release(
-        &self,
-        link: &mut Link,
-        lists: &[String],
-        back: &dyn Requeue,
-    ) -> (u64, Option<Error>) {
+    /// many went back, and the first failure.
+    pub fn release(&self, link: &mut Link, back: &dyn Requeue) -> (u64, Option<Error>) {
         let (mut returned, mut failure) = (0, None);
-        for list in lists {
+        for list in &self.lists {
             let mut del = redis::cmd("DEL");
-            del.arg(heartbeat_key(list, &self.id));
+            del.arg(keys::heartbeat(list, &self.id));
             let mut rem = redis::cmd("SREM");
-            rem.arg(format!("{list}:consumers")).arg(&self.id);
+            rem.arg(keys::holders(list)).arg(&self.id);
             let one = requeue_consumer(link, list, &self.id, back).and_then(|n| {
                 link.call_all("drop the consumer heartbeat", &[del.clone(), rem.clone()])
                     .map(|_| n)
@@ -105,12 +158,26 @@ impl Consumer {
     }
 }
 
-fn heartbeat_key(list: &str, consumer: &str) -> String {
-    format!("{list}:consumer:{consumer}")
+/// The heartbeat thread's own link: it never blocks in Redis, so a short
+/// socket timeout lets it notice a stop quickly even when Redis hangs.
+pub fn heartbeat_link(
+    ep: &Endpoint,
+    retry_for: Duration,
+    stop: Option<Arc<AtomicBool>>,
+) -> Result<Link, Error> {
+    Link::open(ep, QUICK, retry_for, stop)
 }
 
-pub(crate) fn batches_key(list: &str, consumer: &str) -> String {
-    format!("{list}:batches:{consumer}")
+/// The link for putting things back at exit. The stop flag may be up (a
+/// signal, a failure), so it has its own retry budget rather than
+/// abandoning what was taken at the first blip: after a signal (`stopping`)
+/// 2 s, to exit within a kill grace period; otherwise up to 10 s.
+pub fn exit_link(ep: &Endpoint, retry_for: Duration, stopping: bool) -> Result<Link, Error> {
+    let budget = match stopping {
+        true => Duration::from_secs(2),
+        false => retry_for.min(Duration::from_secs(10)),
+    };
+    Link::open(ep, QUICK, budget, None)
 }
 
 pub(crate) fn requeue_cmd(batch: &str, list: &str, set: &str, forget: bool) -> redis::Cmd {
@@ -132,19 +199,6 @@ pub fn requeue_batch(link: &mut Link, list: &str, set: &str, batch: &str) -> Res
     })
 }
 
-/// The host name, for consumer ids and lock tokens (`gethostname(2)`, so
-/// it is right on every platform rather than falling back to a constant).
-pub fn hostname() -> String {
-    let name = gethostname::gethostname()
-        .to_string_lossy()
-        .trim()
-        .to_string();
-    match name.is_empty() {
-        true => "unknown-host".into(),
-        false => name,
-    }
-}
-
 /// Re-queues every batch (and the pre-batch-list processing list) of one
 /// consumer of `list`, forgetting each name only as its items go back (a
 /// name registered meanwhile stays). Returns the items moved.
@@ -154,14 +208,14 @@ pub fn requeue_consumer(
     consumer: &str,
     back: &dyn Requeue,
 ) -> Result<u64, Error> {
-    let set = batches_key(list, consumer);
+    let set = keys::batches(list, consumer);
     let mut names: Vec<String> = link.call("list a consumer's batches", |c| {
         redis::cmd("SMEMBERS").arg(&set).query(c)
     })?;
     // Newest first onto the tail, so the oldest batch is taken first again.
     names.sort_by_key(|n| std::cmp::Reverse(batch_order(n)));
     // Older qpipe versions kept one processing list per consumer.
-    names.push(format!("{list}:processing:{consumer}"));
+    names.push(keys::legacy_processing(list, consumer));
     let mut moved = 0;
     for name in &names {
         moved += back.requeue(link, list, &set, name)?;
@@ -192,19 +246,17 @@ pub struct Processing {
 /// its heartbeat is alive.
 pub fn processing_lists(link: &mut Link, key: &str) -> Result<Vec<Processing>, Error> {
     let mut consumers: Vec<String> = link.call("list consumers", |c| {
-        redis::cmd("SMEMBERS")
-            .arg(format!("{key}:consumers"))
-            .query(c)
+        redis::cmd("SMEMBERS").arg(keys::holders(key)).query(c)
     })?;
     consumers.sort();
     let mut out = Vec::with_capacity(consumers.len());
     for consumer in consumers {
         let mut names: Vec<String> = link.call("list a consumer's batches", |c| {
             redis::cmd("SMEMBERS")
-                .arg(batches_key(key, &consumer))
+                .arg(keys::batches(key, &consumer))
                 .query(c)
         })?;
-        names.push(format!("{key}:processing:{consumer}"));
+        names.push(keys::legacy_processing(key, &consumer));
         let mut cmds: Vec<redis::Cmd> = names
             .iter()
             .map(|n| {
@@ -214,7 +266,7 @@ pub fn processing_lists(link: &mut Link, key: &str) -> Result<Vec<Processing>, E
             })
             .collect();
         let mut exists = redis::cmd("EXISTS");
-        exists.arg(heartbeat_key(key, &consumer));
+        exists.arg(keys::heartbeat(key, &consumer));
         cmds.push(exists);
         let replies = link.call_all("read a consumer's batches", &cmds)?;
         let mut counts = replies
@@ -244,7 +296,7 @@ pub fn recover(link: &mut Link, key: &str, back: &dyn Requeue) -> Result<u64, Er
         moved += requeue_consumer(link, key, &p.consumer, back)?;
         link.call("unregister a dead consumer", |c| {
             redis::cmd("SREM")
-                .arg(format!("{key}:consumers"))
+                .arg(keys::holders(key))
                 .arg(&p.consumer)
                 .query::<()>(c)
         })?;
@@ -258,7 +310,7 @@ mod tests {
 
     #[test]
     fn consumer_ids_are_unique_per_process_start() {
-        let (a, b) = (Consumer::new(), Consumer::new());
+        let (a, b) = (Lease::new(&[], 1), Lease::new(&[], 1));
         assert_ne!(a.id, b.id);
         assert!(a.id.contains(&format!(":{}:", std::process::id())));
         assert_eq!(a.id.rsplit(':').next().map(str::len), Some(8));
