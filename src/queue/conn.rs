@@ -407,6 +407,19 @@ pub fn nodes_of(con: &mut Conn, keys: &[String]) -> Option<Vec<String>> {
         .collect()
 }
 
+/// The host name, for consumer ids and lock tokens (`gethostname(2)`, so
+/// it is right on every platform rather than falling back to a constant).
+pub fn hostname() -> String {
+    let name = gethostname::gethostname()
+        .to_string_lossy()
+        .trim()
+        .to_string();
+    match name.is_empty() {
+        true => "unknown-host".into(),
+        false => name,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,18 +435,5 @@ mod tests {
             ["rediss://h:7000/#insecure"]
         );
         assert_eq!(cluster_nodes("redis://h:1"), None);
-    }
-}
-
-/// The host name, for consumer ids and lock tokens (`gethostname(2)`, so
-/// it is right on every platform rather than falling back to a constant).
-pub fn hostname() -> String {
-    let name = gethostname::gethostname()
-        .to_string_lossy()
-        .trim()
-        .to_string();
-    match name.is_empty() {
-        true => "unknown-host".into(),
-        false => name,
     }
 }
