@@ -77,13 +77,12 @@ impl Error {
         }
     }
 
-    /// The exit code this error maps to.
+    /// The exit code this error maps to. A stop's code is the signal's,
+    /// which only `run::signal::exit_of` knows.
     pub fn exit(&self) -> Exit {
         match self {
             Error::Usage(_) => Exit::Usage,
             Error::Locked(_) => Exit::Locked,
-            // Stopped by a signal while waiting for Redis (say at start-up).
-            Error::Stopped(_) => crate::run::signal::received().unwrap_or(Exit::Fatal),
             _ => Exit::Fatal,
         }
     }

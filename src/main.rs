@@ -50,7 +50,7 @@ fn main() -> ExitCode {
             Ok(sum) => finish(sum, None),
             Err(e) => {
                 log::fatal(&e.to_string());
-                e.exit()
+                signal::exit_of(&e)
             }
         };
         return ExitCode::from(code as u8);
@@ -81,7 +81,7 @@ fn main() -> ExitCode {
         Ok(sum) => finish(sum, stats_json.as_deref()),
         Err(e) => {
             log::fatal(&e.to_string());
-            e.exit()
+            signal::exit_of(&e)
         }
     };
     ExitCode::from(code as u8)
@@ -94,7 +94,7 @@ fn bench_parse(args: &[&str]) -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 log::fatal(&e.to_string());
-                ExitCode::from(e.exit() as u8)
+                ExitCode::from(signal::exit_of(&e) as u8)
             }
         },
         Err(early) if early.status.is_ok() => {
@@ -221,7 +221,7 @@ fn finish(sum: Summary, stats_json: Option<&str>) -> Exit {
     }
     if let Some(e) = &sum.failure {
         log::fatal(&e.to_string());
-        exit = e.exit();
+        exit = signal::exit_of(e);
     }
     exit
 }

@@ -5,8 +5,9 @@
 use crate::config::MonitorConfig;
 use crate::error::Error;
 use crate::queue::conn::Endpoint;
+use crate::queue::probe::Probe;
 use crate::run::counters::{self, Counters};
-use crate::run::metrics::{self, Probe};
+use crate::run::metrics;
 use crate::run::{http, log, signal};
 use std::net::TcpListener;
 use std::sync::atomic::AtomicBool;
@@ -60,7 +61,7 @@ impl Monitor {
         let (usr1, every) = (self.usr1, self.every);
         s.spawn(move || counters::report(live, every, &usr1, done));
         if let Some((listener, mut probe)) = self.endpoint {
-            s.spawn(move || metrics::serve(&listener, live, &mut probe, done));
+            s.spawn(move || metrics::serve(&listener, live, &mut || probe.queue_length(), done));
         }
     }
 }

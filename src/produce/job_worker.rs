@@ -21,7 +21,7 @@
 //!   worker, puts its job back for another worker.
 
 use super::settings::JobsConfig;
-use super::totals::Totals;
+use super::totals::{JobStats, Totals};
 use super::{crawl, Kit};
 use crate::crawl::frontier::{Bounds, Finish, Frontier};
 use crate::error::Error;
@@ -37,23 +37,6 @@ use std::time::{Duration, Instant};
 
 /// Longest blocking take, so the stop flag and the clock are re-checked.
 const MAX_BLOCK: Duration = Duration::from_secs(1);
-
-/// What became of the jobs this worker took.
-#[derive(Debug, Default)]
-pub struct JobStats {
-    /// Crawled, every item pushed, acknowledged and counted in `J:done`.
-    pub done: u64,
-    /// Of those, jobs that fetched no page (refused, failed, off-domain).
-    pub empty: u64,
-    /// Not jobs (set aside in `J:dead`), crawls that failed (their job also
-    /// counts as released when it goes back at exit), and jobs a recovery
-    /// took back while this worker's heartbeat had lapsed.
-    pub failed: u64,
-    /// Put back on the list at exit (a signal, `--max-time`, a failure).
-    pub released: u64,
-    /// Jobs of dead workers this worker put back on the list.
-    pub recovered: u64,
-}
 
 /// Takes and crawls jobs until a signal, `--max-time`, a failure, or (with
 /// `--drain`) an idle list, then gives back whatever job it still holds.

@@ -2,7 +2,6 @@
 //! without `--jobs`), and the summary it makes.
 
 use super::fetcher::FetchStats;
-use super::job_worker::JobStats;
 use super::settings::ProduceConfig;
 use super::writer::WriterStats;
 use crate::crawl::frontier::{CrawlFrontier, Filtered, Finish};
@@ -192,4 +191,21 @@ fn warn_empty_fields(fields: &[(String, u64, u64)], spec: &crate::crawl::spider:
             ));
         }
     }
+}
+
+/// What became of the jobs this worker took.
+#[derive(Debug, Default)]
+pub struct JobStats {
+    /// Crawled, every item pushed, acknowledged and counted in `J:done`.
+    pub done: u64,
+    /// Of those, jobs that fetched no page (refused, failed, off-domain).
+    pub empty: u64,
+    /// Not jobs (set aside in `J:dead`), crawls that failed (their job also
+    /// counts as released when it goes back at exit), and jobs a recovery
+    /// took back while this worker's heartbeat had lapsed.
+    pub failed: u64,
+    /// Put back on the list at exit (a signal, `--max-time`, a failure).
+    pub released: u64,
+    /// Jobs of dead workers this worker put back on the list.
+    pub recovered: u64,
 }

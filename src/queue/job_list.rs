@@ -122,7 +122,7 @@ impl lease::Requeue for JobRequeue {
                 redis::cmd("LINDEX").arg(batch).arg(-1).query(c)
             })?;
             let job = job.unwrap_or_default();
-            let letter = crate::consume::poison::letter(&why, &self.worker, &job);
+            let letter = crate::queue::dead_letter::letter(&why, &self.worker, &job);
             let out = link.call("put a job back", |c| {
                 redis::cmd("EVAL")
                     .arg(JOB_BACK)
@@ -188,7 +188,7 @@ pub fn set_aside(
     job: &[u8],
     why: &str,
 ) -> Result<(), Error> {
-    let letter = crate::consume::poison::letter(why, worker, job);
+    let letter = crate::queue::dead_letter::letter(why, worker, job);
     link.call("set an invalid job aside", |c| {
         redis::cmd("EVAL")
             .arg(SET_ASIDE)

@@ -10,6 +10,7 @@
 
 pub mod batch;
 pub mod conn;
+pub mod dead_letter;
 pub mod dedup;
 pub mod item;
 pub mod job;
@@ -19,6 +20,7 @@ pub mod lease;
 pub mod link;
 pub mod list;
 pub mod lock;
+pub mod probe;
 pub mod reliable;
 
 pub use list::Queue;

@@ -1,10 +1,8 @@
 //! `--metrics ADDR`: `GET /metrics` in the Prometheus text format and
 //! `GET /healthz`, served on whichever thread calls `serve` (spawned in
-//! `cmd::monitor`). One request per connection; each answer is bounded in
+//! `cmd::monitor`) with a reader of the queue length (`queue::probe`). One request per connection; each answer is bounded in
 //! time, including the Redis round trip it makes.
 
-use crate::queue::conn::Endpoint;
-use crate::queue::link::Link;
 use crate::run::counters::{Counters, Kind, Sample, REDIS};
 use crate::run::http::{self, Parsed};
 use std::fmt::Write as _;
@@ -13,9 +11,6 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// Socket timeout of the probe's Redis connection: connect plus one round
-/// trip stay around a second, so a scrape never hangs on a stuck Redis.
-const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 /// `/healthz` fails once Redis has not answered anyone for this long.
 pub const HEALTHY_WITHIN: Duration = Duration::from_secs(10);
 /// Longest a client may take to send its request.
@@ -23,58 +18,27 @@ const REQUEST_TIME: Duration = Duration::from_secs(2);
 /// The content type of the Prometheus text exposition format.
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// The metrics thread's own Redis connection: reads the queue length and
-/// proves Redis answers.
-pub struct Probe {
-    link: Link,
-    keys: Vec<String>,
-}
-
-impl Probe {
-    /// A connection with a short timeout that never retries; if Redis is
-    /// down now, the first scrape connects.
-    pub fn new(ep: &Endpoint, keys: &[String]) -> Result<Probe, crate::error::Error> {
-        let link = match Link::open(ep, PROBE_TIMEOUT, Duration::ZERO, None) {
-            Ok(link) => link,
-            Err(_) => Link::lazy(ep, PROBE_TIMEOUT, Duration::ZERO, None)?,
-        };
-        Ok(Probe {
-            link,
-            keys: keys.to_vec(),
-        })
-    }
-
-    /// The queue length (every shard), or `None` if Redis did not answer.
-    pub fn queue_length(&mut self) -> Option<u64> {
-        let cmds: Vec<redis::Cmd> = self
-            .keys
-            .iter()
-            .map(|k| redis::cmd("LLEN").arg(k).clone())
-            .collect();
-        let replies = self.link.attempt_all(&cmds).ok()?;
-        replies
-            .into_iter()
-            .map(|v| redis::from_redis_value::<u64>(v).ok())
-            .sum()
-    }
-}
-
 /// Answers requests on `listener` until `done`.
-pub fn serve(listener: &TcpListener, counters: &Counters, probe: &mut Probe, done: &AtomicBool) {
+pub fn serve(
+    listener: &TcpListener,
+    counters: &Counters,
+    queue_length: &mut dyn FnMut() -> Option<u64>,
+    done: &AtomicBool,
+) {
     if let Err(e) = listener.set_nonblocking(true) {
         crate::run::log::error(&format!("--metrics cannot serve: {e}"));
         return;
     }
     while !done.load(Ordering::Relaxed) {
         match listener.accept() {
-            Ok((conn, _)) => answer(conn, counters, probe),
+            Ok((conn, _)) => answer(conn, counters, queue_length),
             Err(_) => std::thread::sleep(Duration::from_millis(50)),
         }
     }
 }
 
 /// Reads one request and answers it, closing the connection.
-fn answer(mut conn: TcpStream, counters: &Counters, probe: &mut Probe) {
+fn answer(mut conn: TcpStream, counters: &Counters, queue_length: &mut dyn FnMut() -> Option<u64>) {
     let _ = conn.set_nonblocking(false);
     let _ = conn.set_read_timeout(Some(Duration::from_millis(250)));
     let _ = conn.set_write_timeout(Some(REQUEST_TIME));
@@ -100,11 +64,11 @@ fn answer(mut conn: TcpStream, counters: &Counters, probe: &mut Probe) {
     let path = req.path.split('?').next().unwrap_or("/");
     let (status, ctype, body) = match (req.method.as_str(), path) {
         ("GET" | "HEAD", "/metrics") => {
-            let queue = probe.queue_length();
+            let queue = queue_length();
             (200, TEXT_FORMAT, render(&samples(counters, queue)))
         }
         ("GET" | "HEAD", "/healthz") => {
-            probe.queue_length();
+            queue_length();
             health()
         }
         ("GET" | "HEAD", _) => (

@@ -100,6 +100,15 @@ pub fn received() -> Option<Exit> {
     }
 }
 
+/// The exit code of `e`: a stop by a signal while waiting for Redis (say
+/// at start-up) exits with the signal's code, anything else as `Error::exit`.
+pub fn exit_of(e: &Error) -> Exit {
+    match e {
+        Error::Stopped(_) => received().unwrap_or(Exit::Fatal),
+        e => e.exit(),
+    }
+}
+
 /// How long a run may take to stop after SIGINT/SIGTERM before it is ended
 /// anyway: inside a 10 s container kill grace period, past the few seconds
 /// an orderly stop takes (pages in flight, the last batches, a commit).

@@ -1,0 +1,64 @@
+//! Dead letters: what `consume` sets aside in `KEY:dead` and `produce
+//! --jobs` in `J:dead`, one JSON object each:
+//! `{"reason","consumer","at","item"}`, with the element as a JSON string
+//! when it is valid UTF-8, or `item_base64` (standard alphabet, padded)
+//! when it is not, so the original bytes are never lost.
+
+/// One dead-letter entry for `item`.
+pub fn letter(reason: &str, consumer: &str, item: &[u8]) -> String {
+    let mut entry = serde_json::Map::new();
+    entry.insert("reason".into(), reason.into());
+    entry.insert("consumer".into(), consumer.into());
+    entry.insert("at".into(), crate::run::log::now_rfc3339().into());
+    match std::str::from_utf8(item) {
+        Ok(text) => entry.insert("item".into(), text.into()),
+        Err(_) => entry.insert("item_base64".into(), base64(item).into()),
+    };
+    serde_json::Value::Object(entry).to_string()
+}
+
+/// Standard padded base64 (RFC 4648 section 4).
+fn base64(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dead_letters_keep_the_original_bytes() {
+        let text: serde_json::Value =
+            serde_json::from_str(&letter("r", "c", b"plain \"text\"")).unwrap();
+        assert_eq!(text["item"], "plain \"text\"");
+        assert_eq!(text["reason"], "r");
+        let bin: serde_json::Value =
+            serde_json::from_str(&letter("r", "c", b"\xff\x00binary\xfe")).unwrap();
+        assert_eq!(bin["item_base64"], "/wBiaW5hcnn+");
+        assert!(bin.get("item").is_none());
+    }
+
+    #[test]
+    fn base64_pads_like_rfc_4648() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foob"), "Zm9vYg==");
+    }
+}
