@@ -53,14 +53,24 @@ impl Shared<'_> {
     }
 }
 
+/// What one popper thread did.
 #[derive(Default)]
 pub struct PopStats {
+    /// Items popped from Redis.
     pub popped: u64,
     /// Items a popper put back itself (the run was ending).
     pub returned: u64,
+    /// Items set aside as dead letters.
     pub dead: u64,
+    /// Items rewritten onto one line.
     pub reformatted: u64,
 }
+crate::tally!(PopStats {
+    popped,
+    returned,
+    dead,
+    reformatted
+});
 
 /// One popper: take a batch from its sources in turn, set poison aside, and
 /// hand the rest to the sink.

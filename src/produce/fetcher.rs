@@ -8,9 +8,10 @@ use crate::crawl::crawler::{CrawlCounts, Crawler};
 use crate::crawl::fetch::{Failure, Reason};
 use crate::crawl::frontier::CrawlFrontier;
 use crate::crawl::spider;
-use crate::run::counters::{add_fields, Counters};
+use crate::run::counters::Counters;
 use crate::run::log;
-use crate::run::summary::{merge, Counts};
+use crate::run::summary::Counts;
+use crate::run::tally::Tally;
 use crossbeam_channel::Sender;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,35 +53,17 @@ pub struct FetchStats {
     pub panic: Option<String>,
 }
 
-impl FetchStats {
-    pub fn merge(&mut self, o: FetchStats) {
-        self.pages += o.pages;
-        self.items += o.items;
-        self.ignored_links += o.ignored_links;
-        merge(&mut self.errors, o.errors);
-        merge(&mut self.skipped, o.skipped);
-        merge(
-            &mut self.crawl.responses_by_status,
-            o.crawl.responses_by_status,
-        );
-        merge(&mut self.crawl.retries, o.crawl.retries);
-        merge(&mut self.crawl.gave_up, o.crawl.gave_up);
-        self.crawl.robots_forbidden += o.crawl.robots_forbidden;
-        merge(&mut self.truncated, o.truncated);
-        self.elements_cut += o.elements_cut;
-        self.links_cut += o.links_cut;
-        self.links_repeated += o.links_repeated;
-        self.nested_items += o.nested_items;
-        self.links_filtered += o.links_filtered;
-        self.bad_json += o.bad_json;
-        self.wrong_kind += o.wrong_kind;
-        merge(&mut self.pages_by_rule, o.pages_by_rule);
-        add_fields(&mut self.fields, &o.fields);
-        merge(&mut self.required_missing, o.required_missing);
-        self.items_rejected += o.items_rejected;
-        self.panic = self.panic.take().or(o.panic);
-    }
-}
+crate::tally!(FetchStats {
+    pages, items, ignored_links, errors, skipped, crawl, truncated, elements_cut, links_cut,
+    links_repeated, nested_items, links_filtered, bad_json, wrong_kind, pages_by_rule, fields,
+    items_rejected, required_missing, rejected_pages,
+} first { panic });
+crate::tally!(CrawlCounts {
+    responses_by_status,
+    retries,
+    gave_up,
+    robots_forbidden
+});
 
 /// What one fetcher thread shares with the others.
 pub struct Fetcher<'a> {
@@ -199,11 +182,12 @@ impl Fetcher<'_> {
         stats.elements_cut += scraped.elements_cut;
         stats.links_cut += scraped.links_cut;
         stats.links_repeated += scraped.links_repeated;
-        add_fields(&mut stats.fields, &scraped.fields);
-        add_fields(
-            &mut self.live.fields.lock().unwrap_or_else(|p| p.into_inner()),
-            &scraped.fields,
-        );
+        stats.fields.tally(scraped.fields.clone());
+        self.live
+            .fields
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .tally(scraped.fields.clone());
         if scraped.items_rejected > 0 {
             stats.items_rejected += scraped.items_rejected;
             self.live

@@ -31,6 +31,7 @@ use crate::queue::Queue;
 use crate::run::counters::Counters;
 use crate::run::signal::Signals;
 use crate::run::summary::Counts;
+use crate::run::tally::Tally;
 use failures::Failures;
 use fetcher::{FetchStats, Fetcher, StopOnPanic};
 use settings::ProduceConfig;
@@ -114,7 +115,7 @@ pub fn crawl(
         drop(tx);
         let mut total = FetchStats::default();
         for f in fetchers {
-            total.merge(f.join().unwrap_or_else(|_| {
+            total.tally(f.join().unwrap_or_else(|_| {
                 stop.store(true, Ordering::Relaxed);
                 let mut errors = Counts::new();
                 errors.insert("internal_panic".into(), 1);

@@ -8,7 +8,13 @@ use crate::crawl::frontier::{CrawlFrontier, Filtered, Finish};
 use crate::error::Error;
 use crate::run::signal::Signals;
 use crate::run::summary::{counts_json, Summary};
+use crate::run::tally::Tally;
 use std::time::Instant;
+
+crate::tally!(WriterStats {
+    pushed, duplicates, seen_before, batches, retries, retries_already_landed, spilled,
+} first { spill_path, failure });
+crate::tally!(Filtered { offsite, duplicates, too_deep, frontier_full } max { max_depth_reached });
 
 /// The run's crawls, summed.
 #[derive(Default)]
@@ -29,23 +35,9 @@ pub struct Totals {
 impl Totals {
     /// Adds one finished crawl over `frontier`.
     pub fn add(&mut self, f: FetchStats, w: WriterStats, frontier: &dyn CrawlFrontier) {
-        self.fetched.merge(f);
-        let t = &mut self.written;
-        t.pushed += w.pushed;
-        t.duplicates += w.duplicates;
-        t.seen_before += w.seen_before;
-        t.batches += w.batches;
-        t.retries += w.retries;
-        t.retries_already_landed += w.retries_already_landed;
-        t.spilled += w.spilled;
-        t.spill_path = t.spill_path.take().or(w.spill_path);
-        t.failure = t.failure.take().or(w.failure);
-        let (sum, one) = (&mut self.filtered, frontier.filtered());
-        sum.offsite += one.offsite;
-        sum.duplicates += one.duplicates;
-        sum.too_deep += one.too_deep;
-        sum.frontier_full += one.frontier_full;
-        sum.max_depth_reached = sum.max_depth_reached.max(one.max_depth_reached);
+        self.fetched.tally(f);
+        self.written.tally(w);
+        self.filtered.tally(frontier.filtered());
         self.urls_seen += frontier.seen();
         self.failure = self.failure.take().or_else(|| frontier.take_failure());
     }

@@ -80,20 +80,6 @@ pub struct Counters {
     pub fields: Mutex<Vec<(String, u64, u64)>>,
 }
 
-/// Adds per-field counts (name, items, empty) into `into`, keeping
-/// first-seen order.
-pub fn add_fields(into: &mut Vec<(String, u64, u64)>, from: &[(String, u64, u64)]) {
-    for (name, have, empty) in from {
-        match into.iter_mut().find(|(n, _, _)| n == name) {
-            Some((_, h, e)) => {
-                *h += have;
-                *e += empty;
-            }
-            None => into.push((name.clone(), *have, *empty)),
-        }
-    }
-}
-
 /// A Prometheus metric type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -306,11 +292,12 @@ mod tests {
     #[test]
     fn fields_are_counted_per_field_in_metrics() {
         let c = Counters::new(Side::Produce);
-        add_fields(
-            &mut c.fields.lock().unwrap(),
-            &[("title".into(), 3, 0), ("h2".into(), 3, 2)],
-        );
-        add_fields(&mut c.fields.lock().unwrap(), &[("h2".into(), 1, 1)]);
+        use crate::run::tally::Tally;
+        c.fields
+            .lock()
+            .unwrap()
+            .tally(vec![("title".into(), 3, 0), ("h2".into(), 3, 2)]);
+        c.fields.lock().unwrap().tally(vec![("h2".into(), 1, 1)]);
         c.items_rejected.fetch_add(4, Ordering::Relaxed);
         let pick = |name: &str| -> Vec<(String, u64)> {
             c.samples()

@@ -15,3 +15,4 @@ pub mod renewal;
 pub mod settings;
 pub mod signal;
 pub mod summary;
+pub mod tally;

@@ -9,13 +9,6 @@ use std::time::Duration;
 /// Counters keyed by a short stable name, e.g. errors by kind.
 pub type Counts = BTreeMap<String, u64>;
 
-/// Adds every counter of `from` into `into`.
-pub fn merge(into: &mut Counts, from: Counts) {
-    for (k, v) in from {
-        *into.entry(k).or_default() += v;
-    }
-}
-
 /// Where `main` prints a summary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Output {
