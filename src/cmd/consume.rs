@@ -6,21 +6,22 @@
 //!                    BRPOP/BLMOVE ─> popper N ─┘                                  │ commit, then
 //!                                                 heartbeat thread (reliable)      └─ ack (reliable)
 //! ```
-//! Each popper pulls from `Source`s (one per shard it serves); the mode lives
+//! Each popper pulls from `BatchSource`s (one per shard it serves); the mode lives
 //! in the source, not in the loop. If the sink fails, the file is cut back to
 //! its last commit and unwritten items go back to the consuming end of the
 //! list (BRPOP) or stay in their processing lists until re-queued at exit
 //! (reliable). BRPOP mode loses what a pop whose reply was lost had taken;
-//! see the README's Guarantees. Poison items go to `<key>:dead`.
+//! see docs/guarantees.md. Poison items go to `<key>:dead`.
 
 use crate::cmd::monitor::Monitor;
 use crate::config::ConsumeConfig;
 use crate::consume::popper::{assigned, pop_loop, PopStats, Shared};
-use crate::consume::sink::{self, Sink};
-use crate::consume::source::{self, Popper, Source};
+use crate::consume::sink::{self, Drained, Sink};
+use crate::consume::source::{self, BatchSource, BrpopSource};
 use crate::error::Error;
 use crate::queue::batch::Batch;
 use crate::queue::lease::{self, Lease};
+use crate::queue::link::Link;
 use crate::queue::reliable::Reliable;
 use crate::queue::Queue;
 use crate::run::counters::{Counters, Side};
@@ -28,8 +29,9 @@ use crate::run::log;
 use crate::run::progress;
 use crate::run::signal::Signals;
 use crate::run::summary::{Finish, Summary};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use crate::run::tally::Tally;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Pops until drained, budget spent, signal, or failure, and reports it.
@@ -58,26 +60,10 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
         ));
     }
     let mut sink = Sink::open(cfg.out.as_deref(), cfg.fsync)?;
-    let mut workers: Vec<Vec<Box<dyn Source>>> = Vec::with_capacity(cfg.threads);
-    for t in 0..cfg.threads {
-        let mine = assigned(t, cfg.threads, keys.len());
-        // Each shard gets its share of the block time, so a round stays short.
-        let each = block
-            .div_f64(mine.len() as f64)
-            .max(Duration::from_millis(50));
-        let sources = mine
-            .into_iter()
-            .map(|i| {
-                let q = connect(&keys[i], each)?;
-                Ok(match &consumer {
-                    Some(me) => Box::new(Reliable::new(q, me, t)) as Box<dyn Source>,
-                    None => Box::new(Popper::new(q)) as Box<dyn Source>,
-                })
-            })
-            .collect::<Result<Vec<_>, Error>>()?;
-        workers.push(sources);
-    }
-    let mut beats = match &consumer {
+    let workers = (0..cfg.threads)
+        .map(|t| sources_of(t, cfg, consumer.as_ref(), block, &keys, &connect))
+        .collect::<Result<Vec<_>, Error>>()?;
+    let beats = match &consumer {
         Some(_) => Some(lease::heartbeat_link(
             &cfg.redis,
             cfg.retry_for,
@@ -85,29 +71,89 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
         )?),
         None => None,
     };
-    let shared = Shared {
-        cfg,
-        stop: &signals.stop,
-        started,
-        last_item_ms: AtomicU64::new(0),
-        drained: AtomicBool::new(false),
-        budget: AtomicU64::new(cfg.max_items.unwrap_or(u64::MAX)),
-        deadline: cfg.limits.max_time.map(|t| started + t),
-        timed_out: AtomicBool::new(false),
-        in_flight: AtomicU64::new(0),
-        live: &live,
-        consumer: consumer
-            .as_ref()
-            .map_or_else(|| format!("pid {}", std::process::id()), |c| c.id.clone()),
-        failure: Mutex::new(None),
-    };
-    let (tx, rx) = crossbeam_channel::bounded::<Batch>(cfg.threads * 4);
-
-    let done = AtomicBool::new(false);
+    let id = consumer
+        .as_ref()
+        .map_or_else(|| format!("pid {}", std::process::id()), |c| c.id.clone());
+    let shared = Shared::new(cfg, &signals.stop, started, &live, id);
     let progress_queue = progress::wanted()
         .then(|| Queue::connect(&cfg.redis, &keys[0], block).ok())
         .flatten();
-    let (pops, drained) = std::thread::scope(|s| {
+    let stages = Stages {
+        workers,
+        sink: &mut sink,
+        control: &mut control,
+        lease: consumer.as_ref().zip(beats),
+        monitor,
+        progress_queue,
+    };
+    let (pops, drained) = pump(stages, &shared, signals);
+    // Whatever did not become durable goes back to the list, in order. The
+    // stop flag may be up (a signal, the sink's failure): this gets its own
+    // short budget so popped items are not abandoned at the first blip.
+    let stopping = signals.exit().is_some();
+    let returned = put_back(cfg, &keys, consumer.as_ref(), &drained.unwritten, stopping);
+    let end = End {
+        reconnects: control.link().reconnects,
+        recovered,
+        returned,
+        started,
+    };
+    Ok(summarize(cfg, signals, shared, pops, drained, end))
+}
+
+/// The sources popper thread `t` takes from: one per shard it serves, each
+/// on its own connection, reliable batches or plain BRPOP.
+fn sources_of(
+    t: usize,
+    cfg: &ConsumeConfig,
+    consumer: Option<&Lease>,
+    block: Duration,
+    keys: &[String],
+    connect: &dyn Fn(&str, Duration) -> Result<Queue, Error>,
+) -> Result<Vec<Box<dyn BatchSource>>, Error> {
+    let mine = assigned(t, cfg.threads, keys.len());
+    // Each shard gets its share of the block time, so a round stays short.
+    let each = block
+        .div_f64(mine.len() as f64)
+        .max(Duration::from_millis(50));
+    mine.into_iter()
+        .map(|i| {
+            let q = connect(&keys[i], each)?;
+            Ok(match consumer {
+                Some(me) => Box::new(Reliable::new(q, me, t)) as Box<dyn BatchSource>,
+                None => Box::new(BrpopSource::new(q)) as Box<dyn BatchSource>,
+            })
+        })
+        .collect()
+}
+
+/// What `pump` runs: the poppers' sources, the sink, and the watchers.
+struct Stages<'a> {
+    workers: Vec<Vec<Box<dyn BatchSource>>>,
+    sink: &'a mut Sink,
+    /// Acknowledges reliable batches (and is the run's control connection).
+    control: &'a mut Queue,
+    /// The reliable lease and its heartbeat link.
+    lease: Option<(&'a Lease, Link)>,
+    monitor: Monitor,
+    progress_queue: Option<Queue>,
+}
+
+/// Runs the popper threads, the heartbeat and the watchers beside the sink
+/// (on this thread) until the poppers end and the sink has drained them.
+fn pump(st: Stages<'_>, shared: &Shared<'_>, signals: &Signals) -> (PopStats, Drained) {
+    let (tx, rx) = crossbeam_channel::bounded::<Batch>(shared.cfg.threads * 4);
+    let done = AtomicBool::new(false);
+    let live = shared.live;
+    let Stages {
+        workers,
+        sink,
+        control,
+        lease,
+        monitor,
+        progress_queue,
+    } = st;
+    std::thread::scope(|s| {
         if let Some(mut pq) = progress_queue {
             s.spawn(|| {
                 progress::draw(
@@ -117,27 +163,27 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
                 )
             });
         }
-        monitor.spawn(s, &live, &done);
-        if let (Some(me), Some(link)) = (&consumer, beats.as_mut()) {
-            let (shared, done) = (&shared, &done);
-            s.spawn(move || me.keep_alive(link, done, |e| shared.fail(e)));
+        monitor.spawn(s, live, &done);
+        let acker = lease.is_some().then_some(control.link());
+        if let Some((me, mut link)) = lease {
+            let done = &done;
+            s.spawn(move || me.keep_alive(&mut link, done, |e| shared.fail(e)));
         }
         let poppers: Vec<_> = workers
             .into_iter()
             .map(|sources| {
-                let (tx, shared) = (tx.clone(), &shared);
+                let tx = tx.clone();
                 s.spawn(move || pop_loop(sources, &tx, shared))
             })
             .collect();
         drop(tx);
-        let acker = consumer.is_some().then(|| control.link());
         let flags = sink::Flags {
             stop: shared.stop,
             reopen: &signals.hup,
         };
         let drained = sink::drain(
             &rx,
-            &mut sink,
+            sink,
             acker,
             &flags,
             &live.items_written,
@@ -146,12 +192,7 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
         let mut pops = PopStats::default();
         for p in poppers {
             match p.join() {
-                Ok(one) => {
-                    pops.popped += one.popped;
-                    pops.returned += one.returned;
-                    pops.dead += one.dead;
-                    pops.reformatted += one.reformatted;
-                }
+                Ok(one) => pops.tally(one),
                 Err(_) => shared.fail(Error::Internal(
                     "a popper thread panicked (please report this bug)".into(),
                 )),
@@ -159,31 +200,27 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
         }
         done.store(true, Ordering::Relaxed);
         (pops, drained)
-    });
+    })
+}
 
-    // Whatever did not become durable goes back to the list, in order. The
-    // stop flag may be up (a signal, the sink's failure): this gets its own
-    // short budget so popped items are not abandoned at the first blip.
-    let stopping = signals.exit().is_some();
-    let returned = put_back(cfg, &keys, consumer.as_ref(), &drained.unwritten, stopping);
-    let reconnects = control.link().reconnects;
-    let mut failure = shared.failure.into_inner().ok().flatten();
-    if let Some(e) = drained.ack_error {
-        failure = failure.or(Some(e));
-    }
-    if let Some(e) = drained.error {
-        let out = cfg
-            .out
-            .as_ref()
-            .map_or("stdout".into(), |p| p.display().to_string());
-        failure = Some(Error::io(
-            format!(
-                "cannot write to {out} ({returned} popped items were put back on {})",
-                cfg.key
-            ),
-            e,
-        ));
-    }
+/// What the run learnt after its threads ended.
+struct End {
+    reconnects: u64,
+    recovered: u64,
+    returned: u64,
+    started: Instant,
+}
+
+/// The run's summary: why it ended, its exit code, and its counts.
+fn summarize(
+    cfg: &ConsumeConfig,
+    signals: &Signals,
+    shared: Shared<'_>,
+    pops: PopStats,
+    drained: Drained,
+    end: End,
+) -> Summary {
+    let failure = failure_of(cfg, &shared, drained.ack_error, drained.error, end.returned);
     let reason = if let Some(f) = &failure {
         match f {
             Error::Redis { .. } => Finish::RedisUnavailable,
@@ -213,19 +250,50 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
         .set("items_written", drained.written)
         .set("items_dead", pops.dead)
         .set("items_reformatted", pops.reformatted)
-        .set("items_returned_to_queue", returned + pops.returned)
-        .set("items_recovered", recovered)
+        .set("items_returned_to_queue", end.returned + pops.returned)
+        .set("items_recovered", end.recovered)
         .set("ack_failures", drained.ack_failures)
-        .set("redis_reconnects", reconnects)
-        .rates(started.elapsed(), &[("items", drained.written)]);
+        .set("redis_reconnects", end.reconnects)
+        .rates(end.started.elapsed(), &[("items", drained.written)]);
     // Throughput without the trailing --idle-timeout wait: start to last commit.
-    let active = drained.last_commit.map_or(Duration::ZERO, |t| t - started);
+    let active = drained
+        .last_commit
+        .map_or(Duration::ZERO, |t| t - end.started);
     sum.set("active_secs", active.as_secs_f64()).set(
         "items_per_active_sec",
         (drained.written as f64 / active.as_secs_f64().max(0.001)).round(),
     );
     sum.failure = failure;
-    Ok(sum)
+    sum
+}
+
+/// The failure that ended the run: the sink's (naming what went back) over
+/// an acknowledgement's over the first thread's.
+fn failure_of(
+    cfg: &ConsumeConfig,
+    shared: &Shared<'_>,
+    ack_error: Option<Error>,
+    sink_error: Option<std::io::Error>,
+    returned: u64,
+) -> Option<Error> {
+    let mut failure = shared.failure.lock().ok().and_then(|mut f| f.take());
+    if let Some(e) = ack_error {
+        failure = failure.or(Some(e));
+    }
+    if let Some(e) = sink_error {
+        let out = cfg
+            .out
+            .as_ref()
+            .map_or("stdout".into(), |p| p.display().to_string());
+        failure = Some(Error::io(
+            format!(
+                "cannot write to {out} ({returned} popped items were put back on {})",
+                cfg.key
+            ),
+            e,
+        ));
+    }
+    failure
 }
 
 /// At exit: re-queues what this consumer still holds (reliable), or pushes

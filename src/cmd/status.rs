@@ -16,27 +16,7 @@ use std::time::Duration;
 pub fn run(cfg: &StatusConfig, _signals: &Signals) -> Result<Summary, Error> {
     let keys = cfg.target.shard_keys();
     let mut q = Queue::connect(&cfg.target.redis, &keys[0], Duration::from_secs(1))?;
-    let seen_sets = cfg
-        .seen_key
-        .as_ref()
-        .map(|s| crate::queue::keys::seen_sets(s, &keys, cfg.target.redis.is_cluster()));
-    let (mut length, mut dead, mut seen, mut lists) = (0u64, 0u64, 0u64, Vec::new());
-    for (i, key) in keys.iter().enumerate() {
-        length += q.call("read the queue length", |c| {
-            redis::cmd("LLEN").arg(key).query::<u64>(c)
-        })?;
-        dead += q.call("count dead letters", |c| {
-            redis::cmd("LLEN")
-                .arg(crate::queue::keys::dead(key))
-                .query::<u64>(c)
-        })?;
-        lists.extend(lease::processing_lists(q.link(), key)?);
-        if let Some(sets) = &seen_sets {
-            seen += q.call("count the seen set", |c| {
-                crate::queue::dedup::size(c, &sets[i])
-            })?;
-        }
-    }
+    let (length, dead, seen, lists) = count_shards(cfg, &mut q, &keys)?;
     let mut sum = Summary::new("status", Exit::Ok);
     sum.output = if cfg.json {
         Output::StdoutJson
@@ -96,6 +76,37 @@ pub fn run(cfg: &StatusConfig, _signals: &Signals) -> Result<Summary, Error> {
         );
     }
     Ok(sum)
+}
+
+/// Summed over the shards: the queue length, the dead letters, the seen
+/// set's size (with `--seen-key`), and every consumer's processing lists.
+fn count_shards(
+    cfg: &StatusConfig,
+    q: &mut Queue,
+    keys: &[String],
+) -> Result<(u64, u64, u64, Vec<lease::Processing>), Error> {
+    let seen_sets = cfg
+        .seen_key
+        .as_ref()
+        .map(|s| crate::queue::keys::seen_sets(s, keys, cfg.target.redis.is_cluster()));
+    let (mut length, mut dead, mut seen, mut lists) = (0u64, 0u64, 0u64, Vec::new());
+    for (i, key) in keys.iter().enumerate() {
+        length += q.call("read the queue length", |c| {
+            redis::cmd("LLEN").arg(key).query::<u64>(c)
+        })?;
+        dead += q.call("count dead letters", |c| {
+            redis::cmd("LLEN")
+                .arg(crate::queue::keys::dead(key))
+                .query::<u64>(c)
+        })?;
+        lists.extend(lease::processing_lists(q.link(), key)?);
+        if let Some(sets) = &seen_sets {
+            seen += q.call("count the seen set", |c| {
+                crate::queue::dedup::size(c, &sets[i])
+            })?;
+        }
+    }
+    Ok((length, dead, seen, lists))
 }
 
 /// Every key of `lists` in Redis that qpipe made, by the key registry:

@@ -5,7 +5,7 @@
 
 use crate::consume::poison;
 use crate::consume::settings::ConsumeConfig;
-use crate::consume::source::Source;
+use crate::consume::source::BatchSource;
 use crate::error::Error;
 use crate::queue::batch::{Batch, Taken};
 use crate::run::counters::Counters;
@@ -43,7 +43,38 @@ pub struct Shared<'a> {
     pub failure: Mutex<Option<Error>>,
 }
 
-impl Shared<'_> {
+impl<'a> Shared<'a> {
+    /// The poppers' shared state at the start of a run: the budget from
+    /// `--max-items`, the deadline from `--max-time`; `consumer` names this
+    /// process in dead letters.
+    pub fn new(
+        cfg: &'a ConsumeConfig,
+        stop: &'a AtomicBool,
+        started: Instant,
+        live: &'a Counters,
+        consumer: String,
+    ) -> Shared<'a> {
+        Shared {
+            cfg,
+            stop,
+            started,
+            last_item_ms: AtomicU64::new(0),
+            drained: AtomicBool::new(false),
+            budget: AtomicU64::new(cfg.max_items.unwrap_or(u64::MAX)),
+            deadline: cfg.limits.max_time.map(|t| started + t),
+            timed_out: AtomicBool::new(false),
+            in_flight: AtomicU64::new(0),
+            live,
+            consumer,
+            failure: Mutex::new(None),
+        }
+    }
+
+    /// Milliseconds since the run started.
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
     /// Records a failure that ends the run (the first one wins) and stops.
     pub fn fail(&self, e: Error) {
         if let Ok(mut f) = self.failure.lock() {
@@ -75,15 +106,13 @@ crate::tally!(PopStats {
 /// One popper: take a batch from its sources in turn, set poison aside, and
 /// hand the rest to the sink.
 pub fn pop_loop(
-    mut sources: Vec<Box<dyn Source>>,
+    mut sources: Vec<Box<dyn BatchSource>>,
     tx: &Sender<Batch>,
     sh: &Shared<'_>,
 ) -> PopStats {
     let mut stats = PopStats::default();
-    let mut next = 0;
     let limit = IN_FLIGHT_BATCHES * sh.cfg.batch_bytes as u64;
-    // When each source may be tried again (Redis unavailable for it).
-    let mut retry_at: Vec<Option<Instant>> = vec![None; sources.len()];
+    let mut turns = Turns::new(sources.len());
     while !sh.stop.load(Ordering::Relaxed) && !sh.drained.load(Ordering::Relaxed) {
         if sh.deadline.is_some_and(|d| Instant::now() >= d) {
             sh.timed_out.store(true, Ordering::Relaxed);
@@ -94,37 +123,21 @@ pub fn pop_loop(
             std::thread::sleep(Duration::from_millis(5));
             continue;
         }
-        // Serve the sources in turn, skipping those waiting out an outage, so
-        // a dead cluster node does not slow the shards on the live ones.
-        let n = sources.len();
-        let now = Instant::now();
-        let Some(i) = (0..n)
-            .map(|k| (next + k) % n)
-            .find(|&i| retry_at[i].is_none_or(|t| t <= now))
-        else {
-            let soonest = retry_at.iter().flatten().min().copied().unwrap_or(now);
-            std::thread::sleep(
-                soonest
-                    .saturating_duration_since(now)
-                    .min(Duration::from_millis(50)),
-            );
+        let Some(i) = turns.pick() else {
             continue;
         };
-        next = i + 1;
-        retry_at[i] = None;
         let src = &mut sources[i];
         let want = reserve(&sh.budget, sh.cfg.batch_size as u64);
         if want == 0 {
             break;
         }
-        let now_ms = || sh.started.elapsed().as_millis() as u64;
-        let mut batch = match src.take(want as usize, sh.cfg.batch_bytes) {
+        let batch = match src.take(want as usize, sh.cfg.batch_bytes) {
             Ok(Taken::Batch(b)) => b,
             Ok(Taken::RetryAt(t)) => {
                 // An outage is not an empty queue: restart the idle clock.
                 sh.budget.fetch_add(want, Ordering::Relaxed);
-                sh.last_item_ms.fetch_max(now_ms(), Ordering::Relaxed);
-                retry_at[i] = Some(t);
+                sh.last_item_ms.fetch_max(sh.now_ms(), Ordering::Relaxed);
+                turns.retry_at[i] = Some(t);
                 continue;
             }
             Err(e) => {
@@ -135,43 +148,100 @@ pub fn pop_loop(
                 break;
             }
         };
-        let got = batch.items.len() as u64;
-        sh.budget.fetch_add(want - got, Ordering::Relaxed);
-        let now_ms = now_ms();
-        if got == 0 {
-            if let Some(idle) = sh.cfg.drain_after {
-                let last = sh.last_item_ms.load(Ordering::Relaxed);
-                if now_ms.saturating_sub(last) >= idle.as_millis() as u64 {
-                    sh.drained.store(true, Ordering::Relaxed);
-                }
-            }
-            continue;
-        }
-        sh.last_item_ms.fetch_max(now_ms, Ordering::Relaxed);
-        stats.popped += got;
-        sh.live.items_popped.fetch_add(got, Ordering::Relaxed);
-        match poison::screen(src.queue(), &sh.consumer, &mut batch.items) {
-            Ok(s) => {
-                stats.dead += s.dead;
-                sh.live.items_dead.fetch_add(s.dead, Ordering::Relaxed);
-                stats.reformatted += s.reformatted;
-            }
-            // The batch is not sent: the items stay in Redis (reliable) or
-            // go back below (BRPOP), and the run ends.
-            Err(e) => {
-                stats.returned += src.abandon(batch);
-                sh.fail(e);
-                break;
-            }
-        }
-        sh.in_flight.fetch_add(batch.bytes(), Ordering::Relaxed);
-        if let Err(back) = tx.send(batch) {
-            // The sink is gone (it panicked): make sure the items survive.
-            stats.returned += src.abandon(back.into_inner());
+        if !hand_over(src.as_mut(), batch, want, tx, sh, &mut stats) {
             break;
         }
     }
     stats
+}
+
+/// Whose turn it is: the sources in turn, skipping those waiting out an
+/// outage, so a dead cluster node does not slow the shards on the live ones.
+struct Turns {
+    next: usize,
+    /// When each source may be tried again (Redis unavailable for it).
+    retry_at: Vec<Option<Instant>>,
+}
+
+impl Turns {
+    fn new(n: usize) -> Turns {
+        Turns {
+            next: 0,
+            retry_at: vec![None; n],
+        }
+    }
+
+    /// The next source that may be tried now; `None` after sleeping toward
+    /// the soonest retry (at most 50 ms) when none may.
+    fn pick(&mut self) -> Option<usize> {
+        let n = self.retry_at.len();
+        let now = Instant::now();
+        let Some(i) = (0..n)
+            .map(|k| (self.next + k) % n)
+            .find(|&i| self.retry_at[i].is_none_or(|t| t <= now))
+        else {
+            let soonest = self.retry_at.iter().flatten().min().copied().unwrap_or(now);
+            std::thread::sleep(
+                soonest
+                    .saturating_duration_since(now)
+                    .min(Duration::from_millis(50)),
+            );
+            return None;
+        };
+        self.next = i + 1;
+        self.retry_at[i] = None;
+        Some(i)
+    }
+}
+
+/// Settles a batch taken from `src` for `want` items: returns the unused
+/// budget, keeps the idle clock, sets poison aside, and sends the rest to
+/// the sink. False: the run ends (a failure, or the sink is gone), and the
+/// batch's items are safe (in Redis, or put back).
+fn hand_over(
+    src: &mut dyn BatchSource,
+    mut batch: Batch,
+    want: u64,
+    tx: &Sender<Batch>,
+    sh: &Shared<'_>,
+    stats: &mut PopStats,
+) -> bool {
+    let got = batch.items.len() as u64;
+    sh.budget.fetch_add(want - got, Ordering::Relaxed);
+    let now_ms = sh.now_ms();
+    if got == 0 {
+        if let Some(idle) = sh.cfg.drain_after {
+            let last = sh.last_item_ms.load(Ordering::Relaxed);
+            if now_ms.saturating_sub(last) >= idle.as_millis() as u64 {
+                sh.drained.store(true, Ordering::Relaxed);
+            }
+        }
+        return true;
+    }
+    sh.last_item_ms.fetch_max(now_ms, Ordering::Relaxed);
+    stats.popped += got;
+    sh.live.items_popped.fetch_add(got, Ordering::Relaxed);
+    match poison::screen(src.queue(), &sh.consumer, &mut batch.items) {
+        Ok(s) => {
+            stats.dead += s.dead;
+            sh.live.items_dead.fetch_add(s.dead, Ordering::Relaxed);
+            stats.reformatted += s.reformatted;
+        }
+        // The batch is not sent: the items stay in Redis (reliable) or
+        // go back below (BRPOP), and the run ends.
+        Err(e) => {
+            stats.returned += src.abandon(batch);
+            sh.fail(e);
+            return false;
+        }
+    }
+    sh.in_flight.fetch_add(batch.bytes(), Ordering::Relaxed);
+    if let Err(back) = tx.send(batch) {
+        // The sink is gone (it panicked): make sure the items survive.
+        stats.returned += src.abandon(back.into_inner());
+        return false;
+    }
+    true
 }
 
 /// Takes up to `n` from the item budget; returns how many were granted.

@@ -1,5 +1,5 @@
-//! Where `consume` takes items from: one `Source` per pop mode, so the pop
-//! loop has no mode switches. `Popper` is BRPOP (at-most-once across a lost
+//! Where `consume` takes items from: one `BatchSource` per pop mode, so the pop
+//! loop has no mode switches. `BrpopSource` is BRPOP (at-most-once across a lost
 //! reply); `reliable::Reliable` moves batches into processing lists
 //! (at-least-once).
 
@@ -10,7 +10,7 @@ use crate::queue::Queue;
 use crate::run::log;
 
 /// One list a popper thread serves, in one pop mode.
-pub trait Source: Send {
+pub trait BatchSource: Send {
     /// Takes up to `max` items (and about `max_bytes`), blocking up to the
     /// block time; an empty batch means nothing arrived. `RetryAt` means
     /// Redis is unavailable for this source: the popper serves its other
@@ -27,18 +27,18 @@ pub trait Source: Send {
 }
 
 /// BRPOP, then the rest of the batch without blocking.
-pub struct Popper {
+pub struct BrpopSource {
     q: Queue,
 }
 
-impl Popper {
+impl BrpopSource {
     /// A BRPOP source on `q`'s list.
-    pub fn new(q: Queue) -> Popper {
-        Popper { q }
+    pub fn new(q: Queue) -> BrpopSource {
+        BrpopSource { q }
     }
 }
 
-impl Source for Popper {
+impl BatchSource for BrpopSource {
     fn take(&mut self, max: usize, max_bytes: usize) -> Result<Taken, Error> {
         match self.q.pop(max, max_bytes) {
             Ok(items) => {
@@ -71,7 +71,7 @@ impl Source for Popper {
     }
 }
 
-impl Source for Reliable {
+impl BatchSource for Reliable {
     fn take(&mut self, max: usize, max_bytes: usize) -> Result<Taken, Error> {
         Reliable::take(self, max, max_bytes)
     }

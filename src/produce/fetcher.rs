@@ -7,7 +7,7 @@ use super::writer::Parcel;
 use crate::crawl::crawler::{CrawlCounts, Crawler};
 use crate::crawl::fetch::{Failure, Reason};
 use crate::crawl::frontier::CrawlFrontier;
-use crate::crawl::spider;
+use crate::crawl::spider::{self, Scraped};
 use crate::run::counters::Counters;
 use crate::run::log;
 use crate::run::summary::Counts;
@@ -142,9 +142,22 @@ impl Fetcher<'_> {
         if self.test_panic.swap(false, Ordering::Relaxed) {
             panic!("QPIPE_TEST_PANIC=fetch");
         }
+        let n = scraped.items.len() as u64;
+        self.count(url, &scraped, stats);
+        // The writer holds its receiver until every sender is gone, so this
+        // fails only if the writer panicked; nothing more can be saved then.
+        if n > 0 && self.tx.send(scraped.items).is_err() {
+            self.stop.store(true, Ordering::Relaxed);
+        }
+        Outcome::Done(scraped.links, n, Some(page.url.clone()))
+    }
+
+    /// Counts what the page at `url` gave (items, links, cuts, fields),
+    /// naming the page where something was cut or rejected.
+    fn count(&self, url: &Url, scraped: &Scraped, stats: &mut FetchStats) {
+        let n = scraped.items.len() as u64;
         stats.pages += 1;
         self.live.pages.fetch_add(1, Ordering::Relaxed);
-        let n = scraped.items.len() as u64;
         self.live.items_extracted.fetch_add(n, Ordering::Relaxed);
         stats.items += n;
         stats.ignored_links += scraped.ignored_links;
@@ -188,36 +201,37 @@ impl Fetcher<'_> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .tally(scraped.fields.clone());
-        if scraped.items_rejected > 0 {
-            stats.items_rejected += scraped.items_rejected;
-            self.live
-                .items_rejected
-                .fetch_add(scraped.items_rejected, Ordering::Relaxed);
-            let missing: Vec<String> = scraped
-                .required_missing
-                .iter()
-                .filter(|(_, n)| *n > 0)
-                .map(|(name, n)| format!("{name:?} on {n}"))
-                .collect();
-            for (name, n) in &scraped.required_missing {
-                *stats.required_missing.entry(name.clone()).or_default() += n;
-            }
-            // Named for the first pages; then counted (the summary has the totals).
-            if stats.rejected_pages < 10 {
-                log::warn(&format!(
-                    "{url}: {} items not pushed: required field empty ({})",
-                    scraped.items_rejected,
-                    missing.join(", ")
-                ));
-            }
-            stats.rejected_pages += 1;
+        self.count_rejected(url, scraped, stats);
+    }
+
+    /// Counts the items not pushed for lacking a required field, naming
+    /// the first pages they were on.
+    fn count_rejected(&self, url: &Url, scraped: &Scraped, stats: &mut FetchStats) {
+        if scraped.items_rejected == 0 {
+            return;
         }
-        // The writer holds its receiver until every sender is gone, so this
-        // fails only if the writer panicked; nothing more can be saved then.
-        if n > 0 && self.tx.send(scraped.items).is_err() {
-            self.stop.store(true, Ordering::Relaxed);
+        stats.items_rejected += scraped.items_rejected;
+        self.live
+            .items_rejected
+            .fetch_add(scraped.items_rejected, Ordering::Relaxed);
+        let missing: Vec<String> = scraped
+            .required_missing
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(name, n)| format!("{name:?} on {n}"))
+            .collect();
+        for (name, n) in &scraped.required_missing {
+            *stats.required_missing.entry(name.clone()).or_default() += n;
         }
-        Outcome::Done(scraped.links, n, Some(page.url.clone()))
+        // Named for the first pages; then counted (the summary has the totals).
+        if stats.rejected_pages < 10 {
+            log::warn(&format!(
+                "{url}: {} items not pushed: required field empty ({})",
+                scraped.items_rejected,
+                missing.join(", ")
+            ));
+        }
+        stats.rejected_pages += 1;
     }
 }
 

@@ -62,27 +62,7 @@ impl Totals {
             (None, Some(_)) => Finish::Stopped,
             (None, None) => self.finish.unwrap_or(Finish::Finished),
         };
-        let failed_pages: u64 = fetched.errors.values().sum();
-        // A job worker without --drain is a service: a signal is how it
-        // normally stops (as for `consume`).
-        let signalled = match &cfg.jobs {
-            Some(j) if j.drain_after.is_none() => None,
-            _ => signals.exit(),
-        };
-        // An item without a required field counts like a failed page.
-        let mut exit = signalled.unwrap_or(
-            cfg.limits
-                .exit_for(failed_pages.saturating_add(fetched.items_rejected)),
-        );
-        if let (None, None, Some(min)) = (&failure, signalled, cfg.min_items) {
-            if fetched.items < min {
-                crate::run::log::error(&format!(
-                    "found {} items, fewer than --min-items {min} (did the site change its layout? check a page with `qpipe spec --try URL`); exit 3",
-                    fetched.items
-                ));
-                exit = crate::error::Exit::Partial;
-            }
-        }
+        let exit = exit_code(cfg, signals, failure.is_some(), &fetched);
         let filtered = self.filtered;
         let mut sum = Summary::new("produce", exit);
         sum.finish(reason)
@@ -102,47 +82,13 @@ impl Totals {
                 .set("jobs_released", stats.released)
                 .set("jobs_recovered", stats.recovered);
         }
-        sum.set("pages_fetched", fetched.pages)
-            .set("pages_failed", failed_pages)
-            .set("pages_skipped", fetched.skipped.values().sum::<u64>())
-            .set("urls_seen", self.urls_seen)
-            .set("items_extracted", fetched.items)
-            .set("items_rejected", fetched.items_rejected)
-            .set("required_missing", counts_json(&fetched.required_missing))
-            .set("item_identity", cfg.spec.identity.describe())
-            .set("duplicates_dropped", written.duplicates)
-            .set("seen_in_earlier_runs", written.seen_before);
-        written.summarize(&mut sum);
-        sum.set(
-            "responses_by_status",
-            counts_json(&fetched.crawl.responses_by_status),
-        )
-        .set("retries", counts_json(&fetched.crawl.retries))
-        .set("gave_up", counts_json(&fetched.crawl.gave_up))
-        .set("errors", counts_json(&fetched.errors))
-        .set("skipped", counts_json(&fetched.skipped));
+        crawl_counts(&mut sum, &fetched, &written, self.urls_seen, cfg);
         failures.summarize(&mut sum);
-        sum.set("truncated", counts_json(&fetched.truncated))
-            .set("elements_cut", fetched.elements_cut)
-            .set("links_cut", fetched.links_cut)
-            .set("links_repeated", fetched.links_repeated)
-            .set("fields_empty", fields_empty(&fetched.fields))
-            .set("nested_items_skipped", fetched.nested_items)
-            .set("robots_forbidden", fetched.crawl.robots_forbidden)
-            .set("offsite_filtered", filtered.offsite)
-            .set("duplicate_urls_filtered", filtered.duplicates)
-            .set("depth_filtered", filtered.too_deep)
-            .set("frontier_full", filtered.frontier_full)
-            .set("links_ignored", fetched.ignored_links)
-            .set("links_filtered", fetched.links_filtered)
-            .set("bad_json", fetched.bad_json)
-            .set("pages_wrong_kind", fetched.wrong_kind)
-            .set("pages_by_rule", counts_json(&fetched.pages_by_rule))
-            .set("max_depth_reached", filtered.max_depth_reached)
-            .rates(
-                started.elapsed(),
-                &[("pages", fetched.pages), ("items", written.pushed)],
-            );
+        page_counts(&mut sum, &fetched, &filtered);
+        sum.rates(
+            started.elapsed(),
+            &[("pages", fetched.pages), ("items", written.pushed)],
+        );
         if let Some(path) = &written.spill_path {
             sum.set("spill_file", path.display().to_string());
         }
@@ -152,13 +98,98 @@ impl Totals {
     }
 }
 
+/// The exit code: a signal's (unless a job worker serves until one), else
+/// 3 past `--fail-on-errors` (an item without a required field counts like
+/// a failed page) or under `--min-items`, else 0.
+fn exit_code(
+    cfg: &ProduceConfig,
+    signals: &Signals,
+    failed: bool,
+    fetched: &FetchStats,
+) -> crate::error::Exit {
+    let failed_pages: u64 = fetched.errors.values().sum();
+    // A job worker without --drain is a service: a signal is how it
+    // normally stops (as for `consume`).
+    let signalled = match &cfg.jobs {
+        Some(j) if j.drain_after.is_none() => None,
+        _ => signals.exit(),
+    };
+    // An item without a required field counts like a failed page.
+    let mut exit = signalled.unwrap_or(
+        cfg.limits
+            .exit_for(failed_pages.saturating_add(fetched.items_rejected)),
+    );
+    if let (false, None, Some(min)) = (failed, signalled, cfg.min_items) {
+        if fetched.items < min {
+            crate::run::log::error(&format!(
+                    "found {} items, fewer than --min-items {min} (did the site change its layout? check a page with `qpipe spec --try URL`); exit 3",
+                    fetched.items
+                ));
+            exit = crate::error::Exit::Partial;
+        }
+    }
+    exit
+}
+
+/// The crawl's counts, in the summary's order: pages, items, identity,
+/// the writer's, responses, retries and errors.
+fn crawl_counts(
+    sum: &mut Summary,
+    fetched: &FetchStats,
+    written: &WriterStats,
+    urls_seen: u64,
+    cfg: &ProduceConfig,
+) {
+    let failed_pages: u64 = fetched.errors.values().sum();
+    sum.set("pages_fetched", fetched.pages)
+        .set("pages_failed", failed_pages)
+        .set("pages_skipped", fetched.skipped.values().sum::<u64>())
+        .set("urls_seen", urls_seen)
+        .set("items_extracted", fetched.items)
+        .set("items_rejected", fetched.items_rejected)
+        .set("required_missing", counts_json(&fetched.required_missing))
+        .set("item_identity", cfg.spec.identity.describe())
+        .set("duplicates_dropped", written.duplicates)
+        .set("seen_in_earlier_runs", written.seen_before);
+    written.summarize(sum);
+    sum.set(
+        "responses_by_status",
+        counts_json(&fetched.crawl.responses_by_status),
+    )
+    .set("retries", counts_json(&fetched.crawl.retries))
+    .set("gave_up", counts_json(&fetched.crawl.gave_up))
+    .set("errors", counts_json(&fetched.errors))
+    .set("skipped", counts_json(&fetched.skipped));
+}
+
+/// What was cut, filtered or skipped on the pages, and how deep it went.
+fn page_counts(sum: &mut Summary, fetched: &FetchStats, filtered: &Filtered) {
+    sum.set("truncated", counts_json(&fetched.truncated))
+        .set("elements_cut", fetched.elements_cut)
+        .set("links_cut", fetched.links_cut)
+        .set("links_repeated", fetched.links_repeated)
+        .set("fields_empty", fields_empty(&fetched.fields))
+        .set("nested_items_skipped", fetched.nested_items)
+        .set("robots_forbidden", fetched.crawl.robots_forbidden)
+        .set("offsite_filtered", filtered.offsite)
+        .set("duplicate_urls_filtered", filtered.duplicates)
+        .set("depth_filtered", filtered.too_deep)
+        .set("frontier_full", filtered.frontier_full)
+        .set("links_ignored", fetched.ignored_links)
+        .set("links_filtered", fetched.links_filtered)
+        .set("bad_json", fetched.bad_json)
+        .set("pages_wrong_kind", fetched.wrong_kind)
+        .set("pages_by_rule", counts_json(&fetched.pages_by_rule))
+        .set("max_depth_reached", filtered.max_depth_reached);
+}
+
 /// How to go on with a crawl stopped by a signal.
 fn resume_hint(shared: Option<&str>) -> String {
     match shared {
         Some(name) => format!(
             "run the same command again: the shared frontier {name:?} in Redis keeps every page not fetched yet, and no page or item is done twice (--reset-frontier starts over)"
         ),
-        None => "cannot resume: this crawl's frontier was in memory; start crawls with --shared-frontier NAME to resume them by running the same command again (README: Stopping and resuming)".into(),
+        None => "cannot resume: this crawl's frontier was in memory; start crawls with --shared-frontier NAME to resume them by running the same command again (docs/production.md: Stopping and resuming)".into(),
     }
 }
 
