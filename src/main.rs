@@ -1,15 +1,20 @@
 //! qpipe: parse arguments, dispatch one subcommand, print the summary, exit.
 
 //!
-//! The tree follows the pipeline (see the README's diagram and Code map):
-//! - `cmd/`: one file per subcommand, each `run(&Config, &Signals)`;
-//! - `config/`: the argh syntax (`cli`) validated once into plain configs;
-//! - `crawl/`: specs, spiders, fetching, politeness, items, frontiers;
-//! - `queue/`: Redis: the reconnecting `Link`, lists, the writer, reliable
-//!   batches, the lock, key names;
-//! - `consume/`: where popped items come from (`Source`) and go (`Sink`);
-//! - `run/`: what every run shares: signals, logs, summaries, progress, back-off;
-//! - `demo/`: the built-in demo sites (quotes with its variants, books); `error.rs`: errors and exit codes.
+//! The tree follows the pipeline (the README's diagram; the code map is in
+//! docs/contributing.md), top to bottom:
+//! - `cmd/`: one file per subcommand, each `run(&Config, &Signals)`, wiring
+//!   stages together;
+//! - `config/`: the argh syntax (`cli`) validated once into each stage's
+//!   settings type;
+//! - `produce/`: fetcher threads -> bounded channel -> one Redis writer;
+//! - `consume/`: popper threads (`BatchSource`s) -> one sink;
+//! - `crawl/`: specs, spiders, fetching, politeness, frontiers;
+//! - `queue/`: Redis: the reconnecting `Link`, lists, the lease, reliable
+//!   batches, jobs, the lock, and the key registry (`keys`);
+//! - `run/`: what every run shares: signals, logs, summaries, counters and
+//!   their merge (`tally`), progress, back-off;
+//! - `demo/`: the built-in demo sites; `error.rs`: errors and exit codes.
 
 mod cmd;
 mod config;

@@ -26,7 +26,7 @@ pub fn run(cfg: &EnqueueConfig, signals: &Signals) -> Result<Summary, Error> {
             check(source.as_bytes(), &format!("argument {}", i + 1))?;
             jobs.push(Item::raw(source.trim().as_bytes().to_vec()));
         } else if source == "-" {
-            let stdin = super::push::StopAwareStdin {
+            let stdin = crate::produce::lines::StopAwareStdin {
                 stop: &signals.stop,
             };
             read_jobs(stdin, "stdin", &mut jobs)?;

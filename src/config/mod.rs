@@ -9,7 +9,7 @@ use std::time::Duration;
 
 pub mod cli;
 mod endpoint;
-mod jobs;
+mod job_flags;
 mod monitor;
 mod produce;
 mod try_page;
@@ -19,7 +19,7 @@ pub use crate::produce::settings::{
     CrawlPolicy, JobsConfig, ProduceConfig, SeenConfig, WriterConfig,
 };
 pub use crate::run::settings::{LockConfig, MonitorConfig, RunLimits};
-pub use jobs::EnqueueConfig;
+pub use job_flags::EnqueueConfig;
 pub use produce::dedup;
 pub use try_page::TryConfig;
 

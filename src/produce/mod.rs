@@ -2,7 +2,8 @@
 //! that one writer thread (`writer`) drains into Redis. `crawl` runs one
 //! crawl over a frontier; `job_worker` runs one crawl per job taken from a
 //! Redis list (`produce --jobs`). `totals` adds up what the crawls did for
-//! the summary, and `failures` names every failed or skipped URL.
+//! the summary, and `failures` names every failed or skipped URL. `lines`
+//! is the input stage of `push`: JSON Lines from a file or stdin.
 //!
 //! ```text
 //!  fetcher 1 ─┐
@@ -17,6 +18,7 @@
 pub mod failures;
 pub mod fetcher;
 pub mod job_worker;
+pub mod lines;
 pub mod settings;
 pub mod totals;
 pub mod writer;

@@ -279,7 +279,7 @@ impl Queue {
     /// Blocks up to the block timeout for one item, then takes up to `max - 1`
     /// more (and at most about `max_bytes`) without blocking. Returns items
     /// oldest first (FIFO). Runs once: a lost reply loses what Redis popped
-    /// (BRPOP mode is at-most-once; see the README's Guarantees).
+    /// (BRPOP mode is at-most-once; see docs/guarantees.md).
     pub fn pop(&mut self, max: usize, max_bytes: usize) -> Result<Vec<Vec<u8>>, Fault> {
         if let Some(fault) = self.deferred.take() {
             return Err(fault);

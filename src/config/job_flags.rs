@@ -1,4 +1,4 @@
-//! Crawl-job settings: `produce --jobs` and `qpipe enqueue`.
+//! Validates the crawl-job flags: `produce --jobs` and `qpipe enqueue`.
 
 use super::{non_empty_key, seconds, usage, writer, JobsConfig, WriterConfig};
 use crate::config::cli::{EnqueueArgs, ProduceArgs};
