@@ -6,7 +6,6 @@ pub mod consume;
 pub mod demo_site;
 pub mod enqueue;
 pub mod locked;
-pub mod monitor;
 pub mod produce;
 pub mod push;
 pub mod recover;

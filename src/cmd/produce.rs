@@ -9,7 +9,6 @@
 //! same connections, so the job is acknowledged only once the writer has
 //! pushed the job's last item and returned.
 
-use crate::cmd::monitor::Monitor;
 use crate::config::ProduceConfig;
 use crate::crawl::frontier::shared::{self as shared_frontier, SharedFrontier};
 use crate::crawl::frontier::{Bounds, CrawlFrontier, Frontier};
@@ -20,8 +19,10 @@ use crate::error::Error;
 use crate::produce::failures::Failures;
 use crate::produce::totals::Totals;
 use crate::produce::{crawl, job_worker, Kit};
+use crate::queue::probe::Probe;
 use crate::queue::Queue;
 use crate::run::counters::{Counters, Side};
+use crate::run::monitor::Monitor;
 use crate::run::progress;
 use crate::run::signal::Signals;
 use crate::run::summary::Summary;
@@ -31,7 +32,9 @@ use std::time::{Duration, Instant};
 /// Runs the crawl (or the job worker) to its end, limit or signal, and reports it.
 pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
     let started = Instant::now();
-    let monitor = Monitor::start(&cfg.monitor, &cfg.writer.redis, &cfg.writer.shard_keys())?;
+    let monitor = Monitor::start(&cfg.monitor, || {
+        Probe::boxed(&cfg.writer.redis, &cfg.writer.shard_keys())
+    })?;
     let live = Counters::new(Side::Produce);
     // Reset before the writer opens (or creates) the seen keys it deletes.
     if let (Some(name), true) = (&cfg.shared_frontier, cfg.reset_frontier) {

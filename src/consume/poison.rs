@@ -1,4 +1,5 @@
-//! Poison items: a popped item that is not valid UTF-8 JSON goes to `K:dead`
+//! Poison items: a popped item that is not valid UTF-8 JSON
+//! (`dead_letter::verdict`) goes to `K:dead`
 //! and is never written nor silently dropped. Valid JSON spread over several
 //! lines has its raw line breaks (always insignificant whitespace in valid
 //! JSON) turned into spaces; nothing else about it changes.
@@ -8,11 +9,10 @@
 //! padded) in place of `item` when it is not, so the original bytes survive.
 
 use crate::error::Error;
-use crate::queue::dead_letter::letter;
+use crate::queue::dead_letter::{letter, verdict};
 use crate::queue::Queue;
 use crate::run::log;
 use memchr::memchr2;
-use serde::de::IgnoredAny;
 
 /// What screening did to one batch.
 #[derive(Debug, Default)]
@@ -21,59 +21,6 @@ pub struct Screened {
     pub dead: u64,
     /// Items whose line breaks became spaces.
     pub reformatted: u64,
-}
-
-/// Deepest nesting of arrays and objects a line may have. Parsers that
-/// recurse give up near here (serde_json's default limit is 128; Python's
-/// `json` fails soon after), so a deeper element is a dead letter rather
-/// than a line the consumer downstream cannot read.
-pub const MAX_DEPTH: usize = 128;
-
-/// Why an element cannot go to the sink, if it cannot.
-pub fn verdict(item: &[u8]) -> Result<(), String> {
-    let text = std::str::from_utf8(item).map_err(|e| format!("not valid UTF-8: {e}"))?;
-    if depth(item) > MAX_DEPTH {
-        return Err(format!(
-            "nested deeper than {MAX_DEPTH} levels (most JSON parsers cannot read it)"
-        ));
-    }
-    serde_json::from_str::<IgnoredAny>(text)
-        .map(drop)
-        .map_err(|e| format!("invalid JSON: {e}"))
-}
-
-/// The deepest nesting of `[`/`{` outside strings, in one linear pass.
-/// Strings, most of an item's bytes, are crossed with `memchr` rather than
-/// byte by byte: this pass used to cost more than the JSON check itself.
-fn depth(item: &[u8]) -> usize {
-    let (mut depth, mut deepest, mut i) = (0usize, 0, 0);
-    while let Some(&b) = item.get(i) {
-        match b {
-            b'"' => {
-                // To the closing quote, stepping over each escaped byte.
-                i += 1;
-                loop {
-                    let rest = item.get(i..).unwrap_or_default();
-                    match memchr2(b'"', b'\\', rest) {
-                        None => return deepest,
-                        Some(p) if rest[p] == b'\\' => i += p + 2,
-                        Some(p) => {
-                            i += p;
-                            break;
-                        }
-                    }
-                }
-            }
-            b'[' | b'{' => {
-                depth += 1;
-                deepest = deepest.max(depth);
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-        i += 1;
-    }
-    deepest
 }
 
 /// Makes a valid JSON element one line: a raw CR or LF can only be

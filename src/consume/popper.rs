@@ -96,7 +96,7 @@ pub struct PopStats {
     /// Items rewritten onto one line.
     pub reformatted: u64,
 }
-crate::tally!(PopStats {
+crate::run::tally::tally!(PopStats {
     popped,
     returned,
     dead,

@@ -1,13 +1,17 @@
 //! Where `consume` takes items from: one `BatchSource` per pop mode, so the pop
 //! loop has no mode switches. `BrpopSource` is BRPOP (at-most-once across a lost
 //! reply); `reliable::Reliable` moves batches into processing lists
-//! (at-least-once).
+//! (at-least-once). At exit, `put_back` returns what did not become
+//! durable: the lease's batches, or BRPOP's unwritten batches.
 
+use super::settings::ConsumeConfig;
 use crate::error::Error;
 use crate::queue::batch::{Batch, Taken};
+use crate::queue::lease::{self, Lease};
 use crate::queue::reliable::Reliable;
 use crate::queue::Queue;
 use crate::run::log;
+use std::time::Duration;
 
 /// One list a popper thread serves, in one pop mode.
 pub trait BatchSource: Send {
@@ -99,5 +103,59 @@ pub fn give_back(q: &mut Queue, b: &Batch) -> u64 {
             ));
             0
         }
+    }
+}
+
+/// At exit: re-queues what this consumer still holds (reliable), or pushes
+/// back the batches the sink did not write (BRPOP). The stop flag may be up
+/// (a signal, the sink's failure), so this gets its own short retry budget
+/// rather than abandoning popped items at the first blip; after a signal it
+/// is short enough to exit within a kill grace period. Returns how many
+/// items went back.
+pub fn put_back(
+    cfg: &ConsumeConfig,
+    keys: &[String],
+    consumer: Option<&Lease>,
+    unwritten: &[Batch],
+    stopping: bool,
+) -> u64 {
+    if consumer.is_none() && unwritten.is_empty() {
+        return 0;
+    }
+    let mut q = match lease::exit_link(&cfg.redis, cfg.retry_for, stopping) {
+        Ok(l) => Queue::over(l.with_shards(keys), &keys[0], Duration::ZERO),
+        Err(e) => {
+            match consumer {
+                Some(_) => log::warn(&format!(
+                    "could not release this consumer's batches ({e}); `qpipe recover` re-queues them once its heartbeat expires"
+                )),
+                None => log::error(&format!(
+                    "{} popped items could not be written nor put back ({e}); they are lost",
+                    unwritten.iter().map(|b| b.items.len()).sum::<usize>()
+                )),
+            }
+            return 0;
+        }
+    };
+    match consumer {
+        Some(me) => {
+            // Batches the sink did not write are named here, so they go back
+            // even if a racing `recover` dropped their registration.
+            let mut n = 0;
+            for b in unwritten {
+                if let Some(a) = &b.ack {
+                    n += lease::requeue_batch(q.link(), &b.key, &a.set, &a.list).unwrap_or(0);
+                }
+            }
+            let (m, failure) = me.release(q.link(), &lease::Items);
+            let n = n + m;
+            if let Some(e) = failure {
+                log::warn(&format!(
+                    "could not release all of this consumer's batches ({e}); `qpipe recover` re-queues the rest once its heartbeat expires"
+                ));
+            }
+            n
+        }
+        None => unwritten.iter().map(|b| give_back(&mut q, b)).sum(),
     }
 }

@@ -53,12 +53,12 @@ pub struct FetchStats {
     pub panic: Option<String>,
 }
 
-crate::tally!(FetchStats {
+crate::run::tally::tally!(FetchStats {
     pages, items, ignored_links, errors, skipped, crawl, truncated, elements_cut, links_cut,
     links_repeated, nested_items, links_filtered, bad_json, wrong_kind, pages_by_rule, fields,
     items_rejected, required_missing, rejected_pages,
 } first { panic });
-crate::tally!(CrawlCounts {
+crate::run::tally::tally!(CrawlCounts {
     responses_by_status,
     retries,
     gave_up,

@@ -127,7 +127,7 @@ pub fn read_lines(
         }
         // The same check `consume` makes, so nothing pushed here is later a
         // dead letter (and no tree of the line is built).
-        if let Err(why) = crate::consume::poison::verdict(&line) {
+        if let Err(why) = crate::queue::dead_letter::verdict(&line) {
             stats.invalid += 1;
             log::warn(&format!("line {}: {why}, skipped", stats.lines));
             continue;

@@ -11,10 +11,10 @@ use crate::run::summary::{counts_json, Summary};
 use crate::run::tally::Tally;
 use std::time::Instant;
 
-crate::tally!(WriterStats {
+crate::run::tally::tally!(WriterStats {
     pushed, duplicates, seen_before, batches, retries, retries_already_landed, spilled,
 } first { spill_path, failure });
-crate::tally!(Filtered { offsite, duplicates, too_deep, frontier_full } max { max_depth_reached });
+crate::run::tally::tally!(Filtered { offsite, duplicates, too_deep, frontier_full } max { max_depth_reached });
 
 /// The run's crawls, summed.
 #[derive(Default)]

@@ -2,7 +2,65 @@
 //! --jobs` in `J:dead`, one JSON object each:
 //! `{"reason","consumer","at","item"}`, with the element as a JSON string
 //! when it is valid UTF-8, or `item_base64` (standard alphabet, padded)
-//! when it is not, so the original bytes are never lost.
+//! when it is not, so the original bytes are never lost. `verdict` says
+//! which elements are poison: the check `consume` makes before the sink, and
+//! `push` before pushing.
+
+use memchr::memchr2;
+use serde::de::IgnoredAny;
+
+/// Deepest nesting of arrays and objects a line may have. Parsers that
+/// recurse give up near here (serde_json's default limit is 128; Python's
+/// `json` fails soon after), so a deeper element is a dead letter rather
+/// than a line the consumer downstream cannot read.
+pub const MAX_DEPTH: usize = 128;
+
+/// Why an element cannot go to the sink, if it cannot.
+pub fn verdict(item: &[u8]) -> Result<(), String> {
+    let text = std::str::from_utf8(item).map_err(|e| format!("not valid UTF-8: {e}"))?;
+    if depth(item) > MAX_DEPTH {
+        return Err(format!(
+            "nested deeper than {MAX_DEPTH} levels (most JSON parsers cannot read it)"
+        ));
+    }
+    serde_json::from_str::<IgnoredAny>(text)
+        .map(drop)
+        .map_err(|e| format!("invalid JSON: {e}"))
+}
+
+/// The deepest nesting of `[`/`{` outside strings, in one linear pass.
+/// Strings, most of an item's bytes, are crossed with `memchr` rather than
+/// byte by byte: this pass used to cost more than the JSON check itself.
+fn depth(item: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut i) = (0usize, 0, 0);
+    while let Some(&b) = item.get(i) {
+        match b {
+            b'"' => {
+                // To the closing quote, stepping over each escaped byte.
+                i += 1;
+                loop {
+                    let rest = item.get(i..).unwrap_or_default();
+                    match memchr2(b'"', b'\\', rest) {
+                        None => return deepest,
+                        Some(p) if rest[p] == b'\\' => i += p + 2,
+                        Some(p) => {
+                            i += p;
+                            break;
+                        }
+                    }
+                }
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    deepest
+}
 
 /// One dead-letter entry for `item`.
 pub fn letter(reason: &str, consumer: &str, item: &[u8]) -> String {

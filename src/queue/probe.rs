@@ -30,6 +30,15 @@ impl Probe {
         })
     }
 
+    /// As a `run::monitor::QueueLength`.
+    pub fn boxed(
+        ep: &Endpoint,
+        keys: &[String],
+    ) -> Result<crate::run::monitor::QueueLength, Error> {
+        let mut probe = Probe::new(ep, keys)?;
+        Ok(Box::new(move || probe.queue_length()))
+    }
+
     /// The queue length (every shard), or `None` if Redis did not answer.
     pub fn queue_length(&mut self) -> Option<u64> {
         let cmds: Vec<redis::Cmd> = self

@@ -1,6 +1,6 @@
 //! `--metrics ADDR`: `GET /metrics` in the Prometheus text format and
 //! `GET /healthz`, served on whichever thread calls `serve` (spawned in
-//! `cmd::monitor`) with a reader of the queue length (`queue::probe`). One request per connection; each answer is bounded in
+//! `run::monitor`) with a reader of the queue length (`queue::probe`). One request per connection; each answer is bounded in
 //! time, including the Redis round trip it makes.
 
 use crate::run::counters::{Counters, Kind, Sample, REDIS};

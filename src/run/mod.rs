@@ -10,6 +10,7 @@ pub mod fence;
 pub mod http;
 pub mod log;
 pub mod metrics;
+pub mod monitor;
 pub mod progress;
 pub mod renewal;
 pub mod settings;

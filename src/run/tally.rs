@@ -44,7 +44,6 @@ impl Tally for Vec<(String, u64, u64)> {
 
 /// Implements `Tally` for a struct, field by field:
 /// `tally!(Type { sum, fields } first { failure } max { deepest })`.
-#[macro_export]
 macro_rules! tally {
     ($t:ty { $($sum:ident),* $(,)? } $(first { $($first:ident),* $(,)? })? $(max { $($max:ident),* $(,)? })?) => {
         impl $crate::run::tally::Tally for $t {
@@ -57,6 +56,8 @@ macro_rules! tally {
     };
 }
 
+pub(crate) use tally;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,7 +69,7 @@ mod tests {
         first: Option<&'static str>,
         deepest: u32,
     }
-    crate::tally!(Two { n, by } first { first } max { deepest });
+    crate::run::tally::tally!(Two { n, by } first { first } max { deepest });
 
     #[test]
     fn sums_keep_the_first_and_the_largest() {

@@ -1,13 +1,12 @@
 //! The watching threads of a `produce` or `consume` run, spawned beside its
-//! workers: the `--metrics` HTTP endpoint (with its own Redis connection)
+//! workers: the `--metrics` HTTP endpoint (with its own Redis connection,
+//! `queue::probe`, given by the command)
 //! and the counters line (`--stats-every`, SIGUSR1). Both end with the run.
 
-use crate::config::MonitorConfig;
 use crate::error::Error;
-use crate::queue::conn::Endpoint;
-use crate::queue::probe::Probe;
 use crate::run::counters::{self, Counters};
 use crate::run::metrics;
+use crate::run::settings::MonitorConfig;
 use crate::run::{http, log, signal};
 use std::net::TcpListener;
 use std::sync::atomic::AtomicBool;
@@ -15,9 +14,12 @@ use std::sync::Arc;
 use std::thread::Scope;
 use std::time::Duration;
 
+/// Reads the queue length for a scrape: `None` if Redis did not answer.
+pub type QueueLength = Box<dyn FnMut() -> Option<u64> + Send>;
+
 /// What the watching threads need, made before the workers start.
 pub struct Monitor {
-    endpoint: Option<(TcpListener, Probe)>,
+    endpoint: Option<(TcpListener, QueueLength)>,
     usr1: Arc<AtomicBool>,
     every: Option<Duration>,
 }
@@ -25,8 +27,12 @@ pub struct Monitor {
 impl Monitor {
     /// Catches SIGUSR1 from now on, and binds `--metrics` (logging the
     /// address it got, so port 0 can be found). A port that cannot be bound
-    /// is an error before any work starts.
-    pub fn start(cfg: &MonitorConfig, redis: &Endpoint, keys: &[String]) -> Result<Monitor, Error> {
+    /// is an error before any work starts. `probe` makes the endpoint's
+    /// queue-length reader (its own Redis connection), only if it is wanted.
+    pub fn start(
+        cfg: &MonitorConfig,
+        probe: impl FnOnce() -> Result<QueueLength, Error>,
+    ) -> Result<Monitor, Error> {
         let usr1 = signal::usr1()?;
         let endpoint = match cfg.metrics {
             None => None,
@@ -41,7 +47,7 @@ impl Monitor {
                 log::info(&format!(
                     "metrics at http://{bound}/metrics (health at /healthz)"
                 ));
-                Some((listener, Probe::new(redis, keys)?))
+                Some((listener, probe()?))
             }
         };
         Ok(Monitor {
@@ -61,7 +67,7 @@ impl Monitor {
         let (usr1, every) = (self.usr1, self.every);
         s.spawn(move || counters::report(live, every, &usr1, done));
         if let Some((listener, mut probe)) = self.endpoint {
-            s.spawn(move || metrics::serve(&listener, live, &mut || probe.queue_length(), done));
+            s.spawn(move || metrics::serve(&listener, live, &mut probe, done));
         }
     }
 }
