@@ -3,6 +3,8 @@
 mod common;
 
 use common::{eventually, finish, jsonl, lines, signal, stats, wait_for_lines, Args, Redis, Site};
+use std::path::{Path, PathBuf};
+use std::process::Child;
 use std::time::Duration;
 
 const KEY: &str = "DATA-PIPELINE-KEY";
@@ -14,18 +16,26 @@ fn wait_pushing(redis: &Redis) {
     });
 }
 
+/// Starts `produce` from `site` into `redis` with 2 threads, in `dir`, its
+/// stats in `dir/s.json` (returned), `extra` flags last; returns once it is
+/// pushing.
+fn start_crawl(redis: &Redis, site: &Site, dir: &Path, extra: &[&str]) -> (Child, PathBuf) {
+    let st = dir.join("s.json");
+    let child = Args::produce(&redis.url(), &site.url)
+        .threads(2)
+        .stats_json(&st)
+        .args(extra)
+        .spawn(Some(dir));
+    wait_pushing(redis);
+    (child, st)
+}
+
 #[test]
 fn sigterm_to_produce_pushes_everything_extracted_and_exits_143() {
     let redis = Redis::start();
     let site = Site::start(100_000);
     let dir = tempfile::tempdir().unwrap();
-    let st = dir.path().join("s.json");
-    let url = redis.url();
-    let child = Args::produce(&url, &site.url)
-        .threads(2)
-        .stats_json(&st)
-        .spawn(Some(dir.path()));
-    wait_pushing(&redis);
+    let (child, st) = start_crawl(&redis, &site, dir.path(), &[]);
     signal(&child, "-TERM");
     let (code, stderr) = finish(child);
     assert_eq!(code, 143, "{stderr}");
@@ -105,14 +115,7 @@ fn redis_down_for_good_spills_every_unsent_item() {
     let mut redis = Redis::start();
     let site = Site::start(100_000);
     let dir = tempfile::tempdir().unwrap();
-    let st = dir.path().join("s.json");
-    let url = redis.url();
-    let child = Args::produce(&url, &site.url)
-        .threads(2)
-        .opt("--redis-retry-secs", 1)
-        .stats_json(&st)
-        .spawn(Some(dir.path()));
-    wait_pushing(&redis);
+    let (child, st) = start_crawl(&redis, &site, dir.path(), &["--redis-retry-secs", "1"]);
     redis.kill();
     let (code, stderr) = finish(child);
     assert_eq!(code, 1, "{stderr}");
@@ -138,13 +141,8 @@ fn redis_restart_mid_crawl_loses_nothing() {
     let mut redis = Redis::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
     let site = Site::start(1000);
     let dir = tempfile::tempdir().unwrap();
-    let st = dir.path().join("s.json");
     let url = redis.url();
-    let child = Args::produce(&url, &site.url)
-        .threads(2)
-        .stats_json(&st)
-        .spawn(Some(dir.path()));
-    wait_pushing(&redis);
+    let (child, st) = start_crawl(&redis, &site, dir.path(), &[]);
     redis.kill();
     // Not a readiness wait: the outage lasts a while, so the producer's
     // pushes and frontier calls fail and have to be retried.
