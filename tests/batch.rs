@@ -153,34 +153,22 @@ fn incremental_crawl_pushes_only_new_items() {
             .run_expect(None, 0);
         stats(&st)
     };
-    let s = crawl(20);
-    assert_eq!(
-        (
-            s["items_pushed"].as_u64(),
-            s["seen_in_earlier_runs"].as_u64()
-        ),
-        (Some(200), Some(0)),
-        "{s}"
-    );
-    let s = crawl(20);
-    assert_eq!(
-        (
-            s["items_pushed"].as_u64(),
-            s["seen_in_earlier_runs"].as_u64()
-        ),
-        (Some(0), Some(200)),
-        "{s}"
-    );
+    // (items_pushed, seen_in_earlier_runs) of a crawl of `pages` pages.
+    let crawl_counts = |pages: u64, pushed: u64, seen: u64| {
+        let s = crawl(pages);
+        assert_eq!(
+            (
+                s["items_pushed"].as_u64(),
+                s["seen_in_earlier_runs"].as_u64()
+            ),
+            (Some(pushed), Some(seen)),
+            "{s}"
+        );
+    };
+    crawl_counts(20, 200, 0);
+    crawl_counts(20, 0, 200);
     // The site grows by 5 pages: exactly their 50 quotes are new.
-    let s = crawl(25);
-    assert_eq!(
-        (
-            s["items_pushed"].as_u64(),
-            s["seen_in_earlier_runs"].as_u64()
-        ),
-        (Some(50), Some(200)),
-        "{s}"
-    );
+    crawl_counts(25, 50, 200);
     assert_eq!(redis.llen(KEY), 250);
     let seen: u64 = redis::cmd("ZCARD")
         .arg("quotes:seen")
@@ -226,7 +214,6 @@ fn fail_on_errors_sets_the_threshold_for_exit_3() {
 #[test]
 fn status_json_reports_exact_numbers() {
     let redis = Redis::start();
-    let mut con = redis.con();
     let url = redis.url();
     // 5 queued, 2 dead letters, a dead worker holding 3, a live worker holding 1, a live idle worker.
     redis.lpush(KEY, &["1", "2", "3", "4", "5"]);
@@ -234,29 +221,13 @@ fn status_json_reports_exact_numbers() {
     redis.lpush(&format!("{KEY}:processing:h:1:0"), &["a", "b", "c"]);
     redis.lpush(&format!("{KEY}:processing:h:2:0"), &["d"]);
     for c in ["h:2:0", "h:2:1"] {
-        redis::cmd("SET")
-            .arg(format!("{KEY}:consumer:{c}"))
-            .arg("t")
-            .arg("EX")
-            .arg(60)
-            .query::<()>(&mut con)
-            .unwrap();
+        let heartbeat = format!("{KEY}:consumer:{c}");
+        let _: () = redis.cmd(&["SET", &heartbeat, "t", "EX", "60"]);
     }
-    redis::cmd("SADD")
-        .arg(format!("{KEY}:consumers"))
-        .arg(&["h:1:0", "h:2:0", "h:2:1"])
-        .query::<()>(&mut con)
-        .unwrap();
-    redis::cmd("ZADD")
-        .arg("seen")
-        .arg(&["1", "a", "1", "b"])
-        .query::<()>(&mut con)
-        .unwrap();
-    redis::cmd("SET")
-        .arg("qpipe:lock:nightly")
-        .arg("box:42:t")
-        .query::<()>(&mut con)
-        .unwrap();
+    let consumers = format!("{KEY}:consumers");
+    let _: () = redis.cmd(&["SADD", &consumers, "h:1:0", "h:2:0", "h:2:1"]);
+    let _: () = redis.cmd(&["ZADD", "seen", "1", "a", "1", "b"]);
+    let _: () = redis.cmd(&["SET", "qpipe:lock:nightly", "box:42:t"]);
     let run = Args::new("status")
         .arg("--json")
         .redis(&url)
