@@ -190,12 +190,7 @@ fn hostile_site_exact_counters_and_items() {
     let redis = Redis::start();
     let site = hostile_site();
     let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("hostile.json");
-    std::fs::write(
-        &spec,
-        r#"{"item":"div.quote","fields":{"quote":"span.text"},"follow":["a"]}"#,
-    )
-    .unwrap();
+    let spec = common::write_file(dir.path(), "hostile.json", common::FOLLOW_ALL_SPEC);
     let st = dir.path().join("s.json");
     let started = Instant::now();
     let run = spec_crawl(spec.display(), &format!("{}/", site.base), &redis.url())

@@ -8,7 +8,6 @@ use common::{
     assert_all_delivered, eventually, finish, lines, numbered, signal, stats, Args, Redis,
 };
 use std::io::{BufRead, BufReader, Write};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const KEY: &str = "DATA-PIPELINE-KEY";
@@ -36,13 +35,7 @@ fn sigterm_during_an_outage_spills_at_once() {
     let mut child = Args::new("push")
         .redis(&url)
         .opt("--redis-retry-secs", 60)
-        .command()
-        .current_dir(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn_with_stdin(Some(dir.path()));
     let mut stdin = child.stdin.take().unwrap();
     let all = numbered(5, 5);
     writeln!(stdin, "{}\n{}", all[0], all[1]).unwrap();

@@ -111,12 +111,7 @@ fn a_page_first_reached_too_deep_is_fetched_from_a_shorter_path() {
     });
     let redis = Redis::start();
     let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("s.json");
-    std::fs::write(
-        &spec,
-        r#"{"item":"div.quote","fields":{"quote":"span.text"},"follow":["a"]}"#,
-    )
-    .unwrap();
+    let spec = common::write_file(dir.path(), "s.json", common::FOLLOW_ALL_SPEC);
     let st = dir.path().join("st.json");
     let (url, start) = (redis.url(), format!("{}/", site.base));
     let run = Args::produce(&url, &start)

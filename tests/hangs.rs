@@ -35,13 +35,7 @@ fn push_from_stdin(
     let mut child = Args::new("push")
         .redis(url)
         .opt("--redis-retry-secs", 60)
-        .command()
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn_with_stdin(Some(dir));
     let stdin = child.stdin.take().unwrap();
     let rx = stderr_lines(&mut child);
     (child, stdin, rx)
@@ -432,12 +426,7 @@ fn a_dash_reads_stdin_for_push_and_enqueue() {
         let mut child = Args::new(args[0])
             .args(&args[1..])
             .redis(&redis.url())
-            .command()
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .spawn_with_stdin(None);
         child
             .stdin
             .take()

@@ -45,12 +45,7 @@ fn links_page(n: usize) -> String {
 fn crawl(site: &Fixture, extra: &[&str]) -> (serde_json::Value, Redis, Duration) {
     let redis = Redis::start();
     let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("s.json");
-    std::fs::write(
-        &spec,
-        r#"{"item":"div.quote","fields":{"quote":"span.text"},"follow":["a"]}"#,
-    )
-    .unwrap();
+    let spec = common::write_file(dir.path(), "s.json", common::FOLLOW_ALL_SPEC);
     let st = dir.path().join("st.json");
     let (url, start) = (redis.url(), format!("{}/", site.base));
     let args = Args::produce(&url, &start)

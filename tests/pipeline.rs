@@ -114,12 +114,7 @@ fn consume_is_fifo() {
         out.to_str().unwrap(),
         &["--threads", "1", "--batch-size", "7"],
     );
-    let written: Vec<String> = std::fs::read_to_string(&out)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
-    assert_eq!(written, oldest_first);
+    assert_eq!(common::lines(&out), oldest_first);
 }
 
 #[test]
@@ -150,12 +145,7 @@ fn byte_bounded_pops_keep_fifo_and_lose_nothing() {
         ],
     );
     assert_eq!(st["items_written"], 300);
-    let written: Vec<String> = std::fs::read_to_string(&out)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
-    assert_eq!(written, oldest_first);
+    assert_eq!(common::lines(&out), oldest_first);
     assert!(redis.lrange(KEY).is_empty());
 }
 
@@ -217,17 +207,9 @@ fn consume_to_stdout_writes_items_and_summary_goes_to_stderr() {
 #[test]
 fn a_lone_item_reaches_redis_without_waiting_for_a_batch() {
     use std::io::Write;
-    use std::process::Stdio;
     use std::time::{Duration, Instant};
     let redis = Redis::start();
-    let mut child = Args::new("push")
-        .redis(&redis.url())
-        .command()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Args::new("push").redis(&redis.url()).spawn_with_stdin(None);
     let mut stdin = child.stdin.take().unwrap();
     // Connected (a client besides this query's own) and idle.
     common::eventually("push to connect", Duration::from_secs(10), || {

@@ -5,7 +5,7 @@
 use super::{qpipe_env, Run, QPIPE};
 use std::fmt::Display;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 
 /// One qpipe command line, in the order its parts were added.
 #[derive(Clone, Debug)]
@@ -125,6 +125,20 @@ impl Args {
     /// Starts it in the background like `common::spawn` (output piped).
     pub fn spawn(&self, dir: Option<&Path>) -> Child {
         super::spawn(&self.strs(), dir)
+    }
+
+    /// Starts it with a pipe to its stdin, stdout discarded and stderr
+    /// piped (cwd `dir` if given), for input fed by the test.
+    pub fn spawn_with_stdin(&self, dir: Option<&Path>) -> Child {
+        let mut cmd = self.command();
+        if let Some(d) = dir {
+            cmd.current_dir(d);
+        }
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn qpipe")
     }
 
     /// A `Command` for it with REDIS_URL cleared, stdio left to the caller.

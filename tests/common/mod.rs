@@ -465,6 +465,18 @@ pub fn finish_expect(child: Child, code: i32) -> String {
     stderr
 }
 
+/// A spec that takes each `div.quote`'s `span.text` as `quote` and follows
+/// every link.
+pub const FOLLOW_ALL_SPEC: &str =
+    r#"{"item":"div.quote","fields":{"quote":"span.text"},"follow":["a"]}"#;
+
+/// Writes `text` to `dir/name`; returns the path.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write test file");
+    path
+}
+
 /// The lines of a file (none if it does not exist yet).
 pub fn lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
