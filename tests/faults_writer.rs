@@ -5,22 +5,12 @@
 mod common;
 
 use common::{
-    assert_all_delivered, eventually, finish, lines, numbered, signal, stats, Args, Redis,
+    assert_all_delivered, eventually, finish, lines, numbered, signal, spilled, stats, Args, Redis,
 };
 use std::io::{BufRead, BufReader, Write};
 use std::time::{Duration, Instant};
 
 const KEY: &str = "DATA-PIPELINE-KEY";
-
-/// The items in every spill file under `dir`.
-fn spilled(dir: &std::path::Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("qpipe-unsent-"))
-        .flat_map(|e| lines(&e.path()))
-        .collect()
-}
 
 /// Log lines (timestamped), as opposed to the summary.
 fn log_lines(stderr: &str) -> usize {

@@ -6,7 +6,7 @@
 mod common;
 
 use common::proxy::Proxy;
-use common::{eventually, lines, numbered, qpipe, signal, wait_bounded, Args, Redis};
+use common::{eventually, lines, numbered, qpipe, signal, spilled, wait_bounded, Args, Redis};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -15,16 +15,6 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const KEY: &str = "DATA-PIPELINE-KEY";
-
-/// The items in every spill file under `dir`.
-fn spilled(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("qpipe-unsent-"))
-        .flat_map(|e| lines(&e.path()))
-        .collect()
-}
 
 /// `qpipe push` reading stdin, with its stderr lines arriving on a channel
 /// stamped with the time each arrived.

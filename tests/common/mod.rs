@@ -477,6 +477,16 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     path
 }
 
+/// The items in every spill file (`qpipe-unsent-*`) under `dir`.
+pub fn spilled(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("qpipe-unsent-"))
+        .flat_map(|e| lines(&e.path()))
+        .collect()
+}
+
 /// The lines of a file (none if it does not exist yet).
 pub fn lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
