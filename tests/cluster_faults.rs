@@ -6,8 +6,8 @@ mod common;
 
 use common::cluster::Cluster;
 use common::{
-    assert_all_delivered, eventually, finish, finish_expect, lines, numbered, qpipe, signal, Args,
-    Site,
+    assert_all_delivered, eventually, finish, finish_expect, lines, numbered, qpipe, signal,
+    wait_until, Args, Site,
 };
 use std::time::{Duration, Instant};
 
@@ -349,9 +349,11 @@ fn shards_on_live_nodes_drain_at_full_speed_while_a_node_is_down() {
     }
     let started = Instant::now();
     pushed.push("{\"ready\":1}".to_string());
-    while lines(&out).len() < pushed.len() && started.elapsed() < Duration::from_secs(30) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // At most 30 s from `started`.
+    wait_until(
+        Duration::from_secs(30).saturating_sub(started.elapsed()),
+        || lines(&out).len() >= pushed.len(),
+    );
     if lines(&out).len() < pushed.len() {
         let n = lines(&out).len();
         signal(&consumer, "-TERM");
