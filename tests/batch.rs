@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{eventually, qpipe, stats, wait_bounded, Redis, Site, QPIPE};
+use common::{eventually, qpipe, stats, wait_bounded, Args, Redis, Site, QPIPE};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,20 +22,11 @@ fn a_second_run_with_the_same_lock_exits_4_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let url = redis.url();
     let st = dir.path().join("a.json");
-    let first = Command::new(QPIPE)
-        .args([
-            "produce",
-            "--redis",
-            &url,
-            "--start-url",
-            &site.url,
-            "--lock",
-            "nightly",
-            "--max-time",
-            "2",
-        ])
-        .args(["--stats-json", st.to_str().unwrap()])
-        .env_remove("REDIS_URL")
+    let first = Args::produce(&url, &site.url)
+        .opt("--lock", "nightly")
+        .opt("--max-time", 2)
+        .stats_json(&st)
+        .command()
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -46,19 +37,9 @@ fn a_second_run_with_the_same_lock_exits_4_at_once() {
         || lock_holder(&redis, "nightly").is_some(),
     );
     let started = Instant::now();
-    let second = qpipe(
-        &[
-            "produce",
-            "--redis",
-            &url,
-            "--start-url",
-            &site.url,
-            "--lock",
-            "nightly",
-        ],
-        None,
-    );
-    assert_eq!(second.code, 4, "{second}");
+    let second = Args::produce(&url, &site.url)
+        .opt("--lock", "nightly")
+        .run_expect(None, 4);
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "the locked-out run waited"
@@ -96,19 +77,11 @@ fn a_crashed_holders_lock_expires_after_its_ttl() {
     let redis = Redis::start();
     let dir = tempfile::tempdir().unwrap();
     let url = redis.url();
-    let mut holder = Command::new(QPIPE)
-        .args([
-            "consume",
-            "--redis",
-            &url,
-            "--lock",
-            "drain",
-            "--lock-ttl",
-            "1",
-            "--out",
-        ])
-        .arg(dir.path().join("o.jsonl"))
-        .env_remove("REDIS_URL")
+    let mut holder = Args::consume(&url)
+        .opt("--lock", "drain")
+        .opt("--lock-ttl", 1)
+        .out(&dir.path().join("o.jsonl"))
+        .command()
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -118,37 +91,12 @@ fn a_crashed_holders_lock_expires_after_its_ttl() {
     });
     holder.kill().unwrap(); // SIGKILL: no release
     holder.wait().unwrap();
-    let run = qpipe(
-        &[
-            "consume",
-            "--redis",
-            &url,
-            "--lock",
-            "drain",
-            "--drain",
-            "--idle-timeout",
-            "0.1",
-        ],
-        None,
-    );
-    assert_eq!(run.code, 4, "{run}");
+    let locked = Args::consume(&url).opt("--lock", "drain").drain(0.1);
+    locked.run_expect(None, 4);
     eventually("the lock to expire", Duration::from_secs(5), || {
         lock_holder(&redis, "drain").is_none()
     });
-    let run = qpipe(
-        &[
-            "consume",
-            "--redis",
-            &url,
-            "--lock",
-            "drain",
-            "--drain",
-            "--idle-timeout",
-            "0.1",
-        ],
-        None,
-    );
-    assert_eq!(run.code, 0, "{run}");
+    locked.run_expect(None, 0);
 }
 
 #[test]
@@ -158,20 +106,10 @@ fn max_time_ends_a_long_crawl_in_time_with_nothing_lost() {
     let dir = tempfile::tempdir().unwrap();
     let st = dir.path().join("s.json");
     let started = Instant::now();
-    let run = qpipe(
-        &[
-            "produce",
-            "--redis",
-            &redis.url(),
-            "--start-url",
-            &site.url,
-            "--max-time",
-            "1.5",
-            "--stats-json",
-            st.to_str().unwrap(),
-        ],
-        None,
-    );
+    let run = Args::produce(&redis.url(), &site.url)
+        .opt("--max-time", 1.5)
+        .stats_json(&st)
+        .run(None);
     let took = started.elapsed();
     assert_eq!(run.code, 0, "{run}");
     assert!(
@@ -192,19 +130,10 @@ fn max_time_ends_a_long_crawl_in_time_with_nothing_lost() {
 #[test]
 fn max_time_ends_a_consume_worker() {
     let redis = Redis::start();
-    let run = qpipe(
-        &[
-            "consume",
-            "--redis",
-            &redis.url(),
-            "--max-time",
-            "0.5",
-            "--stats-json",
-            "-",
-        ],
-        None,
-    );
-    assert_eq!(run.code, 0, "{run}");
+    let run = Args::consume(&redis.url())
+        .opt("--max-time", 0.5)
+        .opt("--stats-json", "-")
+        .run_expect(None, 0);
     let s: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
     assert_eq!(s["finish_reason"], "max_time");
 }
@@ -217,53 +146,29 @@ fn incremental_crawl_pushes_only_new_items() {
     let url = redis.url();
     let crawl = |pages: u64| {
         let site = Site::start(pages);
-        let run = qpipe(
-            &[
-                "produce",
-                "--redis",
-                &url,
-                "--start-url",
-                &site.url,
-                "--seen-key",
-                "quotes:seen",
-                "--seen-ttl",
-                "30",
-                "--stats-json",
-                st.to_str().unwrap(),
-            ],
-            None,
-        );
-        assert_eq!(run.code, 0, "{run}");
+        Args::produce(&url, &site.url)
+            .opt("--seen-key", "quotes:seen")
+            .opt("--seen-ttl", 30)
+            .stats_json(&st)
+            .run_expect(None, 0);
         stats(&st)
     };
-    let s = crawl(20);
-    assert_eq!(
-        (
-            s["items_pushed"].as_u64(),
-            s["seen_in_earlier_runs"].as_u64()
-        ),
-        (Some(200), Some(0)),
-        "{s}"
-    );
-    let s = crawl(20);
-    assert_eq!(
-        (
-            s["items_pushed"].as_u64(),
-            s["seen_in_earlier_runs"].as_u64()
-        ),
-        (Some(0), Some(200)),
-        "{s}"
-    );
+    // (items_pushed, seen_in_earlier_runs) of a crawl of `pages` pages.
+    let crawl_counts = |pages: u64, pushed: u64, seen: u64| {
+        let s = crawl(pages);
+        assert_eq!(
+            (
+                s["items_pushed"].as_u64(),
+                s["seen_in_earlier_runs"].as_u64()
+            ),
+            (Some(pushed), Some(seen)),
+            "{s}"
+        );
+    };
+    crawl_counts(20, 200, 0);
+    crawl_counts(20, 0, 200);
     // The site grows by 5 pages: exactly their 50 quotes are new.
-    let s = crawl(25);
-    assert_eq!(
-        (
-            s["items_pushed"].as_u64(),
-            s["seen_in_earlier_runs"].as_u64()
-        ),
-        (Some(50), Some(200)),
-        "{s}"
-    );
+    crawl_counts(25, 50, 200);
     assert_eq!(redis.llen(KEY), 250);
     let seen: u64 = redis::cmd("ZCARD")
         .arg("quotes:seen")
@@ -280,21 +185,10 @@ fn id_field_url_keeps_one_item_per_page() {
     let site = Site::start(5);
     let dir = tempfile::tempdir().unwrap();
     let st = dir.path().join("s.json");
-    let run = qpipe(
-        &[
-            "produce",
-            "--redis",
-            &redis.url(),
-            "--start-url",
-            &site.url,
-            "--id-field",
-            "url",
-            "--stats-json",
-            st.to_str().unwrap(),
-        ],
-        None,
-    );
-    assert_eq!(run.code, 0, "{run}");
+    Args::produce(&redis.url(), &site.url)
+        .opt("--id-field", "url")
+        .stats_json(&st)
+        .run_expect(None, 0);
     let s = stats(&st);
     assert_eq!(s["items_pushed"], s["pages_fetched"], "{s}");
     let bad = qpipe(
@@ -311,27 +205,15 @@ fn fail_on_errors_sets_the_threshold_for_exit_3() {
     let site = Site::start(2);
     let missing = format!("{}page/999/", site.url);
     let url = redis.url();
-    let base = [
-        "produce",
-        "--redis",
-        &url,
-        "--start-url",
-        &site.url,
-        "--start-url",
-        &missing,
-    ];
-    let run = qpipe(&[&base[..], &["--fail-on-errors", "2"]].concat(), None);
-    assert_eq!(run.code, 0, "{run}");
-    let run = qpipe(&[&base[..], &["--fail-on-errors", "0"]].concat(), None);
-    assert_eq!(run.code, 0, "{run}");
-    let run = qpipe(&base, None);
-    assert_eq!(run.code, 3, "{run}");
+    let base = Args::produce(&url, &site.url).start_url(&missing);
+    base.clone().opt("--fail-on-errors", 2).run_expect(None, 0);
+    base.clone().opt("--fail-on-errors", 0).run_expect(None, 0);
+    base.run_expect(None, 3);
 }
 
 #[test]
 fn status_json_reports_exact_numbers() {
     let redis = Redis::start();
-    let mut con = redis.con();
     let url = redis.url();
     // 5 queued, 2 dead letters, a dead worker holding 3, a live worker holding 1, a live idle worker.
     redis.lpush(KEY, &["1", "2", "3", "4", "5"]);
@@ -339,43 +221,19 @@ fn status_json_reports_exact_numbers() {
     redis.lpush(&format!("{KEY}:processing:h:1:0"), &["a", "b", "c"]);
     redis.lpush(&format!("{KEY}:processing:h:2:0"), &["d"]);
     for c in ["h:2:0", "h:2:1"] {
-        redis::cmd("SET")
-            .arg(format!("{KEY}:consumer:{c}"))
-            .arg("t")
-            .arg("EX")
-            .arg(60)
-            .query::<()>(&mut con)
-            .unwrap();
+        let heartbeat = format!("{KEY}:consumer:{c}");
+        let _: () = redis.cmd(&["SET", &heartbeat, "t", "EX", "60"]);
     }
-    redis::cmd("SADD")
-        .arg(format!("{KEY}:consumers"))
-        .arg(&["h:1:0", "h:2:0", "h:2:1"])
-        .query::<()>(&mut con)
-        .unwrap();
-    redis::cmd("ZADD")
-        .arg("seen")
-        .arg(&["1", "a", "1", "b"])
-        .query::<()>(&mut con)
-        .unwrap();
-    redis::cmd("SET")
-        .arg("qpipe:lock:nightly")
-        .arg("box:42:t")
-        .query::<()>(&mut con)
-        .unwrap();
-    let run = qpipe(
-        &[
-            "status",
-            "--json",
-            "--redis",
-            &url,
-            "--seen-key",
-            "seen",
-            "--lock",
-            "nightly",
-        ],
-        None,
-    );
-    assert_eq!(run.code, 0, "{run}");
+    let consumers = format!("{KEY}:consumers");
+    let _: () = redis.cmd(&["SADD", &consumers, "h:1:0", "h:2:0", "h:2:1"]);
+    let _: () = redis.cmd(&["ZADD", "seen", "1", "a", "1", "b"]);
+    let _: () = redis.cmd(&["SET", "qpipe:lock:nightly", "box:42:t"]);
+    let run = Args::new("status")
+        .arg("--json")
+        .redis(&url)
+        .opt("--seen-key", "seen")
+        .opt("--lock", "nightly")
+        .run_expect(None, 0);
     let s: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
     for (k, v) in [
         ("queue_length", 5),
@@ -431,11 +289,7 @@ fn progress_line_only_on_a_terminal_and_log_levels() {
         .arg(KEY)
         .query::<()>(&mut redis.con())
         .unwrap();
-    let run = qpipe(
-        &["produce", "--redis", &url, "--start-url", &site.url, "-q"],
-        None,
-    );
-    assert_eq!(run.code, 0, "{run}");
+    let run = Args::produce(&url, &site.url).arg("-q").run_expect(None, 0);
     assert!(!run.stderr.contains("\x1b[2K"), "{run}");
     assert!(
         !run.stderr.contains(" INFO ") && !run.stderr.contains(" WARN "),
@@ -444,11 +298,7 @@ fn progress_line_only_on_a_terminal_and_log_levels() {
     assert!(run.stderr.contains("qpipe produce summary:"), "{run}");
     // -v logs each failed page with an RFC 3339 timestamp and a level.
     let missing = format!("{}page/999/", site.url);
-    let run = qpipe(
-        &["produce", "--redis", &url, "--start-url", &missing, "-v"],
-        None,
-    );
-    assert_eq!(run.code, 3, "{run}");
+    let run = Args::produce(&url, &missing).arg("-v").run_expect(None, 3);
     let line = run
         .stderr
         .lines()

@@ -4,7 +4,7 @@
 mod common;
 
 use common::cluster::Cluster;
-use common::{jsonl, qpipe, stats, Site};
+use common::{jsonl, stats, Args, Site};
 use std::collections::HashSet;
 
 /// Items held in the shard lists, per node.
@@ -40,21 +40,10 @@ fn produce_and_consume_through_a_three_node_cluster_with_six_shards() {
     );
     for mode in [None, Some("--reliable")] {
         let st = dir.path().join("p.json");
-        let run = qpipe(
-            &[
-                "produce",
-                "--redis",
-                &url,
-                "--start-url",
-                &site.url,
-                "--shards",
-                "6",
-                "--stats-json",
-                st.to_str().unwrap(),
-            ],
-            None,
-        );
-        assert_eq!(run.code, 0, "{run}");
+        Args::produce(&url, &site.url)
+            .shards(6)
+            .stats_json(&st)
+            .run_expect(None, 0);
         assert_eq!(stats(&st)["items_pushed"], 300);
         let per_node = items_per_node(&cluster);
         assert_eq!(per_node.iter().sum::<u64>(), 300, "{per_node:?}");
@@ -65,32 +54,23 @@ fn produce_and_consume_through_a_three_node_cluster_with_six_shards() {
 
         let out = dir.path().join("out.jsonl");
         let _ = std::fs::remove_file(&out);
-        let mut args = vec![
-            "consume",
-            "--redis",
-            &url,
-            "--shards",
-            "6",
-            "--threads",
-            "4",
-            "--drain",
-            "--idle-timeout",
-            "0.5",
-        ];
-        args.extend(["--out", out.to_str().unwrap()]);
-        args.extend(mode);
-        let run = qpipe(&args, None);
-        assert_eq!(run.code, 0, "{run}");
+        let run = Args::consume(&url)
+            .shards(6)
+            .threads(4)
+            .drain(0.5)
+            .out(&out)
+            .args(mode)
+            .run_expect(None, 0);
         let lines = jsonl(&out);
         assert_eq!(lines.len(), 300, "{run}");
         let quotes: HashSet<String> = lines.iter().map(|v| v["quote"].to_string()).collect();
         assert_eq!(quotes.len(), 300);
         assert_eq!(items_per_node(&cluster).iter().sum::<u64>(), 0);
-        let status = qpipe(
-            &["status", "--json", "--redis", &url, "--shards", "6"],
-            None,
-        );
-        assert_eq!(status.code, 0, "{status}");
+        let status = Args::new("status")
+            .arg("--json")
+            .redis(&url)
+            .shards(6)
+            .run_expect(None, 0);
         let s: serde_json::Value = serde_json::from_str(status.stdout.trim()).unwrap();
         assert_eq!(
             (

@@ -6,7 +6,8 @@ mod common;
 
 use common::cluster::Cluster;
 use common::{
-    assert_all_delivered, eventually, finish, lines, numbered, qpipe, signal, spawn, Site,
+    assert_all_delivered, eventually, finish, finish_expect, lines, numbered, qpipe, signal,
+    wait_until, Args, Site,
 };
 use std::time::{Duration, Instant};
 
@@ -16,18 +17,19 @@ const SHARD0: &str = "{DATA-PIPELINE-KEY:0}";
 fn push(url: &str, dir: &std::path::Path, items: &[String]) {
     let file = dir.join("in.jsonl");
     std::fs::write(&file, items.join("\n") + "\n").unwrap();
-    let run = qpipe(
-        &[
-            "push",
-            file.to_str().unwrap(),
-            "--shards",
-            "6",
-            "--redis",
-            url,
-        ],
-        Some(dir),
-    );
-    assert_eq!(run.code, 0, "{run}");
+    Args::new("push")
+        .arg(file.display())
+        .shards(6)
+        .redis(url)
+        .run_expect(Some(dir), 0);
+}
+
+/// LLEN of shard 0 on the node on `port` (0 if it does not answer).
+fn shard0_len(port: u16) -> u64 {
+    common::cluster::cli(port, &["llen", SHARD0])
+        .trim()
+        .parse::<u64>()
+        .unwrap_or(0)
 }
 
 #[test]
@@ -39,23 +41,13 @@ fn a_lost_master_without_replica_ends_consumers_in_time_and_sigterm_works() {
     push(&url, dir.path(), &all);
     let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
     let consume = |out: &std::path::Path, retry: &str, reliable: bool| {
-        let mut args = vec![
-            "consume",
-            "--redis",
-            &url,
-            "--shards",
-            "6",
-            "--threads",
-            "2",
-            "--redis-retry-secs",
-            retry,
-            "--out",
-            out.to_str().unwrap(),
-        ];
-        if reliable {
-            args.push("--reliable");
-        }
-        spawn(&args, None)
+        Args::consume(&url)
+            .shards(6)
+            .threads(2)
+            .opt("--redis-retry-secs", retry)
+            .out(out)
+            .arg_if(reliable, "--reliable")
+            .spawn(None)
     };
     let patient = consume(&a, "60", true);
     let quick = consume(&b, "3", false);
@@ -79,19 +71,17 @@ fn a_lost_master_without_replica_ends_consumers_in_time_and_sigterm_works() {
     std::thread::sleep(Duration::from_secs(1));
     signal(&patient, "-TERM");
     let started = Instant::now();
-    let (code, stderr) = finish(patient);
+    let stderr = finish_expect(patient, 0);
     assert!(started.elapsed() < Duration::from_secs(5), "{stderr}");
-    assert_eq!(code, 0, "{stderr}");
     let mut got = lines(&a);
     got.extend(lines(&b));
     assert_all_delivered(&got, &all, &stderr);
 
     // At start-up, the error names the node that is down.
-    let run = qpipe(
-        &["consume", "--redis", &url, "--shards", "6", "--drain"],
-        None,
-    );
-    assert_eq!(run.code, 1, "{run}");
+    let run = Args::consume(&url)
+        .shards(6)
+        .arg("--drain")
+        .run_expect(None, 1);
     assert!(
         run.stderr.contains(&format!(
             "Redis Cluster node 127.0.0.1:{victim}, which holds"
@@ -106,33 +96,18 @@ fn a_lost_master_without_replica_ends_producers_in_time_and_sigterm_spills() {
     let url = cluster.url();
     let site = Site::start(100_000);
     let produce = |dir: &std::path::Path, retry: &str| {
-        spawn(
-            &[
-                "produce",
-                "--redis",
-                &url,
-                "--start-url",
-                &site.url,
-                "--shards",
-                "6",
-                "--threads",
-                "2",
-                "--redis-retry-secs",
-                retry,
-            ],
-            Some(dir),
-        )
+        Args::produce(&url, &site.url)
+            .shards(6)
+            .threads(2)
+            .opt("--redis-retry-secs", retry)
+            .spawn(Some(dir))
     };
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let patient = produce(da.path(), "60");
     let quick = produce(db.path(), "3");
     let victim = cluster.master_of(SHARD0);
     eventually("items pushed", Duration::from_secs(30), || {
-        common::cluster::cli(victim, &["llen", SHARD0])
-            .trim()
-            .parse::<u64>()
-            .unwrap_or(0)
-            > 100
+        shard0_len(victim) > 100
     });
     cluster.kill(victim);
     let started = Instant::now();
@@ -172,52 +147,28 @@ fn a_master_fails_over_to_its_replica_mid_push_and_nothing_is_lost() {
     let all = numbered(200_000, 10);
     let file = dir.path().join("in.jsonl");
     std::fs::write(&file, all.join("\n") + "\n").unwrap();
-    let pusher = spawn(
-        &[
-            "push",
-            file.to_str().unwrap(),
-            "--shards",
-            "6",
-            "--redis",
-            &url,
-            "--redis-retry-secs",
-            "30",
-        ],
-        Some(dir.path()),
-    );
+    let pusher = Args::new("push")
+        .arg(file.display())
+        .shards(6)
+        .redis(&url)
+        .opt("--redis-retry-secs", 30)
+        .spawn(Some(dir.path()));
     let victim = cluster.master_of(SHARD0);
     eventually("the push is under way", Duration::from_secs(30), || {
-        common::cluster::cli(victim, &["llen", SHARD0])
-            .trim()
-            .parse::<u64>()
-            .unwrap_or(0)
-            > 2000
+        shard0_len(victim) > 2000
     });
     cluster.kill(victim);
-    let (code, stderr) = finish(pusher);
-    assert_eq!(code, 0, "{stderr}");
+    let stderr = finish_expect(pusher, 0);
     let live = cluster.alive();
     cluster.wait_ok(&live);
     let out = dir.path().join("out.jsonl");
     let url = cluster.url();
-    let run = qpipe(
-        &[
-            "consume",
-            "--redis",
-            &url,
-            "--shards",
-            "6",
-            "--threads",
-            "4",
-            "--drain",
-            "--idle-timeout",
-            "1",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        None,
-    );
-    assert_eq!(run.code, 0, "{run}");
+    Args::consume(&url)
+        .shards(6)
+        .threads(4)
+        .drain(1)
+        .out(&out)
+        .run_expect(None, 0);
     let got = lines(&out);
     let dups = assert_all_delivered(&got, &all, &stderr);
     assert_eq!(dups, 0, "{stderr}");
@@ -231,25 +182,15 @@ fn reliable_batches_on_a_lost_node_come_back_by_recovery_when_it_returns() {
     let all = numbered(3000, 10);
     push(&url, dir.path(), &all);
     let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
-    let mut first = spawn(
-        &[
-            "consume",
-            "--reliable",
-            "--redis",
-            &url,
-            "--shards",
-            "6",
-            "--threads",
-            "2",
-            "--batch-size",
-            "20",
-            "--heartbeat-ttl",
-            "2",
-            "--out",
-            a.to_str().unwrap(),
-        ],
-        None,
-    );
+    let mut first = Args::new("consume")
+        .arg("--reliable")
+        .redis(&url)
+        .shards(6)
+        .threads(2)
+        .batch_size(20)
+        .opt("--heartbeat-ttl", 2)
+        .out(&a)
+        .spawn(None);
     eventually("consuming", Duration::from_secs(30), || {
         lines(&a).len() >= 300
     });
@@ -263,23 +204,13 @@ fn reliable_batches_on_a_lost_node_come_back_by_recovery_when_it_returns() {
     // Past the dead consumer's heartbeat TTL.
     std::thread::sleep(Duration::from_secs(3));
     let url = cluster.url();
-    let run = qpipe(
-        &[
-            "consume",
-            "--reliable",
-            "--redis",
-            &url,
-            "--shards",
-            "6",
-            "--drain",
-            "--idle-timeout",
-            "1",
-            "--out",
-            b.to_str().unwrap(),
-        ],
-        None,
-    );
-    assert_eq!(run.code, 0, "{run}");
+    let run = Args::new("consume")
+        .arg("--reliable")
+        .redis(&url)
+        .shards(6)
+        .drain(1)
+        .out(&b)
+        .run_expect(None, 0);
     let mut got = lines(&a);
     got.extend(lines(&b));
     assert_all_delivered(&got, &all, &run.to_string());
@@ -324,62 +255,38 @@ fn a_hung_master_makes_pushes_and_reliable_pops_neither_duplicate_nor_lose() {
     std::fs::write(&file, all.join("\n") + "\n").unwrap();
     let victim = cluster.master_of(SHARD0);
     let pid = node_pid(victim);
-    let pusher = spawn(
-        &[
-            "push",
-            file.to_str().unwrap(),
-            "--shards",
-            "6",
-            "--redis",
-            &url,
-            "--batch-size",
-            "200",
-        ],
-        Some(dir.path()),
-    );
+    let pusher = Args::new("push")
+        .arg(file.display())
+        .shards(6)
+        .redis(&url)
+        .batch_size(200)
+        .spawn(Some(dir.path()));
     eventually("the push is under way", Duration::from_secs(30), || {
-        common::cluster::cli(victim, &["llen", SHARD0])
-            .trim()
-            .parse::<u64>()
-            .unwrap_or(0)
-            > 1000
+        shard0_len(victim) > 1000
     });
     // Longer than the socket timeout: replies time out, nothing is refused.
     signal_pid(&pid, "-STOP");
     std::thread::sleep(Duration::from_secs(6));
     signal_pid(&pid, "-CONT");
-    let (code, stderr) = finish(pusher);
-    assert_eq!(code, 0, "{stderr}");
+    finish_expect(pusher, 0);
 
     let out = dir.path().join("out.jsonl");
-    let consumer = spawn(
-        &[
-            "consume",
-            "--reliable",
-            "--redis",
-            &url,
-            "--shards",
-            "6",
-            "--threads",
-            "6",
-            "--batch-size",
-            "20",
-            "--drain",
-            "--idle-timeout",
-            "8",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        None,
-    );
+    let consumer = Args::new("consume")
+        .arg("--reliable")
+        .redis(&url)
+        .shards(6)
+        .threads(6)
+        .batch_size(20)
+        .drain(8)
+        .out(&out)
+        .spawn(None);
     eventually("consuming", Duration::from_secs(30), || {
         lines(&out).len() > 5000
     });
     signal_pid(&pid, "-STOP");
     std::thread::sleep(Duration::from_secs(6));
     signal_pid(&pid, "-CONT");
-    let (code, stderr) = finish(consumer);
-    assert_eq!(code, 0, "{stderr}");
+    let stderr = finish_expect(consumer, 0);
     let got = lines(&out);
     let dups = assert_all_delivered(&got, &all, &stderr);
     assert_eq!(dups, 0, "{stderr}");
@@ -391,25 +298,14 @@ fn shards_on_live_nodes_drain_at_full_speed_while_a_node_is_down() {
     let url = cluster.url();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.jsonl");
-    let consumer = spawn(
-        &[
-            "consume",
-            "--redis",
-            &url,
-            "--shards",
-            "6",
-            "--threads",
-            "1",
-            "--batch-size",
-            "100",
-            "--no-fsync",
-            "--redis-retry-secs",
-            "60",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        None,
-    );
+    let consumer = Args::consume(&url)
+        .shards(6)
+        .threads(1)
+        .batch_size(100)
+        .arg("--no-fsync")
+        .opt("--redis-retry-secs", 60)
+        .out(&out)
+        .spawn(None);
     let victim = cluster.master_of(SHARD0);
     // Running, not still starting up, before the kill: one item through.
     let first = (0..6)
@@ -453,9 +349,11 @@ fn shards_on_live_nodes_drain_at_full_speed_while_a_node_is_down() {
     }
     let started = Instant::now();
     pushed.push("{\"ready\":1}".to_string());
-    while lines(&out).len() < pushed.len() && started.elapsed() < Duration::from_secs(30) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // At most 30 s from `started`.
+    wait_until(
+        Duration::from_secs(30).saturating_sub(started.elapsed()),
+        || lines(&out).len() >= pushed.len(),
+    );
     if lines(&out).len() < pushed.len() {
         let n = lines(&out).len();
         signal(&consumer, "-TERM");
@@ -472,8 +370,7 @@ fn shards_on_live_nodes_drain_at_full_speed_while_a_node_is_down() {
         started.elapsed()
     );
     signal(&consumer, "-TERM");
-    let (code, stderr) = finish(consumer);
-    assert_eq!(code, 0, "{stderr}");
+    let stderr = finish_expect(consumer, 0);
     assert_all_delivered(&lines(&out), &pushed, &stderr);
 }
 
@@ -483,19 +380,12 @@ fn sigterm_is_obeyed_while_a_node_hangs() {
     let url = cluster.url();
     let victim = cluster.master_of(SHARD0);
     let pid = node_pid(victim);
-    let consumer = spawn(
-        &[
-            "consume",
-            "--reliable",
-            "--redis",
-            &url,
-            "--shards",
-            "6",
-            "--threads",
-            "2",
-        ],
-        None,
-    );
+    let consumer = Args::new("consume")
+        .arg("--reliable")
+        .redis(&url)
+        .shards(6)
+        .threads(2)
+        .spawn(None);
     eventually("the consumer is connected", Duration::from_secs(10), || {
         common::cluster::cli(victim, &["client", "list"]).contains("name=qpipe-consume-")
     });

@@ -3,7 +3,7 @@
 mod common;
 
 use common::fixture::{html, redirect, Answer, Fixture};
-use common::{qpipe, stats, Redis, Site};
+use common::{qpipe, stats, Args, Redis, Site};
 use std::time::{Duration, Instant};
 
 const KEY: &str = "DATA-PIPELINE-KEY";
@@ -22,27 +22,23 @@ fn spec_path(name: &str) -> String {
     format!("{}/specs/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
+/// `produce --spec SPEC --start-url START --redis REDIS`.
+fn spec_crawl(spec: impl std::fmt::Display, start: &str, redis: &str) -> Args {
+    Args::new("produce")
+        .opt("--spec", spec)
+        .start_url(start)
+        .redis(redis)
+}
+
 #[test]
 fn quotes_example_spec_crawls_the_demo_site() {
     let redis = Redis::start();
     let site = Site::start(10);
     let dir = tempfile::tempdir().unwrap();
     let st = dir.path().join("s.json");
-    let run = qpipe(
-        &[
-            "produce",
-            "--spec",
-            &spec_path("quotes.json"),
-            "--start-url",
-            &site.url,
-            "--redis",
-            &redis.url(),
-            "--stats-json",
-            st.to_str().unwrap(),
-        ],
-        None,
-    );
-    assert_eq!(run.code, 0, "{run}");
+    spec_crawl(spec_path("quotes.json"), &site.url, &redis.url())
+        .stats_json(&st)
+        .run_expect(None, 0);
     assert_eq!(stats(&st)["items_pushed"], 100);
     assert_eq!(redis.llen(KEY), 100);
 }
@@ -75,19 +71,12 @@ fn books_site() -> Fixture {
 fn books_example_spec_extracts_attributes_and_text() {
     let redis = Redis::start();
     let site = books_site();
-    let run = qpipe(
-        &[
-            "produce",
-            "--spec",
-            &spec_path("books.json"),
-            "--start-url",
-            &format!("{}/", site.base),
-            "--redis",
-            &redis.url(),
-        ],
-        None,
-    );
-    assert_eq!(run.code, 0, "{run}");
+    let run = spec_crawl(
+        spec_path("books.json"),
+        &format!("{}/", site.base),
+        &redis.url(),
+    )
+    .run_expect(None, 0);
     let got = items(&redis);
     assert_eq!(got.len(), 6, "{run}");
     let first = &got[0];
@@ -127,19 +116,7 @@ fn bad_specs_fail_before_any_fetch_naming_the_key() {
     for (i, (text, needle)) in cases.iter().enumerate() {
         let path = dir.path().join(format!("bad{i}.json"));
         std::fs::write(&path, text).unwrap();
-        let run = qpipe(
-            &[
-                "produce",
-                "--spec",
-                path.to_str().unwrap(),
-                "--start-url",
-                &site.base,
-                "--redis",
-                "redis://127.0.0.1:1",
-            ],
-            None,
-        );
-        assert_eq!(run.code, 1, "{run}");
+        let run = spec_crawl(path.display(), &site.base, "redis://127.0.0.1:1").run_expect(None, 1);
         assert_eq!(run.stderr.lines().count(), 1, "{run}");
         assert!(run.stderr.contains(needle), "missing {needle:?}\n{run}");
         let check = qpipe(&["spec", "--check", path.to_str().unwrap()], None);
@@ -213,38 +190,17 @@ fn hostile_site_exact_counters_and_items() {
     let redis = Redis::start();
     let site = hostile_site();
     let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("hostile.json");
-    std::fs::write(
-        &spec,
-        r#"{"item":"div.quote","fields":{"quote":"span.text"},"follow":["a"]}"#,
-    )
-    .unwrap();
+    let spec = common::write_file(dir.path(), "hostile.json", common::FOLLOW_ALL_SPEC);
     let st = dir.path().join("s.json");
     let started = Instant::now();
-    let run = qpipe(
-        &[
-            "produce",
-            "--spec",
-            spec.to_str().unwrap(),
-            "--start-url",
-            &format!("{}/", site.base),
-            "--redis",
-            &redis.url(),
-            "--threads",
-            "4",
-            "--timeout",
-            "1",
-            "--retry-backoff-ms",
-            "20",
-            "--max-body",
-            "1000000",
-            "--max-time",
-            "30",
-            "--stats-json",
-            st.to_str().unwrap(),
-        ],
-        None,
-    );
+    let run = spec_crawl(spec.display(), &format!("{}/", site.base), &redis.url())
+        .threads(4)
+        .opt("--timeout", 1)
+        .opt("--retry-backoff-ms", 20)
+        .opt("--max-body", 1000000)
+        .opt("--max-time", 30)
+        .stats_json(&st)
+        .run(None);
     assert!(
         started.elapsed() < Duration::from_secs(20),
         "took {:?}",
@@ -318,40 +274,20 @@ fn ignore_robots_fetches_disallowed_paths_and_max_depth_limits() {
     )
     .unwrap();
     let st = dir.path().join("s.json");
-    let run = qpipe(
-        &[
-            "produce",
-            "--spec",
-            spec.to_str().unwrap(),
-            "--start-url",
-            &format!("{}/private/secret", site.base),
-            "--ignore-robots",
-            "--redis",
-            &redis.url(),
-            "--stats-json",
-            st.to_str().unwrap(),
-        ],
-        None,
-    );
     // /private/secret is a 404 here, fetched because robots are ignored.
-    assert_eq!(run.code, 3, "{run}");
+    spec_crawl(
+        spec.display(),
+        &format!("{}/private/secret", site.base),
+        &redis.url(),
+    )
+    .arg("--ignore-robots")
+    .stats_json(&st)
+    .run_expect(None, 3);
     assert_eq!(site.hits("/private/secret"), 1);
     assert_eq!(site.hits("/robots.txt"), 0);
-    let run = qpipe(
-        &[
-            "produce",
-            "--spec",
-            spec.to_str().unwrap(),
-            "--start-url",
-            &format!("{}/", site.base),
-            "--redis",
-            &redis.url(),
-            "--stats-json",
-            st.to_str().unwrap(),
-        ],
-        None,
-    );
-    assert_eq!(run.code, 0, "{run}");
+    spec_crawl(spec.display(), &format!("{}/", site.base), &redis.url())
+        .stats_json(&st)
+        .run_expect(None, 0);
     let s = stats(&st);
     assert_eq!(
         (s["pages_fetched"].as_u64(), s["depth_filtered"].as_u64()),
@@ -365,21 +301,10 @@ fn delay_spaces_requests_to_one_host() {
     let redis = Redis::start();
     let site = Site::start(3);
     let started = Instant::now();
-    let run = qpipe(
-        &[
-            "produce",
-            "--start-url",
-            &site.url,
-            "--redis",
-            &redis.url(),
-            "--delay-ms",
-            "300",
-            "--max-pages",
-            "4",
-        ],
-        None,
-    );
-    assert_eq!(run.code, 0, "{run}");
+    Args::produce(&redis.url(), &site.url)
+        .opt("--delay-ms", 300)
+        .opt("--max-pages", 4)
+        .run_expect(None, 0);
     // robots.txt plus 4 pages: at least 3 gaps of 300 ms between page starts.
     assert!(
         started.elapsed() >= Duration::from_millis(900),
@@ -394,23 +319,11 @@ fn max_items_ends_the_crawl_after_pushing_everything_extracted() {
     let site = Site::start(100);
     let dir = tempfile::tempdir().unwrap();
     let st = dir.path().join("s.json");
-    let run = qpipe(
-        &[
-            "produce",
-            "--start-url",
-            &site.url,
-            "--redis",
-            &redis.url(),
-            "--threads",
-            "1",
-            "--max-items",
-            "25",
-            "--stats-json",
-            st.to_str().unwrap(),
-        ],
-        None,
-    );
-    assert_eq!(run.code, 0, "{run}");
+    Args::produce(&redis.url(), &site.url)
+        .threads(1)
+        .opt("--max-items", 25)
+        .stats_json(&st)
+        .run_expect(None, 0);
     let s = stats(&st);
     assert_eq!(s["finish_reason"], "max_items");
     // One thread: pages of 10 are taken until 25 are extracted, so 3 pages.

@@ -7,7 +7,7 @@ mod common;
 
 use common::cluster::Cluster;
 use common::proxy::Proxy;
-use common::{qpipe, stats, Redis, Site};
+use common::{qpipe, stats, Args, Redis, Site};
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -61,11 +61,12 @@ fn a_bloom_filter_has_no_false_negatives_and_about_p_false_positives() {
 }
 
 fn produce(redis_url: &str, site: &Site, name: &str, st: &Path, extra: &[&str]) -> common::Run {
-    let mut args = vec!["produce", "--redis", redis_url, "--start-url", &site.url];
-    args.extend_from_slice(&["--shared-frontier", name, "--threads", "2"]);
-    args.extend_from_slice(&["--stats-json", st.to_str().unwrap()]);
-    args.extend_from_slice(extra);
-    qpipe(&args, None)
+    Args::produce(redis_url, &site.url)
+        .opt("--shared-frontier", name)
+        .threads(2)
+        .stats_json(st)
+        .args(extra)
+        .run(None)
 }
 
 #[test]
@@ -133,13 +134,9 @@ fn a_filter_that_does_not_fit_in_maxmemory_is_refused_at_start() {
 fn reference_pages(site: &Site, dir: &Path) -> u64 {
     let redis = Redis::start();
     let st = dir.join("ref.json");
-    let url = redis.url();
-    let args = ["produce", "--redis", &url, "--start-url", &site.url];
-    let run = qpipe(
-        &[&args[..], &["--stats-json", st.to_str().unwrap()]].concat(),
-        None,
-    );
-    assert_eq!(run.code, 0, "{run}");
+    Args::produce(&redis.url(), &site.url)
+        .stats_json(&st)
+        .run_expect(None, 0);
     stats(&st)["pages_fetched"].as_u64().unwrap()
 }
 

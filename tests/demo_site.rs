@@ -5,15 +5,15 @@
 
 mod common;
 
-use common::{qpipe, stats, Redis, QPIPE};
-use std::io::{BufRead, BufReader, Read, Write};
+use common::{stats, Args, Redis, Site};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A demo site with `--max-connections max`, killed on drop.
+/// A `qpipe demo-site` on a free port (killed on drop with its `Site`).
 struct Demo {
-    child: Child,
+    _site: Site,
     addr: String,
 }
 
@@ -23,30 +23,13 @@ impl Demo {
     }
 
     fn start_with(args: &[&str]) -> Demo {
-        let mut child = Command::new(QPIPE)
-            .args(["demo-site", "--addr", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn demo-site");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("the base URL");
-        let addr = line
-            .trim()
+        let site = Site::start_with(args);
+        let addr = site
+            .url
             .trim_start_matches("http://")
             .trim_end_matches('/')
             .to_string();
-        Demo { child, addr }
-    }
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        Demo { _site: site, addr }
     }
 }
 
@@ -319,17 +302,10 @@ fn a_body_over_64_kib_is_refused_with_413() {
 fn export_writes_every_variant() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("site");
-    let run = qpipe(
-        &[
-            "demo-site",
-            "--pages",
-            "2",
-            "--export",
-            out.to_str().unwrap(),
-        ],
-        None,
-    );
-    assert_eq!(run.code, 0, "{run}");
+    let run = Args::new("demo-site")
+        .opt("--pages", 2)
+        .path("--export", &out)
+        .run_expect(None, 0);
     for f in [
         "index.html",
         "api/quotes",
@@ -377,22 +353,13 @@ fn books_site_crawls_with_the_books_spec() {
     let stats_path = dir.path().join("stats.json");
     let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/specs/books.json");
     let (url, start) = (redis.url(), format!("http://{}/", demo.addr));
-    let run = qpipe(
-        &[
-            "produce",
-            "--redis",
-            &url,
-            "--key",
-            "books",
-            "--spec",
-            spec,
-            "--start-url",
-            &start,
-            "--stats-json",
-            stats_path.to_str().unwrap(),
-        ],
-        Some(dir.path()),
-    );
+    let run = Args::new("produce")
+        .redis(&url)
+        .opt("--key", "books")
+        .opt("--spec", spec)
+        .start_url(&start)
+        .stats_json(&stats_path)
+        .run(Some(dir.path()));
     assert_eq!(run.code, 0, "{run}");
     let s = stats(&stats_path);
     assert_eq!(s["items_pushed"], 50, "{s}");
@@ -473,11 +440,12 @@ fn page_kb_pads_list_pages_and_default_only_skips_the_variants() {
     let dir = tempfile::tempdir().unwrap();
     let (plain, heavy) = (dir.path().join("plain"), dir.path().join("heavy"));
     for (out, extra) in [(&plain, &[][..]), (&heavy, &["--page-kb", "20"][..])] {
-        let mut args = vec!["demo-site", "--pages", "2", "--default-only", "--export"];
-        args.push(out.to_str().unwrap());
-        args.extend_from_slice(extra);
-        let run = qpipe(&args, None);
-        assert_eq!(run.code, 0, "{run}");
+        let run = Args::new("demo-site")
+            .opt("--pages", 2)
+            .arg("--default-only")
+            .path("--export", out)
+            .args(extra)
+            .run_expect(None, 0);
         for f in ["api", "js", "tableful", "login", "search.aspx"] {
             assert!(
                 !out.join(f).exists(),

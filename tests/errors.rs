@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{qpipe, qpipe_env, stats, Redis, Site};
+use common::{qpipe, qpipe_env, stats, Args, Redis, Site};
 
 /// Asserts a one-line `qpipe: ...` error containing `needle`, and no panic.
 /// (A password given in `--redis` adds its one warning line about `ps`.)
@@ -98,19 +98,14 @@ fn wrong_key_type_is_reported_before_any_work() {
         .unwrap();
     let url = redis.url();
     for args in [
-        vec![
-            "produce",
-            "--redis",
-            &url,
-            "--key",
-            "K",
-            "--start-url",
-            "http://127.0.0.1:9/",
-        ],
-        vec!["consume", "--redis", &url, "--key", "K", "--drain"],
-        vec!["push", "--redis", &url, "--key", "K"],
+        Args::new("produce")
+            .redis(&url)
+            .opt("--key", "K")
+            .start_url("http://127.0.0.1:9/"),
+        Args::consume(&url).opt("--key", "K").arg("--drain"),
+        Args::new("push").redis(&url).opt("--key", "K"),
     ] {
-        let run = qpipe(&args, None);
+        let run = args.run(None);
         assert_one_line_error(&run, 2, "Redis key \"K\" holds a string, not a list");
     }
 }
@@ -122,17 +117,10 @@ fn unwritable_out_pops_nothing() {
         "DATA-PIPELINE-KEY",
         &["{\"quote\":\"a\"}", "{\"quote\":\"b\"}"],
     );
-    let run = qpipe(
-        &[
-            "consume",
-            "--redis",
-            &redis.url(),
-            "--drain",
-            "--out",
-            "/nonexistent-dir/out.jsonl",
-        ],
-        None,
-    );
+    let run = Args::consume(&redis.url())
+        .arg("--drain")
+        .opt("--out", "/nonexistent-dir/out.jsonl")
+        .run(None);
     assert_one_line_error(&run, 1, "cannot open --out /nonexistent-dir/out.jsonl");
     assert_eq!(redis.llen("DATA-PIPELINE-KEY"), 2);
 }
@@ -148,18 +136,11 @@ fn push_skips_invalid_lines_by_number_and_exits_3() {
     )
     .unwrap();
     let st = dir.path().join("s.json");
-    let run = qpipe(
-        &[
-            "push",
-            file.to_str().unwrap(),
-            "--redis",
-            &redis.url(),
-            "--stats-json",
-            st.to_str().unwrap(),
-        ],
-        None,
-    );
-    assert_eq!(run.code, 3, "{run}");
+    let run = Args::new("push")
+        .arg(file.display())
+        .redis(&redis.url())
+        .stats_json(&st)
+        .run_expect(None, 3);
     assert!(
         run.stderr
             .contains("line 3: invalid JSON: expected ident at line 1 column 2, skipped"),
@@ -177,22 +158,12 @@ fn push_skips_invalid_lines_by_number_and_exits_3() {
     );
     // Pushed in file order: the first line is the oldest, popped first.
     let out = dir.path().join("out.jsonl");
-    let run = qpipe(
-        &[
-            "consume",
-            "--threads",
-            "1",
-            "--redis",
-            &redis.url(),
-            "--drain",
-            "--idle-timeout",
-            "0.2",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        None,
-    );
-    assert_eq!(run.code, 0, "{run}");
+    Args::new("consume")
+        .threads(1)
+        .redis(&redis.url())
+        .drain(0.2)
+        .out(&out)
+        .run_expect(None, 0);
     assert_eq!(
         std::fs::read_to_string(&out).unwrap(),
         "{\"quote\":\"one\"}\n{\"quote\":\"two\"}\n[1,2]\n"
@@ -217,21 +188,10 @@ fn failed_pages_give_exit_3_and_are_counted() {
     let st = dir.path().join("s.json");
     // One good start page and one that 404s.
     let missing = format!("{}page/999/", site.url);
-    let run = qpipe(
-        &[
-            "produce",
-            "--redis",
-            &redis.url(),
-            "--start-url",
-            &site.url,
-            "--start-url",
-            &missing,
-            "--stats-json",
-            st.to_str().unwrap(),
-        ],
-        None,
-    );
-    assert_eq!(run.code, 3, "{run}");
+    Args::produce(&redis.url(), &site.url)
+        .start_url(&missing)
+        .stats_json(&st)
+        .run_expect(None, 3);
     let s = stats(&st);
     assert_eq!(s["errors"]["http_404"], 1, "{s}");
     assert_eq!(s["pages_failed"], 1);
@@ -244,21 +204,11 @@ fn out_to_a_pipe_works_without_fsync() {
     let redis = Redis::start();
     redis.lpush("DATA-PIPELINE-KEY", &["{\"n\":1}", "{\"n\":2}"]);
     // /dev/stdout is the test's pipe here: fsync is EINVAL, the data still flows.
-    let run = qpipe(
-        &[
-            "consume",
-            "--threads",
-            "1",
-            "--redis",
-            &redis.url(),
-            "--drain",
-            "--idle-timeout",
-            "0.2",
-            "--out",
-            "/dev/stdout",
-        ],
-        None,
-    );
-    assert_eq!(run.code, 0, "{run}");
+    let run = Args::new("consume")
+        .threads(1)
+        .redis(&redis.url())
+        .drain(0.2)
+        .opt("--out", "/dev/stdout")
+        .run_expect(None, 0);
     assert_eq!(run.stdout, "{\"n\":1}\n{\"n\":2}\n");
 }

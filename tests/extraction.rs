@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{qpipe, stats, Redis, Site};
+use common::{qpipe, stats, Args, Redis, Site};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -19,24 +19,13 @@ fn produce(site: &Site, redis: &Redis, spec: &Value, extra: &[&str]) -> (i32, St
     let spec_path = dir.path().join("spec.json");
     std::fs::write(&spec_path, spec.to_string()).unwrap();
     let stats_path = dir.path().join("stats.json");
-    let (spec_arg, stats_arg) = (
-        spec_path.display().to_string(),
-        stats_path.display().to_string(),
-    );
-    let url = redis.url();
-    let mut args = vec![
-        "produce",
-        "--spec",
-        &spec_arg,
-        "--start-url",
-        &site.url,
-        "--redis",
-        &url,
-        "--stats-json",
-        &stats_arg,
-    ];
-    args.extend_from_slice(extra);
-    let run = qpipe(&args, None);
+    let run = Args::new("produce")
+        .opt("--spec", spec_path.display())
+        .start_url(&site.url)
+        .redis(&redis.url())
+        .opt("--stats-json", stats_path.display())
+        .args(extra)
+        .run(None);
     // A run refused at the start (exit 2) writes no stats.
     let s = if stats_path.exists() {
         stats(Path::new(&stats_path))
@@ -243,23 +232,13 @@ fn a_failure_names_the_page_that_links_to_it_after_redirects() {
     let spec_path = dir.path().join("spec.json");
     std::fs::write(&spec_path, spec.to_string()).unwrap();
     let stats_path = dir.path().join("s.json");
-    let run = qpipe(
-        &[
-            "produce",
-            "--spec",
-            &spec_path.display().to_string(),
-            "--start-url",
-            &start,
-            "--redis",
-            &redis.url(),
-            "--failures",
-            &f,
-            "--stats-json",
-            &stats_path.display().to_string(),
-        ],
-        None,
-    );
-    assert_eq!(run.code, 3, "{run}");
+    let run = Args::new("produce")
+        .opt("--spec", spec_path.display())
+        .start_url(&start)
+        .redis(&redis.url())
+        .opt("--failures", &f)
+        .opt("--stats-json", stats_path.display())
+        .run_expect(None, 3);
     let s = stats(&stats_path);
     let mut named: Vec<(String, String)> = s["failed_urls"]
         .as_array()

@@ -7,8 +7,8 @@ mod common;
 
 use common::proxy::Proxy;
 use common::{
-    assert_all_delivered, eventually, finish, lines, numbered, qpipe, signal, spawn, stats, Redis,
-    QPIPE,
+    assert_all_delivered, eventually, finish, finish_expect, lines, numbered, qpipe, signal, stats,
+    wait_for_lines, Args, Redis, QPIPE,
 };
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -33,24 +33,14 @@ fn reliable_lost_replies_lose_and_duplicate_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out.jsonl");
         let url = proxy.url();
-        let run = qpipe(
-            &[
-                "consume",
-                "--reliable",
-                "--threads",
-                "2",
-                "--batch-size",
-                "100",
-                "--drain",
-                "--idle-timeout",
-                "1",
-                "--redis",
-                &url,
-                "--out",
-                out.to_str().unwrap(),
-            ],
-            None,
-        );
+        let run = Args::new("consume")
+            .arg("--reliable")
+            .threads(2)
+            .batch_size(100)
+            .drain(1)
+            .redis(&url)
+            .out(&out)
+            .run(None);
         assert_eq!(run.code, 0, "{pattern}: {run}");
         assert_eq!(proxy.cuts(), 3, "{pattern}: faults not injected: {run}");
         let got = lines(&out);
@@ -69,27 +59,15 @@ fn durable_redis_killed_and_restarted_mid_drain_loses_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out.jsonl");
         let url = redis.url();
-        let child = spawn(
-            &[
-                "consume",
-                "--reliable",
-                "--threads",
-                "2",
-                "--batch-size",
-                batch,
-                "--drain",
-                "--idle-timeout",
-                "2",
-                "--redis",
-                &url,
-                "--out",
-                out.to_str().unwrap(),
-            ],
-            None,
-        );
-        eventually("a quarter drained", Duration::from_secs(30), || {
-            lines(&out).len() >= n / 4
-        });
+        let child = Args::new("consume")
+            .arg("--reliable")
+            .threads(2)
+            .batch_size(batch)
+            .drain(2)
+            .redis(&url)
+            .out(&out)
+            .spawn(None);
+        wait_for_lines(&out, n / 4, Duration::from_secs(30));
         redis.kill(); // SIGKILL
         redis.restart();
         let (code, stderr) = finish(child);
@@ -125,29 +103,16 @@ fn a_restarted_container_never_adopts_the_crashed_runs_items() {
         dir.path().join("3.jsonl"),
     );
     let url = redis.url();
-    let args = |out: &std::path::Path, extra: &[&'static str]| -> Vec<String> {
-        let mut a: Vec<String> = [
-            "consume",
-            "--reliable",
-            "--threads",
-            "1",
-            "--batch-size",
-            "100",
-            "--heartbeat-ttl",
-            "3",
-            "--redis",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        a.push(url.clone());
-        a.push("--out".into());
-        a.push(out.to_str().unwrap().into());
-        a.extend(extra.iter().map(|s| s.to_string()));
-        a
+    let args = |out: &std::path::Path| {
+        Args::new("consume")
+            .arg("--reliable")
+            .threads(1)
+            .batch_size(100)
+            .opt("--heartbeat-ttl", 3)
+            .redis(&url)
+            .out(out)
     };
-    let first = args(&out1, &[]);
-    let mut crashed = in_container(&first.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut crashed = in_container(&args(&out1).strs());
     eventually(
         "the first run is consuming",
         Duration::from_secs(20),
@@ -157,18 +122,11 @@ fn a_restarted_container_never_adopts_the_crashed_runs_items() {
     crashed.kill().unwrap();
     let _ = crashed.wait();
     let in_flight = held(&redis);
-    let second = args(&out2, &["--drain", "--idle-timeout", "0.5"]);
-    let run2 = in_container(&second.iter().map(String::as_str).collect::<Vec<_>>());
-    let (code, stderr) = finish(run2);
-    assert_eq!(code, 0, "{stderr}");
+    let stderr = finish_expect(in_container(&args(&out2).drain(0.5).strs()), 0);
     // The crashed run's batches wait for its heartbeat to expire.
     assert_eq!(held(&redis), in_flight, "{stderr}");
     std::thread::sleep(Duration::from_secs(3));
-    let third = args(&out3, &["--drain", "--idle-timeout", "0.5"]);
-    let (code, stderr) = finish(in_container(
-        &third.iter().map(String::as_str).collect::<Vec<_>>(),
-    ));
-    assert_eq!(code, 0, "{stderr}");
+    let stderr = finish_expect(in_container(&args(&out3).drain(0.5).strs()), 0);
     let mut got = lines(&out1);
     got.extend(lines(&out2));
     got.extend(lines(&out3));
@@ -184,24 +142,14 @@ fn a_slow_sink_keeps_its_heartbeat_beside_recover() {
     let all = numbered(20_000, 40);
     redis.lpush(KEY, &all);
     let url = redis.url();
-    let mut child = spawn(
-        &[
-            "consume",
-            "--reliable",
-            "--threads",
-            "2",
-            "--batch-size",
-            "200",
-            "--heartbeat-ttl",
-            "1",
-            "--drain",
-            "--idle-timeout",
-            "1",
-            "--redis",
-            &url,
-        ],
-        None,
-    );
+    let mut child = Args::new("consume")
+        .arg("--reliable")
+        .threads(2)
+        .batch_size(200)
+        .opt("--heartbeat-ttl", 1)
+        .drain(1)
+        .redis(&url)
+        .spawn(None);
     // A slow reader: 4 KB per 30 ms, about 10 s in all.
     let mut stdout = child.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
@@ -249,56 +197,33 @@ fn every_thread_reconnects_after_its_connection_is_killed() {
     let push = |items: &[String]| {
         let file = dir.path().join("in.jsonl");
         std::fs::write(&file, items.join("\n") + "\n").unwrap();
-        let run = qpipe(
-            &[
-                "push",
-                file.to_str().unwrap(),
-                "--shards",
-                "2",
-                "--redis",
-                &url,
-            ],
-            None,
-        );
-        assert_eq!(run.code, 0, "{run}");
+        Args::new("push")
+            .arg(file.display())
+            .shards(2)
+            .redis(&url)
+            .run_expect(None, 0);
     };
     let all = numbered(2000, 10);
     // One thread serving both shards: while it blocks on one, the other's
     // connection is killed, and its next heartbeat or pop must reconnect.
-    let child = spawn(
-        &[
-            "consume",
-            "--reliable",
-            "--shards",
-            "2",
-            "--threads",
-            "1",
-            "--heartbeat-ttl",
-            "2",
-            "--redis",
-            &url,
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        None,
-    );
+    let child = Args::new("consume")
+        .arg("--reliable")
+        .shards(2)
+        .threads(1)
+        .opt("--heartbeat-ttl", 2)
+        .redis(&url)
+        .out(&out)
+        .spawn(None);
     push(&all[..1000]);
-    eventually("first half", Duration::from_secs(20), || {
-        lines(&out).len() >= 1000
-    });
+    wait_for_lines(&out, 1000, Duration::from_secs(20));
     let _: redis::Value = redis.cmd(&["CLIENT", "KILL", "TYPE", "normal"]);
     // Let the heartbeat notice too (it renews every 2/3 s).
     std::thread::sleep(Duration::from_secs(1));
     let _: redis::Value = redis.cmd(&["CLIENT", "KILL", "TYPE", "normal"]);
     push(&all[1000..]);
-    eventually(
-        "second half after CLIENT KILL",
-        Duration::from_secs(20),
-        || lines(&out).len() >= 2000,
-    );
+    wait_for_lines(&out, 2000, Duration::from_secs(20));
     signal(&child, "-TERM");
-    let (code, stderr) = finish(child);
-    assert_eq!(code, 0, "{stderr}");
+    let stderr = finish_expect(child, 0);
     let got = lines(&out);
     assert_eq!(got.len(), 2000, "{stderr}");
     assert_all_delivered(&got, &all, &stderr);
@@ -312,9 +237,7 @@ fn a_key_that_changes_type_ends_the_run_with_one_line() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out.jsonl");
         let url = redis.url();
-        let mut args = vec!["consume", "--redis", &url, "--out", out.to_str().unwrap()];
-        args.extend(mode);
-        let child = spawn(&args, None);
+        let child = Args::consume(&url).out(&out).args(mode).spawn(None);
         eventually("the first item", Duration::from_secs(10), || {
             lines(&out).len() == 1
         });
@@ -353,18 +276,11 @@ fn a_replica_and_an_out_of_memory_redis_are_named_and_lose_nothing() {
     let _: () = redis.cmd(&["CONFIG", "SET", "maxmemory", "1"]);
     let url = redis.url();
     let started = Instant::now();
-    let run = qpipe(
-        &[
-            "consume",
-            "--reliable",
-            "--drain",
-            "--redis-retry-secs",
-            "1",
-            "--redis",
-            &url,
-        ],
-        None,
-    );
+    let run = Args::new("consume")
+        .args(["--reliable", "--drain"])
+        .opt("--redis-retry-secs", 1)
+        .redis(&url)
+        .run(None);
     assert!(started.elapsed() < Duration::from_secs(15), "{run}");
     assert_eq!(run.code, 1, "{run}");
     let last = run.stderr.lines().last().unwrap_or_default();
@@ -376,21 +292,12 @@ fn a_replica_and_an_out_of_memory_redis_are_named_and_lose_nothing() {
     assert_eq!(redis.llen(KEY) + held(&redis), 2, "{run}");
     let st = tempfile::tempdir().unwrap();
     let sj = st.path().join("s.json");
-    let run = qpipe(
-        &[
-            "consume",
-            "--reliable",
-            "--drain",
-            "--idle-timeout",
-            "0.3",
-            "--redis",
-            &url,
-            "--stats-json",
-            sj.to_str().unwrap(),
-        ],
-        None,
-    );
-    assert_eq!(run.code, 0, "{run}");
+    let run = Args::new("consume")
+        .arg("--reliable")
+        .drain(0.3)
+        .redis(&url)
+        .stats_json(&sj)
+        .run_expect(None, 0);
     assert_eq!(stats(&sj)["items_written"], 2, "{run}");
 }
 
@@ -405,24 +312,13 @@ fn brpop_mode_warns_when_a_lost_reply_loses_items() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.jsonl");
     let url = proxy.url();
-    let run = qpipe(
-        &[
-            "consume",
-            "--threads",
-            "1",
-            "--batch-size",
-            "100",
-            "--drain",
-            "--idle-timeout",
-            "0.5",
-            "--redis",
-            &url,
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        None,
-    );
-    assert_eq!(run.code, 0, "{run}");
+    let run = Args::new("consume")
+        .threads(1)
+        .batch_size(100)
+        .drain(0.5)
+        .redis(&url)
+        .out(&out)
+        .run_expect(None, 0);
     assert_eq!(proxy.cuts(), 1, "{run}");
     assert_eq!(
         run.stderr.matches("lost its reply").count(),
@@ -445,24 +341,13 @@ fn a_poison_item_whose_dead_letter_cannot_be_recorded_goes_back_with_its_batch()
     let out = dir.path().join("out.jsonl");
     let st = dir.path().join("s.json");
     let url = redis.url();
-    let run = qpipe(
-        &[
-            "consume",
-            "--threads",
-            "1",
-            "--drain",
-            "--idle-timeout",
-            "0.3",
-            "--redis",
-            &url,
-            "--out",
-            out.to_str().unwrap(),
-            "--stats-json",
-            st.to_str().unwrap(),
-        ],
-        None,
-    );
-    assert_eq!(run.code, 1, "{run}");
+    let run = Args::new("consume")
+        .threads(1)
+        .drain(0.3)
+        .redis(&url)
+        .out(&out)
+        .stats_json(&st)
+        .run_expect(None, 1);
     let last = run.stderr.lines().last().unwrap_or_default();
     assert!(last.contains(&format!("{KEY}:dead")), "{run}");
     // Every item is back, byte for byte, oldest first at the consuming end.

@@ -5,24 +5,12 @@
 mod common;
 
 use common::{
-    assert_all_delivered, eventually, finish, lines, numbered, qpipe, signal, spawn, stats, Redis,
-    QPIPE,
+    assert_all_delivered, eventually, finish, lines, numbered, signal, spilled, stats, Args, Redis,
 };
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const KEY: &str = "DATA-PIPELINE-KEY";
-
-/// The items in every spill file under `dir`.
-fn spilled(dir: &std::path::Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("qpipe-unsent-"))
-        .flat_map(|e| lines(&e.path()))
-        .collect()
-}
 
 /// Log lines (timestamped), as opposed to the summary.
 fn log_lines(stderr: &str) -> usize {
@@ -34,15 +22,10 @@ fn sigterm_during_an_outage_spills_at_once() {
     let mut redis = Redis::start();
     let dir = tempfile::tempdir().unwrap();
     let url = redis.url();
-    let mut child = Command::new(QPIPE)
-        .args(["push", "--redis", &url, "--redis-retry-secs", "60"])
-        .env_remove("REDIS_URL")
-        .current_dir(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Args::new("push")
+        .redis(&url)
+        .opt("--redis-retry-secs", 60)
+        .spawn_with_stdin(Some(dir.path()));
     let mut stdin = child.stdin.take().unwrap();
     let all = numbered(5, 5);
     writeln!(stdin, "{}\n{}", all[0], all[1]).unwrap();
@@ -89,11 +72,14 @@ fn a_replica_or_a_full_redis_makes_the_writer_spill_and_say_why() {
     let all = numbered(3, 5);
     std::fs::write(&file, all.join("\n") + "\n").unwrap();
     let url = redis.url();
-    let run = qpipe(
-        &["push", file.to_str().unwrap(), "--redis", &url],
-        Some(dir.path()),
-    );
-    assert_eq!(run.code, 1, "{run}");
+    let push = |url: &str, dir: &std::path::Path, extra: &[&str]| {
+        Args::new("push")
+            .arg(file.display())
+            .redis(url)
+            .args(extra)
+            .run_expect(Some(dir), 1)
+    };
+    let run = push(&url, dir.path(), &[]);
     assert!(run.stderr.contains("read-only replica"), "{run}");
     assert!(log_lines(&run.stderr) < 4, "{run}");
     assert_all_delivered(&spilled(dir.path()), &all, &run.to_string());
@@ -102,18 +88,7 @@ fn a_replica_or_a_full_redis_makes_the_writer_spill_and_say_why() {
     let _: () = redis.cmd(&["CONFIG", "SET", "maxmemory", "1"]);
     let dir = tempfile::tempdir().unwrap();
     let url = redis.url();
-    let run = qpipe(
-        &[
-            "push",
-            file.to_str().unwrap(),
-            "--redis",
-            &url,
-            "--redis-retry-secs",
-            "1",
-        ],
-        Some(dir.path()),
-    );
-    assert_eq!(run.code, 1, "{run}");
+    let run = push(&url, dir.path(), &["--redis-retry-secs", "1"]);
     let last = run.stderr.lines().last().unwrap_or_default();
     assert!(last.contains("stayed out of memory"), "{run}");
     assert!(log_lines(&run.stderr) < 4, "{run}");
@@ -124,19 +99,11 @@ fn a_replica_or_a_full_redis_makes_the_writer_spill_and_say_why() {
 fn an_unwritable_spill_dir_is_refused_at_start() {
     let redis = Redis::start();
     let url = redis.url();
-    let run = qpipe(
-        &[
-            "produce",
-            "--redis",
-            &url,
-            "--spill-dir",
-            "/nonexistent/qpipe-spill",
-            "--start-url",
-            "http://127.0.0.1:9/",
-        ],
-        None,
-    );
-    assert_eq!(run.code, 2, "{run}");
+    let run = Args::new("produce")
+        .redis(&url)
+        .opt("--spill-dir", "/nonexistent/qpipe-spill")
+        .start_url("http://127.0.0.1:9/")
+        .run_expect(None, 2);
     assert_eq!(run.stderr.lines().count(), 1, "{run}");
     assert!(
         run.stderr
@@ -197,44 +164,24 @@ fn huge_items_are_batched_by_bytes_and_memory_stays_bounded() {
     std::fs::write(&file, big.join("\n") + "\n").unwrap();
     let pst = dir.path().join("p.json");
     let url = redis.url();
-    let run = qpipe(
-        &[
-            "push",
-            file.to_str().unwrap(),
-            "--redis",
-            &url,
-            "--stats-json",
-            pst.to_str().unwrap(),
-        ],
-        None,
-    );
-    assert_eq!(run.code, 0, "{run}");
+    Args::new("push")
+        .arg(file.display())
+        .redis(&url)
+        .stats_json(&pst)
+        .run_expect(None, 0);
     let p = stats(&pst);
     assert_eq!(p["items_pushed"], 24, "{p}");
     let rss = p["peak_rss_mb"].as_f64().unwrap();
     assert!(rss < 80.0, "push peak RSS {rss} MB: {p}");
     let out = dir.path().join("out.jsonl");
     let st = dir.path().join("s.json");
-    let run = qpipe(
-        &[
-            "consume",
-            "--redis",
-            &url,
-            "--threads",
-            "2",
-            "--batch-bytes",
-            "1048576",
-            "--drain",
-            "--idle-timeout",
-            "0.5",
-            "--out",
-            out.to_str().unwrap(),
-            "--stats-json",
-            st.to_str().unwrap(),
-        ],
-        None,
-    );
-    assert_eq!(run.code, 0, "{run}");
+    Args::consume(&url)
+        .threads(2)
+        .opt("--batch-bytes", 1048576)
+        .drain(0.5)
+        .out(&out)
+        .stats_json(&st)
+        .run_expect(None, 0);
     let s = stats(&st);
     assert_eq!(s["items_written"], 24, "{s}");
     // 96 MB went through; at most a few 4 MB items are held at once.
@@ -249,20 +196,11 @@ fn the_lock_survives_a_dropped_connection_and_a_lost_lock_stops_the_run() {
     let url = redis.url();
     let dir = tempfile::tempdir().unwrap();
     let st = dir.path().join("s.json");
-    let child = spawn(
-        &[
-            "consume",
-            "--redis",
-            &url,
-            "--lock",
-            "nightly",
-            "--lock-ttl",
-            "9",
-            "--stats-json",
-            st.to_str().unwrap(),
-        ],
-        None,
-    );
+    let child = Args::consume(&url)
+        .opt("--lock", "nightly")
+        .opt("--lock-ttl", 9)
+        .stats_json(&st)
+        .spawn(None);
     let holder = || redis.cmd::<Option<String>>(&["GET", "qpipe:lock:nightly"]);
     eventually("the lock is taken", Duration::from_secs(10), || {
         holder().is_some()
@@ -286,11 +224,10 @@ fn the_lock_survives_a_dropped_connection_and_a_lost_lock_stops_the_run() {
         let (code, stderr) = finish(child);
         panic!("the lock was not renewed after CLIENT KILL (exit {code}):\n{stderr}");
     }
-    let second = qpipe(
-        &["consume", "--redis", &url, "--lock", "nightly", "--drain"],
-        None,
-    );
-    assert_eq!(second.code, 4, "{second}");
+    Args::consume(&url)
+        .opt("--lock", "nightly")
+        .arg("--drain")
+        .run_expect(None, 4);
     // Another run takes the lock (as if ours had expired): we must stop.
     let _: () = redis.cmd(&["SET", "qpipe:lock:nightly", "someone-else"]);
     let started = Instant::now();

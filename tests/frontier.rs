@@ -4,9 +4,10 @@
 mod common;
 
 use common::fixture::{html, Fixture};
-use common::{qpipe, site_quotes, stats, wait_bounded, Redis, Site};
+use common::{
+    finish_expect, signal, site_quotes, stats, wait_bounded, wait_for_llen, Args, Redis, Site,
+};
 use std::collections::HashSet;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const KEY: &str = "DATA-PIPELINE-KEY";
@@ -35,40 +36,19 @@ fn sigterm_gives_unfetched_leases_back_to_the_shared_frontier() {
     let spec = dir.path().join("s.json");
     std::fs::write(&spec, SITEMAP_SPEC).unwrap();
     let (url, start) = (redis.url(), format!("{}pages/", site.url));
-    let args = |extra: &'static [&'static str]| -> Vec<String> {
-        let mut a: Vec<String> = [
-            "produce",
-            "--redis",
-            &url,
-            "--start-url",
-            &start,
-            "--spec",
-            spec.to_str().unwrap(),
-            "--shared-frontier",
-            "stop",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        a.extend(extra.iter().map(|s| s.to_string()));
-        a
-    };
+    let args = Args::produce(&url, &start)
+        .path("--spec", &spec)
+        .opt("--shared-frontier", "stop");
     // One request at a time, 100 ms apart: three of the four fetchers always
     // hold a leased URL while they wait for the host.
-    let slow = args(&["--threads", "4", "--per-host", "1", "--delay-ms", "100"]);
-    let slow: Vec<&str> = slow.iter().map(String::as_str).collect();
-    let victim = common::spawn(&slow, None);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while redis.llen(KEY) < 20 {
-        assert!(Instant::now() < deadline, "no items pushed within 30 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let ok = Command::new("kill")
-        .args(["-TERM", &victim.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
+    let victim = args
+        .clone()
+        .threads(4)
+        .opt("--per-host", 1)
+        .opt("--delay-ms", 100)
+        .spawn(None);
+    wait_for_llen(&redis, KEY, 20, Duration::from_secs(30));
+    signal(&victim, "-TERM");
     let out = wait_bounded(victim, Duration::from_secs(60));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(143), "{stderr}");
@@ -80,10 +60,7 @@ fn sigterm_gives_unfetched_leases_back_to_the_shared_frontier() {
     let partial = redis.llen(KEY);
     assert!(partial < pages * 10, "the crawl ended before the signal");
 
-    let rest = args(&["--threads", "2"]);
-    let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
-    let run = qpipe(&rest, None);
-    assert_eq!(run.code, 0, "{run}");
+    let run = args.threads(2).run_expect(None, 0);
     let got = quotes_in(&redis, &[KEY]);
     assert_eq!(got.len() as u64, pages * 10, "{run}");
     let want: HashSet<String> = site_quotes(&site, pages).into_iter().collect();
@@ -99,22 +76,12 @@ fn reset_frontier_clears_item_fingerprints_of_every_shard() {
     let url = redis.url();
     let crawl = |st: &str, extra: &[&str]| {
         let st = dir.path().join(st);
-        let mut args = vec![
-            "produce",
-            "--redis",
-            &url,
-            "--start-url",
-            &site.url,
-            "--shared-frontier",
-            "r",
-            "--shards",
-            "2",
-            "--stats-json",
-            st.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        let run = qpipe(&args, None);
-        assert_eq!(run.code, 0, "{run}");
+        Args::produce(&url, &site.url)
+            .opt("--shared-frontier", "r")
+            .shards(2)
+            .stats_json(&st)
+            .args(extra)
+            .run_expect(None, 0);
         stats(&st)
     };
     let first = crawl("a.json", &[]);
@@ -144,34 +111,16 @@ fn a_page_first_reached_too_deep_is_fetched_from_a_shorter_path() {
     });
     let redis = Redis::start();
     let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("s.json");
-    std::fs::write(
-        &spec,
-        r#"{"item":"div.quote","fields":{"quote":"span.text"},"follow":["a"]}"#,
-    )
-    .unwrap();
+    let spec = common::write_file(dir.path(), "s.json", common::FOLLOW_ALL_SPEC);
     let st = dir.path().join("st.json");
     let (url, start) = (redis.url(), format!("{}/", site.base));
-    let run = qpipe(
-        &[
-            "produce",
-            "--redis",
-            &url,
-            "--start-url",
-            &start,
-            "--spec",
-            spec.to_str().unwrap(),
-            "--max-depth",
-            "2",
-            "--threads",
-            "2",
-            "--ignore-robots",
-            "--stats-json",
-            st.to_str().unwrap(),
-        ],
-        None,
-    );
-    assert_eq!(run.code, 0, "{run}");
+    let run = Args::produce(&url, &start)
+        .path("--spec", &spec)
+        .opt("--max-depth", 2)
+        .threads(2)
+        .arg("--ignore-robots")
+        .stats_json(&st)
+        .run_expect(None, 0);
     assert_eq!(site.hits("/x"), 1, "{run}");
     let s = stats(&st);
     assert_eq!(s["pages_fetched"], 5, "{s}");
@@ -191,41 +140,23 @@ fn a_redis_outage_under_a_shared_frontier_honours_the_retry_budget() {
     let st = dir.path().join("st.json");
     let (url, start) = (redis.url(), format!("{}pages/", site.url));
     let run = |retry: &str| {
-        common::spawn(
-            &[
-                "produce",
-                "--redis",
-                &url,
-                "--start-url",
-                &start,
-                "--spec",
-                spec.to_str().unwrap(),
-                "--shared-frontier",
-                "outage",
-                "--threads",
-                "2",
-                "--per-host",
-                "1",
-                "--delay-ms",
-                "50",
-                "--redis-retry-secs",
-                retry,
-                "--stats-json",
-                st.to_str().unwrap(),
-            ],
-            Some(dir.path()),
-        )
+        Args::produce(&url, &start)
+            .path("--spec", &spec)
+            .opt("--shared-frontier", "outage")
+            .threads(2)
+            .opt("--per-host", 1)
+            .opt("--delay-ms", 50)
+            .opt("--redis-retry-secs", retry)
+            .stats_json(&st)
+            .spawn(Some(dir.path()))
     };
     // Down for 6 s inside a 30 s budget: the crawl waits and finishes whole.
     let child = run("30");
-    common::eventually("items pushed", Duration::from_secs(30), || {
-        redis.llen(KEY) >= 50
-    });
+    wait_for_llen(&redis, KEY, 50, Duration::from_secs(30));
     redis.kill();
     std::thread::sleep(Duration::from_secs(6));
     redis.restart();
-    let (code, stderr) = common::finish(child);
-    assert_eq!(code, 0, "{stderr}");
+    let stderr = finish_expect(child, 0);
     let s = stats(&st);
     assert_eq!(s["finish_reason"], "finished", "{s}");
     let got: HashSet<String> = quotes_in(&redis, &[KEY]).into_iter().collect();
@@ -234,9 +165,7 @@ fn a_redis_outage_under_a_shared_frontier_honours_the_retry_budget() {
     // Down for good with a 1 s budget: exit 1, redis_unavailable.
     let _: () = redis.cmd(&["FLUSHALL"]);
     let child = run("1");
-    common::eventually("items pushed", Duration::from_secs(30), || {
-        redis.llen(KEY) >= 50
-    });
+    wait_for_llen(&redis, KEY, 50, Duration::from_secs(30));
     redis.kill();
     let started = Instant::now();
     let (code, stderr) = common::finish(child);
@@ -256,23 +185,11 @@ fn a_lost_lease_reply_does_not_stall_the_shared_crawl() {
     let st = dir.path().join("s.json");
     let url = proxy.url();
     let started = Instant::now();
-    let run = qpipe(
-        &[
-            "produce",
-            "--redis",
-            &url,
-            "--start-url",
-            &site.url,
-            "--shared-frontier",
-            "lost",
-            "--threads",
-            "2",
-            "--stats-json",
-            st.to_str().unwrap(),
-        ],
-        None,
-    );
-    assert_eq!(run.code, 0, "{run}");
+    let run = Args::produce(&url, &site.url)
+        .opt("--shared-frontier", "lost")
+        .threads(2)
+        .stats_json(&st)
+        .run_expect(None, 0);
     assert_eq!(proxy.cuts(), 1, "{run}");
     assert!(
         started.elapsed() < Duration::from_secs(20),

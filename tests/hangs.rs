@@ -6,25 +6,15 @@
 mod common;
 
 use common::proxy::Proxy;
-use common::{eventually, lines, numbered, qpipe, signal, wait_bounded, Redis, QPIPE};
+use common::{eventually, lines, numbered, qpipe, signal, spilled, wait_bounded, Args, Redis};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const KEY: &str = "DATA-PIPELINE-KEY";
-
-/// The items in every spill file under `dir`.
-fn spilled(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("qpipe-unsent-"))
-        .flat_map(|e| lines(&e.path()))
-        .collect()
-}
 
 /// `qpipe push` reading stdin, with its stderr lines arriving on a channel
 /// stamped with the time each arrived.
@@ -32,27 +22,28 @@ fn push_from_stdin(
     url: &str,
     dir: &Path,
 ) -> (Child, ChildStdin, mpsc::Receiver<(Instant, String)>) {
-    let mut child = Command::new(QPIPE)
-        .args(["push", "--redis", url, "--redis-retry-secs", "60"])
-        .env_remove("REDIS_URL")
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Args::new("push")
+        .redis(url)
+        .opt("--redis-retry-secs", 60)
+        .spawn_with_stdin(Some(dir));
     let stdin = child.stdin.take().unwrap();
+    let rx = stderr_lines(&mut child);
+    (child, stdin, rx)
+}
+
+/// Takes the child's stderr and sends each line on, stamped with the time
+/// it arrived, from a thread that ends at the child's exit (EOF).
+fn stderr_lines(child: &mut Child) -> mpsc::Receiver<(Instant, String)> {
     let err = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        // Ends at the child's exit (EOF).
         for line in BufReader::new(err).lines().map_while(Result::ok) {
             if tx.send((Instant::now(), line)).is_err() {
                 break;
             }
         }
     });
-    (child, stdin, rx)
+    rx
 }
 
 /// Waits (at most `limit`) for a stderr line containing `text`; returns
@@ -240,11 +231,12 @@ fn a_lock_holder_that_cannot_renew_stops_before_the_lock_expires() {
     let proxy = Proxy::start(&redis);
     let dir = tempfile::tempdir().unwrap();
     let a_out = dir.path().join("a.jsonl");
-    let a = Command::new(QPIPE)
-        .args(["consume", "--redis", &proxy.url(), "--lock", "L"])
-        .args(["--lock-ttl", "3", "--stats-json", "-", "--out"])
-        .arg(&a_out)
-        .env_remove("REDIS_URL")
+    let a = Args::consume(&proxy.url())
+        .opt("--lock", "L")
+        .opt("--lock-ttl", 3)
+        .opt("--stats-json", "-")
+        .out(&a_out)
+        .command()
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -269,19 +261,11 @@ fn a_lock_holder_that_cannot_renew_stops_before_the_lock_expires() {
     let after: Vec<String> = (0..50).map(|i| format!("{{\"after\":{i}}}")).collect();
     redis.lpush(KEY, &after);
     let b_out = dir.path().join("b.jsonl");
-    let b = qpipe(
-        &[
-            "consume",
-            "--redis",
-            &redis.url(),
-            "--lock",
-            "L",
-            "--drain",
-            "--out",
-            b_out.to_str().unwrap(),
-        ],
-        None,
-    );
+    let b = Args::consume(&redis.url())
+        .opt("--lock", "L")
+        .arg("--drain")
+        .out(&b_out)
+        .run(None);
     let out = wait_bounded(a, Duration::from_secs(30));
     proxy.heal();
     let a_log = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -312,12 +296,12 @@ fn a_reliable_consumer_notices_a_partition_in_time() {
     let proxy = Proxy::start(&redis);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.jsonl");
-    let mut child = Command::new(QPIPE)
-        .args(["consume", "--reliable", "--threads", "1", "--redis"])
-        .arg(proxy.url())
-        .arg("--out")
-        .arg(&out)
-        .env_remove("REDIS_URL")
+    let mut child = Args::new("consume")
+        .arg("--reliable")
+        .threads(1)
+        .redis(&proxy.url())
+        .out(&out)
+        .command()
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -326,15 +310,7 @@ fn a_reliable_consumer_notices_a_partition_in_time() {
     common::eventually("the first item", Duration::from_secs(10), || {
         lines(&out).len() == 1
     });
-    let err = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            if tx.send((Instant::now(), line)).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = stderr_lines(&mut child);
     // Held from the next take on, before any of its replies: a pipeline
     // there would wait out the socket timeout once per reply.
     proxy.hang_where("SADD");
@@ -404,19 +380,11 @@ fn a_denied_follow_up_pop_ends_the_run_and_names_the_command() {
     redis.lpush(KEY, &items);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.jsonl");
-    let run = qpipe(
-        &[
-            "consume",
-            "--redis",
-            &url,
-            "--drain",
-            "--threads",
-            "1",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        None,
-    );
+    let run = Args::consume(&url)
+        .arg("--drain")
+        .threads(1)
+        .out(&out)
+        .run(None);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert_eq!(lines(&out), [items[0].clone()], "{}", run.stderr);
     assert_eq!(redis.llen(KEY), 19, "{}", run.stderr);
@@ -445,15 +413,10 @@ fn a_dash_reads_stdin_for_push_and_enqueue() {
             "J",
         ),
     ] {
-        let mut child = Command::new(QPIPE)
-            .args(&args)
-            .args(["--redis", &redis.url()])
-            .env_remove("REDIS_URL")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = Args::new(args[0])
+            .args(&args[1..])
+            .redis(&redis.url())
+            .spawn_with_stdin(None);
         child
             .stdin
             .take()
@@ -477,17 +440,20 @@ fn produce_sigterm_during_a_hang(jobs: bool) {
     let dir = tempfile::tempdir().unwrap();
     let st = dir.path().join("stats.json");
     let url = proxy.url();
-    let mut args = vec!["produce", "--redis", &url, "--threads", "2"];
-    args.extend(["--delay-ms", "300", "--ignore-robots", "--stats-json"]);
-    args.push(st.to_str().unwrap());
-    if jobs {
+    let args = Args::new("produce")
+        .redis(&url)
+        .threads(2)
+        .opt("--delay-ms", 300)
+        .arg("--ignore-robots")
+        .stats_json(&st);
+    let args = if jobs {
         let run = qpipe(&["enqueue", "--redis", &redis.url(), &site.url], None);
         assert_eq!(run.code, 0, "{}", run.stderr);
-        args.extend(["--jobs", "qpipe:jobs"]);
+        args.opt("--jobs", "qpipe:jobs")
     } else {
-        args.extend(["--start-url", &site.url]);
-    }
-    let child = common::spawn(&args, Some(dir.path()));
+        args.start_url(&site.url)
+    };
+    let child = args.spawn(Some(dir.path()));
     common::eventually("the first items", Duration::from_secs(15), || {
         redis.llen(KEY) > 0
     });
@@ -582,9 +548,10 @@ fn sigterm_during_a_healthy_push_is_a_clean_stop() {
     std::fs::write(&file, text).unwrap();
     for round in 0..3 {
         redis.cmd::<i64>(&["DEL", KEY]);
-        let child = Command::new(QPIPE)
-            .args(["push", &file.display().to_string(), "--redis", &redis.url()])
-            .env_remove("REDIS_URL")
+        let child = Args::new("push")
+            .arg(file.display())
+            .redis(&redis.url())
+            .command()
             .current_dir(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -636,9 +603,10 @@ fn sigterm_on_a_busy_pipe_loses_no_line_already_read() {
         // which qpipe's poll-then-read handles).
         unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) };
     }
-    let child = Command::new(QPIPE)
-        .args(["push", "-", "--redis", &redis.url()])
-        .env_remove("REDIS_URL")
+    let child = Args::new("push")
+        .arg("-")
+        .redis(&redis.url())
+        .command()
         .current_dir(dir.path())
         .stdin(Stdio::from(rd))
         .stdout(Stdio::null())

@@ -5,7 +5,7 @@
 mod common;
 
 use common::fixture::{html, Answer, Fixture};
-use common::{qpipe, stats, Redis};
+use common::{stats, Args, Redis};
 use std::time::{Duration, Instant};
 
 const KEY: &str = "DATA-PIPELINE-KEY";
@@ -45,31 +45,17 @@ fn links_page(n: usize) -> String {
 fn crawl(site: &Fixture, extra: &[&str]) -> (serde_json::Value, Redis, Duration) {
     let redis = Redis::start();
     let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("s.json");
-    std::fs::write(
-        &spec,
-        r#"{"item":"div.quote","fields":{"quote":"span.text"},"follow":["a"]}"#,
-    )
-    .unwrap();
+    let spec = common::write_file(dir.path(), "s.json", common::FOLLOW_ALL_SPEC);
     let st = dir.path().join("st.json");
     let (url, start) = (redis.url(), format!("{}/", site.base));
-    let mut args = vec![
-        "produce",
-        "--redis",
-        &url,
-        "--start-url",
-        &start,
-        "--spec",
-        spec.to_str().unwrap(),
-        "--ignore-robots",
-        "--threads",
-        "2",
-        "--stats-json",
-        st.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
+    let args = Args::produce(&url, &start)
+        .path("--spec", &spec)
+        .arg("--ignore-robots")
+        .threads(2)
+        .stats_json(&st)
+        .args(extra);
     let t0 = Instant::now();
-    let run = qpipe(&args, None);
+    let run = args.run(None);
     let took = t0.elapsed();
     assert_eq!(run.code, 0, "{run}");
     (stats(&st), redis, took)
@@ -156,26 +142,13 @@ fn a_content_length_of_100_gb_allocates_nothing_for_it() {
     });
     let redis = Redis::start();
     let start = format!("{}/", site.base);
-    let run = qpipe(
-        &[
-            "produce",
-            "--redis",
-            &redis.url(),
-            "--start-url",
-            &start,
-            "--ignore-robots",
-            "--max-body",
-            "18446744073709551615",
-            "--timeout",
-            "1",
-            "--retry-backoff-ms",
-            "1",
-            "--spec",
-            "specs/quotes.json",
-        ],
-        Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))),
-    );
-    assert_eq!(run.code, 3, "{run}");
+    let run = Args::produce(&redis.url(), &start)
+        .arg("--ignore-robots")
+        .opt("--max-body", "18446744073709551615")
+        .opt("--timeout", 1)
+        .opt("--retry-backoff-ms", 1)
+        .opt("--spec", "specs/quotes.json")
+        .run_expect(Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))), 3);
     assert!(run.stderr.contains("timeout=1"), "{run}");
     assert_eq!(redis.llen("DATA-PIPELINE-KEY"), 1, "{run}");
 }

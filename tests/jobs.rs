@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::jobs::{chain_quotes, chains, items, leftovers, produce, quote_of, JOBS, KEY};
+use common::jobs::{chain_quotes, chains, enqueue, items, leftovers, produce, quote_of, JOBS, KEY};
 use common::{eventually, finish, qpipe, signal, stats, Redis};
 use std::time::{Duration, Instant};
 
@@ -12,17 +12,7 @@ fn enqueue_checks_every_job_before_pushing_any() {
     let redis = Redis::start();
     let url = redis.url();
     let good = r#"{"url": "http://127.0.0.1:1/a/1", "meta": {"k": 1}}"#;
-    let run = qpipe(
-        &[
-            "enqueue",
-            "--redis",
-            &url,
-            "http://127.0.0.1:1/",
-            good,
-            "ftp://x/",
-        ],
-        None,
-    );
+    let run = enqueue(&url, &["http://127.0.0.1:1/", good, "ftp://x/"]);
     assert_eq!(run.code, 2, "{run}");
     assert_eq!(
         run.stderr,
@@ -34,7 +24,7 @@ fn enqueue_checks_every_job_before_pushing_any() {
     let lines =
         format!("http://127.0.0.1:1/b/1\n\n{good}\n{{\"url\": \"http://x/\", \"meta\": [1]}}\n");
     std::fs::write(&file, lines).unwrap();
-    let run = qpipe(&["enqueue", "--redis", &url, file.to_str().unwrap()], None);
+    let run = enqueue(&url, &[file.to_str().unwrap()]);
     assert_eq!(run.code, 2, "{run}");
     let want = format!(
         "qpipe: {} line 4: \"meta\" is not a JSON object",
@@ -44,17 +34,14 @@ fn enqueue_checks_every_job_before_pushing_any() {
     assert_eq!(run.stderr.lines().count(), 1, "{run}");
     assert_eq!(redis.llen(JOBS), 0, "a job was pushed");
 
-    let run = qpipe(
-        &["enqueue", "--redis", &url, "http://127.0.0.1:1/", good],
-        None,
-    );
+    let run = enqueue(&url, &["http://127.0.0.1:1/", good]);
     assert_eq!(run.code, 0, "{run}");
     // LPUSH in the order given: the first is taken (RPOP side) first.
     assert_eq!(redis.lrange(JOBS), [good, "http://127.0.0.1:1/"]);
 
     let st = dir.path().join("s.json");
     let clash = produce(&url, &st, &["--shared-frontier", "f"]);
-    let run = qpipe(&clash, None);
+    let run = clash.run(None);
     assert_eq!(run.code, 2, "{run}");
     assert_eq!(run.stderr.lines().count(), 1, "{run}");
     assert!(
@@ -76,15 +63,12 @@ fn three_jobs_carry_their_meta_right_after_url() {
     let b_job =
         format!(r#"{{"url":"{b}/b/3","meta":{{"job":"b","e":1e2,"deep":{{"x":[1, 2]}}}}}}"#);
     let c_job = format!("{b}/c/5");
-    let run = qpipe(&["enqueue", "--redis", &url, &a_job, &b_job, &c_job], None);
+    let run = enqueue(&url, &[&a_job, &b_job, &c_job]);
     assert_eq!(run.code, 0, "{run}");
     redis.lpush(JOBS, &["not a job"]);
     let dir = tempfile::tempdir().unwrap();
     let st = dir.path().join("s.json");
-    let run = qpipe(
-        &produce(&url, &st, &["--drain", "--idle-timeout", "0.5"]),
-        None,
-    );
+    let run = produce(&url, &st, &[]).drain(0.5).run(None);
     assert_eq!(run.code, 0, "{run}");
     let s = stats(&st);
     assert_eq!(s["finish_reason"], "drained", "{s}");
@@ -140,11 +124,11 @@ fn max_depth_counts_from_each_job_url() {
     let redis = Redis::start();
     let url = redis.url();
     let (a, b) = (format!("{}/a/1", site.base), format!("{}/b/3", site.base));
-    assert_eq!(qpipe(&["enqueue", "--redis", &url, &a, &b], None).code, 0);
+    assert_eq!(enqueue(&url, &[&a, &b]).code, 0);
     let dir = tempfile::tempdir().unwrap();
     let st = dir.path().join("s.json");
     let extra = ["--drain", "--idle-timeout", "0.5", "--max-depth", "1"];
-    let run = qpipe(&produce(&url, &st, &extra), None);
+    let run = produce(&url, &st, &extra).run(None);
     assert_eq!(run.code, 0, "{run}");
     let s = stats(&st);
     assert_eq!(
@@ -171,10 +155,7 @@ fn drain_ends_on_an_idle_list_and_a_service_runs_until_a_signal() {
     let dir = tempfile::tempdir().unwrap();
     let st = dir.path().join("s.json");
     let started = Instant::now();
-    let run = qpipe(
-        &produce(&url, &st, &["--drain", "--idle-timeout", "1"]),
-        None,
-    );
+    let run = produce(&url, &st, &[]).drain(1).run(None);
     assert_eq!(run.code, 0, "{run}");
     let took = started.elapsed();
     assert!(
@@ -182,10 +163,10 @@ fn drain_ends_on_an_idle_list_and_a_service_runs_until_a_signal() {
         "{took:?} {run}"
     );
 
-    let child = common::spawn(&produce(&url, &st, &[]), None);
+    let child = produce(&url, &st, &[]).spawn(None);
     std::thread::sleep(Duration::from_millis(1500));
     let job = format!("{}/a/1", site.base);
-    assert_eq!(qpipe(&["enqueue", "--redis", &url, &job], None).code, 0);
+    assert_eq!(enqueue(&url, &[&job]).code, 0);
     eventually("the job to be done", Duration::from_secs(20), || {
         redis.cmd::<Option<u64>>(&["GET", &format!("{JOBS}:done")]) == Some(1)
     });

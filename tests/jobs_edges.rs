@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::jobs::{chains, produce, JOBS, KEY};
-use common::{qpipe, stats, Redis};
+use common::jobs::{chains, enqueue, produce, JOBS, KEY};
+use common::{qpipe, stats, Args, Redis};
 use std::time::Duration;
 
 #[test]
@@ -15,10 +15,7 @@ fn credentials_in_job_urls_are_refused_and_never_printed() {
         ("http://user:s3cretPW@127.0.0.1:1/a/1", "argument 2"),
         ("http://u:s3cretPW@[bad", "argument 2"),
     ] {
-        let run = qpipe(
-            &["enqueue", "--redis", &url, "http://127.0.0.1:1/", job],
-            None,
-        );
+        let run = enqueue(&url, &["http://127.0.0.1:1/", job]);
         assert_eq!(run.code, 2, "{run}");
         assert_eq!(run.stderr.lines().count(), 1, "{run}");
         assert!(
@@ -36,10 +33,7 @@ fn credentials_in_job_urls_are_refused_and_never_printed() {
     redis.lpush(JOBS, &[format!("{with_user}/a/1"), json]);
     let dir = tempfile::tempdir().unwrap();
     let st = dir.path().join("s.json");
-    let run = qpipe(
-        &produce(&url, &st, &["--drain", "--idle-timeout", "0.5"]),
-        None,
-    );
+    let run = produce(&url, &st, &[]).drain(0.5).run(None);
     assert_eq!(run.code, 0, "{run}");
     assert!(!run.stderr.contains("s3cretPW"), "{run}");
     assert_eq!(
@@ -66,14 +60,11 @@ fn a_job_that_fetches_nothing_is_done_but_counted_as_empty() {
         format!("{}/nothing", site.base),
         format!("{}/a/1", site.base),
     );
-    let run = qpipe(&["enqueue", "--redis", &url, &missing, &good], None);
+    let run = enqueue(&url, &[&missing, &good]);
     assert_eq!(run.code, 0, "{run}");
     let dir = tempfile::tempdir().unwrap();
     let st = dir.path().join("s.json");
-    let run = qpipe(
-        &produce(&url, &st, &["--drain", "--idle-timeout", "0.5"]),
-        None,
-    );
+    let run = produce(&url, &st, &[]).drain(0.5).run(None);
     let s = stats(&st);
     assert_eq!(
         (s["jobs_done"].as_u64(), s["jobs_empty"].as_u64()),
@@ -102,11 +93,12 @@ fn spilled_jobs_are_sent_later_with_the_command_the_hint_names() {
         "http://127.0.0.1:1/a/1",
         r#"{"url":"http://127.0.0.1:1/b/1","meta":{"k":1}}"#,
     ];
-    let mut args = vec!["enqueue", "--redis-retry-secs", "0.5", "--key", "J2"];
-    let full_url = full.url();
-    args.extend(["--redis", &full_url]);
-    args.extend(jobs);
-    let run = qpipe(&args, Some(dir.path()));
+    let run = Args::new("enqueue")
+        .opt("--redis-retry-secs", 0.5)
+        .opt("--key", "J2")
+        .redis(&full.url())
+        .args(jobs)
+        .run(Some(dir.path()));
     assert_ne!(run.code, 0, "{run}");
     let hint = run
         .stderr

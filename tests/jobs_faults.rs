@@ -5,9 +5,9 @@
 mod common;
 
 use common::jobs::{
-    chain_quotes, chains, items, leftovers, produce, quote_of, slow_worker, JOBS, KEY,
+    chain_quotes, chains, enqueue, items, leftovers, produce, quote_of, slow_worker, JOBS, KEY,
 };
-use common::{finish, qpipe, signal, stats, Redis};
+use common::{finish, signal, stats, Redis};
 use std::time::Duration;
 
 #[test]
@@ -16,7 +16,7 @@ fn a_job_of_a_worker_killed_with_kill_9_is_finished_by_another() {
     let redis = Redis::start();
     let url = redis.url();
     let job = format!(r#"{{"url": "{}/s/1", "meta": {{"run": 1}}}}"#, site.base);
-    assert_eq!(qpipe(&["enqueue", "--redis", &url, &job], None).code, 0);
+    assert_eq!(enqueue(&url, &[&job]).code, 0);
     let dir = tempfile::tempdir().unwrap();
     let st = dir.path().join("a.json");
     let mut a = slow_worker(&url, &st, &["--heartbeat-ttl", "1"], &redis);
@@ -35,7 +35,7 @@ fn a_job_of_a_worker_killed_with_kill_9_is_finished_by_another() {
 
     let st = dir.path().join("b.json");
     let extra = ["--drain", "--idle-timeout", "4", "--heartbeat-ttl", "1"];
-    let run = qpipe(&produce(&url, &st, &extra), None);
+    let run = produce(&url, &st, &extra).run(None);
     assert_eq!(run.code, 0, "{run}");
     let s = stats(&st);
     assert_eq!(
@@ -65,7 +65,7 @@ fn sigterm_mid_job_puts_the_job_back() {
     let redis = Redis::start();
     let url = redis.url();
     let job = format!(r#"{{"url": "{}/s/1", "meta": {{"run": 2}}}}"#, site.base);
-    assert_eq!(qpipe(&["enqueue", "--redis", &url, &job], None).code, 0);
+    assert_eq!(enqueue(&url, &[&job]).code, 0);
     let dir = tempfile::tempdir().unwrap();
     let st = dir.path().join("s.json");
     let child = slow_worker(&url, &st, &["--drain"], &redis);
@@ -98,17 +98,11 @@ fn lost_take_and_ack_replies_neither_lose_nor_double_count_a_job() {
     proxy.cut("BLMOVE", 0, 1);
     proxy.cut(":done", 0, 1);
     let (a, b) = (format!("{}/a/1", site.base), format!("{}/b/1", site.base));
-    assert_eq!(
-        qpipe(&["enqueue", "--redis", &redis.url(), &a, &b], None).code,
-        0
-    );
+    assert_eq!(enqueue(&redis.url(), &[&a, &b]).code, 0);
     let dir = tempfile::tempdir().unwrap();
     let st = dir.path().join("s.json");
     let url = proxy.url();
-    let run = qpipe(
-        &produce(&url, &st, &["--drain", "--idle-timeout", "0.5"]),
-        None,
-    );
+    let run = produce(&url, &st, &[]).drain(0.5).run(None);
     assert_eq!(run.code, 0, "{run}");
     assert_eq!(proxy.cuts(), 2, "{run}");
     let s = stats(&st);
@@ -132,10 +126,10 @@ fn max_time_mid_job_puts_the_job_back_and_exits_0() {
     let redis = Redis::start();
     let url = redis.url();
     let job = format!("{}/s/1", site.base);
-    assert_eq!(qpipe(&["enqueue", "--redis", &url, &job], None).code, 0);
+    assert_eq!(enqueue(&url, &[&job]).code, 0);
     let dir = tempfile::tempdir().unwrap();
     let st = dir.path().join("s.json");
-    let run = qpipe(&produce(&url, &st, &["--drain", "--max-time", "1"]), None);
+    let run = produce(&url, &st, &["--drain", "--max-time", "1"]).run(None);
     assert_eq!(run.code, 0, "{run}");
     let s = stats(&st);
     assert_eq!(s["finish_reason"], "max_time", "{s}");
@@ -158,19 +152,16 @@ fn a_job_that_never_finishes_goes_behind_the_others_then_to_dead() {
     let redis = Redis::start();
     let url = redis.url();
     let (long, short) = (format!("{}/s/1", site.base), format!("{}/t/8", site.base));
-    assert_eq!(
-        qpipe(&["enqueue", "--redis", &url, &long, &short], None).code,
-        0
-    );
+    assert_eq!(enqueue(&url, &[&long, &short]).code, 0);
     let dir = tempfile::tempdir().unwrap();
     let st = dir.path().join("s.json");
     let extra = ["--drain", "--max-time", "1", "--job-attempts", "1"];
-    let run = qpipe(&produce(&url, &st, &extra), None);
+    let run = produce(&url, &st, &extra).run(None);
     assert_eq!(run.code, 0, "{run}");
     // Behind the short job, which is taken next.
     assert_eq!(redis.lrange(JOBS), [long.clone(), short.clone()], "{run}");
 
-    let run = qpipe(&produce(&url, &st, &extra), None);
+    let run = produce(&url, &st, &extra).run(None);
     assert_eq!(run.code, 0, "{run}");
     assert_eq!(redis.llen(JOBS), 0, "{run}");
     assert_eq!(redis.cmd::<u64>(&["GET", &format!("{JOBS}:done")]), 1);
@@ -192,15 +183,12 @@ fn an_ack_that_fails_leaves_the_job_to_go_back() {
     let redis = Redis::start();
     let url = redis.url();
     let job = format!("{}/a/1", site.base);
-    assert_eq!(qpipe(&["enqueue", "--redis", &url, &job], None).code, 0);
+    assert_eq!(enqueue(&url, &[&job]).code, 0);
     // `J:done` of the wrong type: the ack script fails with WRONGTYPE.
     redis.lpush(&format!("{JOBS}:done"), &["x"]);
     let dir = tempfile::tempdir().unwrap();
     let st = dir.path().join("s.json");
-    let run = qpipe(
-        &produce(&url, &st, &["--drain", "--idle-timeout", "0.5"]),
-        None,
-    );
+    let run = produce(&url, &st, &[]).drain(0.5).run(None);
     assert_ne!(run.code, 0, "{run}");
     assert!(run.stderr.contains("WRONGTYPE"), "{run}");
     assert_eq!(redis.lrange(JOBS), [job], "the job was lost: {run}");

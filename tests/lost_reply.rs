@@ -4,7 +4,7 @@
 mod common;
 
 use common::proxy::Proxy;
-use common::{qpipe, stats, Redis};
+use common::{stats, Args, Redis};
 
 #[test]
 fn a_lost_push_reply_does_not_duplicate_the_batch() {
@@ -17,18 +17,11 @@ fn a_lost_push_reply_does_not_duplicate_the_batch() {
     std::fs::write(&file, "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n").unwrap();
     let st = dir.path().join("s.json");
     let url = proxy.url();
-    let run = qpipe(
-        &[
-            "push",
-            file.to_str().unwrap(),
-            "--redis",
-            &url,
-            "--stats-json",
-            st.to_str().unwrap(),
-        ],
-        None,
-    );
-    assert_eq!(run.code, 0, "{run}");
+    let run = Args::new("push")
+        .arg(file.display())
+        .redis(&url)
+        .stats_json(&st)
+        .run_expect(None, 0);
     assert_eq!(proxy.cuts(), 1, "the fault was never injected: {run}");
     let s = stats(&st);
     assert_eq!(s["redis_retries"], 1, "{s}");

@@ -5,7 +5,8 @@ mod common;
 
 use common::fixture::{html, redirect, Answer, Fixture};
 use common::scrape::{get, scrape, Tail};
-use common::{eventually, finish, lines, numbered, qpipe, signal, spawn, stats, Redis};
+use common::{eventually, finish, lines, numbered, qpipe, signal, stats, Args, Redis};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,6 +43,13 @@ fn site(release: Arc<AtomicBool>) -> Fixture {
     })
 }
 
+/// SIGTERM to `child`, then asserts its exit code, failing with its log.
+fn stop(child: Child, tail: &Tail, want: i32) {
+    signal(&child, "-TERM");
+    let (code, _) = finish(child);
+    assert_eq!(code, want, "{}", tail.text());
+}
+
 #[test]
 fn produce_metrics_and_stats_line_are_live_and_exact() {
     let redis = Redis::start();
@@ -51,27 +59,14 @@ fn produce_metrics_and_stats_line_are_live_and_exact() {
     let st = dir.path().join("s.json");
     let url = redis.url();
     let start = format!("{}/", fx.base);
-    let mut child = spawn(
-        &[
-            "produce",
-            "--redis",
-            &url,
-            "--start-url",
-            &start,
-            "--ignore-robots",
-            "--threads",
-            "2",
-            "--retry-backoff-ms",
-            "10",
-            "--metrics",
-            "127.0.0.1:0",
-            "--stats-every",
-            "1",
-            "--stats-json",
-            st.to_str().unwrap(),
-        ],
-        Some(dir.path()),
-    );
+    let mut child = Args::produce(&url, &start)
+        .arg("--ignore-robots")
+        .threads(2)
+        .opt("--retry-backoff-ms", 10)
+        .opt("--metrics", "127.0.0.1:0")
+        .opt("--stats-every", 1)
+        .stats_json(&st)
+        .spawn(Some(dir.path()));
     let tail = Tail::stderr(&mut child);
     let addr = tail.metrics_addr();
     // Everything but /hold: 4 pages (/, /p/1, /p/2, /p/3 after the
@@ -146,26 +141,14 @@ fn consume_metrics_count_every_item_and_the_lock() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.jsonl");
     let url = redis.url();
-    let mut child = spawn(
-        &[
-            "consume",
-            "--redis",
-            &url,
-            "--threads",
-            "2",
-            "--batch-size",
-            "50",
-            "--lock",
-            "nightly",
-            "--out",
-            out.to_str().unwrap(),
-            "--metrics",
-            "127.0.0.1:0",
-            "--stats-every",
-            "0",
-        ],
-        None,
-    );
+    let mut child = Args::consume(&url)
+        .threads(2)
+        .batch_size(50)
+        .opt("--lock", "nightly")
+        .out(&out)
+        .opt("--metrics", "127.0.0.1:0")
+        .opt("--stats-every", 0)
+        .spawn(None);
     let tail = Tail::stderr(&mut child);
     let addr = tail.metrics_addr();
     let before = scrape(&addr);
@@ -202,10 +185,8 @@ fn consume_metrics_count_every_item_and_the_lock() {
     assert!(!end.samples.contains_key("qpipe_items_pushed_total"));
     assert_eq!(redis.llen(&format!("{KEY}:dead")), 2);
 
-    signal(&child, "-TERM");
-    let (code, _) = finish(child);
     // Two dead letters reach --fail-on-errors 1: exit 3.
-    assert_eq!(code, 3, "{}", tail.text());
+    stop(child, &tail, 3);
     let summary = tail.text();
     let written = summary
         .lines()
@@ -218,20 +199,11 @@ fn consume_metrics_count_every_item_and_the_lock() {
 fn healthz_turns_503_once_redis_is_gone_and_scrapes_stay_quick() {
     let mut redis = Redis::start();
     let url = redis.url();
-    let mut child = spawn(
-        &[
-            "consume",
-            "--redis",
-            &url,
-            "--out",
-            "/dev/null",
-            "--metrics",
-            "127.0.0.1:0",
-            "--redis-retry-secs",
-            "120",
-        ],
-        None,
-    );
+    let mut child = Args::consume(&url)
+        .opt("--out", "/dev/null")
+        .opt("--metrics", "127.0.0.1:0")
+        .opt("--redis-retry-secs", 120)
+        .spawn(None);
     let tail = Tail::stderr(&mut child);
     let addr = tail.metrics_addr();
     assert_eq!(get(&addr, "/healthz"), (200, "ok\n".to_string()));
@@ -255,9 +227,7 @@ fn healthz_turns_503_once_redis_is_gone_and_scrapes_stay_quick() {
         killed.elapsed()
     );
     assert!(scrape(&addr).value("qpipe_redis_retries_total") > 0.0);
-    signal(&child, "-TERM");
-    let (code, _) = finish(child);
-    assert_eq!(code, 0, "{}", tail.text());
+    stop(child, &tail, 0);
 }
 
 #[test]
@@ -266,18 +236,10 @@ fn sigusr1_logs_the_counters_once() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.jsonl");
     let url = redis.url();
-    let mut child = spawn(
-        &[
-            "consume",
-            "--redis",
-            &url,
-            "--out",
-            out.to_str().unwrap(),
-            "--stats-every",
-            "0",
-        ],
-        None,
-    );
+    let mut child = Args::consume(&url)
+        .out(&out)
+        .opt("--stats-every", 0)
+        .spawn(None);
     let tail = Tail::stderr(&mut child);
     redis.lpush(KEY, &numbered(5, 3));
     eventually("5 lines written", Duration::from_secs(20), || {
@@ -291,9 +253,7 @@ fn sigusr1_logs_the_counters_once() {
     );
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(tail.text().matches("stats:").count(), 1, "{}", tail.text());
-    signal(&child, "-TERM");
-    let (code, _) = finish(child);
-    assert_eq!(code, 0, "{}", tail.text());
+    stop(child, &tail, 0);
 }
 
 #[test]

@@ -3,7 +3,10 @@
 
 mod common;
 
-use common::{eventually, finish, lines, qpipe, qpipe_env, signal, spawn, Redis, Site, QPIPE};
+use common::{
+    eventually, finish, finish_expect, lines, qpipe, qpipe_env, signal, spawn, Args, Redis, Site,
+    QPIPE,
+};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -58,8 +61,7 @@ fn every_connection_is_named_after_its_command_host_and_pid() {
         named() >= 3
     });
     signal(&child, "-TERM");
-    let (code, stderr) = finish(child);
-    assert_eq!(code, 0, "{stderr}");
+    finish_expect(child, 0);
 }
 
 #[test]
@@ -88,14 +90,8 @@ fn rediscli_auth_supplies_the_password_and_a_password_in_argv_is_flagged() {
 fn errors_name_the_cause_on_one_line() {
     let site = Site::start(1);
     let http_port = site.url.trim_end_matches('/').rsplit(':').next().unwrap();
-    let run = qpipe(
-        &[
-            "status",
-            "--redis",
-            &format!("redis://127.0.0.1:{http_port}"),
-        ],
-        None,
-    );
+    let status = |url: String| Args::new("status").redis(&url).run(None);
+    let run = status(format!("redis://127.0.0.1:{http_port}"));
     assert_eq!(run.code, 1, "{run}");
     assert_eq!(run.stderr.lines().count(), 1, "{run}");
     assert!(
@@ -106,14 +102,7 @@ fn errors_name_the_cause_on_one_line() {
 
     let redis = Redis::start_tcp_with(&[]);
     let started = Instant::now();
-    let run = qpipe(
-        &[
-            "status",
-            "--redis",
-            &format!("rediss://127.0.0.1:{}", redis.port),
-        ],
-        None,
-    );
+    let run = status(format!("rediss://127.0.0.1:{}", redis.port));
     assert!(started.elapsed() < Duration::from_secs(8), "{run}");
     assert_eq!(run.code, 1, "{run}");
     assert!(
@@ -122,14 +111,7 @@ fn errors_name_the_cause_on_one_line() {
         "{run}"
     );
 
-    let run = qpipe(
-        &[
-            "status",
-            "--redis",
-            &format!("redis://127.0.0.1:{}/99", redis.port),
-        ],
-        None,
-    );
+    let run = status(format!("redis://127.0.0.1:{}/99", redis.port));
     assert_eq!(run.code, 1, "{run}");
     assert!(
         run.stderr
@@ -145,10 +127,7 @@ fn sighup_reopens_the_output_after_rotation() {
     let dir = tempfile::tempdir().unwrap();
     let (out, rotated) = (dir.path().join("out.jsonl"), dir.path().join("out.1"));
     let url = redis.url();
-    let child = spawn(
-        &["consume", "--redis", &url, "--out", out.to_str().unwrap()],
-        None,
-    );
+    let child = Args::consume(&url).out(&out).spawn(None);
     let first = common::numbered(10, 5);
     redis.lpush(KEY, &first);
     eventually("first items", Duration::from_secs(10), || {
@@ -163,8 +142,7 @@ fn sighup_reopens_the_output_after_rotation() {
         lines(&out).len() == 10
     });
     signal(&child, "-TERM");
-    let (code, stderr) = finish(child);
-    assert_eq!(code, 0, "{stderr}");
+    let stderr = finish_expect(child, 0);
     // Several poppers may interleave batches: compare as sets.
     let sorted = |mut v: Vec<String>| {
         v.sort();
@@ -183,23 +161,13 @@ fn json_logs_make_every_stderr_line_an_object() {
     let redis = Redis::start();
     redis.lpush(KEY, &["{\"a\":1}", "not json"]);
     let url = redis.url();
-    let run = qpipe(
-        &[
-            "consume",
-            "--log-format",
-            "json",
-            "--drain",
-            "--idle-timeout",
-            "0.3",
-            "--redis",
-            &url,
-            "--out",
-            "/dev/null",
-        ],
-        None,
-    );
     // The dead letter makes it exit 3 and log a warning.
-    assert_eq!(run.code, 3, "{run}");
+    let run = Args::new("consume")
+        .opt("--log-format", "json")
+        .drain(0.3)
+        .redis(&url)
+        .opt("--out", "/dev/null")
+        .run_expect(None, 3);
     let objects: Vec<serde_json::Value> = run
         .stderr
         .lines()

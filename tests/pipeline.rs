@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{jsonl, qpipe, site_quotes, stats, Redis, Site};
+use common::{jsonl, site_quotes, stats, Args, Redis, Site};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashSet};
 
@@ -10,40 +10,21 @@ const KEY: &str = "DATA-PIPELINE-KEY";
 
 fn produce(redis: &Redis, site: &Site, dir: &std::path::Path, extra: &[&str]) -> Value {
     let stats_path = dir.join("produce-stats.json");
-    let url = redis.url();
-    let mut args = vec![
-        "produce",
-        "--redis",
-        &url,
-        "--start-url",
-        &site.url,
-        "--stats-json",
-        stats_path.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let run = qpipe(&args, Some(dir));
-    assert_eq!(run.code, 0, "{run}");
+    Args::produce(&redis.url(), &site.url)
+        .stats_json(&stats_path)
+        .args(extra)
+        .run_expect(Some(dir), 0);
     stats(&stats_path)
 }
 
 fn consume(redis: &Redis, dir: &std::path::Path, out: &str, extra: &[&str]) -> Value {
     let stats_path = dir.join("consume-stats.json");
-    let url = redis.url();
-    let mut args = vec![
-        "consume",
-        "--redis",
-        &url,
-        "--drain",
-        "--idle-timeout",
-        "0.5",
-        "--out",
-        out,
-        "--stats-json",
-        stats_path.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let run = qpipe(&args, Some(dir));
-    assert_eq!(run.code, 0, "{run}");
+    Args::consume(&redis.url())
+        .drain(0.5)
+        .opt("--out", out)
+        .stats_json(&stats_path)
+        .args(extra)
+        .run_expect(Some(dir), 0);
     stats(&stats_path)
 }
 
@@ -133,12 +114,7 @@ fn consume_is_fifo() {
         out.to_str().unwrap(),
         &["--threads", "1", "--batch-size", "7"],
     );
-    let written: Vec<String> = std::fs::read_to_string(&out)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
-    assert_eq!(written, oldest_first);
+    assert_eq!(common::lines(&out), oldest_first);
 }
 
 #[test]
@@ -169,12 +145,7 @@ fn byte_bounded_pops_keep_fifo_and_lose_nothing() {
         ],
     );
     assert_eq!(st["items_written"], 300);
-    let written: Vec<String> = std::fs::read_to_string(&out)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
-    assert_eq!(written, oldest_first);
+    assert_eq!(common::lines(&out), oldest_first);
     assert!(redis.lrange(KEY).is_empty());
 }
 
@@ -220,18 +191,9 @@ fn consume_to_stdout_writes_items_and_summary_goes_to_stderr() {
     let site = Site::start(2);
     let dir = tempfile::tempdir().unwrap();
     produce(&redis, &site, dir.path(), &[]);
-    let run = qpipe(
-        &[
-            "consume",
-            "--redis",
-            &redis.url(),
-            "--drain",
-            "--idle-timeout",
-            "0.3",
-        ],
-        Some(dir.path()),
-    );
-    assert_eq!(run.code, 0, "{run}");
+    let run = Args::consume(&redis.url())
+        .drain(0.3)
+        .run_expect(Some(dir.path()), 0);
     assert_eq!(run.stdout.lines().count(), 20, "{run}");
     assert!(
         run.stdout.lines().all(|l| l.starts_with("{\"quote\":")),
@@ -245,17 +207,9 @@ fn consume_to_stdout_writes_items_and_summary_goes_to_stderr() {
 #[test]
 fn a_lone_item_reaches_redis_without_waiting_for_a_batch() {
     use std::io::Write;
-    use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
     let redis = Redis::start();
-    let mut child = Command::new(common::QPIPE)
-        .args(["push", "--redis", &redis.url()])
-        .env_remove("REDIS_URL")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Args::new("push").redis(&redis.url()).spawn_with_stdin(None);
     let mut stdin = child.stdin.take().unwrap();
     // Connected (a client besides this query's own) and idle.
     common::eventually("push to connect", Duration::from_secs(10), || {

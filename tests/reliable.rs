@@ -2,9 +2,9 @@
 
 mod common;
 
-use common::{eventually, finish, lines, qpipe, signal, stats, Redis, QPIPE};
+use common::{eventually, finish_expect, lines, signal, stats, Args, Redis};
 use std::collections::HashSet;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 const KEY: &str = "DATA-PIPELINE-KEY";
@@ -24,19 +24,14 @@ fn kill_9_mid_drain_loses_nothing_in_reliable_mode() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.jsonl");
     let url = redis.url();
-    let mut child = Command::new(QPIPE)
-        .args([
-            "consume",
-            "--reliable",
-            "--heartbeat-ttl",
-            "1",
-            "--redis",
-            &url,
-            "--threads",
-            "4",
-        ])
-        .args(["--batch-size", "5", "--out", out.to_str().unwrap()])
-        .env_remove("REDIS_URL")
+    let mut child = Args::new("consume")
+        .arg("--reliable")
+        .opt("--heartbeat-ttl", 1)
+        .redis(&url)
+        .threads(4)
+        .batch_size(5)
+        .out(&out)
+        .command()
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -71,23 +66,13 @@ fn kill_9_mid_drain_loses_nothing_in_reliable_mode() {
             .is_empty()
     });
     let st = dir.path().join("s.json");
-    let run = qpipe(
-        &[
-            "consume",
-            "--reliable",
-            "--redis",
-            &url,
-            "--drain",
-            "--idle-timeout",
-            "0.5",
-            "--out",
-            out.to_str().unwrap(),
-            "--stats-json",
-            st.to_str().unwrap(),
-        ],
-        None,
-    );
-    assert_eq!(run.code, 0, "{run}");
+    Args::new("consume")
+        .arg("--reliable")
+        .redis(&url)
+        .drain(0.5)
+        .out(&out)
+        .stats_json(&st)
+        .run_expect(None, 0);
     let s = stats(&st);
     assert_eq!(s["items_recovered"].as_u64().unwrap(), held, "{s}");
 
@@ -115,7 +100,6 @@ fn kill_9_mid_drain_loses_nothing_in_reliable_mode() {
 #[test]
 fn recover_command_requeues_dead_workers_items_in_order() {
     let redis = Redis::start();
-    let mut con = redis.con();
     // A dead worker: processing list, newest at the head, no heartbeat.
     redis.lpush(
         &format!("{KEY}:processing:h:1:0"),
@@ -123,31 +107,14 @@ fn recover_command_requeues_dead_workers_items_in_order() {
     );
     // A live worker: its items stay.
     redis.lpush(&format!("{KEY}:processing:h:2:0"), &["\"live\""]);
-    redis::cmd("SET")
-        .arg(format!("{KEY}:consumer:h:2:0"))
-        .arg("x")
-        .arg("EX")
-        .arg(60)
-        .query::<()>(&mut con)
-        .unwrap();
-    redis::cmd("SADD")
-        .arg(format!("{KEY}:consumers"))
-        .arg(&["h:1:0", "h:2:0"])
-        .query::<()>(&mut con)
-        .unwrap();
+    let _: () = redis.cmd(&["SET", &format!("{KEY}:consumer:h:2:0"), "x", "EX", "60"]);
+    let _: () = redis.cmd(&["SADD", &format!("{KEY}:consumers"), "h:1:0", "h:2:0"]);
     redis.lpush(KEY, &["\"newer\""]);
     let st = tempfile::NamedTempFile::new().unwrap();
-    let run = qpipe(
-        &[
-            "recover",
-            "--redis",
-            &redis.url(),
-            "--stats-json",
-            st.path().to_str().unwrap(),
-        ],
-        None,
-    );
-    assert_eq!(run.code, 0, "{run}");
+    Args::new("recover")
+        .redis(&redis.url())
+        .stats_json(st.path())
+        .run_expect(None, 0);
     let s = stats(st.path());
     assert_eq!(
         (
@@ -183,26 +150,15 @@ fn poison_items_go_to_dead_letters_in_both_modes() {
         let out = dir.path().join("out.jsonl");
         let st = dir.path().join("s.json");
         let url = redis.url();
-        let mut args = vec![
-            "consume",
-            "--threads",
-            "1",
-            "--redis",
-            &url,
-            "--drain",
-            "--idle-timeout",
-            "0.3",
-        ];
-        args.extend([
-            "--out",
-            out.to_str().unwrap(),
-            "--stats-json",
-            st.to_str().unwrap(),
-        ]);
-        args.extend(mode);
-        let run = qpipe(&args, None);
         // Dead letters count as failed items: exit 3 (--fail-on-errors 1).
-        assert_eq!(run.code, 3, "{run}");
+        let run = Args::new("consume")
+            .threads(1)
+            .redis(&url)
+            .drain(0.3)
+            .out(&out)
+            .stats_json(&st)
+            .args(mode)
+            .run_expect(None, 3);
         assert_eq!(
             lines(&out),
             [
@@ -250,18 +206,12 @@ fn sigterm_in_reliable_mode_acks_everything_written() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.jsonl");
     let url = redis.url();
-    let child = Command::new(QPIPE)
-        .args([
-            "consume",
-            "--reliable",
-            "--redis",
-            &url,
-            "--batch-size",
-            "3",
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .env_remove("REDIS_URL")
+    let child = Args::new("consume")
+        .arg("--reliable")
+        .redis(&url)
+        .batch_size(3)
+        .out(&out)
+        .command()
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -270,8 +220,7 @@ fn sigterm_in_reliable_mode_acks_everything_written() {
         !lines(&out).is_empty()
     });
     signal(&child, "-TERM");
-    let (code, stderr) = finish(child);
-    assert_eq!(code, 0, "{stderr}");
+    finish_expect(child, 0);
     let written = lines(&out);
     // Clean stop: every item is either written exactly once or still queued.
     assert_eq!(written.len() as u64 + redis.llen(KEY), items.len() as u64);

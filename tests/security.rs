@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{qpipe, stats, Redis, Site};
+use common::{qpipe, stats, Args, Redis, Site};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -154,23 +154,30 @@ impl Drop for TlsRedis {
 
 fn roundtrip(url: &str, extra: &[&str], dir: &Path) -> (common::Run, common::Run) {
     let site = Site::start(3);
-    let mut p = vec!["produce", "--redis", url, "--start-url", &site.url];
-    p.extend_from_slice(extra);
-    let produced = qpipe(&p, Some(dir));
+    let produced = Args::produce(url, &site.url).args(extra).run(Some(dir));
     let out = dir.join("out.jsonl");
-    let mut c = vec![
-        "consume",
-        "--redis",
-        url,
-        "--drain",
-        "--idle-timeout",
-        "0.3",
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    c.extend_from_slice(extra);
-    let consumed = qpipe(&c, Some(dir));
+    let consumed = Args::consume(url)
+        .drain(0.3)
+        .out(&out)
+        .args(extra)
+        .run(Some(dir));
     (produced, consumed)
+}
+
+/// `roundtrip`, both runs exit 0 and all 30 items reach out.jsonl; returns
+/// the produce run.
+fn roundtrip_ok(url: &str, extra: &[&str], dir: &Path) -> common::Run {
+    let (p, c) = roundtrip(url, extra, dir);
+    assert_eq!(p.code, 0, "{p}");
+    assert_eq!(c.code, 0, "{c}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        30
+    );
+    p
 }
 
 #[test]
@@ -180,16 +187,7 @@ fn tls_with_private_ca_works_end_to_end() {
     let redis = TlsRedis::start(dir.path());
     let url = format!("rediss://127.0.0.1:{}", redis.port);
     let ca = dir.path().join("ca.crt");
-    let (p, c) = roundtrip(&url, &["--tls-ca", ca.to_str().unwrap()], dir.path());
-    assert_eq!(p.code, 0, "{p}");
-    assert_eq!(c.code, 0, "{c}");
-    assert_eq!(
-        std::fs::read_to_string(dir.path().join("out.jsonl"))
-            .unwrap()
-            .lines()
-            .count(),
-        30
-    );
+    roundtrip_ok(&url, &["--tls-ca", ca.to_str().unwrap()], dir.path());
 }
 
 #[test]
@@ -208,17 +206,8 @@ fn tls_insecure_accepts_self_signed_with_a_warning_and_strict_refuses() {
     );
 
     let insecure = format!("rediss://127.0.0.1:{}/#insecure", redis.port);
-    let (p, c) = roundtrip(&insecure, &[], dir.path());
-    assert_eq!(p.code, 0, "{p}");
+    let p = roundtrip_ok(&insecure, &[], dir.path());
     assert!(p.stderr.contains("TLS certificate checks are off"), "{p}");
-    assert_eq!(c.code, 0, "{c}");
-    assert_eq!(
-        std::fs::read_to_string(dir.path().join("out.jsonl"))
-            .unwrap()
-            .lines()
-            .count(),
-        30
-    );
 }
 
 #[test]
@@ -239,19 +228,9 @@ fn password_and_acl_user_work_and_wrong_password_is_redacted() {
     ] {
         let st = dir.path().join("s.json");
         let site = Site::start(2);
-        let run = qpipe(
-            &[
-                "produce",
-                "--redis",
-                &url,
-                "--start-url",
-                &site.url,
-                "--stats-json",
-                st.to_str().unwrap(),
-            ],
-            None,
-        );
-        assert_eq!(run.code, 0, "{run}");
+        let run = Args::produce(&url, &site.url)
+            .stats_json(&st)
+            .run_expect(None, 0);
         assert_eq!(stats(&st)["items_pushed"], 20);
         assert!(!run.stderr.contains("-pw"), "password printed:\n{run}");
         assert!(stats(&st)["redis"].as_str().unwrap().contains(":***@"));

@@ -170,41 +170,33 @@ fn login_carries_the_session_cookie_into_the_crawl() {
 fn a_refused_login_exits_1_quoting_the_site_never_the_password() {
     let redis = Redis::start();
     let dir = tempfile::tempdir().unwrap();
+    // A login with the wrong password: exit 1, stderr holding `want(base)`.
+    let refused = |error_page: bool, want: &dyn Fn(&str) -> String| {
+        let site = members_site(error_page);
+        let spec = members_spec(dir.path(), &site, error_page);
+        let run = produce(
+            &redis,
+            &["--spec", &spec],
+            &[("QP_TEST_PASSWORD", "wrong-pw-77")],
+        );
+        assert_eq!(run.code, 1, "{run}");
+        assert!(run.stderr.contains(&want(&site.base)), "{run}");
+        assert_no_secret(&run, "wrong-pw-77");
+        (site, spec)
+    };
     // By the error selector.
-    let site = members_site(true);
-    let spec = members_spec(dir.path(), &site, true);
-    let run = produce(
-        &redis,
-        &["--spec", &spec],
-        &[("QP_TEST_PASSWORD", "wrong-pw-77")],
-    );
-    assert_eq!(run.code, 1, "{run}");
-    assert!(
-        run.stderr.contains(&format!(
-            "qpipe: login failed: the site says \"Invalid password for ***\" (login.error \"p.error\" matched on {}/login)",
-            site.base
-        )),
-        "{run}"
-    );
-    assert_no_secret(&run, "wrong-pw-77");
+    refused(true, &|base| {
+        format!(
+        "qpipe: login failed: the site says \"Invalid password for ***\" (login.error \"p.error\" matched on {base}/login)"
+    )
+    });
     assert_eq!(redis.llen(KEY), 0);
     // By the form still shown.
-    let site = members_site(false);
-    let spec = members_spec(dir.path(), &site, false);
-    let run = produce(
-        &redis,
-        &["--spec", &spec],
-        &[("QP_TEST_PASSWORD", "wrong-pw-77")],
-    );
-    assert_eq!(run.code, 1, "{run}");
-    assert!(
-        run.stderr.contains(&format!(
-            "qpipe: login failed: the reply {}/login still shows the login form (login.form \"form\"); check login.fields",
-            site.base
-        )),
-        "{run}"
-    );
-    assert_no_secret(&run, "wrong-pw-77");
+    let (site, spec) = refused(false, &|base| {
+        format!(
+        "qpipe: login failed: the reply {base}/login still shows the login form (login.form \"form\"); check login.fields"
+    )
+    });
     assert!(
         site.requests().iter().all(|r| r.path == "/login"),
         "no crawl after a failed login"

@@ -2,15 +2,12 @@
 
 mod common;
 
-use common::{eventually, finish, jsonl, lines, signal, stats, Redis, Site};
+use common::{eventually, finish, jsonl, lines, signal, stats, wait_for_lines, Args, Redis, Site};
+use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::Duration;
 
 const KEY: &str = "DATA-PIPELINE-KEY";
-
-fn spawn(args: &[&str], dir: &std::path::Path) -> Child {
-    common::spawn(args, Some(dir))
-}
 
 /// Waits until the producer has pushed something: it is crawling.
 fn wait_pushing(redis: &Redis) {
@@ -19,28 +16,26 @@ fn wait_pushing(redis: &Redis) {
     });
 }
 
+/// Starts `produce` from `site` into `redis` with 2 threads, in `dir`, its
+/// stats in `dir/s.json` (returned), `extra` flags last; returns once it is
+/// pushing.
+fn start_crawl(redis: &Redis, site: &Site, dir: &Path, extra: &[&str]) -> (Child, PathBuf) {
+    let st = dir.join("s.json");
+    let child = Args::produce(&redis.url(), &site.url)
+        .threads(2)
+        .stats_json(&st)
+        .args(extra)
+        .spawn(Some(dir));
+    wait_pushing(redis);
+    (child, st)
+}
+
 #[test]
 fn sigterm_to_produce_pushes_everything_extracted_and_exits_143() {
     let redis = Redis::start();
     let site = Site::start(100_000);
     let dir = tempfile::tempdir().unwrap();
-    let st = dir.path().join("s.json");
-    let url = redis.url();
-    let child = spawn(
-        &[
-            "produce",
-            "--redis",
-            &url,
-            "--start-url",
-            &site.url,
-            "--threads",
-            "2",
-            "--stats-json",
-            st.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
-    wait_pushing(&redis);
+    let (child, st) = start_crawl(&redis, &site, dir.path(), &[]);
     signal(&child, "-TERM");
     let (code, stderr) = finish(child);
     assert_eq!(code, 143, "{stderr}");
@@ -68,20 +63,11 @@ fn sigterm_to_consume_writes_everything_popped() {
     let out = dir.path().join("out.jsonl");
     let url = redis.url();
     // A slow sink (fsync per batch, tiny batches) so the signal lands mid-drain.
-    let child = spawn(
-        &[
-            "consume",
-            "--redis",
-            &url,
-            "--threads",
-            "4",
-            "--batch-size",
-            "3",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
+    let child = Args::consume(&url)
+        .threads(4)
+        .batch_size(3)
+        .out(&out)
+        .spawn(Some(dir.path()));
     eventually("the first written items", Duration::from_secs(20), || {
         !lines(&out).is_empty()
     });
@@ -105,17 +91,7 @@ fn second_sigint_exits_at_once_with_130() {
     let dir = tempfile::tempdir().unwrap();
     let url = redis.url();
     // A worker blocked in BRPOP on an empty list.
-    let child = spawn(
-        &[
-            "consume",
-            "--redis",
-            &url,
-            "--drain",
-            "--idle-timeout",
-            "30",
-        ],
-        dir.path(),
-    );
+    let child = Args::consume(&url).drain(30).spawn(Some(dir.path()));
     eventually(
         "the worker blocked in BRPOP",
         Duration::from_secs(20),
@@ -139,25 +115,7 @@ fn redis_down_for_good_spills_every_unsent_item() {
     let mut redis = Redis::start();
     let site = Site::start(100_000);
     let dir = tempfile::tempdir().unwrap();
-    let st = dir.path().join("s.json");
-    let url = redis.url();
-    let child = spawn(
-        &[
-            "produce",
-            "--redis",
-            &url,
-            "--start-url",
-            &site.url,
-            "--threads",
-            "2",
-            "--redis-retry-secs",
-            "1",
-            "--stats-json",
-            st.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
-    wait_pushing(&redis);
+    let (child, st) = start_crawl(&redis, &site, dir.path(), &["--redis-retry-secs", "1"]);
     redis.kill();
     let (code, stderr) = finish(child);
     assert_eq!(code, 1, "{stderr}");
@@ -183,23 +141,8 @@ fn redis_restart_mid_crawl_loses_nothing() {
     let mut redis = Redis::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
     let site = Site::start(1000);
     let dir = tempfile::tempdir().unwrap();
-    let st = dir.path().join("s.json");
     let url = redis.url();
-    let child = spawn(
-        &[
-            "produce",
-            "--redis",
-            &url,
-            "--start-url",
-            &site.url,
-            "--threads",
-            "2",
-            "--stats-json",
-            st.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
-    wait_pushing(&redis);
+    let (child, st) = start_crawl(&redis, &site, dir.path(), &[]);
     redis.kill();
     // Not a readiness wait: the outage lasts a while, so the producer's
     // pushes and frontier calls fail and have to be retried.
@@ -229,23 +172,11 @@ fn consumer_survives_a_redis_restart() {
     redis.lpush(KEY, &first);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.jsonl");
-    let child = spawn(
-        &[
-            "consume",
-            "--redis",
-            &url,
-            "--threads",
-            "2",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
-    eventually(
-        "the first 500 items written",
-        Duration::from_secs(20),
-        || lines(&out).len() >= 500,
-    );
+    let child = Args::consume(&url)
+        .threads(2)
+        .out(&out)
+        .spawn(Some(dir.path()));
+    wait_for_lines(&out, 500, Duration::from_secs(20));
     redis.kill();
     // Not a readiness wait: the outage lasts a while, so the consumer's
     // BRPOPs fail and it has to reconnect.
@@ -253,9 +184,7 @@ fn consumer_survives_a_redis_restart() {
     redis.restart();
     let second: Vec<String> = (500..1000).map(|i| format!("{{\"n\":{i}}}")).collect();
     redis.lpush(KEY, &second);
-    eventually("the consumer to reconnect", Duration::from_secs(20), || {
-        lines(&out).len() >= 1000
-    });
+    wait_for_lines(&out, 1000, Duration::from_secs(20));
     signal(&child, "-TERM");
     let (code, stderr) = finish(child);
     assert_eq!(code, 0, "{stderr}");

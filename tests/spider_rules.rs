@@ -4,7 +4,7 @@
 mod common;
 
 use common::fixture::{html, Answer, Fixture};
-use common::{qpipe, stats, Redis};
+use common::{stats, Args, Redis};
 use serde_json::{json, Value};
 use std::io::Write as _;
 
@@ -33,25 +33,20 @@ fn gzip(text: &str) -> Vec<u8> {
 
 /// Writes `spec`, runs `produce` from `start`, returns the items and stats.
 fn crawl(spec: &str, start: &str, site: &Fixture) -> (Vec<Value>, Value) {
+    crawl_from(spec, Some(start), site)
+}
+
+/// Like `crawl`, with no `--start-url` when `start` is None.
+fn crawl_from(spec: &str, start: Option<&str>, site: &Fixture) -> (Vec<Value>, Value) {
     let redis = Redis::start();
     let dir = tempfile::tempdir().unwrap();
     let (spec_path, st) = (dir.path().join("spec.json"), dir.path().join("s.json"));
     std::fs::write(&spec_path, spec.replace("BASE", &site.base)).unwrap();
-    let run = qpipe(
-        &[
-            "produce",
-            "--spec",
-            spec_path.to_str().unwrap(),
-            "--start-url",
-            &format!("{}{start}", site.base),
-            "--redis",
-            &redis.url(),
-            "--stats-json",
-            st.to_str().unwrap(),
-        ],
-        None,
-    );
-    assert_eq!(run.code, 0, "{run}");
+    let mut args = Args::new("produce").path("--spec", &spec_path);
+    if let Some(start) = start {
+        args = args.start_url(&format!("{}{start}", site.base));
+    }
+    args.redis(&redis.url()).stats_json(&st).run_expect(None, 0);
     (items(&redis), stats(&st))
 }
 
@@ -226,32 +221,15 @@ fn a_gzip_sitemap_index_leads_to_a_urlset_of_pages() {
         "allow": ["/q/"], "deny": ["draft"],
         "rules": [{"name": "page", "match": "/q/", "item": "h1", "fields": {"title": {"read": "text"}}}]}"#;
     // The spec's sitemap_urls are start URLs; --start-url adds nothing here.
-    let redis = Redis::start();
-    let dir = tempfile::tempdir().unwrap();
-    let (spec_path, st) = (dir.path().join("spec.json"), dir.path().join("s.json"));
-    std::fs::write(&spec_path, spec.replace("BASE", &site.base)).unwrap();
-    let run = qpipe(
-        &[
-            "produce",
-            "--spec",
-            spec_path.to_str().unwrap(),
-            "--redis",
-            &redis.url(),
-            "--stats-json",
-            st.to_str().unwrap(),
-        ],
-        None,
-    );
-    assert_eq!(run.code, 0, "{run}");
+    let (got, st) = crawl_from(spec, None, &site);
     let b = &site.base;
     assert_eq!(
-        items(&redis),
+        got,
         [
             json!({"title": "/q/1?a=1&b=2", "url": format!("{b}/q/1?a=1&b=2"), "rule": "page"}),
             json!({"title": "/q/2", "url": format!("{b}/q/2"), "rule": "page"}),
         ]
     );
-    let st = stats(&st);
     assert_eq!(
         st["links_filtered"], 3,
         "other sitemap, draft, elsewhere: {st}"

@@ -1,7 +1,7 @@
 //! Crawl-job helpers: a fixture site of page chains, and the job worker's command line.
 
 use super::fixture::{html, Answer, Fixture};
-use super::{eventually, Redis};
+use super::{eventually, Args, Redis, Run};
 use std::path::Path;
 use std::process::Child;
 use std::time::Duration;
@@ -43,11 +43,19 @@ pub fn chain_quotes(name: &str, from: u32, to: u32) -> Vec<String> {
 }
 
 /// `produce --jobs` against `redis`, with `extra` flags.
-pub fn produce<'a>(url: &'a str, st: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec!["produce", "--redis", url, "--jobs", JOBS, "--ignore-robots"];
-    args.extend(["--threads", "2", "--stats-json", st.to_str().unwrap()]);
-    args.extend(extra);
-    args
+pub fn produce(url: &str, st: &Path, extra: &[&str]) -> Args {
+    Args::new("produce")
+        .redis(url)
+        .opt("--jobs", JOBS)
+        .arg("--ignore-robots")
+        .threads(2)
+        .stats_json(st)
+        .args(extra)
+}
+
+/// `qpipe enqueue --redis URL JOB...`, run to the end.
+pub fn enqueue(url: &str, jobs: &[&str]) -> Run {
+    Args::new("enqueue").redis(url).args(jobs).run(None)
 }
 
 /// The items in the list, oldest first, as raw strings.
@@ -72,7 +80,7 @@ pub fn leftovers(redis: &Redis) -> Vec<String> {
 /// Starts a worker on slow chain pages and waits until it has pushed the
 /// first page of its job.
 pub fn slow_worker(url: &str, st: &Path, extra: &[&str], redis: &Redis) -> Child {
-    let child = super::spawn(&produce(url, st, extra), None);
+    let child = produce(url, st, extra).spawn(None);
     eventually("the job's first items", Duration::from_secs(20), || {
         redis.llen(KEY) >= 2
     });

@@ -409,12 +409,15 @@ pub fn site_quotes(site: &Site, pages: u64) -> Vec<String> {
     }
     quotes
 }
+pub mod args;
 pub mod cluster;
 pub mod fixture;
 pub mod jobs;
 pub mod proxy;
 pub mod scrape;
 pub mod web;
+
+pub use args::Args;
 
 /// Polls `f` every 10 ms until it holds, failing the test after `limit`.
 pub fn eventually(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
@@ -423,6 +426,65 @@ pub fn eventually(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Polls `f` every 10 ms until it holds or `limit` has passed; says which.
+pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits until LLEN `key` is at least `n`, failing the test after `limit`.
+pub fn wait_for_llen(redis: &Redis, key: &str, n: u64, limit: Duration) {
+    eventually(&format!("LLEN {key} >= {n}"), limit, || {
+        redis.llen(key) >= n
+    });
+}
+
+/// Waits until the file at `path` has at least `n` lines, failing the test
+/// after `limit`.
+pub fn wait_for_lines(path: &Path, n: usize, limit: Duration) {
+    eventually(&format!("{} lines in {}", n, path.display()), limit, || {
+        lines(path).len() >= n
+    });
+}
+
+/// Waits for a spawned qpipe (at most 60 s) and asserts its exit code,
+/// failing with its stderr otherwise; returns the stderr.
+pub fn finish_expect(child: Child, code: i32) -> String {
+    let (got, stderr) = finish(child);
+    assert_eq!(got, code, "{stderr}");
+    stderr
+}
+
+/// A spec that takes each `div.quote`'s `span.text` as `quote` and follows
+/// every link.
+pub const FOLLOW_ALL_SPEC: &str =
+    r#"{"item":"div.quote","fields":{"quote":"span.text"},"follow":["a"]}"#;
+
+/// Writes `text` to `dir/name`; returns the path.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write test file");
+    path
+}
+
+/// The items in every spill file (`qpipe-unsent-*`) under `dir`.
+pub fn spilled(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("qpipe-unsent-"))
+        .flat_map(|e| lines(&e.path()))
+        .collect()
 }
 
 /// The lines of a file (none if it does not exist yet).
