@@ -27,10 +27,8 @@ use crate::crawl::page::Accept;
 use crate::crawl::session::login::Login;
 use crate::crawl::spider::{Follow, Rule, Spec};
 use crate::queue::item::Identity;
-pub(crate) use raw::HttpUrl;
 use raw::{Raw, RuleKeys};
 use rule::{compile_rule, filter, At};
-use scraper::Selector;
 use serde::de;
 use url::Url;
 
@@ -330,23 +328,4 @@ fn explain(path: &str, e: &serde_json::Error) -> (String, String) {
         _ => "",
     };
     (path.to_string(), format!("{text}{hint}"))
-}
-
-/// Compiles a CSS selector; the error is one clean line.
-pub(crate) fn compile(css: &str) -> Result<Selector, String> {
-    Selector::parse(css).map_err(|e| {
-        // Some parser errors span lines and ask to be reported; keep one clean line.
-        let why: Vec<String> = e
-            .to_string()
-            .lines()
-            .filter(|l| !l.contains("Please report"))
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(str::to_string)
-            .collect();
-        format!(
-            "invalid CSS selector {css:?}: {} (check the selector syntax)",
-            why.join("; ")
-        )
-    })
 }

@@ -2,9 +2,11 @@
 //! decides whether strings are CSS selectors or JSON paths, so those are
 //! compiled here, with the key path (`rules[2].fields.tags`) in each error.
 
-use super::compile;
 use super::raw::{FieldDef, FullField, RawNext, Re, RuleKeys};
-use crate::crawl::spider::{Field, Follow, Get, LinkFilter, Next, Path, Post, Read, Rule, Source};
+use crate::crawl::spider::css::compile;
+use crate::crawl::spider::{
+    Field, Follow, Get, ItemSource, LinkFilter, Next, Path, Post, Read, Rule,
+};
 
 /// What a rule reads, by its keys.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -110,13 +112,14 @@ pub(super) fn compile_rule(
         }
     };
     let source = match (k.item, k.json, k.script) {
-        (Some(css), _, _) => Some(Source::Html(css.0)),
-        (None, None, None) if reads == Reads::Page => Some(Source::Page),
-        (None, path, Some(re)) => {
-            Some(Source::Script(re.0, path.map_or_else(Path::whole, |p| p.0)))
-        }
+        (Some(css), _, _) => Some(ItemSource::Html(css.0)),
+        (None, None, None) if reads == Reads::Page => Some(ItemSource::Page),
+        (None, path, Some(re)) => Some(ItemSource::Script(
+            re.0,
+            path.map_or_else(Path::whole, |p| p.0),
+        )),
         // A json rule without fields follows links only.
-        (None, Some(path), None) if !fields.is_empty() => Some(Source::Json(path.0)),
+        (None, Some(path), None) if !fields.is_empty() => Some(ItemSource::Json(path.0)),
         _ => None,
     };
     Ok(Rule {
