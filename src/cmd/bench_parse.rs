@@ -10,7 +10,7 @@
 
 use crate::config::cli::BenchParseArgs;
 use crate::crawl::page::{Kind, Page};
-use crate::crawl::spider::{self, Follow, Get, PageCaps, Read, Rule, Source};
+use crate::crawl::spider::{self, Follow, Get, ItemSource as Source, PageCaps, Read, Rule};
 use crate::error::Error;
 use scraper::{ElementRef, Html};
 use std::hint::black_box;

@@ -1,7 +1,7 @@
 //! `qpipe spec`: print the built-in spider spec, or validate a spec file.
 
 use crate::crawl::spec;
-use crate::crawl::spider::{Follow, Rule, Source};
+use crate::crawl::spider::{Follow, ItemSource as Source, Rule};
 use crate::error::{Error, Exit};
 use crate::run::summary::{Output, Summary};
 

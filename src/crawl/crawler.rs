@@ -1,10 +1,13 @@
 //! Getting one page the polite way: robots.txt, per-host slots and delay,
-//! redirects checked hop by hop, and retries with back-off. No threads here.
+//! redirects checked hop by hop (through the session's `exchange`), and
+//! retries with back-off. No threads here.
 
-use crate::crawl::fetch::{self, Failure, Reason, Reply};
+use crate::crawl::failure::{Failure, Reason};
+use crate::crawl::fetch::{self, Reply};
 use crate::crawl::hosts::Hosts;
 use crate::crawl::page::{Accept, Page};
 use crate::crawl::robots::Robots;
+use crate::crawl::session::exchange::{self, Hop, Method, Redirects, MAX_REDIRECTS};
 use crate::crawl::session::Session;
 use crate::run::backoff::Backoff;
 use crate::run::counters::Counters;
@@ -15,8 +18,6 @@ use url::Url;
 
 /// Attempts per URL in all (the first try and two retries).
 pub const ATTEMPTS: u32 = 3;
-/// Redirect hops followed per URL.
-pub const MAX_REDIRECTS: usize = 10;
 /// Longest Retry-After honoured; a server asking for more is retried sooner.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
@@ -72,33 +73,39 @@ impl Crawler<'_> {
         counts: &mut CrawlCounts,
         stop: &AtomicBool,
     ) -> Result<Got, Failure> {
-        let mut current = url.clone();
-        let mut chain: Vec<Url> = vec![current.clone()];
-        loop {
-            match self.attempts(&current, counts, stop)? {
-                Reply::Page(page) => return Ok(Got { url: current, page }),
-                Reply::Redirect(mut next) => {
-                    next.set_fragment(None);
-                    if chain.contains(&next) || chain.len() > MAX_REDIRECTS {
-                        return Err(Failure::new(
-                            Reason::RedirectLoop,
-                            format!("{} redirects, back to {next}", chain.len()),
-                        ));
-                    }
-                    if !matches!(next.scheme(), "http" | "https") || !(self.allowed)(&next) {
-                        return Err(Failure::new(
-                            Reason::OffsiteRedirect,
-                            format!("redirected off-site to {next}"),
-                        ));
-                    }
-                    chain.push(next.clone());
-                    current = next;
+        let redirects = Redirects {
+            max: MAX_REDIRECTS,
+            check: &|next, _, chain| self.check_redirect(next, chain),
+            too_many: &redirect_loop,
+        };
+        let (url, page) = exchange::follow(url, Method::Get, &redirects, |url, _| {
+            match self.attempts(url, counts, stop)? {
+                Reply::Page(page) => Ok(Hop::Done(page)),
+                Reply::Redirect { mut to, code } => {
+                    to.set_fragment(None);
+                    Ok(Hop::Redirect { to, code })
                 }
                 Reply::Status { code, .. } => {
-                    return Err(Failure::new(Reason::Http(code), format!("HTTP {code}")));
+                    Err(Failure::new(Reason::Http(code), format!("HTTP {code}")))
                 }
             }
+        })?;
+        Ok(Got { url, page })
+    }
+
+    /// A redirect target may be crawled if it is not already in the `chain`
+    /// of URLs requested, and is an http(s) URL on an allowed host.
+    fn check_redirect(&self, next: &Url, chain: &[Url]) -> Result<(), Failure> {
+        if chain.contains(next) {
+            return Err(redirect_loop(chain, next));
         }
+        if !matches!(next.scheme(), "http" | "https") || !(self.allowed)(next) {
+            return Err(Failure::new(
+                Reason::OffsiteRedirect,
+                format!("redirected off-site to {next}"),
+            ));
+        }
+        Ok(())
     }
 
     /// Up to `ATTEMPTS` tries of one URL (no redirect following), politely.
@@ -146,7 +153,7 @@ impl Crawler<'_> {
             } else if let Ok(Reply::Page(_)) = &result {
                 *counts.responses_by_status.entry("2xx".into()).or_default() += 1;
                 self.live.response(200);
-            } else if let Ok(Reply::Redirect(_)) = &result {
+            } else if let Ok(Reply::Redirect { .. }) = &result {
                 *counts.responses_by_status.entry("3xx".into()).or_default() += 1;
                 self.live.response(300);
             }
@@ -165,6 +172,14 @@ impl Crawler<'_> {
             attempt += 1;
         }
     }
+}
+
+/// A redirect back into the `chain` of URLs requested, or past the limit.
+fn redirect_loop(chain: &[Url], next: &Url) -> Failure {
+    Failure::new(
+        Reason::RedirectLoop,
+        format!("{} redirects, back to {next}", chain.len()),
+    )
 }
 
 /// Statuses worth retrying: timeouts, throttling and transient server errors.

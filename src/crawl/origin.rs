@@ -1,7 +1,26 @@
-//! `--origin URL`: run a spec against another host, such as a staging copy
-//! or a local mirror, by moving every URL the spec names onto that host.
+//! The URLs a spec names: absolute http(s) URLs only (`HttpUrl`), and
+//! `--origin URL`, which runs a spec against another host, such as a
+//! staging copy or a local mirror, by moving every one of them onto it.
 
+use serde::de::{self, Deserialize, Deserializer};
 use url::Url;
+
+/// An absolute http(s) URL, as every URL a spec names must be.
+pub struct HttpUrl(pub Url);
+
+impl<'de> Deserialize<'de> for HttpUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<HttpUrl, D::Error> {
+        let s = String::deserialize(d)?;
+        match Url::parse(&s) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+                Ok(HttpUrl(u))
+            }
+            _ => Err(de::Error::custom(format!(
+                "{s:?} is not an absolute http(s) URL"
+            ))),
+        }
+    }
+}
 
 /// The scheme, host and port that replace those of every URL in a spec.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! Fetched bodies and their kinds: which Content-Types the crawl reads, and
 //! the bounded gunzip that turns `sitemap.xml.gz` into text.
 
-use crate::crawl::fetch::{Failure, Reason};
+use crate::crawl::failure::{Failure, Reason};
 use std::io::Read as _;
 use url::Url;
 

@@ -1,9 +1,11 @@
-//! robots.txt: fetched once per origin, parsed by `texting_robots`, cached.
+//! robots.txt: fetched once per origin (through the session's `exchange`),
+//! parsed by `texting_robots`, cached.
 //!
 //! The cache holds at most `MAX_ORIGINS` origins, so a site with endless
 //! subdomains cannot grow it without limit: the least recently used half is
 //! forgotten when it is full, and fetched again if needed.
 
+use crate::crawl::session::exchange::{self, Answer, Hop, Method, Redirects};
 use crate::crawl::session::Session;
 use crate::run::log;
 use std::collections::HashMap;
@@ -129,26 +131,39 @@ impl Robots {
     }
 }
 
-/// GET of robots.txt (any content type, redirects followed, 512 KiB cap).
-/// `Ok(None)` for a non-2xx answer.
+/// Redirects followed for robots.txt (a sixth is an error, as ureq's own
+/// redirect following had it).
+const MAX_REDIRECTS: usize = 5;
+/// The most of a robots.txt read.
+const MAX_BYTES: u64 = 512 * 1024;
+
+/// GET of robots.txt (any content type, redirects followed anywhere but
+/// without the `Authorization` header, 512 KiB cap). `Ok(None)` for a
+/// non-2xx answer.
 fn fetch_text(session: &Session, url: &Url) -> Result<Option<String>, String> {
-    let mut resp = session
-        .get(url)
-        .config()
-        .max_redirects(5)
-        .build()
-        .call()
-        .map_err(|e| e.to_string())?;
-    if !resp.status().is_success() {
-        return Ok(None);
-    }
-    let bytes = resp
-        .body_mut()
-        .with_config()
-        .limit(512 * 1024)
-        .read_to_vec()
-        .map_err(|e| e.to_string())?;
-    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+    let redirects = Redirects {
+        max: MAX_REDIRECTS,
+        check: &Redirects::anywhere,
+        too_many: &|_, _| "too many redirects".to_string(),
+    };
+    let (_, text) = exchange::follow(url, Method::Get, &redirects, |at, method| {
+        let method = match at == url {
+            true => method,
+            false => &Method::GetUnvetted,
+        };
+        let resp = match exchange::send(session, at, method).map_err(|f| f.detail)? {
+            Answer::Redirect { to, code } => return Ok(Hop::Redirect { to, code }),
+            Answer::Response(resp) => resp,
+        };
+        if !resp.is_success() {
+            return Ok(Hop::Done(None));
+        }
+        let bytes = resp.read(MAX_BYTES, 0).map_err(|f| f.detail)?;
+        Ok(Hop::Done(Some(
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )))
+    })?;
+    Ok(text)
 }
 
 #[cfg(test)]

@@ -1,12 +1,12 @@
 //! The in-process frontier: URLs still to fetch, the seen set, and exact
 //! termination.
 //!
-//! The crawl is over when the queue is empty *and* no fetcher holds a page,
+//! The crawl is over when no URL is pending *and* no fetcher holds a page,
 //! because a busy fetcher can still add links. `complete` adds a page's links
 //! and marks it done under one lock, so no URL can slip through that gap.
 
-use super::queue::{Queued, UrlQueue};
-use super::{links, url_hash, Bounds, CrawlFrontier, Filtered, Finish, Seen};
+use super::pending::{PendingUrls, Queued};
+use super::{bounds, url_hash, Bounds, CrawlFrontier, Filtered, Finish, Seen};
 use std::collections::HashSet;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Condvar, Mutex};
@@ -17,8 +17,8 @@ use url::Url;
 const POLL: Duration = Duration::from_millis(100);
 
 struct State {
-    /// URLs to fetch, front-coded: about 30 bytes each (see `queue`).
-    queue: UrlQueue,
+    /// URLs to fetch, front-coded: about 30 bytes each (see `pending`).
+    pending: PendingUrls,
     /// 64-bit hashes of canonical URLs, about 15 bytes each with the table's
     /// slack. Two distinct URLs collide (and the second is skipped as seen)
     /// with odds of n / 2^64 per URL: 3e-12 at 50 million URLs.
@@ -44,7 +44,7 @@ impl Frontier {
         let bounds = bounds.with_default_domains(start);
         let f = Frontier {
             state: Mutex::new(State {
-                queue: UrlQueue::default(),
+                pending: PendingUrls::default(),
                 seen: HashSet::new(),
                 busy: 0,
                 taken: 0,
@@ -71,9 +71,9 @@ impl Frontier {
     }
 
     fn add(&self, st: &mut State, links: Vec<Url>, depth: u32, from: Option<&str>) -> usize {
-        let mut room = self.bounds.max_queued.saturating_sub(st.queue.len());
+        let mut room = self.bounds.max_queued.saturating_sub(st.pending.len());
         let State { seen, filtered, .. } = st;
-        let keep = links::filter(&self.bounds, links, depth, filtered, |u| {
+        let keep = bounds::filter(&self.bounds, links, depth, filtered, |u| {
             // Checked before the queue bound, so a duplicate counts as a
             // duplicate even when the queue is full.
             let h = url_hash(u) as u64;
@@ -89,7 +89,7 @@ impl Frontier {
         });
         let added = keep.len();
         for u in &keep {
-            st.queue.push(u, depth, from);
+            st.pending.push(u, depth, from);
         }
         added
     }
@@ -111,7 +111,7 @@ impl Frontier {
                 self.wake.notify_all();
                 return None;
             }
-            if let Some((u, depth, from)) = st.queue.pop() {
+            if let Some((u, depth, from)) = st.pending.pop() {
                 st.busy += 1;
                 st.taken += 1;
                 st.filtered.max_depth_reached = st.filtered.max_depth_reached.max(depth);
@@ -138,7 +138,7 @@ impl Frontier {
         st.items += items;
         let added = self.add(&mut st, links, depth + 1, Some(page.as_str()));
         st.busy = st.busy.saturating_sub(1);
-        if st.busy == 0 && st.queue.is_empty() {
+        if st.busy == 0 && st.pending.is_empty() {
             // Possibly the end: every waiter must look.
             self.wake.notify_all();
         } else {
@@ -150,10 +150,10 @@ impl Frontier {
         added
     }
 
-    /// Gives back a taken page: it goes to the front of the queue again.
+    /// Gives back a taken page: it is pending again, first in line.
     pub fn release(&self, page: &Url, depth: u32) {
         let mut st = self.lock();
-        st.queue.push_front(page.clone(), depth, None);
+        st.pending.push_front(page.clone(), depth, None);
         st.taken = st.taken.saturating_sub(1);
         st.busy = st.busy.saturating_sub(1);
         self.wake.notify_all();

@@ -1,20 +1,20 @@
 //! The crawl frontier: what to fetch next, and when the crawl is over. Two
 //! kinds implement `CrawlFrontier`: `local` (in this process, its URLs kept
-//! compactly by `queue`) and `shared` (in Redis, for many producers, with
+//! compactly by `pending`) and `shared` (in Redis, for many producers, with
 //! its Lua in `scripts` and a cache of links known seen in `recent`). Both
-//! filter links with `links`.
+//! filter links with `bounds`.
 
-mod links;
+mod bounds;
 pub mod local;
-mod queue;
+mod pending;
 mod recent;
 mod scripts;
 pub mod shared;
 
 pub use crate::run::summary::Finish;
-pub use links::{filter, url_hash, Bounds, Filtered, Seen};
+pub use bounds::{filter, url_hash, Bounds, Filtered, Seen};
 pub use local::Frontier;
-pub use queue::Queued;
+pub use pending::Queued;
 
 use std::sync::atomic::AtomicBool;
 use url::Url;

@@ -1,23 +1,28 @@
 //! One crawl's HTTP session: the agent every fetcher shares (one connection
 //! pool and one cookie jar), the headers sent with every request, and the
-//! proxy picked per URL; and the `login` step that fills the jar first.
+//! proxy picked per URL (its settings: `config`); the one HTTP `exchange`
+//! (request, redirects, body limit) that the crawler, robots.txt and the
+//! login all use; and the `login` step that fills the jar first.
 //!
 //! The jar is ureq's (`cookies` feature, RFC 6265 via `cookie_store`): it
 //! stores the Set-Cookie headers of every response, redirects included, and
 //! sends each request only the cookies whose domain and path match its URL.
-//! The agent follows no redirects itself (callers check each hop), so every
-//! hop goes through the jar, and through `cookies::Pruner`, which keeps the
+//! The agent follows no redirects itself (`exchange` checks each hop), so
+//! every hop goes through the jar, and through `cookies::Pruner`, which keeps the
 //! jar within browsers' limits. Host names are resolved once a minute
 //! (`resolve`), not once per request.
 
+mod config;
 pub mod cookies;
+pub mod exchange;
 pub mod form;
 pub mod headers;
 pub mod login;
 pub mod proxy;
 mod resolve;
 
-use crate::crawl::fetch::HttpConfig;
+pub use config::HttpConfig;
+
 use cookies::{Cap, Limits, Pruner};
 use std::sync::Arc;
 use ureq::typestate::{WithBody, WithoutBody};
@@ -102,6 +107,20 @@ impl Session {
         self.prepare(self.agent.get(url.as_str()), url)
     }
 
+    /// A GET of a redirect target nobody vetted (robots.txt's): the
+    /// session's headers but `Authorization`, as a browser sends it.
+    pub fn get_unvetted(&self, url: &Url) -> RequestBuilder<WithoutBody> {
+        let mut req = self.agent.get(url.as_str());
+        let kept = self
+            .headers
+            .iter()
+            .filter(|(n, _)| !n.eq_ignore_ascii_case("authorization"));
+        for (name, value) in kept {
+            req = req.header(name, value);
+        }
+        self.route(req, url)
+    }
+
     /// A POST to `url` with the session's headers, through its proxy.
     pub fn post(&self, url: &Url) -> RequestBuilder<WithBody> {
         self.prepare(self.agent.post(url.as_str()), url)
@@ -123,6 +142,11 @@ impl Session {
         for (name, value) in &self.headers {
             req = req.header(name, value);
         }
+        self.route(req, url)
+    }
+
+    /// `req` through the proxy for `url`, if any.
+    fn route<B>(&self, req: RequestBuilder<B>, url: &Url) -> RequestBuilder<B> {
         match self.proxies.for_url(url) {
             Some(p) => req.config().proxy(Some(p.ureq().clone())).build(),
             None => req,

@@ -14,9 +14,11 @@
 //!             "next": {"url": "/api/quotes?page={page+1}", "if": "has_next"}}]}
 //! ```
 //! The top level is one rule ("default", tried after `rules`, its items
-//! untagged); `raw` reads the shape, `rule` compiles each rule. Every error
-//! names the offending key, e.g. `rules[0].fields.tags.css: invalid CSS selector`.
+//! untagged); `json` reads the text into the shape that `raw` declares,
+//! `rule` compiles each rule. Every error names the offending key, e.g.
+//! `rules[0].fields.tags.css: invalid CSS selector`.
 
+mod json;
 mod raw;
 mod rule;
 #[cfg(test)]
@@ -27,11 +29,8 @@ use crate::crawl::page::Accept;
 use crate::crawl::session::login::Login;
 use crate::crawl::spider::{Follow, Rule, Spec};
 use crate::queue::item::Identity;
-pub(crate) use raw::HttpUrl;
-use raw::{Raw, RuleKeys};
+use raw::{RawRule, RuleKeys};
 use rule::{compile_rule, filter, At};
-use scraper::Selector;
-use serde::de;
 use url::Url;
 
 /// A validated spec file: the spider plus where and how far it crawls.
@@ -105,75 +104,11 @@ pub fn read(label: &str, path: &str) -> Result<String, String> {
 /// Parses and validates a spec; `origin` names it in errors (a path, or "built-in").
 pub fn parse(text: &str, origin: &str) -> Result<SpecFile, String> {
     let err = |key: &str, msg: &str| format!("spec {origin}: {key}: {msg}");
-    // serde would read a JSON array as the struct's fields in order.
-    if !text.trim_start().starts_with('{') && serde_json::from_str::<de::IgnoredAny>(text).is_ok() {
-        return Err(format!("spec {origin}: must be a JSON object"));
-    }
-    let mut de = serde_json::Deserializer::from_str(text);
-    let raw: Raw = serde_path_to_error::deserialize(&mut de)
-        .map_err(|e| {
-            let (path, inner) = (e.path().to_string(), e.into_inner());
-            if inner.is_syntax() || inner.is_eof() {
-                return format!("spec {origin}: invalid JSON: {inner} (check commas and quotes)");
-            }
-            let (key, msg) = explain(&path, &inner);
-            err(&key, &msg)
-        })
-        .and_then(|raw| {
-            // Nothing may follow the object.
-            de.end().map(|()| raw).map_err(|e| {
-                format!("spec {origin}: invalid JSON: {e} (remove what follows the closing brace)")
-            })
-        })?;
-    let at = |prefix: String, rule_field| At {
-        origin,
-        prefix,
-        rule_field,
-    };
-    let top = At {
-        origin,
-        prefix: String::new(),
-        rule_field: None,
-    };
+    let raw = json::deserialize(text, origin)?;
     let rules = raw.rules.unwrap_or_default();
-    let rule_field = match raw.rule_field {
-        Some(_) if rules.is_empty() => {
-            return Err(err(
-                "rule_field",
-                "needs rules (the top level's items carry no rule field)",
-            ));
-        }
-        Some(f) if f.is_empty() || f == "url" || f.chars().any(char::is_control) => {
-            return Err(err(
-                "rule_field",
-                "must be a printable name other than \"url\"",
-            ));
-        }
-        Some(f) => f,
-        None => RULE_FIELD.to_string(),
-    };
-    let mut compiled: Vec<Rule> = Vec::with_capacity(rules.len() + 1);
-    for (i, r) in rules.into_iter().enumerate() {
-        let (name, keys) = r.split();
-        let here = at(format!("rules[{i}]."), Some(rule_field.as_str()));
-        if name.is_empty() || name.chars().any(char::is_control) {
-            return Err(here.err("name", "a rule name must be non-empty and printable"));
-        }
-        if name == "default" {
-            return Err(here.err(
-                "name",
-                "\"default\" names the top level's own rule (pick another name)",
-            ));
-        }
-        if compiled.iter().any(|c| c.name == name) {
-            return Err(here.err(
-                "name",
-                &format!("{name:?} is used twice (name each rule once)"),
-            ));
-        }
-        compiled.push(compile_rule(name, true, keys, &here)?);
-    }
-    let keys = RuleKeys {
+    let rule_field = rule_field(raw.rule_field, rules.is_empty(), &err)?;
+    let mut compiled = compile_rules(rules, &rule_field, origin)?;
+    let top = RuleKeys {
         matches: raw.matches,
         item: raw.item,
         json: raw.json,
@@ -184,50 +119,12 @@ pub fn parse(text: &str, origin: &str) -> Result<SpecFile, String> {
         allow: Vec::new(),
         deny: Vec::new(),
     };
-    let has_top_rule = keys.matches.is_some()
-        || keys.item.is_some()
-        || keys.json.is_some()
-        || keys.script.is_some()
-        || keys.fields.is_some()
-        || !keys.follow.is_empty()
-        || keys.next.is_some();
-    if compiled.is_empty() || has_top_rule {
-        if compiled.is_empty()
-            && keys.item.is_none()
-            && keys.json.is_none()
-            && keys.script.is_none()
-            && keys.fields.is_none()
-        {
-            return Err(err(
-                "fields",
-                "missing (the fields of each item; with item, a CSS selector for each item element, else the page is the item; or json, script, or rules)",
-            ));
-        }
+    if let Some(rule) = compile_top(top, compiled.is_empty(), origin)? {
         // Tried last: a top level without `match` reads every other page.
-        compiled.push(compile_rule("default".into(), false, keys, &top)?);
+        compiled.push(rule);
     }
-    let known: Vec<&str> = {
-        let mut names: Vec<&str> = Vec::new();
-        for f in compiled.iter().flat_map(|r| &r.fields) {
-            if !names.contains(&f.name.as_str()) {
-                names.push(f.name.as_str());
-            }
-        }
-        names
-    };
-    let identity = match raw.unique {
-        None => Identity::Page,
-        Some(names) if names.is_empty() => {
-            return Err(err(
-                "unique",
-                "needs at least one field (leave it out to keep every item)",
-            ));
-        }
-        Some(names) => {
-            check_names(&names, "unique", &known, true, &err)?;
-            Identity::Fields(names)
-        }
-    };
+    let known = field_names(&compiled);
+    let identity = identity(raw.unique, &known, &err)?;
     let required = raw.required.unwrap_or_default();
     check_names(&required, "required", &known, false, &err)?;
     let sitemap_urls: Vec<Url> = raw.sitemap_urls.into_iter().map(|u| u.0).collect();
@@ -261,6 +158,115 @@ pub fn parse(text: &str, origin: &str) -> Result<SpecFile, String> {
     })
 }
 
+/// The key that carries the rule name on items (`rule_field`, default
+/// `rule`): only with `rules`, printable, and not `url`.
+fn rule_field(
+    given: Option<String>,
+    no_rules: bool,
+    err: &dyn Fn(&str, &str) -> String,
+) -> Result<String, String> {
+    match given {
+        Some(_) if no_rules => Err(err(
+            "rule_field",
+            "needs rules (the top level's items carry no rule field)",
+        )),
+        Some(f) if f.is_empty() || f == "url" || f.chars().any(char::is_control) => Err(err(
+            "rule_field",
+            "must be a printable name other than \"url\"",
+        )),
+        Some(f) => Ok(f),
+        None => Ok(RULE_FIELD.to_string()),
+    }
+}
+
+/// Compiles `rules` in order; each is named once, printably, and not
+/// `default`.
+fn compile_rules(rules: Vec<RawRule>, rule_field: &str, origin: &str) -> Result<Vec<Rule>, String> {
+    let mut compiled: Vec<Rule> = Vec::with_capacity(rules.len() + 1);
+    for (i, r) in rules.into_iter().enumerate() {
+        let (name, keys) = r.split();
+        let here = At {
+            origin,
+            prefix: format!("rules[{i}]."),
+            rule_field: Some(rule_field),
+        };
+        if name.is_empty() || name.chars().any(char::is_control) {
+            return Err(here.err("name", "a rule name must be non-empty and printable"));
+        }
+        if name == "default" {
+            return Err(here.err(
+                "name",
+                "\"default\" names the top level's own rule (pick another name)",
+            ));
+        }
+        if compiled.iter().any(|c| c.name == name) {
+            return Err(here.err(
+                "name",
+                &format!("{name:?} is used twice (name each rule once)"),
+            ));
+        }
+        compiled.push(compile_rule(name, true, keys, &here)?);
+    }
+    Ok(compiled)
+}
+
+/// The top level's own rule ("default", untagged), if it has rule keys or
+/// there are no `rules`; a spec of neither has nothing to extract.
+fn compile_top(keys: RuleKeys, no_rules: bool, origin: &str) -> Result<Option<Rule>, String> {
+    let top = At {
+        origin,
+        prefix: String::new(),
+        rule_field: None,
+    };
+    let reads_items = keys.item.is_some()
+        || keys.json.is_some()
+        || keys.script.is_some()
+        || keys.fields.is_some();
+    let has_top_rule =
+        reads_items || keys.matches.is_some() || !keys.follow.is_empty() || keys.next.is_some();
+    if !no_rules && !has_top_rule {
+        return Ok(None);
+    }
+    if no_rules && !reads_items {
+        return Err(top.err(
+            "fields",
+            "missing (the fields of each item; with item, a CSS selector for each item element, else the page is the item; or json, script, or rules)",
+        ));
+    }
+    compile_rule("default".into(), false, keys, &top).map(Some)
+}
+
+/// Every field name of the compiled rules, once each, in spec order.
+fn field_names(rules: &[Rule]) -> Vec<&str> {
+    let mut names: Vec<&str> = Vec::new();
+    for f in rules.iter().flat_map(|r| &r.fields) {
+        if !names.contains(&f.name.as_str()) {
+            names.push(f.name.as_str());
+        }
+    }
+    names
+}
+
+/// What makes two items the same: `unique`'s fields (at least one), else
+/// the page they came from.
+fn identity(
+    unique: Option<Vec<String>>,
+    known: &[&str],
+    err: &dyn Fn(&str, &str) -> String,
+) -> Result<Identity, String> {
+    match unique {
+        None => Ok(Identity::Page),
+        Some(names) if names.is_empty() => Err(err(
+            "unique",
+            "needs at least one field (leave it out to keep every item)",
+        )),
+        Some(names) => {
+            check_names(&names, "unique", known, true, err)?;
+            Ok(Identity::Fields(names))
+        }
+    }
+}
+
 /// Checks a list of field names (`unique`, `required`): each a field of the
 /// spec (or `url`, where `url_ok`), none twice.
 fn check_names(
@@ -290,63 +296,4 @@ fn check_names(
         }
     }
     Ok(())
-}
-
-/// The key and message for a shape error, in qpipe's words: serde's
-/// "unknown field `x`, expected one of `a`, `b`" names the key itself.
-fn explain(path: &str, e: &serde_json::Error) -> (String, String) {
-    let text = e.to_string();
-    // serde_json appends " at line L column C"; the key path says where.
-    let text = text
-        .rsplit_once(" at line ")
-        .map_or(text.as_str(), |(t, _)| t);
-    // The path already ends in the unknown key.
-    if let Some(rest) = text.strip_prefix("unknown field `") {
-        let expected = rest.split_once("`, expected").map_or("", |(_, e)| e);
-        let expected = expected.trim_start_matches(" one of").replace('`', "");
-        return (
-            path.to_string(),
-            format!("unknown key (expected one of{expected})"),
-        );
-    }
-    if let Some(rest) = text.strip_prefix("missing field `") {
-        let key = rest.split('`').next().unwrap_or("");
-        let sep = if path.is_empty() || path == "." {
-            ""
-        } else {
-            "."
-        };
-        return (format!("{path}{sep}{key}"), "missing".into());
-    }
-    // serde names its own types ("expected struct RawRule"): say what to write.
-    let text = match text.split_once("expected struct ") {
-        Some((head, _)) => format!("{head}expected an object"),
-        None => text.to_string(),
-    };
-    let hint = match path {
-        "max_depth" => " (a whole number, 0 or more)",
-        "follow" | "start_urls" | "allowed_domains" | "allow" | "deny" | "sitemap_urls"
-        | "sitemap_follow" => " (a list of strings)",
-        _ => "",
-    };
-    (path.to_string(), format!("{text}{hint}"))
-}
-
-/// Compiles a CSS selector; the error is one clean line.
-pub(crate) fn compile(css: &str) -> Result<Selector, String> {
-    Selector::parse(css).map_err(|e| {
-        // Some parser errors span lines and ask to be reported; keep one clean line.
-        let why: Vec<String> = e
-            .to_string()
-            .lines()
-            .filter(|l| !l.contains("Please report"))
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(str::to_string)
-            .collect();
-        format!(
-            "invalid CSS selector {css:?}: {} (check the selector syntax)",
-            why.join("; ")
-        )
-    })
 }

@@ -2,15 +2,15 @@
 //! and compiles what is always the same kind of thing (a CSS `item`, a regex,
 //! a JSON path), so those errors carry serde's key path.
 
-use super::compile;
+use crate::crawl::origin::HttpUrl;
 use crate::crawl::session::{headers::SpecHeaders, login::Login};
+use crate::crawl::spider::css::compile;
 use crate::crawl::spider::{Path, Read, Template};
 use regex::Regex;
 use scraper::Selector;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use std::fmt;
-use url::Url;
 
 /// The top level: spec-wide keys, and the keys of its own rule ("default").
 #[derive(Deserialize)]
@@ -161,23 +161,6 @@ impl<'de> Deserialize<'de> for TemplateDef {
         Template::parse(&text)
             .map(TemplateDef)
             .map_err(de::Error::custom)
-    }
-}
-
-/// An absolute http(s) URL, as every URL a spec names must be.
-pub(crate) struct HttpUrl(pub Url);
-
-impl<'de> Deserialize<'de> for HttpUrl {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<HttpUrl, D::Error> {
-        let s = String::deserialize(d)?;
-        match Url::parse(&s) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
-                Ok(HttpUrl(u))
-            }
-            _ => Err(de::Error::custom(format!(
-                "{s:?} is not an absolute http(s) URL"
-            ))),
-        }
     }
 }
 

@@ -2,9 +2,11 @@
 //! decides whether strings are CSS selectors or JSON paths, so those are
 //! compiled here, with the key path (`rules[2].fields.tags`) in each error.
 
-use super::compile;
-use super::raw::{FieldDef, FullField, RawNext, Re, RuleKeys};
-use crate::crawl::spider::{Field, Follow, Get, LinkFilter, Next, Path, Post, Read, Rule, Source};
+use super::raw::{FieldDef, Fields, FullField, RawNext, Re, RuleKeys};
+use crate::crawl::spider::css::compile;
+use crate::crawl::spider::{
+    Field, Follow, Get, ItemSource, LinkFilter, Next, Path, Post, Read, Rule,
+};
 
 /// What a rule reads, by its keys.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -48,57 +50,9 @@ pub(super) fn compile_rule(
     k: RuleKeys,
     at: &At<'_>,
 ) -> Result<Rule, String> {
-    let reads = match (&k.item, &k.json, &k.script) {
-        (Some(_), None, None) => Reads::Html,
-        (None, Some(_), None) => Reads::Json,
-        (None, _, Some(_)) => Reads::Script,
-        // Fields without an item selector: the page is the item.
-        (None, None, None) if k.fields.is_some() => Reads::Page,
-        (None, None, None) => Reads::FollowOnly,
-        _ => {
-            let key = if k.item.is_some() { "item" } else { "json" };
-            return Err(at.err(key, "a rule reads items by one of item (CSS), json (a JSON body) or script (a regex), not two"));
-        }
-    };
-    let fields = match (k.fields, reads) {
-        (None, Reads::Html | Reads::Script | Reads::Page) => {
-            return Err(at.err("fields", "missing or not an object of name -> selector"));
-        }
-        (Some(_), Reads::FollowOnly) => {
-            return Err(at.err(
-                "item",
-                "missing (a CSS selector for each item element; or json or script)",
-            ));
-        }
-        (None, _) => Vec::new(),
-        (Some(defs), _) if defs.0.is_empty() => {
-            return Err(at.err("fields", "needs at least one field"))
-        }
-        (Some(defs), _) => {
-            let mut fields: Vec<Field> = Vec::with_capacity(defs.0.len());
-            for (fname, def) in defs.0 {
-                check_name(&fname, &fields, at)?;
-                fields.push(field(fname, def, reads, at)?);
-            }
-            fields
-        }
-    };
-    let follow = if reads == Reads::Json {
-        let paths = k
-            .follow
-            .iter()
-            .enumerate()
-            .map(|(i, p)| Path::parse(p).map_err(|e| at.err(&format!("follow[{i}]"), &e)));
-        Follow::Json(paths.collect::<Result<_, _>>()?)
-    } else {
-        for (i, css) in k.follow.iter().enumerate() {
-            compile(css).map_err(|e| at.err(&format!("follow[{i}]"), &e))?;
-        }
-        // Each follow selector was checked alone (so errors name it); they are
-        // joined into one selector list: one pass over the page instead of N.
-        let joined = (!k.follow.is_empty()).then(|| compile(&k.follow.join(", ")));
-        Follow::Css(joined.transpose().map_err(|m| at.err("follow", &m))?)
-    };
+    let reads = reads(&k, at)?;
+    let fields = fields(k.fields, reads, at)?;
+    let follow = follow(&k.follow, reads, at)?;
     let next = match (k.next, reads) {
         (None, _) => None,
         (Some(n), Reads::Json) => Some(next(n, at)?),
@@ -110,13 +64,14 @@ pub(super) fn compile_rule(
         }
     };
     let source = match (k.item, k.json, k.script) {
-        (Some(css), _, _) => Some(Source::Html(css.0)),
-        (None, None, None) if reads == Reads::Page => Some(Source::Page),
-        (None, path, Some(re)) => {
-            Some(Source::Script(re.0, path.map_or_else(Path::whole, |p| p.0)))
-        }
+        (Some(css), _, _) => Some(ItemSource::Html(css.0)),
+        (None, None, None) if reads == Reads::Page => Some(ItemSource::Page),
+        (None, path, Some(re)) => Some(ItemSource::Script(
+            re.0,
+            path.map_or_else(Path::whole, |p| p.0),
+        )),
         // A json rule without fields follows links only.
-        (None, Some(path), None) if !fields.is_empty() => Some(Source::Json(path.0)),
+        (None, Some(path), None) if !fields.is_empty() => Some(ItemSource::Json(path.0)),
         _ => None,
     };
     Ok(Rule {
@@ -129,6 +84,65 @@ pub(super) fn compile_rule(
         next,
         links: filter(k.allow, k.deny),
     })
+}
+
+/// What a rule reads, by which of `item`, `json` and `script` it has.
+fn reads(k: &RuleKeys, at: &At<'_>) -> Result<Reads, String> {
+    match (&k.item, &k.json, &k.script) {
+        (Some(_), None, None) => Ok(Reads::Html),
+        (None, Some(_), None) => Ok(Reads::Json),
+        (None, _, Some(_)) => Ok(Reads::Script),
+        // Fields without an item selector: the page is the item.
+        (None, None, None) if k.fields.is_some() => Ok(Reads::Page),
+        (None, None, None) => Ok(Reads::FollowOnly),
+        _ => {
+            let key = if k.item.is_some() { "item" } else { "json" };
+            Err(at.err(key, "a rule reads items by one of item (CSS), json (a JSON body) or script (a regex), not two"))
+        }
+    }
+}
+
+/// The rule's fields, which it must have unless it only follows links.
+fn fields(defs: Option<Fields>, reads: Reads, at: &At<'_>) -> Result<Vec<Field>, String> {
+    match (defs, reads) {
+        (None, Reads::Html | Reads::Script | Reads::Page) => {
+            Err(at.err("fields", "missing or not an object of name -> selector"))
+        }
+        (Some(_), Reads::FollowOnly) => Err(at.err(
+            "item",
+            "missing (a CSS selector for each item element; or json or script)",
+        )),
+        (None, _) => Ok(Vec::new()),
+        (Some(defs), _) if defs.0.is_empty() => Err(at.err("fields", "needs at least one field")),
+        (Some(defs), _) => {
+            let mut fields: Vec<Field> = Vec::with_capacity(defs.0.len());
+            for (fname, def) in defs.0 {
+                check_name(&fname, &fields, at)?;
+                fields.push(field(fname, def, reads, at)?);
+            }
+            Ok(fields)
+        }
+    }
+}
+
+/// The links a rule follows: JSON paths in a json rule, else CSS selectors.
+fn follow(follow: &[String], reads: Reads, at: &At<'_>) -> Result<Follow, String> {
+    if reads == Reads::Json {
+        let paths = follow
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Path::parse(p).map_err(|e| at.err(&format!("follow[{i}]"), &e)));
+        return Ok(Follow::Json(paths.collect::<Result<_, _>>()?));
+    }
+    for (i, css) in follow.iter().enumerate() {
+        compile(css).map_err(|e| at.err(&format!("follow[{i}]"), &e))?;
+    }
+    // Each follow selector was checked alone (so errors name it); they are
+    // joined into one selector list: one pass over the page instead of N.
+    let joined = (!follow.is_empty()).then(|| compile(&follow.join(", ")));
+    Ok(Follow::Css(
+        joined.transpose().map_err(|m| at.err("follow", &m))?,
+    ))
 }
 
 /// A link filter from `allow`/`deny` lists.
@@ -167,33 +181,15 @@ fn check_name(name: &str, before: &[Field], at: &At<'_>) -> Result<(), String> {
     Ok(())
 }
 
+/// One field: a CSS selector or JSON path (by what the rule reads), or its
+/// full form with the reading and post-processing keys.
 fn field(name: String, def: FieldDef, reads: Reads, at: &At<'_>) -> Result<Field, String> {
-    let key = |k: &str| format!("fields.{name}{k}");
     let html = matches!(reads, Reads::Html | Reads::Page);
     let full = match def {
-        FieldDef::Short(s) if html => {
-            let selector = compile(&s).map_err(|e| at.err(&key(""), &e))?;
-            return Ok(Field {
-                get: Get::Css {
-                    selector: Some(selector),
-                    read: Read::Text,
-                    all: false,
-                    sibling: 0,
-                },
-                name,
-                post: Post::default(),
-            });
-        }
-        FieldDef::Short(s) => {
-            let path = Path::parse(&s).map_err(|e| at.err(&key(""), &e))?;
-            return Ok(Field {
-                get: Get::Json(path),
-                name,
-                post: Post::default(),
-            });
-        }
+        FieldDef::Short(s) => return short_field(name, &s, html, at),
         FieldDef::Full(f) => *f,
     };
+    check_keys(&name, &full, html, at)?;
     let FullField {
         css,
         path,
@@ -206,34 +202,14 @@ fn field(name: String, def: FieldDef, reads: Reads, at: &At<'_>) -> Result<Field
         default,
         absolute,
     } = full;
-    if sibling.is_some_and(|n| n > MAX_SIBLING) {
-        // Each item walks this far sideways: keep a page linear in its size.
-        return Err(at.err(
-            &key(".sibling"),
-            &format!("at most {MAX_SIBLING} (the item's N-th following sibling element)"),
-        ));
-    }
-    let get = if html {
-        if path.is_some() {
-            return Err(at.err(&key(".path"), "only in json and script rules (use css)"));
-        }
-        Get::Css {
+    let get = match html {
+        true => Get::Css {
             selector: css.map(|c| c.0),
             read: read.map_or(Read::Text, |r| r.0),
             all: all.unwrap_or(false),
             sibling: sibling.unwrap_or(0),
-        }
-    } else {
-        let html_only = [
-            ("css", css.is_some()),
-            ("read", read.is_some()),
-            ("all", all.is_some()),
-            ("sibling", sibling.is_some()),
-        ];
-        if let Some((k, _)) = html_only.iter().find(|(_, given)| *given) {
-            return Err(at.err(&key(&format!(".{k}")), "only in HTML item rules (use path)"));
-        }
-        Get::Json(path.map_or_else(Path::whole, |p| p.0))
+        },
+        false => Get::Json(path.map_or_else(Path::whole, |p| p.0)),
     };
     Ok(Field {
         name,
@@ -246,6 +222,54 @@ fn field(name: String, def: FieldDef, reads: Reads, at: &At<'_>) -> Result<Field
             default,
         },
     })
+}
+
+/// A field written as a string: the text of the first match of a CSS
+/// selector (HTML rules), or the value at a JSON path.
+fn short_field(name: String, s: &str, html: bool, at: &At<'_>) -> Result<Field, String> {
+    let key = format!("fields.{name}");
+    let get = match html {
+        true => Get::Css {
+            selector: Some(compile(s).map_err(|e| at.err(&key, &e))?),
+            read: Read::Text,
+            all: false,
+            sibling: 0,
+        },
+        false => Get::Json(Path::parse(s).map_err(|e| at.err(&key, &e))?),
+    };
+    Ok(Field {
+        get,
+        name,
+        post: Post::default(),
+    })
+}
+
+/// A full field's keys fit its rule: CSS keys in HTML rules, `path` in
+/// json and script rules, and `sibling` within `MAX_SIBLING`.
+fn check_keys(name: &str, full: &FullField, html: bool, at: &At<'_>) -> Result<(), String> {
+    let key = |k: &str| format!("fields.{name}{k}");
+    if full.sibling.is_some_and(|n| n > MAX_SIBLING) {
+        // Each item walks this far sideways: keep a page linear in its size.
+        return Err(at.err(
+            &key(".sibling"),
+            &format!("at most {MAX_SIBLING} (the item's N-th following sibling element)"),
+        ));
+    }
+    if html && full.path.is_some() {
+        return Err(at.err(&key(".path"), "only in json and script rules (use css)"));
+    }
+    let html_only = [
+        ("css", full.css.is_some()),
+        ("read", full.read.is_some()),
+        ("all", full.all.is_some()),
+        ("sibling", full.sibling.is_some()),
+    ];
+    match html_only.iter().find(|(_, given)| *given) {
+        Some((k, _)) if !html => {
+            Err(at.err(&key(&format!(".{k}")), "only in HTML item rules (use path)"))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn next(n: RawNext, at: &At<'_>) -> Result<Next, String> {

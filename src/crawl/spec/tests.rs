@@ -1,7 +1,24 @@
 //! Spec parsing: what each key compiles to, and the error each mistake gets.
 
 use super::*;
-use crate::crawl::spider::{Follow, Get, Next, Read, Source};
+use crate::crawl::spider::{Follow, Get, ItemSource, Next, Read};
+
+/// Spiders for tests, made from spec JSON (here, since `spider` never
+/// reads specs).
+impl Spec {
+    /// The built-in spider for quotes.toscrape.com and `qpipe demo-site`,
+    /// compiled from the same JSON that `qpipe spec --print` shows.
+    pub fn quotes() -> Spec {
+        Spec::parse(QUOTES)
+    }
+
+    /// A spider from spec JSON that the test knows to be valid.
+    pub fn parse(json: &str) -> Spec {
+        parse(json, "test")
+            .map(|s| s.spider)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+}
 
 fn bad(text: &str) -> String {
     parse(text, "t.json").expect_err("should be rejected")
@@ -87,13 +104,13 @@ fn rules_come_first_and_the_top_level_is_the_untagged_default() {
     assert_eq!(s.sitemap_urls[0].as_str(), "http://h/sitemap.xml");
     assert_eq!(s.name.as_deref(), Some("all"));
     let api = &sp.rules[0];
-    assert!(matches!(api.source, Some(Source::Json(_))));
+    assert!(matches!(api.source, Some(ItemSource::Json(_))));
     assert!(matches!(&api.follow, Follow::Json(p) if p.len() == 1));
     assert!(matches!(api.next, Some(Next::Template(_, Some(_)))));
     assert_eq!(api.fields[1].post.join.as_deref(), Some(","));
     assert_eq!(api.links.deny.len(), 1);
     assert!(sp.rules[1].source.is_none() && sp.rules[1].fields.is_empty());
-    assert!(matches!(sp.rules[2].source, Some(Source::Script(..))));
+    assert!(matches!(sp.rules[2].source, Some(ItemSource::Script(..))));
     assert!(
         sp.rules[3].source.is_none(),
         "a json rule without fields only follows"

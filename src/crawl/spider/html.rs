@@ -1,8 +1,8 @@
 //! HTML pages: items by CSS selector (fields from the item element or a
 //! sibling row), items from JSON inside `<script>`s, and `follow` links.
 
-use super::links::Links;
-use super::{json, nesting, Field, Follow, Get, PageCaps, Read, Rule, Source};
+use super::page_links::PageLinks;
+use super::{json, nesting, Field, Follow, Get, ItemSource, PageCaps, Read, Rule};
 use scraper::{ElementRef, Html, Selector};
 use serde_json::{Map, Value};
 use url::Url;
@@ -17,7 +17,7 @@ pub(super) fn read(
     rule: &Rule,
     caps: PageCaps,
     body: &str,
-    links: &mut Links<'_>,
+    links: &mut PageLinks<'_>,
     emit: &mut dyn FnMut(Map<String, Value>),
 ) {
     let capped = nesting::cap(body, caps.max_nesting);
@@ -25,7 +25,7 @@ pub(super) fn read(
     links.out.elements_cut = capped.elements_cut;
     let base = links.base().clone();
     match &rule.source {
-        Some(Source::Html(item)) => {
+        Some(ItemSource::Html(item)) => {
             let mut outer: Option<ElementRef<'_>> = None;
             for el in doc.select(item) {
                 // Document order: an element inside an earlier item is inside
@@ -38,8 +38,8 @@ pub(super) fn read(
                 emit(fields(&rule.fields, el, &base));
             }
         }
-        Some(Source::Page) => emit(fields(&rule.fields, doc.root_element(), &base)),
-        Some(Source::Script(re, path)) => {
+        Some(ItemSource::Page) => emit(fields(&rule.fields, doc.root_element(), &base)),
+        Some(ItemSource::Script(re, path)) => {
             let scripts = Selector::parse("script").unwrap_or_else(|e| unreachable!("{e}"));
             for script in doc.select(&scripts) {
                 let text: String = script.text().collect();
@@ -55,7 +55,7 @@ pub(super) fn read(
                 }
             }
         }
-        Some(Source::Json(_)) | None => {}
+        Some(ItemSource::Json(_)) | None => {}
     }
     if let Follow::Css(Some(follow)) = &rule.follow {
         for href in doc.select(follow).filter_map(|a| a.value().attr("href")) {

@@ -9,8 +9,8 @@
 //! so `[[],[],...]` would take 25 times its size): a hostile body costs
 //! bounded time and memory, and counts as `bad_json`.
 
-use super::links::Links;
-use super::{Field, Get, Next, Rule, Source};
+use super::page_links::PageLinks;
+use super::{Field, Get, ItemSource, Next, Rule};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use url::Url;
@@ -125,14 +125,14 @@ fn truthy(v: &Value) -> bool {
 pub(super) fn read(
     rule: &Rule,
     body: &str,
-    links: &mut Links<'_>,
+    links: &mut PageLinks<'_>,
     emit: &mut dyn FnMut(Map<String, Value>),
 ) {
     let Some(doc) = parse_bounded(body) else {
         links.out.bad_json += 1;
         return;
     };
-    if let Some(Source::Json(path)) = &rule.source {
+    if let Some(ItemSource::Json(path)) = &rule.source {
         let base = links.base().clone();
         items(path, &doc, &rule.fields, &base, emit);
     }

@@ -4,10 +4,11 @@
 //! URL reads the page. Sitemaps (and robots.txt `Sitemap:` lines) are read
 //! before any rule: they only yield links.
 
+pub mod css;
 mod html;
 mod json;
-mod links;
 pub mod nesting;
+mod page_links;
 mod post;
 mod sitemap;
 mod template;
@@ -15,7 +16,7 @@ mod template;
 mod tests;
 
 pub use json::Path;
-pub use links::LinkFilter;
+pub use page_links::LinkFilter;
 pub use post::Post;
 pub use template::Template;
 
@@ -67,7 +68,7 @@ pub struct Field {
 
 /// What makes a page's items.
 #[derive(Debug, Clone)]
-pub enum Source {
+pub enum ItemSource {
     /// HTML: each element the selector matches (outermost only).
     Html(Selector),
     /// HTML: the page is the item; fields are read from the whole document
@@ -109,7 +110,7 @@ pub struct Rule {
     /// Pages whose URL this matches; `None`: every page.
     pub matches: Option<Regex>,
     /// The items' source; `None`: a follow-only rule.
-    pub source: Option<Source>,
+    pub source: Option<ItemSource>,
     /// The fields of each item, in output order.
     pub fields: Vec<Field>,
     /// Links to follow.
@@ -239,22 +240,6 @@ pub struct Scraped {
     pub wrong_kind: bool,
 }
 
-#[cfg(test)]
-impl Spec {
-    /// The built-in spider for quotes.toscrape.com and `qpipe demo-site`,
-    /// compiled from the same JSON that `qpipe spec --print` shows.
-    pub fn quotes() -> Spec {
-        Spec::parse(crate::crawl::spec::QUOTES)
-    }
-
-    /// A spider from spec JSON that the test knows to be valid.
-    pub fn parse(json: &str) -> Spec {
-        crate::crawl::spec::parse(json, "test")
-            .map(|s| s.spider)
-            .unwrap_or_else(|e| panic!("{e}"))
-    }
-}
-
 /// Whether a field's value says nothing: null, "", or [].
 fn is_empty(v: &serde_json::Value) -> bool {
     match v {
@@ -286,7 +271,7 @@ pub fn scrape_job(
 ) -> Scraped {
     let mut out = Scraped::default();
     let none = LinkFilter::NONE;
-    let mut links = links::Links::new(&mut out, caps, url, [&spec.links, &none]);
+    let mut links = page_links::PageLinks::new(&mut out, caps, url, [&spec.links, &none]);
     if sitemap::read(spec, page, url, &mut links) {
         out.sitemap = true;
         return out;

@@ -5,7 +5,7 @@
 //! `<loc>`s are found by a linear scan, not an XML parser: a sitemap is flat,
 //! and the scan costs time linear in the body whatever the body holds.
 
-use super::links::Links;
+use super::page_links::PageLinks;
 use super::Spec;
 use crate::crawl::page::{Kind, Page};
 use url::Url;
@@ -19,7 +19,7 @@ enum Root {
 
 /// Adds the links of `page` if it is a sitemap or robots.txt; `false` if it
 /// is neither (the rules read it then).
-pub(super) fn read(spec: &Spec, page: &Page, url: &Url, links: &mut Links<'_>) -> bool {
+pub(super) fn read(spec: &Spec, page: &Page, url: &Url, links: &mut PageLinks<'_>) -> bool {
     match page.kind {
         Kind::Xml => match root(&page.body) {
             Some((Root::Urlset, prefix)) => {

@@ -2,7 +2,8 @@
 //! key (`login.fields.password.env: ...`), and the variables it names read
 //! once at start. No field value is ever shown, not even in `Debug`.
 
-use crate::crawl::spec::HttpUrl;
+use crate::crawl::origin::HttpUrl;
+use crate::crawl::spider::css;
 use scraper::Selector;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
@@ -130,7 +131,7 @@ impl From<RawLogin> for Login {
 impl<'de> Deserialize<'de> for Css {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Css, D::Error> {
         let text = String::deserialize(d)?;
-        let selector = crate::crawl::spec::compile(&text).map_err(de::Error::custom)?;
+        let selector = css::compile(&text).map_err(de::Error::custom)?;
         Ok(Css { text, selector })
     }
 }

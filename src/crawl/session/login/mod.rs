@@ -16,10 +16,12 @@ mod key;
 
 pub use key::{Css, Login, LoginStep};
 
+use super::exchange::{self, Answer, Method, Redirects, MAX_REDIRECTS};
 use super::form::{self, Form};
 use super::Session;
-use crate::crawl::crawler::MAX_REDIRECTS;
-use crate::crawl::fetch;
+use crate::crawl::charset;
+use crate::crawl::failure::Failure;
+use crate::crawl::page::Kind;
 use crate::error::Error;
 use crate::run::log;
 use guard::Secrets;
@@ -42,12 +44,13 @@ pub fn log_in(
     secrets.extend(step.fields.iter().map(|(_, v)| v.as_str()));
     secrets.extend(session.secrets().iter().map(String::as_str));
     let fail = |msg: String, secrets: &Secrets| Error::Http(secrets.hide(&msg));
-    let failed = |hop: Hop, what: String, secrets: &Secrets| match hop {
-        Hop::Stopped => Error::Stopped("stopped during the login".into()),
-        Hop::Failed(e) => fail(format!("{what}: {e}"), secrets),
+    let failed = |hop: Ended, what: String, secrets: &Secrets| match hop {
+        Ended::Stopped => Error::Stopped("stopped during the login".into()),
+        Ended::Failed(e) => fail(format!("{what}: {e}"), secrets),
     };
     let anywhere = |_: &Url| Ok(());
-    let page = exchange(session, &login.url, None, &anywhere, max_body, stop).map_err(|h| {
+    let page = exchange(session, &login.url, Method::Get, &anywhere, max_body, stop);
+    let page = page.map_err(|h| {
         let what = format!("login: cannot load the login page {}", shown(&login.url));
         failed(h, what, &secrets)
     })?;
@@ -68,16 +71,20 @@ pub fn log_in(
     secrets.extend(typed.map(|p| p.value.as_str()));
     let trusted = |to: &Url| guard::vet(to, &login.url, &page.url, &step.allowed_domains);
     trusted(&form.action).map_err(|m| fail(m, &secrets))?;
-    let (target, body) = match form.post {
-        true => (form.action.clone(), Some((form.encoded(), &page.url))),
-        false => (form.get_url(), None),
+    let (target, method) = match form.post {
+        true => {
+            let (body, from) = (form.encoded(), page.url.clone());
+            (form.action.clone(), Method::Form { body, from })
+        }
+        false => (form.get_url(), Method::Get),
     };
     log::debug(&secrets.hide(&format!(
         "login: submitting {} fields to {}",
         form.pairs.len(),
         shown(&target)
     )));
-    let reply = exchange(session, &target, body, &trusted, max_body, stop).map_err(|h| {
+    let reply = exchange(session, &target, method, &trusted, max_body, stop);
+    let reply = reply.map_err(|h| {
         let what = format!("login: submitting the form to {} failed", shown(&target));
         failed(h, what, &secrets)
     })?;
@@ -162,87 +169,58 @@ impl Reply {
 }
 
 /// Why an exchange ended without a reply.
-enum Hop {
+enum Ended {
     /// The run is stopping.
     Stopped,
     /// A transport failure or a redirect loop, described.
     Failed(String),
 }
 
-/// One request and its redirects. `post` is a form body and the page it came
-/// from; a 301, 302 or 303 turns the POST into a GET, as browsers do, and a
-/// 307 or 308 resends the body only where `trusted` allows.
+/// One request and its redirects. `method` is a GET, or the form's POST; a
+/// redirect other than 307 or 308 turns the POST into a GET, as browsers
+/// do, and a 307 or 308 resends the body only where `trusted` allows.
 fn exchange(
     session: &Session,
     url: &Url,
-    mut post: Option<(String, &Url)>,
+    method: Method,
     trusted: &dyn Fn(&Url) -> Result<(), String>,
     max_body: u64,
     stop: &AtomicBool,
-) -> Result<Reply, Hop> {
-    let mut url = url.clone();
-    for _ in 0..=MAX_REDIRECTS {
+) -> Result<Reply, Ended> {
+    let check = |to: &Url, method: &Method, _: &[Url]| match method {
+        Method::Form { .. } => trusted(to).map_err(Ended::Failed),
+        Method::Get | Method::GetUnvetted => Ok(()),
+    };
+    let redirects = Redirects {
+        max: MAX_REDIRECTS,
+        check: &check,
+        too_many: &|_, _| Ended::Failed(format!("more than {MAX_REDIRECTS} redirects")),
+    };
+    let (url, (code, html)) = exchange::follow(url, method, &redirects, |url, method| {
         if stop.load(Ordering::Relaxed) {
-            return Err(Hop::Stopped);
+            return Err(Ended::Stopped);
         }
-        let result = match &post {
-            Some((body, from)) => {
-                let mut req = session
-                    .post(&url)
-                    .header("Content-Type", "application/x-www-form-urlencoded");
-                // Some CSRF checks compare these with the site's own origin.
-                if !session.has_header("referer") {
-                    req = req.header("Referer", from.as_str());
-                }
-                if !session.has_header("origin") {
-                    req = req.header("Origin", from.origin().ascii_serialization());
-                }
-                req.send(body.as_str())
-            }
-            None => session.get(&url).call(),
+        let failed = |f: Failure| Ended::Failed(f.detail);
+        let resp = match exchange::send(session, url, method).map_err(failed)? {
+            Answer::Redirect { to, code } => return Ok(exchange::Hop::Redirect { to, code }),
+            Answer::Response(resp) => resp,
         };
-        let mut resp = result.map_err(|e| Hop::Failed(e.to_string()))?;
-        let code = resp.status().as_u16();
-        let header = |name: &str| {
-            resp.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        if (300..400).contains(&code) {
-            if let Some(next) = header("location").and_then(|l| url.join(&l).ok()) {
-                if code != 307 && code != 308 {
-                    post = None;
-                }
-                if post.is_some() {
-                    trusted(&next).map_err(Hop::Failed)?;
-                }
-                url = next;
-                continue;
-            }
-        }
-        let ctype = header("content-type").unwrap_or_else(|| "text/html".into());
+        let code = resp.code();
+        let ctype = resp
+            .header("content-type")
+            .unwrap_or_else(|| "text/html".into());
         let lower = ctype.to_ascii_lowercase();
         let is_html = lower.starts_with("text/html") || lower.starts_with("application/xhtml");
-        let html = match is_html && (200..300).contains(&code) {
+        let html = match is_html && resp.is_success() {
             true => {
-                let bytes = resp
-                    .body_mut()
-                    .with_config()
-                    .limit(max_body)
-                    .read_to_vec()
-                    .map_err(|e| Hop::Failed(e.to_string()))?;
-                Some(fetch::decode(
-                    &bytes,
-                    &lower,
-                    crate::crawl::page::Kind::Html,
-                ))
+                let bytes = resp.read(max_body, 0).map_err(failed)?;
+                Some(charset::decode(&bytes, &lower, Kind::Html))
             }
             false => None,
         };
-        return Ok(Reply { url, code, html });
-    }
-    Err(Hop::Failed(format!("more than {MAX_REDIRECTS} redirects")))
+        Ok(exchange::Hop::Done((code, html)))
+    })?;
+    Ok(Reply { url, code, html })
 }
 
 /// A URL as shown in messages: without its query, which for a GET form

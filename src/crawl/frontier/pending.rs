@@ -1,4 +1,5 @@
-//! The in-process frontier's queue of URLs, stored compactly.
+//! The in-process frontier's pending URLs (found, not yet fetched), stored
+//! compactly.
 //!
 //! A queued `(Url, depth)` used to cost about 200 bytes: the `Url` (80
 //! bytes of indexes), its heap string, and a `VecDeque` slot sized to a
@@ -6,7 +7,7 @@
 //! URL queued before it (links found together share long prefixes): the
 //! depth, the length of the shared prefix and the length of the rest, as
 //! varints, then the rest. Entries fill blocks of about 4 KiB, each freed
-//! once read. The queue is FIFO, so the reader decodes in the order the
+//! once read. They are handed out first in, first out, so the reader decodes in the order the
 //! writer encoded. `Url::parse` of a serialized URL gives it back (the
 //! serialization is canonical), at about a microsecond per page fetched.
 //!
@@ -29,7 +30,7 @@ const BLOCK: usize = 4096;
 
 /// A FIFO of `(Url, depth)`, plus a stack of URLs given back to its front.
 #[derive(Default)]
-pub struct UrlQueue {
+pub struct PendingUrls {
     blocks: VecDeque<Vec<u8>>,
     /// Read position in the front block.
     read: usize,
@@ -67,7 +68,7 @@ fn get_varint(buf: &[u8], at: &mut usize) -> usize {
     n
 }
 
-impl UrlQueue {
+impl PendingUrls {
     /// URLs waiting.
     pub fn len(&self) -> usize {
         self.len
@@ -176,7 +177,7 @@ mod tests {
 
     #[test]
     fn urls_come_out_in_order_with_their_depths() {
-        let mut q = UrlQueue::default();
+        let mut q = PendingUrls::default();
         let urls = [
             "http://h/a/b/c",
             "http://h/a/b/d?x=1",
@@ -207,7 +208,7 @@ mod tests {
 
     #[test]
     fn many_blocks_and_interleaved_reads_and_writes() {
-        let mut q = UrlQueue::default();
+        let mut q = PendingUrls::default();
         let url = |i: usize| u(&format!("http://h/{}/item-{i}", "x".repeat(i % 300)));
         // Runs of links share a referrer, as a page's links do.
         let from = |i: usize| format!("http://h/page-{}", i / 7);
@@ -240,7 +241,7 @@ mod tests {
 
     #[test]
     fn a_url_given_back_comes_out_first() {
-        let mut q = UrlQueue::default();
+        let mut q = PendingUrls::default();
         q.push(&u("http://h/1"), 1, Some("http://h/"));
         q.push(&u("http://h/2"), 1, Some("http://h/"));
         let first = q.pop().unwrap();

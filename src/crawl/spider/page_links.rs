@@ -46,7 +46,7 @@ pub fn resolve(base: &Url, href: &str) -> Option<Url> {
 }
 
 /// Collects one page's links into its `Scraped`, within the link cap.
-pub(super) struct Links<'a> {
+pub(super) struct PageLinks<'a> {
     /// Where links and counts go.
     pub out: &'a mut Scraped,
     caps: PageCaps,
@@ -57,19 +57,19 @@ pub(super) struct Links<'a> {
     seen: HashSet<Url>,
 }
 
-impl<'a> Links<'a> {
+impl<'a> PageLinks<'a> {
     /// Links of a page at `base`, filtered by both `filters`.
     pub fn new(
         out: &'a mut Scraped,
         caps: PageCaps,
         base: &'a Url,
         filters: [&'a LinkFilter; 2],
-    ) -> Links<'a> {
+    ) -> PageLinks<'a> {
         let mut seen = HashSet::new();
         let mut page = base.clone();
         page.set_fragment(None);
         seen.insert(page);
-        Links {
+        PageLinks {
             out,
             caps,
             base,
@@ -139,7 +139,7 @@ mod tests {
             max_nesting: 10,
             max_links: 2,
         };
-        let mut links = Links::new(&mut out, caps, &base, [&spec_wide, &rule]);
+        let mut links = PageLinks::new(&mut out, caps, &base, [&spec_wide, &rule]);
         for href in [
             "/page/2/",
             "/tag/x/",

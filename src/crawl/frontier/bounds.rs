@@ -1,5 +1,7 @@
-//! The one link filter both frontiers use: scope, then depth, then the seen
-//! set (and the queue bound), in that order.
+//! The crawl's bounds (`Bounds`: allowed domains, depth, page, item and
+//! time budgets, the pending-URL bound) and the one link filter both
+//! frontiers apply with them: scope, then depth, then the seen set (and the
+//! pending-URL bound), in that order.
 //!
 //! The order matters: a link refused for depth must not be marked seen, or a
 //! page first reached by a path that is too long is never fetched from a

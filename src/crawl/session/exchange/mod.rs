@@ -1,0 +1,174 @@
+//! One HTTP exchange through the session: a GET (or the login form's POST),
+//! its redirects followed hop by hop, and the body read within a size limit.
+//! The crawler, the login step and robots.txt all fetch through here.
+//!
+//! What differs between them stays theirs, passed in as closures: what one
+//! hop costs (the crawler's robots check, host slot and retries; the
+//! login's stop check), where a redirect may go (`Redirects::check`), what
+//! going past the limit is called (`Redirects::too_many`), and how a body
+//! is decoded (`crate::crawl::charset`, `crate::crawl::page`).
+//!
+//! The agent follows no redirects itself (`redirects` walks them, pure and
+//! unit-tested), so every hop goes through the session's headers, proxy
+//! choice and cookie jar.
+
+mod redirects;
+
+pub use redirects::{follow, Hop, Redirects};
+
+use super::Session;
+use crate::crawl::failure::{Failure, Reason};
+use std::io::Read as _;
+use url::Url;
+
+/// Redirect hops followed per URL by the crawl and the login.
+pub const MAX_REDIRECTS: usize = 10;
+
+/// What a request sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Method {
+    /// A GET.
+    Get,
+    /// A GET of a redirect target nobody vetted (robots.txt follows them
+    /// anywhere): without the user's `Authorization` header.
+    GetUnvetted,
+    /// A form POST (`application/x-www-form-urlencoded`) of `body`, sent
+    /// from the page `from` (its Referer and Origin).
+    Form {
+        /// The encoded form fields.
+        body: String,
+        /// The page the form is on.
+        from: Url,
+    },
+}
+
+impl Method {
+    /// The method of the request that follows a `code` redirect: only a 307
+    /// or 308 resends a form; any other turns the POST into a GET, as
+    /// browsers do.
+    pub fn after_redirect(self, code: u16) -> Method {
+        match self {
+            Method::Form { .. } if code != 307 && code != 308 => Method::Get,
+            other => other,
+        }
+    }
+}
+
+/// What one request got back.
+pub enum Answer {
+    /// A 3xx with a usable `Location`, resolved against the request URL.
+    Redirect {
+        /// Where it leads (fragment kept).
+        to: Url,
+        /// The 3xx status.
+        code: u16,
+    },
+    /// Any other answer, its body not read yet.
+    Response(Response),
+}
+
+/// A response whose body is still unread.
+pub struct Response(ureq::http::Response<ureq::Body>);
+
+impl Response {
+    /// The HTTP status.
+    pub fn code(&self) -> u16 {
+        self.0.status().as_u16()
+    }
+
+    /// Whether the status is 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.code())
+    }
+
+    /// The header `name`, if present and text.
+    pub fn header(&self, name: &str) -> Option<String> {
+        header(&self.0, name)
+    }
+
+    /// Reads the body: more than `limit` bytes is a `BodyTooLarge` failure,
+    /// a broken read a transport one. `capacity` presizes the buffer.
+    pub fn read(mut self, limit: u64, capacity: usize) -> Result<Vec<u8>, Failure> {
+        let mut bytes = Vec::with_capacity(capacity);
+        self.0
+            .body_mut()
+            .with_config()
+            .limit(limit)
+            .reader()
+            .read_to_end(&mut bytes)
+            .map_err(|e| transport(ureq::Error::from(e)))?;
+        Ok(bytes)
+    }
+}
+
+fn header<B>(resp: &ureq::http::Response<B>, name: &str) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// Sends one request for `url` with the session's headers, proxy and
+/// cookies, following no redirect, and says whether it is one.
+pub fn send(session: &Session, url: &Url, method: &Method) -> Result<Answer, Failure> {
+    let result = match method {
+        Method::Get => session.get(url).call(),
+        Method::GetUnvetted => session.get_unvetted(url).call(),
+        Method::Form { body, from } => {
+            let mut req = session
+                .post(url)
+                .header("Content-Type", "application/x-www-form-urlencoded");
+            // Some CSRF checks compare these with the site's own origin.
+            if !session.has_header("referer") {
+                req = req.header("Referer", from.as_str());
+            }
+            if !session.has_header("origin") {
+                req = req.header("Origin", from.origin().ascii_serialization());
+            }
+            req.send(body.as_str())
+        }
+    };
+    let resp = result.map_err(transport)?;
+    let code = resp.status().as_u16();
+    if (300..400).contains(&code) {
+        if let Some(to) = header(&resp, "location").and_then(|l| url.join(&l).ok()) {
+            return Ok(Answer::Redirect { to, code });
+        }
+    }
+    Ok(Answer::Response(Response(resp)))
+}
+
+/// A transport error as a failure: its reason, and ureq's words as detail.
+pub fn transport(e: ureq::Error) -> Failure {
+    let reason = match &e {
+        ureq::Error::Timeout(_) => Reason::Timeout,
+        ureq::Error::HostNotFound => Reason::Dns,
+        ureq::Error::ConnectionFailed => Reason::Connect,
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            Reason::Connect
+        }
+        // The system resolver's failure arrives as a plain I/O error.
+        ureq::Error::Io(io) if io.to_string().contains("failed to lookup address") => Reason::Dns,
+        ureq::Error::Io(_) => Reason::Io,
+        ureq::Error::BodyExceedsLimit(_) => Reason::BodyTooLarge,
+        _ => Reason::HttpError,
+    };
+    Failure::new(reason, e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_lookup_is_dns_not_io() {
+        let lookup = std::io::Error::other(
+            "failed to lookup address information: Name or service not known",
+        );
+        assert_eq!(transport(ureq::Error::Io(lookup)).reason, Reason::Dns);
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert_eq!(transport(ureq::Error::Io(reset)).reason, Reason::Io);
+        let big = transport(ureq::Error::BodyExceedsLimit(5));
+        assert_eq!(big.reason, Reason::BodyTooLarge);
+    }
+}
