@@ -119,57 +119,11 @@ fn dispatch(args: Args) -> (Result<Summary, Error>, Option<String>) {
         Ok(s) => s,
         Err(e) => return (Err(e), None),
     };
-    let name = match &args.cmd {
-        Command::Produce(_) => "produce",
-        Command::Consume(_) => "consume",
-        Command::Push(_) => "push",
-        Command::Enqueue(_) => "enqueue",
-        Command::Recover(_) => "recover",
-        Command::Status(_) => "status",
-        Command::Spec(_) => "spec",
-        Command::Peek(_) => "peek",
-        Command::DemoSite(_) => "demo-site",
-    };
-    queue::conn::name_clients(name);
+    name_clients(&args.cmd);
     match args.cmd {
-        Command::Produce(a) => {
-            if let Err(e) = log::set_format(a.log_format.as_deref()) {
-                return (Err(e), None);
-            }
-            log::set_verbosity(verbosity(a.quiet, a.verbose));
-            let stats = a.stats_json.clone();
-            let r = ProduceConfig::from_args(a).and_then(|c| {
-                cmd::locked::run(
-                    &c.writer.redis,
-                    c.limits.lock.as_ref(),
-                    &signals.stop,
-                    || cmd::produce::run(&c, &signals),
-                )
-            });
-            (r, stats)
-        }
-        Command::Consume(a) => {
-            if let Err(e) = log::set_format(a.log_format.as_deref()) {
-                return (Err(e), None);
-            }
-            log::set_verbosity(verbosity(a.quiet, a.verbose));
-            let stats = a.stats_json.clone();
-            let r = ConsumeConfig::from_args(a).and_then(|c| {
-                cmd::locked::run(&c.redis, c.limits.lock.as_ref(), &signals.stop, || {
-                    cmd::consume::run(&c, &signals)
-                })
-            });
-            (r, stats)
-        }
-        Command::Push(a) => {
-            if let Err(e) = log::set_format(a.log_format.as_deref()) {
-                return (Err(e), None);
-            }
-            log::set_verbosity(verbosity(a.quiet, false));
-            let stats = a.stats_json.clone();
-            let r = PushConfig::from_args(a).and_then(|c| cmd::push::run(&c, &signals));
-            (r, stats)
-        }
+        Command::Produce(a) => produce(a, &signals),
+        Command::Consume(a) => consume(a, &signals),
+        Command::Push(a) => push(a, &signals),
         Command::Enqueue(a) => {
             log::set_verbosity(verbosity(a.quiet, false));
             let stats = a.stats_json.clone();
@@ -203,6 +157,75 @@ fn dispatch(args: Args) -> (Result<Summary, Error>, Option<String>) {
             (r, None)
         }
     }
+}
+
+/// Names this process's Redis connections after the subcommand.
+fn name_clients(cmd: &Command) {
+    let name = match cmd {
+        Command::Produce(_) => "produce",
+        Command::Consume(_) => "consume",
+        Command::Push(_) => "push",
+        Command::Enqueue(_) => "enqueue",
+        Command::Recover(_) => "recover",
+        Command::Status(_) => "status",
+        Command::Spec(_) => "spec",
+        Command::Peek(_) => "peek",
+        Command::DemoSite(_) => "demo-site",
+    };
+    queue::conn::name_clients(name);
+}
+
+/// `qpipe produce`: sets up logging, then crawls under the `--lock`, if any.
+fn produce(
+    a: config::cli::ProduceArgs,
+    signals: &signal::Signals,
+) -> (Result<Summary, Error>, Option<String>) {
+    if let Err(e) = log::set_format(a.log_format.as_deref()) {
+        return (Err(e), None);
+    }
+    log::set_verbosity(verbosity(a.quiet, a.verbose));
+    let stats = a.stats_json.clone();
+    let r = ProduceConfig::from_args(a).and_then(|c| {
+        cmd::locked::run(
+            &c.writer.redis,
+            c.limits.lock.as_ref(),
+            &signals.stop,
+            || cmd::produce::run(&c, signals),
+        )
+    });
+    (r, stats)
+}
+
+/// `qpipe consume`: sets up logging, then consumes under the `--lock`, if any.
+fn consume(
+    a: config::cli::ConsumeArgs,
+    signals: &signal::Signals,
+) -> (Result<Summary, Error>, Option<String>) {
+    if let Err(e) = log::set_format(a.log_format.as_deref()) {
+        return (Err(e), None);
+    }
+    log::set_verbosity(verbosity(a.quiet, a.verbose));
+    let stats = a.stats_json.clone();
+    let r = ConsumeConfig::from_args(a).and_then(|c| {
+        cmd::locked::run(&c.redis, c.limits.lock.as_ref(), &signals.stop, || {
+            cmd::consume::run(&c, signals)
+        })
+    });
+    (r, stats)
+}
+
+/// `qpipe push`: sets up logging, then pushes a file or stdin.
+fn push(
+    a: config::cli::PushArgs,
+    signals: &signal::Signals,
+) -> (Result<Summary, Error>, Option<String>) {
+    if let Err(e) = log::set_format(a.log_format.as_deref()) {
+        return (Err(e), None);
+    }
+    log::set_verbosity(verbosity(a.quiet, false));
+    let stats = a.stats_json.clone();
+    let r = PushConfig::from_args(a).and_then(|c| cmd::push::run(&c, signals));
+    (r, stats)
 }
 
 fn verbosity(quiet: bool, verbose: bool) -> i8 {

@@ -3,11 +3,11 @@
 //! `scrapy parse`. Nothing goes to Redis; people write specs with it.
 
 use crate::config::TryConfig;
-use crate::crawl::crawler::{CrawlCounts, Crawler};
+use crate::crawl::crawler::{CrawlCounts, Crawler, Got};
 use crate::crawl::frontier::Bounds;
 use crate::crawl::hosts::Hosts;
 use crate::crawl::session::{login, Session};
-use crate::crawl::spider;
+use crate::crawl::spider::{self, Scraped};
 use crate::error::{Error, Exit};
 use crate::run::counters::{Counters, Side};
 use crate::run::log;
@@ -19,37 +19,59 @@ use url::Url;
 /// Logs in if the spec says so, fetches the page (redirects followed, no
 /// retries beyond the crawler's own), scrapes it and prints the result.
 pub fn run(cfg: &TryConfig, signals: &Signals) -> Result<Summary, Error> {
-    let file = &cfg.file;
+    let session = open_session(cfg, signals)?;
+    // The page stands for `--start-url`: the allowed domains are the spec's,
+    // else the page's host.
+    let bounds = Bounds {
+        domains: cfg.file.allowed_domains.clone(),
+        ..Bounds::default()
+    }
+    .with_default_domains(std::slice::from_ref(&cfg.url));
+    let got = fetch(cfg, &session, &bounds, signals)?;
+    let scraped = spider::scrape(&cfg.file.spider, cfg.caps, &got.page, &got.url);
+    log::out(&render(&got, &scraped, &bounds));
+    let mut sum = Summary::new("spec", Exit::Ok);
+    sum.output = Output::Silent;
+    Ok(sum)
+}
+
+/// Opens a session whose cookies cover the page, the spec's start URLs and
+/// its login page, and logs in if the spec says so.
+fn open_session(cfg: &TryConfig, signals: &Signals) -> Result<Session, Error> {
     let mut cookie_urls = vec![cfg.url.clone()];
-    cookie_urls.extend(file.start_urls.iter().cloned());
+    cookie_urls.extend(cfg.file.start_urls.iter().cloned());
     cookie_urls.extend(cfg.login.iter().map(|l| l.login.url.clone()));
     let session = Session::new(&cfg.http, &cookie_urls);
     if let Some(step) = &cfg.login {
         login::log_in(&session, step, cfg.http.max_body, &signals.stop)?;
     }
-    // The page stands for `--start-url`: the allowed domains are the spec's,
-    // else the page's host.
-    let bounds = Bounds {
-        domains: file.allowed_domains.clone(),
-        ..Bounds::default()
-    }
-    .with_default_domains(std::slice::from_ref(&cfg.url));
+    Ok(session)
+}
+
+/// Fetches the page as a crawl would: one host slot, no delay, every
+/// redirect hop checked against `bounds`.
+fn fetch(
+    cfg: &TryConfig,
+    session: &Session,
+    bounds: &Bounds,
+    signals: &Signals,
+) -> Result<Got, Error> {
     let allowed = |u: &Url| bounds.allows(u);
     let hosts = Hosts::new(1);
     let live = Counters::new(Side::Produce);
     let crawler = Crawler {
-        session: &session,
+        session,
         robots: None,
         hosts: &hosts,
         delay: Duration::ZERO,
-        accept: file.spider.accept,
+        accept: cfg.file.spider.accept,
         max_body: cfg.http.max_body,
         backoff: Duration::from_millis(500),
         allowed: &allowed,
         live: &live,
     };
     let mut counts = CrawlCounts::default();
-    let got = crawler
+    crawler
         .get(&cfg.url, &mut counts, &signals.stop)
         .map_err(|f| {
             Error::Http(format!(
@@ -58,20 +80,30 @@ pub fn run(cfg: &TryConfig, signals: &Signals) -> Result<Summary, Error> {
                 f.reason.name(),
                 f.detail
             ))
-        })?;
-    let scraped = spider::scrape(&file.spider, cfg.caps, &got.page, &got.url);
+        })
+}
+
+/// Names the rule that read the page, and says so when that rule does not
+/// read pages of this kind.
+fn describe_rule(scraped: &Scraped, got: &Got) -> String {
     let rule = match (&scraped.rule, scraped.sitemap) {
         (_, true) => "(sitemap)".to_string(),
         (Some(r), _) => format!("{r:?}"),
         (None, _) => "(no rule matches this URL)".to_string(),
     };
-    let rule = match scraped.wrong_kind {
+    match scraped.wrong_kind {
         true => format!(
             "{rule}, which does not read a page of this kind ({:?})",
             got.page.kind
         ),
         false => rule,
-    };
+    }
+}
+
+/// The report: the page and its rule, the items as JSON lines, then the
+/// links a crawl would follow (with counts of those it would not).
+fn render(got: &Got, scraped: &Scraped, bounds: &Bounds) -> String {
+    let rule = describe_rule(scraped, got);
     let (on_site, off_site): (Vec<&Url>, Vec<&Url>) =
         scraped.links.iter().partition(|u| bounds.allows(u));
     let mut out = String::new();
@@ -100,8 +132,5 @@ pub fn run(cfg: &TryConfig, signals: &Signals) -> Result<Summary, Error> {
         out.push_str(u.as_str());
         out.push('\n');
     }
-    log::out(&out);
-    let mut sum = Summary::new("spec", Exit::Ok);
-    sum.output = Output::Silent;
-    Ok(sum)
+    out
 }

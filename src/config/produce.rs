@@ -1,8 +1,9 @@
-//! `qpipe produce` settings: the spider spec, crawl bounds and politeness.
+//! `qpipe produce` settings: the spider spec and session, start URLs, crawl
+//! bounds, politeness, dedup and the writer.
 
 use super::{
     positive, seconds, threads, usage, writer, CrawlPolicy, JobsConfig, MonitorConfig,
-    ProduceConfig, RunLimits, SeenConfig,
+    ProduceConfig, RunLimits, SeenConfig, WriterConfig,
 };
 use crate::config::cli::ProduceArgs;
 use crate::crawl::fetch::HttpConfig;
@@ -12,7 +13,7 @@ use crate::crawl::session::headers::{self, Headers};
 use crate::crawl::session::login::LoginStep;
 use crate::crawl::session::proxy::Proxies;
 use crate::crawl::spec::{self, SpecFile};
-use crate::crawl::spider::PageCaps;
+use crate::crawl::spider::{PageCaps, Spec};
 use crate::error::Error;
 use crate::queue::dedup::{Dedup, Params};
 use std::time::Duration;
@@ -110,111 +111,26 @@ impl ProduceConfig {
         let threads = threads(a.threads)?;
         let (file, origin) = load_spec(a.spec.as_deref(), a.origin.as_deref())?;
         let jobs = JobsConfig::from_args(&a, &file.spider)?;
-        let start: Vec<Url> = if jobs.is_some() {
+        let start = if jobs.is_some() {
             Vec::new()
-        } else if !a.start_url.is_empty() {
-            a.start_url
-                .iter()
-                .map(|s| {
-                    let u = start_url(s)?;
-                    Ok(origin.as_ref().map_or_else(|| u.clone(), |o| o.rebase(&u)))
-                })
-                .collect::<Result<_, Error>>()?
-        } else if !file.start_urls.is_empty() {
-            file.start_urls.clone()
         } else {
-            return Err(usage(
-                "no start URL: give --start-url, or start_urls in the spec".into(),
-            ));
+            pick_start_urls(&a.start_url, &file, origin.as_ref())?
         };
-        if a.max_pages == Some(0) || a.max_items == Some(0) {
-            return Err(usage(
-                "--max-pages and --max-items must be at least 1".into(),
-            ));
-        }
-        let limits = RunLimits::new(a.lock, a.lock_ttl, a.max_time, a.fail_on_errors)?;
-        let bounds = Bounds {
-            domains: file.allowed_domains.clone(),
-            max_depth: a.max_depth.or(file.max_depth),
-            max_pages: a.max_pages,
-            max_items: a.max_items,
-            deadline: None,
-            max_queued: positive(a.max_queued_urls, "--max-queued-urls")?,
-        };
-        let policy = CrawlPolicy {
-            obey_robots: !a.ignore_robots,
-            delay: Duration::from_millis(a.delay_ms),
-            per_host: if a.per_host == 0 { threads } else { a.per_host },
-            backoff: Duration::from_millis(a.retry_backoff_ms),
-        };
+        let (limits, bounds) = check_bounds(&a, &file)?;
+        let policy = set_politeness(&a, threads);
         let (login, headers, user_agent, proxies) = session(
             &file,
             a.spec.as_deref(),
             &a.header,
-            a.user_agent,
+            a.user_agent.clone(),
             a.proxy.as_deref(),
         )?;
         let mut spec = file.spider;
-        let id_field = match a.id_field {
-            Some(f) if f != "url" && !spec.field_names().contains(&f.as_str()) => {
-                let names = spec.field_names();
-                return Err(usage(format!(
-                    "--id-field {f:?} is not a field of the spider (use one of {}, url)",
-                    names.join(", ")
-                )));
-            }
-            other => other,
-        };
-        let dedup = dedup(&a.dedup, a.dedup_capacity, a.dedup_error)?;
-        if dedup != Dedup::Set && a.seen_ttl.is_some() {
-            return Err(usage(
-                "--seen-ttl needs --dedup set (a Bloom filter cannot forget)".into(),
-            ));
-        }
-        if dedup != Dedup::Set && a.shared_frontier.is_none() && a.seen_key.is_none() {
-            return Err(usage(
-                "--dedup bloom applies to --shared-frontier and --seen-key: give one of them"
-                    .into(),
-            ));
-        }
-        let seen = match (a.seen_key, a.seen_ttl) {
-            (None, Some(_)) => return Err(usage("--seen-ttl needs --seen-key".into())),
-            (None, None) => None,
-            (Some(key), _) if key.is_empty() => {
-                return Err(usage("--seen-key needs a name".into()))
-            }
-            (Some(key), ttl) => Some(SeenConfig {
-                key,
-                ttl: ttl
-                    .map(|d| seconds(d * 86_400.0, "--seen-ttl"))
-                    .transpose()?,
-                dedup: dedup.clone(),
-            }),
-        };
-        let mut writer = writer(
-            a.redis,
-            a.tls_ca,
-            a.key,
-            a.shards,
-            (a.batch_size, a.batch_bytes),
-            a.redis_retry_secs,
-            a.spill_dir,
-        )?;
-        writer.seen = seen;
+        let id_field = check_id_field(a.id_field.clone(), &spec)?;
+        let (dedup, seen) = check_seen(&a)?;
+        let writer = build_writer(&a, seen, &dedup)?;
         if let Some(f) = id_field {
             spec.identity = crate::queue::item::Identity::Field(f);
-        }
-        if a.reset_frontier && a.shared_frontier.is_none() {
-            return Err(usage("--reset-frontier needs --shared-frontier".into()));
-        }
-        if let (Some(name), None) = (&a.shared_frontier, &writer.seen) {
-            // Producers on other machines see the same quote on other pages:
-            // deduplicate items across all of them, atomically in Redis.
-            writer.seen = Some(SeenConfig {
-                key: crate::queue::keys::frontier_items(name),
-                ttl: None,
-                dedup: dedup.clone(),
-            });
         }
         let caps = PageCaps {
             max_nesting: positive(a.max_nesting, "--max-nesting")?,
@@ -228,17 +144,24 @@ impl ProduceConfig {
         if a.failures.as_deref() == Some("") {
             return Err(usage("--failures needs a file name".into()));
         }
+        let monitor = MonitorConfig::new(a.metrics.clone(), a.stats_every)?;
+        let lease = seconds(a.lease_secs, "--lease-secs")?;
+        let channel_capacity = positive(
+            a.channel_capacity.unwrap_or(32 * threads),
+            "--channel-capacity",
+        )?;
+        let http = build_http(&a, user_agent, headers, proxies)?;
         Ok(ProduceConfig {
             min_items: a.min_items,
             failures: a.failures.map(std::path::PathBuf::from),
             jobs: jobs.map(|j| j.on(&writer.redis)),
             caps,
             limits,
-            monitor: MonitorConfig::new(a.metrics, a.stats_every)?,
+            monitor,
             writer,
             bounds,
             policy,
-            lease: seconds(a.lease_secs, "--lease-secs")?,
+            lease,
             reset_frontier: a.reset_frontier,
             dedup,
             shared_frontier: a.shared_frontier,
@@ -246,19 +169,158 @@ impl ProduceConfig {
             start,
             spec,
             login,
-            channel_capacity: positive(
-                a.channel_capacity.unwrap_or(32 * threads),
-                "--channel-capacity",
-            )?,
-            http: HttpConfig {
-                connect_timeout: seconds(a.connect_timeout, "--connect-timeout")?,
-                read_timeout: seconds(a.read_timeout, "--read-timeout")?,
-                total_timeout: seconds(a.timeout, "--timeout")?,
-                max_body: a.max_body,
-                user_agent,
-                headers,
-                proxies,
-            },
+            channel_capacity,
+            http,
         })
     }
+}
+
+/// The crawl's start URLs: the `--start-url`s (moved onto `--origin`), else
+/// the spec's `start_urls`.
+fn pick_start_urls(
+    flags: &[String],
+    file: &SpecFile,
+    origin: Option<&Origin>,
+) -> Result<Vec<Url>, Error> {
+    if !flags.is_empty() {
+        flags
+            .iter()
+            .map(|s| {
+                let u = start_url(s)?;
+                Ok(origin.map_or_else(|| u.clone(), |o| o.rebase(&u)))
+            })
+            .collect()
+    } else if !file.start_urls.is_empty() {
+        Ok(file.start_urls.clone())
+    } else {
+        Err(usage(
+            "no start URL: give --start-url, or start_urls in the spec".into(),
+        ))
+    }
+}
+
+/// The run's limits (`--lock`, `--max-time`, `--fail-on-errors`) and the
+/// crawl's bounds (domains, depth, pages, items, queued URLs). The page and
+/// item caps are checked first, then the limits, then `--max-queued-urls`.
+fn check_bounds(a: &ProduceArgs, file: &SpecFile) -> Result<(RunLimits, Bounds), Error> {
+    if a.max_pages == Some(0) || a.max_items == Some(0) {
+        return Err(usage(
+            "--max-pages and --max-items must be at least 1".into(),
+        ));
+    }
+    let limits = RunLimits::new(a.lock.clone(), a.lock_ttl, a.max_time, a.fail_on_errors)?;
+    let bounds = Bounds {
+        domains: file.allowed_domains.clone(),
+        max_depth: a.max_depth.or(file.max_depth),
+        max_pages: a.max_pages,
+        max_items: a.max_items,
+        deadline: None,
+        max_queued: positive(a.max_queued_urls, "--max-queued-urls")?,
+    };
+    Ok((limits, bounds))
+}
+
+/// The politeness policy: robots.txt, the delay and connections per host
+/// (all threads unless `--per-host`), and the back-off between retries.
+fn set_politeness(a: &ProduceArgs, threads: usize) -> CrawlPolicy {
+    CrawlPolicy {
+        obey_robots: !a.ignore_robots,
+        delay: Duration::from_millis(a.delay_ms),
+        per_host: if a.per_host == 0 { threads } else { a.per_host },
+        backoff: Duration::from_millis(a.retry_backoff_ms),
+    }
+}
+
+/// Checks that `--id-field` names a field of the spider, or `url`.
+fn check_id_field(field: Option<String>, spec: &Spec) -> Result<Option<String>, Error> {
+    match field {
+        Some(f) if f != "url" && !spec.field_names().contains(&f.as_str()) => {
+            let names = spec.field_names();
+            Err(usage(format!(
+                "--id-field {f:?} is not a field of the spider (use one of {}, url)",
+                names.join(", ")
+            )))
+        }
+        other => Ok(other),
+    }
+}
+
+/// Validates the dedup flags and `--seen-key`/`--seen-ttl`: how items are
+/// deduplicated, and the seen set that skips items earlier runs pushed.
+fn check_seen(a: &ProduceArgs) -> Result<(Dedup, Option<SeenConfig>), Error> {
+    let dedup = dedup(&a.dedup, a.dedup_capacity, a.dedup_error)?;
+    if dedup != Dedup::Set && a.seen_ttl.is_some() {
+        return Err(usage(
+            "--seen-ttl needs --dedup set (a Bloom filter cannot forget)".into(),
+        ));
+    }
+    if dedup != Dedup::Set && a.shared_frontier.is_none() && a.seen_key.is_none() {
+        return Err(usage(
+            "--dedup bloom applies to --shared-frontier and --seen-key: give one of them".into(),
+        ));
+    }
+    let seen = match (a.seen_key.clone(), a.seen_ttl) {
+        (None, Some(_)) => return Err(usage("--seen-ttl needs --seen-key".into())),
+        (None, None) => None,
+        (Some(key), _) if key.is_empty() => return Err(usage("--seen-key needs a name".into())),
+        (Some(key), ttl) => Some(SeenConfig {
+            key,
+            ttl: ttl
+                .map(|d| seconds(d * 86_400.0, "--seen-ttl"))
+                .transpose()?,
+            dedup: dedup.clone(),
+        }),
+    };
+    Ok((dedup, seen))
+}
+
+/// The Redis writer, skipping items in `seen` or, with a shared frontier
+/// and no `--seen-key`, in the frontier's own item set.
+fn build_writer(
+    a: &ProduceArgs,
+    seen: Option<SeenConfig>,
+    dedup: &Dedup,
+) -> Result<WriterConfig, Error> {
+    let mut writer = writer(
+        a.redis.clone(),
+        a.tls_ca.clone(),
+        a.key.clone(),
+        a.shards,
+        (a.batch_size, a.batch_bytes),
+        a.redis_retry_secs,
+        a.spill_dir.clone(),
+    )?;
+    writer.seen = seen;
+    if a.reset_frontier && a.shared_frontier.is_none() {
+        return Err(usage("--reset-frontier needs --shared-frontier".into()));
+    }
+    if let (Some(name), None) = (&a.shared_frontier, &writer.seen) {
+        // Producers on other machines see the same quote on other pages:
+        // deduplicate items across all of them, atomically in Redis.
+        writer.seen = Some(SeenConfig {
+            key: crate::queue::keys::frontier_items(name),
+            ttl: None,
+            dedup: dedup.clone(),
+        });
+    }
+    Ok(writer)
+}
+
+/// The HTTP client's settings: the timeouts, the body cap, and what every
+/// request carries.
+fn build_http(
+    a: &ProduceArgs,
+    user_agent: String,
+    headers: Headers,
+    proxies: Proxies,
+) -> Result<HttpConfig, Error> {
+    Ok(HttpConfig {
+        connect_timeout: seconds(a.connect_timeout, "--connect-timeout")?,
+        read_timeout: seconds(a.read_timeout, "--read-timeout")?,
+        total_timeout: seconds(a.timeout, "--timeout")?,
+        max_body: a.max_body,
+        user_agent,
+        headers,
+        proxies,
+    })
 }

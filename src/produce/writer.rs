@@ -75,34 +75,12 @@ pub fn write(
         .map(|q| crate::queue::keys::writer_marker(&q.key, &run))
         .collect();
     if let Some(s) = &cfg.seen {
-        for q in shards.iter_mut() {
-            if let Err(e) = q.trim_seen(s.ttl) {
-                log::warn(&format!(
-                    "could not expire old fingerprints of {}: {e}",
-                    q.key
-                ));
-            }
-        }
+        expire_fingerprints(shards, s.ttl);
     }
     let mut batch: Vec<Item> = Vec::with_capacity(cfg.batch_size);
     while let Ok(first) = rx.recv() {
-        batch.clear();
-        batch.extend(first);
-        let mut bytes: usize = batch.iter().map(|i| i.json.len()).sum();
-        while batch.len() < cfg.batch_size && bytes < cfg.batch_bytes {
-            match rx.try_recv() {
-                Ok(parcel) => {
-                    bytes += parcel.iter().map(|i| i.json.len()).sum::<usize>();
-                    batch.extend(parcel);
-                }
-                Err(_) => break,
-            }
-        }
-        let before = batch.len();
-        // 64 bits suffice within one run (collision odds ~1e-8 at 10M items)
-        // and halve the memory of the set that grows with the run.
-        batch.retain(|i| i.fingerprint.is_none_or(|f| seen.insert(f as u64)));
-        stats.duplicates += (before - batch.len()) as u64;
+        gather(&mut batch, first, rx, cfg);
+        drop_duplicates(&mut batch, &mut seen, &mut stats);
         if batch.is_empty() {
             continue;
         }
@@ -117,41 +95,110 @@ pub fn write(
                 marker: &markers[g],
                 seq: &seq,
             };
-            match push_retrying(&mut shards[g], &groups[g], &target, &mut stats) {
-                Ok(pushed) => {
-                    stats.pushed += pushed;
-                    live.fetch_add(pushed, Ordering::Relaxed);
-                    stats.seen_before += groups[g].len() as u64 - pushed;
-                }
-                Err((e, unsure)) => {
-                    stop.store(true, Ordering::Relaxed);
-                    let unsure = unsure.then(|| Unsure {
-                        items: groups[g].len(),
-                        marker: &markers[g],
-                        seq: &seq,
-                    });
-                    let unsent: Vec<Item> = groups[g..].iter().flatten().cloned().collect();
-                    spill(&unsent, rx, cfg, &mut stats, unsure);
-                    // Items are in a spill file, not in Redis: that needs a
-                    // look (exit 1), even when a signal cut the retries short.
-                    stats.failure = Some(match e {
-                        Error::Stopped(why) => Error::Redis {
-                            what: why,
-                            url: crate::error::redact(&cfg.redis.url),
-                            cause: "unsent items were saved to a spill file (see above)".into(),
-                        },
-                        other => other,
-                    });
-                    return stats;
-                }
+            if let Err((e, unsure)) =
+                push_shard(&mut shards[g], &groups[g], &target, &mut stats, live)
+            {
+                stop.store(true, Ordering::Relaxed);
+                let unsure = unsure.then(|| Unsure {
+                    items: groups[g].len(),
+                    marker: &markers[g],
+                    seq: &seq,
+                });
+                give_up(e, &groups[g..], unsure, rx, cfg, &mut stats);
+                return stats;
             }
         }
     }
-    // The markers only matter while a batch could be retried; tidy them away.
-    for (q, marker) in shards.iter_mut().zip(&markers) {
+    forget_markers(shards, &markers);
+    stats
+}
+
+/// Forgets fingerprints pushed more than `ttl` ago (`--seen-ttl`) from each
+/// shard's seen set, once per run; a failure only warns (the run can go on).
+fn expire_fingerprints(shards: &mut [Queue], ttl: Option<std::time::Duration>) {
+    for q in shards.iter_mut() {
+        if let Err(e) = q.trim_seen(ttl) {
+            log::warn(&format!(
+                "could not expire old fingerprints of {}: {e}",
+                q.key
+            ));
+        }
+    }
+}
+
+/// Makes `batch` the parcel `first` plus whatever else is already waiting,
+/// up to the batch size or byte budget (without waiting for more).
+fn gather(batch: &mut Vec<Item>, first: Parcel, rx: &Receiver<Parcel>, cfg: &WriterConfig) {
+    batch.clear();
+    batch.extend(first);
+    let mut bytes: usize = batch.iter().map(|i| i.json.len()).sum();
+    while batch.len() < cfg.batch_size && bytes < cfg.batch_bytes {
+        match rx.try_recv() {
+            Ok(parcel) => {
+                bytes += parcel.iter().map(|i| i.json.len()).sum::<usize>();
+                batch.extend(parcel);
+            }
+            Err(_) => break,
+        }
+    }
+}
+
+/// Drops items equal to one already pushed in this run, and counts them.
+fn drop_duplicates(batch: &mut Vec<Item>, seen: &mut HashSet<u64>, stats: &mut WriterStats) {
+    let before = batch.len();
+    // 64 bits suffice within one run (collision odds ~1e-8 at 10M items)
+    // and halve the memory of the set that grows with the run.
+    batch.retain(|i| i.fingerprint.is_none_or(|f| seen.insert(f as u64)));
+    stats.duplicates += (before - batch.len()) as u64;
+}
+
+/// Pushes one shard's part of a batch and counts what landed (and what its
+/// seen set already had).
+fn push_shard(
+    q: &mut Queue,
+    group: &[Item],
+    target: &Target<'_>,
+    stats: &mut WriterStats,
+    live: &AtomicU64,
+) -> Result<(), (Error, bool)> {
+    let pushed = push_retrying(q, group, target, stats)?;
+    stats.pushed += pushed;
+    live.fetch_add(pushed, Ordering::Relaxed);
+    stats.seen_before += group.len() as u64 - pushed;
+    Ok(())
+}
+
+/// After a push failed for good: spills the shard batches not yet pushed
+/// (the failed one first) and everything still arriving, and records why
+/// the writer gave up.
+fn give_up(
+    e: Error,
+    unsent: &[Vec<Item>],
+    unsure: Option<Unsure<'_>>,
+    rx: &Receiver<Parcel>,
+    cfg: &WriterConfig,
+    stats: &mut WriterStats,
+) {
+    let unsent: Vec<Item> = unsent.iter().flatten().cloned().collect();
+    spill(&unsent, rx, cfg, stats, unsure);
+    // Items are in a spill file, not in Redis: that needs a
+    // look (exit 1), even when a signal cut the retries short.
+    stats.failure = Some(match e {
+        Error::Stopped(why) => Error::Redis {
+            what: why,
+            url: crate::error::redact(&cfg.redis.url),
+            cause: "unsent items were saved to a spill file (see above)".into(),
+        },
+        other => other,
+    });
+}
+
+/// Deletes the writer's markers at the end of a run: they only matter
+/// while a batch could be retried.
+fn forget_markers(shards: &mut [Queue], markers: &[String]) {
+    for (q, marker) in shards.iter_mut().zip(markers) {
         let _ = q.forget(marker);
     }
-    stats
 }
 
 /// Routes items to shards by fingerprint, so the same item always lands in
@@ -275,86 +322,131 @@ fn spill(
     stats: &mut WriterStats,
     unsure: Option<Unsure<'_>>,
 ) {
-    let path = cfg.spill_dir.join(format!(
-        "qpipe-unsent-{}-{}.jsonl",
-        log::now_compact(),
-        std::process::id()
-    ));
-    let mut out = match File::create(&path) {
-        Ok(f) => Some(BufWriter::new(f)),
-        Err(e) => {
-            log::error(&format!("cannot create spill file {}: {e}", path.display()));
-            None
+    let mut file = SpillFile::create(&cfg.spill_dir);
+    file.append(batch, stats);
+    let (named, synced) = drain(&mut file, rx, cfg, stats, unsure.as_ref());
+    if !named && synced {
+        if let Some(u) = &unsure {
+            unsure_note(u, &file.path, cfg);
         }
-    };
-    let mut lost = 0u64;
-    let mut write = |items: &[Item], out: &mut Option<BufWriter<File>>, stats: &mut WriterStats| {
+    }
+    report_spill(file, synced, cfg, stats);
+}
+
+/// A spill file being written.
+struct SpillFile {
+    path: PathBuf,
+    /// `None` if the file could not be created: every item is then lost.
+    out: Option<BufWriter<File>>,
+    /// Items that could not be written.
+    lost: u64,
+}
+
+impl SpillFile {
+    /// Creates a spill file named after the time and pid in `dir`; logs it
+    /// if that fails.
+    fn create(dir: &std::path::Path) -> SpillFile {
+        let path = dir.join(format!(
+            "qpipe-unsent-{}-{}.jsonl",
+            log::now_compact(),
+            std::process::id()
+        ));
+        let out = match File::create(&path) {
+            Ok(f) => Some(BufWriter::new(f)),
+            Err(e) => {
+                log::error(&format!("cannot create spill file {}: {e}", path.display()));
+                None
+            }
+        };
+        SpillFile { path, out, lost: 0 }
+    }
+
+    /// Appends `items`, one JSON line each, counting each as spilled or lost.
+    fn append(&mut self, items: &[Item], stats: &mut WriterStats) {
         for item in items {
-            let ok = out
+            let ok = self
+                .out
                 .as_mut()
                 .is_some_and(|w| w.write_all(&item.json).is_ok() && w.write_all(b"\n").is_ok());
             if ok {
                 stats.spilled += 1;
             } else {
-                lost += 1;
+                self.lost += 1;
             }
         }
-    };
-    let sync = |out: &mut Option<BufWriter<File>>| {
-        out.as_mut()
+    }
+
+    /// Flushes and fsyncs the file; false if it is missing or either failed.
+    fn sync(&mut self) -> bool {
+        self.out
+            .as_mut()
             .is_some_and(|w| w.flush().is_ok() && w.get_ref().sync_data().is_ok())
-    };
-    write(batch, &mut out, stats);
+    }
+}
+
+/// Appends everything arriving on `rx` until every sender is gone, syncing
+/// whenever the channel runs dry, and names the file in the log after its
+/// first good sync. Returns whether it was named and whether the last sync
+/// succeeded.
+fn drain(
+    file: &mut SpillFile,
+    rx: &Receiver<Parcel>,
+    cfg: &WriterConfig,
+    stats: &mut WriterStats,
+    unsure: Option<&Unsure<'_>>,
+) -> (bool, bool) {
     let mut named = false;
     let mut synced;
     loop {
         match rx.try_recv() {
             Ok(parcel) => {
-                write(&parcel, &mut out, stats);
+                file.append(&parcel, stats);
                 continue;
             }
             Err(crossbeam_channel::TryRecvError::Disconnected) => {
-                synced = sync(&mut out);
+                synced = file.sync();
                 break;
             }
-            Err(crossbeam_channel::TryRecvError::Empty) => synced = sync(&mut out),
+            Err(crossbeam_channel::TryRecvError::Empty) => synced = file.sync(),
         }
         if !named && synced {
             named = true;
             log::warn(&format!(
                 "saving unsent items to {} ({} so far; more follow as pages in flight finish)",
-                path.display(),
+                file.path.display(),
                 stats.spilled
             ));
-            if let Some(u) = &unsure {
-                unsure_note(u, &path, cfg);
+            if let Some(u) = unsure {
+                unsure_note(u, &file.path, cfg);
             }
         }
         match rx.recv() {
-            Ok(parcel) => write(&parcel, &mut out, stats),
+            Ok(parcel) => file.append(&parcel, stats),
             Err(_) => {
-                synced = sync(&mut out);
+                synced = file.sync();
                 break;
             }
         }
     }
-    if !named && synced {
-        if let Some(u) = &unsure {
-            unsure_note(u, &path, cfg);
-        }
-    }
-    if synced && lost == 0 {
+    (named, synced)
+}
+
+/// Logs where the unsent items went and how to resend them, or how many
+/// were lost; the stats keep the path only if every item is on disk.
+fn report_spill(file: SpillFile, synced: bool, cfg: &WriterConfig, stats: &mut WriterStats) {
+    if synced && file.lost == 0 {
         log::error(&format!(
             "{} unsent items saved to {} (send them later with: {})",
             stats.spilled,
-            path.display(),
-            resend_hint(cfg, &path)
+            file.path.display(),
+            resend_hint(cfg, &file.path)
         ));
-        stats.spill_path = Some(path);
+        stats.spill_path = Some(file.path);
     } else {
         log::error(&format!(
-            "the spill file {} could not be written: {lost} unsent items lost",
-            path.display()
+            "the spill file {} could not be written: {} unsent items lost",
+            file.path.display(),
+            file.lost
         ));
     }
 }

@@ -25,7 +25,7 @@ use crate::queue::lease::{requeue_cmd, Lease};
 use crate::queue::link::{Fault, Link, FENCE};
 use crate::queue::Queue;
 use redis::Value;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Registers batch KEYS[2] in set KEYS[3] (again: a `recover` racing a live
 /// consumer may have dropped it), then moves up to ARGV[1] more items from
@@ -100,28 +100,7 @@ impl Reliable {
             return Ok(Taken::RetryAt(at));
         }
         let name = format!("{}{}", self.prefix, self.seq);
-        let batches = self.batches.clone();
-        // Registered before anything can be moved into it. Two round trips,
-        // not a pipeline: the client would wait out the socket timeout once
-        // per reply of a pipeline when Redis hangs.
-        let mut register = redis::cmd("SADD");
-        register.arg(&batches).arg(&name);
-        let mut blmove = redis::cmd("BLMOVE");
-        blmove
-            .arg(&key)
-            .arg(&name)
-            .arg("RIGHT")
-            .arg("LEFT")
-            .arg(block.as_secs_f64());
-        let first = self.q.link().attempt(|c| register.query::<()>(c));
-        let first = match first {
-            Ok(()) => self
-                .q
-                .link()
-                .attempt(|c| blmove.query::<Option<Vec<u8>>>(c)),
-            Err(f) => Err(f),
-        };
-        let first = match first {
+        let first = match self.move_first(&name, block) {
             Ok(None) => {
                 self.q.link().settled();
                 return Ok(Taken::Batch(Batch::empty(&key)));
@@ -138,26 +117,7 @@ impl Reliable {
         };
         let budget = max_bytes.saturating_sub(first.len());
         let mut items = vec![first];
-        let rest = if max == 1 || budget == 0 {
-            // No move script to re-register the batch (see MOVE_MORE).
-            self.q
-                .link()
-                .attempt(|c| register.query::<()>(c))
-                .map(|()| Vec::new())
-        } else {
-            self.q.link().fenced(|| {
-                let mut cmd = redis::cmd("EVAL");
-                cmd.arg(format!("{FENCE}{MOVE_MORE}"))
-                    .arg(3)
-                    .arg(&key)
-                    .arg(&name)
-                    .arg(&batches)
-                    .arg(max - 1)
-                    .arg(budget);
-                cmd
-            })
-        };
-        match rest {
+        match self.move_more(&name, max, budget) {
             Ok(more) => items.extend(more),
             Err(fault) => {
                 // The first item is in the batch list either way: the whole
@@ -176,6 +136,54 @@ impl Reliable {
                 list: name,
             }),
         }))
+    }
+
+    /// Registers batch list `name`, then blocks up to `block` to move the
+    /// oldest item into it. Registered first so that nothing can be moved
+    /// into a list that recovery would not find.
+    fn move_first(&mut self, name: &str, block: Duration) -> Result<Option<Vec<u8>>, Fault> {
+        let mut blmove = redis::cmd("BLMOVE");
+        blmove
+            .arg(&self.q.key)
+            .arg(name)
+            .arg("RIGHT")
+            .arg("LEFT")
+            .arg(block.as_secs_f64());
+        // Two round trips, not a pipeline: the client would wait out the
+        // socket timeout once per reply of a pipeline when Redis hangs.
+        self.register(name)?;
+        self.q
+            .link()
+            .attempt(|c| blmove.query::<Option<Vec<u8>>>(c))
+    }
+
+    /// Moves up to `max - 1` more items (about `budget` bytes) into batch
+    /// list `name`, registering it again on the way (a `recover` racing a
+    /// live consumer may have dropped it).
+    fn move_more(&mut self, name: &str, max: usize, budget: usize) -> Result<Vec<Vec<u8>>, Fault> {
+        if max == 1 || budget == 0 {
+            // No move script to re-register the batch (see MOVE_MORE).
+            return self.register(name).map(|()| Vec::new());
+        }
+        let (key, batches) = (self.q.key.clone(), self.batches.clone());
+        self.q.link().fenced(|| {
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(format!("{FENCE}{MOVE_MORE}"))
+                .arg(3)
+                .arg(&key)
+                .arg(name)
+                .arg(&batches)
+                .arg(max - 1)
+                .arg(budget);
+            cmd
+        })
+    }
+
+    /// Adds batch list `name` to the consumer's batch set (`SADD`).
+    fn register(&mut self, name: &str) -> Result<(), Fault> {
+        let mut register = redis::cmd("SADD");
+        register.arg(&self.batches).arg(name);
+        self.q.link().attempt(|c| register.query::<()>(c))
     }
 
     /// Marks a batch whose take failed half-way to be put back before the

@@ -142,110 +142,104 @@ impl Counters {
     /// Every counter of this run and of its Redis connections, plus the lock
     /// gauge, in a fixed order.
     pub fn samples(&self) -> Vec<Sample> {
-        use Kind::{Counter, Gauge};
-        let get = |n: &AtomicU64| n.load(Ordering::Relaxed);
         let mut out = Vec::new();
         match self.side {
-            Side::Produce => {
-                for (i, n) in self.responses.iter().enumerate() {
-                    out.push(Sample {
-                        label: Some(("class", format!("{}xx", i + 1))),
-                        ..Sample::new(
-                            "qpipe_pages_fetched_total",
-                            "HTTP responses received, by status class (every attempt and redirect hop).",
-                            Counter,
-                            get(n),
-                        )
-                    });
-                }
-                out.push(Sample::new(
-                    "qpipe_pages_scraped_total",
-                    "Pages fetched and scraped (the summary's pages_fetched).",
-                    Counter,
-                    get(&self.pages),
-                ));
-                out.push(Sample::new(
-                    "qpipe_items_extracted_total",
-                    "Items extracted from pages.",
-                    Counter,
-                    get(&self.items_extracted),
-                ));
-                out.push(Sample::new(
-                    "qpipe_items_pushed_total",
-                    "Items pushed to Redis.",
-                    Counter,
-                    get(&self.items_pushed),
-                ));
-                out.push(Sample::new(
-                    "qpipe_items_rejected_total",
-                    "Items not pushed because a required field was null or empty.",
-                    Counter,
-                    get(&self.items_rejected),
-                ));
-                let fields = self.fields.lock().unwrap_or_else(|p| p.into_inner());
-                for (name, _, empty) in fields.iter() {
-                    out.push(Sample {
-                        label: Some(("field", name.clone())),
-                        ..Sample::new(
-                            "qpipe_field_empty_total",
-                            "Items on which this field was null, \"\" or [] (a selector that stopped matching shows here).",
-                            Counter,
-                            *empty,
-                        )
-                    });
-                }
-                for (name, have, _) in fields.iter() {
-                    out.push(Sample {
-                        label: Some(("field", name.clone())),
-                        ..Sample::new(
-                            "qpipe_field_items_total",
-                            "Items extracted by a rule that has this field.",
-                            Counter,
-                            *have,
-                        )
-                    });
-                }
-            }
-            Side::Consume => {
-                out.push(Sample::new(
-                    "qpipe_items_popped_total",
-                    "Items popped from Redis.",
-                    Counter,
-                    get(&self.items_popped),
-                ));
-                out.push(Sample::new(
-                    "qpipe_items_written_total",
-                    "Items written to the sink.",
-                    Counter,
-                    get(&self.items_written),
-                ));
-                out.push(Sample::new(
-                    "qpipe_items_dead_total",
-                    "Items set aside as dead letters (KEY:dead).",
-                    Counter,
-                    get(&self.items_dead),
-                ));
-            }
+            Side::Produce => self.add_produce_samples(&mut out),
+            Side::Consume => self.add_consume_samples(&mut out),
+        }
+        add_process_samples(&mut out);
+        out
+    }
+
+    /// Adds the crawl's counters: responses by class, pages, items, then
+    /// the per-field counts.
+    fn add_produce_samples(&self, out: &mut Vec<Sample>) {
+        for (i, n) in self.responses.iter().enumerate() {
+            out.push(Sample {
+                label: Some(("class", format!("{}xx", i + 1))),
+                ..Sample::new(
+                    "qpipe_pages_fetched_total",
+                    "HTTP responses received, by status class (every attempt and redirect hop).",
+                    Kind::Counter,
+                    load(n),
+                )
+            });
         }
         out.push(Sample::new(
-            "qpipe_redis_retries_total",
-            "Redis commands retried after a failure.",
-            Counter,
-            get(&REDIS.retries),
+            "qpipe_pages_scraped_total",
+            "Pages fetched and scraped (the summary's pages_fetched).",
+            Kind::Counter,
+            load(&self.pages),
         ));
         out.push(Sample::new(
-            "qpipe_redis_reconnects_total",
-            "Redis connections made again after one was lost.",
-            Counter,
-            get(&REDIS.reconnects),
+            "qpipe_items_extracted_total",
+            "Items extracted from pages.",
+            Kind::Counter,
+            load(&self.items_extracted),
         ));
         out.push(Sample::new(
-            "qpipe_lock_held",
-            "1 while this run holds its --lock, else 0.",
-            Gauge,
-            u64::from(LOCK_HELD.load(Ordering::Relaxed)),
+            "qpipe_items_pushed_total",
+            "Items pushed to Redis.",
+            Kind::Counter,
+            load(&self.items_pushed),
         ));
-        out
+        out.push(Sample::new(
+            "qpipe_items_rejected_total",
+            "Items not pushed because a required field was null or empty.",
+            Kind::Counter,
+            load(&self.items_rejected),
+        ));
+        self.add_field_samples(out);
+    }
+
+    /// Adds two labelled counters per field: items on which it was empty
+    /// (all fields first), then items extracted with it.
+    fn add_field_samples(&self, out: &mut Vec<Sample>) {
+        let fields = self.fields.lock().unwrap_or_else(|p| p.into_inner());
+        for (name, _, empty) in fields.iter() {
+            out.push(Sample {
+                label: Some(("field", name.clone())),
+                ..Sample::new(
+                    "qpipe_field_empty_total",
+                    "Items on which this field was null, \"\" or [] (a selector that stopped matching shows here).",
+                    Kind::Counter,
+                    *empty,
+                )
+            });
+        }
+        for (name, have, _) in fields.iter() {
+            out.push(Sample {
+                label: Some(("field", name.clone())),
+                ..Sample::new(
+                    "qpipe_field_items_total",
+                    "Items extracted by a rule that has this field.",
+                    Kind::Counter,
+                    *have,
+                )
+            });
+        }
+    }
+
+    /// Adds the consume side's counters: popped, written, dead.
+    fn add_consume_samples(&self, out: &mut Vec<Sample>) {
+        out.push(Sample::new(
+            "qpipe_items_popped_total",
+            "Items popped from Redis.",
+            Kind::Counter,
+            load(&self.items_popped),
+        ));
+        out.push(Sample::new(
+            "qpipe_items_written_total",
+            "Items written to the sink.",
+            Kind::Counter,
+            load(&self.items_written),
+        ));
+        out.push(Sample::new(
+            "qpipe_items_dead_total",
+            "Items set aside as dead letters (KEY:dead).",
+            Kind::Counter,
+            load(&self.items_dead),
+        ));
     }
 
     /// The counters as one log line: `pages_fetched_2xx=3 items_pushed=30 ...`
@@ -267,6 +261,34 @@ impl Counters {
             .collect();
         words.join(" ")
     }
+}
+
+/// Adds what every run shows, whatever its side: the process-wide Redis
+/// counters and the lock gauge.
+fn add_process_samples(out: &mut Vec<Sample>) {
+    out.push(Sample::new(
+        "qpipe_redis_retries_total",
+        "Redis commands retried after a failure.",
+        Kind::Counter,
+        load(&REDIS.retries),
+    ));
+    out.push(Sample::new(
+        "qpipe_redis_reconnects_total",
+        "Redis connections made again after one was lost.",
+        Kind::Counter,
+        load(&REDIS.reconnects),
+    ));
+    out.push(Sample::new(
+        "qpipe_lock_held",
+        "1 while this run holds its --lock, else 0.",
+        Kind::Gauge,
+        u64::from(LOCK_HELD.load(Ordering::Relaxed)),
+    ));
+}
+
+/// Reads a counter (relaxed: a sample need not be a consistent snapshot).
+fn load(n: &AtomicU64) -> u64 {
+    n.load(Ordering::Relaxed)
 }
 
 /// Logs the counters line every `every` (if set) and once per SIGUSR1
