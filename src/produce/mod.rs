@@ -20,6 +20,7 @@ pub mod fetcher;
 pub mod job_worker;
 pub mod lines;
 pub mod settings;
+pub mod spill;
 pub mod totals;
 pub mod writer;
 
