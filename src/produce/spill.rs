@@ -4,13 +4,21 @@
 //! named at once, with the command that sends it later (`push`/`enqueue`).
 
 use super::settings::WriterConfig;
-use super::writer::{Parcel, WriterStats};
 use crate::queue::item::Item;
 use crate::run::log;
 use crossbeam_channel::Receiver;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
+
+/// What went to the spill file.
+#[derive(Debug, Default)]
+pub struct Spilled {
+    /// Items written to it.
+    pub spilled: u64,
+    /// The file, if every item in it is on disk.
+    pub path: Option<PathBuf>,
+}
 
 /// The command that sends a spill file to the list it was meant for.
 fn resend_hint(cfg: &WriterConfig, path: &std::path::Path) -> String {
@@ -35,9 +43,9 @@ fn resend_hint(cfg: &WriterConfig, path: &std::path::Path) -> String {
 /// reply never came, so they may be in Redis too; the log says how to tell.
 pub fn spill(
     batch: &[Item],
-    rx: &Receiver<Parcel>,
+    rx: &Receiver<Vec<Item>>,
     cfg: &WriterConfig,
-    stats: &mut WriterStats,
+    stats: &mut Spilled,
     unsure: Option<Unsure<'_>>,
 ) {
     let mut file = SpillFile::create(&cfg.spill_dir);
@@ -80,7 +88,7 @@ impl SpillFile {
     }
 
     /// Appends `items`, one JSON line each, counting each as spilled or lost.
-    fn append(&mut self, items: &[Item], stats: &mut WriterStats) {
+    fn append(&mut self, items: &[Item], stats: &mut Spilled) {
         for item in items {
             let ok = self
                 .out
@@ -108,9 +116,9 @@ impl SpillFile {
 /// succeeded.
 fn drain(
     file: &mut SpillFile,
-    rx: &Receiver<Parcel>,
+    rx: &Receiver<Vec<Item>>,
     cfg: &WriterConfig,
-    stats: &mut WriterStats,
+    stats: &mut Spilled,
     unsure: Option<&Unsure<'_>>,
 ) -> (bool, bool) {
     let mut named = false;
@@ -151,7 +159,7 @@ fn drain(
 
 /// Logs where the unsent items went and how to resend them, or how many
 /// were lost; the stats keep the path only if every item is on disk.
-fn report_spill(file: SpillFile, synced: bool, cfg: &WriterConfig, stats: &mut WriterStats) {
+fn report_spill(file: SpillFile, synced: bool, cfg: &WriterConfig, stats: &mut Spilled) {
     if synced && file.lost == 0 {
         log::error(&format!(
             "{} unsent items saved to {} (send them later with: {})",
@@ -159,7 +167,7 @@ fn report_spill(file: SpillFile, synced: bool, cfg: &WriterConfig, stats: &mut W
             file.path.display(),
             resend_hint(cfg, &file.path)
         ));
-        stats.spill_path = Some(file.path);
+        stats.path = Some(file.path);
     } else {
         log::error(&format!(
             "the spill file {} could not be written: {} unsent items lost",

@@ -3,7 +3,7 @@
 //! Runs on whichever thread calls `write`; that thread owns the connection.
 
 use super::settings::WriterConfig;
-use super::spill::{spill, Unsure};
+use super::spill::{spill, Spilled, Unsure};
 use crate::error::Error;
 use crate::queue::item::Item;
 use crate::queue::link::Fault;
@@ -179,7 +179,10 @@ fn give_up(
     stats: &mut WriterStats,
 ) {
     let unsent: Vec<Item> = unsent.iter().flatten().cloned().collect();
-    spill(&unsent, rx, cfg, stats, unsure);
+    let mut spilled = Spilled::default();
+    spill(&unsent, rx, cfg, &mut spilled, unsure);
+    stats.spilled += spilled.spilled;
+    stats.spill_path = spilled.path;
     // Items are in a spill file, not in Redis: that needs a
     // look (exit 1), even when a signal cut the retries short.
     stats.failure = Some(match e {
