@@ -35,6 +35,10 @@ if ! python3 -c 'import prometheus_client' >/dev/null 2>&1; then
     || python3 -m pip install -q --break-system-packages prometheus_client >/dev/null 2>&1 \
     || { echo "test.sh: cannot install prometheus_client (pip install prometheus_client)" >&2; exit 1; }
 fi
+# The layout's rules (docs/contributing.md): no import circles, no import
+# that runs back up the layers, no function of 80 lines or more.
+python3 scripts/import-graph.py >/dev/null || { python3 scripts/import-graph.py; exit 1; }
+python3 scripts/fn-lengths.py
 # Tests start their own redis-server per test; none is left running.
 cargo build --all-targets --quiet
 cargo test --quiet -- --test-threads "${QPIPE_TEST_THREADS:-4}"
