@@ -180,18 +180,14 @@ fn produce(
     a: config::cli::ProduceArgs,
     signals: &signal::Signals,
 ) -> (Result<Summary, Error>, Option<String>) {
-    if let Err(e) = log::set_format(a.log_format.as_deref()) {
-        return (Err(e), None);
-    }
-    log::set_verbosity(verbosity(a.quiet, a.verbose));
+    let logs = (a.log_format.clone(), verbosity(a.quiet, a.verbose));
     let stats = a.stats_json.clone();
-    let r = ProduceConfig::from_args(a).and_then(|c| {
-        cmd::locked::run(
-            &c.writer.redis,
-            c.limits.lock.as_ref(),
-            &signals.stop,
-            || cmd::produce::run(&c, signals),
-        )
+    let r = logged(logs, || {
+        let c = ProduceConfig::from_args(a)?;
+        let lock = c.limits.lock.as_ref();
+        cmd::locked::run(&c.writer.redis, lock, &signals.stop, || {
+            cmd::produce::run(&c, signals)
+        })
     });
     (r, stats)
 }
@@ -201,12 +197,10 @@ fn consume(
     a: config::cli::ConsumeArgs,
     signals: &signal::Signals,
 ) -> (Result<Summary, Error>, Option<String>) {
-    if let Err(e) = log::set_format(a.log_format.as_deref()) {
-        return (Err(e), None);
-    }
-    log::set_verbosity(verbosity(a.quiet, a.verbose));
+    let logs = (a.log_format.clone(), verbosity(a.quiet, a.verbose));
     let stats = a.stats_json.clone();
-    let r = ConsumeConfig::from_args(a).and_then(|c| {
+    let r = logged(logs, || {
+        let c = ConsumeConfig::from_args(a)?;
         cmd::locked::run(&c.redis, c.limits.lock.as_ref(), &signals.stop, || {
             cmd::consume::run(&c, signals)
         })
@@ -214,18 +208,28 @@ fn consume(
     (r, stats)
 }
 
-/// `qpipe push`: sets up logging, then pushes a file or stdin.
+/// `qpipe push`: sets up logging, then pushes.
 fn push(
     a: config::cli::PushArgs,
     signals: &signal::Signals,
 ) -> (Result<Summary, Error>, Option<String>) {
-    if let Err(e) = log::set_format(a.log_format.as_deref()) {
-        return (Err(e), None);
-    }
-    log::set_verbosity(verbosity(a.quiet, false));
+    let logs = (a.log_format.clone(), verbosity(a.quiet, false));
     let stats = a.stats_json.clone();
-    let r = PushConfig::from_args(a).and_then(|c| cmd::push::run(&c, signals));
+    let r = logged(logs, || {
+        PushConfig::from_args(a).and_then(|c| cmd::push::run(&c, signals))
+    });
     (r, stats)
+}
+
+/// Sets the log format (a bad one is the command's error) and verbosity,
+/// then runs the command.
+fn logged(
+    (format, verbosity): (Option<String>, i8),
+    run: impl FnOnce() -> Result<Summary, Error>,
+) -> Result<Summary, Error> {
+    log::set_format(format.as_deref())?;
+    log::set_verbosity(verbosity);
+    run()
 }
 
 fn verbosity(quiet: bool, verbose: bool) -> i8 {

@@ -116,6 +116,24 @@ impl Sample {
     }
 }
 
+/// An unlabelled counter's sample.
+fn counter(name: &'static str, help: &'static str, n: &AtomicU64) -> Sample {
+    Sample::new(name, help, Kind::Counter, load(n))
+}
+
+/// A counter's sample under one label.
+fn labelled(
+    name: &'static str,
+    help: &'static str,
+    label: (&'static str, String),
+    value: u64,
+) -> Sample {
+    Sample {
+        label: Some(label),
+        ..Sample::new(name, help, Kind::Counter, value)
+    }
+}
+
 impl Counters {
     /// All zero, for a run of `side`.
     pub fn new(side: Side) -> Counters {
@@ -155,39 +173,32 @@ impl Counters {
     /// the per-field counts.
     fn add_produce_samples(&self, out: &mut Vec<Sample>) {
         for (i, n) in self.responses.iter().enumerate() {
-            out.push(Sample {
-                label: Some(("class", format!("{}xx", i + 1))),
-                ..Sample::new(
-                    "qpipe_pages_fetched_total",
-                    "HTTP responses received, by status class (every attempt and redirect hop).",
-                    Kind::Counter,
-                    load(n),
-                )
-            });
+            out.push(labelled(
+                "qpipe_pages_fetched_total",
+                "HTTP responses received, by status class (every attempt and redirect hop).",
+                ("class", format!("{}xx", i + 1)),
+                load(n),
+            ));
         }
-        out.push(Sample::new(
+        out.push(counter(
             "qpipe_pages_scraped_total",
             "Pages fetched and scraped (the summary's pages_fetched).",
-            Kind::Counter,
-            load(&self.pages),
+            &self.pages,
         ));
-        out.push(Sample::new(
+        out.push(counter(
             "qpipe_items_extracted_total",
             "Items extracted from pages.",
-            Kind::Counter,
-            load(&self.items_extracted),
+            &self.items_extracted,
         ));
-        out.push(Sample::new(
+        out.push(counter(
             "qpipe_items_pushed_total",
             "Items pushed to Redis.",
-            Kind::Counter,
-            load(&self.items_pushed),
+            &self.items_pushed,
         ));
-        out.push(Sample::new(
+        out.push(counter(
             "qpipe_items_rejected_total",
             "Items not pushed because a required field was null or empty.",
-            Kind::Counter,
-            load(&self.items_rejected),
+            &self.items_rejected,
         ));
         self.add_field_samples(out);
     }
@@ -197,48 +208,34 @@ impl Counters {
     fn add_field_samples(&self, out: &mut Vec<Sample>) {
         let fields = self.fields.lock().unwrap_or_else(|p| p.into_inner());
         for (name, _, empty) in fields.iter() {
-            out.push(Sample {
-                label: Some(("field", name.clone())),
-                ..Sample::new(
-                    "qpipe_field_empty_total",
-                    "Items on which this field was null, \"\" or [] (a selector that stopped matching shows here).",
-                    Kind::Counter,
-                    *empty,
-                )
-            });
+            out.push(labelled("qpipe_field_empty_total", "Items on which this field was null, \"\" or [] (a selector that stopped matching shows here).", ("field", name.clone()), *empty));
         }
         for (name, have, _) in fields.iter() {
-            out.push(Sample {
-                label: Some(("field", name.clone())),
-                ..Sample::new(
-                    "qpipe_field_items_total",
-                    "Items extracted by a rule that has this field.",
-                    Kind::Counter,
-                    *have,
-                )
-            });
+            out.push(labelled(
+                "qpipe_field_items_total",
+                "Items extracted by a rule that has this field.",
+                ("field", name.clone()),
+                *have,
+            ));
         }
     }
 
     /// Adds the consume side's counters: popped, written, dead.
     fn add_consume_samples(&self, out: &mut Vec<Sample>) {
-        out.push(Sample::new(
+        out.push(counter(
             "qpipe_items_popped_total",
             "Items popped from Redis.",
-            Kind::Counter,
-            load(&self.items_popped),
+            &self.items_popped,
         ));
-        out.push(Sample::new(
+        out.push(counter(
             "qpipe_items_written_total",
             "Items written to the sink.",
-            Kind::Counter,
-            load(&self.items_written),
+            &self.items_written,
         ));
-        out.push(Sample::new(
+        out.push(counter(
             "qpipe_items_dead_total",
             "Items set aside as dead letters (KEY:dead).",
-            Kind::Counter,
-            load(&self.items_dead),
+            &self.items_dead,
         ));
     }
 
@@ -266,17 +263,15 @@ impl Counters {
 /// Adds what every run shows, whatever its side: the process-wide Redis
 /// counters and the lock gauge.
 fn add_process_samples(out: &mut Vec<Sample>) {
-    out.push(Sample::new(
+    out.push(counter(
         "qpipe_redis_retries_total",
         "Redis commands retried after a failure.",
-        Kind::Counter,
-        load(&REDIS.retries),
+        &REDIS.retries,
     ));
-    out.push(Sample::new(
+    out.push(counter(
         "qpipe_redis_reconnects_total",
         "Redis connections made again after one was lost.",
-        Kind::Counter,
-        load(&REDIS.reconnects),
+        &REDIS.reconnects,
     ));
     out.push(Sample::new(
         "qpipe_lock_held",
