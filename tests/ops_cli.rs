@@ -215,3 +215,58 @@ fn usage_errors_are_json_too_with_log_format_json() {
     assert_eq!(v["level"], "error", "{run}");
     assert!(v["msg"].as_str().unwrap().contains("--bogus"), "{run}");
 }
+
+/// `status --keys` names every key qpipe made for the queue, by the key
+/// registry, and nothing else: not a key that merely starts with the
+/// queue's name, nor one of a key whose name has glob characters.
+#[test]
+fn status_keys_lists_the_queues_keys_by_the_registry() {
+    let redis = Redis::start();
+    let url = redis.url();
+    let key = "Q*[1]";
+    redis.lpush(key, &["{\"a\":1}", "{\"a\":2}"]);
+    redis.lpush(&format!("{key}:dead"), &["x"]);
+    let _: () = redis.cmd(&["SET", &format!("{key}:consumer:h:1:0badcafe"), "t"]);
+    let _: () = redis.cmd(&["SADD", &format!("{key}:consumers"), "h:1:0badcafe"]);
+    // Not qpipe's: a longer name, an unknown suffix, a glob's other match.
+    for other in ["Q*[1]X", "Q*[1]:other", "Qa1"] {
+        let _: () = redis.cmd(&["SET", other, "1"]);
+    }
+    let run = qpipe(
+        &["status", "--redis", &url, "--key", key, "--keys", "--json"],
+        None,
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect("one JSON object");
+    let keys = v["keys"].as_object().expect("keys");
+    let names: Vec<&str> = keys.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "Q*[1]",
+            "Q*[1]:consumer:h:1:0badcafe",
+            "Q*[1]:consumers",
+            "Q*[1]:dead"
+        ],
+        "{run}"
+    );
+    let pattern = |k: &str| {
+        keys[k]
+            .as_str()
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(pattern("Q*[1]"), "KEY");
+    assert_eq!(pattern("Q*[1]:dead"), "KEY:dead");
+    assert_eq!(pattern("Q*[1]:consumer:h:1:0badcafe"), "KEY:consumer:ID");
+    assert!(keys["Q*[1]:dead"]
+        .as_str()
+        .unwrap()
+        .contains("delete when handled"));
+    // Without --keys the summary has no key list.
+    let plain = qpipe(&["status", "--redis", &url, "--key", key, "--json"], None);
+    assert!(!plain.stdout.contains("\"keys\""), "{plain}");
+}
