@@ -20,7 +20,7 @@ pub mod totals;
 
 use crate::error::Error;
 use crate::queue::batch::Batch;
-use crate::queue::lease::Lease;
+use crate::queue::lease::{self, Lease, Orphans};
 use crate::queue::link::Link;
 use crate::queue::reliable::Reliable;
 use crate::queue::Queue;
@@ -101,7 +101,12 @@ pub fn pump(st: Stages<'_>, shared: &Shared<'_>, signals: &Signals) -> (PopStats
         let acker = lease.is_some().then_some(control.link());
         if let Some((me, mut link)) = lease {
             let done = &done;
-            s.spawn(move || me.keep_alive(&mut link, done, |e| shared.fail(e)));
+            let orphans = Orphans {
+                back: &lease::Items,
+                recovered: &shared.recovered,
+                what: "items",
+            };
+            s.spawn(move || me.keep_alive(&mut link, done, &orphans, |e| shared.fail(e)));
         }
         let poppers: Vec<_> = workers
             .into_iter()

@@ -41,6 +41,8 @@ pub struct Shared<'a> {
     pub consumer: String,
     /// The first failure of any thread.
     pub failure: Mutex<Option<Error>>,
+    /// Items of dead consumers put back while the run went on (reliable).
+    pub recovered: AtomicU64,
 }
 
 impl<'a> Shared<'a> {
@@ -67,6 +69,7 @@ impl<'a> Shared<'a> {
             live,
             consumer,
             failure: Mutex::new(None),
+            recovered: AtomicU64::new(0),
         }
     }
 

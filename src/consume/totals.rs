@@ -61,7 +61,10 @@ pub fn summarize(
         .set("items_dead", pops.dead)
         .set("items_reformatted", pops.reformatted)
         .set("items_returned_to_queue", end.returned + pops.returned)
-        .set("items_recovered", end.recovered)
+        .set(
+            "items_recovered",
+            end.recovered + shared.recovered.load(Ordering::Relaxed),
+        )
         .set("ack_failures", drained.ack_failures)
         .set("redis_reconnects", end.reconnects)
         .rates(end.started.elapsed(), &[("items", drained.written)]);

@@ -16,9 +16,9 @@
 //!   (`job_list::JobRequeue`).
 //! - A job that fetched no page is acknowledged (it was crawled), but
 //!   counted as `jobs_empty` and named in a warning.
-//! - A worker killed with `kill -9` stops beating; `lease::recover`, run
-//!   at start and every heartbeat TTL (between jobs and while idle) by every
-//!   worker, puts its job back for another worker.
+//! - A worker killed with `kill -9` stops beating; the lease's recovery, run
+//!   at start and about every heartbeat TTL from every worker's heartbeat
+//!   thread (busy or idle), puts its job back for another worker.
 
 use super::settings::JobsConfig;
 use super::totals::{JobStats, Totals};
@@ -27,11 +27,11 @@ use crate::crawl::frontier::{Bounds, Finish, Frontier};
 use crate::error::Error;
 use crate::queue::batch::{Ack, Taken};
 use crate::queue::job_list;
-use crate::queue::lease::{self, Lease};
+use crate::queue::lease::{self, Lease, Orphans};
 use crate::queue::reliable::Reliable;
 use crate::queue::{job, Queue};
 use crate::run::log;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -55,12 +55,18 @@ pub fn serve(kit: &Kit<'_>, jc: &JobsConfig, queues: &mut [Queue]) -> Result<Tot
     let mut beats = lease::heartbeat_link(&cfg.writer.redis, cfg.writer.retry_for, stop)?;
     let beat_failure = Mutex::new(None);
     let done = AtomicBool::new(false);
+    let (back, recovered) = (jc.requeue(&me), AtomicU64::new(0));
+    let orphans = Orphans {
+        back: &back,
+        recovered: &recovered,
+        what: "jobs",
+    };
     let mut totals = Totals::default();
     let (finish, failure) = std::thread::scope(|s| {
-        let (me, done, beat_failure) = (&me, &done, &beat_failure);
+        let (me, done, beat_failure, orphans) = (&me, &done, &beat_failure, &orphans);
         let beats = &mut beats;
         s.spawn(move || {
-            me.keep_alive(beats, done, |e| {
+            me.keep_alive(beats, done, orphans, |e| {
                 // Our job may be recovered by others now: stop.
                 if let Ok(mut f) = beat_failure.lock() {
                     f.get_or_insert(e);
@@ -81,6 +87,7 @@ pub fn serve(kit: &Kit<'_>, jc: &JobsConfig, queues: &mut [Queue]) -> Result<Tot
         done.store(true, Ordering::Relaxed);
         end
     });
+    stats.recovered += recovered.load(Ordering::Relaxed);
     stats.released = release(kit, jc, &me);
     totals.finish = Some(finish);
     totals.failure = failure.or(beat_failure.into_inner().ok().flatten());
@@ -102,23 +109,14 @@ pub struct Worker<'a, 'k> {
 impl Worker<'_, '_> {
     /// Takes jobs until told to end; returns why, and the failure if any.
     fn work(&mut self) -> (Finish, Option<Error>) {
-        let (stop, ttl) = (self.kit.stop, Duration::from_secs(self.jc.heartbeat_ttl));
+        let stop = self.kit.stop;
         let mut idle_since: Option<Instant> = None;
-        let mut last_recovery = Instant::now();
         loop {
             if stop.load(Ordering::Relaxed) {
                 return (Finish::Stopped, None);
             }
             if self.kit.deadline.is_some_and(|d| Instant::now() >= d) {
                 return (Finish::MaxTime, None);
-            }
-            if last_recovery.elapsed() >= ttl {
-                last_recovery = Instant::now();
-                let back = self.jc.requeue(self.me);
-                match self.me.recover(self.taker.queue().link(), &back) {
-                    Ok(n) => self.stats.recovered += n,
-                    Err(e) => return ended_by(e),
-                }
             }
             let asked = Instant::now();
             let batch = match self.taker.take(1, usize::MAX) {

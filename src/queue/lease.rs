@@ -11,10 +11,11 @@ use crate::error::Error;
 use crate::queue::conn::{hostname, Endpoint};
 use crate::queue::keys;
 use crate::queue::link::Link;
+use crate::run::log;
 use crate::run::renewal::renew_every_third;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Moves every item of KEYS[1] (a batch) back to the tail of KEYS[2], newest
 /// first, so the oldest is popped first again; with ARGV[1] = 1, also drops
@@ -117,17 +118,51 @@ impl Lease {
 
     /// The heartbeat thread's body: renews every third of the TTL on its
     /// own `link` (from `heartbeat_link`) until `done`, so a holder stalled
-    /// in its work never looks dead. A failure other than a stop goes to
-    /// `lapsed` and ends the heartbeat: others may take this holder's
-    /// batches now, so the caller must stop.
-    pub fn keep_alive(&self, link: &mut Link, done: &AtomicBool, lapsed: impl Fn(Error)) {
-        renew_every_third(Duration::from_secs(self.ttl), done, || {
+    /// in its work never looks dead; and about once a TTL (with jitter, so
+    /// a fleet does not check in step) puts back the batches of holders
+    /// whose heartbeat expired, so a worker that died and was never
+    /// restarted (or restarted under a new id) does not strand them. Two
+    /// holders recovering at once move each batch once: a batch goes back
+    /// in one script, and the second finds it empty. A failure to renew
+    /// other than a stop goes to `lapsed` and ends the heartbeat: others
+    /// may take this holder's batches now, so the caller must stop. A
+    /// failed recovery only warns; the next one tries again.
+    pub fn keep_alive(
+        &self,
+        link: &mut Link,
+        done: &AtomicBool,
+        orphans: &Orphans<'_>,
+        lapsed: impl Fn(Error),
+    ) {
+        let ttl = Duration::from_secs(self.ttl);
+        let mut next_check = Instant::now() + jittered(ttl);
+        renew_every_third(ttl, done, || {
             match self.beat(link) {
-                Ok(()) => return true,
-                Err(Error::Stopped(_)) => {}
-                Err(e) => lapsed(e),
+                Ok(()) => {}
+                Err(Error::Stopped(_)) => return false,
+                Err(e) => {
+                    lapsed(e);
+                    return false;
+                }
             }
-            false
+            if Instant::now() >= next_check {
+                next_check = Instant::now() + jittered(ttl);
+                match self.recover(link, orphans.back) {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        orphans.recovered.fetch_add(n, Ordering::Relaxed);
+                        log::info(&format!(
+                            "put back {n} {} held by holders whose heartbeat expired",
+                            orphans.what
+                        ));
+                    }
+                    Err(Error::Stopped(_)) => return false,
+                    Err(e) => log::warn(&format!(
+                        "could not check for dead holders' batches ({e}); trying again in a TTL"
+                    )),
+                }
+            }
+            true
         });
     }
 
@@ -156,6 +191,22 @@ impl Lease {
         }
         (returned, failure)
     }
+}
+
+/// What a holder's heartbeat thread puts back of dead holders: how, and
+/// where it counts what it did.
+pub struct Orphans<'a> {
+    /// How their batches go back.
+    pub back: &'a (dyn Requeue + Sync),
+    /// Adds what went back.
+    pub recovered: &'a AtomicU64,
+    /// What the batches hold, for the log line ("items", "jobs").
+    pub what: &'a str,
+}
+
+/// One TTL plus up to half a TTL more, at random.
+fn jittered(ttl: Duration) -> Duration {
+    ttl + ttl.mul_f64(fastrand::f64() / 2.0)
 }
 
 /// The heartbeat thread's own link: it never blocks in Redis, so a short
