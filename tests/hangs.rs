@@ -449,7 +449,7 @@ fn produce_sigterm_during_a_hang(jobs: bool) {
     let args = if jobs {
         let run = qpipe(&["enqueue", "--redis", &redis.url(), &site.url], None);
         assert_eq!(run.code, 0, "{}", run.stderr);
-        args.opt("--jobs", "qpipe:jobs")
+        args.opt("--jobs", "qpipe:jobs").arg("--allow-private")
     } else {
         args.start_url(&site.url)
     };

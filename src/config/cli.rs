@@ -218,6 +218,13 @@ pub struct ProduceArgs {
     /// printed
     #[argh(option)]
     pub proxy: Option<String>,
+    /// also crawl loopback, private and link-local addresses (127.0.0.1,
+    /// 10/8, 192.168/16, 169.254/16, ::1, fc00::/7...). Without it, a crawl
+    /// connects only to public addresses, checked on every resolved address
+    /// and redirect, unless its start URL is itself private; --jobs workers
+    /// refuse private job URLs
+    #[argh(switch)]
+    pub allow_private: bool,
     /// seconds to keep retrying Redis during an outage before spilling to a file (default 60)
     #[argh(option, default = "60.0")]
     pub redis_retry_secs: f64,

@@ -9,6 +9,7 @@ use crate::config::cli::ProduceArgs;
 use crate::crawl::fetch::HttpConfig;
 use crate::crawl::frontier::Bounds;
 use crate::crawl::origin::Origin;
+use crate::crawl::session::address;
 use crate::crawl::session::headers::{self, Headers};
 use crate::crawl::session::login::LoginStep;
 use crate::crawl::session::proxy::Proxies;
@@ -150,7 +151,11 @@ impl ProduceConfig {
             a.channel_capacity.unwrap_or(32 * threads),
             "--channel-capacity",
         )?;
-        let http = build_http(&a, user_agent, headers, proxies)?;
+        let mut http = build_http(&a, user_agent, headers, proxies)?;
+        // A crawl that starts on a private address (an intranet, a test
+        // server on loopback) may stay there; crawl jobs are untrusted
+        // input, so only the flag lets them.
+        http.allow_private = a.allow_private || start.iter().any(address::url_is_private);
         Ok(ProduceConfig {
             min_items: a.min_items,
             failures: a.failures.map(std::path::PathBuf::from),
@@ -322,5 +327,6 @@ fn build_http(
         user_agent,
         headers,
         proxies,
+        allow_private: a.allow_private,
     })
 }

@@ -2,6 +2,7 @@
 
 use super::produce::{load_spec, session, start_url};
 use crate::crawl::fetch::HttpConfig;
+use crate::crawl::session::address;
 use crate::crawl::session::login::LoginStep;
 use crate::crawl::spec::SpecFile;
 use crate::crawl::spider::PageCaps;
@@ -36,6 +37,9 @@ impl TryConfig {
         let url = try_url(url)?;
         let url = origin.map_or_else(|| url.clone(), |o| o.rebase(&url));
         let (login, headers, user_agent, proxies) = session(&file, spec, header, None, proxy)?;
+        // The page asked for may be private; where it redirects to is
+        // checked like a crawl's.
+        let allow_private = address::url_is_private(&url);
         Ok(TryConfig {
             url,
             file,
@@ -49,6 +53,7 @@ impl TryConfig {
                 user_agent,
                 headers,
                 proxies,
+                allow_private,
             },
             caps: PageCaps {
                 max_nesting: 256,

@@ -29,6 +29,9 @@ pub enum Reason {
     OffsiteRedirect,
     /// Skip: robots.txt disallows it.
     RobotsForbidden,
+    /// Skip: the host is, or resolves to, a private address (loopback,
+    /// private, link-local...) and the crawl may not reach those.
+    PrivateAddress,
     /// Not fetched: the run is stopping (the page goes back to the frontier).
     Shutdown,
 }
@@ -48,6 +51,7 @@ impl Reason {
             Reason::BodyTooLarge => "body_too_large",
             Reason::OffsiteRedirect => "offsite_redirect",
             Reason::RobotsForbidden => "robots_forbidden",
+            Reason::PrivateAddress => "private_address",
             Reason::Shutdown => "shutdown",
         };
         fixed.to_string()
@@ -61,6 +65,7 @@ impl Reason {
                 | Reason::BodyTooLarge
                 | Reason::OffsiteRedirect
                 | Reason::RobotsForbidden
+                | Reason::PrivateAddress
                 | Reason::Shutdown
         )
     }

@@ -24,6 +24,7 @@ use super::settings::JobsConfig;
 use super::totals::{JobStats, Totals};
 use super::{crawl, Kit};
 use crate::crawl::frontier::{Bounds, Finish, Frontier};
+use crate::crawl::session::address;
 use crate::error::Error;
 use crate::queue::batch::{Ack, Taken};
 use crate::queue::job_list;
@@ -164,6 +165,21 @@ impl Worker<'_, '_> {
                 return Ok(None);
             }
         };
+        // A job's URL is untrusted input: it may not point the crawler at
+        // this host, the private network or a metadata address.
+        if !self.kit.cfg.http.allow_private && address::url_is_private(&job.url) {
+            let why = "private address (a job may not crawl loopback, private or link-local addresses; run the worker with --allow-private to let it)";
+            log::warn(&format!(
+                "job {}: refused, {why}; set aside in {}",
+                job.url,
+                job_list::dead_key(key)
+            ));
+            let link = self.taker.queue().link();
+            job_list::set_aside(link, key, ack, &self.me.id, bytes, why)?;
+            self.stats.failed += 1;
+            self.stats.refused += 1;
+            return Ok(None);
+        }
         let kit = self.kit;
         let bounds = Bounds {
             deadline: kit.deadline,

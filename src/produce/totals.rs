@@ -80,7 +80,8 @@ impl Totals {
                 .set("jobs_empty", stats.empty)
                 .set("jobs_failed", stats.failed)
                 .set("jobs_released", stats.released)
-                .set("jobs_recovered", stats.recovered);
+                .set("jobs_recovered", stats.recovered)
+                .set("jobs_refused_private", stats.refused);
         }
         crawl_counts(&mut sum, &fetched, &written, self.urls_seen, cfg);
         failures.summarize(&mut sum);
@@ -231,4 +232,6 @@ pub struct JobStats {
     pub released: u64,
     /// Jobs of dead workers this worker put back on the list.
     pub recovered: u64,
+    /// Of the failed, jobs refused for a private address (set aside).
+    pub refused: u64,
 }

@@ -48,7 +48,15 @@ pub struct Fixture {
 impl Fixture {
     /// Serves `route(path, nth_hit_of_this_path)` on a free loopback port.
     pub fn start(route: impl Fn(&str, u32) -> Answer + Send + Sync + 'static) -> Fixture {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        Fixture::start_on("127.0.0.1", route)
+    }
+
+    /// Like `start`, on a free port of the loopback address `ip`.
+    pub fn start_on(
+        ip: &str,
+        route: impl Fn(&str, u32) -> Answer + Send + Sync + 'static,
+    ) -> Fixture {
+        let listener = TcpListener::bind((ip, 0)).expect("bind");
         let port = listener.local_addr().unwrap().port();
         listener.set_nonblocking(true).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
@@ -68,7 +76,7 @@ impl Fixture {
             }
         });
         Fixture {
-            base: format!("http://127.0.0.1:{port}"),
+            base: format!("http://{ip}:{port}"),
             port,
             stop,
             hits,

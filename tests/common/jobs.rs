@@ -42,11 +42,13 @@ pub fn chain_quotes(name: &str, from: u32, to: u32) -> Vec<String> {
         .collect()
 }
 
-/// `produce --jobs` against `redis`, with `extra` flags.
+/// `produce --jobs` against `redis`, with `extra` flags. The jobs point at
+/// test servers on loopback, so the worker runs with `--allow-private`.
 pub fn produce(url: &str, st: &Path, extra: &[&str]) -> Args {
     Args::new("produce")
         .redis(url)
         .opt("--jobs", JOBS)
+        .arg("--allow-private")
         .arg("--ignore-robots")
         .threads(2)
         .stats_json(st)

@@ -22,4 +22,7 @@ pub struct HttpConfig {
     pub headers: Headers,
     /// The proxy for each URL (`--proxy`, HTTP_PROXY, HTTPS_PROXY, NO_PROXY).
     pub proxies: Proxies,
+    /// Connect to private addresses too (`--allow-private`, or a private
+    /// start URL); see `address`.
+    pub allow_private: bool,
 }

@@ -12,6 +12,7 @@
 //! jar within browsers' limits. Host names are resolved once a minute
 //! (`resolve`), not once per request.
 
+pub mod address;
 mod config;
 pub mod cookies;
 pub mod exchange;
@@ -59,7 +60,7 @@ impl Session {
         let agent = Agent::with_parts(
             config,
             ureq::unversioned::transport::DefaultConnector::new(),
-            resolve::CachingResolver::default(),
+            resolve::CachingResolver::guarded((!cfg.allow_private).then(|| cfg.proxies.hosts())),
         );
         let agent = Arc::new(agent);
         cap.attach(&agent);

@@ -91,6 +91,21 @@ impl Proxies {
         })
     }
 
+    /// The proxies' host names: a crawl connects to these even when they
+    /// are private addresses (the user chose them).
+    pub fn hosts(&self) -> Vec<String> {
+        [&self.http, &self.https]
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                let host = p.proxy.host();
+                host.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string()
+            })
+            .collect()
+    }
+
     /// The proxy for `url`, or `None` to connect directly.
     pub fn for_url(&self, url: &Url) -> Option<&Proxy> {
         let proxy = match url.scheme() {

@@ -5,8 +5,11 @@
 //! per lookup to enforce it: a thread per page, even to an IP address. This
 //! resolver answers IP literals directly and keeps each name's addresses
 //! for `TTL`, so a crawl looks a host up about once a minute. Lookups that
-//! do run still go through ureq's resolver, timeout and all.
+//! do run still go through ureq's resolver, timeout and all. Every address
+//! it gives is screened by `address` (the one place every request and
+//! redirect hop passes), unless private addresses are allowed.
 
+use super::address;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
@@ -26,9 +29,44 @@ const MAX_NAMES: usize = 10_000;
 pub struct CachingResolver {
     inner: DefaultResolver,
     cache: Mutex<HashMap<String, (Instant, Vec<SocketAddr>)>>,
+    /// `Some`: private addresses are refused, except for these hosts (the
+    /// configured proxies, which the user chose).
+    guard: Option<Vec<String>>,
 }
 
 impl CachingResolver {
+    /// A resolver that refuses private addresses unless `guard` is `None`.
+    pub fn guarded(guard: Option<Vec<String>>) -> CachingResolver {
+        CachingResolver {
+            guard,
+            ..CachingResolver::default()
+        }
+    }
+
+    /// `found`, without its private addresses when guarded; an error naming
+    /// the address when nothing public is left.
+    fn screen(
+        &self,
+        host: &str,
+        found: ResolvedSocketAddrs,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let Some(exempt) = &self.guard else {
+            return Ok(found);
+        };
+        if exempt.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+            return Ok(found);
+        }
+        let public: Vec<SocketAddr> = found
+            .iter()
+            .filter(|a| !address::is_private(a.ip()))
+            .copied()
+            .collect();
+        match (public.is_empty(), found.first()) {
+            (true, Some(first)) => Err(ureq::Error::Io(address::refused(host, first.ip()))),
+            _ => Ok(self.addrs(&public)),
+        }
+    }
+
     fn addrs(&self, list: &[SocketAddr]) -> ResolvedSocketAddrs {
         let mut out = self.empty();
         for a in list {
@@ -56,15 +94,19 @@ impl Resolver for CachingResolver {
         let (Some(host), Some(port)) = (host, port) else {
             return self.inner.resolve(uri, config, timeout);
         };
-        if let Ok(ip) = host.parse::<IpAddr>() {
-            return Ok(self.addrs(&[SocketAddr::new(ip, port)]));
+        if let Some(ip) = host
+            .parse::<IpAddr>()
+            .ok()
+            .or_else(|| address::test_resolve(host))
+        {
+            return self.screen(host, self.addrs(&[SocketAddr::new(ip, port)]));
         }
         let key = format!("{host}:{port}");
         let now = Instant::now();
         if let Ok(cache) = self.cache.lock() {
             if let Some((at, list)) = cache.get(&key) {
                 if now.duration_since(*at) < TTL {
-                    return Ok(self.addrs(list));
+                    return self.screen(host, self.addrs(list));
                 }
             }
         }
@@ -75,7 +117,7 @@ impl Resolver for CachingResolver {
             }
             cache.insert(key, (now, found.to_vec()));
         }
-        Ok(found)
+        self.screen(host, found)
     }
 }
 

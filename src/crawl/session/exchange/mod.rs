@@ -144,6 +144,9 @@ pub fn transport(e: ureq::Error) -> Failure {
         ureq::Error::Timeout(_) => Reason::Timeout,
         ureq::Error::HostNotFound => Reason::Dns,
         ureq::Error::ConnectionFailed => Reason::Connect,
+        ureq::Error::Io(io) if crate::crawl::session::address::is_refusal(io) => {
+            Reason::PrivateAddress
+        }
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
             Reason::Connect
         }
