@@ -146,6 +146,11 @@ fn dispatch(args: Args) -> (Result<Summary, Error>, Option<String>) {
                 .and_then(|c| cmd::status::run(&c, &signals));
             (r, None)
         }
+        Command::Dead(a) => {
+            let stats = a.stats_json.clone();
+            let r = config::DeadConfig::from_args(a).and_then(|c| cmd::dead::run(&c, &signals));
+            (r, stats)
+        }
         Command::Peek(a) => {
             let r = config::RedisTarget::new(a.redis, a.tls_ca, a.key, a.shards)
                 .map(|t| StatusConfig::new(t, None, None, None, false))
@@ -170,6 +175,7 @@ fn name_clients(cmd: &Command) {
         Command::Status(_) => "status",
         Command::Spec(_) => "spec",
         Command::Peek(_) => "peek",
+        Command::Dead(_) => "dead",
         Command::DemoSite(_) => "demo-site",
     };
     queue::conn::name_clients(name);

@@ -269,4 +269,57 @@ fn status_keys_lists_the_queues_keys_by_the_registry() {
     // Without --keys the summary has no key list.
     let plain = qpipe(&["status", "--redis", &url, "--key", key, "--json"], None);
     assert!(!plain.stdout.contains("\"keys\""), "{plain}");
+
+    // A job list, a seen key (set and Bloom parameters) and a lock, each by
+    // its own registry row; a queue's look-alike job keys are not taken.
+    redis.lpush("J", &["http://example.com/"]);
+    for (k, v) in [
+        ("J:done", "3"),
+        ("qpipe:lock:L", "tok"),
+        ("Q*[1]:done", "1"),
+    ] {
+        let _: () = redis.cmd(&["SET", k, v]);
+    }
+    let _: () = redis.cmd(&["ZADD", "S", "1", "m"]);
+    let _: () = redis.cmd(&["HSET", "S:bloom", "m", "1"]);
+    let args = [
+        "status",
+        "--redis",
+        &url,
+        "--key",
+        key,
+        "--jobs",
+        "J",
+        "--seen-key",
+        "S",
+    ];
+    let run = qpipe(
+        &[&args[..], &["--lock", "L", "--keys", "--json"]].concat(),
+        None,
+    );
+    let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect("JSON");
+    let pattern = |k: &str| {
+        v["keys"][k]
+            .as_str()
+            .unwrap_or_else(|| panic!("{k} not listed: {run}"))
+            .split(" (")
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(pattern("J"), "J");
+    assert_eq!(pattern("J:done"), "J:done");
+    assert_eq!(pattern("S"), "SEEN or {KEY:i}:seen:SEEN");
+    assert_eq!(
+        pattern("S:bloom"),
+        "SEEN:bloom, SEEN:bloom:N, SEEN:bloom:bf"
+    );
+    assert_eq!(pattern("qpipe:lock:L"), "qpipe:lock:LOCK");
+    assert!(v["keys"].get("Q*[1]:done").is_none(), "{run}");
+    assert_eq!(v["keys_found"], 9, "{run}");
+    // As text: a line a key, name then its row.
+    let text = qpipe(&[&args[..], &["--lock", "L", "--keys"]].concat(), None);
+    let listed: Vec<&str> = text.stdout.lines().filter(|l| l.contains('\t')).collect();
+    assert_eq!(listed.len(), 9, "{text}");
+    assert!(listed.contains(&"J:done\tJ:done (string (counter); kept): acknowledged jobs, INCR per job; safe to delete (the count restarts)"), "{text}");
 }

@@ -2,7 +2,9 @@
 
 use crate::config::StatusConfig;
 use crate::error::{Error, Exit};
+use crate::queue::dead_letter;
 use crate::queue::job_list;
+use crate::queue::keys::{self, Family};
 use crate::queue::lease;
 use crate::queue::lock;
 use crate::queue::Queue;
@@ -11,9 +13,18 @@ use crate::run::summary::{Output, Summary};
 use std::io::Write;
 use std::time::Duration;
 
+/// Dead letters read per shard to count them by reason: enough to see what
+/// is failing, bounded for a dead list that grew large.
+const DEAD_SAMPLE: i64 = 10_000;
+
 /// Reports queue length, processing lists, dead letters, seen set, consumers
 /// and lock, summed over the queue's shards, and the job list if asked.
 pub fn run(cfg: &StatusConfig, _signals: &Signals) -> Result<Summary, Error> {
+    if cfg.keys && cfg.target.redis.is_cluster() {
+        return Err(Error::Usage(
+            "status --keys reads one server; on a cluster, give the URL of one node at a time (redis://host:port)".into(),
+        ));
+    }
     let keys = cfg.target.shard_keys();
     let mut q = Queue::connect(&cfg.target.redis, &keys[0], Duration::from_secs(1))?;
     let (length, dead, seen, lists) = count_shards(cfg, &mut q, &keys)?;
@@ -28,6 +39,7 @@ pub fn run(cfg: &StatusConfig, _signals: &Signals) -> Result<Summary, Error> {
         .set("shards", keys.len() as u64)
         .set("queue_length", length)
         .set("dead_letters", dead)
+        .set("dead_by_reason", dead_by_reason(&mut q, &keys)?)
         .set(
             "live_consumers",
             lists.iter().filter(|p| p.alive).count() as u64,
@@ -58,15 +70,14 @@ pub fn run(cfg: &StatusConfig, _signals: &Signals) -> Result<Summary, Error> {
             .set("jobs_dead", j.dead)
             .set("job_workers", j.workers);
     }
-    if cfg.keys && cfg.target.redis.is_cluster() {
-        return Err(Error::Usage(
-            "status --keys reads one server; on a cluster, give the URL of one node at a time (redis://host:port)".into(),
-        ));
-    }
     if cfg.keys {
-        let mut lists = keys.clone();
-        lists.extend(cfg.jobs.iter().cloned());
-        sum.set("keys", registered_keys(&mut q, &lists)?);
+        let found = registered_keys(cfg, &mut q, &keys)?;
+        sum.set("keys_found", found.len() as u64);
+        if cfg.json {
+            sum.set("keys", serde_json::Value::Object(found));
+        } else {
+            print_keys(&found)?;
+        }
     }
     if let Some(name) = &cfg.lock {
         let holder = q.call("read the lock holder", |c| lock::holder(c, name))?;
@@ -109,39 +120,96 @@ fn count_shards(
     Ok((length, dead, seen, lists))
 }
 
-/// Every key of `lists` in Redis that qpipe made, by the key registry:
+/// The dead letters counted by the kind of their reason ("invalid JSON",
+/// "not valid UTF-8"...), over the newest `DEAD_SAMPLE` of each shard.
+fn dead_by_reason(q: &mut Queue, shards: &[String]) -> Result<serde_json::Value, Error> {
+    let mut counts = crate::run::summary::Counts::new();
+    for key in shards {
+        for l in dead_letter::read_newest(q.link(), &keys::dead(key), DEAD_SAMPLE)? {
+            *counts.entry(l.kind().to_string()).or_default() += 1;
+        }
+    }
+    Ok(crate::run::summary::counts_json(&counts))
+}
+
+/// Every key in Redis that qpipe made for this queue (each shard), its
+/// `--jobs` list, its `--seen-key` and its `--lock`, by the key registry:
 /// name -> "pattern (type; lifetime): owner". Reads with SCAN, so it does
 /// not block the server on a large keyspace.
-fn registered_keys(q: &mut Queue, lists: &[String]) -> Result<serde_json::Value, Error> {
+fn registered_keys(
+    cfg: &StatusConfig,
+    q: &mut Queue,
+    shards: &[String],
+) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
+    let mut bases: Vec<(String, Family)> =
+        shards.iter().map(|k| (k.clone(), Family::Queue)).collect();
+    bases.extend(cfg.jobs.iter().map(|j| (j.clone(), Family::Jobs)));
+    bases.extend(cfg.seen_key.iter().map(|s| (s.clone(), Family::Seen)));
     let mut found = serde_json::Map::new();
-    for list in lists {
-        let glob = format!("{}*", glob_escape(list));
-        let mut cursor = 0u64;
-        // Bounded: a keyspace changing under SCAN still ends.
-        for _ in 0..100_000 {
-            let (next, names): (u64, Vec<String>) = q.call("list the queue's keys", |c| {
-                redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&glob)
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query(c)
-            })?;
-            for name in names {
-                if let Some(k) = crate::queue::keys::classify(&name, list) {
-                    let what = format!("{} ({}; {}): {}", k.pattern, k.kind, k.lifetime, k.owner);
-                    found.insert(name, what.into());
-                }
-            }
-            cursor = next;
-            if cursor == 0 {
-                break;
+    for (base, family) in &bases {
+        for name in scan(q, &format!("{}*", glob_escape(base)))? {
+            if let Some(k) = keys::classify(&name, base, *family) {
+                found.insert(name, describe(k).into());
             }
         }
     }
+    if let Some(name) = &cfg.lock {
+        let lock = keys::lock(name);
+        let there: bool = q.call("look for the lock", |c| {
+            redis::cmd("EXISTS").arg(&lock).query(c)
+        })?;
+        if let (true, Some(k)) = (
+            there,
+            keys::REGISTRY
+                .iter()
+                .find(|k| k.pattern == "qpipe:lock:LOCK"),
+        ) {
+            found.insert(lock, describe(k).into());
+        }
+    }
     found.sort_keys();
-    Ok(serde_json::Value::Object(found))
+    Ok(found)
+}
+
+/// A registry row in one line.
+fn describe(k: &keys::KeyKind) -> String {
+    format!("{} ({}; {}): {}", k.pattern, k.kind, k.lifetime, k.owner)
+}
+
+/// The names matching `glob`, by SCAN.
+fn scan(q: &mut Queue, glob: &str) -> Result<Vec<String>, Error> {
+    let (mut cursor, mut out) = (0u64, Vec::new());
+    // Bounded: a keyspace changing under SCAN still ends.
+    for _ in 0..100_000 {
+        let (next, names): (u64, Vec<String>) = q.call("list the queue's keys", |c| {
+            redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(glob)
+                .arg("COUNT")
+                .arg(1000)
+                .query(c)
+        })?;
+        out.extend(names);
+        cursor = next;
+        if cursor == 0 {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// `--keys` as text: a line a key, on stdout before the summary.
+fn print_keys(found: &serde_json::Map<String, serde_json::Value>) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    for (name, what) in found {
+        let line = format!("{name}\t{}\n", what.as_str().unwrap_or_default());
+        match out.write_all(line.as_bytes()) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            other => other.map_err(|e| Error::io("cannot write to stdout", e))?,
+        }
+    }
+    Ok(())
 }
 
 /// `s` as a SCAN MATCH pattern that matches only itself.

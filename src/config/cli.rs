@@ -36,6 +36,7 @@ pub enum Command {
     Status(StatusArgs),
     Spec(SpecArgs),
     Peek(PeekArgs),
+    Dead(DeadArgs),
     DemoSite(DemoSiteArgs),
 }
 
@@ -484,13 +485,63 @@ pub struct StatusArgs {
     /// live and by dead workers), done and set aside
     #[argh(option)]
     pub jobs: Option<String>,
-    /// also list every key qpipe made for this queue (and the --jobs list):
-    /// its kind, how long it lives, and who deletes it (README: Redis keys)
+    /// also list every key qpipe made for this queue and for the --jobs list,
+    /// --seen-key and --lock given: its kind, how long it lives, and who
+    /// deletes it (README: Redis keys)
     #[argh(switch)]
     pub keys: bool,
     /// print one JSON object instead of text
     #[argh(switch)]
     pub json: bool,
+}
+
+/// list, show, re-queue or delete dead letters (KEY:dead, or a job list's J:dead).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "dead", help_triggers("-h", "--help", "help"))]
+pub struct DeadArgs {
+    /// list (default), show, requeue or delete
+    #[argh(positional, default = "String::from(\"list\")")]
+    pub action: String,
+    /// the Redis URL (default $REDIS_URL, else redis://127.0.0.1:6379)
+    #[argh(option)]
+    pub redis: Option<String>,
+    /// PEM file of a private CA to trust for rediss:// (default: system roots)
+    #[argh(option)]
+    pub tls_ca: Option<String>,
+    /// the Redis list whose dead letters these are (default DATA-PIPELINE-KEY)
+    #[argh(option, default = "String::from(\"DATA-PIPELINE-KEY\")")]
+    pub key: String,
+    /// split the queue into this many lists, as the consumers do (default 1)
+    #[argh(option, default = "1")]
+    pub shards: usize,
+    /// the dead jobs of this job list (produce --jobs) instead of --key's items;
+    /// a re-queued job goes to the far end of the list with its attempts reset
+    #[argh(option)]
+    pub jobs: Option<String>,
+    /// only letters whose reason starts with this text (e.g. "invalid JSON")
+    #[argh(option)]
+    pub reason: Option<String>,
+    /// the letter at this index of `qpipe dead list` (0 is the newest)
+    #[argh(option)]
+    pub index: Option<usize>,
+    /// requeue/delete: at most this many letters, oldest first
+    #[argh(option)]
+    pub count: Option<usize>,
+    /// requeue/delete: every letter (that matches --reason, if given)
+    #[argh(switch)]
+    pub all: bool,
+    /// list: skip this many letters (default 0)
+    #[argh(option, default = "0")]
+    pub offset: usize,
+    /// list: show at most this many letters (default 20)
+    #[argh(option, default = "20")]
+    pub limit: usize,
+    /// list/show: print letters as JSON Lines
+    #[argh(switch)]
+    pub json: bool,
+    /// append the run summary as one JSON line to this file, or - for stdout
+    #[argh(option)]
+    pub stats_json: Option<String>,
 }
 
 /// print the next N items to be consumed, oldest first, without removing them.

@@ -337,3 +337,92 @@ impl DemoConfig {
         })
     }
 }
+
+/// What `qpipe dead` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadAction {
+    /// Print letters, a page at a time.
+    List,
+    /// Print one letter whole.
+    Show,
+    /// Move items back onto their list.
+    Requeue,
+    /// Delete letters.
+    Delete,
+}
+
+/// `qpipe dead`.
+#[derive(Debug, Clone)]
+pub struct DeadConfig {
+    /// The queue (or, with `jobs`, the Redis server).
+    pub target: RedisTarget,
+    /// A job list's dead jobs instead of the queue's dead items.
+    pub jobs: Option<String>,
+    /// What to do.
+    pub action: DeadAction,
+    /// Only letters whose reason starts with this.
+    pub reason: Option<String>,
+    /// One letter, by its index in `list`.
+    pub index: Option<usize>,
+    /// At most this many, oldest first.
+    pub count: Option<usize>,
+    /// List paging.
+    pub offset: usize,
+    /// List paging.
+    pub limit: usize,
+    /// Print JSON Lines.
+    pub json: bool,
+}
+
+impl DeadConfig {
+    /// Validates `qpipe dead`: a requeue or delete must say which letters.
+    pub fn from_args(a: crate::config::cli::DeadArgs) -> Result<DeadConfig, Error> {
+        let action = match a.action.as_str() {
+            "list" => DeadAction::List,
+            "show" => DeadAction::Show,
+            "requeue" => DeadAction::Requeue,
+            "delete" => DeadAction::Delete,
+            other => {
+                return Err(usage(format!(
+                    "qpipe dead {other:?}: the action is list, show, requeue or delete"
+                )))
+            }
+        };
+        let picked = a.all || a.reason.is_some() || a.index.is_some() || a.count.is_some();
+        if matches!(action, DeadAction::Requeue | DeadAction::Delete) && !picked {
+            return Err(usage(format!(
+                "qpipe dead {}: say which letters (--all, --reason TEXT, --count N or --index I; see qpipe dead list)",
+                a.action
+            )));
+        }
+        if action == DeadAction::Show && a.index.is_none() {
+            return Err(usage(
+                "qpipe dead show needs --index I (the index qpipe dead list prints)".into(),
+            ));
+        }
+        if a.index.is_some() && (a.all || a.count.is_some()) {
+            return Err(usage(
+                "--index picks one letter: leave out --all and --count".into(),
+            ));
+        }
+        let target = RedisTarget::new(a.redis, a.tls_ca, a.key, a.shards)?;
+        let cluster = target.redis.is_cluster();
+        Ok(DeadConfig {
+            jobs: a
+                .jobs
+                .map(|j| {
+                    non_empty_key(j)
+                        .map(|j| crate::queue::keys::shard_keys(&j, 1, cluster).remove(0))
+                })
+                .transpose()?,
+            target,
+            action,
+            reason: a.reason,
+            index: a.index,
+            count: a.count,
+            offset: a.offset,
+            limit: a.limit,
+            json: a.json,
+        })
+    }
+}

@@ -175,27 +175,62 @@ fn kind(pattern: &str) -> Option<&'static KeyKind> {
     REGISTRY.iter().find(|k| k.pattern == pattern)
 }
 
-/// Which kind of key `name` is, as a key of list `list` (a queue shard or
-/// a job list); `None`: qpipe does not make such a key for `list`.
-pub fn classify(name: &str, list: &str) -> Option<&'static KeyKind> {
-    let rest = name.strip_prefix(list)?;
+/// What a name passed to `classify` is the start of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// A queue (or one shard of it): `KEY`.
+    Queue,
+    /// A crawl-job list: `J`.
+    Jobs,
+    /// A `--seen-key` on a lone list: `SEEN` and its Bloom keys.
+    Seen,
+}
+
+/// Which kind of key `name` is, as a key of `base` of `family`; `None`:
+/// qpipe does not make such a key.
+pub fn classify(name: &str, base: &str, family: Family) -> Option<&'static KeyKind> {
+    let rest = name.strip_prefix(base)?;
     let parts: Vec<&str> = rest.split(':').collect();
-    let pattern = match parts.as_slice() {
-        [""] => "KEY",
-        ["", "dead"] => "KEY:dead",
-        ["", "consumers"] => "KEY:consumers",
-        ["", "done"] => "J:done",
-        ["", "attempts"] => "J:attempts",
-        ["", "writer", _] => "KEY:writer:RUN",
-        ["", "seen", ..] => "SEEN or {KEY:i}:seen:SEEN",
-        ["", "consumer", _, _, _] => "KEY:consumer:ID",
-        ["", "batches", _, _, _] => "KEY:batches:ID",
-        ["", "processing", _, _, _] => "KEY:processing:ID",
-        ["", "processing", _, _, _, _, _] => "KEY:processing:ID:T:SEQ",
-        ["", "processing", _, _, _, _, _, "acked"] => "J:processing:ID:0:SEQ:acked",
+    if family == Family::Seen {
+        return seen_kind(&parts);
+    }
+    let pattern = match (parts.as_slice(), family) {
+        ([""], Family::Jobs) => "J",
+        ([""], _) => "KEY",
+        (["", "done"], Family::Jobs) => "J:done",
+        (["", "attempts"], Family::Jobs) => "J:attempts",
+        (["", "dead"], Family::Jobs) => "J:dead",
+        (["", "dead"], _) => "KEY:dead",
+        (["", "consumers"], _) => "KEY:consumers",
+        (["", "writer", _], _) => "KEY:writer:RUN",
+        (["", "seen", tail @ ..], Family::Queue) => return seen_kind(&seen_tail(tail)),
+        (["", "consumer", _, _, _], _) => "KEY:consumer:ID",
+        (["", "batches", _, _, _], _) => "KEY:batches:ID",
+        (["", "processing", _, _, _], _) => "KEY:processing:ID",
+        (["", "processing", _, _, _, _, _], _) => "KEY:processing:ID:T:SEQ",
+        (["", "processing", _, _, _, _, _, "acked"], Family::Jobs) => "J:processing:ID:0:SEQ:acked",
         _ => return None,
     };
     kind(pattern)
+}
+
+/// A shard's seen key `{KEY:i}:seen:SEEN...`, from the parts after `seen`,
+/// as the parts of a lone seen key after its name: `[""]` for the set,
+/// `["", "bloom", ..]` for its Bloom keys.
+fn seen_tail<'a>(tail: &[&'a str]) -> Vec<&'a str> {
+    match tail.iter().position(|p| *p == "bloom") {
+        Some(i) => [&[""][..], &tail[i..]].concat(),
+        None => vec![""],
+    }
+}
+
+/// The seen set, or one of its Bloom keys.
+fn seen_kind(parts: &[&str]) -> Option<&'static KeyKind> {
+    match parts {
+        [""] => kind("SEEN or {KEY:i}:seen:SEEN"),
+        ["", "bloom"] | ["", "bloom", _] => kind("SEEN:bloom, SEEN:bloom:N, SEEN:bloom:bf"),
+        _ => None,
+    }
 }
 
 /// The dead-letter list of `list` (consume's poison items).
@@ -331,20 +366,39 @@ mod tests {
 
     #[test]
     fn keys_of_a_list_are_classified_by_name() {
-        let of = |n: &str| classify(n, "Q").map(|k| k.pattern);
+        let of = |n: &str| classify(n, "Q", Family::Queue).map(|k| k.pattern);
+        let job = |n: &str| classify(n, "J", Family::Jobs).map(|k| k.pattern);
+        let seen = |n: &str| classify(n, "S", Family::Seen).map(|k| k.pattern);
         assert_eq!(of("Q"), Some("KEY"));
         assert_eq!(of("Q:dead"), Some("KEY:dead"));
         assert_eq!(of(&heartbeat("Q", "h:1:n")), Some("KEY:consumer:ID"));
         assert_eq!(of(&batches("Q", "h:1:n")), Some("KEY:batches:ID"));
         let batch = batch_prefix("Q", "h:1:n", 2) + "7";
         assert_eq!(of(&batch), Some("KEY:processing:ID:T:SEQ"));
-        assert_eq!(of(&job_acked(&batch)), Some("J:processing:ID:0:SEQ:acked"));
+        assert_eq!(of(&job_acked(&batch)), None);
+        let job_batch = batch_prefix("J", "h:1:n", 0) + "7";
+        assert_eq!(
+            job(&job_acked(&job_batch)),
+            Some("J:processing:ID:0:SEQ:acked")
+        );
+        assert_eq!(job("J"), Some("J"));
+        assert_eq!(job(&jobs_done("J")), Some("J:done"));
+        assert_eq!(job(&dead("J")), Some("J:dead"));
+        let bloom_pattern = Some("SEEN:bloom, SEEN:bloom:N, SEEN:bloom:bf");
+        assert_eq!(seen("S"), Some("SEEN or {KEY:i}:seen:SEEN"));
+        assert_eq!(seen(&bloom_piece("S", 3)), bloom_pattern);
+        assert_eq!(seen(&bloom_module("S")), bloom_pattern);
+        assert_eq!(seen("S:other"), None);
+        let shard_seen = &seen_sets("S", &["{Q:0}".into()], true)[0];
+        let in_shard = |n: &str| classify(n, "{Q:0}", Family::Queue).map(|k| k.pattern);
+        assert_eq!(in_shard(shard_seen), Some("SEEN or {KEY:i}:seen:SEEN"));
+        assert_eq!(in_shard(&bloom(shard_seen)), bloom_pattern);
         assert_eq!(
             of(&legacy_processing("Q", "h:1:n")),
             Some("KEY:processing:ID")
         );
         assert_eq!(of(&writer_marker("Q", "r")), Some("KEY:writer:RUN"));
-        assert_eq!(of(&jobs_done("Q")), Some("J:done"));
+        assert_eq!(of(&jobs_done("Q")), None);
         assert_eq!(of("Q:other"), None);
         assert_eq!(of("QQ"), None);
     }

@@ -4,6 +4,7 @@
 use crate::error::Error;
 use crate::queue::conn::Endpoint;
 use crate::queue::link::Link;
+use crate::run::monitor::Levels;
 use std::time::Duration;
 
 /// Socket timeout of the probe's Redis connection: connect plus one round
@@ -36,20 +37,26 @@ impl Probe {
         keys: &[String],
     ) -> Result<crate::run::monitor::QueueLength, Error> {
         let mut probe = Probe::new(ep, keys)?;
-        Ok(Box::new(move || probe.queue_length()))
+        Ok(Box::new(move || probe.levels()))
     }
 
-    /// The queue length (every shard), or `None` if Redis did not answer.
-    pub fn queue_length(&mut self) -> Option<u64> {
+    /// The queue length and the dead letters (every shard), in one round
+    /// trip, or `None` if Redis did not answer.
+    pub fn levels(&mut self) -> Option<Levels> {
         let cmds: Vec<redis::Cmd> = self
             .keys
             .iter()
+            .flat_map(|k| [k.clone(), crate::queue::keys::dead(k)])
             .map(|k| redis::cmd("LLEN").arg(k).clone())
             .collect();
         let replies = self.link.attempt_all(&cmds).ok()?;
-        replies
+        let lens: Vec<u64> = replies
             .into_iter()
             .map(|v| redis::from_redis_value::<u64>(v).ok())
-            .sum()
+            .collect::<Option<_>>()?;
+        Some(Levels {
+            queue: lens.iter().step_by(2).sum(),
+            dead: lens.iter().skip(1).step_by(2).sum(),
+        })
     }
 }

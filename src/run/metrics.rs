@@ -5,6 +5,7 @@
 
 use crate::run::counters::{Counters, Kind, Sample, REDIS};
 use crate::run::http::{self, Parsed};
+use crate::run::monitor::Levels;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -22,7 +23,7 @@ const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub fn serve(
     listener: &TcpListener,
     counters: &Counters,
-    queue_length: &mut dyn FnMut() -> Option<u64>,
+    queue_length: &mut dyn FnMut() -> Option<Levels>,
     done: &AtomicBool,
 ) {
     if let Err(e) = listener.set_nonblocking(true) {
@@ -38,7 +39,11 @@ pub fn serve(
 }
 
 /// Reads one request and answers it, closing the connection.
-fn answer(mut conn: TcpStream, counters: &Counters, queue_length: &mut dyn FnMut() -> Option<u64>) {
+fn answer(
+    mut conn: TcpStream,
+    counters: &Counters,
+    queue_length: &mut dyn FnMut() -> Option<Levels>,
+) {
     let _ = conn.set_nonblocking(false);
     let _ = conn.set_read_timeout(Some(Duration::from_millis(250)));
     let _ = conn.set_write_timeout(Some(REQUEST_TIME));
@@ -103,7 +108,7 @@ fn health() -> (u16, &'static str, String) {
 }
 
 /// The run's counters, then the gauges only a scrape knows.
-fn samples(counters: &Counters, queue: Option<u64>) -> Vec<Sample> {
+fn samples(counters: &Counters, queue: Option<Levels>) -> Vec<Sample> {
     let mut out = counters.samples();
     let gauge = |name, help, value| Sample {
         name,
@@ -112,11 +117,16 @@ fn samples(counters: &Counters, queue: Option<u64>) -> Vec<Sample> {
         label: None,
         value,
     };
-    if let Some(len) = queue {
+    if let Some(levels) = queue {
         out.push(gauge(
             "qpipe_queue_length",
             "Items in the Redis list (all shards), read at this scrape.",
-            len,
+            levels.queue,
+        ));
+        out.push(gauge(
+            "qpipe_dead_letters",
+            "Dead letters in KEY:dead (all shards), read at this scrape.",
+            levels.dead,
         ));
     }
     out.push(gauge(
@@ -176,7 +186,7 @@ mod tests {
         let c = Counters::new(Side::Produce);
         c.response(200);
         c.items_pushed.store(30, Ordering::Relaxed);
-        let text = render(&samples(&c, Some(4)));
+        let text = render(&samples(&c, Some(Levels { queue: 4, dead: 2 })));
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "# HELP qpipe_pages_fetched_total HTTP responses received, by status class (every attempt and redirect hop).");
         assert_eq!(lines[1], "# TYPE qpipe_pages_fetched_total counter");
@@ -184,6 +194,7 @@ mod tests {
         assert_eq!(lines[3], "qpipe_pages_fetched_total{class=\"2xx\"} 1");
         assert!(text.contains("\nqpipe_items_pushed_total 30\n"), "{text}");
         assert!(text.contains("\n# TYPE qpipe_queue_length gauge\nqpipe_queue_length 4\n"));
+        assert!(text.contains("\n# TYPE qpipe_dead_letters gauge\nqpipe_dead_letters 2\n"));
         assert!(text.contains("\nqpipe_redis_up 1\n"));
         let version = env!("CARGO_PKG_VERSION");
         assert!(text.ends_with(&format!("qpipe_build_info{{version=\"{version}\"}} 1\n")));

@@ -14,8 +14,17 @@ use std::sync::Arc;
 use std::thread::Scope;
 use std::time::Duration;
 
-/// Reads the queue length for a scrape: `None` if Redis did not answer.
-pub type QueueLength = Box<dyn FnMut() -> Option<u64> + Send>;
+/// What a scrape reads from Redis: the queue's length and its dead letters.
+#[derive(Debug, Clone, Copy)]
+pub struct Levels {
+    /// Items in the list (all shards).
+    pub queue: u64,
+    /// Dead letters (all shards).
+    pub dead: u64,
+}
+
+/// Reads the levels for a scrape: `None` if Redis did not answer.
+pub type QueueLength = Box<dyn FnMut() -> Option<Levels> + Send>;
 
 /// What the watching threads need, made before the workers start.
 pub struct Monitor {
