@@ -149,37 +149,10 @@ impl Worker<'_, '_> {
     /// Crawls one job and acknowledges it if it ran to its end. `Some`: the
     /// run must end (the job is still held, and goes back at exit).
     fn one(&mut self, bytes: &[u8], ack: &Ack) -> Result<Option<Finish>, Error> {
-        let key = &self.jc.key;
-        let job = match job::parse(bytes) {
-            Ok(job) => job,
-            Err(why) => {
-                let text = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]);
-                log::warn(&format!(
-                    "job {} is not a job ({why}); set aside in {}",
-                    job::shown(&text),
-                    job_list::dead_key(key)
-                ));
-                let link = self.taker.queue().link();
-                job_list::set_aside(link, key, ack, &self.me.id, bytes, &why)?;
-                self.stats.failed += 1;
-                return Ok(None);
-            }
-        };
-        // A job's URL is untrusted input: it may not point the crawler at
-        // this host, the private network or a metadata address.
-        if !self.kit.cfg.http.allow_private && address::url_is_private(&job.url) {
-            let why = "private address (a job may not crawl loopback, private or link-local addresses; run the worker with --allow-private to let it)";
-            log::warn(&format!(
-                "job {}: refused, {why}; set aside in {}",
-                job.url,
-                job_list::dead_key(key)
-            ));
-            let link = self.taker.queue().link();
-            job_list::set_aside(link, key, ack, &self.me.id, bytes, why)?;
-            self.stats.failed += 1;
-            self.stats.refused += 1;
+        let Some(job) = self.admit(bytes, ack)? else {
             return Ok(None);
-        }
+        };
+        let key = &self.jc.key;
         let kit = self.kit;
         let bounds = Bounds {
             deadline: kit.deadline,
@@ -227,6 +200,43 @@ impl Worker<'_, '_> {
             ));
         }
         Ok(None)
+    }
+
+    /// The job in `bytes`, if it is one this worker may crawl; otherwise it
+    /// is set aside in `J:dead` with the reason, and counted.
+    fn admit(&mut self, bytes: &[u8], ack: &Ack) -> Result<Option<job::Job>, Error> {
+        let key = &self.jc.key;
+        let job = match job::parse(bytes) {
+            Ok(job) => job,
+            Err(why) => {
+                let text = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]);
+                log::warn(&format!(
+                    "job {} is not a job ({why}); set aside in {}",
+                    job::shown(&text),
+                    job_list::dead_key(key)
+                ));
+                let link = self.taker.queue().link();
+                job_list::set_aside(link, key, ack, &self.me.id, bytes, &why)?;
+                self.stats.failed += 1;
+                return Ok(None);
+            }
+        };
+        // A job's URL is untrusted input: it may not point the crawler at
+        // this host, the private network or a metadata address.
+        if !self.kit.cfg.http.allow_private && address::url_is_private(&job.url) {
+            let why = "private address (a job may not crawl loopback, private or link-local addresses; run the worker with --allow-private to let it)";
+            log::warn(&format!(
+                "job {}: refused, {why}; set aside in {}",
+                job.url,
+                job_list::dead_key(key)
+            ));
+            let link = self.taker.queue().link();
+            job_list::set_aside(link, key, ack, &self.me.id, bytes, why)?;
+            self.stats.failed += 1;
+            self.stats.refused += 1;
+            return Ok(None);
+        }
+        Ok(Some(job))
     }
 }
 

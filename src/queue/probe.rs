@@ -4,7 +4,7 @@
 use crate::error::Error;
 use crate::queue::conn::Endpoint;
 use crate::queue::link::Link;
-use crate::run::monitor::Levels;
+use crate::run::metrics::Levels;
 use std::time::Duration;
 
 /// Socket timeout of the probe's Redis connection: connect plus one round

@@ -5,12 +5,20 @@
 
 use crate::run::counters::{Counters, Kind, Sample, REDIS};
 use crate::run::http::{self, Parsed};
-use crate::run::monitor::Levels;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+/// What a scrape reads from Redis: the queue's length and its dead letters.
+#[derive(Debug, Clone, Copy)]
+pub struct Levels {
+    /// Items in the list (all shards).
+    pub queue: u64,
+    /// Dead letters (all shards).
+    pub dead: u64,
+}
 
 /// `/healthz` fails once Redis has not answered anyone for this long.
 pub const HEALTHY_WITHIN: Duration = Duration::from_secs(10);

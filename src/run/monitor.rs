@@ -5,7 +5,7 @@
 
 use crate::error::Error;
 use crate::run::counters::{self, Counters};
-use crate::run::metrics;
+use crate::run::metrics::{self, Levels};
 use crate::run::settings::MonitorConfig;
 use crate::run::{http, log, signal};
 use std::net::TcpListener;
@@ -13,15 +13,6 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::thread::Scope;
 use std::time::Duration;
-
-/// What a scrape reads from Redis: the queue's length and its dead letters.
-#[derive(Debug, Clone, Copy)]
-pub struct Levels {
-    /// Items in the list (all shards).
-    pub queue: u64,
-    /// Dead letters (all shards).
-    pub dead: u64,
-}
 
 /// Reads the levels for a scrape: `None` if Redis did not answer.
 pub type QueueLength = Box<dyn FnMut() -> Option<Levels> + Send>;
