@@ -17,6 +17,7 @@ use crate::consume::source::put_back;
 use crate::consume::totals::{summarize, End};
 use crate::consume::{pump, sources_of, Stages};
 use crate::error::Error;
+use crate::queue::acl::{self, Needs};
 use crate::queue::lease::{self, Lease};
 use crate::queue::probe::Probe;
 use crate::queue::Queue;
@@ -45,6 +46,14 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
     };
     let mut control = connect(&keys[0], block)?;
     let consumer = cfg.reliable.then(|| Lease::new(&keys, cfg.heartbeat_ttl));
+    let mut needs = Needs::default();
+    for key in &keys {
+        match &consumer {
+            Some(me) => needs.holder(key, &me.id),
+            None => needs.popper(key),
+        };
+    }
+    acl::check(control.link(), &needs)?;
     let recovered = match &consumer {
         Some(me) => me.start(control.link(), &lease::Items)?,
         None => 0,

@@ -26,6 +26,7 @@ use super::{crawl, Kit};
 use crate::crawl::frontier::{Bounds, Finish, Frontier};
 use crate::crawl::session::address;
 use crate::error::Error;
+use crate::queue::acl;
 use crate::queue::batch::{Ack, Taken};
 use crate::queue::job_list;
 use crate::queue::lease::{self, Lease, Orphans};
@@ -49,6 +50,9 @@ pub fn serve(kit: &Kit<'_>, jc: &JobsConfig, queues: &mut [Queue]) -> Result<Tot
         .retrying(cfg.writer.retry_for, stop.clone());
     let me = Lease::new(std::slice::from_ref(&jc.key), jc.heartbeat_ttl);
     let mut taker = Reliable::new(q, &me, 0);
+    let mut needs = acl::Needs::default();
+    needs.holder(&jc.key, &me.id).job_worker(&jc.key, &me.id);
+    acl::check(taker.queue().link(), &needs)?;
     let mut stats = JobStats {
         recovered: me.start(taker.queue().link(), &jc.requeue(&me))?,
         ..JobStats::default()

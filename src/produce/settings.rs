@@ -114,6 +114,10 @@ impl WriterConfig {
     ) -> Result<Vec<crate::queue::Queue>, Error> {
         let keys = self.shard_keys();
         let seen = self.seen.as_ref().map(|s| (s, self.seen_sets(&s.key)));
+        let mut needs = crate::queue::acl::Needs::default();
+        for k in &keys {
+            needs.writer(k);
+        }
         keys.iter()
             .enumerate()
             .map(|(i, k)| {
@@ -124,6 +128,9 @@ impl WriterConfig {
                     Duration::from_secs(1),
                 )?
                 .retrying(self.retry_for, Some(std::sync::Arc::clone(stop)));
+                if i == 0 {
+                    crate::queue::acl::check(q.link(), &needs)?;
+                }
                 if let Some((s, sets)) = &seen {
                     // Each shard's seen key holds that shard's share of the items.
                     let want = s.dedup.share(keys.len());

@@ -66,6 +66,7 @@ impl Lock {
         // short enough for a hung Redis to be retried within that.
         let timeout = (ttl / 4).clamp(Duration::from_millis(500), Duration::from_secs(2));
         let mut link = Link::open(ep, timeout, ttl * 2 / 3, Some(done))?;
+        crate::queue::acl::check(&mut link, crate::queue::acl::Needs::default().lock(name))?;
         let token = format!(
             "{}:{}:{}",
             crate::queue::conn::hostname(),

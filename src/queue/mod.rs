@@ -8,6 +8,7 @@
 //! key name qpipe creates (`keys`: the registry), and seen keys as sets or
 //! Bloom filters (`dedup`).
 
+pub mod acl;
 pub mod batch;
 pub mod conn;
 pub mod dead_letter;
