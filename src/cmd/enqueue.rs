@@ -11,6 +11,7 @@ use crate::error::{Error, Exit};
 use crate::produce::writer::{self, Parcel};
 use crate::queue::item::Item;
 use crate::queue::job;
+use crate::queue::job_list::{self, When};
 use crate::run::signal::Signals;
 use crate::run::summary::Summary;
 use std::io::{BufRead, BufReader, Read};
@@ -42,6 +43,9 @@ pub fn run(cfg: &EnqueueConfig, signals: &Signals) -> Result<Summary, Error> {
     }
     let count = jobs.len() as u64;
     let mut queues = cfg.writer.connect(&signals.stop)?;
+    if let Some(when) = cfg.when {
+        return schedule(cfg, &mut queues[0], &jobs, when, started);
+    }
     // Every job is in memory already: an unbounded channel of parcels the
     // size of one LPUSH, drained on this thread.
     let (tx, rx) = crossbeam_channel::unbounded::<Parcel>();
@@ -67,6 +71,39 @@ pub fn run(cfg: &EnqueueConfig, signals: &Signals) -> Result<Summary, Error> {
         sum.set("spill_file", p.display().to_string());
     }
     sum.failure = written.failure;
+    Ok(sum)
+}
+
+/// `--in`/`--at`: schedules every job in `J:scheduled` (one step each, safe
+/// to repeat: a member names the job and this run), for any running worker
+/// to move to the list when due.
+fn schedule(
+    cfg: &EnqueueConfig,
+    q: &mut crate::queue::Queue,
+    jobs: &Parcel,
+    when: When,
+    started: Instant,
+) -> Result<Summary, Error> {
+    let run = format!("{:016x}", fastrand::u64(..));
+    for (i, job) in jobs.iter().enumerate() {
+        job_list::schedule(
+            q.link(),
+            &cfg.writer.key,
+            &job.json,
+            when,
+            &format!("{run}-{i}"),
+        )?;
+    }
+    let mut sum = Summary::new("enqueue", Exit::Ok);
+    sum.set("redis", crate::error::redact(&cfg.writer.redis.url))
+        .set("key", cfg.writer.key.as_str())
+        .set("jobs", jobs.len() as u64)
+        .set("jobs_scheduled", jobs.len() as u64);
+    match when {
+        When::In(d) => sum.set("due_in_secs", d.as_secs_f64()),
+        When::At(t) => sum.set("due_at_unix", t.as_secs_f64()),
+    };
+    sum.rates(started.elapsed(), &[("jobs", jobs.len() as u64)]);
     Ok(sum)
 }
 

@@ -68,6 +68,8 @@ pub fn run(cfg: &StatusConfig, _signals: &Signals) -> Result<Summary, Error> {
             .set("jobs_orphaned", j.orphaned)
             .set("jobs_done", j.done)
             .set("jobs_dead", j.dead)
+            .set("jobs_delayed", j.delayed)
+            .set("jobs_scheduled", j.scheduled)
             .set("job_workers", j.workers);
     }
     if cfg.keys {

@@ -82,6 +82,14 @@ pub struct ProduceArgs {
     /// aside in JOBS:dead with the reason (default 5)
     #[argh(option)]
     pub job_attempts: Option<u64>,
+    /// with --jobs: seconds before a job that failed or was stopped is
+    /// retried; the delay doubles with each attempt, up to --job-backoff-max
+    /// (default 10; 0 puts jobs back on the list at once)
+    #[argh(option)]
+    pub job_backoff: Option<f64>,
+    /// with --jobs: the longest retry delay, in seconds (default 3600)
+    #[argh(option)]
+    pub job_backoff_max: Option<f64>,
     /// delete the --shared-frontier (and its item fingerprints) first, to start a new crawl
     #[argh(switch)]
     pub reset_frontier: bool,
@@ -416,6 +424,15 @@ pub struct EnqueueArgs {
     /// job URLs, files of jobs (one per line), or - for stdin
     #[argh(positional)]
     pub jobs: Vec<String>,
+    /// schedule the jobs for later: a delay such as 90s, 15m, 2h or 1d
+    /// (plain numbers are seconds); any running --jobs worker moves them to
+    /// the list when due
+    #[argh(option, long = "in")]
+    pub in_: Option<String>,
+    /// schedule the jobs for this time: RFC 3339 (2026-12-05T03:00:00Z,
+    /// 2026-12-05T04:00:00+01:00) or seconds since the Unix epoch
+    #[argh(option)]
+    pub at: Option<String>,
     /// the job list (default qpipe:jobs)
     #[argh(option, default = "String::from(crate::queue::job_list::DEFAULT_KEY)")]
     pub key: String,

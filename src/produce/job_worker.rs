@@ -123,6 +123,11 @@ impl Worker<'_, '_> {
             if self.kit.deadline.is_some_and(|d| Instant::now() >= d) {
                 return (Finish::MaxTime, None);
             }
+            // Jobs whose retry delay or schedule is up go to the list first,
+            // by whichever worker gets here: idle workers keep them moving.
+            if let Err(e) = job_list::move_due(self.taker.queue().link(), &self.jc.key) {
+                return ended_by(e);
+            }
             let asked = Instant::now();
             let batch = match self.taker.take(1, usize::MAX) {
                 Ok(Taken::Batch(b)) => b,

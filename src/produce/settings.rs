@@ -169,6 +169,10 @@ pub struct JobsConfig {
     /// How often a job may go back (stopped, failed, its worker died)
     /// before it is set aside in `J:dead`.
     pub attempts: u64,
+    /// The first retry delay of a job put back (0: at once).
+    pub backoff: Duration,
+    /// The longest retry delay.
+    pub backoff_max: Duration,
 }
 
 impl JobsConfig {
@@ -177,6 +181,8 @@ impl JobsConfig {
         JobRequeue {
             attempts: self.attempts,
             worker: me.id.clone(),
+            backoff: self.backoff,
+            backoff_max: self.backoff_max,
         }
     }
 

@@ -98,6 +98,12 @@ impl Needs {
             .add(&["HINCRBY", &attempts, "x", "1"])
             .add(&["HDEL", &attempts, "x"])
             .add(&["SET", &acked, "1", "EX", "3600"])
+            .add(&["ZADD", &keys::jobs_delayed(jobs), "1", "x"])
+            .add(&["ZRANGEBYSCORE", &keys::jobs_delayed(jobs), "0", "1"])
+            .add(&["ZREM", &keys::jobs_delayed(jobs), "x"])
+            .add(&["ZRANGEBYSCORE", &keys::jobs_scheduled(jobs), "0", "1"])
+            .add(&["ZREM", &keys::jobs_scheduled(jobs), "x"])
+            .add(&["TIME"])
             .add(&["EXISTS", &acked])
             .add(&["DEL", &acked])
     }

@@ -26,6 +26,7 @@ use crate::queue::batch::Ack;
 use crate::queue::keys;
 use crate::queue::lease;
 use crate::queue::link::Link;
+use std::time::Duration;
 
 /// The job list `enqueue`, `produce --jobs` and `status --jobs` use unless told.
 pub const DEFAULT_KEY: &str = "qpipe:jobs";
@@ -53,11 +54,15 @@ redis.call('SREM', KEYS[1], KEYS[2])
 return redis.call('EXISTS', KEYS[4])";
 
 /// KEYS: a job's list (taken from its tail), the job list, the attempts
-/// hash, the dead-letter list, the worker's batch set. ARGV: the job as
-/// last read, the most attempts, its dead letter. Counts one more attempt
-/// and puts the job at the far end of the list (1), or past the most
-/// attempts into the dead letters (2); -1 if the job is no longer the one
-/// read (read again). Drops the emptied list from the set. Safe to repeat.
+/// hash, the dead-letter list, the worker's batch set, the delayed set.
+/// ARGV: the job as last read, the most attempts, its dead letter, the
+/// first retry delay and the longest (ms), a nonce. Counts one more
+/// attempt and puts the job back (1): after a delay that doubles with each
+/// attempt (in Redis's clock, into the delayed set, member `nonce|job`), or
+/// at once to the far end of the list when the first delay is 0; past the
+/// most attempts, into the dead letters (2). -1 if the job is no longer the
+/// one read (read again). Drops the emptied list from the set. Safe to
+/// repeat: a retry finds the job gone from its list.
 const JOB_BACK: &str = r"
 local job = redis.call('LINDEX', KEYS[1], -1)
 local out = 0
@@ -66,12 +71,19 @@ if job then
   local fp = redis.sha1hex(job)
   local n = redis.call('HINCRBY', KEYS[3], fp, 1)
   redis.call('RPOP', KEYS[1])
+  local base = tonumber(ARGV[4])
   if n > tonumber(ARGV[2]) then
     redis.call('HDEL', KEYS[3], fp)
     redis.call('LPUSH', KEYS[4], ARGV[3])
     out = 2
-  else
+  elseif base == 0 then
     redis.call('LPUSH', KEYS[2], job)
+    out = 1
+  else
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    local delay = math.min(tonumber(ARGV[5]), base * 2 ^ (n - 1))
+    redis.call('ZADD', KEYS[6], now + delay, ARGV[6] .. '|' .. job)
     out = 1
   end
 end
@@ -84,6 +96,93 @@ const SET_ASIDE: &str = r"
 if redis.call('DEL', KEYS[2]) == 1 then redis.call('LPUSH', KEYS[3], ARGV[1]) end
 redis.call('SREM', KEYS[1], KEYS[2])
 return 1";
+
+/// KEYS: the delayed set, the scheduled set, the job list. ARGV[1]: the
+/// most to move. Moves every job due by Redis's clock (members `nonce|job`)
+/// to the far end of the list, each once: the ZREM and the LPUSH are one
+/// step, so two workers moving at once, or a retry after a lost reply,
+/// never move a job twice.
+const MOVE_DUE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local moved = 0
+for i = 1, 2 do
+  local due = redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+  for _, m in ipairs(due) do
+    redis.call('ZREM', KEYS[i], m)
+    local bar = string.find(m, '|', 1, true)
+    redis.call('LPUSH', KEYS[3], string.sub(m, bar + 1))
+    moved = moved + 1
+  end
+end
+return moved";
+
+/// KEYS: the scheduled set. ARGV: when (ms since the epoch, or 0 with a
+/// delay), the delay (ms), the member (`nonce|job`). Schedules the job in
+/// Redis's clock; the same member again changes nothing.
+const SCHEDULE: &str = r"
+local at = tonumber(ARGV[1])
+if at == 0 then
+  local t = redis.call('TIME')
+  at = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[2])
+end
+redis.call('ZADD', KEYS[1], 'NX', at, ARGV[3])
+return 1";
+
+/// Jobs due at most per move, so one call stays short.
+const MOVE_AT_MOST: u64 = 1000;
+
+/// Moves the jobs of `jobs` whose delay or schedule is up to the list;
+/// returns how many. Any worker may call it, at any time.
+pub fn move_due(link: &mut Link, jobs: &str) -> Result<u64, Error> {
+    link.call("move due jobs to the list", |c| {
+        redis::cmd("EVAL")
+            .arg(MOVE_DUE)
+            .arg(3)
+            .arg(keys::jobs_delayed(jobs))
+            .arg(keys::jobs_scheduled(jobs))
+            .arg(jobs)
+            .arg(MOVE_AT_MOST)
+            .query(c)
+    })
+}
+
+/// When a scheduled job is due.
+#[derive(Debug, Clone, Copy)]
+pub enum When {
+    /// This long after now, in Redis's clock.
+    In(Duration),
+    /// At this time (since the Unix epoch).
+    At(Duration),
+}
+
+/// Schedules `job` for `when` in `jobs`'s scheduled set; `nonce` makes the
+/// member unique per job and run, so a retry after a lost reply adds it
+/// once and identical jobs stay two.
+pub fn schedule(
+    link: &mut Link,
+    jobs: &str,
+    job: &[u8],
+    when: When,
+    nonce: &str,
+) -> Result<(), Error> {
+    let (at, delay) = match when {
+        When::In(d) => (0, d.as_millis() as u64),
+        When::At(t) => (t.as_millis() as u64, 0),
+    };
+    let mut member = format!("{nonce}|").into_bytes();
+    member.extend_from_slice(job);
+    link.call("schedule a job", |c| {
+        redis::cmd("EVAL")
+            .arg(SCHEDULE)
+            .arg(1)
+            .arg(keys::jobs_scheduled(jobs))
+            .arg(at)
+            .arg(delay)
+            .arg(&member)
+            .query::<()>(c)
+    })
+}
 
 /// The counter of acknowledged jobs.
 pub fn done_key(jobs: &str) -> String {
@@ -100,13 +199,18 @@ pub fn attempts_key(jobs: &str) -> String {
     keys::job_attempts(jobs)
 }
 
-/// How a stopped or dead worker's jobs go back: to the far end of the list,
-/// counted, and into `J:dead` once put back more than `attempts` times.
+/// How a stopped or dead worker's jobs go back: counted, after a delay that
+/// doubles with each attempt (or at once to the far end of the list), and
+/// into `J:dead` once put back more than `attempts` times.
 pub struct JobRequeue {
     /// The most times a job may go back.
     pub attempts: u64,
     /// Who puts it back (for the dead letter).
     pub worker: String,
+    /// The delay before the first retry; 0 puts jobs back at once.
+    pub backoff: Duration,
+    /// The longest delay.
+    pub backoff_max: Duration,
 }
 
 impl lease::Requeue for JobRequeue {
@@ -126,15 +230,19 @@ impl lease::Requeue for JobRequeue {
             let out = link.call("put a job back", |c| {
                 redis::cmd("EVAL")
                     .arg(JOB_BACK)
-                    .arg(5)
+                    .arg(6)
                     .arg(batch)
                     .arg(list)
                     .arg(attempts_key(list))
                     .arg(dead_key(list))
                     .arg(set)
+                    .arg(keys::jobs_delayed(list))
                     .arg(&job)
                     .arg(self.attempts)
                     .arg(&letter)
+                    .arg(self.backoff.as_millis() as u64)
+                    .arg(self.backoff_max.as_millis() as u64)
+                    .arg(format!("{:016x}", fastrand::u64(..)))
                     .query::<i64>(c)
             })?;
             match out {
@@ -216,6 +324,10 @@ pub struct JobCounts {
     pub dead: u64,
     /// Workers whose heartbeat is alive.
     pub workers: u64,
+    /// Put back, waiting out their retry delay (`J:delayed`).
+    pub delayed: u64,
+    /// Scheduled for later by `enqueue --in/--at` (`J:scheduled`).
+    pub scheduled: u64,
 }
 
 /// Reads where the jobs of `jobs` stand.
@@ -226,7 +338,11 @@ pub fn counts(link: &mut Link, jobs: &str) -> Result<JobCounts, Error> {
     get.arg(done_key(jobs));
     let mut dead = redis::cmd("LLEN");
     dead.arg(dead_key(jobs));
-    let replies = link.call_all("count the jobs", &[llen, get, dead])?;
+    let mut delayed = redis::cmd("ZCARD");
+    delayed.arg(keys::jobs_delayed(jobs));
+    let mut scheduled = redis::cmd("ZCARD");
+    scheduled.arg(keys::jobs_scheduled(jobs));
+    let replies = link.call_all("count the jobs", &[llen, get, dead, delayed, scheduled])?;
     let n: Vec<u64> = replies
         .into_iter()
         .map(|v| {
@@ -240,6 +356,8 @@ pub fn counts(link: &mut Link, jobs: &str) -> Result<JobCounts, Error> {
         pending: n.first().copied().unwrap_or(0),
         done: n.get(1).copied().unwrap_or(0),
         dead: n.get(2).copied().unwrap_or(0),
+        delayed: n.get(3).copied().unwrap_or(0),
+        scheduled: n.get(4).copied().unwrap_or(0),
         ..JobCounts::default()
     };
     for p in lease::processing_lists(link, jobs)? {

@@ -96,6 +96,18 @@ pub const REGISTRY: &[KeyKind] = &[
         owner: "acknowledged jobs, INCR per job; safe to delete (the count restarts)",
     },
     KeyKind {
+        pattern: "J:delayed",
+        kind: "sorted set",
+        lifetime: "each member until its retry is due",
+        owner: "jobs put back after a failure or a stop, waiting out a delay that doubles per attempt (`--job-backoff`); any worker moves due ones to J",
+    },
+    KeyKind {
+        pattern: "J:scheduled",
+        kind: "sorted set",
+        lifetime: "each member until it is due",
+        owner: "jobs scheduled by `enqueue --in/--at`; any worker moves due ones to J",
+    },
+    KeyKind {
         pattern: "J:dead",
         kind: "list",
         lifetime: "kept",
@@ -198,6 +210,8 @@ pub fn classify(name: &str, base: &str, family: Family) -> Option<&'static KeyKi
         ([""], Family::Jobs) => "J",
         ([""], _) => "KEY",
         (["", "done"], Family::Jobs) => "J:done",
+        (["", "delayed"], Family::Jobs) => "J:delayed",
+        (["", "scheduled"], Family::Jobs) => "J:scheduled",
         (["", "attempts"], Family::Jobs) => "J:attempts",
         (["", "dead"], Family::Jobs) => "J:dead",
         (["", "dead"], _) => "KEY:dead",
@@ -272,6 +286,16 @@ pub fn legacy_processing(list: &str, id: &str) -> String {
 /// The ack marker of a job's batch list.
 pub fn job_acked(batch: &str) -> String {
     format!("{batch}:acked")
+}
+
+/// Jobs put back, waiting out their retry delay.
+pub fn jobs_delayed(jobs: &str) -> String {
+    format!("{jobs}:delayed")
+}
+
+/// Jobs scheduled for later (`enqueue --in/--at`).
+pub fn jobs_scheduled(jobs: &str) -> String {
+    format!("{jobs}:scheduled")
 }
 
 /// The counter of acknowledged jobs.
@@ -422,6 +446,8 @@ mod tests {
             shown(legacy_processing("Q", "h:1:n")),
             job_acked("J:processing:ID:0:SEQ"),
             jobs_done("J"),
+            jobs_delayed("J"),
+            jobs_scheduled("J"),
             dead("J"),
             job_attempts("J"),
             lock("LOCK"),

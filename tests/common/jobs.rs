@@ -50,6 +50,9 @@ pub fn produce(url: &str, st: &Path, extra: &[&str]) -> Args {
         .opt("--jobs", JOBS)
         .arg("--allow-private")
         .arg("--ignore-robots")
+        // Jobs put back go straight to the list, as these tests check
+        // (tests/job_retries.rs covers the retry delay).
+        .opt("--job-backoff", 0)
         .threads(2)
         .stats_json(st)
         .args(extra)
