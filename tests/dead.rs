@@ -139,6 +139,27 @@ fn a_dead_job_goes_back_to_the_far_end_with_its_attempts_reset() {
     assert_eq!(redis.llen(&format!("{JOBS}:dead")), 0);
 }
 
+/// A dead item is untrusted: the text listing escapes its control
+/// characters, so it cannot drive the terminal or split the listing.
+#[test]
+fn the_listing_escapes_control_characters() {
+    let redis = Redis::start();
+    let evil = b"\x1b]0;pwned\x07\x1b[2J{\"a\":\nnope".to_vec();
+    redis.lpush(KEY, &[evil]);
+    let dir = tempfile::tempdir().unwrap();
+    Args::consume(&redis.url())
+        .out(&dir.path().join("o.jsonl"))
+        .drain(0.3)
+        .run_expect(None, 3);
+    let list = dead(&redis.url(), &[]);
+    assert_eq!(list.stdout.lines().count(), 1, "{list}");
+    assert!(
+        !list.stdout.contains('\x1b') && !list.stdout.contains('\x07'),
+        "{list}"
+    );
+    assert!(list.stdout.contains("\\u{1b}]0;pwned\\u{7}"), "{list}");
+}
+
 #[test]
 fn a_requeue_or_delete_must_say_which_letters() {
     let redis = Redis::start();

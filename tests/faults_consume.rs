@@ -146,7 +146,7 @@ fn a_slow_sink_keeps_its_heartbeat_beside_recover() {
         .arg("--reliable")
         .threads(2)
         .batch_size(200)
-        .opt("--heartbeat-ttl", 1)
+        .opt("--heartbeat-ttl", 2)
         .drain(1)
         .redis(&url)
         .spawn(None);

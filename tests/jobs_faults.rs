@@ -19,7 +19,7 @@ fn a_job_of_a_worker_killed_with_kill_9_is_finished_by_another() {
     assert_eq!(enqueue(&url, &[&job]).code, 0);
     let dir = tempfile::tempdir().unwrap();
     let st = dir.path().join("a.json");
-    let mut a = slow_worker(&url, &st, &["--heartbeat-ttl", "1"], &redis);
+    let mut a = slow_worker(&url, &st, &["--heartbeat-ttl", "2"], &redis);
     a.kill().unwrap(); // SIGKILL: no cleanup at all
     a.wait().unwrap();
     let pushed_by_a = redis.llen(KEY);
@@ -34,7 +34,7 @@ fn a_job_of_a_worker_killed_with_kill_9_is_finished_by_another() {
     );
 
     let st = dir.path().join("b.json");
-    let extra = ["--drain", "--idle-timeout", "4", "--heartbeat-ttl", "1"];
+    let extra = ["--drain", "--idle-timeout", "4", "--heartbeat-ttl", "2"];
     let run = produce(&url, &st, &extra).run(None);
     assert_eq!(run.code, 0, "{run}");
     let s = stats(&st);

@@ -109,6 +109,36 @@ fn links_and_redirects_to_private_addresses_are_refused_and_named() {
     assert_eq!(named, want, "{s}");
     assert_eq!(redis.llen("DATA-PIPELINE-KEY"), 2);
 
+    // A proxy on this host is exempt on its own port only: requests that
+    // bypass it (NO_PROXY) to other loopback ports are still refused.
+    redis.cmd::<()>(&["DEL", "DATA-PIPELINE-KEY"]);
+    let spec = write_file(dir.path(), "spec.json", FOLLOW_ALL_SPEC);
+    let run = Args::new("produce")
+        .redis(&redis.url())
+        .start_url(&format!("http://site.test:{}/", site.port))
+        .path("--spec", &spec)
+        .arg("--ignore-robots")
+        .opt("--proxy", "http://loop.site.test:9")
+        .stats_json(&dir.path().join("proxied.json"))
+        .run_env(
+            None,
+            &[
+                ("QPIPE_TEST_RESOLVE", HOOKS),
+                ("QPIPE_TEST_PUBLIC", "127.0.0.2"),
+                (
+                    "NO_PROXY",
+                    "site.test,loop.site.test,v6.site.test,meta.site.test",
+                ),
+            ],
+        );
+    let s = stats(&dir.path().join("proxied.json"));
+    assert_eq!(
+        (secret.hits("/secret"), secret.hits("/secret2")),
+        (0, 0),
+        "{run}"
+    );
+    assert_eq!(s["skipped"]["private_address"], 4, "{s}");
+
     // With --allow-private the same crawl reaches them: the guard is what
     // stopped it.
     redis.cmd::<()>(&["DEL", "DATA-PIPELINE-KEY"]);

@@ -26,7 +26,7 @@ fn kill_9_mid_drain_loses_nothing_in_reliable_mode() {
     let url = redis.url();
     let mut child = Args::new("consume")
         .arg("--reliable")
-        .opt("--heartbeat-ttl", 1)
+        .opt("--heartbeat-ttl", 2)
         .redis(&url)
         .threads(4)
         .batch_size(5)

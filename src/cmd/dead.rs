@@ -31,17 +31,17 @@ pub fn run(cfg: &DeadConfig, signals: &Signals) -> Result<Summary, Error> {
     // Every step is safe to repeat, so an outage or a lost reply is retried.
     let mut q = Queue::connect(&cfg.target.redis, &lists[0].list, Duration::from_secs(1))?
         .retrying(RETRY_FOR, Some(Arc::clone(&signals.stop)));
-    // Every letter of every list, newest first within a list, in list order:
-    // the index `list` prints.
+    // Every letter of every list, oldest first (by the time it was set
+    // aside): the index `list` prints. New letters take new indexes, so an
+    // index seen in a listing still names that letter while others arrive.
     let mut all: Vec<(usize, Letter)> = Vec::new();
     for (i, d) in lists.iter().enumerate() {
-        all.extend(
-            dead_letter::read(q.link(), &d.dead)?
-                .into_iter()
-                .map(|l| (i, l)),
-        );
+        let mut letters = dead_letter::read(q.link(), &d.dead)?;
+        letters.reverse();
+        all.extend(letters.into_iter().map(|l| (i, l)));
     }
-    let picked = pick(cfg, &all);
+    all.sort_by(|a, b| a.1.at.cmp(&b.1.at));
+    let picked = pick(cfg, &all)?;
     let mut sum = Summary::new("dead", Exit::Ok);
     sum.output = Output::Stderr;
     sum.set("redis", q.redacted_url())
@@ -89,25 +89,40 @@ fn dead_lists(cfg: &DeadConfig) -> Vec<Dead> {
     }
 }
 
-/// The indexes of the letters the flags pick: `--index`, else those whose
-/// reason starts with `--reason`, the oldest `--count` of them.
-fn pick(cfg: &DeadConfig, all: &[(usize, Letter)]) -> Vec<usize> {
+/// The indexes of the letters the flags pick: `--index` (one that exists),
+/// else those whose reason starts with `--reason`, the oldest `--count`.
+fn pick(cfg: &DeadConfig, all: &[(usize, Letter)]) -> Result<Vec<usize>, Error> {
     if let Some(i) = cfg.index {
-        return (i < all.len()).then_some(i).into_iter().collect();
+        if i >= all.len() {
+            return Err(Error::Usage(format!(
+                "there is no dead letter #{i} ({} in all; see qpipe dead list)",
+                all.len()
+            )));
+        }
+        return Ok(vec![i]);
     }
-    let mut picked: Vec<usize> = (0..all.len())
-        .filter(|&i| {
-            cfg.reason
-                .as_ref()
-                .is_none_or(|r| all[i].1.reason.starts_with(r.as_str()))
-        })
-        .collect();
+    let wanted = |l: &Letter| {
+        cfg.reason
+            .as_ref()
+            .is_none_or(|r| l.reason.starts_with(r.as_str()))
+    };
+    let mut picked: Vec<usize> = (0..all.len()).filter(|&i| wanted(&all[i].1)).collect();
     if let Some(n) = cfg.count {
-        // Oldest first: the end of each list.
-        picked.reverse();
+        // The oldest: `all` is oldest first.
         picked.truncate(n);
     }
-    picked
+    Ok(picked)
+}
+
+/// `text` with control characters escaped (`\n`, `\u{1b}`): a dead item is
+/// untrusted and must not drive the terminal or split a listing's lines.
+fn printable(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| match c.is_control() {
+            true => c.escape_default().collect::<Vec<_>>(),
+            false => vec![c],
+        })
+        .collect()
 }
 
 /// `list`: one line a letter (or its JSON), from `--offset`, `--limit` of them.
@@ -121,7 +136,8 @@ fn print(cfg: &DeadConfig, all: &[(usize, Letter)], picked: &[usize]) -> Result<
                 let item = l.item.as_deref().map(String::from_utf8_lossy);
                 let item = item.as_deref().unwrap_or("(unreadable)");
                 let short: String = item.chars().take(80).collect();
-                format!("#{i}\t{}\t{}\t{}\t{short}", l.at, l.reason, l.consumer)
+                let (reason, who) = (printable(&l.reason), printable(&l.consumer));
+                format!("#{i}\t{}\t{reason}\t{who}\t{}", l.at, printable(&short))
             }
         };
         write_line(&mut out, &line)?;
@@ -129,22 +145,23 @@ fn print(cfg: &DeadConfig, all: &[(usize, Letter)], picked: &[usize]) -> Result<
     Ok(())
 }
 
-/// `show`: the letter whole, then its item on a line of its own.
+/// `show`: the letter whole, then its item on a line of its own (control
+/// characters escaped, unless `--json`).
 fn show(cfg: &DeadConfig, all: &[(usize, Letter)], picked: &[usize]) -> Result<(), Error> {
     let Some(&i) = picked.first() else {
-        return Err(Error::Usage(format!(
-            "there is no dead letter #{} ({} in all; see qpipe dead list)",
-            cfg.index.unwrap_or(0),
-            all.len()
-        )));
+        return Ok(());
     };
     let mut out = std::io::stdout().lock();
-    write_line(&mut out, &String::from_utf8_lossy(&all[i].1.raw))?;
-    if !cfg.json {
-        let item = all[i].1.item.as_deref().map(String::from_utf8_lossy);
-        write_line(&mut out, item.as_deref().unwrap_or("(unreadable)"))?;
+    let raw = String::from_utf8_lossy(&all[i].1.raw);
+    if cfg.json {
+        return write_line(&mut out, &raw);
     }
-    Ok(())
+    write_line(&mut out, &printable(&raw))?;
+    let item = all[i].1.item.as_deref().map(String::from_utf8_lossy);
+    write_line(
+        &mut out,
+        &printable(item.as_deref().unwrap_or("(unreadable)")),
+    )
 }
 
 /// Re-queues or deletes the picked letters; returns how many it did, how
@@ -160,9 +177,9 @@ fn apply(
     picked: &[usize],
 ) -> Result<(u64, u64, u64), Error> {
     let (mut done, mut gone, mut unreadable) = (0, 0, 0);
+    // `picked` is oldest first.
     let mut order = picked.to_vec();
-    order.sort_unstable();
-    if cfg.jobs.is_some() {
+    if cfg.jobs.is_none() {
         order.reverse();
     }
     for i in order {

@@ -49,10 +49,7 @@ impl JobsConfig {
             ));
         }
         let idle = seconds(a.idle_timeout.unwrap_or(2.0), "--idle-timeout")?;
-        let heartbeat_ttl = match a.heartbeat_ttl.unwrap_or(10) {
-            0 => return Err(usage("--heartbeat-ttl must be at least 1".into())),
-            n => n,
-        };
+        let heartbeat_ttl = super::heartbeat_ttl(a.heartbeat_ttl.unwrap_or(10))?;
         let attempts = match a.job_attempts.unwrap_or(5) {
             0 => return Err(usage("--job-attempts must be at least 1".into())),
             n => n,

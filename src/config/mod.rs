@@ -167,6 +167,18 @@ pub enum DemoKind {
     Books,
 }
 
+/// `--heartbeat-ttl`: at least 2 s. A blocking take waits up to 1 s inside
+/// Redis; a frozen holder's heartbeat must outlive that wait, or a recovery
+/// could forget a batch list that the waiting take then fills.
+fn heartbeat_ttl(n: u64) -> Result<u64, Error> {
+    match n {
+        0 | 1 => Err(usage(format!(
+            "--heartbeat-ttl {n} is too short: at least 2 (a blocking take waits up to 1 s, and a heartbeat must outlive it)"
+        ))),
+        n => Ok(n),
+    }
+}
+
 fn usage(msg: String) -> Error {
     Error::Usage(msg)
 }
@@ -277,10 +289,7 @@ impl ConsumeConfig {
             retry_for: seconds(a.redis_retry_secs, "--redis-retry-secs")?,
             reliable: a.reliable,
             shards: shards(a.shards)?,
-            heartbeat_ttl: match a.heartbeat_ttl {
-                0 => return Err(usage("--heartbeat-ttl must be at least 1".into())),
-                n => n,
-            },
+            heartbeat_ttl: heartbeat_ttl(a.heartbeat_ttl)?,
         })
     }
 }
@@ -399,6 +408,9 @@ impl DeadConfig {
             return Err(usage(
                 "qpipe dead show needs --index I (the index qpipe dead list prints)".into(),
             ));
+        }
+        if a.count == Some(0) {
+            return Err(usage("--count must be at least 1".into()));
         }
         if a.index.is_some() && (a.all || a.count.is_some()) {
             return Err(usage(

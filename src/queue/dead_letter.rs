@@ -73,7 +73,10 @@ impl Letter {
     /// `(` ("invalid JSON", "not valid UTF-8", "private address").
     pub fn kind(&self) -> &str {
         let end = self.reason.find([':', '(']).unwrap_or(self.reason.len());
-        self.reason[..end].trim()
+        match self.reason[..end].trim() {
+            "" => "(no reason given)",
+            kind => kind,
+        }
     }
 }
 

@@ -39,13 +39,13 @@ pub const REGISTRY: &[KeyKind] = &[
         pattern: "KEY:dead",
         kind: "list",
         lifetime: "kept",
-        owner: "dead letters: `consume` LPUSHes poison items; read with `peek --key KEY:dead`, delete when handled",
+        owner: "dead letters: `consume` LPUSHes poison items; `qpipe dead` lists, re-queues and deletes them",
     },
     KeyKind {
         pattern: "KEY:writer:RUN",
         kind: "string",
         lifetime: "one `produce`/`push` run",
-        owner: "the writer's last landed batch number; deleted at the end of its run (a crashed run's stays: safe to delete when no run RUN is alive)",
+        owner: "the writer's last landed batch number (TTL 1 h); deleted at the end of its run (a crashed run's expires: safe to delete when no run RUN is alive)",
     },
     KeyKind {
         pattern: "KEY:consumers",
@@ -111,7 +111,7 @@ pub const REGISTRY: &[KeyKind] = &[
         pattern: "J:dead",
         kind: "list",
         lifetime: "kept",
-        owner: "jobs that are not jobs or went back more than `--job-attempts` times; delete when handled",
+        owner: "jobs that are not jobs, point at a private address, or went back more than `--job-attempts` times; `qpipe dead --jobs J` lists, re-queues and deletes them",
     },
     KeyKind {
         pattern: "J:attempts",

@@ -54,10 +54,24 @@ pub fn is_private(ip: IpAddr) -> bool {
     }
     match ip {
         IpAddr::V4(v4) => private_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+        IpAddr::V6(v6) => match embedded_v4(v6) {
             Some(v4) => private_v4(v4),
             None => private_v6(v6),
         },
+    }
+}
+
+/// The IPv4 address an IPv6 one carries: IPv4-mapped (`::ffff:a.b.c.d`),
+/// IPv4-compatible (`::a.b.c.d`, deprecated) or NAT64 (`64:ff9b::/96`).
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = ip.segments();
+    let tail = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    match s {
+        [0, 0, 0, 0, 0, 0xffff, ..] => Some(tail),
+        // `::` and `::1` are IPv6's own unspecified and loopback.
+        [0, 0, 0, 0, 0, 0, hi, lo] if (hi, lo) != (0, 0) && (hi, lo) != (0, 1) => Some(tail),
+        [0x64, 0xff9b, 0, 0, 0, 0, ..] => Some(tail),
+        _ => None,
     }
 }
 
@@ -72,6 +86,9 @@ fn private_v4(ip: Ipv4Addr) -> bool {
         || a == 0
         // 100.64.0.0/10: carrier-grade NAT, shared address space.
         || (a == 100 && (64..128).contains(&b))
+        // 198.18.0.0/15: benchmarking; 240.0.0.0/4: reserved.
+        || (a == 198 && (b & 0xfe) == 18)
+        || a >= 240
 }
 
 fn private_v6(ip: Ipv6Addr) -> bool {
@@ -138,6 +155,10 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
+            "::127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "198.18.0.1",
+            "240.0.0.1",
         ] {
             assert!(is_private(ip.parse().unwrap()), "{ip}");
         }

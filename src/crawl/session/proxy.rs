@@ -91,17 +91,18 @@ impl Proxies {
         })
     }
 
-    /// The proxies' host names: a crawl connects to these even when they
-    /// are private addresses (the user chose them).
-    pub fn hosts(&self) -> Vec<String> {
+    /// The proxies' hosts and ports: a crawl connects to these even when
+    /// they are private addresses (the user chose them). Only the proxy's
+    /// own port: a direct request to another port of that host (NO_PROXY,
+    /// or http:// when only an https proxy is set) is screened as usual.
+    pub fn hosts(&self) -> Vec<(String, u16)> {
         [&self.http, &self.https]
             .into_iter()
             .flatten()
             .map(|p| {
                 let host = p.proxy.host();
-                host.trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_string()
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                (host.to_string(), p.proxy.port())
             })
             .collect()
     }

@@ -29,14 +29,14 @@ const MAX_NAMES: usize = 10_000;
 pub struct CachingResolver {
     inner: DefaultResolver,
     cache: Mutex<HashMap<String, (Instant, Vec<SocketAddr>)>>,
-    /// `Some`: private addresses are refused, except for these hosts (the
-    /// configured proxies, which the user chose).
-    guard: Option<Vec<String>>,
+    /// `Some`: private addresses are refused, except for these hosts and
+    /// ports (the configured proxies, which the user chose).
+    guard: Option<Vec<(String, u16)>>,
 }
 
 impl CachingResolver {
     /// A resolver that refuses private addresses unless `guard` is `None`.
-    pub fn guarded(guard: Option<Vec<String>>) -> CachingResolver {
+    pub fn guarded(guard: Option<Vec<(String, u16)>>) -> CachingResolver {
         CachingResolver {
             guard,
             ..CachingResolver::default()
@@ -48,12 +48,16 @@ impl CachingResolver {
     fn screen(
         &self,
         host: &str,
+        port: u16,
         found: ResolvedSocketAddrs,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
         let Some(exempt) = &self.guard else {
             return Ok(found);
         };
-        if exempt.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+        if exempt
+            .iter()
+            .any(|(h, p)| *p == port && h.eq_ignore_ascii_case(host))
+        {
             return Ok(found);
         }
         let public: Vec<SocketAddr> = found
@@ -99,14 +103,14 @@ impl Resolver for CachingResolver {
             .ok()
             .or_else(|| address::test_resolve(host))
         {
-            return self.screen(host, self.addrs(&[SocketAddr::new(ip, port)]));
+            return self.screen(host, port, self.addrs(&[SocketAddr::new(ip, port)]));
         }
         let key = format!("{host}:{port}");
         let now = Instant::now();
         if let Ok(cache) = self.cache.lock() {
             if let Some((at, list)) = cache.get(&key) {
                 if now.duration_since(*at) < TTL {
-                    return self.screen(host, self.addrs(list));
+                    return self.screen(host, port, self.addrs(list));
                 }
             }
         }
@@ -117,7 +121,7 @@ impl Resolver for CachingResolver {
             }
             cache.insert(key, (now, found.to_vec()));
         }
-        self.screen(host, found)
+        self.screen(host, port, found)
     }
 }
 
