@@ -26,6 +26,17 @@ fn stuck_worker(url: &str) -> Child {
         .spawn(None)
 }
 
+/// A healthy reliable worker writing to `out`.
+fn live_worker(url: &str, out: &std::path::Path) -> Child {
+    Args::consume(url)
+        .arg("--reliable")
+        .opt("--heartbeat-ttl", TTL)
+        .threads(2)
+        .opt("--key", KEY)
+        .out(out)
+        .spawn(None)
+}
+
 /// Items held in `pid`'s batch lists.
 fn held_by(redis: &Redis, pid: u32) -> u64 {
     let names: Vec<String> = redis.cmd(&["KEYS", &format!("{KEY}:processing:*:{pid}:*")]);
@@ -80,13 +91,7 @@ fn a_dead_worker_never_restarted_loses_nothing_while_others_run() {
     let out = dir.path().join("b.jsonl");
     // 1 KiB items: the dead worker's pipe fills after some 60.
     let items = numbered(3000, 1000);
-    let live = Args::consume(&url)
-        .arg("--reliable")
-        .opt("--heartbeat-ttl", TTL)
-        .threads(2)
-        .opt("--key", KEY)
-        .out(&out)
-        .spawn(None);
+    let live = live_worker(&url, &out);
     let doomed = stuck_worker(&url);
     push_slowly(&redis, &items[..1500]);
     let (held, written_before) = kill_holding(&redis, doomed);
@@ -135,13 +140,7 @@ fn a_worker_restarted_at_once_recovers_its_old_self_later() {
     );
     // Restart=on-failure: back within the heartbeat TTL, under a new id, so
     // its start-up recovery sees the old id still alive and skips it.
-    let again = Args::consume(&url)
-        .arg("--reliable")
-        .opt("--heartbeat-ttl", TTL)
-        .threads(2)
-        .opt("--key", KEY)
-        .out(&out)
-        .spawn(None);
+    let again = live_worker(&url, &out);
     redis.lpush(KEY, &items[500..]);
     let done = wait_until(Duration::from_secs(30), || {
         lines(&out).len() + written_before.len() >= items.len()

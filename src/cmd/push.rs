@@ -33,8 +33,9 @@ pub fn run(cfg: &PushConfig, signals: &Signals) -> Result<Summary, Error> {
         };
     let mut queues = cfg.writer.connect(&signals.stop)?;
     let stop: &AtomicBool = &signals.stop;
-    // Few parcels in flight: each holds up to PARCEL_BYTES (or one huge line).
-    let (tx, rx) = crossbeam_channel::bounded::<Parcel>(8);
+    // Four parcels in flight: each holds up to PARCEL_BYTES (1 MiB), or one
+    // line that is larger, so huge lines do not pile up in memory.
+    let (tx, rx) = crossbeam_channel::bounded::<Parcel>(4);
     let (read, written) = std::thread::scope(|s| {
         let reader = s.spawn(move || read_lines(input, &tx, stop, drain));
         let written = writer::write(&rx, &mut queues, &cfg.writer, stop, &AtomicU64::new(0));
