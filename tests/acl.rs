@@ -85,6 +85,27 @@ fn every_role_runs_under_exactly_the_documented_rules() {
         .drain(0.3)
         .run_expect(None, 0);
     assert_eq!(redis.llen(KEY), 1);
+    // Dead letters: the consumer sets one aside, lists and re-queues it.
+    redis.lpush(KEY, &["not json"]);
+    Args::consume(&url(&redis, "consumer"))
+        .out(&out)
+        .drain(0.3)
+        .run_expect(None, 3);
+    let requeue = qpipe(
+        &[
+            "dead",
+            "requeue",
+            "--all",
+            "--redis",
+            &url(&redis, "consumer"),
+        ],
+        None,
+    );
+    assert_eq!(requeue.code, 0, "{requeue}");
+    assert_eq!(
+        redis.lrange(KEY).last().map(String::as_str),
+        Some("not json")
+    );
     let monitor = url(&redis, "monitor");
     for args in [
         &[
@@ -166,4 +187,53 @@ fn a_missing_rule_ends_the_run_at_start_naming_the_command() {
         .filter(|l| l.starts_with("qpipe:"))
         .count();
     assert_eq!(stderr_lines, 1, "one line: {run}");
+}
+
+/// A job put back while its delay step is refused (an ACL changed under a
+/// running worker, or Redis 6 where no check runs at start) stays held in
+/// its list, for recovery: the put-back writes where the job goes before
+/// it takes the job out of its list.
+#[test]
+fn a_refused_put_back_leaves_the_job_held_not_lost() {
+    let redis = Redis::start_tcp_with(&[]);
+    create_users(&redis);
+    // A site of endless pages, fetched politely: the crawl is mid-way
+    // when the signal comes, so the job goes back unfinished.
+    let slow = Fixture::start(|path, _| {
+        let n: u64 = path.trim_start_matches('/').parse().unwrap_or(0);
+        html(&format!(
+            "<div class=quote><span class=text>p{n}</span></div><a href=\"/{}\">next</a>",
+            n + 1
+        ))
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let spec = common::write_file(dir.path(), "spec.json", common::FOLLOW_ALL_SPEC);
+    redis.lpush(JOBS, &[slow.base.as_str()]);
+    let child = Args::new("produce")
+        .redis(&url(&redis, "jobs"))
+        .opt("--jobs", JOBS)
+        .path("--spec", &spec)
+        .opt("--delay-ms", 300)
+        .arg("--allow-private")
+        .arg("--ignore-robots")
+        .spawn(None);
+    assert!(
+        common::wait_until(std::time::Duration::from_secs(10), || slow.hits("/2") > 0),
+        "the crawl never got going"
+    );
+    let _: () = redis.cmd(&["ACL", "SETUSER", "qpipe-jobs", "-zadd"]);
+    common::signal(&child, "-TERM");
+    let (_, stderr) = common::finish(child);
+    assert!(
+        stderr.contains("could not put this worker's job back"),
+        "{stderr}"
+    );
+    let held: Vec<String> = redis.cmd(&["KEYS", &format!("{JOBS}:processing:*")]);
+    let in_lists: u64 = held.iter().map(|k| redis.llen(k)).sum();
+    let delayed: u64 = redis.cmd(&["ZCARD", &format!("{JOBS}:delayed")]);
+    assert_eq!(
+        (redis.llen(JOBS), delayed, in_lists),
+        (0, 0, 1),
+        "the job is lost"
+    );
 }

@@ -85,14 +85,10 @@ fn schedule(
     started: Instant,
 ) -> Result<Summary, Error> {
     let run = format!("{:016x}", fastrand::u64(..));
+    // The list's name as the workers use it (hash-tagged on a cluster).
+    let jobs_key = &cfg.writer.shard_keys()[0];
     for (i, job) in jobs.iter().enumerate() {
-        job_list::schedule(
-            q.link(),
-            &cfg.writer.key,
-            &job.json,
-            when,
-            &format!("{run}-{i}"),
-        )?;
+        job_list::schedule(q.link(), jobs_key, &job.json, when, &format!("{run}-{i}"))?;
     }
     let mut sum = Summary::new("enqueue", Exit::Ok);
     sum.set("redis", crate::error::redact(&cfg.writer.redis.url))

@@ -153,35 +153,71 @@ fn instant(text: &str) -> Result<Duration, Error> {
         ))
     };
     let t = text.trim();
-    if let Ok(secs) = t.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
+    let at = match t.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => rfc3339(t).ok_or_else(bad)?,
+    };
+    // As far ahead as --in allows; a past time is due at once.
+    let now = crate::run::log::unix_time();
+    if at > now + Duration::from_secs(400 * 86400) {
+        return Err(usage(format!(
+            "--at {text:?} is more than 400 days away (schedule nearer jobs)"
+        )));
     }
-    rfc3339(t).ok_or_else(bad)
+    Ok(at)
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)` as time since the epoch.
 fn rfc3339(t: &str) -> Option<Duration> {
     let b = t.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+    if !t.is_ascii() || b.len() < 20 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    if !matches!(b[10], b'T' | b't' | b' ') {
         return None;
     }
     let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&mo) || d < 1 || d > month_days[(mo - 1) as usize] {
+        return None;
+    }
+    if h > 23 || mi > 59 || s > 60 {
         return None;
     }
     let mut rest = &t[19..];
     let mut frac = 0.0;
     if let Some(r) = rest.strip_prefix('.') {
         let digits = r.len() - r.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits == 0 {
+            return None;
+        }
         frac = format!("0.{}", &r[..digits]).parse().ok()?;
         rest = &r[digits..];
     }
     let offset = match rest {
         "Z" | "z" => 0,
         z if z.len() == 6 && matches!(&z[..1], "+" | "-") && &z[3..4] == ":" => {
-            let m = z[1..3].parse::<i64>().ok()? * 60 + z[4..6].parse::<i64>().ok()?;
+            let (oh, om) = (z[1..3].parse::<i64>().ok()?, z[4..6].parse::<i64>().ok()?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let m = oh * 60 + om;
             if &z[..1] == "+" {
                 m * 60
             } else {
@@ -240,6 +276,13 @@ mod tests {
             "2026-12-05",
             "2026-13-05T03:00:00Z",
             "2026-12-05T03:00:00",
+            "2026-02-31T03:00:00Z",
+            "2026-12-05T03:00:00+99:99",
+            "2026-12-05T03:00:00.Z",
+            "2026-12-05T03:00:00é1:00",
+            "2026-12-05T03:00:00+1é:0",
+            "18446744073709552",
+            "9999-12-31T00:00:00Z",
         ] {
             assert!(instant(bad).is_err(), "{bad}");
         }

@@ -24,7 +24,7 @@ const REQUEUE: &str = r"
 if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
 if ARGV[3] == 'R' then redis.call('RPUSH', KEYS[2], ARGV[2])
 else redis.call('LPUSH', KEYS[2], ARGV[2]) end
-if KEYS[3] ~= '' then redis.call('HDEL', KEYS[3], redis.sha1hex(ARGV[2])) end
+if KEYS[3] then redis.call('HDEL', KEYS[3], redis.sha1hex(ARGV[2])) end
 return 1";
 
 /// Dead letters read at once, at most, per LRANGE.
@@ -131,17 +131,19 @@ pub fn requeue(
     let Some(item) = &letter.item else {
         return Ok(false);
     };
-    let (side, attempts) = match back.jobs_attempts {
-        Some(h) => ("L", h),
-        None => ("R", ""),
+    // Only the keys used: a job's attempts hash, for jobs.
+    let mut keys = vec![dead, back.list];
+    keys.extend(back.jobs_attempts);
+    let side = if back.jobs_attempts.is_some() {
+        "L"
+    } else {
+        "R"
     };
     let n: i64 = link.call("re-queue a dead letter", |c| {
         redis::cmd("EVAL")
             .arg(REQUEUE)
-            .arg(3)
-            .arg(dead)
-            .arg(back.list)
-            .arg(attempts)
+            .arg(keys.len())
+            .arg(&keys)
             .arg(&letter.raw)
             .arg(item)
             .arg(side)

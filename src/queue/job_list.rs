@@ -69,11 +69,12 @@ local out = 0
 if job then
   if job ~= ARGV[1] then return -1 end
   local fp = redis.sha1hex(job)
-  local n = redis.call('HINCRBY', KEYS[3], fp, 1)
-  redis.call('RPOP', KEYS[1])
+  -- A script is not rolled back: the job is written where it goes first,
+  -- and only then taken out of its list, so a refused write (an ACL, a key
+  -- of the wrong type) leaves it held, never nowhere.
+  local n = tonumber(redis.call('HGET', KEYS[3], fp) or '0') + 1
   local base = tonumber(ARGV[4])
   if n > tonumber(ARGV[2]) then
-    redis.call('HDEL', KEYS[3], fp)
     redis.call('LPUSH', KEYS[4], ARGV[3])
     out = 2
   elseif base == 0 then
@@ -86,6 +87,9 @@ if job then
     redis.call('ZADD', KEYS[6], now + delay, ARGV[6] .. '|' .. job)
     out = 1
   end
+  redis.call('RPOP', KEYS[1])
+  if out == 2 then redis.call('HDEL', KEYS[3], fp)
+  else redis.call('HINCRBY', KEYS[3], fp, 1) end
 end
 if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SREM', KEYS[5], KEYS[1]) end
 return out";
@@ -109,9 +113,9 @@ local moved = 0
 for i = 1, 2 do
   local due = redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
   for _, m in ipairs(due) do
-    redis.call('ZREM', KEYS[i], m)
     local bar = string.find(m, '|', 1, true)
     redis.call('LPUSH', KEYS[3], string.sub(m, bar + 1))
+    redis.call('ZREM', KEYS[i], m)
     moved = moved + 1
   end
 end
