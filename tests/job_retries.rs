@@ -117,6 +117,23 @@ fn scheduled_jobs_wait_until_due_and_show_in_status() {
     let run = worker(&url).drain(4).run_expect(None, 0);
     assert_eq!(done(&redis).as_deref(), Some("2"), "{run}");
     assert_eq!((site.hits("/later"), site.hits("/past")), (1, 1));
+    // A --drain run ends with a job still scheduled, and says so.
+    assert_eq!(
+        qpipe(&["enqueue", "--redis", &url, "--in", "1h", &later], None).code,
+        0
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("s.json");
+    worker(&url).stats_json(&st).drain(0.3).run_expect(None, 0);
+    let s = common::stats(&st);
+    assert_eq!(
+        (
+            s["jobs_waiting_scheduled"].as_u64(),
+            s["jobs_done"].as_u64()
+        ),
+        (Some(1), Some(0)),
+        "{s}"
+    );
     let bad = qpipe(&["enqueue", "--redis", &url, "--in", "soon", &later], None);
     assert_eq!(bad.code, 2, "{bad}");
     assert!(bad.stderr.contains("--in \"soon\" is not a delay"), "{bad}");

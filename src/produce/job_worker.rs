@@ -94,6 +94,17 @@ pub fn serve(kit: &Kit<'_>, jc: &JobsConfig, queues: &mut [Queue]) -> Result<Tot
     });
     stats.recovered += recovered.load(Ordering::Relaxed);
     stats.released = release(kit, jc, &me);
+    // Jobs still waiting out a delay or a schedule: a --drain run ends
+    // without them, so it says how many (another run takes them when due).
+    if let Ok(c) = job_list::counts(taker.queue().link(), &jc.key) {
+        (stats.waiting_delayed, stats.waiting_scheduled) = (c.delayed, c.scheduled);
+        if c.delayed + c.scheduled > 0 {
+            log::info(&format!(
+                "{} jobs wait for a retry and {} are scheduled for later in {}; a worker running when they are due takes them",
+                c.delayed, c.scheduled, jc.key
+            ));
+        }
+    }
     totals.finish = Some(finish);
     totals.failure = failure.or(beat_failure.into_inner().ok().flatten());
     totals.jobs = Some(stats);

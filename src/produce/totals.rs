@@ -81,7 +81,9 @@ impl Totals {
                 .set("jobs_failed", stats.failed)
                 .set("jobs_released", stats.released)
                 .set("jobs_recovered", stats.recovered)
-                .set("jobs_refused_private", stats.refused);
+                .set("jobs_refused_private", stats.refused)
+                .set("jobs_waiting_delayed", stats.waiting_delayed)
+                .set("jobs_waiting_scheduled", stats.waiting_scheduled);
         }
         crawl_counts(&mut sum, &fetched, &written, self.urls_seen, cfg);
         failures.summarize(&mut sum);
@@ -234,4 +236,8 @@ pub struct JobStats {
     pub recovered: u64,
     /// Of the failed, jobs refused for a private address (set aside).
     pub refused: u64,
+    /// At the end: jobs waiting out a retry delay (`J:delayed`).
+    pub waiting_delayed: u64,
+    /// At the end: jobs scheduled for later (`J:scheduled`).
+    pub waiting_scheduled: u64,
 }
