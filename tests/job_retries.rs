@@ -153,11 +153,57 @@ fn a_lost_reply_while_moving_due_jobs_moves_each_once() {
     }
     let proxy = Proxy::start(&redis);
     // The move is one script; its reply is lost once, and it is retried.
-    proxy.cut("ZRANGEBYSCORE", 0, 1);
+    proxy.cut("moved = moved + 1", 0, 1);
     let run = worker(&proxy.url()).drain(1).run_expect(None, 0);
     assert_eq!(proxy.cuts(), 1, "the fault was never injected: {run}");
     assert_eq!(done(&redis).as_deref(), Some("3"), "{run}");
     for i in 0..3 {
         assert_eq!(site.hits(&format!("/{i}")), 1, "job {i} crawled once");
     }
+}
+
+/// `--jobs high,low`: the first list that has a job is taken from.
+#[test]
+fn jobs_are_taken_from_the_first_list_that_has_one() {
+    let redis = Redis::start();
+    let url = redis.url();
+    let site = site();
+    for (list, n) in [("low", 1), ("low", 2), ("high", 3)] {
+        let job = format!(
+            "{{\"url\":\"{}/{n}\",\"meta\":{{\"from\":\"{list}\"}}}}",
+            site.base
+        );
+        let run = qpipe(&["enqueue", "--redis", &url, "--key", list, &job], None);
+        assert_eq!(run.code, 0, "{run}");
+    }
+    Args::new("produce")
+        .redis(&url)
+        .opt("--jobs", "high,low")
+        .arg("--allow-private")
+        .arg("--ignore-robots")
+        .threads(1)
+        .drain(0.5)
+        .run_expect(None, 0);
+    // Items are pushed to the head: the first job's item is last.
+    let order: Vec<String> = redis
+        .lrange(KEY)
+        .iter()
+        .rev()
+        .map(|i| {
+            let v: serde_json::Value = serde_json::from_str(i).unwrap();
+            v["meta"]["from"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(order, ["high", "low", "low"]);
+    let done = |l: &str| redis.cmd::<Option<String>>(&["GET", &format!("{l}:done")]);
+    assert_eq!(
+        (done("high").as_deref(), done("low").as_deref()),
+        (Some("1"), Some("2"))
+    );
+    let twice = qpipe(&["produce", "--redis", &url, "--jobs", "a,b,a"], None);
+    assert_eq!(twice.code, 2, "{twice}");
+    assert!(
+        twice.stderr.contains("--jobs names the list \"a\" twice"),
+        "{twice}"
+    );
 }

@@ -64,7 +64,9 @@ pub struct ProduceArgs {
     /// take crawl jobs from this Redis list, one at a time, each leased with
     /// a heartbeat and acknowledged once all its items are pushed (add jobs
     /// with qpipe enqueue); each job is one crawl from its URL, and its items
-    /// carry its "meta". Runs until SIGINT/SIGTERM unless --drain
+    /// carry its "meta". Runs until SIGINT/SIGTERM unless --drain. Several
+    /// lists in priority order (high,default,low): a job is taken from the
+    /// first list that has one
     #[argh(option)]
     pub jobs: Option<String>,
     /// with --jobs: exit 0 once the job list has stayed empty for --idle-timeout

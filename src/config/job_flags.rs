@@ -1,6 +1,6 @@
 //! Validates the crawl-job flags: `produce --jobs` and `qpipe enqueue`.
 
-use super::{non_empty_key, seconds, usage, writer, JobsConfig, WriterConfig};
+use super::{seconds, usage, writer, JobsConfig, WriterConfig};
 use crate::config::cli::{EnqueueArgs, ProduceArgs};
 use crate::crawl::spider::Spec;
 use crate::error::Error;
@@ -26,7 +26,21 @@ impl JobsConfig {
             }
             return Ok(None);
         };
-        let key = non_empty_key(key).map_err(|_| usage("--jobs needs a list name".into()))?;
+        // `--jobs high,default,low`: the first non-empty list is taken from.
+        let lists: Vec<String> = key.split(',').map(|l| l.trim().to_string()).collect();
+        if lists.iter().any(String::is_empty) {
+            return Err(usage(format!(
+                "--jobs {key:?} has an empty list name (give one list, or several in priority order: high,default,low)"
+            )));
+        }
+        if let Some(twice) = lists
+            .iter()
+            .enumerate()
+            .find(|(i, l)| lists[..*i].contains(l))
+        {
+            return Err(usage(format!("--jobs names the list {:?} twice", twice.1)));
+        }
+        let key = lists[0].clone();
         if a.shared_frontier.is_some() {
             return Err(usage(
                 "--jobs and --shared-frontier cannot be combined (each job has its own frontier in this process)".into(),
@@ -37,9 +51,9 @@ impl JobsConfig {
                 "--start-url cannot be used with --jobs (each job brings its URL; add them with qpipe enqueue)".into(),
             ));
         }
-        if key == a.key {
+        if let Some(clash) = lists.iter().find(|l| **l == a.key) {
             return Err(usage(format!(
-                "--jobs {key} is also the item list --key (choose two different lists)"
+                "--jobs {clash} is also the item list --key (choose two different lists)"
             )));
         }
         let taken = spec.field_names().contains(&"meta") || spec.rule_field == "meta";
@@ -61,6 +75,7 @@ impl JobsConfig {
         let backoff_max = seconds(a.job_backoff_max.unwrap_or(3600.0), "--job-backoff-max")?;
         Ok(Some(JobsConfig {
             key,
+            lists,
             drain_after: a.drain.then_some(idle),
             heartbeat_ttl,
             attempts,

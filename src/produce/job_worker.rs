@@ -39,6 +39,19 @@ use std::time::{Duration, Instant};
 
 /// Longest blocking take, so the stop flag and the clock are re-checked.
 const MAX_BLOCK: Duration = Duration::from_secs(1);
+/// How long a higher-priority list is waited on: a glance (0 would block
+/// forever).
+const PEEK: Duration = Duration::from_millis(10);
+
+/// What one round of takes found.
+enum Took {
+    /// A job, from list `0` of the priority order.
+    Job(usize, crate::queue::batch::Batch),
+    /// Every list was empty.
+    Nothing,
+    /// Redis is unavailable for now (the wait is over).
+    Outage,
+}
 
 /// Takes and crawls jobs until a signal, `--max-time`, a failure, or (with
 /// `--drain`) an idle list, then gives back whatever job it still holds.
@@ -46,15 +59,15 @@ pub fn serve(kit: &Kit<'_>, jc: &JobsConfig, queues: &mut [Queue]) -> Result<Tot
     let cfg = kit.cfg;
     let stop = Some(Arc::clone(&kit.signals.stop));
     let block = jc.drain_after.map_or(MAX_BLOCK, |idle| idle.min(MAX_BLOCK));
-    let q = Queue::connect(&cfg.writer.redis, &jc.key, block)?
-        .retrying(cfg.writer.retry_for, stop.clone());
-    let me = Lease::new(std::slice::from_ref(&jc.key), jc.heartbeat_ttl);
-    let mut taker = Reliable::new(q, &me, 0);
+    let me = Lease::new(&jc.lists, jc.heartbeat_ttl);
+    let mut takers = takers(kit, jc, &me, block)?;
     let mut needs = acl::Needs::default();
-    needs.holder(&jc.key, &me.id).job_worker(&jc.key, &me.id);
-    acl::check(taker.queue().link(), &needs)?;
+    for list in &jc.lists {
+        needs.holder(list, &me.id).job_worker(list, &me.id);
+    }
+    acl::check(takers[0].queue().link(), &needs)?;
     let mut stats = JobStats {
-        recovered: me.start(taker.queue().link(), &jc.requeue(&me))?,
+        recovered: me.start(takers[0].queue().link(), &jc.requeue(&me))?,
         ..JobStats::default()
     };
     let mut beats = lease::heartbeat_link(&cfg.writer.redis, cfg.writer.retry_for, stop)?;
@@ -83,7 +96,8 @@ pub fn serve(kit: &Kit<'_>, jc: &JobsConfig, queues: &mut [Queue]) -> Result<Tot
             kit,
             jc,
             me,
-            taker: &mut taker,
+            takers: &mut takers,
+            current: 0,
             queues,
             totals: &mut totals,
             stats: &mut stats,
@@ -96,19 +110,51 @@ pub fn serve(kit: &Kit<'_>, jc: &JobsConfig, queues: &mut [Queue]) -> Result<Tot
     stats.released = release(kit, jc, &me);
     // Jobs still waiting out a delay or a schedule: a --drain run ends
     // without them, so it says how many (another run takes them when due).
-    if let Ok(c) = job_list::counts(taker.queue().link(), &jc.key) {
-        (stats.waiting_delayed, stats.waiting_scheduled) = (c.delayed, c.scheduled);
-        if c.delayed + c.scheduled > 0 {
-            log::info(&format!(
-                "{} jobs wait for a retry and {} are scheduled for later in {}; a worker running when they are due takes them",
-                c.delayed, c.scheduled, jc.key
-            ));
-        }
-    }
+    count_waiting(takers[0].queue().link(), jc, &mut stats);
     totals.finish = Some(finish);
     totals.failure = failure.or(beat_failure.into_inner().ok().flatten());
     totals.jobs = Some(stats);
     Ok(totals)
+}
+
+/// One taker per job list, in priority order: the higher lists are only
+/// peeked at, the last one is waited on (up to `block`).
+fn takers(
+    kit: &Kit<'_>,
+    jc: &JobsConfig,
+    me: &Lease,
+    block: Duration,
+) -> Result<Vec<Reliable>, Error> {
+    let w = &kit.cfg.writer;
+    let stop = Some(Arc::clone(&kit.signals.stop));
+    jc.lists
+        .iter()
+        .enumerate()
+        .map(|(i, list)| {
+            let wait = if i + 1 == jc.lists.len() { block } else { PEEK };
+            let q = Queue::connect(&w.redis, list, wait)?;
+            Ok(Reliable::new(q.retrying(w.retry_for, stop.clone()), me, 0))
+        })
+        .collect()
+}
+
+/// Counts the jobs still waiting out a delay or a schedule: a --drain run
+/// ends without them, so it says how many (a worker running when they are
+/// due takes them).
+fn count_waiting(link: &mut crate::queue::link::Link, jc: &JobsConfig, stats: &mut JobStats) {
+    for list in &jc.lists {
+        let Ok(c) = job_list::counts(link, list) else {
+            continue;
+        };
+        stats.waiting_delayed += c.delayed;
+        stats.waiting_scheduled += c.scheduled;
+        if c.delayed + c.scheduled > 0 {
+            log::info(&format!(
+                "{} jobs wait for a retry and {} are scheduled for later in {list}; a worker running when they are due takes them",
+                c.delayed, c.scheduled
+            ));
+        }
+    }
 }
 
 /// The job loop's state.
@@ -116,7 +162,10 @@ pub struct Worker<'a, 'k> {
     kit: &'a Kit<'k>,
     jc: &'a JobsConfig,
     me: &'a Lease,
-    taker: &'a mut Reliable,
+    /// One per job list, in priority order.
+    takers: &'a mut [Reliable],
+    /// Which list the job in hand came from.
+    current: usize,
     queues: &'a mut [Queue],
     totals: &'a mut Totals,
     stats: &'a mut JobStats,
@@ -134,30 +183,33 @@ impl Worker<'_, '_> {
             if self.kit.deadline.is_some_and(|d| Instant::now() >= d) {
                 return (Finish::MaxTime, None);
             }
-            // Jobs whose retry delay or schedule is up go to the list first,
-            // by whichever worker gets here: idle workers keep them moving.
-            if let Err(e) = job_list::move_due(self.taker.queue().link(), &self.jc.key) {
-                return ended_by(e);
+            // Jobs whose retry delay or schedule is up go to their list
+            // first, by whichever worker gets here: idle workers keep them
+            // moving.
+            let jc = self.jc;
+            for (taker, list) in self.takers.iter_mut().zip(&jc.lists) {
+                if let Err(e) = job_list::move_due(taker.queue().link(), list) {
+                    return ended_by(e);
+                }
             }
             let asked = Instant::now();
-            let batch = match self.taker.take(1, usize::MAX) {
-                Ok(Taken::Batch(b)) => b,
-                Ok(Taken::RetryAt(at)) => {
-                    while Instant::now() < at && !stop.load(Ordering::Relaxed) {
-                        std::thread::sleep(Duration::from_millis(50));
+            let (i, batch) = match self.take_first() {
+                Ok(Took::Job(i, b)) => (i, b),
+                Ok(Took::Outage) => continue,
+                Ok(Took::Nothing) => {
+                    let since = *idle_since.get_or_insert(asked);
+                    if self.jc.drain_after.is_some_and(|d| since.elapsed() >= d) {
+                        return (Finish::Drained, None);
                     }
                     continue;
                 }
                 Err(e) => return ended_by(e),
             };
             let (Some(job), Some(ack)) = (batch.items.first(), &batch.ack) else {
-                let since = *idle_since.get_or_insert(asked);
-                if self.jc.drain_after.is_some_and(|d| since.elapsed() >= d) {
-                    return (Finish::Drained, None);
-                }
                 continue;
             };
             idle_since = None;
+            self.current = i;
             match self.one(job, ack) {
                 Ok(None) => {}
                 Ok(Some(end)) => return (end, None),
@@ -166,13 +218,33 @@ impl Worker<'_, '_> {
         }
     }
 
+    /// The first job waiting, by priority: each list in turn, the higher
+    /// ones peeked at, the last one waited on.
+    fn take_first(&mut self) -> Result<Took, Error> {
+        for (i, taker) in self.takers.iter_mut().enumerate() {
+            match taker.take(1, usize::MAX)? {
+                Taken::Batch(b) if !b.items.is_empty() => return Ok(Took::Job(i, b)),
+                Taken::Batch(_) => {}
+                Taken::RetryAt(at) => {
+                    // Bounded by `at` and the stop flag.
+                    while Instant::now() < at && !self.kit.stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    return Ok(Took::Outage);
+                }
+            }
+        }
+        Ok(Took::Nothing)
+    }
+
     /// Crawls one job and acknowledges it if it ran to its end. `Some`: the
     /// run must end (the job is still held, and goes back at exit).
     fn one(&mut self, bytes: &[u8], ack: &Ack) -> Result<Option<Finish>, Error> {
         let Some(job) = self.admit(bytes, ack)? else {
             return Ok(None);
         };
-        let key = &self.jc.key;
+        let jc = self.jc;
+        let key = &jc.lists[self.current];
         let kit = self.kit;
         let bounds = Bounds {
             deadline: kit.deadline,
@@ -200,7 +272,7 @@ impl Worker<'_, '_> {
             ));
             return Ok(Some(finish));
         }
-        if job_list::ack_done(self.taker.queue().link(), key, ack)? {
+        if job_list::ack_done(self.takers[self.current].queue().link(), key, ack)? {
             self.stats.done += 1;
             if pages == 0 {
                 self.stats.empty += 1;
@@ -225,7 +297,8 @@ impl Worker<'_, '_> {
     /// The job in `bytes`, if it is one this worker may crawl; otherwise it
     /// is set aside in `J:dead` with the reason, and counted.
     fn admit(&mut self, bytes: &[u8], ack: &Ack) -> Result<Option<job::Job>, Error> {
-        let key = &self.jc.key;
+        let jc = self.jc;
+        let key = &jc.lists[self.current];
         let job = match job::parse(bytes) {
             Ok(job) => job,
             Err(why) => {
@@ -235,7 +308,7 @@ impl Worker<'_, '_> {
                     job::shown(&text),
                     job_list::dead_key(key)
                 ));
-                let link = self.taker.queue().link();
+                let link = self.takers[self.current].queue().link();
                 job_list::set_aside(link, key, ack, &self.me.id, bytes, &why)?;
                 self.stats.failed += 1;
                 return Ok(None);
@@ -250,7 +323,7 @@ impl Worker<'_, '_> {
                 job.url,
                 job_list::dead_key(key)
             ));
-            let link = self.taker.queue().link();
+            let link = self.takers[self.current].queue().link();
             job_list::set_aside(link, key, ack, &self.me.id, bytes, why)?;
             self.stats.failed += 1;
             self.stats.refused += 1;

@@ -158,8 +158,11 @@ pub struct SeenConfig {
 /// `produce --jobs`: take crawl jobs from a Redis list.
 #[derive(Debug, Clone)]
 pub struct JobsConfig {
-    /// The job list (hash-tagged on a cluster, so its scripts stay in one slot).
+    /// The job list (hash-tagged on a cluster, so its scripts stay in one
+    /// slot); the first of `lists`.
     pub key: String,
+    /// Every job list, in priority order (`--jobs high,default,low`).
+    pub lists: Vec<String>,
     /// How long the list must stay empty to end a `--drain` run; `None`: run
     /// until a signal.
     pub drain_after: Option<Duration>,
@@ -188,7 +191,9 @@ impl JobsConfig {
 
     /// The job list's name on `redis`: hash-tagged on a cluster.
     pub fn on(mut self, redis: &Endpoint) -> JobsConfig {
-        self.key = crate::queue::keys::shard_keys(&self.key, 1, redis.is_cluster()).remove(0);
+        let tag = |l: &String| crate::queue::keys::shard_keys(l, 1, redis.is_cluster()).remove(0);
+        self.lists = self.lists.iter().map(tag).collect();
+        self.key = self.lists[0].clone();
         self
     }
 }
