@@ -108,9 +108,13 @@ pub fn serve(kit: &Kit<'_>, jc: &JobsConfig, queues: &mut [Queue]) -> Result<Tot
     });
     stats.recovered += recovered.load(Ordering::Relaxed);
     stats.released = release(kit, jc, &me);
-    // Jobs still waiting out a delay or a schedule: a --drain run ends
+    // Jobs still waiting out a delay or a schedule: a drained run ends
     // without them, so it says how many (another run takes them when due).
-    count_waiting(takers[0].queue().link(), jc, &mut stats);
+    // Not after a stop or a failure: Redis may be hanging, and the stop
+    // must fit its watchdog.
+    if matches!(finish, Finish::Drained) {
+        count_waiting(takers[0].queue().link(), jc, &mut stats);
+    }
     totals.finish = Some(finish);
     totals.failure = failure.or(beat_failure.into_inner().ok().flatten());
     totals.jobs = Some(stats);
