@@ -265,7 +265,7 @@ fn status_keys_lists_the_queues_keys_by_the_registry() {
     assert!(keys["Q*[1]:dead"]
         .as_str()
         .unwrap()
-        .contains("delete when handled"));
+        .contains("`qpipe dead` lists, re-queues and deletes them"));
     // Without --keys the summary has no key list.
     let plain = qpipe(&["status", "--redis", &url, "--key", key, "--json"], None);
     assert!(!plain.stdout.contains("\"keys\""), "{plain}");
