@@ -157,3 +157,52 @@ fn a_worker_restarted_at_once_recovers_its_old_self_later() {
     let dups = assert_all_delivered(&got, &items, "worker restarted at once");
     assert!(dups as u64 <= held, "{dups} duplicates, {held} held");
 }
+
+/// A worker that stalls past its heartbeat TTL and comes back says so:
+/// others may have put its batches back, so what it still delivers of them
+/// comes twice.
+#[test]
+fn a_worker_back_from_a_stall_longer_than_its_ttl_warns() {
+    let redis = Redis::start();
+    let url = redis.url();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("a.jsonl");
+    let child = live_worker(&url, &out);
+    redis.lpush(KEY, &numbered(10, 5));
+    assert!(
+        wait_until(Duration::from_secs(10), || lines(&out).len() == 10),
+        "the items were never written"
+    );
+    signal(&child, "-STOP");
+    std::thread::sleep(Duration::from_millis(3500));
+    signal(&child, "-CONT");
+    // The next heartbeat, a third of the TTL later, finds it expired.
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(&child, "-TERM");
+    let (code, stderr) = finish(child);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("this worker's heartbeat had expired"),
+        "{stderr}"
+    );
+}
+
+/// A worker that never stalls never says so.
+#[test]
+fn a_healthy_worker_never_warns_of_an_expired_heartbeat() {
+    let redis = Redis::start();
+    let url = redis.url();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("a.jsonl");
+    let child = live_worker(&url, &out);
+    redis.lpush(KEY, &numbered(10, 5));
+    assert!(
+        wait_until(Duration::from_secs(10), || lines(&out).len() == 10),
+        "the items were never written"
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    signal(&child, "-TERM");
+    let (code, stderr) = finish(child);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("heartbeat had expired"), "{stderr}");
+}

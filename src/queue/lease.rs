@@ -136,9 +136,22 @@ impl Lease {
     ) {
         let ttl = Duration::from_secs(self.ttl);
         let mut next_check = Instant::now() + jittered(ttl);
+        // When the heartbeat was last renewed: past a TTL since, it had
+        // expired (a stall: SIGSTOP, a paused VM), and others may have put
+        // this holder's batches back. Measured here, at no cost to Redis.
+        let mut renewed = Instant::now();
         renew_every_third(ttl, done, || {
+            let asked = Instant::now();
             match self.beat(link) {
-                Ok(()) => {}
+                Ok(()) => {
+                    if asked.duration_since(renewed) >= ttl {
+                        log::warn(&format!(
+                            "this worker's heartbeat had expired (stalled for longer than --heartbeat-ttl {}s?): other workers may have put its {} back, and whatever it still delivers of them is delivered twice",
+                            self.ttl, orphans.what
+                        ));
+                    }
+                    renewed = asked;
+                }
                 Err(Error::Stopped(_)) => return false,
                 Err(e) => {
                     lapsed(e);
