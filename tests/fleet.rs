@@ -91,9 +91,16 @@ fn a_dead_worker_never_restarted_loses_nothing_while_others_run() {
     let out = dir.path().join("b.jsonl");
     // 1 KiB items: the dead worker's pipe fills after some 60.
     let items = numbered(3000, 1000);
-    let live = live_worker(&url, &out);
+    // The doomed worker alone first, until its pipe is full and it holds
+    // batches; then a live one joins, and the doomed one dies mid-drain.
     let doomed = stuck_worker(&url);
-    push_slowly(&redis, &items[..1500]);
+    redis.lpush(KEY, &items[..200]);
+    assert!(
+        wait_until(Duration::from_secs(20), || held_by(&redis, doomed.id()) > 0),
+        "the stuck worker never held a batch"
+    );
+    let live = live_worker(&url, &out);
+    push_slowly(&redis, &items[200..1500]);
     let (held, written_before) = kill_holding(&redis, doomed);
     assert!(
         held > 0,
