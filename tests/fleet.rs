@@ -75,6 +75,47 @@ fn push_slowly(redis: &Redis, items: &[String]) {
     }
 }
 
+/// Waits (at most 30 s) until every item is delivered, between `out` and
+/// what the dead worker had written before (`before`), and no batch is
+/// held; stops `live`; asserts nothing was lost and, at-least-once, that
+/// the duplicates are no more than the dead worker held.
+fn settle(
+    redis: &Redis,
+    live: Child,
+    out: &std::path::Path,
+    before: &[String],
+    items: &[String],
+    held: u64,
+    context: &str,
+) {
+    let done = wait_until(Duration::from_secs(30), || {
+        redis.llen(KEY) == 0
+            && lines(out).len() + before.len() >= items.len()
+            && redis
+                .cmd::<Vec<String>>(&["KEYS", &format!("{KEY}:processing:*")])
+                .is_empty()
+    });
+    let mut got = stop(live, out);
+    got.extend(before.iter().cloned());
+    assert!(
+        done,
+        "{context}: not every item was delivered within 30 s ({held} were held by the dead worker)"
+    );
+    let dups = assert_all_delivered(&got, items, context);
+    assert!(dups as u64 <= held, "{dups} duplicates, {held} held");
+}
+
+/// A healthy worker with ten items written: the start of the stall tests.
+fn worker_with_ten_items(redis: &Redis, out: &std::path::Path) -> Child {
+    let child = live_worker(&redis.url(), out);
+    redis.lpush(KEY, &numbered(10, 5));
+    assert!(
+        wait_until(Duration::from_secs(10), || lines(out).len() == 10),
+        "the items were never written"
+    );
+    child
+}
+
 /// Stops a worker with SIGTERM and returns the lines it wrote to `out`.
 fn stop(child: Child, out: &std::path::Path) -> Vec<String> {
     signal(&child, "-TERM");
@@ -108,27 +149,15 @@ fn a_dead_worker_never_restarted_loses_nothing_while_others_run() {
     );
     // Items keep arriving after the death, and nobody restarts it.
     push_slowly(&redis, &items[1500..]);
-    let delivered = |got: &[String]| {
-        let mut all = got.to_vec();
-        all.extend(written_before.iter().cloned());
-        all
-    };
-    let done = wait_until(Duration::from_secs(30), || {
-        redis.llen(KEY) == 0
-            && delivered(&lines(&out)).len() >= items.len()
-            && redis
-                .cmd::<Vec<String>>(&["KEYS", &format!("{KEY}:processing:*")])
-                .is_empty()
-    });
-    let got = delivered(&stop(live, &out));
-    assert!(
-        done,
-        "not every item was delivered within 30 s ({held} were held by the dead worker)"
+    settle(
+        &redis,
+        live,
+        &out,
+        &written_before,
+        &items,
+        held,
+        "dead worker never restarted",
     );
-    let dups = assert_all_delivered(&got, &items, "dead worker never restarted");
-    // At-least-once: the dead worker's unacknowledged batches may repeat
-    // what it had flushed, nothing more.
-    assert!(dups as u64 <= held, "{dups} duplicates, {held} held");
 }
 
 #[test]
@@ -149,20 +178,15 @@ fn a_worker_restarted_at_once_recovers_its_old_self_later() {
     // its start-up recovery sees the old id still alive and skips it.
     let again = live_worker(&url, &out);
     redis.lpush(KEY, &items[500..]);
-    let done = wait_until(Duration::from_secs(30), || {
-        lines(&out).len() + written_before.len() >= items.len()
-            && redis
-                .cmd::<Vec<String>>(&["KEYS", &format!("{KEY}:processing:*")])
-                .is_empty()
-    });
-    let mut got = stop(again, &out);
-    got.extend(written_before);
-    assert!(
-        done,
-        "not every item was delivered within 30 s ({held} held by the killed worker)"
+    settle(
+        &redis,
+        again,
+        &out,
+        &written_before,
+        &items,
+        held,
+        "worker restarted at once",
     );
-    let dups = assert_all_delivered(&got, &items, "worker restarted at once");
-    assert!(dups as u64 <= held, "{dups} duplicates, {held} held");
 }
 
 /// A worker that stalls past its heartbeat TTL and comes back says so:
@@ -171,15 +195,9 @@ fn a_worker_restarted_at_once_recovers_its_old_self_later() {
 #[test]
 fn a_worker_back_from_a_stall_longer_than_its_ttl_warns() {
     let redis = Redis::start();
-    let url = redis.url();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("a.jsonl");
-    let child = live_worker(&url, &out);
-    redis.lpush(KEY, &numbered(10, 5));
-    assert!(
-        wait_until(Duration::from_secs(10), || lines(&out).len() == 10),
-        "the items were never written"
-    );
+    let child = worker_with_ten_items(&redis, &out);
     signal(&child, "-STOP");
     std::thread::sleep(Duration::from_millis(3500));
     signal(&child, "-CONT");
@@ -198,15 +216,9 @@ fn a_worker_back_from_a_stall_longer_than_its_ttl_warns() {
 #[test]
 fn a_healthy_worker_never_warns_of_an_expired_heartbeat() {
     let redis = Redis::start();
-    let url = redis.url();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("a.jsonl");
-    let child = live_worker(&url, &out);
-    redis.lpush(KEY, &numbered(10, 5));
-    assert!(
-        wait_until(Duration::from_secs(10), || lines(&out).len() == 10),
-        "the items were never written"
-    );
+    let child = worker_with_ten_items(&redis, &out);
     std::thread::sleep(Duration::from_millis(2500));
     signal(&child, "-TERM");
     let (code, stderr) = finish(child);
