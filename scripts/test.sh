@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
+# tests/sentinel.rs runs real sentinels (Debian's redis-sentinel package).
+command -v redis-sentinel >/dev/null 2>&1 || need_apt+=(redis-sentinel)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # Tests send signals with kill(1) (procps) and fake a terminal with script(1).
 [ -x /bin/kill ] || [ -x /usr/bin/kill ] || need_apt+=(procps)

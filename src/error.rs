@@ -125,7 +125,9 @@ pub fn describe_redis(e: &redis::RedisError) -> String {
     if lower.contains("db index is out of range") {
         return "the database index in the URL does not exist on this server (use one below `databases` in redis.conf, usually 0-15)".into();
     }
-    let hint = if lower.contains("refused") || e.is_connection_refusal() {
+    let hint = if lower.contains("sentinel") {
+        "check the sentinel addresses, the service name and ?sentinel_password= in --redis or REDIS_URL"
+    } else if lower.contains("refused") || e.is_connection_refusal() {
         "is redis-server running? set --redis or REDIS_URL"
     } else if lower.contains("wrongpass")
         || lower.contains("noauth")
@@ -138,6 +140,8 @@ pub fn describe_redis(e: &redis::RedisError) -> String {
         "the server is a read-only replica; point --redis at the master"
     } else if lower.contains("wrongtype") {
         "the key holds another type; choose another --key or delete it"
+    } else if lower.contains("no replica acknowledged") {
+        "a replica is behind or down; the batch is retried until one has it"
     } else if e.is_timeout() || lower.contains("timed out") {
         "is the host reachable? check --redis"
     } else if e.is_io_error() || e.is_connection_dropped() {
@@ -154,18 +158,70 @@ pub fn describe_redis(e: &redis::RedisError) -> String {
     format!("{text} ({hint})")
 }
 
-/// Returns `url` with any password replaced by `***`; unparsable input is hidden whole.
+/// Returns `url` with any password replaced by `***` (the one before `@`,
+/// and any `...password=` parameter); unparsable input is hidden whole.
+/// Multi-host URLs (`+cluster`, `+sentinel`) are redacted by hand, as the
+/// URL parser refuses their host lists.
 pub fn redact(url: &str) -> String {
+    let multi = url.contains("+cluster://") || url.contains("+sentinel://");
     match url::Url::parse(url) {
+        _ if multi => redact_by_hand(url),
         Ok(mut u) => {
             if u.password().is_some() {
                 let _ = u.set_password(Some("***"));
             }
+            match u.query() {
+                Some(q) if q.contains("password") => {
+                    let q = hide_passwords(q);
+                    u.set_query(Some(&q));
+                }
+                _ => {}
+            }
             u.to_string()
         }
-        Err(_) if url.contains('@') => "<redis url with credentials>".to_string(),
+        Err(_) if url.contains('@') || url.contains("password") => {
+            "<redis url with credentials>".to_string()
+        }
         Err(_) => url.to_string(),
     }
+}
+
+/// `scheme://user:***@hosts/path?x_password=***#f`, without parsing hosts.
+fn redact_by_hand(url: &str) -> String {
+    let (rest, fragment) = match url.split_once('#') {
+        Some((r, f)) => (r, format!("#{f}")),
+        None => (url, String::new()),
+    };
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, format!("?{}", hide_passwords(q))),
+        None => (rest, String::new()),
+    };
+    let rest = match rest.split_once("://") {
+        Some((scheme, after)) => match after.rsplit_once('@') {
+            Some((userinfo, hosts)) => {
+                let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+                match userinfo.contains(':') {
+                    true => format!("{scheme}://{user}:***@{hosts}"),
+                    false => format!("{scheme}://{user}@{hosts}"),
+                }
+            }
+            None => rest.to_string(),
+        },
+        None => rest.to_string(),
+    };
+    format!("{rest}{query}{fragment}")
+}
+
+/// A query string with the value of every `...password` parameter hidden.
+fn hide_passwords(query: &str) -> String {
+    query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) if k.to_ascii_lowercase().contains("password") => format!("{k}=***"),
+            _ => pair.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// Removes anything that looks like `scheme://user:pass@` from free text.
@@ -194,6 +250,23 @@ mod tests {
         );
         assert_eq!(redact("redis://host:6379"), "redis://host:6379");
         assert_eq!(redact("redis://:pw@host"), "redis://:***@host");
+    }
+
+    #[test]
+    fn redact_hides_passwords_of_multi_host_urls() {
+        assert_eq!(
+            redact("redis+sentinel://app:pw@h1:1,h2:2/orders/1?sentinel_password=s3&sentinel_user=u#insecure"),
+            "redis+sentinel://app:***@h1:1,h2:2/orders/1?sentinel_password=***&sentinel_user=u#insecure"
+        );
+        assert_eq!(
+            redact("rediss+cluster://:pw@h1:1,h2:2"),
+            "rediss+cluster://:***@h1:1,h2:2"
+        );
+        assert_eq!(
+            redact("redis+sentinel://h1:1/m?sentinel_password=p%40ss"),
+            "redis+sentinel://h1:1/m?sentinel_password=***"
+        );
+        assert_eq!(redact("redis+cluster://u@h1:1"), "redis+cluster://u@h1:1");
     }
 
     #[test]

@@ -143,7 +143,7 @@ pub struct ProduceArgs {
     /// extracted item is still pushed (default: no limit)
     #[argh(option)]
     pub max_items: Option<u64>,
-    /// the Redis URL, redis://[user:pass@]host:port[/db] (default $REDIS_URL, else redis://127.0.0.1:6379)
+    /// the Redis URL: redis://[user:pass@]host:port[/db], rediss:// for TLS, redis+cluster://host:port,host:port, or redis+sentinel://host:port,host:port/service[?sentinel_password=...] (default $REDIS_URL, else redis://127.0.0.1:6379)
     #[argh(option)]
     pub redis: Option<String>,
     /// PEM file of a private CA to trust for rediss:// (default: system roots)
@@ -293,7 +293,7 @@ pub struct ConsumeArgs {
     /// popping threads, each with its own connection, 1 to 512 (default 4)
     #[argh(option, default = "4")]
     pub threads: usize,
-    /// the Redis URL, redis://[user:pass@]host:port[/db] (default $REDIS_URL, else redis://127.0.0.1:6379)
+    /// the Redis URL: redis://[user:pass@]host:port[/db], rediss:// for TLS, redis+cluster://host:port,host:port, or redis+sentinel://host:port,host:port/service[?sentinel_password=...] (default $REDIS_URL, else redis://127.0.0.1:6379)
     #[argh(option)]
     pub redis: Option<String>,
     /// PEM file of a private CA to trust for rediss:// (default: system roots)
@@ -380,7 +380,7 @@ pub struct PushArgs {
     /// the JSON Lines file to enqueue (default: stdin)
     #[argh(positional)]
     pub file: Option<String>,
-    /// the Redis URL (default $REDIS_URL, else redis://127.0.0.1:6379)
+    /// the Redis URL: redis://, rediss://, redis+cluster:// or redis+sentinel:// (default $REDIS_URL, else redis://127.0.0.1:6379)
     #[argh(option)]
     pub redis: Option<String>,
     /// PEM file of a private CA to trust for rediss:// (default: system roots)
@@ -438,7 +438,7 @@ pub struct EnqueueArgs {
     /// the job list (default qpipe:jobs)
     #[argh(option, default = "String::from(crate::queue::job_list::DEFAULT_KEY)")]
     pub key: String,
-    /// the Redis URL (default $REDIS_URL, else redis://127.0.0.1:6379)
+    /// the Redis URL: redis://, rediss://, redis+cluster:// or redis+sentinel:// (default $REDIS_URL, else redis://127.0.0.1:6379)
     #[argh(option)]
     pub redis: Option<String>,
     /// PEM file of a private CA to trust for rediss:// (default: system roots)
@@ -459,7 +459,7 @@ pub struct EnqueueArgs {
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "recover", help_triggers("-h", "--help", "help"))]
 pub struct RecoverArgs {
-    /// the Redis URL (default $REDIS_URL, else redis://127.0.0.1:6379)
+    /// the Redis URL: redis://, rediss://, redis+cluster:// or redis+sentinel:// (default $REDIS_URL, else redis://127.0.0.1:6379)
     #[argh(option)]
     pub redis: Option<String>,
     /// PEM file of a private CA to trust for rediss:// (default: system roots)
@@ -481,7 +481,7 @@ pub struct RecoverArgs {
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "status", help_triggers("-h", "--help", "help"))]
 pub struct StatusArgs {
-    /// the Redis URL (default $REDIS_URL, else redis://127.0.0.1:6379)
+    /// the Redis URL: redis://, rediss://, redis+cluster:// or redis+sentinel:// (default $REDIS_URL, else redis://127.0.0.1:6379)
     #[argh(option)]
     pub redis: Option<String>,
     /// PEM file of a private CA to trust for rediss:// (default: system roots)
@@ -521,7 +521,7 @@ pub struct DeadArgs {
     /// list (default), show, requeue or delete
     #[argh(positional, default = "String::from(\"list\")")]
     pub action: String,
-    /// the Redis URL (default $REDIS_URL, else redis://127.0.0.1:6379)
+    /// the Redis URL: redis://, rediss://, redis+cluster:// or redis+sentinel:// (default $REDIS_URL, else redis://127.0.0.1:6379)
     #[argh(option)]
     pub redis: Option<String>,
     /// PEM file of a private CA to trust for rediss:// (default: system roots)
@@ -570,7 +570,7 @@ pub struct PeekArgs {
     /// how many items (default 10)
     #[argh(positional, default = "10")]
     pub count: u64,
-    /// the Redis URL (default $REDIS_URL, else redis://127.0.0.1:6379)
+    /// the Redis URL: redis://, rediss://, redis+cluster:// or redis+sentinel:// (default $REDIS_URL, else redis://127.0.0.1:6379)
     #[argh(option)]
     pub redis: Option<String>,
     /// PEM file of a private CA to trust for rediss:// (default: system roots)
@@ -688,7 +688,7 @@ pub struct BenchArgs {
     /// only look the fingerprints up; report how many the key has (dedup)
     #[argh(switch)]
     pub probe: bool,
-    /// the Redis URL (default $REDIS_URL, else redis://127.0.0.1:6379)
+    /// the Redis URL: redis://, rediss://, redis+cluster:// or redis+sentinel:// (default $REDIS_URL, else redis://127.0.0.1:6379)
     #[argh(option)]
     pub redis: Option<String>,
     /// the seen key (default qpipe-bench)

@@ -115,8 +115,9 @@ impl WriterConfig {
         let keys = self.shard_keys();
         let seen = self.seen.as_ref().map(|s| (s, self.seen_sets(&s.key)));
         let mut needs = crate::queue::acl::Needs::default();
+        let replicated = self.redis.is_cluster() || self.redis.is_sentinel();
         for k in &keys {
-            needs.writer(k);
+            needs.writer(k, replicated);
         }
         keys.iter()
             .enumerate()

@@ -44,14 +44,20 @@ impl Needs {
     }
 
     /// The producer's writer on shard list `list` (its seen set is opened,
-    /// and so checked, when the writer connects).
-    pub fn writer(&mut self, list: &str) -> &mut Needs {
+    /// and so checked, when the writer connects). `replicated`: on a
+    /// cluster or behind Sentinel it also waits for a replica (INFO, WAIT).
+    pub fn writer(&mut self, list: &str, replicated: bool) -> &mut Needs {
         let marker = keys::writer_marker(list, "check");
         self.add(&EVAL)
             .add(&["LPUSH", list, "x"])
             .add(&["SET", &marker, "1", "EX", "3600"])
             .add(&["GET", &marker])
-            .add(&["DEL", &marker])
+            .add(&["DEL", &marker]);
+        if replicated {
+            self.add(&["INFO", "replication"])
+                .add(&["WAIT", "1", "1000"]);
+        }
+        self
     }
 
     /// A BRPOP consumer of `list`, with its dead letters.

@@ -1,7 +1,10 @@
-//! Connecting to Redis: one server (`redis://`, `rediss://`) or a Redis
-//! Cluster (`redis+cluster://h1:p1,h2:p2`), with timeouts set explicitly.
+//! Connecting to Redis: one server (`redis://`, `rediss://`), a Redis
+//! Cluster (`redis+cluster://h1:p1,h2:p2`) or the master of a service behind
+//! Redis Sentinel (`redis+sentinel://h1:p1,h2:p2/service`), with timeouts set
+//! explicitly.
 
 use crate::error::Error;
+use crate::queue::sentinel::{self, Sentinels};
 use redis::cluster::{ClusterClient, ClusterConnection};
 use redis::cluster_routing::{
     MultipleNodeRoutingInfo, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
@@ -15,8 +18,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Where Redis is: its URL and, for TLS, an optional private CA.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
-    /// `redis://`, `rediss://`, `unix://` or `redis+cluster://`/`rediss+cluster://`
-    /// with comma-separated nodes; may hold a password.
+    /// `redis://`, `rediss://`, `unix://`, `redis+cluster://`/`rediss+cluster://`
+    /// with comma-separated nodes, or `redis+sentinel://`/`rediss+sentinel://`
+    /// with comma-separated sentinels and a service; may hold passwords.
     pub url: String,
     /// PEM bundle trusted instead of the system roots (`--tls-ca`).
     pub tls_ca: Option<Vec<u8>>,
@@ -27,6 +31,11 @@ impl Endpoint {
     pub fn is_cluster(&self) -> bool {
         self.url.starts_with("redis+cluster://") || self.url.starts_with("rediss+cluster://")
     }
+
+    /// Whether this is the master of a service behind Redis Sentinel.
+    pub fn is_sentinel(&self) -> bool {
+        sentinel::is_sentinel(&self.url)
+    }
 }
 
 /// A validated, not yet connected, client.
@@ -36,6 +45,8 @@ pub enum Target {
     Single(Client),
     /// A cluster, reached through any of its nodes.
     Cluster(ClusterClient),
+    /// The master of a service, found through its sentinels at each connect.
+    Sentinel(Box<Sentinels>),
 }
 
 /// One connection, to a server or to a cluster (which routes by key).
@@ -83,6 +94,11 @@ pub fn target(ep: &Endpoint) -> Result<Target, Error> {
             root_cert: Some(pem.clone()),
         })
     };
+    if sentinel::is_sentinel(url) {
+        let s = Sentinels::parse(url, ep.tls_ca.clone())?;
+        warn_insecure(url);
+        return Ok(Target::Sentinel(Box::new(s)));
+    }
     let opened = if ep.is_cluster() {
         match cluster_nodes(url) {
             None => Err(redis::RedisError::from((
@@ -113,11 +129,17 @@ pub fn target(ep: &Endpoint) -> Result<Target, Error> {
     };
     let t = opened.map_err(|e| {
         Error::Usage(format!(
-            "invalid Redis URL {}: {} (use redis://[user:password@]host:port[/db], rediss:// for TLS, or redis+cluster://host:port,host:port)",
+            "invalid Redis URL {}: {} (use redis://[user:password@]host:port[/db], rediss:// for TLS, redis+cluster://host:port,host:port, or redis+sentinel://host:port,host:port/service)",
             crate::error::redact(url),
             e.detail().unwrap_or("bad format")
         ))
     })?;
+    warn_insecure(url);
+    Ok(t)
+}
+
+/// Warns once when a TLS URL turns certificate checks off.
+fn warn_insecure(url: &str) {
     if url.starts_with("rediss") && url.ends_with("#insecure") {
         WARNED_INSECURE.call_once(|| {
             crate::run::log::warn(
@@ -125,7 +147,6 @@ pub fn target(ep: &Endpoint) -> Result<Target, Error> {
             );
         });
     }
-    Ok(t)
 }
 
 /// The name every connection gives itself (`CLIENT SETNAME`), set once by
@@ -180,6 +201,11 @@ pub fn connect(t: &Target, timeout: Duration) -> RedisResult<Opened> {
             con.set_write_timeout(Some(timeout))?;
             Conn::Cluster(Box::new(con))
         }
+        Target::Sentinel(s) => {
+            let con = s.connect_master(timeout)?;
+            con.set_write_timeout(Some(timeout))?;
+            Conn::Single(con)
+        }
     };
     con.set_read_timeout(left())?;
     if let Some(name) = CLIENT_NAME.get() {
@@ -198,14 +224,14 @@ pub fn connect(t: &Target, timeout: Duration) -> RedisResult<Opened> {
         // no answer at all from one server is a server that is not there (a
         // cluster sends it to every node, and one may be down).
         match named {
-            Err(e) if e.code().is_none() && matches!(t, Target::Single(_)) => return Err(e),
+            Err(e) if e.code().is_none() && !matches!(t, Target::Cluster(_)) => return Err(e),
             _ => {}
         }
     }
     con.set_read_timeout(left())?;
     let skew_ms = match (read_skew(&mut con), t) {
         (Ok(ms), _) => ms,
-        (Err(e), Target::Single(_)) if e.code().is_none() => return Err(e),
+        (Err(e), Target::Single(_) | Target::Sentinel(_)) if e.code().is_none() => return Err(e),
         (Err(e), _) if e.code().is_some() => {
             WARNED_TIME.call_once(|| {
                 crate::run::log::warn(&format!(
@@ -330,24 +356,31 @@ fn share(timeout: Duration, n: usize) -> Duration {
     (timeout / n.max(1) as u32).max(timeout.min(Duration::from_secs(1)))
 }
 
-/// On a cluster, waits (up to 1 s) until the master of `key`'s slot has
-/// copied what it just applied to one replica, if it has any: Redis Cluster
-/// replicates asynchronously, so a master killed right after a push would
-/// otherwise take an acknowledged batch with it. A batch that no replica
-/// acknowledged in time is an error: the writer's retry finds out from the
-/// marker (on the promoted replica, after a failover) whether it landed,
-/// and waits again. One server: nothing to do.
-pub fn replicate(con: &mut Conn, key: &str) -> RedisResult<()> {
-    let Conn::Cluster(c) = con else {
+/// Waits (up to 1 s) until the master that holds `key` has copied what it
+/// just applied to one replica, if it has any: on a cluster, and on a
+/// master found through Sentinel (`replicated`). Both replicate
+/// asynchronously, so a master killed right after a push would otherwise
+/// take an acknowledged batch with it. A batch that no replica acknowledged
+/// in time is an error: the writer's retry finds out from the marker (on
+/// the promoted replica, after a failover) whether it landed, and waits
+/// again. One server on its own: nothing to do.
+pub fn replicate(con: &mut Conn, key: &str, replicated: bool) -> RedisResult<()> {
+    if matches!(con, Conn::Single(_)) && !replicated {
         return Ok(());
+    }
+    let mut ask = |cmd: &Cmd| -> RedisResult<Value> {
+        match con {
+            Conn::Single(c) => cmd.query(c),
+            Conn::Cluster(c) => c.route_command(
+                cmd,
+                RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_key(
+                    key,
+                    SlotAddr::Master,
+                ))),
+            ),
+        }
     };
-    let master = || {
-        RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_key(
-            key,
-            SlotAddr::Master,
-        )))
-    };
-    let info = c.route_command(redis::cmd("INFO").arg("replication"), master())?;
+    let info = ask(redis::cmd("INFO").arg("replication"))?;
     let text = redis::from_redis_value::<String>(info)?;
     let replicas = text
         .lines()
@@ -355,7 +388,7 @@ pub fn replicate(con: &mut Conn, key: &str) -> RedisResult<()> {
         .and_then(|n| n.trim().parse::<u64>().ok())
         .unwrap_or(0);
     if replicas > 0 {
-        let acked = c.route_command(redis::cmd("WAIT").arg(1).arg(1000), master())?;
+        let acked = ask(redis::cmd("WAIT").arg(1).arg(1000))?;
         if redis::from_redis_value::<u64>(acked)? == 0 {
             // Not on a replica yet: not acknowledged. The retry re-checks
             // the marker and waits again.

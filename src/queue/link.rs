@@ -6,7 +6,7 @@
 //! (the budget runs from the first failure of an outage and is reset by any
 //! success), gives up at once when the stop flag is raised, and tells a lost
 //! connection (retry) from a refusal that may pass (OOM, LOADING, BUSY,
-//! TRYAGAIN, CLUSTERDOWN, MASTERDOWN: retry) from a command error that will
+//! TRYAGAIN, CLUSTERDOWN, MASTERDOWN, NOREPLICAS: retry) from a command error that will
 //! not go away (WRONGTYPE, READONLY, NOPERM, ...: end the run).
 //!
 //! Callers decide what a retry means: `call` is for commands that are safe
@@ -67,12 +67,23 @@ impl Fault {
         }
     }
 
+    /// Like `classify`, for a master found through Sentinel: a node that
+    /// became a replica (`READONLY`, or `UNBLOCKED` for a blocked pop) did
+    /// not run the command, and a fresh connection asks the sentinels for
+    /// the new master.
+    pub fn classify_for(e: RedisError, sentinel: bool) -> Fault {
+        match code(&e).as_deref() {
+            Some("READONLY" | "UNBLOCKED") if sentinel => Fault::Refused(e),
+            _ => Fault::classify(e),
+        }
+    }
+
     /// Sorts a Redis error into lost, refused-for-now, or permanent.
     pub fn classify(e: RedisError) -> Fault {
         match code(&e).as_deref() {
             Some(
                 "OOM" | "LOADING" | "BUSY" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN"
-                | "QPIPELATE",
+                | "NOREPLICAS" | "QPIPELATE",
             ) => Fault::Refused(e),
             // The node did not run it: the slot moved (a failover, a
             // reshard). Retried on a fresh connection, with a fresh slot map.
@@ -306,7 +317,8 @@ impl Link {
         };
         // The same moment on our clock, with room for an error in the skew.
         let late = Instant::now() + ahead + Duration::from_millis(50);
-        match f(con, deadline).map_err(Fault::classify) {
+        let sentinel = matches!(self.target, Target::Sentinel(_));
+        match f(con, deadline).map_err(|e| Fault::classify_for(e, sentinel)) {
             Ok(v) => {
                 REDIS.answered();
                 Ok(v)
@@ -318,7 +330,12 @@ impl Link {
                 // A cluster connection also holds the slot map: after a node
                 // is refused, a fresh one asks the live nodes who serves what
                 // now (a promoted replica, say).
-                let moved = matches!(code(fault.error()).as_deref(), Some("MOVED" | "ASK"));
+                // A master found through Sentinel that became a replica:
+                // a fresh connection asks the sentinels for the new one.
+                let moved = matches!(
+                    code(fault.error()).as_deref(),
+                    Some("MOVED" | "ASK" | "READONLY" | "UNBLOCKED")
+                );
                 if moved
                     || matches!(fault, Fault::Lost(_) | Fault::Unreachable(_))
                     || !con.is_open()
@@ -328,6 +345,13 @@ impl Link {
                 Err(fault)
             }
         }
+    }
+
+    /// Waits until a replica has what this connection just wrote to `key`
+    /// (`conn::replicate`: a cluster, or a master found through Sentinel).
+    pub fn replicate(&mut self, key: &str) -> Result<(), Fault> {
+        let sentinel = matches!(self.target, Target::Sentinel(_));
+        self.attempt(|c| conn::replicate(c, key, sentinel))
     }
 
     /// Waits until no command this link sent, and lost the reply of, can
@@ -543,6 +567,15 @@ mod tests {
         assert!(matches!(
             Fault::classify(server("READONLY")),
             Fault::Permanent(_)
+        ));
+        // Through Sentinel, a demoted master: ask the sentinels again.
+        assert!(matches!(
+            Fault::classify_for(server("READONLY"), true),
+            Fault::Refused(_)
+        ));
+        assert!(matches!(
+            Fault::classify_for(server("UNBLOCKED"), true),
+            Fault::Refused(_)
         ));
         let io = RedisError::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
         assert!(matches!(Fault::classify(io), Fault::Lost(_)));

@@ -6,7 +6,7 @@
 //! lost reply means; the rest retry through outages inside the `Link`.
 
 use crate::error::Error;
-use crate::queue::conn::{self, Conn, Endpoint};
+use crate::queue::conn::{Conn, Endpoint};
 use crate::queue::dedup::Filter;
 use crate::queue::link::{Fault, Link, FENCE};
 use redis::Value;
@@ -246,8 +246,9 @@ impl Queue {
             }
             cmd
         })?;
-        // Acknowledged only once a replica has it too (a cluster with replicas).
-        self.link.attempt(|c| conn::replicate(c, key))?;
+        // Acknowledged only once a replica has it too (a cluster or a
+        // Sentinel master with replicas).
+        self.link.replicate(key)?;
         Ok(u64::try_from(n).ok())
     }
 

@@ -23,5 +23,6 @@ pub mod list;
 pub mod lock;
 pub mod probe;
 pub mod reliable;
+pub mod sentinel;
 
 pub use list::Queue;

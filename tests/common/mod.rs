@@ -415,6 +415,7 @@ pub mod fixture;
 pub mod jobs;
 pub mod proxy;
 pub mod scrape;
+pub mod sentinel;
 pub mod web;
 
 pub use args::Args;
