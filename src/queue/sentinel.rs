@@ -242,12 +242,12 @@ mod tests {
 
     #[test]
     fn urls_name_sentinels_service_db_and_both_credentials() {
-        let s = Sentinels::parse(
-            "redis+sentinel://app:pw@10.0.0.1:26380,10.0.0.2/orders/3?sentinel_password=s%40cret",
-            None,
-        )
-        .ok()
-        .expect("valid");
+        let url =
+            "redis+sentinel://app:pw@10.0.0.1:26380,10.0.0.2/orders/3?sentinel_password=s%40cret";
+        let s = match Sentinels::parse(url, None) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
         assert_eq!(s.sentinels.len(), 2);
         assert_eq!(s.service, "orders");
         assert_eq!(s.db, 3);
