@@ -63,7 +63,10 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
             "recovered {recovered} items from dead consumers' processing lists"
         ));
     }
-    let mut sink = Sink::open(cfg.out.as_deref(), cfg.fsync)?;
+    let mut sink = match &cfg.deliver {
+        Some(d) => Sink::deliver(d.clone(), Arc::clone(&signals.stop)),
+        None => Sink::open(cfg.out.as_deref(), cfg.fsync)?,
+    };
     let workers = (0..cfg.threads)
         .map(|t| sources_of(t, cfg, consumer.as_ref(), block, &keys, &connect))
         .collect::<Result<Vec<_>, Error>>()?;

@@ -286,7 +286,7 @@ pub struct ProduceArgs {
     pub log_format: Option<String>,
 }
 
-/// pop items from a Redis list (BRPOP, FIFO) and append them to a JSON Lines file.
+/// pop items from a Redis list (BRPOP, FIFO) and append them to a JSON Lines file, or hand each batch to a command (--exec) or an HTTP endpoint (--post).
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "consume", help_triggers("-h", "--help", "help"))]
 pub struct ConsumeArgs {
@@ -309,11 +309,35 @@ pub struct ConsumeArgs {
     /// JSON Lines file to append to, or - for stdout (default stdout)
     #[argh(option)]
     pub out: Option<String>,
+    /// instead of --out: run `sh -c CMD` per batch, the batch as JSON Lines on
+    /// its stdin and QPIPE_BATCH_ID, QPIPE_BATCH_ITEMS, QPIPE_BATCH_BYTES and
+    /// QPIPE_ATTEMPT in its environment; exit status 0 commits the batch
+    #[argh(option)]
+    pub exec: Option<String>,
+    /// instead of --out: POST each batch as NDJSON (application/x-ndjson) to
+    /// this http(s) URL with an Idempotency-Key header; 2xx commits the batch
+    #[argh(option)]
+    pub post: Option<String>,
+    /// an extra request header for --post, "Name: value"; repeatable
+    #[argh(option)]
+    pub header: Vec<String>,
+    /// gzip the --post body (Content-Encoding: gzip)
+    #[argh(switch)]
+    pub gzip: bool,
+    /// retries of a failed --exec or --post batch, with back-off from 1 s
+    /// doubling to 30 s (Retry-After honoured up to 120 s) (default 5)
+    #[argh(option, default = "5")]
+    pub sink_retries: u32,
+    /// seconds one --exec run or --post request may take; past it the command
+    /// is killed (with its children) or the request dropped, and retried (default 60)
+    #[argh(option, default = "60.0")]
+    pub sink_timeout: f64,
     /// exit once the list has stayed empty for --idle-timeout seconds
     #[argh(switch)]
     pub drain: bool,
     /// at-least-once: move items into a per-consumer processing list (BLMOVE)
-    /// and remove them only after the sink has flushed and fsynced them
+    /// and remove them only after the sink has committed them (the file
+    /// flushed and fsynced, the command exited 0, the endpoint answered 2xx)
     #[argh(switch)]
     pub reliable: bool,
     /// seconds a --reliable worker's heartbeat lives; after a crash its items

@@ -1,6 +1,7 @@
 //! Validated run settings. Each field is checked once here; workers take `&Config`.
 
 use crate::config::cli::{ConsumeArgs, DemoSiteArgs, PushArgs};
+use crate::consume::settings::{DeliverConfig, To};
 use crate::error::Error;
 use crate::queue::conn::Endpoint;
 use endpoint::endpoint;
@@ -265,6 +266,64 @@ fn non_empty_key(key: String) -> Result<String, Error> {
     Ok(key)
 }
 
+/// `--exec` / `--post` and their flags, checked: one sink only, a valid
+/// http(s) URL, `Name: value` headers.
+fn deliver_of(a: &ConsumeArgs) -> Result<Option<DeliverConfig>, Error> {
+    let sinks = [a.out.is_some(), a.exec.is_some(), a.post.is_some()];
+    if sinks.iter().filter(|s| **s).count() > 1 {
+        return Err(usage(
+            "give one sink: --out, --exec or --post (to do two things with a batch, --exec a script that does both)".into(),
+        ));
+    }
+    if a.post.is_none() && (a.gzip || !a.header.is_empty()) {
+        return Err(usage("--header and --gzip go with --post URL".into()));
+    }
+    let timeout = seconds(a.sink_timeout, "--sink-timeout")?;
+    if timeout.is_zero() {
+        return Err(usage("--sink-timeout must be above 0".into()));
+    }
+    let to = match (&a.exec, &a.post) {
+        (Some(cmd), _) if cmd.trim().is_empty() => {
+            return Err(usage(
+                "--exec needs a command, e.g. --exec 'psql \"$PG_URL\" ...'".into(),
+            ))
+        }
+        (Some(cmd), _) => To::Exec(cmd.clone()),
+        (_, Some(url)) => {
+            let ok = url::Url::parse(url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            if !ok {
+                return Err(usage(format!(
+                    "--post {} is not an http(s) URL (e.g. --post 'http://127.0.0.1:8123/?query=INSERT%20INTO%20t%20FORMAT%20JSONEachRow')",
+                    crate::error::redact(url)
+                )));
+            }
+            let mut headers = Vec::new();
+            for h in &a.header {
+                let Some((name, value)) = h.split_once(':').filter(|(n, _)| {
+                    !n.trim().is_empty() && n.trim().bytes().all(|b| b.is_ascii_graphic())
+                }) else {
+                    return Err(usage(format!(
+                        "--header {h:?} is not \"Name: value\" (e.g. --header 'Authorization: Bearer TOKEN')"
+                    )));
+                };
+                headers.push((name.trim().to_string(), value.trim().to_string()));
+            }
+            To::Post {
+                url: url.clone(),
+                headers,
+                gzip: a.gzip,
+            }
+        }
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(DeliverConfig {
+        to,
+        retries: a.sink_retries,
+        timeout,
+    }))
+}
+
 impl ConsumeConfig {
     /// Validates `consume` arguments.
     pub fn from_args(a: ConsumeArgs) -> Result<ConsumeConfig, Error> {
@@ -272,6 +331,7 @@ impl ConsumeConfig {
         if a.max_items == Some(0) {
             return Err(usage("--max-items must be at least 1".into()));
         }
+        let deliver = deliver_of(&a)?;
         let out = a.out.filter(|o| o != "-").map(PathBuf::from);
         let limits = RunLimits::new(a.lock, a.lock_ttl, a.max_time, a.fail_on_errors)?;
         Ok(ConsumeConfig {
@@ -282,6 +342,7 @@ impl ConsumeConfig {
             key: non_empty_key(a.key)?,
             fsync: out.is_some() && !a.no_fsync,
             out,
+            deliver,
             drain_after: a.drain.then_some(idle),
             max_items: a.max_items,
             batch_size: positive(a.batch_size, "--batch-size")?,

@@ -14,8 +14,10 @@ pub struct ConsumeConfig {
     pub redis: Endpoint,
     /// The list key.
     pub key: String,
-    /// Output file; `None` is stdout.
+    /// Output file; `None` is stdout (unless `deliver` is set).
     pub out: Option<PathBuf>,
+    /// A command or endpoint that takes each batch instead (`--exec`, `--post`).
+    pub deliver: Option<DeliverConfig>,
     /// Idle time that ends the run; `None` runs until a signal.
     pub drain_after: Option<Duration>,
     /// Item budget.
@@ -38,4 +40,41 @@ pub struct ConsumeConfig {
     pub limits: RunLimits,
     /// `--metrics` and `--stats-every`.
     pub monitor: MonitorConfig,
+}
+
+/// Where batches go.
+#[derive(Debug, Clone)]
+pub enum To {
+    /// `sh -c CMD`, the batch on its stdin.
+    Exec(String),
+    /// An HTTP POST of the batch as NDJSON.
+    Post {
+        /// The endpoint.
+        url: String,
+        /// Extra request headers (`--header`).
+        headers: Vec<(String, String)>,
+        /// Send the body gzipped (`Content-Encoding: gzip`).
+        gzip: bool,
+    },
+}
+
+/// The settings of a delivering sink.
+#[derive(Debug, Clone)]
+pub struct DeliverConfig {
+    /// Where batches go.
+    pub to: To,
+    /// Retries after a failed attempt (`--sink-retries`).
+    pub retries: u32,
+    /// Most time one attempt may take (`--sink-timeout`).
+    pub timeout: Duration,
+}
+
+impl DeliverConfig {
+    /// How the destination is named in messages (no header values).
+    pub fn name(&self) -> String {
+        match &self.to {
+            To::Exec(cmd) => format!("--exec {cmd:?}"),
+            To::Post { url, .. } => format!("--post {}", crate::error::redact(url)),
+        }
+    }
 }

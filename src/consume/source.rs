@@ -141,8 +141,10 @@ pub fn put_back(
         Some(me) => {
             // Batches the sink did not write are named here, so they go back
             // even if a racing `recover` dropped their registration.
+            // Newest first onto the consuming end, so the oldest batch is
+            // taken first again (as `requeue_consumer` does).
             let mut n = 0;
-            for b in unwritten {
+            for b in unwritten.iter().rev() {
                 if let Some(a) = &b.ack {
                     n += lease::requeue_batch(q.link(), &b.key, &a.set, &a.list).unwrap_or(0);
                 }
@@ -156,6 +158,7 @@ pub fn put_back(
             }
             n
         }
-        None => unwritten.iter().map(|b| give_back(&mut q, b)).sum(),
+        // Newest first, for the same reason.
+        None => unwritten.iter().rev().map(|b| give_back(&mut q, b)).sum(),
     }
 }

@@ -66,8 +66,12 @@ pub fn summarize(
             end.recovered + shared.recovered.load(Ordering::Relaxed),
         )
         .set("ack_failures", drained.ack_failures)
-        .set("redis_reconnects", end.reconnects)
-        .rates(end.started.elapsed(), &[("items", drained.written)]);
+        .set("redis_reconnects", end.reconnects);
+    if let Some(d) = &cfg.deliver {
+        sum.set("sink", d.name())
+            .set("sink_retries", drained.sink_retries);
+    }
+    sum.rates(end.started.elapsed(), &[("items", drained.written)]);
     // Throughput without the trailing --idle-timeout wait: start to last commit.
     let active = drained
         .last_commit
@@ -98,13 +102,18 @@ fn failure_of(
             .out
             .as_ref()
             .map_or("stdout".into(), |p| p.display().to_string());
-        failure = Some(Error::io(
-            format!(
-                "cannot write to {out} ({returned} popped items were put back on {})",
+        let held = match cfg.reliable {
+            true => format!(
+                "{returned} items not committed were put back on {}",
                 cfg.key
             ),
-            e,
-        ));
+            false => format!("{returned} popped items were put back on {}", cfg.key),
+        };
+        failure = Some(match &cfg.deliver {
+            // The cause names the command or endpoint.
+            Some(_) => Error::io(format!("cannot deliver a batch ({held})"), e),
+            None => Error::io(format!("cannot write to {out} ({held})"), e),
+        });
     }
     failure
 }

@@ -411,8 +411,10 @@ pub fn site_quotes(site: &Site, pages: u64) -> Vec<String> {
 }
 pub mod args;
 pub mod cluster;
+pub mod collector;
 pub mod fixture;
 pub mod jobs;
+pub mod postgres;
 pub mod proxy;
 pub mod scrape;
 pub mod sentinel;

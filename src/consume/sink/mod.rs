@@ -1,4 +1,9 @@
-//! The JSON Lines sink: whole lines only, buffered, flushed and fsynced per batch.
+//! Where popped items go: a JSON Lines file or stdout (whole lines only,
+//! buffered, flushed and fsynced per commit), or a command or an HTTP
+//! endpoint that takes each commit as one batch (`deliver`). Either way a
+//! batch counts as written, and is acknowledged, only once committed.
+
+pub mod deliver;
 
 use crate::error::Error;
 use crate::queue::batch::Batch;
@@ -30,10 +35,18 @@ pub struct Drained {
     pub ack_error: Option<Error>,
     /// When the last item became durable.
     pub last_commit: Option<std::time::Instant>,
+    /// Retries a command or endpoint sink needed.
+    pub sink_retries: u64,
 }
 
 enum Target {
     Stdout(BufWriter<io::Stdout>),
+    /// A command or endpoint: the lines since the last commit, and their count.
+    Deliver {
+        body: Vec<u8>,
+        items: u64,
+        to: Box<deliver::Deliverer>,
+    },
     File {
         /// `None` only while being rewound after a failed write.
         w: Option<BufWriter<File>>,
@@ -96,9 +109,34 @@ impl Sink {
         })
     }
 
+    /// A sink that hands each commit to a command or an endpoint.
+    pub fn deliver(
+        cfg: crate::consume::settings::DeliverConfig,
+        stop: std::sync::Arc<AtomicBool>,
+    ) -> Sink {
+        Sink {
+            target: Target::Deliver {
+                body: Vec::new(),
+                items: 0,
+                to: Box::new(deliver::Deliverer::new(cfg, stop)),
+            },
+            fsync: false,
+            path: None,
+        }
+    }
+
+    /// Retries the command or endpoint needed, over the run.
+    pub fn retries(&self) -> u64 {
+        match &self.target {
+            Target::Deliver { to, .. } => to.retries,
+            _ => 0,
+        }
+    }
+
     fn writer(&mut self) -> io::Result<&mut dyn Write> {
         match &mut self.target {
             Target::Stdout(w) => Ok(w),
+            Target::Deliver { body, .. } => Ok(body),
             Target::File { w: Some(w), .. } => Ok(w),
             Target::File { w: None, .. } => Err(io::Error::other("the output file was lost")),
         }
@@ -106,6 +144,9 @@ impl Sink {
 
     /// Buffers `items`, one per line, each exactly as popped.
     pub fn write(&mut self, items: &[Vec<u8>]) -> io::Result<()> {
+        if let Target::Deliver { items: n, .. } = &mut self.target {
+            *n += items.len() as u64;
+        }
         let w = self.writer()?;
         for item in items {
             w.write_all(item)?;
@@ -119,6 +160,14 @@ impl Sink {
         let fsync = self.fsync;
         match &mut self.target {
             Target::Stdout(w) => w.flush(),
+            Target::Deliver { body, items, to } => {
+                if !body.is_empty() {
+                    to.deliver(body, *items)?;
+                    body.clear();
+                    *items = 0;
+                }
+                Ok(())
+            }
             Target::File { w: None, .. } => Err(io::Error::other("the output file was lost")),
             Target::File {
                 w: Some(w),
@@ -162,6 +211,12 @@ impl Sink {
     /// its last commit, so no item is both in the file and given back, and
     /// the file does not end in a torn line. Returns the bytes cut.
     pub fn rewind(&mut self) -> io::Result<u64> {
+        if let Target::Deliver { body, items, .. } = &mut self.target {
+            // Not handed over: the batch goes back whole.
+            body.clear();
+            *items = 0;
+            return Ok(0);
+        }
         let Target::File { w, committed } = &mut self.target else {
             return Ok(0);
         };
@@ -259,6 +314,7 @@ pub fn drain(
             )),
         }
     }
+    out.sink_retries = sink.retries();
     // After a failure, take what the poppers still send so none of it is lost.
     out.unwritten = uncommitted.into_iter().chain(rx.iter()).collect();
     out
