@@ -12,6 +12,10 @@ command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # Tests send signals with kill(1) (procps) and fake a terminal with script(1).
 [ -x /bin/kill ] || [ -x /usr/bin/kill ] || need_apt+=(procps)
 command -v script >/dev/null 2>&1 || need_apt+=(bsdutils)
+# tests/sinks.rs loads items into a private PostgreSQL and ClickHouse.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client)
+command -v clickhouse-server >/dev/null 2>&1 || need_apt+=(clickhouse-server)
 # tests/real_site.rs crawls Debian's Python documentation served by nginx.
 command -v nginx >/dev/null 2>&1 || need_apt+=(nginx-light)
 ls /usr/share/doc/python3.*/html/index.html >/dev/null 2>&1 || need_apt+=(python3-doc)

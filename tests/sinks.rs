@@ -160,15 +160,24 @@ fn kill_9_mid_batch_then_a_restart_loads_every_item_once() {
     signal(&child, "-KILL");
     let _ = wait_bounded(child, Duration::from_secs(10));
     // The orphaned loader too (its own process group).
-    let pid = std::fs::read_to_string(&loaded_file).unwrap();
-    let _ = std::process::Command::new("kill")
-        .args(["-KILL", &format!("-{}", pid.trim())])
-        .status();
+    let pid: i32 = std::fs::read_to_string(&loaded_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(pid > 1);
+    // SAFETY: kill(2) on the loader's own process group (its sh leads it).
+    unsafe {
+        libc::kill(-pid, libc::SIGKILL);
+    }
     let before = loaded(&pg).0;
     assert!(
         before > 0 && before < 2_000,
         "{before} loaded before the kill"
     );
+    // Restarted once the dead run's heartbeat (2 s) has expired, as cron
+    // would: its held batches come back at start.
+    std::thread::sleep(Duration::from_millis(2_500));
     let run = consume_exec(&redis, &exec, &st)
         .opt("--heartbeat-ttl", 2)
         .run_env(Some(dir.path()), &[("PG_URL", &pg_url)]);
@@ -200,7 +209,11 @@ fn a_batch_no_command_takes_goes_back_in_order_in_brpop_mode() {
     );
     // Compared by hand: a failed assert_eq would print 500 items.
     let after = redis.lrange(KEY);
-    assert!(after == before, "order changed: the tail is now {:?}", after.last());
+    assert!(
+        after == before,
+        "order changed: the tail is now {:?}",
+        after.last()
+    );
     assert_eq!(items.len(), 250);
 }
 
@@ -301,7 +314,7 @@ fn sink_flags_are_checked_before_anything_runs() {
         ),
         (
             &["--exec", "true", "--sink-timeout", "0"][..],
-            "--sink-timeout must be above 0",
+            "--sink-timeout 0 is not a usable number",
         ),
     ] {
         let run = Args::consume("redis://127.0.0.1:1")
@@ -310,4 +323,56 @@ fn sink_flags_are_checked_before_anything_runs() {
         assert!(run.stderr.contains(says), "{run}");
         assert_eq!(run.stderr.trim().lines().count(), 1, "{run}");
     }
+}
+
+#[test]
+fn post_loads_every_item_into_clickhouse_through_a_server_crash() {
+    let mut ch = common::clickhouse::ClickHouse::start();
+    ch.query("CREATE TABLE quotes (n UInt64, pad String) ENGINE = MergeTree ORDER BY n");
+    let redis = Redis::start();
+    seed(&redis, 20_000);
+    let child = Args::consume(&redis.url())
+        .arg("--reliable")
+        .threads(2)
+        .batch_size(200)
+        .drain(1)
+        .opt("--post", ch.insert_url("quotes"))
+        .arg("--gzip")
+        .spawn(None);
+    let count = |ch: &common::clickhouse::ClickHouse| -> u64 {
+        ch.query("SELECT count() FROM quotes")
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count(&ch) < 2_000 {
+        assert!(Instant::now() < deadline, "nothing reached ClickHouse");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    ch.kill();
+    std::thread::sleep(Duration::from_millis(1_500));
+    ch.restart();
+    let out = wait_bounded(child, Duration::from_secs(120));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("tried again in"),
+        "the crash was not seen: {stderr}"
+    );
+    let distinct: u64 = ch
+        .query("SELECT uniqExact(n) FROM quotes")
+        .trim()
+        .parse()
+        .unwrap();
+    let rows = count(&ch);
+    eprintln!("{rows} rows, {distinct} distinct");
+    assert_eq!(distinct, 20_000);
+    // A batch ClickHouse took just before it died, and was sent again,
+    // is the only source of duplicates (at-least-once).
+    assert!(rows - distinct <= 2 * 200 * 64, "{rows} rows");
+    assert_eq!(
+        redis.cmd::<Vec<String>>(&["KEYS", "*"]),
+        Vec::<String>::new()
+    );
 }

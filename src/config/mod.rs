@@ -279,9 +279,6 @@ fn deliver_of(a: &ConsumeArgs) -> Result<Option<DeliverConfig>, Error> {
         return Err(usage("--header and --gzip go with --post URL".into()));
     }
     let timeout = seconds(a.sink_timeout, "--sink-timeout")?;
-    if timeout.is_zero() {
-        return Err(usage("--sink-timeout must be above 0".into()));
-    }
     let to = match (&a.exec, &a.post) {
         (Some(cmd), _) if cmd.trim().is_empty() => {
             return Err(usage(
