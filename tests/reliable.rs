@@ -74,17 +74,17 @@ fn kill_9_mid_drain_loses_nothing_in_reliable_mode() {
         .stats_json(&st)
         .run_expect(None, 0);
     let s = stats(&st);
-    assert_eq!(s["items_recovered"].as_u64().unwrap(), held, "{s}");
+    // Held batches already in the file are acknowledged at start (the
+    // commit log), the rest are recovered.
+    assert!(s["items_recovered"].as_u64().unwrap() <= held, "{s}");
 
     let all = lines(&out);
     let unique: HashSet<&String> = all.iter().collect();
     let want: HashSet<&String> = items.iter().collect();
     assert_eq!(unique, want, "an item was lost");
+    // Restarted on the same --out: exactly once (`sink::commits`).
     let duplicates = all.len() - unique.len();
-    assert!(
-        duplicates as u64 <= held,
-        "{duplicates} duplicates but only {held} items were in flight"
-    );
+    assert_eq!(duplicates, 0, "written twice across the restart");
     assert_eq!(redis.llen(KEY), 0);
     let leftovers: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{KEY}:*"))

@@ -12,6 +12,7 @@
 
 use crate::config::ConsumeConfig;
 use crate::consume::popper::Shared;
+use crate::consume::sink::commits::CommitLog;
 use crate::consume::sink::Sink;
 use crate::consume::source::put_back;
 use crate::consume::totals::{summarize, End};
@@ -54,6 +55,9 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
         };
     }
     acl::check(control.link(), &needs)?;
+    // Before recovery: a previous run's batches that are already in --out
+    // are acknowledged, not put back (`sink::commits`).
+    let mut sink = open_sink(cfg, signals, &mut control)?;
     let recovered = match &consumer {
         Some(me) => me.start(control.link(), &lease::Items)?,
         None => 0,
@@ -63,10 +67,6 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
             "recovered {recovered} items from dead consumers' processing lists"
         ));
     }
-    let mut sink = match &cfg.deliver {
-        Some(d) => Sink::deliver(d.clone(), Arc::clone(&signals.stop)),
-        None => Sink::open(cfg.out.as_deref(), cfg.fsync)?,
-    };
     let workers = (0..cfg.threads)
         .map(|t| sources_of(t, cfg, consumer.as_ref(), block, &keys, &connect))
         .collect::<Result<Vec<_>, Error>>()?;
@@ -106,4 +106,23 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
         started,
     };
     Ok(summarize(cfg, signals, shared, pops, drained, end))
+}
+
+/// The sink: a command or endpoint, or the output file (with its commit
+/// log, settled now, when `--reliable` writes to a regular file).
+fn open_sink(cfg: &ConsumeConfig, signals: &Signals, control: &mut Queue) -> Result<Sink, Error> {
+    if let Some(d) = &cfg.deliver {
+        return Ok(Sink::deliver(d.clone(), Arc::clone(&signals.stop)));
+    }
+    let out = cfg.out.as_deref();
+    let regular = out.is_some_and(|p| std::fs::metadata(p).map_or(true, |m| m.is_file()));
+    let log = match (out, cfg.reliable && cfg.fsync && regular) {
+        (Some(p), true) => Some(CommitLog::settle(p, control.link())?),
+        _ => None,
+    };
+    let sink = Sink::open(out, cfg.fsync)?;
+    Ok(match log {
+        Some(log) => sink.with_commits(log),
+        None => sink,
+    })
 }

@@ -3,6 +3,7 @@
 //! endpoint that takes each commit as one batch (`deliver`). Either way a
 //! batch counts as written, and is acknowledged, only once committed.
 
+pub mod commits;
 pub mod deliver;
 
 use crate::error::Error;
@@ -61,6 +62,8 @@ pub struct Sink {
     fsync: bool,
     /// The `--out` path, to reopen after rotation (SIGHUP).
     path: Option<std::path::PathBuf>,
+    /// `--reliable` into a file: the commits recorded beside it.
+    commits: Option<commits::CommitLog>,
 }
 
 impl Sink {
@@ -106,6 +109,7 @@ impl Sink {
             target,
             fsync,
             path: path.map(Path::to_path_buf),
+            commits: None,
         })
     }
 
@@ -122,6 +126,44 @@ impl Sink {
             },
             fsync: false,
             path: None,
+            commits: None,
+        }
+    }
+
+    /// Records each commit's reliable batches in `log` (see `commits`).
+    pub fn with_commits(mut self, log: commits::CommitLog) -> Sink {
+        self.commits = Some(log);
+        self
+    }
+
+    /// After a commit: records the batches it holds, before they are
+    /// acknowledged. A log that cannot be written is dropped with a warning
+    /// (delivery stays at-least-once).
+    fn record(&mut self, batches: &[Batch]) {
+        let (Some(log), Target::File { committed, .. }) = (&mut self.commits, &self.target) else {
+            return;
+        };
+        let acks: Vec<(&str, &str)> = batches
+            .iter()
+            .filter_map(|b| b.ack.as_ref().map(|a| (a.set.as_str(), a.list.as_str())))
+            .collect();
+        if acks.is_empty() || !self.fsync {
+            return;
+        }
+        if let Err(e) = log.record(*committed, &acks) {
+            log::warn(&format!(
+                "cannot write the commit log ({e}); a restart after a crash may write the last batches twice"
+            ));
+            self.commits = None;
+        }
+    }
+
+    /// Once everything recorded is acknowledged: keeps the log short.
+    fn compact(&mut self) {
+        if let (Some(log), Target::File { committed, .. }) = (&mut self.commits, &self.target) {
+            if let Err(e) = log.compact(*committed) {
+                log::warn(&format!("cannot compact the commit log ({e})"));
+            }
         }
     }
 
@@ -202,7 +244,19 @@ impl Sink {
         };
         self.commit()
             .map_err(|e| Error::io("cannot commit before reopening --out", e))?;
+        let log = self.commits.take();
         *self = Sink::open(Some(&path), self.fsync)?;
+        if let (Some(mut log), Target::File { committed, .. }) = (log, &self.target) {
+            // Everything recorded was acknowledged before a reopen; from
+            // now on the log speaks of the new file.
+            if let Err(e) = log.restart(*committed) {
+                log::warn(&format!(
+                    "cannot restart the commit log ({e}); it is dropped"
+                ));
+            } else {
+                self.commits = Some(log);
+            }
+        }
         log::info(&format!("reopened {} (SIGHUP)", path.display()));
         Ok(())
     }
@@ -287,7 +341,11 @@ pub fn drain(
                 out.error = Some(e);
                 break;
             }
+            sink.record(&uncommitted);
             settle(&mut uncommitted, acker.as_deref_mut(), &mut out, in_flight);
+            if out.ack_error.is_none() {
+                sink.compact();
+            }
             live.store(out.written, Ordering::Relaxed);
             if flags.reopen.swap(false, Ordering::Relaxed) {
                 if let Err(e) = sink.reopen() {
@@ -298,7 +356,10 @@ pub fn drain(
     }
     if out.error.is_none() {
         match sink.commit() {
-            Ok(()) => settle(&mut uncommitted, acker, &mut out, in_flight),
+            Ok(()) => {
+                sink.record(&uncommitted);
+                settle(&mut uncommitted, acker, &mut out, in_flight);
+            }
             Err(e) => out.error = Some(e),
         }
     }
