@@ -114,6 +114,9 @@ fn open_sink(cfg: &ConsumeConfig, signals: &Signals, control: &mut Queue) -> Res
     if let Some(d) = &cfg.deliver {
         return Ok(Sink::deliver(d.clone(), Arc::clone(&signals.stop)));
     }
+    if let Some(p) = &cfg.parts {
+        return Sink::parts(p.clone());
+    }
     let out = cfg.out.as_deref();
     let regular = out.is_some_and(|p| std::fs::metadata(p).map_or(true, |m| m.is_file()));
     let log = match (out, cfg.reliable && cfg.fsync && regular) {

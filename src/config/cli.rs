@@ -306,9 +306,25 @@ pub struct ConsumeArgs {
     /// over Redis Cluster nodes; producers and consumers must agree (default 1)
     #[argh(option, default = "1")]
     pub shards: usize,
-    /// JSON Lines file to append to, or - for stdout (default stdout)
+    /// JSON Lines file to append to, or - for stdout (default stdout); a name
+    /// with {seq} (and optionally {date} {time} {host} {pid}) writes part
+    /// files instead, e.g. out/quotes-{date}-{seq}.jsonl.gz (gzipped if .gz)
     #[argh(option)]
     pub out: Option<String>,
+    /// publish a part file after this many items (default: no limit)
+    #[argh(option)]
+    pub part_items: Option<u64>,
+    /// publish a part file after this many bytes, before compression
+    /// (default 67108864)
+    #[argh(option, default = "64 << 20")]
+    pub part_bytes: u64,
+    /// publish a part file this many seconds after it was started (default 300)
+    #[argh(option, default = "300.0")]
+    pub part_secs: f64,
+    /// run `sh -c CMD` after each part file is published, its path in
+    /// $QPIPE_PART (e.g. an upload); a failure ends the run with exit 1
+    #[argh(option)]
+    pub on_publish: Option<String>,
     /// instead of --out: run `sh -c CMD` per batch, the batch as JSON Lines on
     /// its stdin and QPIPE_BATCH_ID, QPIPE_BATCH_ITEMS, QPIPE_BATCH_BYTES and
     /// QPIPE_ATTEMPT in its environment; exit status 0 commits the batch

@@ -2,6 +2,7 @@
 
 use crate::config::cli::{ConsumeArgs, DemoSiteArgs, PushArgs};
 use crate::consume::settings::{DeliverConfig, To};
+use crate::consume::sink::parts::PartsConfig;
 use crate::error::Error;
 use crate::queue::conn::Endpoint;
 use endpoint::endpoint;
@@ -266,6 +267,38 @@ fn non_empty_key(key: String) -> Result<String, Error> {
     Ok(key)
 }
 
+/// Part files when `--out` is a template, with their flags checked.
+fn parts_of(a: &ConsumeArgs, out: Option<&std::path::Path>) -> Result<Option<PartsConfig>, Error> {
+    let template = out.filter(|o| crate::consume::sink::parts::is_template(o));
+    let Some(template) = template else {
+        if a.part_items.is_some() || a.on_publish.is_some() {
+            return Err(usage(
+                "--part-items and --on-publish need --out with a name template, e.g. --out 'out/quotes-{date}-{seq}.jsonl.gz'".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    crate::consume::sink::parts::check_template(template).map_err(|e| {
+        usage(format!(
+            "--out {} {e} (e.g. --out 'out/quotes-{{date}}-{{seq}}.jsonl.gz')",
+            template.display()
+        ))
+    })?;
+    if a.part_items == Some(0) || a.part_bytes == 0 {
+        return Err(usage(
+            "--part-items and --part-bytes must be at least 1".into(),
+        ));
+    }
+    Ok(Some(PartsConfig {
+        template: template.to_path_buf(),
+        max_items: a.part_items,
+        max_bytes: a.part_bytes,
+        max_age: seconds(a.part_secs, "--part-secs")?,
+        on_publish: a.on_publish.clone(),
+        fsync: !a.no_fsync,
+    }))
+}
+
 /// `--exec` / `--post` and their flags, checked: one sink only, a valid
 /// http(s) URL, `Name: value` headers.
 fn deliver_of(a: &ConsumeArgs) -> Result<Option<DeliverConfig>, Error> {
@@ -329,7 +362,10 @@ impl ConsumeConfig {
             return Err(usage("--max-items must be at least 1".into()));
         }
         let deliver = deliver_of(&a)?;
-        let out = a.out.filter(|o| o != "-").map(PathBuf::from);
+        let out = a.out.clone().filter(|o| o != "-").map(PathBuf::from);
+        let parts = parts_of(&a, out.as_deref())?;
+        // Part files are not one file: no plain-file handling for them.
+        let out = out.filter(|_| parts.is_none());
         let limits = RunLimits::new(a.lock, a.lock_ttl, a.max_time, a.fail_on_errors)?;
         Ok(ConsumeConfig {
             limits,
@@ -339,6 +375,7 @@ impl ConsumeConfig {
             key: non_empty_key(a.key)?,
             fsync: out.is_some() && !a.no_fsync,
             out,
+            parts,
             deliver,
             drain_after: a.drain.then_some(idle),
             max_items: a.max_items,

@@ -71,6 +71,10 @@ pub fn summarize(
         sum.set("sink", d.name())
             .set("sink_retries", drained.sink_retries);
     }
+    if let Some((published, failed)) = drained.parts {
+        sum.set("parts_published", published)
+            .set("parts_publish_failed", failed);
+    }
     sum.rates(end.started.elapsed(), &[("items", drained.written)]);
     // Throughput without the trailing --idle-timeout wait: start to last commit.
     let active = drained
@@ -98,10 +102,11 @@ fn failure_of(
         failure = failure.or(Some(e));
     }
     if let Some(e) = sink_error {
-        let out = cfg
-            .out
-            .as_ref()
-            .map_or("stdout".into(), |p| p.display().to_string());
+        let out = match (&cfg.parts, &cfg.out) {
+            (Some(p), _) => format!("the part files {}", p.template.display()),
+            (None, Some(p)) => p.display().to_string(),
+            (None, None) => "stdout".into(),
+        };
         let held = match cfg.reliable {
             true => format!(
                 "{returned} items not committed were put back on {}",

@@ -165,6 +165,13 @@ pub fn now_rfc3339() -> String {
     format_rfc3339(d.as_secs(), d.subsec_millis())
 }
 
+/// The current UTC date and time as (`YYYY-MM-DD`, `HHMMSS`).
+pub fn utc_date_time() -> (String, String) {
+    let t = now_rfc3339();
+    let time: String = t[11..19].chars().filter(char::is_ascii_digit).collect();
+    (t[..10].to_string(), time)
+}
+
 /// The current UTC time as `YYYYMMDDTHHMMSSZ`, safe in file names.
 pub fn now_compact() -> String {
     now_rfc3339()

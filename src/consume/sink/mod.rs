@@ -5,6 +5,7 @@
 
 pub mod commits;
 pub mod deliver;
+pub mod parts;
 
 use crate::error::Error;
 use crate::queue::batch::Batch;
@@ -38,10 +39,14 @@ pub struct Drained {
     pub last_commit: Option<std::time::Instant>,
     /// Retries a command or endpoint sink needed.
     pub sink_retries: u64,
+    /// Part files: (published, `--on-publish` failed).
+    pub parts: Option<(u64, u64)>,
 }
 
 enum Target {
     Stdout(BufWriter<io::Stdout>),
+    /// Part files from a name template.
+    Parts(Box<parts::Parts>),
     /// A command or endpoint: the lines since the last commit, and their count.
     Deliver {
         body: Vec<u8>,
@@ -167,6 +172,44 @@ impl Sink {
         }
     }
 
+    /// Part files from `cfg.template` (leftovers of earlier runs published first).
+    pub fn parts(cfg: parts::PartsConfig) -> Result<Sink, Error> {
+        let shown = cfg.template.display().to_string();
+        let p = parts::Parts::start(cfg).map_err(|e| {
+            Error::io(format!("cannot write part files for --out {shown} (check the directory exists and is writable)"), e)
+        })?;
+        Ok(Sink {
+            target: Target::Parts(Box::new(p)),
+            fsync: false,
+            path: None,
+            commits: None,
+        })
+    }
+
+    /// Publishes a due part while idle; at the end, the last one.
+    pub fn tick(&mut self) -> io::Result<()> {
+        match &mut self.target {
+            Target::Parts(p) => p.rotate_if_due(),
+            _ => Ok(()),
+        }
+    }
+
+    /// At the end of the run: publishes what an open part committed.
+    pub fn close(&mut self) -> io::Result<()> {
+        match &mut self.target {
+            Target::Parts(p) => p.close(),
+            _ => Ok(()),
+        }
+    }
+
+    /// Parts published and parts whose `--on-publish` failed.
+    pub fn parts_counts(&self) -> Option<(u64, u64)> {
+        match &self.target {
+            Target::Parts(p) => Some((p.published, p.publish_failed)),
+            _ => None,
+        }
+    }
+
     /// Retries the command or endpoint needed, over the run.
     pub fn retries(&self) -> u64 {
         match &self.target {
@@ -179,6 +222,7 @@ impl Sink {
         match &mut self.target {
             Target::Stdout(w) => Ok(w),
             Target::Deliver { body, .. } => Ok(body),
+            Target::Parts(_) => Err(io::Error::other("part files are written through Parts")),
             Target::File { w: Some(w), .. } => Ok(w),
             Target::File { w: None, .. } => Err(io::Error::other("the output file was lost")),
         }
@@ -186,6 +230,9 @@ impl Sink {
 
     /// Buffers `items`, one per line, each exactly as popped.
     pub fn write(&mut self, items: &[Vec<u8>]) -> io::Result<()> {
+        if let Target::Parts(p) = &mut self.target {
+            return p.write(items);
+        }
         if let Target::Deliver { items: n, .. } = &mut self.target {
             *n += items.len() as u64;
         }
@@ -202,6 +249,7 @@ impl Sink {
         let fsync = self.fsync;
         match &mut self.target {
             Target::Stdout(w) => w.flush(),
+            Target::Parts(p) => p.commit(),
             Target::Deliver { body, items, to } => {
                 if !body.is_empty() {
                     to.deliver(body, *items)?;
@@ -271,6 +319,9 @@ impl Sink {
             *items = 0;
             return Ok(0);
         }
+        if let Target::Parts(p) = &mut self.target {
+            return p.rewind();
+        }
         let Target::File { w, committed } = &mut self.target else {
             return Ok(0);
         };
@@ -321,6 +372,12 @@ pub fn drain(
         let batch = match rx.recv_timeout(std::time::Duration::from_millis(250)) {
             Ok(b) => b,
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                if uncommitted.is_empty() {
+                    if let Err(e) = sink.tick() {
+                        out.error = Some(e);
+                        break;
+                    }
+                }
                 if uncommitted.is_empty() && flags.reopen.swap(false, Ordering::Relaxed) {
                     if let Err(e) = sink.reopen() {
                         log::error(&format!("{e}; still writing to the old file"));
@@ -345,6 +402,11 @@ pub fn drain(
             settle(&mut uncommitted, acker.as_deref_mut(), &mut out, in_flight);
             if out.ack_error.is_none() {
                 sink.compact();
+            }
+            // A full or old part is published once its items are settled.
+            if let Err(e) = sink.tick() {
+                out.error = Some(e);
+                break;
             }
             live.store(out.written, Ordering::Relaxed);
             if flags.reopen.swap(false, Ordering::Relaxed) {
@@ -375,7 +437,14 @@ pub fn drain(
             )),
         }
     }
+    // The last part: what it committed is acknowledged already, so it is
+    // published even after a failure.
+    if let Err(e) = sink.close() {
+        log::error(&format!("{e}"));
+        out.error.get_or_insert(e);
+    }
     out.sink_retries = sink.retries();
+    out.parts = sink.parts_counts();
     // After a failure, take what the poppers still send so none of it is lost.
     out.unwritten = uncommitted.into_iter().chain(rx.iter()).collect();
     out
