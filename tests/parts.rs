@@ -221,3 +221,63 @@ fn part_flags_are_checked() {
         assert!(run.stderr.contains(says), "{run}");
     }
 }
+
+#[test]
+fn csv_rows_have_the_given_fields_a_header_per_file_and_non_objects_are_dead_letters() {
+    let redis = Redis::start();
+    let items = [
+        r#"{"quote":"He said \"hi\", then left","author":"A","tags":["x","y"],"n":1}"#,
+        r#"{"quote":"plain","author":null,"n":2.5}"#,
+        r#"["not","an","object"]"#,
+        r#"{"quote":"third","author":"C","tags":[],"n":3}"#,
+    ];
+    redis.lpush(KEY, &items);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("q.csv");
+    let csv = |extra: &[&str]| {
+        Args::consume(&redis.url())
+            .threads(1)
+            .drain(0.5)
+            .opt("--format", "csv")
+            .opt("--fields", "quote,author,tags,n")
+            .args(extra)
+    };
+    let run = csv(&["--out", out.to_str().unwrap()]).run_expect(None, 3);
+    assert!(run.stderr.contains("1 poison items moved"), "{run}");
+    let want = "quote,author,tags,n\n\
+                \"He said \"\"hi\"\", then left\",A,\"[\"\"x\"\",\"\"y\"\"]\",1\n\
+                plain,,,2.5\n\
+                third,C,[],3\n";
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), want);
+    let dead: Vec<String> = redis.cmd(&["LRANGE", &format!("{KEY}:dead"), "0", "-1"]);
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].contains("not a JSON object"), "{dead:?}");
+    // Appending to the same file: no second header.
+    redis.lpush(KEY, &[r#"{"quote":"fourth"}"#]);
+    csv(&["--out", out.to_str().unwrap()]).run_expect(None, 0);
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text, format!("{want}fourth,,,\n"));
+    // Parts: a header in each.
+    redis.lpush(
+        KEY,
+        &[r#"{"quote":"a"}"#, r#"{"quote":"b"}"#, r#"{"quote":"c"}"#],
+    );
+    let parts_dir = dir.path().join("parts");
+    std::fs::create_dir(&parts_dir).unwrap();
+    let template = parts_dir.join("q-{seq}.csv");
+    csv(&["--out", template.to_str().unwrap(), "--part-items", "2"]).run_expect(None, 0);
+    let parts = published(&parts_dir);
+    let texts: Vec<String> = parts
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "quote,author,tags,n\na,,,\nb,,,\n",
+            "quote,author,tags,n\nc,,,\n"
+        ]
+    );
+    let bad = csv(&["--exec", "true"]).run_expect(None, 2);
+    assert!(bad.stderr.contains("--format csv writes files"), "{bad}");
+}

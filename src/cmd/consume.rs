@@ -115,7 +115,7 @@ fn open_sink(cfg: &ConsumeConfig, signals: &Signals, control: &mut Queue) -> Res
         return Ok(Sink::deliver(d.clone(), Arc::clone(&signals.stop)));
     }
     if let Some(p) = &cfg.parts {
-        return Sink::parts(p.clone());
+        return Ok(Sink::parts(p.clone())?.with_csv(cfg.csv.clone()));
     }
     let out = cfg.out.as_deref();
     let regular = out.is_some_and(|p| std::fs::metadata(p).map_or(true, |m| m.is_file()));
@@ -123,7 +123,7 @@ fn open_sink(cfg: &ConsumeConfig, signals: &Signals, control: &mut Queue) -> Res
         (Some(p), true) => Some(CommitLog::settle(p, control.link())?),
         _ => None,
     };
-    let sink = Sink::open(out, cfg.fsync)?;
+    let sink = Sink::open(out, cfg.fsync)?.with_csv(cfg.csv.clone());
     Ok(match log {
         Some(log) => sink.with_commits(log),
         None => sink,

@@ -311,6 +311,14 @@ pub struct ConsumeArgs {
     /// files instead, e.g. out/quotes-{date}-{seq}.jsonl.gz (gzipped if .gz)
     #[argh(option)]
     pub out: Option<String>,
+    /// the output format: jsonl (each item as popped), or csv (one row per
+    /// item with --fields; lists and objects as JSON text in their cell; a
+    /// header row at the start of each file or part) (default jsonl)
+    #[argh(option, default = "String::from(\"jsonl\")")]
+    pub format: String,
+    /// for --format csv: the fields of each row, in order, e.g. quote,author,tags
+    #[argh(option)]
+    pub fields: Option<String>,
     /// publish a part file after this many items (default: no limit)
     #[argh(option)]
     pub part_items: Option<u64>,

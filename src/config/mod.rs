@@ -267,6 +267,33 @@ fn non_empty_key(key: String) -> Result<String, Error> {
     Ok(key)
 }
 
+/// `--format` and `--fields`, checked: CSV needs fields and goes to files.
+fn csv_of(a: &ConsumeArgs) -> Result<Option<Vec<String>>, Error> {
+    match (a.format.as_str(), &a.fields) {
+        ("jsonl", None) => Ok(None),
+        ("jsonl", Some(_)) => Err(usage("--fields goes with --format csv".into())),
+        ("csv", None) => Err(usage(
+            "--format csv needs --fields, the columns in order (e.g. --fields quote,author,tags)"
+                .into(),
+        )),
+        ("csv", Some(_)) if a.exec.is_some() || a.post.is_some() => Err(usage(
+            "--format csv writes files (--out); --exec and --post take JSON Lines".into(),
+        )),
+        ("csv", Some(f)) => {
+            let fields: Vec<String> = f.split(',').map(|s| s.trim().to_string()).collect();
+            if fields.iter().any(String::is_empty) {
+                return Err(usage(format!(
+                    "--fields {f:?} has an empty name (e.g. --fields quote,author)"
+                )));
+            }
+            Ok(Some(fields))
+        }
+        (other, _) => Err(usage(format!(
+            "--format {other:?} is unknown (use jsonl or csv)"
+        ))),
+    }
+}
+
 /// Part files when `--out` is a template, with their flags checked.
 fn parts_of(a: &ConsumeArgs, out: Option<&std::path::Path>) -> Result<Option<PartsConfig>, Error> {
     let template = out.filter(|o| crate::consume::sink::parts::is_template(o));
@@ -296,6 +323,7 @@ fn parts_of(a: &ConsumeArgs, out: Option<&std::path::Path>) -> Result<Option<Par
         max_age: seconds(a.part_secs, "--part-secs")?,
         on_publish: a.on_publish.clone(),
         fsync: !a.no_fsync,
+        header: None,
     }))
 }
 
@@ -363,7 +391,11 @@ impl ConsumeConfig {
         }
         let deliver = deliver_of(&a)?;
         let out = a.out.clone().filter(|o| o != "-").map(PathBuf::from);
-        let parts = parts_of(&a, out.as_deref())?;
+        let csv = csv_of(&a)?;
+        let mut parts = parts_of(&a, out.as_deref())?;
+        if let Some(p) = &mut parts {
+            p.header = csv.as_deref().map(crate::consume::csv::header);
+        }
         // Part files are not one file: no plain-file handling for them.
         let out = out.filter(|_| parts.is_none());
         let limits = RunLimits::new(a.lock, a.lock_ttl, a.max_time, a.fail_on_errors)?;
@@ -376,6 +408,7 @@ impl ConsumeConfig {
             fsync: out.is_some() && !a.no_fsync,
             out,
             parts,
+            csv,
             deliver,
             drain_after: a.drain.then_some(idle),
             max_items: a.max_items,

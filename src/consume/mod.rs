@@ -11,6 +11,7 @@
 //!                                                 heartbeat thread (reliable)      └─ ack (reliable)
 //! ```
 
+pub mod csv;
 pub mod poison;
 pub mod popper;
 pub mod settings;

@@ -40,8 +40,19 @@ pub fn one_line(item: &mut [u8]) -> bool {
 /// line. The batch is changed only once the dead letters are recorded: if
 /// they cannot be, the error ends the run and the caller still holds every
 /// item exactly as popped, so it can put them all back.
-pub fn screen(q: &mut Queue, consumer: &str, items: &mut Vec<Vec<u8>>) -> Result<Screened, Error> {
-    let verdicts: Vec<Result<(), String>> = items.iter().map(|i| verdict(i)).collect();
+pub fn screen(
+    q: &mut Queue,
+    consumer: &str,
+    items: &mut Vec<Vec<u8>>,
+    csv: bool,
+) -> Result<Screened, Error> {
+    let verdicts: Vec<Result<(), String>> = items
+        .iter()
+        .map(|i| match csv {
+            true => verdict(i).and_then(|()| crate::consume::csv::verdict(i)),
+            false => verdict(i),
+        })
+        .collect();
     let dead: Vec<String> = items
         .iter()
         .zip(&verdicts)

@@ -16,6 +16,8 @@ pub struct ConsumeConfig {
     pub key: String,
     /// Output file; `None` is stdout (unless `deliver` is set).
     pub out: Option<PathBuf>,
+    /// `--format csv`: the fields of each row, in order.
+    pub csv: Option<Vec<String>>,
     /// Part files, when `--out` is a name template.
     pub parts: Option<crate::consume::sink::parts::PartsConfig>,
     /// A command or endpoint that takes each batch instead (`--exec`, `--post`).

@@ -69,6 +69,10 @@ pub struct Sink {
     path: Option<std::path::PathBuf>,
     /// `--reliable` into a file: the commits recorded beside it.
     commits: Option<commits::CommitLog>,
+    /// `--format csv`: the fields of each row.
+    csv: Option<Vec<String>>,
+    /// Whether the CSV header is still to be written (an empty file).
+    need_header: bool,
 }
 
 impl Sink {
@@ -115,6 +119,8 @@ impl Sink {
             fsync,
             path: path.map(Path::to_path_buf),
             commits: None,
+            csv: None,
+            need_header: false,
         })
     }
 
@@ -132,7 +138,22 @@ impl Sink {
             fsync: false,
             path: None,
             commits: None,
+            csv: None,
+            need_header: false,
         }
+    }
+
+    /// Writes rows of `fields` (`--format csv`) instead of the items, with
+    /// a header first in an empty file (parts write their own).
+    pub fn with_csv(mut self, fields: Option<Vec<String>>) -> Sink {
+        self.need_header = fields.is_some()
+            && match &self.target {
+                Target::File { committed, .. } => *committed == 0,
+                Target::Stdout(_) => true,
+                _ => false,
+            };
+        self.csv = fields;
+        self
     }
 
     /// Records each commit's reliable batches in `log` (see `commits`).
@@ -183,6 +204,8 @@ impl Sink {
             fsync: false,
             path: None,
             commits: None,
+            csv: None,
+            need_header: false,
         })
     }
 
@@ -230,8 +253,26 @@ impl Sink {
 
     /// Buffers `items`, one per line, each exactly as popped.
     pub fn write(&mut self, items: &[Vec<u8>]) -> io::Result<()> {
+        let rows: Vec<Vec<u8>>;
+        let items = match &self.csv {
+            Some(fields) => {
+                rows = items
+                    .iter()
+                    .map(|i| crate::consume::csv::row(i, fields))
+                    .collect();
+                &rows
+            }
+            None => items,
+        };
         if let Target::Parts(p) = &mut self.target {
             return p.write(items);
+        }
+        if self.need_header {
+            let header = crate::consume::csv::header(self.csv.as_deref().unwrap_or_default());
+            let w = self.writer()?;
+            w.write_all(&header)?;
+            w.write_all(b"\n")?;
+            self.need_header = false;
         }
         if let Target::Deliver { items: n, .. } = &mut self.target {
             *n += items.len() as u64;
@@ -293,7 +334,8 @@ impl Sink {
         self.commit()
             .map_err(|e| Error::io("cannot commit before reopening --out", e))?;
         let log = self.commits.take();
-        *self = Sink::open(Some(&path), self.fsync)?;
+        let csv = self.csv.take();
+        *self = Sink::open(Some(&path), self.fsync)?.with_csv(csv);
         if let (Some(mut log), Target::File { committed, .. }) = (log, &self.target) {
             // Everything recorded was acknowledged before a reopen; from
             // now on the log speaks of the new file.
@@ -325,6 +367,8 @@ impl Sink {
         let Target::File { w, committed } = &mut self.target else {
             return Ok(0);
         };
+        // Cut back to an empty file: its header goes again.
+        self.need_header = self.csv.is_some() && *committed == 0;
         let Some(buffered) = w.take() else {
             return Ok(0);
         };

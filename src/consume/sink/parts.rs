@@ -35,6 +35,8 @@ pub struct PartsConfig {
     pub on_publish: Option<String>,
     /// fsync each commit.
     pub fsync: bool,
+    /// A first line for every part (the CSV header).
+    pub header: Option<Vec<u8>>,
 }
 
 /// Whether `out` is a template rather than a plain file name.
@@ -347,12 +349,17 @@ impl Parts {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e),
             };
+            let mut pending = Vec::new();
+            if let Some(h) = &self.cfg.header {
+                pending.extend_from_slice(h);
+                pending.push(b'\n');
+            }
             return Ok(Open {
                 name,
                 hidden,
                 file,
                 committed: 0,
-                pending: Vec::new(),
+                pending,
                 pending_items: 0,
                 items: 0,
                 bytes: 0,
