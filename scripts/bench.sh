@@ -93,6 +93,8 @@ http {
   server { listen 127.0.0.1:$NPORT; root $work/site$PAGES; }
   server { listen 127.0.0.1:$((NPORT + 1)); root $work/site$BIG_PAGES; }
   server { listen 127.0.0.1:$((NPORT + 2)); root $work/heavy; }
+  # The --post sink's peer: reads each batch and answers 204.
+  server { listen 127.0.0.1:$((NPORT + 3)); client_max_body_size 0; location / { return 204; } }
 }
 NGINX
 "$NGINX" -c "$work/nginx.conf"
@@ -217,6 +219,26 @@ echo "bench: drain" >&2
 runs drain_once >"$work/drain.txt"
 echo "bench: drain 2 KiB items" >&2
 runs drain_once "$work/items2k.jsonl" "$ITEMS_2K" >"$work/drain2k.txt"
+# Sinks: the same drain into each sink, against the plain file sink (items/s,
+# and CPU microseconds per item, user+sys of qpipe only).
+sink_once() { # sink_once ARGS...: "items/s cpu_us_per_item"
+  flush
+  "$QP" push "$work/items.jsonl" -q 2>/dev/null >/dev/null
+  rm -rf "$work/sink" && mkdir -p "$work/sink"
+  /usr/bin/time -f '%U %S' "$QP" consume --threads 4 --drain --idle-timeout 0.5 \
+    --stats-json "$work/sink.json" -q "$@" 2>"$work/stime.txt" >/dev/null
+  local written
+  written=$(json "$work/sink.json" items_written)
+  [ "$written" = "$ITEMS" ] || { echo "bench: sink $* wrote $written, expected $ITEMS" >&2; exit 1; }
+  echo "$(json "$work/sink.json" items_per_active_sec) $(tail -1 "$work/stime.txt" | awk -v n="$ITEMS" '{printf "%.2f", ($1 + $2) * 1e6 / n}')"
+}
+echo "bench: sinks" >&2
+runs sink_once --out "$work/sink/out.jsonl" >"$work/sink_file.txt"
+runs sink_once --out "$work/sink/q-{seq}.jsonl.gz" --part-items 100000 >"$work/sink_parts.txt"
+runs sink_once --out "$work/sink/out.csv" --format csv --fields quote,author,tags,url >"$work/sink_csv.txt"
+runs sink_once --exec 'cat > /dev/null' >"$work/sink_exec.txt"
+runs sink_once --post "http://127.0.0.1:$((NPORT + 3))/" >"$work/sink_post.txt"
+runs sink_once --post "http://127.0.0.1:$((NPORT + 3))/" --gzip >"$work/sink_postgz.txt"
 flush
 rpop_ceiling() {
   redis-benchmark -p "$RPORT" -P 64 -d "$1" -t lpush,rpop -n "$BENCH_N" -q | tr '\r' '\n' | awk '/^RPOP: [0-9.]+ requests per second/ {print $2}'
@@ -264,6 +286,16 @@ row "peak RSS MB produce $PAGES pages (target 25)" "$S_RSS" "25" "$(ratio "$S_RS
 row "peak RSS MB produce $B_PAGES pages" "$B_RSS" "$S_RSS" "$(ratio "$B_RSS" "$S_RSS")"
 row "peak RSS MB produce chain $PAGES pages" "$C_RSS" "25" "$(ratio "$C_RSS" 25)"
 row "peak RSS MB consume $ITEMS items" "$D_RSS" "-" "-"
+F_IPS=$(col 1 <"$work/sink_file.txt"); F_CPU=$(col 2 <"$work/sink_file.txt")
+for s in parts csv exec post postgz; do
+  case $s in
+    parts) label="part files .jsonl.gz";; csv) label="--format csv";; exec) label="--exec 'cat > /dev/null'";;
+    post) label="--post (nginx 204)";; postgz) label="--post --gzip (nginx 204)";;
+  esac
+  X_IPS=$(col 1 <"$work/sink_$s.txt"); X_CPU=$(col 2 <"$work/sink_$s.txt")
+  row "sink items/s: $label / file" "$X_IPS" "$F_IPS" "$(ratio "$X_IPS" "$F_IPS")" "$(span 1 <"$work/sink_$s.txt")"
+  row "  CPU us/item: $label / file" "$X_CPU" "$F_CPU" "$(ratio "$X_CPU" "$F_CPU")"
+done
 echo
 echo "ceilings: wrk -t1 -c32 on the same pages (nginx, 2 workers); redis-benchmark -c 1 -P 64 -d 228 -t lpush;"
 echo "          redis-benchmark -P 64 -d 228|2048 -t lpush,rpop (RPOP rows). Ratios above 1 for RSS/CPU rows are over target."
