@@ -187,32 +187,39 @@ pub fn redact(url: &str) -> String {
 }
 
 /// `scheme://user:***@hosts/path?x_password=***#f`, without parsing hosts.
+/// A password may hold `#`, `?` or `@` unencoded: the userinfo ends at the
+/// last `@` whose host part (up to the next `/`) has no `@`, `?` or `#`, and
+/// a password parameter's value runs to the next `&`, `#` included. When
+/// in doubt more is hidden, never less.
 fn redact_by_hand(url: &str) -> String {
-    let (rest, fragment) = match url.split_once('#') {
-        Some((r, f)) => (r, format!("#{f}")),
-        None => (url, String::new()),
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
     };
-    let (rest, query) = match rest.split_once('?') {
-        Some((r, q)) => (r, format!("?{}", hide_passwords(q))),
-        None => (rest, String::new()),
+    let at = rest.match_indices('@').map(|(i, _)| i).rev().find(|&i| {
+        let hosts = rest[i + 1..].split('/').next().unwrap_or("");
+        !hosts.contains(['@', '?', '#'])
+    });
+    let (userinfo, after) = match at {
+        Some(i) => {
+            let info = &rest[..i];
+            let user = info.split_once(':').map_or(info, |(u, _)| u);
+            let shown = match info.contains(':') {
+                true => format!("{user}:***@"),
+                false => format!("{user}@"),
+            };
+            (shown, &rest[i + 1..])
+        }
+        None => (String::new(), rest),
     };
-    let rest = match rest.split_once("://") {
-        Some((scheme, after)) => match after.rsplit_once('@') {
-            Some((userinfo, hosts)) => {
-                let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-                match userinfo.contains(':') {
-                    true => format!("{scheme}://{user}:***@{hosts}"),
-                    false => format!("{scheme}://{user}@{hosts}"),
-                }
-            }
-            None => rest.to_string(),
-        },
-        None => rest.to_string(),
+    let tail = match after.split_once('?') {
+        Some((path, query)) => format!("{path}?{}", hide_passwords(query)),
+        None => after.to_string(),
     };
-    format!("{rest}{query}{fragment}")
+    format!("{scheme}://{userinfo}{tail}")
 }
 
-/// A query string with the value of every `...password` parameter hidden.
+/// A query string (with any fragment) with the value of every
+/// `...password` parameter hidden, up to the next `&` (a `#` in it too).
 fn hide_passwords(query: &str) -> String {
     query
         .split('&')
@@ -267,6 +274,15 @@ mod tests {
             "redis+sentinel://h1:1/m?sentinel_password=***"
         );
         assert_eq!(redact("redis+cluster://u@h1:1"), "redis+cluster://u@h1:1");
+        // Unencoded #, ? and @ in passwords never leak.
+        assert_eq!(
+            redact("redis+sentinel://:my#sec?r@t@h1:1,h2:2/m?sentinel_password=ab#cd&x=1"),
+            "redis+sentinel://:***@h1:1,h2:2/m?sentinel_password=***&x=1"
+        );
+        assert_eq!(
+            redact("redis+cluster://:p#ss@h1:1"),
+            "redis+cluster://:***@h1:1"
+        );
     }
 
     #[test]

@@ -357,8 +357,8 @@ fn share(timeout: Duration, n: usize) -> Duration {
 }
 
 /// Waits (up to 1 s) until the master that holds `key` has copied what it
-/// just applied to one replica, if it has any: on a cluster, and on a
-/// master found through Sentinel (`replicated`). Both replicate
+/// just applied to one replica: on a cluster if the master has any, and
+/// always on a master found through Sentinel (`replicated`). Both replicate
 /// asynchronously, so a master killed right after a push would otherwise
 /// take an acknowledged batch with it. A batch that no replica acknowledged
 /// in time is an error: the writer's retry finds out from the marker (on
@@ -380,13 +380,20 @@ pub fn replicate(con: &mut Conn, key: &str, replicated: bool) -> RedisResult<()>
             ),
         }
     };
-    let info = ask(redis::cmd("INFO").arg("replication"))?;
-    let text = redis::from_redis_value::<String>(info)?;
-    let replicas = text
-        .lines()
-        .find_map(|l| l.strip_prefix("connected_slaves:"))
-        .and_then(|n| n.trim().parse::<u64>().ok())
-        .unwrap_or(0);
+    // Behind Sentinel a replica must always confirm: a master that hung
+    // through a failover comes back still a master, with no replica left,
+    // and would otherwise acknowledge writes that its demotion then drops.
+    let replicas = match replicated {
+        true => 1,
+        false => {
+            let info = ask(redis::cmd("INFO").arg("replication"))?;
+            let text = redis::from_redis_value::<String>(info)?;
+            text.lines()
+                .find_map(|l| l.strip_prefix("connected_slaves:"))
+                .and_then(|n| n.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        }
+    };
     if replicas > 0 {
         let acked = ask(redis::cmd("WAIT").arg(1).arg(1000))?;
         if redis::from_redis_value::<u64>(acked)? == 0 {

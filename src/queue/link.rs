@@ -73,7 +73,7 @@ impl Fault {
     /// the new master.
     pub fn classify_for(e: RedisError, sentinel: bool) -> Fault {
         match code(&e).as_deref() {
-            Some("READONLY" | "UNBLOCKED") if sentinel => Fault::Refused(e),
+            Some("READONLY" | "UNBLOCKED" | "NOREPLICAS") if sentinel => Fault::Refused(e),
             _ => Fault::classify(e),
         }
     }
@@ -334,7 +334,7 @@ impl Link {
                 // a fresh connection asks the sentinels for the new one.
                 let moved = matches!(
                     code(fault.error()).as_deref(),
-                    Some("MOVED" | "ASK" | "READONLY" | "UNBLOCKED")
+                    Some("MOVED" | "ASK" | "READONLY" | "UNBLOCKED" | "NOREPLICAS")
                 );
                 if moved
                     || matches!(fault, Fault::Lost(_) | Fault::Unreachable(_))
@@ -352,6 +352,16 @@ impl Link {
     pub fn replicate(&mut self, key: &str) -> Result<(), Fault> {
         let sentinel = matches!(self.target, Target::Sentinel(_));
         self.attempt(|c| conn::replicate(c, key, sentinel))
+    }
+
+    /// `replicate` until it succeeds, like `call` (it only waits).
+    pub fn call_replicated(&mut self, what: &str, key: &str) -> Result<(), Error> {
+        let replicated = matches!(self.target, Target::Sentinel(_) | Target::Cluster(_));
+        if !replicated {
+            return Ok(());
+        }
+        let sentinel = matches!(self.target, Target::Sentinel(_));
+        self.call(what, |c| conn::replicate(c, key, sentinel))
     }
 
     /// Waits until no command this link sent, and lost the reply of, can

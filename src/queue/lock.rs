@@ -95,6 +95,11 @@ impl Lock {
             since = first;
             Ok((who.as_deref() == Some(token.as_str()), who))
         })?;
+        // On a replica too before it counts: a failover must not hand the
+        // new master a keyspace without this lock (two holders).
+        if taken {
+            link.call_replicated("copy the lock to a replica", &key)?;
+        }
         if !taken {
             return Err(Error::Locked(format!(
                 "another run holds the lock {name:?} ({}); it ends when that run does, or expires {}s after a crash",
@@ -127,6 +132,8 @@ impl Lock {
                 .query(c)
         })?;
         if n == 1 {
+            self.link
+                .call_replicated("copy the renewed lock to a replica", key)?;
             self.since = sent;
         }
         Ok(n == 1)

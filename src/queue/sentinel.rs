@@ -136,37 +136,52 @@ impl Sentinels {
     }
 
     /// Connects to the current master: asks each sentinel in turn until one
-    /// names a node that says it is a master. Everything within `timeout`.
+    /// names a node that says it is a master. Everything within `timeout`:
+    /// each sentinel, and each master it names, gets an equal share, so one
+    /// that hangs (or names a node that hangs) leaves time for the others.
+    /// The error names every sentinel's failure.
     pub fn connect_master(&self, timeout: Duration) -> RedisResult<Connection> {
         let deadline = Instant::now() + timeout;
         let left = || deadline.saturating_duration_since(Instant::now());
-        // A sentinel that hangs gets its share, not the whole budget.
-        let share =
-            (timeout / self.sentinels.len() as u32).max(timeout.min(Duration::from_secs(1)));
-        let mut last: Option<RedisError> = None;
+        let share = (timeout / self.sentinels.len() as u32).max(Duration::from_millis(100));
+        let mut why: Vec<String> = Vec::new();
         for (at, s) in &self.sentinels {
             let budget = share.min(left());
             if budget.is_zero() {
-                break;
+                why.push(format!("sentinel {at}: not asked, out of time"));
+                continue;
             }
             let addr = match ask(s, &self.service, budget) {
                 Ok(Some(addr)) => addr,
                 Ok(None) => {
-                    last.get_or_insert_with(|| self.unknown());
+                    why.push(format!(
+                        "sentinel {at} knows no master named {:?}",
+                        self.service
+                    ));
                     continue;
                 }
                 Err(e) => {
-                    last = Some(failed(format!("sentinel {at}: {e}")));
+                    why.push(format!("sentinel {at}: {e}"));
                     continue;
                 }
             };
-            let budget = left().max(Duration::from_millis(1));
+            let budget = share.min(left()).max(Duration::from_millis(1));
             match self.master_at(&addr, budget) {
                 Ok(con) => return Ok(con),
-                Err(e) => last = Some(e),
+                Err(e) => why.push(format!(
+                    "master {}:{} named by sentinel {at}: {e}",
+                    addr.0, addr.1
+                )),
             }
         }
-        Err(last.unwrap_or_else(|| failed("no sentinel answered in time".into())))
+        let unknown = why.iter().all(|w| w.contains("knows no master named"));
+        Err(failed(match unknown {
+            true => format!(
+                "no sentinel knows a master named {:?} (SENTINEL MASTERS on a sentinel lists the names it monitors)",
+                self.service
+            ),
+            false => why.join("; "),
+        }))
     }
 
     /// A connection to `addr` if it is a master now (`ROLE`; a user that
@@ -180,7 +195,7 @@ impl Sentinels {
             "{}://{}{host}:{port}/{}{}",
             self.scheme, self.userinfo, self.db, self.fragment
         );
-        let mut con = client(&url, &self.certs)?.get_connection_with_timeout(timeout)?;
+        let mut con = client(&url, &self.certs)?.get_connection_with_timeout(handshake(timeout))?;
         con.set_read_timeout(Some(timeout))?;
         con.set_write_timeout(Some(timeout))?;
         match redis::cmd("ROLE").query::<Value>(&mut con) {
@@ -195,20 +210,20 @@ impl Sentinels {
             Err(e) => Err(e),
         }
     }
-
-    /// The error when no sentinel knows the service.
-    fn unknown(&self) -> RedisError {
-        failed(format!(
-            "no sentinel knows a master named {:?} (SENTINEL MASTERS on a sentinel lists the names it monitors)",
-            self.service
-        ))
-    }
 }
 
 /// A failure to find the master, as a connection error: the caller retries
 /// it like any other unreachable server (a failover takes a few seconds).
 fn failed(text: String) -> RedisError {
-    RedisError::from(std::io::Error::new(std::io::ErrorKind::NotConnected, text))
+    RedisError::from(std::io::Error::other(text))
+}
+
+/// The connect timeout for a `budget`: the redis crate applies it to the
+/// connect and again to each reply of its opening pipeline (AUTH and two
+/// CLIENT SETINFO), so a node that accepts and never answers costs up to
+/// four times it.
+fn handshake(budget: Duration) -> Duration {
+    (budget / 4).max(Duration::from_millis(25))
 }
 
 /// A client for `url`, with the private CA if one was given.
@@ -227,7 +242,7 @@ fn client(url: &str, certs: &Option<Vec<u8>>) -> RedisResult<Client> {
 
 /// `SENTINEL get-master-addr-by-name` on one sentinel, within `timeout`.
 fn ask(sentinel: &Client, service: &str, timeout: Duration) -> RedisResult<Option<(String, u16)>> {
-    let mut con = sentinel.get_connection_with_timeout(timeout)?;
+    let mut con = sentinel.get_connection_with_timeout(handshake(timeout))?;
     con.set_read_timeout(Some(timeout))?;
     con.set_write_timeout(Some(timeout))?;
     redis::cmd("SENTINEL")
