@@ -126,6 +126,83 @@ fn a_master_that_hangs_mid_push_fails_over_and_its_late_copies_do_nothing() {
 }
 
 #[test]
+fn a_master_that_hangs_through_a_failover_and_comes_back_acknowledges_nothing_it_loses() {
+    let mut d = Deployment::start();
+    let items = numbered(20_000, 6);
+    // Back as soon as the replica is promoted: still a master for a few
+    // seconds, with no replica, inside the writer's socket timeout.
+    let (stderr, old) = push_through(&mut d, &items, |d, old| {
+        d.node(old).pause();
+        d.wait_failover(old);
+        d.node(old).resume();
+    });
+    let new = d.master_port();
+    assert_ne!(new, old);
+    assert_landed_once_in_order(new, &items, &stderr);
+}
+
+#[test]
+fn a_run_lock_no_replica_has_is_not_held() {
+    let mut d = Deployment::start();
+    let master = d.master_port();
+    let replica = d
+        .nodes
+        .iter()
+        .map(|n| n.port)
+        .find(|p| *p != master)
+        .unwrap();
+    {
+        let mut c = Deployment::con(master);
+        redis::cmd("LPUSH")
+            .arg(KEY)
+            .arg("{\"a\":1}")
+            .query::<()>(&mut c)
+            .unwrap();
+    }
+    d.node(replica).pause();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let child = Args::consume(&d.url())
+        .opt("--lock", "nightly")
+        .drain(0.5)
+        .out(&out)
+        .spawn(None);
+    // While no replica can confirm the lock, the run does not start.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(llen(master), 1, "the run popped without a durable lock");
+    d.node(replica).resume();
+    let run = wait_bounded(child, Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{stderr}");
+    assert_eq!(lines(&out), ["{\"a\":1}"]);
+}
+
+#[test]
+fn a_first_sentinel_that_hangs_does_not_stop_any_command() {
+    let d = Deployment::start();
+    let url = d.url();
+    d.signal_sentinel(0, "-STOP");
+    let push = Args::new("push")
+        .redis(&url)
+        .arg("-")
+        .spawn_with_stdin(None);
+    let mut push = push;
+    push.stdin
+        .take()
+        .unwrap()
+        .write_all(b"{\"a\":1}\n")
+        .unwrap();
+    let _ = finish_expect(push, 0);
+    let status = Args::new("status")
+        .arg("--json")
+        .redis(&url)
+        .run_expect(None, 0);
+    let s: serde_json::Value = serde_json::from_str(status.stdout.trim()).unwrap();
+    assert_eq!(s["queue_length"].as_u64(), Some(1), "{status}");
+    d.signal_sentinel(0, "-CONT");
+}
+
+#[test]
 fn a_master_killed_while_its_replica_lags_loses_nothing_acknowledged() {
     let mut d = Deployment::start();
     // Big items, so what the master writes while its replica is frozen

@@ -172,6 +172,8 @@ pub struct Opened {
     /// Redis's clock minus ours, in milliseconds (0 if `TIME` is refused):
     /// deadlines that Redis checks (`link::FENCE`) are written in its time.
     pub skew_ms: i64,
+    /// Behind Sentinel: the master's address, as the sentinels named it.
+    pub master: Option<(String, u16)>,
 }
 
 /// Connects with the given socket timeouts. `get_connection_with_timeout`
@@ -189,6 +191,7 @@ pub fn connect(t: &Target, timeout: Duration) -> RedisResult<Opened> {
             .saturating_duration_since(std::time::Instant::now())
             .max(Duration::from_millis(1))
     };
+    let mut master = None;
     let mut con = match t {
         Target::Single(c) => {
             // A short-lived link (e.g. at exit) gets a short connect too.
@@ -202,8 +205,9 @@ pub fn connect(t: &Target, timeout: Duration) -> RedisResult<Opened> {
             Conn::Cluster(Box::new(con))
         }
         Target::Sentinel(s) => {
-            let con = s.connect_master(timeout)?;
+            let (con, addr) = s.connect_master(timeout)?;
             con.set_write_timeout(Some(timeout))?;
+            master = Some(addr);
             Conn::Single(con)
         }
     };
@@ -246,7 +250,11 @@ pub fn connect(t: &Target, timeout: Duration) -> RedisResult<Opened> {
         (Err(_), _) => 0,
     };
     con.set_read_timeout(timeout)?;
-    Ok(Opened { con, skew_ms })
+    Ok(Opened {
+        con,
+        skew_ms,
+        master,
+    })
 }
 
 /// Redis's clock minus ours, in milliseconds, read with `TIME`: the lowest
@@ -356,56 +364,62 @@ fn share(timeout: Duration, n: usize) -> Duration {
     (timeout / n.max(1) as u32).max(timeout.min(Duration::from_secs(1)))
 }
 
-/// Waits (up to 1 s) until the master that holds `key` has copied what it
-/// just applied to one replica: on a cluster if the master has any, and
-/// always on a master found through Sentinel (`replicated`). Both replicate
-/// asynchronously, so a master killed right after a push would otherwise
-/// take an acknowledged batch with it. A batch that no replica acknowledged
-/// in time is an error: the writer's retry finds out from the marker (on
-/// the promoted replica, after a failover) whether it landed, and waits
-/// again. One server on its own: nothing to do.
-pub fn replicate(con: &mut Conn, key: &str, replicated: bool) -> RedisResult<()> {
-    if matches!(con, Conn::Single(_)) && !replicated {
-        return Ok(());
+/// Runs `cmd` on the master that holds `key` (the one server, or on a
+/// cluster the master of `key`'s slot).
+fn on_master(con: &mut Conn, key: &str, cmd: &Cmd) -> RedisResult<Value> {
+    match con {
+        Conn::Single(c) => cmd.query(c),
+        Conn::Cluster(c) => c.route_command(
+            cmd,
+            RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_key(
+                key,
+                SlotAddr::Master,
+            ))),
+        ),
     }
-    let mut ask = |cmd: &Cmd| -> RedisResult<Value> {
-        match con {
-            Conn::Single(c) => cmd.query(c),
-            Conn::Cluster(c) => c.route_command(
-                cmd,
-                RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_key(
-                    key,
-                    SlotAddr::Master,
-                ))),
-            ),
-        }
-    };
-    // Behind Sentinel a replica must always confirm: a master that hung
-    // through a failover comes back still a master, with no replica left,
-    // and would otherwise acknowledge writes that its demotion then drops.
-    let replicas = match replicated {
-        true => 1,
-        false => {
-            let info = ask(redis::cmd("INFO").arg("replication"))?;
-            let text = redis::from_redis_value::<String>(info)?;
-            text.lines()
-                .find_map(|l| l.strip_prefix("connected_slaves:"))
-                .and_then(|n| n.trim().parse::<u64>().ok())
-                .unwrap_or(0)
-        }
-    };
-    if replicas > 0 {
-        let acked = ask(redis::cmd("WAIT").arg(1).arg(1000))?;
-        if redis::from_redis_value::<u64>(acked)? == 0 {
-            // Not on a replica yet: not acknowledged. The retry re-checks
-            // the marker and waits again.
-            return Err(redis::RedisError::from(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "no replica acknowledged the batch within 1 s",
-            )));
-        }
+}
+
+/// How many replicas the master that holds `key` has connected now.
+pub fn replicas(con: &mut Conn, key: &str) -> RedisResult<u64> {
+    let info = on_master(con, key, redis::cmd("INFO").arg("replication"))?;
+    let text = redis::from_redis_value::<String>(info)?;
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix("connected_slaves:"))
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .unwrap_or(0))
+}
+
+/// Waits (up to 1 s) until one replica of `key`'s master has what this
+/// connection wrote. None in time is an error (a timeout): not acknowledged.
+pub fn wait_replica(con: &mut Conn, key: &str) -> RedisResult<()> {
+    let acked = on_master(con, key, redis::cmd("WAIT").arg(1).arg(1000))?;
+    if redis::from_redis_value::<u64>(acked)? == 0 {
+        // Not on a replica yet: not acknowledged. The retry re-checks the
+        // marker and waits again.
+        return Err(redis::RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "no replica acknowledged the batch within 1 s",
+        )));
     }
     Ok(())
+}
+
+/// On a cluster, waits until the master of `key`'s slot has copied what it
+/// just applied to one replica, if it has any: Redis Cluster replicates
+/// asynchronously, so a master killed right after a push would otherwise
+/// take an acknowledged batch with it. A batch that no replica
+/// acknowledged in time is an error: the writer's retry finds out from the
+/// marker (on the promoted replica, after a failover) whether it landed,
+/// and waits again. One server: nothing to do. (Sentinel: `Link::replicate`.)
+pub fn replicate(con: &mut Conn, key: &str) -> RedisResult<()> {
+    if matches!(con, Conn::Single(_)) {
+        return Ok(());
+    }
+    match replicas(con, key)? {
+        0 => Ok(()),
+        _ => wait_replica(con, key),
+    }
 }
 
 /// For a cluster, the node (`host:port`) that serves each key's slot, as the

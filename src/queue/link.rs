@@ -139,6 +139,8 @@ pub struct Link {
     shards: Vec<String>,
     /// Reconnections made.
     pub reconnects: u64,
+    /// Behind Sentinel: the master this connection reached, as named then.
+    master: Option<(String, u16)>,
 }
 
 impl Link {
@@ -166,6 +168,7 @@ impl Link {
             }
         };
         link.skew = redis_clock(opened.skew_ms);
+        link.master = opened.master;
         link.con = Some(opened.con);
         Ok(link)
     }
@@ -191,6 +194,7 @@ impl Link {
             key: None,
             shards: Vec::new(),
             reconnects: 0,
+            master: None,
         })
     }
 
@@ -286,6 +290,7 @@ impl Link {
                 self.reconnects += 1;
                 REDIS.reconnects.fetch_add(1, Ordering::Relaxed);
                 self.skew = redis_clock(opened.skew_ms);
+                self.master = opened.master;
                 self.con.insert(opened.con)
             }
         };
@@ -347,21 +352,50 @@ impl Link {
         }
     }
 
-    /// Waits until a replica has what this connection just wrote to `key`
-    /// (`conn::replicate`: a cluster, or a master found through Sentinel).
+    /// Acknowledges what this connection just wrote to `key` only once it
+    /// will survive a failover: on a cluster, once a replica has it (if the
+    /// master has any); behind Sentinel, once a replica has it, or, with no
+    /// replica connected, once the sentinels still name this node as the
+    /// master. (A master that hung through a failover comes back a master
+    /// with no replica, until the sentinels demote it and drop its writes.)
     pub fn replicate(&mut self, key: &str) -> Result<(), Fault> {
-        let sentinel = matches!(self.target, Target::Sentinel(_));
-        self.attempt(|c| conn::replicate(c, key, sentinel))
+        if !matches!(self.target, Target::Sentinel(_)) {
+            return self.attempt(|c| conn::replicate(c, key));
+        }
+        if self.attempt(|c| conn::replicas(c, key))? > 0 {
+            return self.attempt(|c| conn::wait_replica(c, key));
+        }
+        let Target::Sentinel(s) = &self.target else {
+            return Ok(());
+        };
+        let named = s.master_addr(self.timeout).map_err(Fault::Lost)?;
+        if self.master.as_ref() == Some(&named) {
+            return Ok(());
+        }
+        self.con = None;
+        Err(Fault::Lost(RedisError::from(std::io::Error::other(format!(
+            "this node is no longer the master: the sentinels name {}:{}",
+            named.0, named.1
+        )))))
     }
 
     /// `replicate` until it succeeds, like `call` (it only waits).
     pub fn call_replicated(&mut self, what: &str, key: &str) -> Result<(), Error> {
-        let replicated = matches!(self.target, Target::Sentinel(_) | Target::Cluster(_));
-        if !replicated {
+        if !matches!(self.target, Target::Sentinel(_) | Target::Cluster(_)) {
             return Ok(());
         }
-        let sentinel = matches!(self.target, Target::Sentinel(_));
-        self.call(what, |c| conn::replicate(c, key, sentinel))
+        let outer = self.outage.is_some();
+        loop {
+            match self.replicate(key) {
+                Ok(()) => {
+                    if !outer {
+                        self.settled();
+                    }
+                    return Ok(());
+                }
+                Err(fault) => self.recover(fault, what)?,
+            }
+        }
     }
 
     /// Waits until no command this link sent, and lost the reply of, can

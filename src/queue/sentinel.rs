@@ -140,7 +140,7 @@ impl Sentinels {
     /// each sentinel, and each master it names, gets an equal share, so one
     /// that hangs (or names a node that hangs) leaves time for the others.
     /// The error names every sentinel's failure.
-    pub fn connect_master(&self, timeout: Duration) -> RedisResult<Connection> {
+    pub fn connect_master(&self, timeout: Duration) -> RedisResult<(Connection, (String, u16))> {
         let deadline = Instant::now() + timeout;
         let left = || deadline.saturating_duration_since(Instant::now());
         let share = (timeout / self.sentinels.len() as u32).max(Duration::from_millis(100));
@@ -167,7 +167,7 @@ impl Sentinels {
             };
             let budget = share.min(left()).max(Duration::from_millis(1));
             match self.master_at(&addr, budget) {
-                Ok(con) => return Ok(con),
+                Ok(con) => return Ok((con, addr)),
                 Err(e) => why.push(format!(
                     "master {}:{} named by sentinel {at}: {e}",
                     addr.0, addr.1
@@ -182,6 +182,26 @@ impl Sentinels {
             ),
             false => why.join("; "),
         }))
+    }
+
+    /// The master the first sentinel that answers names now, within
+    /// `timeout` (shared as in `connect_master`).
+    pub fn master_addr(&self, timeout: Duration) -> RedisResult<(String, u16)> {
+        let deadline = Instant::now() + timeout;
+        let share = (timeout / self.sentinels.len() as u32).max(Duration::from_millis(100));
+        let mut why = Vec::new();
+        for (at, s) in &self.sentinels {
+            let budget = share.min(deadline.saturating_duration_since(Instant::now()));
+            if budget.is_zero() {
+                break;
+            }
+            match ask(s, &self.service, budget) {
+                Ok(Some(addr)) => return Ok(addr),
+                Ok(None) => why.push(format!("sentinel {at} knows no master named {:?}", self.service)),
+                Err(e) => why.push(format!("sentinel {at}: {e}")),
+            }
+        }
+        Err(failed(why.join("; ")))
     }
 
     /// A connection to `addr` if it is a master now (`ROLE`; a user that

@@ -118,6 +118,15 @@ impl Deployment {
         )
     }
 
+    /// Sends `sig` (e.g. "-STOP", "-CONT") to sentinel `i`.
+    pub fn signal_sentinel(&self, i: usize, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.sentinels[i].1.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} sentinel {i}");
+    }
+
     /// The port of the node the sentinels name as master now.
     pub fn master_port(&self) -> u16 {
         for (p, _) in &self.sentinels {
