@@ -373,10 +373,12 @@ impl Link {
             return Ok(());
         }
         self.con = None;
-        Err(Fault::Lost(RedisError::from(std::io::Error::other(format!(
-            "this node is no longer the master: the sentinels name {}:{}",
-            named.0, named.1
-        )))))
+        Err(Fault::Lost(RedisError::from(std::io::Error::other(
+            format!(
+                "this node is no longer the master: the sentinels name {}:{}",
+                named.0, named.1
+            ),
+        ))))
     }
 
     /// `replicate` until it succeeds, like `call` (it only waits).

@@ -197,7 +197,10 @@ impl Sentinels {
             }
             match ask(s, &self.service, budget) {
                 Ok(Some(addr)) => return Ok(addr),
-                Ok(None) => why.push(format!("sentinel {at} knows no master named {:?}", self.service)),
+                Ok(None) => why.push(format!(
+                    "sentinel {at} knows no master named {:?}",
+                    self.service
+                )),
                 Err(e) => why.push(format!("sentinel {at}: {e}")),
             }
         }
