@@ -12,7 +12,7 @@
 
 use crate::config::ConsumeConfig;
 use crate::consume::popper::Shared;
-use crate::consume::sink::commits::CommitLog;
+use crate::consume::sink::commits::{self, CommitLog};
 use crate::consume::sink::Sink;
 use crate::consume::source::put_back;
 use crate::consume::totals::{summarize, End};
@@ -119,11 +119,29 @@ fn open_sink(cfg: &ConsumeConfig, signals: &Signals, control: &mut Queue) -> Res
     }
     let out = cfg.out.as_deref();
     let regular = out.is_some_and(|p| std::fs::metadata(p).map_or(true, |m| m.is_file()));
-    let log = match (out, cfg.reliable && cfg.fsync && regular) {
-        (Some(p), true) => Some(CommitLog::settle(p, control.link())?),
+    let file = out.filter(|_| regular);
+    // One consumer per file, before anything reads or cuts it.
+    let lock = file.map(crate::consume::sink::lock_file).transpose()?;
+    // A log left beside the file is settled by every run that writes it;
+    // only a run that records (reliable, fsync) keeps one, so no log ever
+    // lags behind its file.
+    let records = cfg.reliable && cfg.fsync;
+    let log = match file {
+        Some(p) if records || commits::path_for(p).exists() => {
+            Some(CommitLog::settle(p, control.link())?)
+        }
         _ => None,
     };
-    let sink = Sink::open(out, cfg.fsync)?.with_csv(cfg.csv.clone());
+    let log = match (log, records) {
+        (Some(log), false) => {
+            log.discard();
+            None
+        }
+        (log, _) => log,
+    };
+    let sink = Sink::open(out, cfg.fsync)?
+        .with_csv(cfg.csv.clone())
+        .with_lock(lock);
     Ok(match log {
         Some(log) => sink.with_commits(log),
         None => sink,

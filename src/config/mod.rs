@@ -340,6 +340,12 @@ fn deliver_of(a: &ConsumeArgs) -> Result<Option<DeliverConfig>, Error> {
         return Err(usage("--header and --gzip go with --post URL".into()));
     }
     let timeout = seconds(a.sink_timeout, "--sink-timeout")?;
+    if a.sink_retries > 100 {
+        return Err(usage(format!(
+            "--sink-retries {} is out of range (use 0 to 100)",
+            a.sink_retries
+        )));
+    }
     let to = match (&a.exec, &a.post) {
         (Some(cmd), _) if cmd.trim().is_empty() => {
             return Err(usage(
@@ -358,8 +364,15 @@ fn deliver_of(a: &ConsumeArgs) -> Result<Option<DeliverConfig>, Error> {
             }
             let mut headers = Vec::new();
             for h in &a.header {
-                let Some((name, value)) = h.split_once(':').filter(|(n, _)| {
-                    !n.trim().is_empty() && n.trim().bytes().all(|b| b.is_ascii_graphic())
+                // A header name is an RFC 9110 token; a value has no
+                // control characters (CR/LF would split the request).
+                let token = |n: &str| {
+                    !n.is_empty()
+                        && n.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+                };
+                let Some((name, value)) = h.split_once(':').filter(|(n, v)| {
+                    token(n.trim()) && !v.bytes().any(|b| b.is_ascii_control() && b != b'\t')
                 }) else {
                     return Err(usage(format!(
                         "--header {h:?} is not \"Name: value\" (e.g. --header 'Authorization: Bearer TOKEN')"

@@ -5,7 +5,8 @@
 //! in the cell. An item that is not an object has no fields: it is a dead
 //! letter, never a row of empty cells.
 
-use serde_json::Value;
+use serde_json::value::RawValue;
+use std::collections::HashMap;
 
 /// The header row (without its newline).
 pub fn header(fields: &[String]) -> Vec<u8> {
@@ -20,28 +21,36 @@ pub fn header(fields: &[String]) -> Vec<u8> {
 }
 
 /// Why `item` cannot be a row, if it cannot (it is valid JSON already).
-pub fn verdict(item: &[u8]) -> Result<(), String> {
-    match item.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'{') => Ok(()),
-        _ => Err("not a JSON object (--format csv writes the fields of objects)".into()),
-    }
+pub fn verdict(item: &[u8], fields: &[String]) -> Result<(), String> {
+    row(item, fields).map(drop)
 }
 
-/// The row for `item`, a JSON object (checked by `verdict`).
-pub fn row(item: &[u8], fields: &[String]) -> Vec<u8> {
-    let v: Value = serde_json::from_slice(item).unwrap_or(Value::Null);
+/// The row for `item`, a JSON object. Each cell is taken from the item's
+/// own text: numbers keep their digits (`1.10`, `1e400`, 30-digit
+/// integers), lists and objects their JSON. A string is decoded; one that
+/// cannot be (a lone surrogate) makes the item a dead letter, as does an
+/// item serde cannot read as an object at all.
+pub fn row(item: &[u8], fields: &[String]) -> Result<Vec<u8>, String> {
+    let map: HashMap<String, &RawValue> = serde_json::from_slice(item).map_err(|e| {
+        format!("not a JSON object (--format csv writes the fields of objects): {e}")
+    })?;
     let mut row = Vec::with_capacity(item.len());
     for (i, f) in fields.iter().enumerate() {
         if i > 0 {
             row.push(b',');
         }
-        match v.get(f) {
-            None | Some(Value::Null) => {}
-            Some(Value::String(s)) => cell(&mut row, s),
-            Some(other) => cell(&mut row, &other.to_string()),
+        let Some(raw) = map.get(f) else { continue };
+        match raw.get() {
+            "null" => {}
+            text if text.starts_with('"') => {
+                let s: String = serde_json::from_str(text)
+                    .map_err(|e| format!("field {f:?} is not a readable string: {e}"))?;
+                cell(&mut row, &s);
+            }
+            text => cell(&mut row, text),
         }
     }
-    row
+    Ok(row)
 }
 
 /// One cell, quoted when it holds a comma, quote, line break or outer space.
@@ -67,22 +76,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rows_quote_and_render_every_kind_of_value() {
+    fn rows_quote_and_keep_every_kind_of_value() {
         let fields: Vec<String> = ["quote", "n", "tags", "missing", "nil", "ok"]
             .iter()
             .map(|s| s.to_string())
             .collect();
-        let item = br#"{"quote":"He said \"hi\", then\nleft","n":1.5,"tags":["a","b"],"nil":null,"ok":true}"#;
+        let item = br#"{"quote":"He said \"hi\", then\nleft","n":1.50,"tags":["a","b"],"nil":null,"ok":true}"#;
         assert_eq!(
-            String::from_utf8(row(item, &fields)).unwrap(),
-            "\"He said \"\"hi\"\", then\nleft\",1.5,\"[\"\"a\"\",\"\"b\"\"]\",,,true"
+            String::from_utf8(row(item, &fields).unwrap()).unwrap(),
+            "\"He said \"\"hi\"\", then\nleft\",1.50,\"[\"\"a\"\",\"\"b\"\"]\",,,true"
         );
         assert_eq!(
             String::from_utf8(header(&fields)).unwrap(),
             "quote,n,tags,missing,nil,ok"
         );
-        assert!(
-            verdict(b" [1,2]").is_err() && verdict(b"\"s\"").is_err() && verdict(b"{}").is_ok()
-        );
+        assert_eq!(row(br#"{"n":1e400}"#, &fields).unwrap(), b",1e400,,,,");
+        assert!(verdict(b" [1,2]", &fields).is_err());
+        assert!(verdict(b"\"s\"", &fields).is_err());
+        assert!(verdict(b"{}", &fields).is_ok());
+        assert!(verdict(br#"{"quote":"\ud800x"}"#, &fields).is_err());
     }
 }

@@ -44,13 +44,13 @@ pub fn screen(
     q: &mut Queue,
     consumer: &str,
     items: &mut Vec<Vec<u8>>,
-    csv: bool,
+    csv: Option<&[String]>,
 ) -> Result<Screened, Error> {
     let verdicts: Vec<Result<(), String>> = items
         .iter()
         .map(|i| match csv {
-            true => verdict(i).and_then(|()| crate::consume::csv::verdict(i)),
-            false => verdict(i),
+            Some(fields) => verdict(i).and_then(|()| crate::consume::csv::verdict(i, fields)),
+            None => verdict(i),
         })
         .collect();
     let dead: Vec<String> = items

@@ -224,8 +224,12 @@ fn hand_over(
     sh.last_item_ms.fetch_max(now_ms, Ordering::Relaxed);
     stats.popped += got;
     sh.live.items_popped.fetch_add(got, Ordering::Relaxed);
-    let csv = sh.cfg.csv.is_some();
-    match poison::screen(src.queue(), &sh.consumer, &mut batch.items, csv) {
+    match poison::screen(
+        src.queue(),
+        &sh.consumer,
+        &mut batch.items,
+        sh.cfg.csv.as_deref(),
+    ) {
         Ok(s) => {
             stats.dead += s.dead;
             sh.live.items_dead.fetch_add(s.dead, Ordering::Relaxed);

@@ -78,7 +78,18 @@ impl DeliverConfig {
     pub fn name(&self) -> String {
         match &self.to {
             To::Exec(cmd) => format!("--exec {cmd:?}"),
-            To::Post { url, .. } => format!("--post {}", crate::error::redact(url)),
+            // Only where it goes: credentials and query strings (tokens,
+            // signatures) stay out of messages.
+            To::Post { url, .. } => match url::Url::parse(url) {
+                Ok(u) => format!(
+                    "--post {}://{}{}{}",
+                    u.scheme(),
+                    u.host_str().unwrap_or(""),
+                    u.port().map_or(String::new(), |p| format!(":{p}")),
+                    u.path()
+                ),
+                Err(_) => "--post <url>".into(),
+            },
         }
     }
 }

@@ -30,7 +30,12 @@ pub fn summarize(
     drained: Drained,
     end: End,
 ) -> Summary {
-    let failure = failure_of(cfg, &shared, drained.ack_error, drained.error, end.returned);
+    // A sink stopped by a signal (a try abandoned, a retry not made) is a
+    // stop like any other: its batch went back.
+    let sink_error = drained
+        .error
+        .filter(|e| !(e.kind() == std::io::ErrorKind::Interrupted && signals.exit().is_some()));
+    let failure = failure_of(cfg, &shared, drained.ack_error, sink_error, end.returned);
     let reason = if let Some(f) = &failure {
         match f {
             Error::Redis { .. } => Finish::RedisUnavailable,

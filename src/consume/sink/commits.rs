@@ -142,6 +142,17 @@ impl CommitLog {
         Ok(())
     }
 
+    /// Deletes the log: it no longer describes the file (a run that does
+    /// not record, or a record that failed). A restart then cuts nothing.
+    pub fn discard(self) {
+        if let Err(e) = std::fs::remove_file(&self.path) {
+            log::warn(&format!(
+                "cannot delete the commit log {} ({e}); delete it by hand before the next restart",
+                self.path.display()
+            ));
+        }
+    }
+
     /// Starts the log over at `len` (a new file after a reopen).
     pub fn restart(&mut self, len: u64) -> io::Result<()> {
         self.file = create(&self.path, len)?;

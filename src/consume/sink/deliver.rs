@@ -41,6 +41,9 @@ pub struct Deliverer {
     cfg: DeliverConfig,
     agent: Option<ureq::Agent>,
     stop: Arc<AtomicBool>,
+    /// When this deliverer first saw the stop flag: one grace for the
+    /// whole stop, however many tries it meets.
+    stopped_at: Option<Instant>,
     /// Retries made, over the run.
     pub retries: u64,
     /// Batches handed over, over the run.
@@ -64,6 +67,7 @@ impl Deliverer {
             cfg,
             agent,
             stop,
+            stopped_at: None,
             retries: 0,
             batches: 0,
         }
@@ -74,9 +78,16 @@ impl Deliverer {
     pub fn deliver(&mut self, body: &[u8], items: u64) -> io::Result<()> {
         let id = batch_id(body);
         let mut backoff = FIRST_BACKOFF;
-        for attempt in 1..=self.cfg.retries + 1 {
-            let outcome = match &self.cfg.to {
-                To::Exec(cmd) => self.exec(cmd, body, &id, items, attempt),
+        for attempt in 1..=self.cfg.retries.saturating_add(1) {
+            if self.stop.load(Ordering::Relaxed) {
+                // No new try after a stop: the batch goes back.
+                return Err(stopped(format!(
+                    "stopping: batch {id} not handed to {}",
+                    self.cfg.name()
+                )));
+            }
+            let outcome = match self.cfg.to.clone() {
+                To::Exec(cmd) => self.exec(&cmd, body, &id, items, attempt),
                 To::Post { .. } => self.post(body, &id),
             };
             let (why, asked) = match outcome {
@@ -92,7 +103,13 @@ impl Deliverer {
                 }
                 Outcome::Again(why, asked) => (why, asked),
             };
-            if attempt > self.cfg.retries || self.stop.load(Ordering::Relaxed) {
+            if self.stop.load(Ordering::Relaxed) {
+                return Err(stopped(format!(
+                    "stopping: {} did not take batch {id} (last: {why})",
+                    self.cfg.name()
+                )));
+            }
+            if attempt > self.cfg.retries {
                 let tries = match attempt {
                     1 => "1 attempt".to_string(),
                     n => format!("{n} attempts"),
@@ -112,7 +129,7 @@ impl Deliverer {
             ));
             self.retries += 1;
             if !self.sleep(wait) {
-                return Err(io::Error::other(format!(
+                return Err(stopped(format!(
                     "stopped while retrying {} (last: {why})",
                     self.cfg.name()
                 )));
@@ -120,6 +137,15 @@ impl Deliverer {
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
         unreachable!("the last attempt returns")
+    }
+
+    /// Whether a stop came more than `STOP_GRACE` ago (the try in
+    /// progress is then abandoned).
+    fn grace_over(&mut self) -> bool {
+        if !self.stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        self.stopped_at.get_or_insert_with(Instant::now).elapsed() >= STOP_GRACE
     }
 
     /// Sleeps `d`, or less if the stop flag goes up (then false).
@@ -137,7 +163,7 @@ impl Deliverer {
     /// One run of `sh -c cmd`, the body on its stdin (from an unlinked
     /// temporary file, so a command that does not read it all cannot block
     /// qpipe), its stdout sent to qpipe's stderr (stdout is for data).
-    fn exec(&self, cmd: &str, body: &[u8], id: &str, items: u64, attempt: u32) -> Outcome {
+    fn exec(&mut self, cmd: &str, body: &[u8], id: &str, items: u64, attempt: u32) -> Outcome {
         let stdin = match body_file(body) {
             Ok(f) => f,
             Err(e) => return Outcome::Again(format!("cannot stage the batch: {e}"), None),
@@ -164,7 +190,6 @@ impl Deliverer {
             Err(e) => return Outcome::Again(format!("cannot start sh: {e}"), None),
         };
         let started = Instant::now();
-        let mut stopped_at: Option<Instant> = None;
         loop {
             match child.try_wait() {
                 Ok(Some(status)) if status.success() => return Outcome::Done,
@@ -178,11 +203,8 @@ impl Deliverer {
                 Ok(None) => {}
                 Err(e) => return Outcome::Again(format!("cannot wait for the command: {e}"), None),
             }
-            if stopped_at.is_none() && self.stop.load(Ordering::Relaxed) {
-                stopped_at = Some(Instant::now());
-            }
             let late = started.elapsed() >= self.cfg.timeout;
-            let abandoned = stopped_at.is_some_and(|t| t.elapsed() >= STOP_GRACE);
+            let abandoned = self.grace_over();
             if late || abandoned {
                 // The whole group: sh and what it started.
                 // SAFETY: kill(2) with a negative pid signals that group only.
@@ -203,55 +225,101 @@ impl Deliverer {
         }
     }
 
-    /// One POST of the body as NDJSON.
-    fn post(&self, body: &[u8], id: &str) -> Outcome {
+    /// One POST of the body as NDJSON, on its own thread so that a stop
+    /// can abandon an endpoint that does not answer (the request is then
+    /// counted as failed and the batch goes back).
+    fn post(&mut self, body: &[u8], id: &str) -> Outcome {
         let (To::Post { url, headers, gzip }, Some(agent)) = (&self.cfg.to, &self.agent) else {
             return Outcome::Never("not an HTTP sink".into());
         };
-        let mut req = agent
-            .post(url)
-            .header("Content-Type", "application/x-ndjson")
-            .header("Idempotency-Key", id);
-        for (k, v) in headers {
-            req = req.header(k, v);
-        }
-        let sent = match gzip {
+        let body = match gzip {
             true => match gzipped(body) {
-                Ok(z) => req.header("Content-Encoding", "gzip").send(&z[..]),
+                Ok(z) => z,
                 Err(e) => return Outcome::Again(format!("cannot gzip the batch: {e}"), None),
             },
-            false => req.send(body),
+            false => body.to_vec(),
         };
-        let mut resp = match sent {
-            Ok(r) => r,
-            Err(e) => return Outcome::Again(e.to_string(), None),
-        };
-        let status = resp.status().as_u16();
-        if (200..300).contains(&status) {
-            return Outcome::Done;
+        let (agent, url, headers, gzip, id) = (
+            agent.clone(),
+            url.clone(),
+            headers.clone(),
+            *gzip,
+            id.to_string(),
+        );
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        std::thread::spawn(move || {
+            let _ = tx.send(post_once(&agent, &url, &headers, gzip, &body, &id));
+        });
+        loop {
+            match rx.recv_timeout(Duration::from_millis(20)) {
+                Ok(outcome) => return outcome,
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                    return Outcome::Again("the request ended without an answer".into(), None)
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    if self.grace_over() {
+                        return Outcome::Again("stopping; the request was abandoned".into(), None);
+                    }
+                }
+            }
         }
-        let asked = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let mut answer = String::new();
-        let _ = resp
-            .body_mut()
-            .as_reader()
-            .take(ANSWER_LIMIT)
-            .read_to_string(&mut answer);
-        let first = answer.lines().next().unwrap_or("").trim();
-        let first: String = first.chars().take(300).collect();
-        let why = match first.is_empty() {
-            true => format!("HTTP {status}"),
-            false => format!("HTTP {status}: {first}"),
-        };
-        match status {
-            408 | 429 | 500..=599 => Outcome::Again(why, asked),
-            _ => Outcome::Never(why),
-        }
+    }
+}
+
+/// A stop, not a failure: the batch goes back, and the run ends with the
+/// signal's exit code.
+fn stopped(text: String) -> io::Error {
+    io::Error::new(io::ErrorKind::Interrupted, text)
+}
+
+/// One POST (timed by the agent's `--sink-timeout`) and what it came to.
+fn post_once(
+    agent: &ureq::Agent,
+    url: &str,
+    headers: &[(String, String)],
+    gzip: bool,
+    body: &[u8],
+    id: &str,
+) -> Outcome {
+    let mut req = agent
+        .post(url)
+        .header("Content-Type", "application/x-ndjson")
+        .header("Idempotency-Key", id);
+    for (k, v) in headers {
+        req = req.header(k, v);
+    }
+    if gzip {
+        req = req.header("Content-Encoding", "gzip");
+    }
+    let mut resp = match req.send(body) {
+        Ok(r) => r,
+        Err(e) => return Outcome::Again(e.to_string(), None),
+    };
+    let status = resp.status().as_u16();
+    if (200..300).contains(&status) {
+        return Outcome::Done;
+    }
+    let asked = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let mut answer = String::new();
+    let _ = resp
+        .body_mut()
+        .as_reader()
+        .take(ANSWER_LIMIT)
+        .read_to_string(&mut answer);
+    let first = answer.lines().next().unwrap_or("").trim();
+    let first: String = first.chars().take(300).collect();
+    let why = match first.is_empty() {
+        true => format!("HTTP {status}"),
+        false => format!("HTTP {status}: {first}"),
+    };
+    match status {
+        408 | 429 | 500..=599 => Outcome::Again(why, asked),
+        _ => Outcome::Never(why),
     }
 }
 
@@ -265,7 +333,9 @@ fn body_file(body: &[u8]) -> io::Result<std::fs::File> {
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
     let path = std::env::temp_dir().join(format!(".qpipe-batch-{}-{n}", std::process::id()));
+    use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
+        .mode(0o600)
         .read(true)
         .write(true)
         .create_new(true)

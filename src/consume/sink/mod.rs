@@ -73,6 +73,8 @@ pub struct Sink {
     csv: Option<Vec<String>>,
     /// Whether the CSV header is still to be written (an empty file).
     need_header: bool,
+    /// An exclusive `flock` on the output file, held for the run.
+    lock: Option<File>,
 }
 
 impl Sink {
@@ -121,6 +123,7 @@ impl Sink {
             commits: None,
             csv: None,
             need_header: false,
+            lock: None,
         })
     }
 
@@ -140,6 +143,7 @@ impl Sink {
             commits: None,
             csv: None,
             need_header: false,
+            lock: None,
         }
     }
 
@@ -178,19 +182,32 @@ impl Sink {
         }
         if let Err(e) = log.record(*committed, &acks) {
             log::warn(&format!(
-                "cannot write the commit log ({e}); a restart after a crash may write the last batches twice"
+                "cannot write the commit log ({e}); it is deleted, and a restart after a crash may write the last batches twice"
             ));
-            self.commits = None;
+            if let Some(log) = self.commits.take() {
+                log.discard();
+            }
         }
     }
 
-    /// Once everything recorded is acknowledged: keeps the log short.
-    fn compact(&mut self) {
+    /// Once everything recorded is acknowledged: keeps the log short
+    /// (`all`: down to one line, at the end of a clean run).
+    fn compact(&mut self, all: bool) {
         if let (Some(log), Target::File { committed, .. }) = (&mut self.commits, &self.target) {
-            if let Err(e) = log.compact(*committed) {
+            let done = match all {
+                true => log.restart(*committed),
+                false => log.compact(*committed),
+            };
+            if let Err(e) = done {
                 log::warn(&format!("cannot compact the commit log ({e})"));
             }
         }
+    }
+
+    /// Holds `lock` (from `lock_file`) for as long as this sink writes.
+    pub fn with_lock(mut self, lock: Option<File>) -> Sink {
+        self.lock = lock;
+        self
     }
 
     /// Part files from `cfg.template` (leftovers of earlier runs published first).
@@ -206,6 +223,7 @@ impl Sink {
             commits: None,
             csv: None,
             need_header: false,
+            lock: None,
         })
     }
 
@@ -256,9 +274,10 @@ impl Sink {
         let rows: Vec<Vec<u8>>;
         let items = match &self.csv {
             Some(fields) => {
+                // Screened already (`poison::screen`): every item makes a row.
                 rows = items
                     .iter()
-                    .map(|i| crate::consume::csv::row(i, fields))
+                    .map(|i| crate::consume::csv::row(i, fields).unwrap_or_default())
                     .collect();
                 &rows
             }
@@ -333,9 +352,20 @@ impl Sink {
         };
         self.commit()
             .map_err(|e| Error::io("cannot commit before reopening --out", e))?;
+        // The new file is opened before anything of the old sink is given
+        // up: if it cannot be, writing goes on as before (CSV, log, lock).
+        let new = Sink::open(Some(&path), self.fsync)?;
+        let lock = match lock_file(&path) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                log::warn(&format!("{e}; writing on without the lock"));
+                None
+            }
+        };
         let log = self.commits.take();
         let csv = self.csv.take();
-        *self = Sink::open(Some(&path), self.fsync)?.with_csv(csv);
+        *self = new.with_csv(csv);
+        self.lock = lock;
         if let (Some(mut log), Target::File { committed, .. }) = (log, &self.target) {
             // Everything recorded was acknowledged before a reopen; from
             // now on the log speaks of the new file.
@@ -343,6 +373,7 @@ impl Sink {
                 log::warn(&format!(
                     "cannot restart the commit log ({e}); it is dropped"
                 ));
+                log.discard();
             } else {
                 self.commits = Some(log);
             }
@@ -445,7 +476,7 @@ pub fn drain(
             sink.record(&uncommitted);
             settle(&mut uncommitted, acker.as_deref_mut(), &mut out, in_flight);
             if out.ack_error.is_none() {
-                sink.compact();
+                sink.compact(false);
             }
             // A full or old part is published once its items are settled.
             if let Err(e) = sink.tick() {
@@ -465,6 +496,9 @@ pub fn drain(
             Ok(()) => {
                 sink.record(&uncommitted);
                 settle(&mut uncommitted, acker, &mut out, in_flight);
+                if out.ack_error.is_none() {
+                    sink.compact(true);
+                }
             }
             Err(e) => out.error = Some(e),
         }
@@ -541,6 +575,32 @@ fn settle(
     let bytes: u64 = committed.iter().map(Batch::bytes).sum();
     in_flight.fetch_sub(bytes, Ordering::Relaxed);
     committed.clear();
+}
+
+/// Takes an exclusive `flock` on `path` (created if missing), so two
+/// consumers never write, cut or settle one file at once.
+pub fn lock_file(path: &Path) -> Result<File, Error> {
+    use std::os::fd::AsRawFd;
+    let what = || {
+        format!(
+            "cannot open --out {} (check the directory exists and is writable)",
+            path.display()
+        )
+    };
+    let f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::io(what(), e))?;
+    // SAFETY: flock on a descriptor this function owns.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        return Err(Error::Locked(format!(
+            "another qpipe consume is writing {} (one consumer per output file; give each its own --out)",
+            path.display()
+        )));
+    }
+    Ok(f)
 }
 
 /// Whether stdout is the null device.

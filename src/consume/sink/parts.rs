@@ -47,6 +47,11 @@ pub fn is_template(out: &Path) -> bool {
 
 /// Checks a template: a `{seq}` in the file name, known placeholders only.
 pub fn check_template(t: &Path) -> Result<(), String> {
+    if t.parent()
+        .is_some_and(|d| d.to_string_lossy().contains('{'))
+    {
+        return Err("has a placeholder in its directory; put them in the file name only".into());
+    }
     let name = t
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -128,16 +133,7 @@ impl Parts {
     /// Hidden parts from earlier runs of this template: repaired, published.
     fn publish_leftovers(&mut self) -> io::Result<()> {
         let dir = self.dir();
-        let pattern = self
-            .cfg
-            .template
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let (head, tail) = (
-            pattern.split('{').next().unwrap_or("").to_string(),
-            pattern.rsplit('}').next().unwrap_or("").to_string(),
-        );
+        let pattern = template_regex(&self.cfg.template);
         let Ok(entries) = std::fs::read_dir(&dir) else {
             return Ok(());
         };
@@ -146,11 +142,17 @@ impl Parts {
             let Some(inner) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".part")) else {
                 continue;
             };
-            if !(inner.starts_with(&head) && inner.ends_with(&tail)) {
+            // Only names the whole template matches, and only parts no
+            // live run holds (each run keeps a flock on its open part).
+            if !pattern.as_ref().is_some_and(|p| p.is_match(inner)) {
                 continue;
             }
             let hidden = dir.join(&name);
-            let cut = repair(&hidden, self.gzip)?;
+            let mut f = OpenOptions::new().read(true).write(true).open(&hidden)?;
+            if !try_lock(&f) {
+                continue;
+            }
+            let cut = repair(&mut f, inner.ends_with(".gz"))?;
             if cut > 0 {
                 log::warn(&format!(
                     "{} ended in a torn write ({cut} bytes) from an interrupted run; cut it",
@@ -349,6 +351,11 @@ impl Parts {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e),
             };
+            // Held while the part is open: another run starting on this
+            // template leaves it alone.
+            if !try_lock(&file) {
+                continue;
+            }
             let mut pending = Vec::new();
             if let Some(h) = &self.cfg.header {
                 pending.extend_from_slice(h);
@@ -395,13 +402,42 @@ fn commit_one(o: &mut Open, gzip: bool, fsync: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// The template's file name as a pattern for hidden part names.
+fn template_regex(template: &Path) -> Option<regex::Regex> {
+    let name = template.file_name()?.to_string_lossy().into_owned();
+    let mut re = String::from("^");
+    let mut rest = name.as_str();
+    while let Some(i) = rest.find('{') {
+        re.push_str(&regex::escape(&rest[..i]));
+        let end = rest[i..].find('}')? + i;
+        re.push_str(match &rest[i + 1..end] {
+            "date" => r"\d{4}-\d{2}-\d{2}",
+            "time" => r"\d{6}",
+            "seq" => r"\d{6,}",
+            "pid" => r"\d+",
+            _ => r"[^/]+?",
+        });
+        rest = &rest[end + 1..];
+    }
+    re.push_str(&regex::escape(rest));
+    re.push('$');
+    regex::Regex::new(&re).ok()
+}
+
+/// An exclusive, non-blocking `flock`; false if another holds it.
+fn try_lock(f: &File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor the caller owns.
+    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
+
 /// Cuts a hidden part back to its last whole line (plain) or gzip member
 /// (`.gz`). Returns the bytes cut.
-fn repair(path: &Path, gzip: bool) -> io::Result<u64> {
-    let mut f = OpenOptions::new().read(true).write(true).open(path)?;
+fn repair(f: &mut File, gzip: bool) -> io::Result<u64> {
     let len = f.metadata()?.len();
+    f.seek(SeekFrom::Start(0))?;
     let keep = match gzip {
-        true => whole_members(&mut f)?,
+        true => whole_members(f)?,
         false => {
             let mut all = Vec::new();
             f.read_to_end(&mut all)?;
@@ -478,7 +514,8 @@ mod tests {
         let mut all = [a.clone(), b.clone()].concat();
         all.extend_from_slice(&member("{\"c\":3}\n")[..10]);
         std::fs::write(&p, &all).unwrap();
-        assert_eq!(repair(&p, true).unwrap(), 10);
+        let mut f = OpenOptions::new().read(true).write(true).open(&p).unwrap();
+        assert_eq!(repair(&mut f, true).unwrap(), 10);
         let mut text = String::new();
         flate2::read::MultiGzDecoder::new(File::open(&p).unwrap())
             .read_to_string(&mut text)
@@ -495,5 +532,10 @@ mod tests {
         assert!(check_template(Path::new("q-{seq}-{day}.jsonl"))
             .unwrap_err()
             .contains("{day}"));
+        assert!(check_template(Path::new("out/{date}/q-{seq}.jsonl"))
+            .unwrap_err()
+            .contains("directory"));
+        let re = template_regex(Path::new("out/q-{seq}")).unwrap();
+        assert!(re.is_match("q-000001") && !re.is_match("q-578-000001.jsonl.gz"));
     }
 }
