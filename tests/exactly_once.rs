@@ -149,3 +149,99 @@ fn without_the_commit_log_the_same_restart_is_at_least_once() {
     assert_eq!(distinct.len(), 2_000);
     assert_eq!(all.len(), 2_000 + written, "the written batches repeat");
 }
+
+/// Waits until `out` has `n` lines.
+fn wait_lines(out: &std::path::Path, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while lines(out).len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {n} lines",
+            lines(out).len()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_second_consumer_on_the_same_file_exits_4_and_touches_nothing() {
+    let redis = Redis::start();
+    redis.lpush(KEY, &numbered(1_000, 10));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let first = Args::consume(&redis.url())
+        .arg("--reliable")
+        .threads(2)
+        .out(&out)
+        .spawn(None);
+    wait_lines(&out, 1_000);
+    let before = std::fs::read(&out).unwrap();
+    // A second worker on the same file, reliable or not, is refused at
+    // once: it would cut, settle or interleave the first one's writes.
+    for reliable in [true, false] {
+        let run = Args::consume(&redis.url())
+            .arg_if(reliable, "--reliable")
+            .drain(0.5)
+            .out(&out)
+            .run_expect(None, 4);
+        assert_eq!(run.stderr.lines().count(), 1, "{run}");
+        assert!(
+            run.stderr.contains("another qpipe consume is writing")
+                && run.stderr.contains("give each its own --out"),
+            "{run}"
+        );
+        assert_eq!(std::fs::read(&out).unwrap(), before);
+    }
+    // The first one goes on, alone.
+    let more: Vec<String> = (1_000..1_500)
+        .map(|i| format!("{{\"n\":{i},\"pad\":\"xxxxxxxxxx\"}}"))
+        .collect();
+    redis.lpush(KEY, &more);
+    wait_lines(&out, 1_500);
+    signal(&first, "-TERM");
+    let done = wait_bounded(first, Duration::from_secs(15));
+    assert_eq!(done.status.code(), Some(0));
+    let all = lines(&out);
+    let distinct: HashSet<&String> = all.iter().collect();
+    assert_eq!((all.len(), distinct.len()), (1_500, 1_500));
+}
+
+#[test]
+fn a_run_that_keeps_no_log_deletes_the_one_it_found() {
+    // reliable run, then a BRPOP run appending to the same file, then a
+    // reliable run again: the third must not cut what the second wrote
+    // back to the first one's last record.
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let log = dir.path().join("out.jsonl.qpipe-commits");
+    let all: Vec<String> = numbered(1_800, 10);
+    redis.lpush(KEY, &all[..1_000]);
+    Args::consume(&redis.url())
+        .arg("--reliable")
+        .drain(0.3)
+        .out(&out)
+        .run_expect(None, 0);
+    assert!(log.exists());
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap().lines().count(),
+        1,
+        "a clean exit leaves one record"
+    );
+    redis.lpush(KEY, &all[1_000..1_500]);
+    Args::consume(&redis.url())
+        .drain(0.3)
+        .out(&out)
+        .run_expect(None, 0);
+    assert!(!log.exists(), "a BRPOP run keeps no log");
+    redis.lpush(KEY, &all[1_500..]);
+    Args::consume(&redis.url())
+        .arg("--reliable")
+        .drain(0.3)
+        .out(&out)
+        .run_expect(None, 0);
+    let got = lines(&out);
+    let distinct: HashSet<&String> = got.iter().collect();
+    assert_eq!((got.len(), distinct.len()), (1_800, 1_800));
+    assert_eq!(distinct, all.iter().collect::<HashSet<_>>());
+}

@@ -227,9 +227,11 @@ fn csv_rows_have_the_given_fields_a_header_per_file_and_non_objects_are_dead_let
     let redis = Redis::start();
     let items = [
         r#"{"quote":"He said \"hi\", then left","author":"A","tags":["x","y"],"n":1}"#,
-        r#"{"quote":"plain","author":null,"n":2.5}"#,
+        r#"{"quote":"plain","author":null,"n":2.50}"#,
         r#"["not","an","object"]"#,
         r#"{"quote":"third","author":"C","tags":[],"n":3}"#,
+        r#"{"quote":"big","n":1e400}"#,
+        r#"{"quote":"lone \ud800 surrogate","n":5}"#,
     ];
     redis.lpush(KEY, &items);
     let dir = tempfile::tempdir().unwrap();
@@ -243,15 +245,18 @@ fn csv_rows_have_the_given_fields_a_header_per_file_and_non_objects_are_dead_let
             .args(extra)
     };
     let run = csv(&["--out", out.to_str().unwrap()]).run_expect(None, 3);
-    assert!(run.stderr.contains("1 poison items moved"), "{run}");
+    assert!(run.stderr.contains("2 poison items moved"), "{run}");
     let want = "quote,author,tags,n\n\
                 \"He said \"\"hi\"\", then left\",A,\"[\"\"x\"\",\"\"y\"\"]\",1\n\
-                plain,,,2.5\n\
-                third,C,[],3\n";
+                plain,,,2.50\n\
+                third,C,[],3\n\
+                big,,,1e400\n";
     assert_eq!(std::fs::read_to_string(&out).unwrap(), want);
     let dead: Vec<String> = redis.cmd(&["LRANGE", &format!("{KEY}:dead"), "0", "-1"]);
-    assert_eq!(dead.len(), 1);
-    assert!(dead[0].contains("not a JSON object"), "{dead:?}");
+    // Numbers keep their text; a row that cannot be made is a dead letter.
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert!(dead.iter().any(|d| d.contains("not a JSON object")), "{dead:?}");
+    assert!(dead.iter().any(|d| d.contains("ud800")), "{dead:?}");
     // Appending to the same file: no second header.
     redis.lpush(KEY, &[r#"{"quote":"fourth"}"#]);
     csv(&["--out", out.to_str().unwrap()]).run_expect(None, 0);

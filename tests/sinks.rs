@@ -376,3 +376,76 @@ fn post_loads_every_item_into_clickhouse_through_a_server_crash() {
         Vec::<String>::new()
     );
 }
+
+/// Waits until `path` has at least `n` lines.
+fn wait_file_lines(path: &Path, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(path).map_or(0, |s| s.lines().count()) < n {
+        assert!(Instant::now() < deadline, "{} never reached {n} lines", path.display());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn sigterm_stops_a_hung_command_and_puts_its_batch_back_in_order() {
+    let redis = Redis::start();
+    seed(&redis, 300);
+    let before = redis.lrange(KEY);
+    let dir = tempfile::tempdir().unwrap();
+    let pid = dir.path().join("pid");
+    // The command records its pid and hangs well past any grace.
+    let child = Args::consume(&redis.url())
+        .threads(1)
+        .batch_size(100)
+        .drain(0.5)
+        .opt("--exec", format!("echo $$ > {}; exec sleep 60", pid.display()))
+        .spawn(None);
+    wait_file_lines(&pid, 1);
+    let t = Instant::now();
+    signal(&child, "-TERM");
+    let done = wait_bounded(child, Duration::from_secs(20));
+    let took = t.elapsed();
+    let stderr = String::from_utf8_lossy(&done.stderr).into_owned();
+    assert_eq!(done.status.code(), Some(143), "{stderr}");
+    assert!(took < Duration::from_secs(8), "stopped after {took:?}: {stderr}");
+    // The command's process group was killed.
+    let sleeper = std::fs::read_to_string(&pid).unwrap().trim().to_string();
+    assert!(
+        !Path::new(&format!("/proc/{sleeper}")).exists(),
+        "the command still runs: {stderr}"
+    );
+    let after = redis.lrange(KEY);
+    assert!(after == before, "{} items, tail {:?}", after.len(), after.last());
+}
+
+#[test]
+fn sigterm_during_a_retry_wait_starts_no_new_try_and_keeps_the_batch() {
+    let redis = Redis::start();
+    let items = seed(&redis, 200);
+    let dir = tempfile::tempdir().unwrap();
+    let tries = dir.path().join("tries");
+    // Fails at once; the second retry is 2 s after the first.
+    let child = Args::consume(&redis.url())
+        .arg("--reliable")
+        .threads(1)
+        .batch_size(200)
+        .drain(0.5)
+        .opt("--sink-retries", 5)
+        .opt("--exec", format!("echo $QPIPE_ATTEMPT >> {}; exit 1", tries.display()))
+        .spawn(None);
+    wait_file_lines(&tries, 2);
+    signal(&child, "-TERM");
+    let done = wait_bounded(child, Duration::from_secs(20));
+    let stderr = String::from_utf8_lossy(&done.stderr).into_owned();
+    assert_eq!(done.status.code(), Some(143), "{stderr}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        std::fs::read_to_string(&tries).unwrap(),
+        "1\n2\n",
+        "{stderr}"
+    );
+    // Held in reliable mode, re-queued at exit: every item is back.
+    let back: HashSet<String> = redis.lrange(KEY).into_iter().collect();
+    assert_eq!(back, items.iter().cloned().collect::<HashSet<_>>());
+    assert_eq!(redis.lrange(KEY).len(), 200);
+}
