@@ -264,15 +264,43 @@ fn finish(sum: Summary, stats_json: Option<&str>) -> Exit {
     exit
 }
 
-/// `qpipe spec`: `--print`, `--check FILE`, or `--try URL` with its companions.
+/// `qpipe spec`: `--print`, `--check FILE`, `--try URL` or `--diff OLD NEW`
+/// with their companions.
 fn spec(a: config::cli::SpecArgs, signals: &signal::Signals) -> Result<Summary, Error> {
     let companions = a.spec.is_some() || a.origin.is_some() || !a.header.is_empty();
-    let modes = [a.print, a.check.is_some(), a.try_url.is_some()];
+    let modes = [a.print, a.check.is_some(), a.try_url.is_some(), a.diff];
     if modes.iter().filter(|m| **m).count() > 1 {
         return Err(Error::Usage(
-            "give one of --print, --check FILE or --try URL (see qpipe spec --help)".into(),
+            "give one of --print, --check FILE, --try URL or --diff OLD NEW (see qpipe spec --help)"
+                .into(),
         ));
     }
+    if !a.diff && !a.files.is_empty() {
+        return Err(Error::Usage(format!(
+            "unexpected argument {:?} (spec files go with --diff OLD NEW, or --check FILE)",
+            a.files[0]
+        )));
+    }
+    if a.diff {
+        let (Some(dir), [old, new]) = (a.http_cache.as_deref(), a.files.as_slice()) else {
+            return Err(Error::Usage(
+                "--diff needs two spec files and a cache: qpipe spec --diff OLD.json NEW.json --http-cache DIR".into(),
+            ));
+        };
+        if a.try_url.is_some() || !a.header.is_empty() || a.proxy.is_some() || a.spec.is_some() {
+            return Err(Error::Usage(
+                "--diff reads pages from --http-cache only; --spec, --header and --proxy do not apply".into(),
+            ));
+        }
+        return cmd::spec_diff::run(&config::DiffConfig::new(
+            old,
+            new,
+            dir,
+            a.origin.as_deref(),
+            a.examples,
+        )?);
+    }
+    let cache_given = a.http_cache.is_some() || a.http_cache_mode != "use";
     match a.try_url {
         Some(url) => TryConfig::new(
             &url,
@@ -280,10 +308,11 @@ fn spec(a: config::cli::SpecArgs, signals: &signal::Signals) -> Result<Summary, 
             a.origin.as_deref(),
             &a.header,
             a.proxy.as_deref(),
+            config::cache_config(a.http_cache.as_deref(), &a.http_cache_mode, 0)?,
         )
         .and_then(|c| cmd::try_page::run(&c, signals)),
-        None if companions || a.proxy.is_some() => Err(Error::Usage(
-            "--spec, --origin, --header and --proxy go with --try URL (see qpipe spec --help)"
+        None if companions || a.proxy.is_some() || cache_given => Err(Error::Usage(
+            "--spec, --origin, --header, --proxy and --http-cache go with --try URL (see qpipe spec --help)"
                 .into(),
         )),
         None => cmd::spec::run(a.print, a.check.as_deref()),

@@ -255,7 +255,10 @@ fn csv_rows_have_the_given_fields_a_header_per_file_and_non_objects_are_dead_let
     let dead: Vec<String> = redis.cmd(&["LRANGE", &format!("{KEY}:dead"), "0", "-1"]);
     // Numbers keep their text; a row that cannot be made is a dead letter.
     assert_eq!(dead.len(), 2, "{dead:?}");
-    assert!(dead.iter().any(|d| d.contains("not a JSON object")), "{dead:?}");
+    assert!(
+        dead.iter().any(|d| d.contains("not a JSON object")),
+        "{dead:?}"
+    );
     assert!(dead.iter().any(|d| d.contains("ud800")), "{dead:?}");
     // Appending to the same file: no second header.
     redis.lpush(KEY, &[r#"{"quote":"fourth"}"#]);

@@ -381,7 +381,11 @@ fn post_loads_every_item_into_clickhouse_through_a_server_crash() {
 fn wait_file_lines(path: &Path, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::fs::read_to_string(path).map_or(0, |s| s.lines().count()) < n {
-        assert!(Instant::now() < deadline, "{} never reached {n} lines", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "{} never reached {n} lines",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -398,7 +402,10 @@ fn sigterm_stops_a_hung_command_and_puts_its_batch_back_in_order() {
         .threads(1)
         .batch_size(100)
         .drain(0.5)
-        .opt("--exec", format!("echo $$ > {}; exec sleep 60", pid.display()))
+        .opt(
+            "--exec",
+            format!("echo $$ > {}; exec sleep 60", pid.display()),
+        )
         .spawn(None);
     wait_file_lines(&pid, 1);
     let t = Instant::now();
@@ -407,7 +414,10 @@ fn sigterm_stops_a_hung_command_and_puts_its_batch_back_in_order() {
     let took = t.elapsed();
     let stderr = String::from_utf8_lossy(&done.stderr).into_owned();
     assert_eq!(done.status.code(), Some(143), "{stderr}");
-    assert!(took < Duration::from_secs(8), "stopped after {took:?}: {stderr}");
+    assert!(
+        took < Duration::from_secs(8),
+        "stopped after {took:?}: {stderr}"
+    );
     // The command's process group was killed.
     let sleeper = std::fs::read_to_string(&pid).unwrap().trim().to_string();
     assert!(
@@ -415,7 +425,12 @@ fn sigterm_stops_a_hung_command_and_puts_its_batch_back_in_order() {
         "the command still runs: {stderr}"
     );
     let after = redis.lrange(KEY);
-    assert!(after == before, "{} items, tail {:?}", after.len(), after.last());
+    assert!(
+        after == before,
+        "{} items, tail {:?}",
+        after.len(),
+        after.last()
+    );
 }
 
 #[test]
@@ -431,7 +446,10 @@ fn sigterm_during_a_retry_wait_starts_no_new_try_and_keeps_the_batch() {
         .batch_size(200)
         .drain(0.5)
         .opt("--sink-retries", 5)
-        .opt("--exec", format!("echo $QPIPE_ATTEMPT >> {}; exit 1", tries.display()))
+        .opt(
+            "--exec",
+            format!("echo $QPIPE_ATTEMPT >> {}; exit 1", tries.display()),
+        )
         .spawn(None);
     wait_file_lines(&tries, 2);
     signal(&child, "-TERM");

@@ -11,5 +11,6 @@ pub mod produce;
 pub mod push;
 pub mod recover;
 pub mod spec;
+pub mod spec_diff;
 pub mod status;
 pub mod try_page;

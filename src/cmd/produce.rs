@@ -48,7 +48,7 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
     let mut queues = cfg.writer.connect(&signals.stop)?;
     let mut cookie_urls = cfg.start.clone();
     cookie_urls.extend(cfg.login.iter().map(|l| l.login.url.clone()));
-    let session = Session::new(&cfg.http, &cookie_urls);
+    let session = Session::new(&cfg.http, &cookie_urls).map_err(Error::Usage)?;
     if let Some(step) = &cfg.login {
         login::log_in(&session, step, cfg.http.max_body, &signals.stop)?;
     }
@@ -91,7 +91,11 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
         done.store(true, Ordering::Relaxed);
         totals
     })?;
-    Ok(totals.summarize(cfg, signals, started, &failures))
+    let mut sum = totals.summarize(cfg, signals, started, &failures);
+    if let Some(cache) = session.cache() {
+        cache.summarize(&mut sum);
+    }
+    Ok(sum)
 }
 
 /// Without `--jobs`: one crawl from the start URLs, over a frontier in this

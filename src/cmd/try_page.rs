@@ -41,7 +41,7 @@ fn open_session(cfg: &TryConfig, signals: &Signals) -> Result<Session, Error> {
     let mut cookie_urls = vec![cfg.url.clone()];
     cookie_urls.extend(cfg.file.start_urls.iter().cloned());
     cookie_urls.extend(cfg.login.iter().map(|l| l.login.url.clone()));
-    let session = Session::new(&cfg.http, &cookie_urls);
+    let session = Session::new(&cfg.http, &cookie_urls).map_err(Error::Usage)?;
     if let Some(step) = &cfg.login {
         login::log_in(&session, step, cfg.http.max_body, &signals.stop)?;
     }
@@ -74,6 +74,9 @@ fn fetch(
     crawler
         .get(&cfg.url, &mut counts, &signals.stop)
         .map_err(|f| {
+            if f.reason == crate::crawl::fetch::Reason::NotInCache {
+                return Error::Http(format!("cannot try {}: {}", cfg.url, f.detail));
+            }
             Error::Http(format!(
                 "cannot try {}: {} ({}) (check the URL, or the site's robots and login)",
                 cfg.url,

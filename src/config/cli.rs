@@ -236,6 +236,21 @@ pub struct ProduceArgs {
     /// refuse private job URLs
     #[argh(switch)]
     pub allow_private: bool,
+    /// keep every answer in this directory and answer from it on later runs
+    /// (see --http-cache-mode); for writing and re-running a spec without
+    /// fetching the site again
+    #[argh(option)]
+    pub http_cache: Option<String>,
+    /// with --http-cache: use (answer from the cache, fetch and store what
+    /// it lacks), replay (send no request at all; a page not in the cache
+    /// fails as not_in_cache) or refresh (fetch and store everything again)
+    /// (default use)
+    #[argh(option, default = "String::from(\"use\")")]
+    pub http_cache_mode: String,
+    /// with --http-cache: entries older than this many seconds are fetched
+    /// again in use mode (default 0: never)
+    #[argh(option, default = "0")]
+    pub http_cache_expiry: u64,
     /// seconds to keep retrying Redis during an outage before spilling to a file (default 60)
     #[argh(option, default = "60.0")]
     pub redis_retry_secs: f64,
@@ -663,6 +678,26 @@ pub struct SpecArgs {
     /// HTTP_PROXY / HTTPS_PROXY, minus NO_PROXY)
     #[argh(option)]
     pub proxy: Option<String>,
+    /// with --try: answer from this HTTP cache and store what it lacks, as
+    /// `produce --http-cache`; with --diff: the cache to read the pages from
+    #[argh(option)]
+    pub http_cache: Option<String>,
+    /// with --try: use, replay or refresh, as `produce --http-cache-mode`
+    /// (default use)
+    #[argh(option, default = "String::from(\"use\")")]
+    pub http_cache_mode: String,
+    /// compare two specs: `qpipe spec --diff OLD.json NEW.json --http-cache
+    /// DIR` scrapes every page in the cache with both (no request is sent)
+    /// and prints the items added, removed and changed, per field; exit 3
+    /// if anything changed, 0 if nothing did
+    #[argh(switch)]
+    pub diff: bool,
+    /// with --diff: examples shown per kind of change (default 3)
+    #[argh(option, default = "3")]
+    pub examples: usize,
+    /// with --diff: the OLD and NEW spec files
+    #[argh(positional)]
+    pub files: Vec<String>,
 }
 
 /// serve a built-in demo site (same HTML and URLs as quotes.toscrape.com and its

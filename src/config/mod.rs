@@ -14,6 +14,7 @@ mod endpoint;
 mod job_flags;
 mod monitor;
 mod produce;
+mod spec_diff;
 mod try_page;
 
 pub use crate::consume::settings::ConsumeConfig;
@@ -22,7 +23,9 @@ pub use crate::produce::settings::{
 };
 pub use crate::run::settings::{LockConfig, MonitorConfig, RunLimits};
 pub use job_flags::EnqueueConfig;
+pub use produce::cache_config;
 pub use produce::dedup;
+pub use spec_diff::DiffConfig;
 pub use try_page::TryConfig;
 
 /// The default Redis when neither --redis nor REDIS_URL is given.

@@ -10,6 +10,7 @@ use crate::crawl::fetch::HttpConfig;
 use crate::crawl::frontier::Bounds;
 use crate::crawl::origin::Origin;
 use crate::crawl::session::address;
+use crate::crawl::session::cache::{CacheConfig, Mode};
 use crate::crawl::session::headers::{self, Headers};
 use crate::crawl::session::login::LoginStep;
 use crate::crawl::session::proxy::Proxies;
@@ -328,5 +329,40 @@ fn build_http(
         headers,
         proxies,
         allow_private: a.allow_private,
+        cache: cache_config(
+            a.http_cache.as_deref(),
+            &a.http_cache_mode,
+            a.http_cache_expiry,
+        )?,
     })
+}
+
+/// `--http-cache`, `--http-cache-mode` and `--http-cache-expiry`, checked.
+pub fn cache_config(
+    dir: Option<&str>,
+    mode: &str,
+    expiry: u64,
+) -> Result<Option<CacheConfig>, Error> {
+    let mode = Mode::parse(mode).map_err(usage)?;
+    let Some(dir) = dir else {
+        if mode != Mode::Use || expiry != 0 {
+            return Err(usage(
+                "--http-cache-mode and --http-cache-expiry need --http-cache DIR".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    if dir.is_empty() {
+        return Err(usage("--http-cache needs a directory".into()));
+    }
+    if mode == Mode::Replay && !std::path::Path::new(dir).is_dir() {
+        return Err(usage(format!(
+            "--http-cache {dir} is not a directory (replay needs a cache filled by an earlier run with --http-cache-mode use)"
+        )));
+    }
+    Ok(Some(CacheConfig {
+        dir: dir.into(),
+        mode,
+        expiry: (expiry > 0).then(|| std::time::Duration::from_secs(expiry)),
+    }))
 }

@@ -3,6 +3,7 @@
 use super::produce::{load_spec, session, start_url};
 use crate::crawl::fetch::HttpConfig;
 use crate::crawl::session::address;
+use crate::crawl::session::cache::CacheConfig;
 use crate::crawl::session::login::LoginStep;
 use crate::crawl::spec::SpecFile;
 use crate::crawl::spider::PageCaps;
@@ -32,6 +33,7 @@ impl TryConfig {
         origin: Option<&str>,
         header: &[String],
         proxy: Option<&str>,
+        cache: Option<CacheConfig>,
     ) -> Result<TryConfig, Error> {
         let (file, origin) = load_spec(spec, origin)?;
         let url = try_url(url)?;
@@ -54,6 +56,7 @@ impl TryConfig {
                 headers,
                 proxies,
                 allow_private,
+                cache,
             },
             caps: PageCaps {
                 max_nesting: 256,

@@ -130,8 +130,15 @@ impl Crawler<'_> {
         }
         let mut attempt = 1;
         let mut backoff = Backoff::new(self.backoff, self.backoff * 4);
+        // An answer from the HTTP cache costs the site nothing: no host
+        // slot, no delay.
+        let offline = self.session.answers_offline(url);
         loop {
-            if !self.hosts.acquire(&host, delay, stop) {
+            let stopping = match offline {
+                true => stop.load(std::sync::atomic::Ordering::Relaxed),
+                false => !self.hosts.acquire(&host, delay, stop),
+            };
+            if stopping {
                 return Err(Failure::new(Reason::Shutdown, "stopping".into()));
             }
             let result = fetch::request(self.session, url, self.max_body, self.accept);
@@ -143,7 +150,9 @@ impl Crawler<'_> {
                 _ => (None, None),
             };
             let back_off = retry_after.map(|d| d.min(MAX_RETRY_AFTER));
-            self.hosts.release(&host, back_off);
+            if !offline {
+                self.hosts.release(&host, back_off);
+            }
             if let Ok(Reply::Status { code, .. }) = &result {
                 *counts
                     .responses_by_status

@@ -34,6 +34,8 @@ pub enum Reason {
     PrivateAddress,
     /// Not fetched: the run is stopping (the page goes back to the frontier).
     Shutdown,
+    /// `--http-cache-mode replay` has no entry for it (no request is sent).
+    NotInCache,
 }
 
 impl Reason {
@@ -53,6 +55,7 @@ impl Reason {
             Reason::RobotsForbidden => "robots_forbidden",
             Reason::PrivateAddress => "private_address",
             Reason::Shutdown => "shutdown",
+            Reason::NotInCache => "not_in_cache",
         };
         fixed.to_string()
     }

@@ -89,16 +89,27 @@ fn read_page(resp: Response, url: &Url, max_body: u64, accept: Accept) -> Result
     // bytes actually arrive, so a lying header cannot allocate for it.
     let hint = length.map_or(0, |n| n.min(PRESIZE_MAX).saturating_add(1));
     let bytes = resp.read(max_body, usize::try_from(hint).unwrap_or(0))?;
+    decode(bytes, &lower, format, max_body)
+}
+
+/// A body of the `format` its lowercased content type gave, as a page:
+/// gunzipped if it is a gzip file, decoded to text.
+pub fn decode(
+    bytes: Vec<u8>,
+    lower: &str,
+    format: page::Format,
+    max_body: u64,
+) -> Result<Page, Failure> {
     if format.gzip || format.kind == Kind::Xml {
         // `.xml.gz` sitemaps come as gzip, or as XML that is still gzip.
         let bytes = page::gunzip(bytes, max_body)?;
-        let charset = if format.gzip { "" } else { &lower };
+        let charset = if format.gzip { "" } else { lower };
         let body = charset::decode(&bytes, charset, Kind::Xml);
         let xml = body.trim_start().starts_with('<');
         let kind = if xml { Kind::Xml } else { Kind::Text };
         return Ok(Page { body, kind });
     }
-    let body = charset::decode_owned(bytes, &lower, format.kind);
+    let body = charset::decode_owned(bytes, lower, format.kind);
     Ok(Page {
         body,
         kind: format.kind,

@@ -25,4 +25,6 @@ pub struct HttpConfig {
     /// Connect to private addresses too (`--allow-private`, or a private
     /// start URL); see `address`.
     pub allow_private: bool,
+    /// `--http-cache`, if given.
+    pub cache: Option<super::cache::CacheConfig>,
 }

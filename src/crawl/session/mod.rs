@@ -13,6 +13,7 @@
 //! (`resolve`), not once per request.
 
 pub mod address;
+pub mod cache;
 mod config;
 pub mod cookies;
 pub mod exchange;
@@ -37,13 +38,17 @@ pub struct Session {
     headers: Vec<(String, String)>,
     proxies: proxy::Proxies,
     secrets: Vec<String>,
+    /// `--http-cache`, opened.
+    cache: Option<Arc<cache::Cache>>,
+    /// `--max-body`: the most a cached body may hold.
+    max_body: u64,
 }
 
 impl Session {
     /// Builds the one session every fetcher thread shares. A `Cookie` header
     /// given by the user goes into the jar for the hosts of `cookie_urls`
     /// only (host-only cookies, path `/`), so it never reaches other sites.
-    pub fn new(cfg: &HttpConfig, cookie_urls: &[Url]) -> Session {
+    pub fn new(cfg: &HttpConfig, cookie_urls: &[Url]) -> Result<Session, String> {
         let cap = Arc::new(Cap::new(Limits::BROWSER));
         let config = Agent::config_builder()
             .timeout_connect(Some(cfg.connect_timeout))
@@ -89,12 +94,38 @@ impl Session {
             .filter(|v| !v.is_empty())
             .map(str::to_string)
             .collect();
-        Session {
+        let cache = cfg
+            .cache
+            .clone()
+            .map(cache::Cache::open)
+            .transpose()?
+            .map(Arc::new);
+        Ok(Session {
             agent,
             headers: cfg.headers.list.clone(),
             proxies: cfg.proxies.clone(),
             secrets,
-        }
+            cache,
+            max_body: cfg.max_body,
+        })
+    }
+
+    /// The HTTP cache, if the run has one.
+    pub fn cache(&self) -> Option<&Arc<cache::Cache>> {
+        self.cache.as_ref()
+    }
+
+    /// `--max-body`.
+    pub fn max_body(&self) -> u64 {
+        self.max_body
+    }
+
+    /// Whether `url` will be answered without a request (a fresh cache
+    /// entry, or replay mode): no host slot or delay is needed for it.
+    pub fn answers_offline(&self, url: &Url) -> bool {
+        self.cache
+            .as_ref()
+            .is_some_and(|c| c.replay() || c.fresh("GET", url, ""))
     }
 
     /// Values a message must never show: every header value, and the values

@@ -16,9 +16,11 @@ mod redirects;
 
 pub use redirects::{follow, Hop, Redirects};
 
+use super::cache::{Cache, Entry, Lookup};
 use super::Session;
 use crate::crawl::failure::{Failure, Reason};
 use std::io::Read as _;
+use std::sync::Arc;
 use url::Url;
 
 /// Redirect hops followed per URL by the crawl and the login.
@@ -68,12 +70,58 @@ pub enum Answer {
 }
 
 /// A response whose body is still unread.
-pub struct Response(ureq::http::Response<ureq::Body>);
+pub struct Response {
+    inner: ureq::http::Response<ureq::Body>,
+    /// Where it goes in the HTTP cache once its body is read (or, if it
+    /// never is, without its body when dropped).
+    pending: Option<Box<Pending>>,
+    /// From a cache entry stored without its body.
+    bodiless: bool,
+}
+
+/// A fetched answer still to be stored in the HTTP cache.
+struct Pending {
+    cache: Arc<Cache>,
+    verb: &'static str,
+    url: Url,
+    body: String,
+    status: u16,
+    headers: Vec<(String, String)>,
+}
+
+impl Pending {
+    fn store(self, content: Option<&[u8]>) {
+        self.cache.store(
+            self.verb,
+            &self.url,
+            &self.body,
+            self.status,
+            self.headers,
+            content,
+        );
+    }
+}
+
+impl Drop for Response {
+    fn drop(&mut self) {
+        if let Some(p) = self.pending.take() {
+            p.store(None);
+        }
+    }
+}
 
 impl Response {
+    fn new(inner: ureq::http::Response<ureq::Body>) -> Response {
+        Response {
+            inner,
+            pending: None,
+            bodiless: false,
+        }
+    }
+
     /// The HTTP status.
     pub fn code(&self) -> u16 {
-        self.0.status().as_u16()
+        self.inner.status().as_u16()
     }
 
     /// Whether the status is 2xx.
@@ -83,20 +131,30 @@ impl Response {
 
     /// The header `name`, if present and text.
     pub fn header(&self, name: &str) -> Option<String> {
-        header(&self.0, name)
+        header(&self.inner, name)
     }
 
     /// Reads the body: more than `limit` bytes is a `BodyTooLarge` failure,
     /// a broken read a transport one. `capacity` presizes the buffer.
     pub fn read(mut self, limit: u64, capacity: usize) -> Result<Vec<u8>, Failure> {
+        if self.bodiless {
+            return Err(Failure::new(
+                Reason::NotInCache,
+                "the HTTP cache holds this answer without its body (the run that stored it skipped it); refill it with --http-cache-mode refresh".into(),
+            ));
+        }
+        let pending = self.pending.take();
         let mut bytes = Vec::with_capacity(capacity);
-        self.0
+        self.inner
             .body_mut()
             .with_config()
             .limit(limit)
             .reader()
             .read_to_end(&mut bytes)
             .map_err(|e| transport(ureq::Error::from(e)))?;
+        if let Some(p) = pending {
+            p.store(Some(&bytes));
+        }
         Ok(bytes)
     }
 }
@@ -108,9 +166,97 @@ fn header<B>(resp: &ureq::http::Response<B>, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+impl Method {
+    /// The method's name and body, as the HTTP cache keys them.
+    fn cache_key(&self) -> (&'static str, &str) {
+        match self {
+            Method::Get | Method::GetUnvetted => ("GET", ""),
+            Method::Form { body, .. } => ("POST", body),
+        }
+    }
+}
+
 /// Sends one request for `url` with the session's headers, proxy and
-/// cookies, following no redirect, and says whether it is one.
+/// cookies, following no redirect, and says whether it is one. With an
+/// HTTP cache, a fresh entry answers instead, and what is fetched is stored.
 pub fn send(session: &Session, url: &Url, method: &Method) -> Result<Answer, Failure> {
+    let Some(cache) = session.cache() else {
+        return fetch(session, url, method);
+    };
+    let (verb, body) = method.cache_key();
+    match cache.lookup(verb, url, body, session.max_body()) {
+        Lookup::Hit(entry) => return Ok(replayed(url, *entry)),
+        Lookup::Miss if cache.replay() => {
+            return Err(Failure::new(
+                Reason::NotInCache,
+                format!(
+                    "{verb} {url} is not in the HTTP cache {} (replay sends no request; fill it with --http-cache-mode use)",
+                    cache.config().dir.display()
+                ),
+            ))
+        }
+        Lookup::Miss => {}
+    }
+    let pending = |status, headers| Pending {
+        cache: Arc::clone(cache),
+        verb,
+        url: url.clone(),
+        body: body.to_string(),
+        status,
+        headers,
+    };
+    match fetch(session, url, method)? {
+        Answer::Redirect { to, code } => {
+            let location = vec![("location".to_string(), to.to_string())];
+            pending(code, location).store(Some(b""));
+            Ok(Answer::Redirect { to, code })
+        }
+        Answer::Response(mut resp) => {
+            let headers = resp
+                .inner
+                .headers()
+                .iter()
+                .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
+                .collect();
+            resp.pending = Some(Box::new(pending(resp.code(), headers)));
+            Ok(Answer::Response(resp))
+        }
+    }
+}
+
+/// A cache entry as the answer it records.
+fn replayed(url: &Url, entry: Entry) -> Answer {
+    let status = entry.meta.status;
+    if (300..400).contains(&status) {
+        if let Some(to) = entry.header("location").and_then(|l| url.join(l).ok()) {
+            return Answer::Redirect { to, code: status };
+        }
+    }
+    let mut b = ureq::http::Response::builder().status(status);
+    for (n, v) in &entry.meta.headers {
+        b = b.header(n.as_str(), v.as_str());
+    }
+    if !entry.meta.unread {
+        b = b.header("content-length", entry.body.len());
+    }
+    let bodiless = entry.meta.unread;
+    let inner = b
+        .body(ureq::Body::builder().data(entry.body))
+        .unwrap_or_else(|_| {
+            // A header the builder refuses: the body alone still answers.
+            let mut r = ureq::http::Response::new(ureq::Body::builder().data(Vec::new()));
+            *r.status_mut() = ureq::http::StatusCode::OK;
+            r
+        });
+    Answer::Response(Response {
+        inner,
+        pending: None,
+        bodiless,
+    })
+}
+
+/// `send` without the cache: the request itself.
+fn fetch(session: &Session, url: &Url, method: &Method) -> Result<Answer, Failure> {
     let result = match method {
         Method::Get => session.get(url).call(),
         Method::GetUnvetted => session.get_unvetted(url).call(),
@@ -135,7 +281,7 @@ pub fn send(session: &Session, url: &Url, method: &Method) -> Result<Answer, Fai
             return Ok(Answer::Redirect { to, code });
         }
     }
-    Ok(Answer::Response(Response(resp)))
+    Ok(Answer::Response(Response::new(resp)))
 }
 
 /// A transport error as a failure: its reason, and ureq's words as detail.

@@ -1,0 +1,277 @@
+//! `qpipe spec --diff OLD NEW --http-cache DIR`: scrape every page in an
+//! HTTP cache with two specs and say what the change does to the items:
+//! added, removed and changed (per field), with examples. Nothing is
+//! fetched. Exit 3 if anything changed, so it can guard a spec in CI.
+//!
+//! Items are compared page by page: equal items pair off first, then the
+//! rest pair in page order (a change), and what is left over was added or
+//! removed.
+
+use crate::config::DiffConfig;
+use crate::crawl::fetch;
+use crate::crawl::page;
+use crate::crawl::session::cache;
+use crate::crawl::spec::SpecFile;
+use crate::crawl::spider;
+use crate::error::{Error, Exit};
+use crate::run::log;
+use crate::run::summary::{Output, Summary};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use url::Url;
+
+/// What the comparison found.
+#[derive(Default)]
+struct Report {
+    /// Entries in the cache, and those read as pages by either spec.
+    entries: u64,
+    pages: u64,
+    /// Entries that did not decode.
+    unreadable: u64,
+    /// Items made by each spec.
+    old_items: u64,
+    new_items: u64,
+    unchanged: u64,
+    added: Vec<(String, Value)>,
+    removed: Vec<(String, Value)>,
+    /// Changed items, and per field how many changed with examples.
+    changed: u64,
+    fields: BTreeMap<String, (u64, Vec<String>)>,
+}
+
+/// Runs the diff and prints the report on stdout.
+pub fn run(cfg: &DiffConfig) -> Result<Summary, Error> {
+    let mut report = Report::default();
+    for path in cache::entries(&cfg.dir) {
+        report.entries += 1;
+        let Ok(entry) = cache::read(&path, cfg.max_body) else {
+            report.unreadable += 1;
+            continue;
+        };
+        let m = &entry.meta;
+        if m.method != "GET" || m.unread || !(200..300).contains(&m.status) {
+            continue;
+        }
+        let Ok(url) = Url::parse(&m.url) else {
+            report.unreadable += 1;
+            continue;
+        };
+        if url.path() == "/robots.txt" {
+            continue;
+        }
+        let old = items(&cfg.old.0, cfg, &entry, &url);
+        let new = items(&cfg.new.0, cfg, &entry, &url);
+        if old.is_none() && new.is_none() {
+            continue;
+        }
+        report.pages += 1;
+        compare(
+            &url,
+            old.unwrap_or_default(),
+            new.unwrap_or_default(),
+            &mut report,
+            cfg.examples,
+        );
+    }
+    if report.entries == 0 {
+        return Err(Error::Usage(format!(
+            "--http-cache {} holds no pages (fill it first: qpipe produce --http-cache DIR, or qpipe spec --try URL --http-cache DIR)",
+            cfg.dir.display()
+        )));
+    }
+    log::out(&render(&report, cfg));
+    let changes = report.added.len() as u64 + report.removed.len() as u64 + report.changed;
+    let exit = if changes > 0 { Exit::Partial } else { Exit::Ok };
+    let mut sum = Summary::new("spec", exit);
+    sum.output = Output::Silent;
+    Ok(sum)
+}
+
+/// The items `spec` makes of a cached page, as JSON values; `None` if the
+/// spec does not read pages of its type.
+fn items(spec: &SpecFile, cfg: &DiffConfig, entry: &cache::Entry, url: &Url) -> Option<Vec<Value>> {
+    let ctype = entry.header("content-type").unwrap_or("text/html");
+    let lower = ctype.to_ascii_lowercase();
+    let format = page::format(&lower, url, spec.spider.accept)?;
+    let page = fetch::decode(entry.body.clone(), &lower, format, cfg.max_body).ok()?;
+    let scraped = spider::scrape(&spec.spider, cfg.caps, &page, url);
+    Some(
+        scraped
+            .items
+            .iter()
+            .filter_map(|i| serde_json::from_slice(&i.json).ok())
+            .collect(),
+    )
+}
+
+/// Pairs the items of one page and records the differences.
+fn compare(url: &Url, old: Vec<Value>, mut new: Vec<Value>, r: &mut Report, examples: usize) {
+    r.old_items += old.len() as u64;
+    r.new_items += new.len() as u64;
+    let mut left = Vec::new();
+    for (i, o) in old.into_iter().enumerate() {
+        match new.iter().position(|n| *n == o) {
+            Some(j) => {
+                new.remove(j);
+                r.unchanged += 1;
+            }
+            None => left.push((i, o)),
+        }
+    }
+    // Each remaining old item pairs with the new one that shares most of
+    // its field values; with none shared, with the next one in page order.
+    let mut pairs = Vec::new();
+    let mut unpaired = Vec::new();
+    for (i, o) in left {
+        let best = new
+            .iter()
+            .enumerate()
+            .map(|(j, n)| (shared(&o, n), j))
+            .filter(|(s, _)| *s > 0)
+            .max_by_key(|(s, j)| (*s, std::cmp::Reverse(*j)));
+        match best {
+            Some((_, j)) => pairs.push((i, o, new.remove(j))),
+            None => unpaired.push((i, o)),
+        }
+    }
+    let mut new = new.into_iter();
+    for (i, o) in unpaired {
+        match new.next() {
+            Some(n) => pairs.push((i, o, n)),
+            None => r.removed.push((format!("{url} #{}", i + 1), o)),
+        }
+    }
+    pairs.sort_by_key(|p| p.0);
+    for (i, o, n) in pairs {
+        r.changed += 1;
+        for (field, before, after) in field_changes(&o, &n) {
+            let slot = r.fields.entry(field.clone()).or_default();
+            slot.0 += 1;
+            if slot.1.len() < examples {
+                slot.1
+                    .push(format!("{url} #{}: {before} -> {after}", i + 1));
+            }
+        }
+    }
+    for n in new {
+        r.added.push((url.to_string(), n));
+    }
+}
+
+/// How many fields two items have with equal values.
+fn shared(a: &Value, b: &Value) -> usize {
+    match (a.as_object(), b.as_object()) {
+        (Some(a), Some(b)) => a.iter().filter(|(k, v)| b.get(*k) == Some(*v)).count(),
+        _ => 0,
+    }
+}
+
+/// The fields that differ between two items: (name, old JSON, new JSON),
+/// a missing field shown as `(none)`.
+fn field_changes(old: &Value, new: &Value) -> Vec<(String, String, String)> {
+    let (Some(o), Some(n)) = (old.as_object(), new.as_object()) else {
+        return vec![("(item)".into(), old.to_string(), new.to_string())];
+    };
+    let mut names: Vec<&String> = o.keys().collect();
+    names.extend(n.keys().filter(|k| !o.contains_key(*k)));
+    let show = |v: Option<&Value>| v.map_or("(none)".to_string(), |v| clip(&v.to_string()));
+    names
+        .into_iter()
+        .filter(|k| o.get(*k) != n.get(*k))
+        .map(|k| ((*k).clone(), show(o.get(k)), show(n.get(k))))
+        .collect()
+}
+
+/// At most 120 characters of a value, for an example line.
+fn clip(s: &str) -> String {
+    match s.char_indices().nth(120) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+fn render(r: &Report, cfg: &DiffConfig) -> String {
+    let mut out = format!(
+        "# spec diff: {} -> {} over {} cached answers ({} pages read",
+        cfg.old.1, cfg.new.1, r.entries, r.pages
+    );
+    if r.unreadable > 0 {
+        out.push_str(&format!(", {} unreadable entries skipped", r.unreadable));
+    }
+    out.push_str(")\n");
+    out.push_str(&format!(
+        "# items: {} before, {} after: {} unchanged, {} changed, {} added, {} removed\n",
+        r.old_items,
+        r.new_items,
+        r.unchanged,
+        r.changed,
+        r.added.len(),
+        r.removed.len()
+    ));
+    if r.changed + r.added.len() as u64 + r.removed.len() as u64 == 0 {
+        out.push_str("# no change\n");
+        return out;
+    }
+    for (field, (n, ex)) in &r.fields {
+        out.push_str(&format!("# field {field}: changed in {n} items\n"));
+        for e in ex {
+            out.push_str(&format!("~ {field} {e}\n"));
+        }
+    }
+    for (sign, list) in [("+", &r.added), ("-", &r.removed)] {
+        for (at, v) in list.iter().take(cfg.examples) {
+            out.push_str(&format!("{sign} {at}: {}\n", clip(&v.to_string())));
+        }
+        if list.len() > cfg.examples {
+            out.push_str(&format!(
+                "{sign} ... and {} more\n",
+                list.len() - cfg.examples
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn equal_items_pair_first_then_by_order() {
+        let url = Url::parse("http://h/p").unwrap();
+        let mut r = Report::default();
+        let old = vec![
+            json!({"a":1,"b":"x"}),
+            json!({"a":2,"b":"y"}),
+            json!({"a":3}),
+        ];
+        // One item inserted at the top, one changed, one gone.
+        let new = vec![
+            json!({"a":0}),
+            json!({"a":1,"b":"x"}),
+            json!({"a":2,"b":"Y"}),
+        ];
+        compare(&url, old, new, &mut r, 3);
+        assert_eq!(
+            (r.unchanged, r.changed, r.added.len(), r.removed.len()),
+            (1, 2, 0, 0)
+        );
+        assert_eq!(r.fields["a"].0, 1);
+        assert_eq!(r.fields["b"].0, 1);
+        assert_eq!(r.fields["b"].1, ["http://h/p #2: \"y\" -> \"Y\""]);
+        assert_eq!(r.fields["a"].1, ["http://h/p #3: 3 -> 0"]);
+        let mut r = Report::default();
+        compare(
+            &url,
+            vec![json!({"a":1})],
+            vec![json!({"a":1}), json!({"a":5})],
+            &mut r,
+            3,
+        );
+        assert_eq!(
+            (r.unchanged, r.changed, r.added.len(), r.removed.len()),
+            (1, 0, 1, 0)
+        );
+    }
+}

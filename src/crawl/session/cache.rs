@@ -1,0 +1,471 @@
+//! The HTTP cache (`--http-cache DIR`): every answer the session gets, kept
+//! on disk by request fingerprint, so a spec can be tried and re-run
+//! without fetching the site again (Scrapy's HTTPCACHE, Colly's CacheDir).
+//!
+//! - The fingerprint is XXH3-128 of the method, the URL as parsed (fragment
+//!   removed) and the request body. An entry is `DIR/ab/<32 hex>`: one gzip
+//!   stream of a JSON header line (URL, method, status, headers, time) and
+//!   the body as read (after any transfer decoding).
+//! - An entry is written to a temporary name in its directory and renamed
+//!   into place, so producers sharing DIR never read a torn one; a file
+//!   that does not decode is a miss (and counted).
+//! - Cached: 2xx, redirects and other final statuses (404, 410...). Not
+//!   cached: transport failures and the statuses a crawl retries (408, 429,
+//!   5xx), so a site's bad minute is not replayed forever.
+//! - Modes: `use` (hits from the cache, misses fetched and stored),
+//!   `replay` (no request at all: a miss is a `not_in_cache` failure) and
+//!   `refresh` (everything fetched and stored again).
+
+use serde::{Deserialize, Serialize};
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use url::Url;
+
+/// How the cache is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Hits from the cache; misses fetched and stored.
+    Use,
+    /// Hits from the cache; no request ever (a miss is a failure).
+    Replay,
+    /// Every request fetched and stored again.
+    Refresh,
+}
+
+impl Mode {
+    /// Parses `--http-cache-mode`.
+    pub fn parse(s: &str) -> Result<Mode, String> {
+        match s {
+            "use" => Ok(Mode::Use),
+            "replay" => Ok(Mode::Replay),
+            "refresh" => Ok(Mode::Refresh),
+            other => Err(format!(
+                "--http-cache-mode {other:?} is not a mode (use one of use, replay, refresh)"
+            )),
+        }
+    }
+
+    /// The flag's word for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Use => "use",
+            Mode::Replay => "replay",
+            Mode::Refresh => "refresh",
+        }
+    }
+}
+
+/// `--http-cache*`, validated.
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// The cache directory.
+    pub dir: PathBuf,
+    /// How it is used.
+    pub mode: Mode,
+    /// Entries older than this are misses in `use` mode (`None`: never).
+    pub expiry: Option<Duration>,
+}
+
+/// An entry's header line.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Meta {
+    /// The request URL (the page's URL for a 2xx).
+    pub url: String,
+    /// `GET` or `POST`.
+    pub method: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// The response headers kept (lowercase names).
+    pub headers: Vec<(String, String)>,
+    /// Unix seconds when it was stored.
+    pub stored: u64,
+    /// The body was never read (a page the crawl skipped by its type or
+    /// size): the entry answers the status and headers only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unread: bool,
+}
+
+/// One cached answer.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// What was asked and answered.
+    pub meta: Meta,
+    /// The body as read.
+    pub body: Vec<u8>,
+}
+
+impl Entry {
+    /// The header `name` (lowercase), if kept.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.meta
+            .headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Headers that describe one transfer, not the content: not kept.
+const HOP_HEADERS: [&str; 6] = [
+    "content-length",
+    "content-encoding",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "set-cookie",
+];
+
+/// The cache and what this run did with it.
+#[derive(Debug)]
+pub struct Cache {
+    cfg: CacheConfig,
+    /// Requests answered from the cache.
+    pub hits: AtomicU64,
+    /// Requests fetched because the cache had no fresh entry.
+    pub misses: AtomicU64,
+    /// Entries written.
+    pub stored: AtomicU64,
+    /// Requests `replay` could not answer.
+    pub not_in_cache: AtomicU64,
+    /// Entries that did not decode (read as misses).
+    pub unreadable: AtomicU64,
+    seq: AtomicU64,
+}
+
+/// What the cache holds for a request.
+pub enum Lookup {
+    /// A fresh entry.
+    Hit(Box<Entry>),
+    /// Nothing usable: fetch it (or fail, in `replay`).
+    Miss,
+}
+
+impl Cache {
+    /// Opens `cfg.dir`, creating it unless in `replay` mode.
+    pub fn open(cfg: CacheConfig) -> Result<Cache, String> {
+        let shown = cfg.dir.display().to_string();
+        match cfg.mode {
+            Mode::Replay if !cfg.dir.is_dir() => {
+                return Err(format!(
+                    "--http-cache {shown} is not a directory (replay needs a cache filled by an earlier run with --http-cache-mode use)"
+                ))
+            }
+            Mode::Replay => {}
+            _ => std::fs::create_dir_all(&cfg.dir).map_err(|e| {
+                format!("cannot create --http-cache {shown}: {e} (give a writable directory)")
+            })?,
+        }
+        Ok(Cache {
+            cfg,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            stored: AtomicU64::new(0),
+            not_in_cache: AtomicU64::new(0),
+            unreadable: AtomicU64::new(0),
+            seq: AtomicU64::new(0),
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &CacheConfig {
+        &self.cfg
+    }
+
+    /// Whether no request may be sent.
+    pub fn replay(&self) -> bool {
+        self.cfg.mode == Mode::Replay
+    }
+
+    /// Where the entry for this request lives.
+    fn path(&self, method: &str, url: &Url, body: &str) -> PathBuf {
+        let key = fingerprint(method, url, body);
+        self.cfg.dir.join(&key[..2]).join(key)
+    }
+
+    /// Whether a lookup would hit, from the file's age alone (the crawler
+    /// skips its host slot and delay for these).
+    pub fn fresh(&self, method: &str, url: &Url, body: &str) -> bool {
+        match self.cfg.mode {
+            Mode::Refresh => false,
+            Mode::Replay => self.path(method, url, body).is_file(),
+            Mode::Use => std::fs::metadata(self.path(method, url, body))
+                .ok()
+                .is_some_and(|m| self.young(&m)),
+        }
+    }
+
+    fn young(&self, m: &std::fs::Metadata) -> bool {
+        let Some(expiry) = self.cfg.expiry else {
+            return true;
+        };
+        m.modified()
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age < expiry)
+    }
+
+    /// The entry for a request, if fresh; counts the hit or miss.
+    pub fn lookup(&self, method: &str, url: &Url, body: &str, limit: u64) -> Lookup {
+        let found = match self.cfg.mode {
+            Mode::Refresh => None,
+            _ => {
+                let path = self.path(method, url, body);
+                match std::fs::metadata(&path) {
+                    Ok(m) if self.cfg.mode == Mode::Replay || self.young(&m) => {
+                        match read(&path, limit) {
+                            Ok(e) if e.meta.url == strip(url).as_str() => Some(e),
+                            _ => {
+                                self.unreadable.fetch_add(1, Relaxed);
+                                None
+                            }
+                        }
+                    }
+                    _ => None,
+                }
+            }
+        };
+        match found {
+            Some(e) => {
+                self.hits.fetch_add(1, Relaxed);
+                Lookup::Hit(Box::new(e))
+            }
+            None if self.replay() => {
+                self.not_in_cache.fetch_add(1, Relaxed);
+                Lookup::Miss
+            }
+            None => {
+                self.misses.fetch_add(1, Relaxed);
+                Lookup::Miss
+            }
+        }
+    }
+
+    /// Stores an answer (write to a temporary name, then rename). A failure
+    /// to store is a warning, once per run: the crawl goes on uncached.
+    pub fn store(
+        &self,
+        method: &str,
+        url: &Url,
+        body: &str,
+        status: u16,
+        headers: Vec<(String, String)>,
+        content: Option<&[u8]>,
+    ) {
+        if !cacheable(status) || self.replay() {
+            return;
+        }
+        let headers = headers
+            .into_iter()
+            .filter(|(n, _)| !HOP_HEADERS.contains(&n.as_str()))
+            .collect();
+        let meta = Meta {
+            url: strip(url).to_string(),
+            method: method.to_string(),
+            status,
+            headers,
+            stored: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            unread: content.is_none(),
+        };
+        let path = self.path(method, url, body);
+        let seq = self.seq.fetch_add(1, Relaxed);
+        match write(&path, &meta, content.unwrap_or_default(), seq) {
+            Ok(()) => {
+                self.stored.fetch_add(1, Relaxed);
+            }
+            Err(e) => {
+                if seq == 0 || self.stored.load(Relaxed) == 0 {
+                    crate::run::log::warn(&format!(
+                        "cannot write the HTTP cache entry {} ({e}); the page is used uncached",
+                        path.display()
+                    ));
+                }
+            }
+        }
+    }
+}
+
+impl Cache {
+    /// This run's use of the cache, and what the directory holds now.
+    pub fn summarize(&self, sum: &mut crate::run::summary::Summary) {
+        let (entries, bytes) = size(&self.cfg.dir);
+        sum.set("http_cache_mode", self.cfg.mode.name())
+            .set("http_cache_hits", self.hits.load(Relaxed))
+            .set("http_cache_fetched", self.misses.load(Relaxed))
+            .set("http_cache_stored", self.stored.load(Relaxed))
+            .set("http_cache_entries", entries)
+            .set("http_cache_bytes", bytes);
+        for (key, n) in [
+            ("http_cache_not_in_cache", self.not_in_cache.load(Relaxed)),
+            ("http_cache_unreadable", self.unreadable.load(Relaxed)),
+        ] {
+            if n > 0 {
+                sum.set(key, n);
+            }
+        }
+    }
+}
+
+/// Statuses worth keeping: not those a crawl retries.
+pub fn cacheable(status: u16) -> bool {
+    !matches!(status, 408 | 429) && status < 500
+}
+
+/// The URL without its fragment.
+fn strip(url: &Url) -> Url {
+    let mut u = url.clone();
+    u.set_fragment(None);
+    u
+}
+
+/// The request's fingerprint, 32 hex digits.
+pub fn fingerprint(method: &str, url: &Url, body: &str) -> String {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(method.as_bytes());
+    h.update(b"\n");
+    h.update(strip(url).as_str().as_bytes());
+    h.update(b"\n");
+    h.update(body.as_bytes());
+    format!("{:032x}", h.digest128())
+}
+
+/// Writes an entry: gzip of the header line and the body, renamed into place.
+fn write(path: &Path, meta: &Meta, content: &[u8], seq: u64) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.{seq}.tmp", std::process::id()));
+    let result = (|| {
+        let file = std::fs::File::create(&tmp)?;
+        let mut gz = flate2::write::GzEncoder::new(
+            std::io::BufWriter::new(file),
+            flate2::Compression::fast(),
+        );
+        serde_json::to_writer(&mut gz, meta)?;
+        gz.write_all(b"\n")?;
+        gz.write_all(content)?;
+        gz.finish()?.flush()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Reads an entry whose body is at most `limit` bytes.
+pub fn read(path: &Path, limit: u64) -> std::io::Result<Entry> {
+    let file = std::fs::File::open(path)?;
+    let mut all = Vec::new();
+    flate2::read::GzDecoder::new(file)
+        .take(limit.saturating_add(64 << 10))
+        .read_to_end(&mut all)?;
+    let nl = memchr::memchr(b'\n', &all).ok_or_else(|| std::io::Error::other("no header line"))?;
+    let meta: Meta = serde_json::from_slice(&all[..nl])?;
+    all.drain(..=nl);
+    Ok(Entry { meta, body: all })
+}
+
+/// Every entry file under `dir` (for `spec --diff` and the summary).
+pub fn entries(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(top) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for sub in top.flatten() {
+        let Ok(files) = std::fs::read_dir(sub.path()) else {
+            continue;
+        };
+        for f in files.flatten() {
+            let name = f.file_name();
+            let name = name.to_string_lossy();
+            if name.len() == 32 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                out.push(f.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Entries under `dir` and their bytes on disk.
+pub fn size(dir: &Path) -> (u64, u64) {
+    entries(dir).iter().fold((0, 0), |(n, b), p| {
+        (n + 1, b + std::fs::metadata(p).map_or(0, |m| m.len()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache(dir: &Path, mode: Mode) -> Cache {
+        Cache::open(CacheConfig {
+            dir: dir.to_path_buf(),
+            mode,
+            expiry: None,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn an_entry_round_trips_and_keys_ignore_the_fragment_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = cache(dir.path(), Mode::Use);
+        let url = Url::parse("http://h/a?b=1#frag").unwrap();
+        assert!(matches!(c.lookup("GET", &url, "", 100), Lookup::Miss));
+        let headers = vec![
+            ("content-type".into(), "text/html".into()),
+            ("set-cookie".into(), "a=b".into()),
+        ];
+        c.store("GET", &url, "", 200, headers, Some(b"<p>hi</p>"));
+        let plain = Url::parse("http://h/a?b=1").unwrap();
+        let Lookup::Hit(e) = c.lookup("GET", &plain, "", 100) else {
+            panic!("no hit")
+        };
+        assert_eq!(e.body, b"<p>hi</p>");
+        assert_eq!(e.meta.status, 200);
+        assert_eq!(e.header("content-type"), Some("text/html"));
+        assert_eq!(e.header("set-cookie"), None);
+        assert!(matches!(c.lookup("POST", &plain, "", 100), Lookup::Miss));
+        assert!(matches!(
+            c.lookup("GET", &Url::parse("http://h/a?b=2").unwrap(), "", 100),
+            Lookup::Miss
+        ));
+        // Retried statuses are not kept.
+        let u5 = Url::parse("http://h/5").unwrap();
+        c.store("GET", &u5, "", 503, vec![], Some(b""));
+        assert!(!c.fresh("GET", &u5, ""));
+        assert_eq!(size(dir.path()).0, 1);
+        // A torn entry is a miss, never a page.
+        let path = c.path("GET", &plain, "");
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        assert!(matches!(c.lookup("GET", &plain, "", 100), Lookup::Miss));
+        assert_eq!(c.unreadable.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn refresh_never_hits_and_replay_never_stores() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = Url::parse("http://h/").unwrap();
+        cache(dir.path(), Mode::Use).store("GET", &url, "", 200, vec![], Some(b"x"));
+        let r = cache(dir.path(), Mode::Refresh);
+        assert!(matches!(r.lookup("GET", &url, "", 10), Lookup::Miss));
+        let p = cache(dir.path(), Mode::Replay);
+        assert!(matches!(p.lookup("GET", &url, "", 10), Lookup::Hit(_)));
+        let other = Url::parse("http://h/other").unwrap();
+        p.store("GET", &other, "", 200, vec![], Some(b"y"));
+        assert!(matches!(p.lookup("GET", &other, "", 10), Lookup::Miss));
+        assert_eq!(p.not_in_cache.load(Relaxed), 1);
+        assert!(Mode::parse("nope")
+            .unwrap_err()
+            .contains("use, replay, refresh"));
+    }
+}
