@@ -61,7 +61,7 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
         cfg,
         session: &session,
         robots: robots.as_ref(),
-        hosts: &Hosts::new(cfg.policy.per_host),
+        hosts: &Hosts::new(cfg.policy.per_host).with_throttle(cfg.policy.throttle),
         live: &live,
         signals,
         stop: &signals.stop,
@@ -94,6 +94,14 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
     let mut sum = totals.summarize(cfg, signals, started, &failures);
     if let Some(cache) = session.cache() {
         cache.summarize(&mut sum);
+    }
+    if cfg.policy.throttle.is_some() {
+        let delays = live.host_delays.lock().unwrap_or_else(|p| p.into_inner());
+        let map: serde_json::Map<String, serde_json::Value> = delays
+            .iter()
+            .map(|(h, ms)| (h.clone(), (*ms).into()))
+            .collect();
+        sum.set("auto_throttle_delay_ms", serde_json::Value::Object(map));
     }
     Ok(sum)
 }

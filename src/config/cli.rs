@@ -120,6 +120,24 @@ pub struct ProduceArgs {
     /// concurrent requests per host (default: = --threads)
     #[argh(option, default = "0")]
     pub per_host: usize,
+    /// adapt each host's delay to its measured latency (Scrapy's
+    /// AutoThrottle): delay = latency / --auto-throttle-target, averaged
+    /// with the last delay, doubled on 429, 503 and timeouts, never below
+    /// --delay-ms or robots.txt's Crawl-delay, never above
+    /// --auto-throttle-max-ms
+    #[argh(switch)]
+    pub auto_throttle: bool,
+    /// with --auto-throttle: requests in flight per host to aim at, 0.1 to
+    /// 100 (default 1)
+    #[argh(option, default = "1.0")]
+    pub auto_throttle_target: f64,
+    /// with --auto-throttle: the delay before a host's first answer, in ms
+    /// (default 1000)
+    #[argh(option, default = "1000")]
+    pub auto_throttle_start_ms: u64,
+    /// with --auto-throttle: the longest delay, in ms (default 60000)
+    #[argh(option, default = "60000")]
+    pub auto_throttle_max_ms: u64,
     /// base of the exponential retry back-off in ms, with jitter (default 500)
     #[argh(option, default = "500")]
     pub retry_backoff_ms: u64,

@@ -8,6 +8,7 @@ use super::{
 use crate::config::cli::ProduceArgs;
 use crate::crawl::fetch::HttpConfig;
 use crate::crawl::frontier::Bounds;
+use crate::crawl::hosts::Throttle;
 use crate::crawl::origin::Origin;
 use crate::crawl::session::address;
 use crate::crawl::session::cache::{CacheConfig, Mode};
@@ -119,7 +120,7 @@ impl ProduceConfig {
             pick_start_urls(&a.start_url, &file, origin.as_ref())?
         };
         let (limits, bounds) = check_bounds(&a, &file)?;
-        let policy = set_politeness(&a, threads);
+        let policy = set_politeness(&a, threads)?;
         let (login, headers, user_agent, proxies) = session(
             &file,
             a.spec.as_deref(),
@@ -228,13 +229,45 @@ fn check_bounds(a: &ProduceArgs, file: &SpecFile) -> Result<(RunLimits, Bounds),
 
 /// The politeness policy: robots.txt, the delay and connections per host
 /// (all threads unless `--per-host`), and the back-off between retries.
-fn set_politeness(a: &ProduceArgs, threads: usize) -> CrawlPolicy {
-    CrawlPolicy {
+fn set_politeness(a: &ProduceArgs, threads: usize) -> Result<CrawlPolicy, Error> {
+    Ok(CrawlPolicy {
         obey_robots: !a.ignore_robots,
         delay: Duration::from_millis(a.delay_ms),
         per_host: if a.per_host == 0 { threads } else { a.per_host },
         backoff: Duration::from_millis(a.retry_backoff_ms),
+        throttle: throttle(a)?,
+    })
+}
+
+/// `--auto-throttle` and its companions, checked.
+fn throttle(a: &ProduceArgs) -> Result<Option<Throttle>, Error> {
+    let defaults = a.auto_throttle_target == 1.0
+        && a.auto_throttle_start_ms == 1000
+        && a.auto_throttle_max_ms == 60_000;
+    if !a.auto_throttle {
+        return match defaults {
+            true => Ok(None),
+            false => Err(usage(
+                "--auto-throttle-target, --auto-throttle-start-ms and --auto-throttle-max-ms need --auto-throttle".into(),
+            )),
+        };
     }
+    if !(0.1..=100.0).contains(&a.auto_throttle_target) {
+        return Err(usage(format!(
+            "--auto-throttle-target {} is out of range (give 0.1 to 100 requests in flight per host)",
+            a.auto_throttle_target
+        )));
+    }
+    if a.auto_throttle_max_ms == 0 || a.auto_throttle_start_ms > a.auto_throttle_max_ms {
+        return Err(usage(
+            "--auto-throttle-max-ms must be above 0 and at least --auto-throttle-start-ms".into(),
+        ));
+    }
+    Ok(Some(Throttle {
+        target: a.auto_throttle_target,
+        start: Duration::from_millis(a.auto_throttle_start_ms),
+        max: Duration::from_millis(a.auto_throttle_max_ms),
+    }))
 }
 
 /// Checks that `--id-field` names a field of the spider, or `url`.

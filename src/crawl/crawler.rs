@@ -4,7 +4,7 @@
 
 use crate::crawl::failure::{Failure, Reason};
 use crate::crawl::fetch::{self, Reply};
-use crate::crawl::hosts::Hosts;
+use crate::crawl::hosts::{Hosts, Outcome};
 use crate::crawl::page::{Accept, Page};
 use crate::crawl::robots::Robots;
 use crate::crawl::session::exchange::{self, Hop, Method, Redirects, MAX_REDIRECTS};
@@ -141,7 +141,23 @@ impl Crawler<'_> {
             if stopping {
                 return Err(Failure::new(Reason::Shutdown, "stopping".into()));
             }
+            let sent = std::time::Instant::now();
             let result = fetch::request(self.session, url, self.max_body, self.accept);
+            if !offline {
+                let outcome = match &result {
+                    Ok(Reply::Status {
+                        code: 429 | 503, ..
+                    }) => Outcome::Overloaded,
+                    Err(f) if f.reason == Reason::Timeout => Outcome::Overloaded,
+                    Ok(Reply::Page(_) | Reply::Redirect { .. } | Reply::Status { .. }) => {
+                        Outcome::Answered
+                    }
+                    Err(_) => Outcome::Failed,
+                };
+                if let Some(d) = self.hosts.observe(&host, sent.elapsed(), outcome, delay) {
+                    self.live.host_delay(&host, d);
+                }
+            }
             let (reason, retry_after) = match &result {
                 Ok(Reply::Status { code, retry_after }) if retryable_status(*code) => {
                     (Some(Reason::Http(*code)), *retry_after)

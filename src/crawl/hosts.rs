@@ -1,6 +1,13 @@
 //! Per-host politeness: at most N requests in flight per host, a delay between
 //! request starts, and Retry-After back-off. Blocking, with finite waits.
 //!
+//! With `--auto-throttle`, each host's delay follows its latency, as
+//! Scrapy's AutoThrottle does: after each answer the delay moves halfway to
+//! `latency / target` (never below it), so about `target` requests are in
+//! flight; a 429, a 503 or a timeout doubles it; other errors never lower
+//! it. It stays between the floor (`--delay-ms`, robots.txt's Crawl-delay)
+//! and the maximum.
+//!
 //! The map of hosts is bounded (`MAX_HOSTS`), so a site with endless
 //! subdomains cannot grow it without limit: see `Hosts::evict`.
 
@@ -13,6 +20,54 @@ use std::time::{Duration, Instant};
 struct Slot {
     in_flight: usize,
     next_start: Option<Instant>,
+    /// When the last request started.
+    started: Option<Instant>,
+    /// AutoThrottle's delay for this host, once an answer was measured.
+    throttle: Option<Duration>,
+}
+
+/// `--auto-throttle`'s settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Throttle {
+    /// Requests in flight per host to aim at.
+    pub target: f64,
+    /// The delay before a host's first answer.
+    pub start: Duration,
+    /// The longest delay.
+    pub max: Duration,
+}
+
+/// What an answer says about the host's load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// An answer (2xx, 3xx, 404...): the delay follows the latency.
+    Answered,
+    /// 429, 503 or a timeout: the host is overloaded; the delay doubles.
+    Overloaded,
+    /// Any other failure: the delay may grow, never shrink.
+    Failed,
+}
+
+/// AutoThrottle's next delay after an answer that took `latency`.
+pub fn next_delay(
+    t: Throttle,
+    current: Duration,
+    latency: Duration,
+    outcome: Outcome,
+    floor: Duration,
+) -> Duration {
+    let new = match outcome {
+        Outcome::Overloaded => (current * 2).max(latency).max(Duration::from_millis(100)),
+        _ => {
+            let target = latency.div_f64(t.target);
+            ((current + target) / 2).max(target)
+        }
+    };
+    let new = match outcome {
+        Outcome::Failed => new.max(current),
+        _ => new,
+    };
+    new.min(t.max).max(floor)
 }
 
 /// Hosts tracked at once. A host with a request in flight is never forgotten,
@@ -25,6 +80,7 @@ pub struct Hosts {
     wake: Condvar,
     per_host: usize,
     max_hosts: usize,
+    throttle: Option<Throttle>,
 }
 
 impl Hosts {
@@ -39,7 +95,46 @@ impl Hosts {
             wake: Condvar::new(),
             per_host: per_host.max(1),
             max_hosts: max_hosts.max(2),
+            throttle: None,
         }
+    }
+
+    /// With `--auto-throttle`.
+    pub fn with_throttle(mut self, throttle: Option<Throttle>) -> Hosts {
+        self.throttle = throttle;
+        self
+    }
+
+    /// The delay to keep after a request starts: `floor`, or AutoThrottle's
+    /// if larger.
+    fn delay_of(&self, slot: &Slot, floor: Duration) -> Duration {
+        match self.throttle {
+            Some(t) => slot.throttle.unwrap_or(t.start).max(floor),
+            None => floor,
+        }
+    }
+
+    /// Tells AutoThrottle how a request to `host` went; the host's new
+    /// delay (`None` without `--auto-throttle`). The next start moves to
+    /// the last start plus the new delay.
+    pub fn observe(
+        &self,
+        host: &str,
+        latency: Duration,
+        outcome: Outcome,
+        floor: Duration,
+    ) -> Option<Duration> {
+        let t = self.throttle?;
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = slots.get_mut(host)?;
+        let current = self.delay_of(slot, floor);
+        let new = next_delay(t, current, latency, outcome, floor);
+        slot.throttle = Some(new);
+        if let Some(started) = slot.started {
+            slot.next_start = Some(started + new);
+        }
+        self.wake.notify_all();
+        Some(new)
     }
 
     /// Makes room for a new host once `max_hosts` are tracked. First it
@@ -73,7 +168,9 @@ impl Hosts {
                 Some(t) if t > now => t - now,
                 _ if slot.in_flight >= self.per_host => Duration::from_millis(100),
                 _ => {
+                    let delay = self.delay_of(slot, delay);
                     slot.in_flight += 1;
+                    slot.started = Some(now);
                     slot.next_start = (!delay.is_zero()).then(|| now + delay);
                     return true;
                 }
@@ -107,6 +204,55 @@ mod tests {
 
     fn tracked(h: &Hosts) -> usize {
         h.slots.lock().unwrap().len()
+    }
+
+    #[test]
+    fn auto_throttle_follows_latency_within_its_bounds() {
+        let t = Throttle {
+            target: 1.0,
+            start: Duration::from_secs(1),
+            max: Duration::from_secs(10),
+        };
+        let ms = Duration::from_millis;
+        let zero = Duration::ZERO;
+        // Halfway to latency / target, never below it.
+        assert_eq!(
+            next_delay(t, ms(1000), ms(200), Outcome::Answered, zero),
+            ms(600)
+        );
+        assert_eq!(
+            next_delay(t, ms(100), ms(400), Outcome::Answered, zero),
+            ms(400)
+        );
+        let t2 = Throttle { target: 2.0, ..t };
+        assert_eq!(
+            next_delay(t2, ms(100), ms(400), Outcome::Answered, zero),
+            ms(200)
+        );
+        // Overload doubles; failures never lower it.
+        assert_eq!(
+            next_delay(t, ms(300), ms(50), Outcome::Overloaded, zero),
+            ms(600)
+        );
+        assert_eq!(
+            next_delay(t, ms(300), ms(50), Outcome::Failed, zero),
+            ms(300)
+        );
+        // The floor (Crawl-delay) and the maximum.
+        assert_eq!(
+            next_delay(t, ms(300), ms(10), Outcome::Answered, ms(2000)),
+            ms(2000)
+        );
+        assert_eq!(
+            next_delay(t, ms(9000), ms(30_000), Outcome::Answered, zero),
+            ms(10_000)
+        );
+        // Converges on a steady latency.
+        let mut d = t.start;
+        for _ in 0..20 {
+            d = next_delay(t, d, ms(80), Outcome::Answered, zero);
+        }
+        assert!(d >= ms(80) && d < ms(81), "{d:?}");
     }
 
     #[test]

@@ -69,6 +69,8 @@ pub struct CrawlPolicy {
     pub per_host: usize,
     /// Base of the exponential retry back-off.
     pub backoff: Duration,
+    /// `--auto-throttle`, if on.
+    pub throttle: Option<crate::crawl::hosts::Throttle>,
 }
 
 /// Settings shared by every command that writes to Redis.

@@ -78,7 +78,13 @@ pub struct Counters {
     pub items_rejected: AtomicU64,
     /// Per field: items extracted with it, and items on which it was empty.
     pub fields: Mutex<Vec<(String, u64, u64)>>,
+    /// `--auto-throttle`: each host's delay now, in ms (at most
+    /// `MAX_DELAY_HOSTS` hosts shown).
+    pub host_delays: Mutex<std::collections::BTreeMap<String, u64>>,
 }
+
+/// Hosts whose AutoThrottle delay is shown (metrics, summary).
+const MAX_DELAY_HOSTS: usize = 100;
 
 /// A Prometheus metric type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +154,15 @@ impl Counters {
             items_dead: AtomicU64::new(0),
             items_rejected: AtomicU64::new(0),
             fields: Mutex::new(Vec::new()),
+            host_delays: Mutex::default(),
+        }
+    }
+
+    /// Records AutoThrottle's delay for `host`.
+    pub fn host_delay(&self, host: &str, delay: Duration) {
+        let mut map = self.host_delays.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() < MAX_DELAY_HOSTS || map.contains_key(host) {
+            map.insert(host.to_string(), delay.as_millis() as u64);
         }
     }
 
@@ -201,6 +216,18 @@ impl Counters {
             &self.items_rejected,
         ));
         self.add_field_samples(out);
+        let delays = self.host_delays.lock().unwrap_or_else(|p| p.into_inner());
+        for (host, ms) in delays.iter() {
+            out.push(Sample {
+                label: Some(("host", host.clone())),
+                ..Sample::new(
+                    "qpipe_host_delay_ms",
+                    "--auto-throttle: the delay between request starts to this host now, in ms.",
+                    Kind::Gauge,
+                    *ms,
+                )
+            });
+        }
     }
 
     /// Adds two labelled counters per field: items on which it was empty
