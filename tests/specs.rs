@@ -348,3 +348,76 @@ fn spec_modes_are_exclusive_and_try_urls_with_credentials_are_refused() {
         );
     }
 }
+
+/// Every (quote, author, tag) of the first `pages` list pages, read from
+/// the HTML with plain string splitting (not qpipe's spider).
+fn list_page_triples(site: &Site, pages: u64) -> BTreeSet<(String, String, String)> {
+    let agent = ureq::Agent::new_with_defaults();
+    let unescape = |s: &str| {
+        s.replace("&quot;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+    };
+    let between = |s: &str, a: &str, b: &str| -> String {
+        s.split(a)
+            .nth(1)
+            .and_then(|r| r.split(b).next())
+            .unwrap_or("")
+            .to_string()
+    };
+    let mut out = BTreeSet::new();
+    for p in 1..=pages {
+        let body = agent
+            .get(&format!("{}page/{p}/", site.url))
+            .call()
+            .expect("GET page")
+            .body_mut()
+            .read_to_string()
+            .expect("body");
+        for chunk in body.split("<div class=\"quote\"").skip(1) {
+            let text = unescape(&between(chunk, "itemprop=\"text\">", "</span>"));
+            let author = unescape(&between(chunk, "itemprop=\"author\">", "</small>"));
+            let keywords = between(chunk, "content=\"", "\"");
+            for tag in keywords.split(',').filter(|t| !t.is_empty()) {
+                out.insert((text.clone(), author.clone(), tag.to_string()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn search_spec_submits_every_author_and_tag_the_form_offers() {
+    let site = Site::start(10);
+    let (items, st) = crawl(&site, "specs/toscrape-search.json", &[]);
+    let want = list_page_triples(&site, 10);
+    assert!(want.len() > 100, "{}", want.len());
+    let got: BTreeSet<(String, String, String)> = items
+        .iter()
+        .map(|i| {
+            assert_eq!(keys(i), ["quote", "author", "tag", "url", "kind"], "{i}");
+            assert_eq!(i["kind"], "quote");
+            assert_eq!(i["url"], format!("{}filter.aspx", site.url));
+            (
+                i["quote"].as_str().unwrap().to_string(),
+                i["author"].as_str().unwrap().to_string(),
+                i["tag"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(items.len(), want.len(), "{st}");
+    assert_eq!(got, want);
+    // One POST per author, then one per (author, tag) the form offers.
+    let authors: BTreeSet<&String> = want.iter().map(|(_, a, _)| a).collect();
+    let pairs: BTreeSet<(&String, &String)> = want.iter().map(|(_, a, t)| (a, t)).collect();
+    assert_eq!(
+        st["forms_submitted"],
+        (authors.len() + pairs.len()) as u64,
+        "{st}"
+    );
+    assert_eq!(st["pages_by_rule"]["author"], authors.len() as u64, "{st}");
+    assert_eq!(st["pages_by_rule"]["quote"], pairs.len() as u64, "{st}");
+    assert_eq!(st["forms_cut"], 0, "{st}");
+    assert_eq!(st["pages_failed"], 0, "{st}");
+}

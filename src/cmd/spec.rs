@@ -64,6 +64,7 @@ fn describe(rule: &Rule, shadowed: bool) -> String {
         Some(Source::Page) => "one item per html page",
         Some(Source::Json(_)) => "json items",
         Some(Source::Script(..)) => "script items",
+        None if rule.submit.is_some() => "forms only",
         None => "follow only",
     };
     let mut line = format!("{}: {reads}", rule.name);
@@ -84,6 +85,15 @@ fn describe(rule: &Rule, shadowed: bool) -> String {
     }
     if rule.next.is_some() {
         line.push_str(", next page");
+    }
+    if let Some(sub) = &rule.submit {
+        line.push_str(", submits a form");
+        if let Some(each) = &sub.each {
+            line.push_str(&format!(" per {each} option"));
+        }
+        if let Some(to) = &sub.rule {
+            line.push_str(&format!(" read by {to}"));
+        }
     }
     if shadowed {
         line.push_str(" (never used: an earlier rule matches every page)");

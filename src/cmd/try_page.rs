@@ -135,5 +135,30 @@ fn render(got: &Got, scraped: &Scraped, bounds: &Bounds) -> String {
         out.push_str(u.as_str());
         out.push('\n');
     }
+    if let Some(problem) = &scraped.form_problem {
+        out.push_str(&format!("# forms: nothing submitted: {problem}\n"));
+    }
+    if !scraped.submissions.is_empty() || scraped.forms_cut > 0 {
+        let read_by = scraped.submissions.first().and_then(|s| s.rule.clone());
+        out.push_str(&format!(
+            "# forms: {} submissions{} (a crawl sends each and reads the answer{})\n",
+            scraped.submissions.len(),
+            match scraped.forms_cut {
+                0 => String::new(),
+                n => format!(", {n} more cut"),
+            },
+            read_by.map_or_else(String::new, |r| format!(" with rule {r:?}")),
+        ));
+        for sub in scraped.submissions.iter().take(20) {
+            let verb = if sub.body.is_some() { "POST" } else { "GET" };
+            out.push_str(&format!("{verb} {} {}\n", sub.url, sub.label));
+        }
+        if scraped.submissions.len() > 20 {
+            out.push_str(&format!(
+                "# ... and {} more\n",
+                scraped.submissions.len() - 20
+            ));
+        }
+    }
     out
 }

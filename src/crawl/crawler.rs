@@ -9,6 +9,7 @@ use crate::crawl::page::{Accept, Page};
 use crate::crawl::robots::Robots;
 use crate::crawl::session::exchange::{self, Hop, Method, Redirects, MAX_REDIRECTS};
 use crate::crawl::session::Session;
+use crate::crawl::spider::Submission;
 use crate::run::backoff::Backoff;
 use crate::run::counters::Counters;
 use crate::run::summary::Counts;
@@ -73,13 +74,42 @@ impl Crawler<'_> {
         counts: &mut CrawlCounts,
         stop: &AtomicBool,
     ) -> Result<Got, Failure> {
+        self.fetch(url, Method::Get, counts, stop)
+    }
+
+    /// Sends a form submission, following redirects (a 302/303 turns it
+    /// into a GET) and retrying like a page.
+    pub fn submit(
+        &self,
+        sub: &Submission,
+        from: &Url,
+        counts: &mut CrawlCounts,
+        stop: &AtomicBool,
+    ) -> Result<Got, Failure> {
+        let method = match &sub.body {
+            Some(body) => Method::Form {
+                body: body.clone(),
+                from: from.clone(),
+            },
+            None => Method::Get,
+        };
+        self.fetch(&sub.url, method, counts, stop)
+    }
+
+    fn fetch(
+        &self,
+        url: &Url,
+        method: Method,
+        counts: &mut CrawlCounts,
+        stop: &AtomicBool,
+    ) -> Result<Got, Failure> {
         let redirects = Redirects {
             max: MAX_REDIRECTS,
             check: &|next, _, chain| self.check_redirect(next, chain),
             too_many: &redirect_loop,
         };
-        let (url, page) = exchange::follow(url, Method::Get, &redirects, |url, _| {
-            match self.attempts(url, counts, stop)? {
+        let (url, page) = exchange::follow(url, method, &redirects, |url, method| {
+            match self.attempts(url, method, counts, stop)? {
                 Reply::Page(page) => Ok(Hop::Done(page)),
                 Reply::Redirect { mut to, code } => {
                     to.set_fragment(None);
@@ -112,6 +142,7 @@ impl Crawler<'_> {
     fn attempts(
         &self,
         url: &Url,
+        method: &Method,
         counts: &mut CrawlCounts,
         stop: &AtomicBool,
     ) -> Result<Reply, Failure> {
@@ -132,7 +163,7 @@ impl Crawler<'_> {
         let mut backoff = Backoff::new(self.backoff, self.backoff * 4);
         // An answer from the HTTP cache costs the site nothing: no host
         // slot, no delay.
-        let offline = self.session.answers_offline(url);
+        let offline = self.session.answers_offline(url, method);
         loop {
             let stopping = match offline {
                 true => stop.load(std::sync::atomic::Ordering::Relaxed),
@@ -142,7 +173,7 @@ impl Crawler<'_> {
                 return Err(Failure::new(Reason::Shutdown, "stopping".into()));
             }
             let sent = std::time::Instant::now();
-            let result = fetch::request(self.session, url, self.max_body, self.accept);
+            let result = fetch::request(self.session, url, method, self.max_body, self.accept);
             if !offline {
                 let outcome = match &result {
                     Ok(Reply::Status {

@@ -39,14 +39,16 @@ pub enum Reply {
 /// The largest body buffer allocated up front from a Content-Length header.
 const PRESIZE_MAX: u64 = 16 << 20;
 
-/// Sends one GET for `url` and classifies the answer.
+/// Sends one request (a GET, or a form's POST) for `url` and classifies
+/// the answer.
 pub fn request(
     session: &Session,
     url: &Url,
+    method: &Method,
     max_body: u64,
     accept: Accept,
 ) -> Result<Reply, Failure> {
-    let resp = match exchange::send(session, url, &Method::Get)? {
+    let resp = match exchange::send(session, url, method)? {
         Answer::Redirect { to, code } => return Ok(Reply::Redirect { to, code }),
         Answer::Response(resp) => resp,
     };

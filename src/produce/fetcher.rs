@@ -7,12 +7,13 @@ use super::writer::Parcel;
 use crate::crawl::crawler::{CrawlCounts, Crawler};
 use crate::crawl::fetch::{Failure, Reason};
 use crate::crawl::frontier::CrawlFrontier;
-use crate::crawl::spider::{self, Scraped};
+use crate::crawl::spider::{self, Scraped, Submission};
 use crate::run::counters::Counters;
 use crate::run::log;
 use crate::run::summary::Counts;
 use crate::run::tally::Tally;
 use crossbeam_channel::Sender;
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use url::Url;
@@ -49,14 +50,29 @@ pub struct FetchStats {
     pub required_missing: Counts,
     /// Pages with rejected items (only the first few are named in the log).
     pub rejected_pages: u64,
+    /// Form submissions sent (a rule's `submit`).
+    pub forms_submitted: u64,
+    /// Submissions dropped by a cap (per page, per chain, or its depth).
+    pub forms_cut: u64,
+    /// Submissions not sent because the run was stopping.
+    pub forms_unsent: u64,
+    /// Pages whose rule's `submit` found no form to send.
+    pub forms_missing: u64,
     /// What the first panic on this thread said, if one happened.
     pub panic: Option<String>,
 }
 
+/// Form answers that may ask for more forms (search -> author -> tag ->
+/// results is three).
+pub const MAX_FORM_DEPTH: u32 = 4;
+/// Submissions sent from one page taken from the frontier, chains included.
+pub const MAX_FORMS_PER_PAGE: u64 = 100_000;
+
 crate::run::tally::tally!(FetchStats {
     pages, items, ignored_links, errors, skipped, crawl, truncated, elements_cut, links_cut,
     links_repeated, nested_items, links_filtered, bad_json, wrong_kind, pages_by_rule, fields,
-    items_rejected, required_missing, rejected_pages,
+    items_rejected, required_missing, rejected_pages, forms_submitted, forms_cut, forms_unsent,
+    forms_missing,
 } first { panic });
 crate::run::tally::tally!(CrawlCounts {
     responses_by_status,
@@ -142,14 +158,114 @@ impl Fetcher<'_> {
         if self.test_panic.swap(false, Ordering::Relaxed) {
             panic!("QPIPE_TEST_PANIC=fetch");
         }
-        let n = scraped.items.len() as u64;
+        let mut n = scraped.items.len() as u64;
         self.count(url, &scraped, stats);
-        // The writer holds its receiver until every sender is gone, so this
-        // fails only if the writer panicked; nothing more can be saved then.
-        if n > 0 && self.tx.send(scraped.items).is_err() {
+        let Scraped {
+            items,
+            mut links,
+            submissions,
+            ..
+        } = scraped;
+        self.send(items);
+        if !submissions.is_empty() {
+            n += self.forms(url, submissions, &mut links, stats);
+        }
+        Outcome::Done(links, n, Some(page.url.clone()))
+    }
+
+    /// Hands items to the writer. It holds its receiver until every sender
+    /// is gone, so this fails only if the writer panicked; nothing more can
+    /// be saved then.
+    fn send(&self, items: Vec<crate::queue::item::Item>) {
+        if !items.is_empty() && self.tx.send(items).is_err() {
             self.stop.store(true, Ordering::Relaxed);
         }
-        Outcome::Done(scraped.links, n, Some(page.url.clone()))
+    }
+
+    /// Sends the forms the page at `from` asked for, breadth first: each
+    /// answer is read by the rule its `submit` names, its items go to the
+    /// writer, its links join `links`, and the forms it asks for in turn
+    /// are sent too, `MAX_FORM_DEPTH` answers deep at most. Returns the
+    /// items found. What is not sent (a cap, a stop) is counted and named.
+    fn forms(
+        &self,
+        from: &Url,
+        subs: Vec<Submission>,
+        links: &mut Vec<Url>,
+        stats: &mut FetchStats,
+    ) -> u64 {
+        let (spec, caps) = (&self.cfg.spec, self.cfg.caps);
+        let mut queue: VecDeque<(Url, Submission, u32)> =
+            subs.into_iter().map(|s| (from.clone(), s, 1)).collect();
+        let (mut sent, mut items) = (0u64, 0u64);
+        while let Some((on, sub, depth)) = queue.pop_front() {
+            let left = queue.len() as u64 + 1;
+            if self.stop.load(Ordering::Relaxed) {
+                stats.forms_unsent += left;
+                log::warn(&format!(
+                    "{from}: {left} form submissions not sent: the run is stopping"
+                ));
+                break;
+            }
+            if sent >= MAX_FORMS_PER_PAGE {
+                stats.forms_cut += left;
+                log::warn(&format!(
+                    "{from}: {left} form submissions beyond {MAX_FORMS_PER_PAGE} per page were not sent"
+                ));
+                break;
+            }
+            sent += 1;
+            stats.forms_submitted += 1;
+            let got = match self.crawler.submit(&sub, &on, &mut stats.crawl, self.stop) {
+                Ok(got) => got,
+                Err(f) if f.reason == Reason::Shutdown => {
+                    stats.forms_unsent += left;
+                    break;
+                }
+                Err(mut f) => {
+                    let verb = if sub.body.is_some() { "POST" } else { "GET" };
+                    f.detail = format!("form {verb} ({}): {}", sub.label, f.detail);
+                    self.failures.record(&sub.url, &f, Some(on.as_str()));
+                    record(&sub.url, f, stats);
+                    continue;
+                }
+            };
+            let scraped = spider::scrape_by(
+                spec,
+                caps,
+                &got.page,
+                &got.url,
+                self.meta,
+                sub.rule.as_deref(),
+            );
+            items += scraped.items.len() as u64;
+            self.count(&got.url, &scraped, stats);
+            let Scraped {
+                items: found,
+                links: more,
+                submissions,
+                ..
+            } = scraped;
+            self.send(found);
+            links.extend(more);
+            match depth < MAX_FORM_DEPTH {
+                true => queue.extend(
+                    submissions
+                        .into_iter()
+                        .map(|s| (got.url.clone(), s, depth + 1)),
+                ),
+                false if !submissions.is_empty() => {
+                    stats.forms_cut += submissions.len() as u64;
+                    log::warn(&format!(
+                        "{}: {} form submissions not sent: forms answered {MAX_FORM_DEPTH} deep already",
+                        got.url,
+                        submissions.len()
+                    ));
+                }
+                false => {}
+            }
+        }
+        items
     }
 
     /// Counts what the page at `url` gave (items, links, cuts, fields),
@@ -191,6 +307,18 @@ impl Fetcher<'_> {
                 "{url}: {} distinct links beyond --max-links-per-page {} were not followed (raise it if that page is an index)",
                 scraped.links_cut, self.cfg.caps.max_links
             ));
+        }
+        if scraped.forms_cut > 0 {
+            stats.forms_cut += scraped.forms_cut;
+            log::warn(&format!(
+                "{url}: {} form submissions beyond {} per page were not sent",
+                scraped.forms_cut,
+                spider::MAX_SUBMISSIONS_PER_PAGE
+            ));
+        }
+        if let Some(problem) = &scraped.form_problem {
+            stats.forms_missing += 1;
+            log::warn(&format!("{url}: nothing submitted: {problem}"));
         }
         stats.elements_cut += scraped.elements_cut;
         stats.links_cut += scraped.links_cut;

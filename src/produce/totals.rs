@@ -182,6 +182,10 @@ fn page_counts(sum: &mut Summary, fetched: &FetchStats, filtered: &Filtered) {
         .set("links_filtered", fetched.links_filtered)
         .set("bad_json", fetched.bad_json)
         .set("pages_wrong_kind", fetched.wrong_kind)
+        .set("forms_submitted", fetched.forms_submitted)
+        .set("forms_cut", fetched.forms_cut)
+        .set("forms_unsent", fetched.forms_unsent)
+        .set("forms_missing", fetched.forms_missing)
         .set("pages_by_rule", counts_json(&fetched.pages_by_rule))
         .set("max_depth_reached", filtered.max_depth_reached);
 }

@@ -35,6 +35,17 @@ pub struct Form {
 /// The first element matching `sel` on the page read as a form. `Err` names
 /// the element when the match is not a `<form>`.
 pub fn find(doc: &Html, sel: &Selector, page: &Url) -> Result<Option<Form>, String> {
+    Ok(find_with_options(doc, sel, page, None)?.map(|(f, _)| f))
+}
+
+/// `find`, plus the values of the options of the form's select named
+/// `each` (enabled options with a non-empty value, in document order).
+pub fn find_with_options(
+    doc: &Html,
+    sel: &Selector,
+    page: &Url,
+    each: Option<&str>,
+) -> Result<Option<(Form, Vec<String>)>, String> {
     let Some(el) = doc.select(sel).next() else {
         return Ok(None);
     };
@@ -42,6 +53,7 @@ pub fn find(doc: &Html, sel: &Selector, page: &Url) -> Result<Option<Form>, Stri
     if tag != "form" {
         return Err(format!("it matches a <{tag}>, not a <form>"));
     }
+    let options = each.map(|name| options(el, name)).unwrap_or_default();
     let base = Selector::parse("base[href]")
         .ok()
         .and_then(|s| doc.select(&s).next())
@@ -55,11 +67,51 @@ pub fn find(doc: &Html, sel: &Selector, page: &Url) -> Result<Option<Form>, Stri
         .value()
         .attr("method")
         .is_some_and(|m| m.trim().eq_ignore_ascii_case("post"));
-    Ok(Some(Form {
-        action,
-        post,
-        pairs: pairs(el),
-    }))
+    Ok(Some((
+        Form {
+            action,
+            post,
+            pairs: pairs(el),
+        },
+        options,
+    )))
+}
+
+/// The values of the enabled, non-empty options of the selects named
+/// `name` in `form`, each once, in document order.
+fn options(form: ElementRef<'_>, name: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let selects = form
+        .descendants()
+        .filter_map(ElementRef::wrap)
+        .filter(|e| e.value().name() == "select" && e.value().attr("name") == Some(name));
+    for select in selects {
+        let opts = select
+            .descendants()
+            .filter_map(ElementRef::wrap)
+            .filter(|o| o.value().name() == "option" && !disabled(*o));
+        for o in opts {
+            let v = option_value(&o);
+            if !v.is_empty() && seen.insert(v.clone()) {
+                out.push(v);
+            }
+        }
+    }
+    out
+}
+
+/// What an option submits: its `value`, else its text, spaces collapsed.
+fn option_value(o: &ElementRef<'_>) -> String {
+    match o.value().attr("value") {
+        Some(v) => v.to_string(),
+        None => o
+            .text()
+            .collect::<String>()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
 }
 
 /// The pairs `form` submits, in document order.
@@ -161,15 +213,7 @@ fn selected(select: ElementRef<'_>) -> Vec<String> {
         .filter_map(ElementRef::wrap)
         .filter(|o| o.value().name() == "option" && !disabled(*o))
         .collect();
-    let value = |o: &ElementRef<'_>| match o.value().attr("value") {
-        Some(v) => v.to_string(),
-        None => o
-            .text()
-            .collect::<String>()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" "),
-    };
+    let value = option_value;
     let chosen: Vec<String> = options
         .iter()
         .filter(|o| o.value().attr("selected").is_some())

@@ -122,10 +122,11 @@ impl Session {
 
     /// Whether `url` will be answered without a request (a fresh cache
     /// entry, or replay mode): no host slot or delay is needed for it.
-    pub fn answers_offline(&self, url: &Url) -> bool {
+    pub fn answers_offline(&self, url: &Url, method: &exchange::Method) -> bool {
+        let (verb, body) = method.cache_key();
         self.cache
             .as_ref()
-            .is_some_and(|c| c.replay() || c.fresh("GET", url, ""))
+            .is_some_and(|c| c.replay() || c.fresh(verb, url, body))
     }
 
     /// Values a message must never show: every header value, and the values

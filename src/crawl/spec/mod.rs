@@ -118,10 +118,23 @@ pub fn parse(text: &str, origin: &str) -> Result<SpecFile, String> {
         next: raw.next,
         allow: Vec::new(),
         deny: Vec::new(),
+        submit: None,
     };
     if let Some(rule) = compile_top(top, compiled.is_empty(), origin)? {
         // Tried last: a top level without `match` reads every other page.
         compiled.push(rule);
+    }
+    for (i, r) in compiled.iter().enumerate() {
+        let Some(target) = r.submit.as_ref().and_then(|s| s.rule.as_ref()) else {
+            continue;
+        };
+        if !compiled.iter().any(|c| &c.name == target) {
+            let names: Vec<&str> = compiled.iter().map(|c| c.name.as_str()).collect();
+            return Err(format!(
+                "spec {origin}: rules[{i}].submit.rule: no rule is named {target:?} (the rules are {})",
+                names.join(", ")
+            ));
+        }
     }
     let known = field_names(&compiled);
     let identity = identity(raw.unique, &known, &err)?;

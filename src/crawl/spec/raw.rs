@@ -71,6 +71,22 @@ pub(super) struct RawRule {
     pub allow: Vec<Re>,
     #[serde(default)]
     pub deny: Vec<Re>,
+    pub submit: Option<RawSubmit>,
+}
+
+/// `submit` of a rule: a form to send from its pages.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSubmit {
+    /// The form (default `form`).
+    pub form: Option<Css>,
+    /// A select whose options each make one submission.
+    pub each: Option<String>,
+    /// Fields to set.
+    #[serde(default)]
+    pub values: serde_json::Map<String, serde_json::Value>,
+    /// The rule that reads the answers.
+    pub rule: Option<String>,
 }
 
 /// The keys a rule has, at the top level or in `rules`.
@@ -84,6 +100,7 @@ pub(super) struct RuleKeys {
     pub next: Option<RawNext>,
     pub allow: Vec<Re>,
     pub deny: Vec<Re>,
+    pub submit: Option<RawSubmit>,
 }
 
 impl RawRule {
@@ -99,6 +116,7 @@ impl RawRule {
             next: self.next,
             allow: self.allow,
             deny: self.deny,
+            submit: self.submit,
         };
         (self.name, keys)
     }

@@ -2,10 +2,10 @@
 //! decides whether strings are CSS selectors or JSON paths, so those are
 //! compiled here, with the key path (`rules[2].fields.tags`) in each error.
 
-use super::raw::{FieldDef, Fields, FullField, RawNext, Re, RuleKeys};
+use super::raw::{FieldDef, Fields, FullField, RawNext, RawSubmit, Re, RuleKeys};
 use crate::crawl::spider::css::compile;
 use crate::crawl::spider::{
-    Field, Follow, Get, ItemSource, LinkFilter, Next, Path, Post, Read, Rule,
+    Field, Follow, Get, ItemSource, LinkFilter, Next, Path, Post, Read, Rule, Submit,
 };
 
 /// What a rule reads, by its keys.
@@ -74,6 +74,16 @@ pub(super) fn compile_rule(
         (None, Some(path), None) if !fields.is_empty() => Some(ItemSource::Json(path.0)),
         _ => None,
     };
+    let submit = match (k.submit, reads) {
+        (None, _) => None,
+        (Some(_), Reads::Json) => {
+            return Err(at.err(
+                "submit",
+                "only in a rule that reads HTML (a form is on an HTML page)",
+            ))
+        }
+        (Some(raw), _) => Some(submit(raw, at)?),
+    };
     Ok(Rule {
         name,
         tagged,
@@ -83,6 +93,34 @@ pub(super) fn compile_rule(
         follow,
         next,
         links: filter(k.allow, k.deny),
+        submit,
+    })
+}
+
+/// A rule's `submit`, checked: string values, a non-empty `each`.
+fn submit(raw: RawSubmit, at: &At<'_>) -> Result<Submit, String> {
+    let form = match raw.form {
+        Some(css) => css.0,
+        None => compile("form").map_err(|e| at.err("submit.form", &e))?,
+    };
+    if raw.each.as_deref().is_some_and(str::is_empty) {
+        return Err(at.err("submit.each", "the name of a select in the form"));
+    }
+    let mut values = Vec::with_capacity(raw.values.len());
+    for (name, v) in raw.values {
+        let serde_json::Value::String(v) = v else {
+            return Err(at.err(
+                &format!("submit.values.{name}"),
+                "a string (the value the field is sent with)",
+            ));
+        };
+        values.push((name, v));
+    }
+    Ok(Submit {
+        form,
+        each: raw.each,
+        values,
+        rule: raw.rule,
     })
 }
 

@@ -274,3 +274,25 @@ fn spec_wide_key_errors() {
             .starts_with("spec t.json: fields.a.sibling: invalid value")
     );
 }
+
+#[test]
+fn submit_is_checked() {
+    let e = bad(r#"{"rules": [{"name": "a", "submit": {"rule": "nope"}}]}"#);
+    assert!(
+        e.contains("rules[0].submit.rule: no rule is named \"nope\""),
+        "{e}"
+    );
+    let e = bad(r#"{"rules": [{"name": "a", "json": "$.x", "follow": ["$.n"], "submit": {}}]}"#);
+    assert!(e.contains("submit: only in a rule that reads HTML"), "{e}");
+    let e = bad(r#"{"rules": [{"name": "a", "submit": {"values": {"n": 1}}}]}"#);
+    assert!(e.contains("submit.values.n: a string"), "{e}");
+    let e = bad(r#"{"rules": [{"name": "a", "submit": {"each": ""}}]}"#);
+    assert!(e.contains("submit.each"), "{e}");
+    let e = bad(r#"{"rules": [{"name": "a", "submit": {"click": true}}]}"#);
+    assert!(e.contains("click"), "{e}");
+    let s = ok(r#"{"rules": [{"name": "a", "submit": {"form": "form#f", "each": "x"}}]}"#);
+    assert_eq!(
+        s.spider.rules[0].submit.as_ref().unwrap().each.as_deref(),
+        Some("x")
+    );
+}

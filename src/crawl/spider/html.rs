@@ -2,7 +2,11 @@
 //! sibling row), items from JSON inside `<script>`s, and `follow` links.
 
 use super::page_links::PageLinks;
-use super::{json, nesting, Field, Follow, Get, ItemSource, PageCaps, Read, Rule};
+use super::{
+    json, nesting, Field, Follow, Get, ItemSource, PageCaps, Read, Rule, Scraped, Submission,
+    Submit, MAX_SUBMISSIONS_PER_PAGE,
+};
+use crate::crawl::session::form;
 use scraper::{ElementRef, Html, Selector};
 use serde_json::{Map, Value};
 use url::Url;
@@ -61,6 +65,62 @@ pub(super) fn read(
         for href in doc.select(follow).filter_map(|a| a.value().attr("href")) {
             links.add(href);
         }
+    }
+    if let Some(submit) = &rule.submit {
+        forms(submit, &doc, &base, links.out);
+    }
+}
+
+/// The submissions `submit` asks for on this page: its form once, or once
+/// per option of its `each` select, with its `values` set.
+fn forms(submit: &Submit, doc: &Html, page: &Url, out: &mut Scraped) {
+    let found = form::find_with_options(doc, &submit.form, page, submit.each.as_deref());
+    let (form, options) = match found {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            out.form_problem = Some("no element matches the submit form selector".into());
+            return;
+        }
+        Err(e) => {
+            out.form_problem = Some(format!("the submit form selector: {e}"));
+            return;
+        }
+    };
+    let choices: Vec<Option<&String>> = match &submit.each {
+        Some(name) if options.is_empty() => {
+            out.form_problem = Some(format!("the form's select {name:?} has no options"));
+            return;
+        }
+        Some(_) => options.iter().map(Some).collect(),
+        None => vec![None],
+    };
+    let (kept, cut) = match choices.len() > MAX_SUBMISSIONS_PER_PAGE {
+        true => (
+            &choices[..MAX_SUBMISSIONS_PER_PAGE],
+            choices.len() - MAX_SUBMISSIONS_PER_PAGE,
+        ),
+        false => (&choices[..], 0),
+    };
+    out.forms_cut += cut as u64;
+    for choice in kept {
+        let mut f = form.clone();
+        let mut given = submit.values.clone();
+        let mut label = Vec::new();
+        if let (Some(name), Some(v)) = (&submit.each, choice) {
+            given.insert(0, (name.clone(), (*v).clone()));
+            label.push(format!("{name}={v}"));
+        }
+        f.fill(&given);
+        let (url, body) = match f.post {
+            true => (f.action.clone(), Some(f.encoded())),
+            false => (f.get_url(), None),
+        };
+        out.submissions.push(Submission {
+            url,
+            body,
+            rule: submit.rule.clone(),
+            label: label.join(", "),
+        });
     }
 }
 

@@ -119,7 +119,38 @@ pub struct Rule {
     pub next: Option<Next>,
     /// This rule's own allow/deny, on top of the spec-wide ones.
     pub links: LinkFilter,
+    /// A form this rule submits (HTML rules).
+    pub submit: Option<Submit>,
 }
+
+/// `submit`: a form on the page, sent once, or once per option of a select.
+#[derive(Debug, Clone)]
+pub struct Submit {
+    /// The form (the first element matching; default `form`).
+    pub form: scraper::Selector,
+    /// The select whose options each make one submission.
+    pub each: Option<String>,
+    /// Fields set (added if the form lacks them), in spec order.
+    pub values: Vec<(String, String)>,
+    /// The rule that reads the answers (`None`: the rule matching their URL).
+    pub rule: Option<String>,
+}
+
+/// One form submission a page asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submission {
+    /// Where it goes (a GET form: with the fields as its query).
+    pub url: Url,
+    /// A POST form's body (form-urlencoded); `None`: a GET.
+    pub body: Option<String>,
+    /// The rule that reads the answer, if the spec names one.
+    pub rule: Option<String>,
+    /// What this submission chose (`author=Albert Einstein`), for messages.
+    pub label: String,
+}
+
+/// Submissions kept per page; more are counted in `forms_cut`.
+pub const MAX_SUBMISSIONS_PER_PAGE: usize = 10_000;
 
 /// A compiled spider: its rules, link filters and sitemap settings.
 #[derive(Debug, Clone)]
@@ -238,6 +269,12 @@ pub struct Scraped {
     pub sitemap: bool,
     /// The page's kind is not what its rule reads (HTML for a JSON rule, say).
     pub wrong_kind: bool,
+    /// Forms to submit from this page (its rule's `submit`).
+    pub submissions: Vec<Submission>,
+    /// Submissions beyond `MAX_SUBMISSIONS_PER_PAGE`, dropped.
+    pub forms_cut: u64,
+    /// Why the rule's form could not be read (none on the page, say).
+    pub form_problem: Option<String>,
 }
 
 /// Whether a field's value says nothing: null, "", or [].
@@ -269,14 +306,32 @@ pub fn scrape_job(
     url: &Url,
     meta: Option<&str>,
 ) -> Scraped {
+    scrape_by(spec, caps, page, url, meta, None)
+}
+
+/// `scrape_job`, read by the rule named `rule` if given (the answer to a
+/// form whose `submit` names the rule that reads it), else by the first
+/// rule whose `match` fits `url`.
+pub fn scrape_by(
+    spec: &Spec,
+    caps: PageCaps,
+    page: &Page,
+    url: &Url,
+    meta: Option<&str>,
+    rule: Option<&str>,
+) -> Scraped {
     let mut out = Scraped::default();
     let none = LinkFilter::NONE;
     let mut links = page_links::PageLinks::new(&mut out, caps, url, [&spec.links, &none]);
-    if sitemap::read(spec, page, url, &mut links) {
+    if rule.is_none() && sitemap::read(spec, page, url, &mut links) {
         out.sitemap = true;
         return out;
     }
-    let Some(rule) = spec.rule_for(url) else {
+    let chosen = match rule {
+        Some(name) => spec.rules.iter().find(|r| r.name == name),
+        None => spec.rule_for(url),
+    };
+    let Some(rule) = chosen else {
         return out;
     };
     links.filters[1] = &rule.links;

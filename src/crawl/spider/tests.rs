@@ -342,3 +342,71 @@ fn without_item_the_page_is_the_item_and_fields_read_the_whole_document() {
         r#"{"title":"Doc","h1":"One","h2":["a","b"],"url":"http://h/x.html"}"#
     );
 }
+
+#[test]
+fn a_submit_rule_sends_its_form_once_per_option_with_hidden_fields_kept() {
+    let spec = Spec::parse(
+        r#"{"rules": [
+            {"name": "s", "match": "/s$", "submit": {"each": "who", "values": {"q": "x y"}, "rule": "r"}},
+            {"name": "g", "match": "/g$", "submit": {"form": "form.get"}},
+            {"name": "r", "match": "/never$", "item": "p", "fields": {"t": "p"}}
+        ]}"#,
+    );
+    let html = r#"<form action="/post" method="post">
+        <input type="hidden" name="__VIEWSTATE" value="abc=">
+        <select name="who"><option value="">----</option><option value="a b">A</option>
+          <option value="c" disabled>C</option><option>d</option><option value="a b">again</option></select>
+        <input name="q" value="old"><input type="submit" name="go" value="Go"></form>"#;
+    let s = run(&spec, CAPS, html, "http://h/s");
+    let got: Vec<(String, Option<String>, String)> = s
+        .submissions
+        .iter()
+        .map(|x| (x.url.to_string(), x.body.clone(), x.label.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "http://h/post".into(),
+                Some("__VIEWSTATE=abc%3D&who=a+b&q=x+y&go=Go".into()),
+                "who=a b".into()
+            ),
+            (
+                "http://h/post".into(),
+                Some("__VIEWSTATE=abc%3D&who=d&q=x+y&go=Go".into()),
+                "who=d".into()
+            ),
+        ]
+    );
+    assert!(s.submissions.iter().all(|x| x.rule.as_deref() == Some("r")));
+    // A GET form: once, its fields in the query.
+    let s = run(
+        &spec,
+        CAPS,
+        r#"<form class="get" action="/find"><input name="k" value="v w"></form>"#,
+        "http://h/g",
+    );
+    assert_eq!(s.submissions.len(), 1);
+    assert_eq!(s.submissions[0].url.as_str(), "http://h/find?k=v+w");
+    assert_eq!(s.submissions[0].body, None);
+    // No form, or a select without options: nothing sent, and said why.
+    let s = run(&spec, CAPS, "<p>no form</p>", "http://h/s");
+    assert!(s.submissions.is_empty());
+    assert!(s.form_problem.unwrap().contains("no element matches"));
+    let s = run(
+        &spec,
+        CAPS,
+        "<form><select name=who></select></form>",
+        "http://h/s",
+    );
+    assert!(s.form_problem.unwrap().contains("has no options"));
+    // An answer is read by the rule named, whatever its URL.
+    let page = Page {
+        body: "<p>hi</p>".into(),
+        kind: Kind::Html,
+    };
+    let url = Url::parse("http://h/post").unwrap();
+    let s = scrape_by(&spec, CAPS, &page, &url, None, Some("r"));
+    assert_eq!(s.rule.as_deref(), Some("r"));
+    assert_eq!(s.items.len(), 1);
+}

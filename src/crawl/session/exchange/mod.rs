@@ -168,7 +168,7 @@ fn header<B>(resp: &ureq::http::Response<B>, name: &str) -> Option<String> {
 
 impl Method {
     /// The method's name and body, as the HTTP cache keys them.
-    fn cache_key(&self) -> (&'static str, &str) {
+    pub fn cache_key(&self) -> (&'static str, &str) {
         match self {
             Method::Get | Method::GetUnvetted => ("GET", ""),
             Method::Form { body, .. } => ("POST", body),
