@@ -147,18 +147,7 @@ impl Crawler<'_> {
         stop: &AtomicBool,
     ) -> Result<Reply, Failure> {
         let host = url.host_str().unwrap_or("").to_string();
-        let mut delay = self.delay;
-        if let Some(robots) = self.robots {
-            let (allowed, crawl_delay) = robots.check(self.session, url);
-            if !allowed {
-                counts.robots_forbidden += 1;
-                return Err(Failure::new(
-                    Reason::RobotsForbidden,
-                    format!("{url} is disallowed by robots.txt"),
-                ));
-            }
-            delay = delay.max(crawl_delay.unwrap_or_default());
-        }
+        let delay = self.polite_delay(url, counts)?;
         let mut attempt = 1;
         let mut backoff = Backoff::new(self.backoff, self.backoff * 4);
         // An answer from the HTTP cache costs the site nothing: no host
@@ -175,19 +164,7 @@ impl Crawler<'_> {
             let sent = std::time::Instant::now();
             let result = fetch::request(self.session, url, method, self.max_body, self.accept);
             if !offline {
-                let outcome = match &result {
-                    Ok(Reply::Status {
-                        code: 429 | 503, ..
-                    }) => Outcome::Overloaded,
-                    Err(f) if f.reason == Reason::Timeout => Outcome::Overloaded,
-                    Ok(Reply::Page(_) | Reply::Redirect { .. } | Reply::Status { .. }) => {
-                        Outcome::Answered
-                    }
-                    Err(_) => Outcome::Failed,
-                };
-                if let Some(d) = self.hosts.observe(&host, sent.elapsed(), outcome, delay) {
-                    self.live.host_delay(&host, d);
-                }
+                self.observe(&host, sent.elapsed(), &result, delay);
             }
             let (reason, retry_after) = match &result {
                 Ok(Reply::Status { code, retry_after }) if retryable_status(*code) => {
@@ -200,19 +177,7 @@ impl Crawler<'_> {
             if !offline {
                 self.hosts.release(&host, back_off);
             }
-            if let Ok(Reply::Status { code, .. }) = &result {
-                *counts
-                    .responses_by_status
-                    .entry(code.to_string())
-                    .or_default() += 1;
-                self.live.response(*code);
-            } else if let Ok(Reply::Page(_)) = &result {
-                *counts.responses_by_status.entry("2xx".into()).or_default() += 1;
-                self.live.response(200);
-            } else if let Ok(Reply::Redirect { .. }) = &result {
-                *counts.responses_by_status.entry("3xx".into()).or_default() += 1;
-                self.live.response(300);
-            }
+            self.count_response(&result, counts);
             let Some(reason) = reason else {
                 return result;
             };
@@ -227,6 +192,56 @@ impl Crawler<'_> {
             }
             attempt += 1;
         }
+    }
+
+    /// The delay between requests to `url`'s host: `--delay-ms`, or the
+    /// site's Crawl-delay when longer. Refuses a URL robots.txt disallows.
+    fn polite_delay(&self, url: &Url, counts: &mut CrawlCounts) -> Result<Duration, Failure> {
+        let Some(robots) = self.robots else {
+            return Ok(self.delay);
+        };
+        let (allowed, crawl_delay) = robots.check(self.session, url);
+        if !allowed {
+            counts.robots_forbidden += 1;
+            return Err(Failure::new(
+                Reason::RobotsForbidden,
+                format!("{url} is disallowed by robots.txt"),
+            ));
+        }
+        Ok(self.delay.max(crawl_delay.unwrap_or_default()))
+    }
+
+    /// Tells AutoThrottle how the host answered (when it is on).
+    fn observe(
+        &self,
+        host: &str,
+        took: Duration,
+        result: &Result<Reply, Failure>,
+        delay: Duration,
+    ) {
+        let outcome = match result {
+            Ok(Reply::Status {
+                code: 429 | 503, ..
+            }) => Outcome::Overloaded,
+            Err(f) if f.reason == Reason::Timeout => Outcome::Overloaded,
+            Ok(Reply::Page(_) | Reply::Redirect { .. } | Reply::Status { .. }) => Outcome::Answered,
+            Err(_) => Outcome::Failed,
+        };
+        if let Some(d) = self.hosts.observe(host, took, outcome, delay) {
+            self.live.host_delay(host, d);
+        }
+    }
+
+    /// Counts an answer by status (2xx and 3xx as classes).
+    fn count_response(&self, result: &Result<Reply, Failure>, counts: &mut CrawlCounts) {
+        let (key, code) = match result {
+            Ok(Reply::Status { code, .. }) => (code.to_string(), *code),
+            Ok(Reply::Page(_)) => ("2xx".to_string(), 200),
+            Ok(Reply::Redirect { .. }) => ("3xx".to_string(), 300),
+            Err(_) => return,
+        };
+        *counts.responses_by_status.entry(key).or_default() += 1;
+        self.live.response(code);
     }
 }
 

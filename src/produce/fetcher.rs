@@ -200,18 +200,7 @@ impl Fetcher<'_> {
         let (mut sent, mut items) = (0u64, 0u64);
         while let Some((on, sub, depth)) = queue.pop_front() {
             let left = queue.len() as u64 + 1;
-            if self.stop.load(Ordering::Relaxed) {
-                stats.forms_unsent += left;
-                log::warn(&format!(
-                    "{from}: {left} form submissions not sent: the run is stopping"
-                ));
-                break;
-            }
-            if sent >= MAX_FORMS_PER_PAGE {
-                stats.forms_cut += left;
-                log::warn(&format!(
-                    "{from}: {left} form submissions beyond {MAX_FORMS_PER_PAGE} per page were not sent"
-                ));
+            if self.forms_end(from, left, sent, stats) {
                 break;
             }
             sent += 1;
@@ -266,6 +255,27 @@ impl Fetcher<'_> {
             }
         }
         items
+    }
+
+    /// Whether the `left` form submissions of the page at `from` must stay
+    /// unsent (the run is stopping, or `sent` reached the per-page cap);
+    /// if so they are counted and named.
+    fn forms_end(&self, from: &Url, left: u64, sent: u64, stats: &mut FetchStats) -> bool {
+        if self.stop.load(Ordering::Relaxed) {
+            stats.forms_unsent += left;
+            log::warn(&format!(
+                "{from}: {left} form submissions not sent: the run is stopping"
+            ));
+            return true;
+        }
+        if sent >= MAX_FORMS_PER_PAGE {
+            stats.forms_cut += left;
+            log::warn(&format!(
+                "{from}: {left} form submissions beyond {MAX_FORMS_PER_PAGE} per page were not sent"
+            ));
+            return true;
+        }
+        false
     }
 
     /// Counts what the page at `url` gave (items, links, cuts, fields),

@@ -52,6 +52,26 @@ fn bad(url: &str, what: &str) -> Error {
     ))
 }
 
+/// The sentinels' own user and password, from the URL's query.
+fn sentinel_credentials(url: &str, query: &str) -> Result<(String, Option<String>), Error> {
+    let (mut user, mut password) = (String::new(), None);
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        match k.as_ref() {
+            "sentinel_user" | "sentinel_username" => user = v.into_owned(),
+            "sentinel_password" => password = Some(v.into_owned()),
+            other => {
+                return Err(bad(
+                    url,
+                    &format!(
+                        "unknown parameter {other:?} (known: sentinel_user, sentinel_password)"
+                    ),
+                ))
+            }
+        }
+    }
+    Ok((user, password))
+}
+
 impl Sentinels {
     /// Parses a `redis+sentinel://` URL.
     pub fn parse(url: &str, certs: Option<Vec<u8>>) -> Result<Sentinels, Error> {
@@ -78,21 +98,7 @@ impl Sentinels {
                 .parse()
                 .map_err(|_| bad(url, &format!("the database index {d:?} is not a number")))?,
         };
-        let (mut user, mut password) = (String::new(), None);
-        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
-            match k.as_ref() {
-                "sentinel_user" | "sentinel_username" => user = v.into_owned(),
-                "sentinel_password" => password = Some(v.into_owned()),
-                other => {
-                    return Err(bad(
-                        url,
-                        &format!(
-                            "unknown parameter {other:?} (known: sentinel_user, sentinel_password)"
-                        ),
-                    ))
-                }
-            }
-        }
+        let (user, password) = sentinel_credentials(url, query)?;
         let mut sentinels = Vec::new();
         for host in hosts.split(',').filter(|h| !h.is_empty()) {
             let with_port = match host.rsplit_once(':') {

@@ -452,11 +452,7 @@ pub fn drain(
                         out.error = Some(e);
                         break;
                     }
-                }
-                if uncommitted.is_empty() && flags.reopen.swap(false, Ordering::Relaxed) {
-                    if let Err(e) = sink.reopen() {
-                        log::error(&format!("{e}; still writing to the old file"));
-                    }
+                    reopen_if_asked(sink, flags);
                 }
                 continue;
             }
@@ -484,18 +480,40 @@ pub fn drain(
                 break;
             }
             live.store(out.written, Ordering::Relaxed);
-            if flags.reopen.swap(false, Ordering::Relaxed) {
-                if let Err(e) = sink.reopen() {
-                    log::error(&format!("{e}; still writing to the old file"));
-                }
-            }
+            reopen_if_asked(sink, flags);
         }
     }
+    finish(sink, &mut uncommitted, acker, flags, in_flight, &mut out);
+    // After a failure, take what the poppers still send so none of it is lost.
+    out.unwritten = uncommitted.into_iter().chain(rx.iter()).collect();
+    out
+}
+
+/// Reopens the output (SIGHUP, for logrotate) when asked to.
+fn reopen_if_asked(sink: &mut Sink, flags: &Flags<'_>) {
+    if flags.reopen.swap(false, Ordering::Relaxed) {
+        if let Err(e) = sink.reopen() {
+            log::error(&format!("{e}; still writing to the old file"));
+        }
+    }
+}
+
+/// The end of [`drain`]: commits and settles what is left, or after a
+/// failure raises `stop` and cuts the output back to its last commit; then
+/// closes the sink and records its counts.
+fn finish(
+    sink: &mut Sink,
+    uncommitted: &mut Vec<Batch>,
+    acker: Option<&mut Link>,
+    flags: &Flags<'_>,
+    in_flight: &AtomicU64,
+    out: &mut Drained,
+) {
     if out.error.is_none() {
         match sink.commit() {
             Ok(()) => {
-                sink.record(&uncommitted);
-                settle(&mut uncommitted, acker, &mut out, in_flight);
+                sink.record(uncommitted);
+                settle(uncommitted, acker, out, in_flight);
                 if out.ack_error.is_none() {
                     sink.compact(true);
                 }
@@ -523,9 +541,6 @@ pub fn drain(
     }
     out.sink_retries = sink.retries();
     out.parts = sink.parts_counts();
-    // After a failure, take what the poppers still send so none of it is lost.
-    out.unwritten = uncommitted.into_iter().chain(rx.iter()).collect();
-    out
 }
 
 /// Counts committed batches as written and acknowledges them, one round trip
