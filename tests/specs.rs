@@ -305,7 +305,7 @@ fn spec_try_prints_the_rule_items_and_links_of_one_page() {
 
 #[test]
 fn spec_modes_are_exclusive_and_try_urls_with_credentials_are_refused() {
-    // --print, --check and --try are three modes: two at once is exit 2, one line.
+    // --print, --check, --try and --diff are four modes: two at once is exit 2, one line.
     for args in [
         &["spec", "--print", "--try", "http://127.0.0.1:9/"][..],
         &[
@@ -316,6 +316,14 @@ fn spec_modes_are_exclusive_and_try_urls_with_credentials_are_refused() {
             "http://127.0.0.1:9/",
         ],
         &["spec", "--print", "--check", "specs/quotes.json"],
+        &[
+            "spec",
+            "--try",
+            "http://127.0.0.1:9/",
+            "--diff",
+            "specs/quotes.json",
+            "specs/quotes.json",
+        ],
     ] {
         let run = qpipe_env(
             args,
@@ -326,7 +334,7 @@ fn spec_modes_are_exclusive_and_try_urls_with_credentials_are_refused() {
         assert_eq!(run.stdout, "", "{args:?}\n{run}");
         assert_eq!(
             run.stderr,
-            "qpipe: give one of --print, --check FILE or --try URL (see qpipe spec --help)\n",
+            "qpipe: give one of --print, --check FILE, --try URL or --diff OLD NEW (see qpipe spec --help)\n",
             "{args:?}\n{run}"
         );
     }
