@@ -376,13 +376,7 @@ fn list_page_triples(site: &Site, pages: u64) -> BTreeSet<(String, String, Strin
     };
     let mut out = BTreeSet::new();
     for p in 1..=pages {
-        let body = agent
-            .get(&format!("{}page/{p}/", site.url))
-            .call()
-            .expect("GET page")
-            .body_mut()
-            .read_to_string()
-            .expect("body");
+        let body = common::list_page(&agent, site, p);
         for chunk in body.split("<div class=\"quote\"").skip(1) {
             let text = unescape(&between(chunk, "itemprop=\"text\">", "</span>"));
             let author = unescape(&between(chunk, "itemprop=\"author\">", "</small>"));

@@ -381,19 +381,24 @@ pub fn jsonl(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The HTML of the demo site's list page `/page/p/`.
+pub fn list_page(agent: &ureq::Agent, site: &Site, p: u64) -> String {
+    agent
+        .get(&format!("{}page/{p}/", site.url))
+        .call()
+        .expect("GET page")
+        .body_mut()
+        .read_to_string()
+        .expect("body")
+}
+
 /// The quotes on `/page/1/` .. `/page/pages/`, read straight from the HTML
 /// with plain string search: an oracle independent of qpipe's spider.
 pub fn site_quotes(site: &Site, pages: u64) -> Vec<String> {
     let agent = ureq::Agent::new_with_defaults();
     let mut quotes = Vec::new();
     for p in 1..=pages {
-        let body = agent
-            .get(&format!("{}page/{p}/", site.url))
-            .call()
-            .expect("GET page")
-            .body_mut()
-            .read_to_string()
-            .expect("body");
+        let body = list_page(&agent, site, p);
         for chunk in body
             .split("<span class=\"text\" itemprop=\"text\">")
             .skip(1)
