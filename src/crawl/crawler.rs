@@ -86,6 +86,14 @@ impl Crawler<'_> {
         counts: &mut CrawlCounts,
         stop: &AtomicBool,
     ) -> Result<Got, Failure> {
+        // A form's action is the page's to choose: held to the crawl's
+        // domains like a link, so no header or cookie goes elsewhere.
+        if !matches!(sub.url.scheme(), "http" | "https") || !(self.allowed)(&sub.url) {
+            return Err(Failure::new(
+                Reason::OffsiteForm,
+                format!("form action {} is not an allowed http(s) URL", sub.url),
+            ));
+        }
         let method = match &sub.body {
             Some(body) => Method::Form {
                 body: body.clone(),
@@ -224,6 +232,8 @@ impl Crawler<'_> {
                 code: 429 | 503, ..
             }) => Outcome::Overloaded,
             Err(f) if f.reason == Reason::Timeout => Outcome::Overloaded,
+            // A server error's quick answer says nothing about its load.
+            Ok(Reply::Status { code, .. }) if *code == 408 || *code >= 500 => Outcome::Failed,
             Ok(Reply::Page(_) | Reply::Redirect { .. } | Reply::Status { .. }) => Outcome::Answered,
             Err(_) => Outcome::Failed,
         };

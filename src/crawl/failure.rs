@@ -27,6 +27,8 @@ pub enum Reason {
     BodyTooLarge,
     /// Skip: a redirect left the allowed domains.
     OffsiteRedirect,
+    /// Skip: a form's action is not http(s) or leaves the allowed domains.
+    OffsiteForm,
     /// Skip: robots.txt disallows it.
     RobotsForbidden,
     /// Skip: the host is, or resolves to, a private address (loopback,
@@ -52,6 +54,7 @@ impl Reason {
             Reason::NotHtml => "not_html",
             Reason::BodyTooLarge => "body_too_large",
             Reason::OffsiteRedirect => "offsite_redirect",
+            Reason::OffsiteForm => "offsite_form",
             Reason::RobotsForbidden => "robots_forbidden",
             Reason::PrivateAddress => "private_address",
             Reason::Shutdown => "shutdown",
@@ -67,6 +70,7 @@ impl Reason {
             Reason::NotHtml
                 | Reason::BodyTooLarge
                 | Reason::OffsiteRedirect
+                | Reason::OffsiteForm
                 | Reason::RobotsForbidden
                 | Reason::PrivateAddress
                 | Reason::Shutdown

@@ -237,22 +237,7 @@ impl Fetcher<'_> {
             } = scraped;
             self.send(found);
             links.extend(more);
-            match depth < MAX_FORM_DEPTH {
-                true => queue.extend(
-                    submissions
-                        .into_iter()
-                        .map(|s| (got.url.clone(), s, depth + 1)),
-                ),
-                false if !submissions.is_empty() => {
-                    stats.forms_cut += submissions.len() as u64;
-                    log::warn(&format!(
-                        "{}: {} form submissions not sent: forms answered {MAX_FORM_DEPTH} deep already",
-                        got.url,
-                        submissions.len()
-                    ));
-                }
-                false => {}
-            }
+            queue_more(&mut queue, submissions, &got.url, depth, sent, stats);
         }
         items
     }
@@ -403,4 +388,44 @@ fn record(url: &url::Url, f: Failure, stats: &mut FetchStats) {
         &mut stats.errors
     };
     *counter.entry(name).or_default() += 1;
+}
+
+/// Queues the forms an answer at `on` asks for, unless forms are answered
+/// `MAX_FORM_DEPTH` deep already; never more than the per-page cap can send
+/// (`sent` so far), so a page that multiplies its forms costs bounded memory.
+/// What is not queued is counted as cut and named.
+fn queue_more(
+    queue: &mut VecDeque<(Url, Submission, u32)>,
+    submissions: Vec<Submission>,
+    on: &Url,
+    depth: u32,
+    sent: u64,
+    stats: &mut FetchStats,
+) {
+    if submissions.is_empty() {
+        return;
+    }
+    let n = submissions.len() as u64;
+    if depth >= MAX_FORM_DEPTH {
+        stats.forms_cut += n;
+        log::warn(&format!(
+            "{on}: {n} form submissions not sent: forms answered {MAX_FORM_DEPTH} deep already"
+        ));
+        return;
+    }
+    let room = MAX_FORMS_PER_PAGE.saturating_sub(sent + queue.len() as u64);
+    let keep = n.min(room);
+    queue.extend(
+        submissions
+            .into_iter()
+            .take(keep as usize)
+            .map(|s| (on.clone(), s, depth + 1)),
+    );
+    if keep < n {
+        stats.forms_cut += n - keep;
+        log::warn(&format!(
+            "{on}: {} form submissions beyond {MAX_FORMS_PER_PAGE} per page were not sent",
+            n - keep
+        ));
+    }
 }
