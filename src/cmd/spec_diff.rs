@@ -42,6 +42,7 @@ struct Report {
 /// Runs the diff and prints the report on stdout.
 pub fn run(cfg: &DiffConfig) -> Result<Summary, Error> {
     let mut report = Report::default();
+    let mut posts = 0u64;
     for path in cache::entries(&cfg.dir) {
         report.entries += 1;
         let Ok(entry) = cache::read(&path, cfg.max_body) else {
@@ -49,7 +50,11 @@ pub fn run(cfg: &DiffConfig) -> Result<Summary, Error> {
             continue;
         };
         let m = &entry.meta;
-        if m.method != "GET" || m.unread || !(200..300).contains(&m.status) {
+        if m.method != "GET" {
+            posts += 1;
+            continue;
+        }
+        if m.unread || !(200..300).contains(&m.status) {
             continue;
         }
         let Ok(url) = Url::parse(&m.url) else {
@@ -76,6 +81,18 @@ pub fn run(cfg: &DiffConfig) -> Result<Summary, Error> {
     if report.entries == 0 {
         return Err(Error::Usage(format!(
             "--http-cache {} holds no pages (fill it first: qpipe produce --http-cache DIR, or qpipe spec --try URL --http-cache DIR)",
+            cfg.dir.display()
+        )));
+    }
+    if posts > 0 {
+        log::warn(&format!(
+            "{posts} cached form answers (POST) are not compared: spec --diff reads GET pages only"
+        ));
+    }
+    if report.pages == 0 {
+        return Err(Error::Usage(format!(
+            "neither spec reads any of the {} cached pages in --http-cache {}, so nothing was compared (check --origin, or fill the cache with these specs)",
+            report.entries,
             cfg.dir.display()
         )));
     }

@@ -131,6 +131,8 @@ pub struct Cache {
     pub not_in_cache: AtomicU64,
     /// Entries that did not decode (read as misses).
     pub unreadable: AtomicU64,
+    /// Entries that could not be written (the page was used uncached).
+    pub unwritten: AtomicU64,
     seq: AtomicU64,
 }
 
@@ -164,6 +166,7 @@ impl Cache {
             stored: AtomicU64::new(0),
             not_in_cache: AtomicU64::new(0),
             unreadable: AtomicU64::new(0),
+            unwritten: AtomicU64::new(0),
             seq: AtomicU64::new(0),
         })
     }
@@ -277,9 +280,10 @@ impl Cache {
                 self.stored.fetch_add(1, Relaxed);
             }
             Err(e) => {
-                if seq == 0 || self.stored.load(Relaxed) == 0 {
+                // Warned once a run; the summary counts them all.
+                if self.unwritten.fetch_add(1, Relaxed) == 0 {
                     crate::run::log::warn(&format!(
-                        "cannot write the HTTP cache entry {} ({e}); the page is used uncached",
+                        "cannot write the HTTP cache entry {} ({e}); the page is used uncached (http_cache_unwritten counts every such page)",
                         path.display()
                     ));
                 }
@@ -301,6 +305,7 @@ impl Cache {
         for (key, n) in [
             ("http_cache_not_in_cache", self.not_in_cache.load(Relaxed)),
             ("http_cache_unreadable", self.unreadable.load(Relaxed)),
+            ("http_cache_unwritten", self.unwritten.load(Relaxed)),
         ] {
             if n > 0 {
                 sum.set(key, n);
@@ -360,17 +365,32 @@ fn write(path: &Path, meta: &Meta, content: &[u8], seq: u64) -> std::io::Result<
 }
 
 /// Reads an entry whose body is at most `limit` bytes.
+/// An entry larger than the limit is an error (read as a miss, so the page
+/// is fetched and judged again), never a body cut short.
 pub fn read(path: &Path, limit: u64) -> std::io::Result<Entry> {
+    use std::io::BufRead;
     let file = std::fs::File::open(path)?;
-    let mut all = Vec::new();
-    flate2::read::GzDecoder::new(file)
-        .take(limit.saturating_add(64 << 10))
-        .read_to_end(&mut all)?;
-    let nl = memchr::memchr(b'\n', &all).ok_or_else(|| std::io::Error::other("no header line"))?;
-    let meta: Meta = serde_json::from_slice(&all[..nl])?;
-    all.drain(..=nl);
-    Ok(Entry { meta, body: all })
+    let mut gz = std::io::BufReader::new(flate2::read::GzDecoder::new(file));
+    let mut line = Vec::new();
+    (&mut gz)
+        .take(MAX_HEADER_LINE)
+        .read_until(b'\n', &mut line)?;
+    if line.last() != Some(&b'\n') {
+        return Err(std::io::Error::other("no header line"));
+    }
+    let meta: Meta = serde_json::from_slice(&line[..line.len() - 1])?;
+    let mut body = Vec::new();
+    gz.take(limit.saturating_add(1)).read_to_end(&mut body)?;
+    if body.len() as u64 > limit {
+        return Err(std::io::Error::other(format!(
+            "the stored body is larger than {limit} bytes"
+        )));
+    }
+    Ok(Entry { meta, body })
 }
+
+/// The longest header line read (status, URL and headers, JSON-escaped).
+const MAX_HEADER_LINE: u64 = 4 << 20;
 
 /// Every entry file under `dir` (for `spec --diff` and the summary).
 pub fn entries(dir: &Path) -> Vec<PathBuf> {
@@ -467,5 +487,23 @@ mod tests {
         assert!(Mode::parse("nope")
             .unwrap_err()
             .contains("use, replay, refresh"));
+    }
+
+    #[test]
+    fn a_body_over_the_limit_is_a_miss_and_a_long_header_line_is_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = cache(dir.path(), Mode::Use);
+        let url = Url::parse("http://h/big").unwrap();
+        // 70,000 quotes escape to a header line over the old 64 KiB margin.
+        let headers = vec![("x-long".into(), "\"".repeat(70_000))];
+        let body = format!("START{}END", "x".repeat(99_000));
+        c.store("GET", &url, "", 200, headers, Some(body.as_bytes()));
+        let Lookup::Hit(e) = c.lookup("GET", &url, "", 100_000) else {
+            panic!("no hit")
+        };
+        assert_eq!(e.body, body.as_bytes());
+        // Read with a smaller limit: a miss (fetched and judged again), never cut.
+        assert!(matches!(c.lookup("GET", &url, "", 1_000), Lookup::Miss));
+        assert_eq!(c.unreadable.load(Relaxed), 1);
     }
 }
