@@ -261,7 +261,11 @@ impl Cache {
         }
         let headers = headers
             .into_iter()
-            .filter(|(n, _)| !HOP_HEADERS.contains(&n.as_str()))
+            // A page kept without its body keeps its Content-Length, so a
+            // re-run skips it for its size as the live run did.
+            .filter(|(n, _)| {
+                !HOP_HEADERS.contains(&n.as_str()) || (content.is_none() && n == "content-length")
+            })
             .collect();
         let meta = Meta {
             url: strip(url).to_string(),
@@ -505,5 +509,20 @@ mod tests {
         // Read with a smaller limit: a miss (fetched and judged again), never cut.
         assert!(matches!(c.lookup("GET", &url, "", 1_000), Lookup::Miss));
         assert_eq!(c.unreadable.load(Relaxed), 1);
+        // A page kept without its body keeps its length, so a re-run skips
+        // it for its size again; a page with its body does not.
+        let skipped = Url::parse("http://h/skipped").unwrap();
+        let len = vec![("content-length".to_string(), "5000".to_string())];
+        c.store("GET", &skipped, "", 200, len.clone(), None);
+        let Lookup::Hit(e) = c.lookup("GET", &skipped, "", 1_000) else {
+            panic!("no hit")
+        };
+        assert!(e.meta.unread);
+        assert_eq!(e.header("content-length"), Some("5000"));
+        c.store("GET", &url, "", 200, len, Some(b"abc"));
+        let Lookup::Hit(e) = c.lookup("GET", &url, "", 1_000) else {
+            panic!("no hit")
+        };
+        assert_eq!(e.header("content-length"), None);
     }
 }
