@@ -125,6 +125,8 @@ fn items(spec: &SpecFile, cfg: &DiffConfig, entry: &cache::Entry, url: &Url) -> 
 fn compare(url: &Url, old: Vec<Value>, mut new: Vec<Value>, r: &mut Report, examples: usize) {
     r.old_items += old.len() as u64;
     r.new_items += new.len() as u64;
+    // Examples name the page; never with a password from its URL.
+    let url = crate::error::redact(url.as_str());
     let mut left = Vec::new();
     for (i, o) in old.into_iter().enumerate() {
         match new.iter().position(|n| *n == o) {
