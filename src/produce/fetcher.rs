@@ -198,9 +198,10 @@ impl Fetcher<'_> {
         let mut queue: VecDeque<(Url, Submission, u32)> =
             subs.into_iter().map(|s| (from.clone(), s, 1)).collect();
         let (mut sent, mut items) = (0u64, 0u64);
+        let mut cuts = FormCuts::default();
         while let Some((on, sub, depth)) = queue.pop_front() {
             let left = queue.len() as u64 + 1;
-            if self.forms_end(from, left, sent, stats) {
+            if self.forms_end(from, left, stats) {
                 break;
             }
             sent += 1;
@@ -237,30 +238,25 @@ impl Fetcher<'_> {
             } = scraped;
             self.send(found);
             links.extend(more);
-            queue_more(&mut queue, submissions, &got.url, depth, sent, stats);
+            queue_more(&mut queue, submissions, &got.url, depth, sent, &mut cuts);
         }
+        cuts.report(from, stats);
         items
     }
 
     /// Whether the `left` form submissions of the page at `from` must stay
-    /// unsent (the run is stopping, or `sent` reached the per-page cap);
-    /// if so they are counted and named.
-    fn forms_end(&self, from: &Url, left: u64, sent: u64, stats: &mut FetchStats) -> bool {
-        if self.stop.load(Ordering::Relaxed) {
-            stats.forms_unsent += left;
-            log::warn(&format!(
-                "{from}: {left} form submissions not sent: the run is stopping"
-            ));
-            return true;
+    /// unsent because the run is stopping; if so they are counted and named.
+    /// (The per-page cap is kept by `queue_more`: the queue never holds more
+    /// than it can still send.)
+    fn forms_end(&self, from: &Url, left: u64, stats: &mut FetchStats) -> bool {
+        if !self.stop.load(Ordering::Relaxed) {
+            return false;
         }
-        if sent >= MAX_FORMS_PER_PAGE {
-            stats.forms_cut += left;
-            log::warn(&format!(
-                "{from}: {left} form submissions beyond {MAX_FORMS_PER_PAGE} per page were not sent"
-            ));
-            return true;
-        }
-        false
+        stats.forms_unsent += left;
+        log::warn(&format!(
+            "{from}: {left} form submissions not sent: the run is stopping"
+        ));
+        true
     }
 
     /// Counts what the page at `url` gave (items, links, cuts, fields),
@@ -390,42 +386,55 @@ fn record(url: &url::Url, f: Failure, stats: &mut FetchStats) {
     *counter.entry(name).or_default() += 1;
 }
 
-/// Queues the forms an answer at `on` asks for, unless forms are answered
-/// `MAX_FORM_DEPTH` deep already; never more than the per-page cap can send
-/// (`sent` so far), so a page that multiplies its forms costs bounded memory.
-/// What is not queued is counted as cut and named.
+/// Form submissions a page's chain did not queue, by why; named in one
+/// warning per page (a page can ask for many, and each answer for more).
+#[derive(Default)]
+struct FormCuts {
+    too_deep: u64,
+    over_cap: u64,
+}
+
+impl FormCuts {
+    fn report(self, from: &Url, stats: &mut FetchStats) {
+        stats.forms_cut += self.too_deep + self.over_cap;
+        if self.too_deep > 0 {
+            log::warn(&format!(
+                "{from}: {} form submissions not sent: forms answered {MAX_FORM_DEPTH} deep already",
+                self.too_deep
+            ));
+        }
+        if self.over_cap > 0 {
+            log::warn(&format!(
+                "{from}: {} form submissions beyond {MAX_FORMS_PER_PAGE} per page were not sent",
+                self.over_cap
+            ));
+        }
+    }
+}
+
+/// Queues the forms an answer at `on` (at `depth`) asks for, unless forms are
+/// answered `MAX_FORM_DEPTH` deep already; never more than the per-page cap
+/// can still send (`sent` so far), so a page that multiplies its forms costs
+/// bounded memory. What is not queued goes to `cuts`.
 fn queue_more(
     queue: &mut VecDeque<(Url, Submission, u32)>,
     submissions: Vec<Submission>,
     on: &Url,
     depth: u32,
     sent: u64,
-    stats: &mut FetchStats,
+    cuts: &mut FormCuts,
 ) {
-    if submissions.is_empty() {
-        return;
-    }
     let n = submissions.len() as u64;
     if depth >= MAX_FORM_DEPTH {
-        stats.forms_cut += n;
-        log::warn(&format!(
-            "{on}: {n} form submissions not sent: forms answered {MAX_FORM_DEPTH} deep already"
-        ));
+        cuts.too_deep += n;
         return;
     }
-    let room = MAX_FORMS_PER_PAGE.saturating_sub(sent + queue.len() as u64);
-    let keep = n.min(room);
+    let keep = n.min(MAX_FORMS_PER_PAGE.saturating_sub(sent + queue.len() as u64));
+    cuts.over_cap += n - keep;
     queue.extend(
         submissions
             .into_iter()
             .take(keep as usize)
             .map(|s| (on.clone(), s, depth + 1)),
     );
-    if keep < n {
-        stats.forms_cut += n - keep;
-        log::warn(&format!(
-            "{on}: {} form submissions beyond {MAX_FORMS_PER_PAGE} per page were not sent",
-            n - keep
-        ));
-    }
 }
