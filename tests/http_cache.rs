@@ -164,11 +164,69 @@ fn cache_flags_are_checked() {
         .opt("--http-cache-expiry", 60)
         .run_expect(None, 2);
     assert!(run.stderr.contains("need --http-cache DIR"), "{run}");
+    // An expiry means nothing to replay (every entry answers) or refresh.
+    for mode in ["replay", "refresh"] {
+        let run = Args::produce("redis://127.0.0.1:9", "http://127.0.0.1:9/")
+            .path("--http-cache", dir.path())
+            .opt("--http-cache-mode", mode)
+            .opt("--http-cache-expiry", 60)
+            .run_expect(None, 2);
+        assert!(
+            run.stderr
+                .contains("--http-cache-expiry applies to --http-cache-mode use only"),
+            "{run}"
+        );
+    }
     let run = Args::new("spec")
         .arg("--diff")
         .arg("a.json")
         .run_expect(None, 2);
     assert!(run.stderr.contains("--diff needs two spec files"), "{run}");
+}
+
+#[test]
+fn a_spoilt_entry_is_fetched_politely_and_a_bodiless_one_when_wanted() {
+    let redis = Redis::start();
+    let web = site();
+    let start = format!("{}/", web.base);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let (live, _) = crawl(&redis, &start, &cache, &[], 3);
+    // Every entry spoilt: each request is sent again, --delay-ms apart
+    // (a spoilt entry once skipped the host slot and its delay).
+    let entries = walk(&cache);
+    assert_eq!(entries.len(), 10);
+    for e in &entries {
+        std::fs::write(e, b"not gzip").unwrap();
+    }
+    let before = web.requests().len();
+    let (again, s) = crawl(&redis, &start, &cache, &["--delay-ms", "150"], 3);
+    assert_eq!(again, live);
+    assert_eq!(s["http_cache_unreadable"], 10, "{s}");
+    assert_eq!(s["http_cache_fetched"], 10, "{s}");
+    let reqs = web.requests();
+    let sent = &reqs[before..];
+    assert_eq!(sent.len(), 10, "{s}");
+    // robots.txt is fetched before the host's first page, as in any run.
+    assert_eq!(sent[0].path, "/robots.txt");
+    for pair in sent[1..].windows(2) {
+        let gap = pair[1].at.duration_since(pair[0].at);
+        assert!(
+            gap >= std::time::Duration::from_millis(140),
+            "{} then {} only {gap:?} apart",
+            pair[0].path,
+            pair[1].path
+        );
+    }
+    // A page kept without its body (over --max-body then) is fetched when
+    // a later run with a larger --max-body wants it, not failed.
+    let small = dir.path().join("small");
+    let (cut, s) = crawl(&redis, &start, &small, &["--max-body", "100"], 0);
+    assert!(cut.is_empty(), "{s}");
+    assert_eq!(s["skipped"]["body_too_large"], 1, "{s}");
+    let (full, s) = crawl(&redis, &start, &small, &[], 3);
+    assert_eq!(full, live, "{s}");
+    assert_eq!(s["errors"].get("not_in_cache"), None, "{s}");
 }
 
 #[test]

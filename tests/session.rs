@@ -167,6 +167,56 @@ fn login_carries_the_session_cookie_into_the_crawl() {
 }
 
 #[test]
+fn a_login_answered_from_the_http_cache_still_logs_the_crawl_in() {
+    let redis = Redis::start();
+    let site = members_site(true);
+    let dir = tempfile::tempdir().unwrap();
+    let spec = members_spec(dir.path(), &site, true);
+    let cache = dir.path().join("cache");
+    let cache = cache.to_str().unwrap();
+    let env = [("QP_TEST_PASSWORD", PASSWORD)];
+    // First run: the login and the first page only, cached.
+    let first = ["--spec", &spec, "--threads", "1", "--http-cache", cache];
+    let run = produce(&redis, &[&first[..], &["--max-pages", "1"]].concat(), &env);
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(texts(&redis), ["one", "two"], "{run}");
+    let before = site.requests().len();
+    // Second run: the login's three answers come from the cache, and the
+    // page it lacks is fetched with the session cookie they set.
+    redis.cmd::<i64>(&["DEL", KEY]);
+    let run = produce(&redis, &first, &env);
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(texts(&redis), ["one", "three", "two"], "{run}");
+    let reqs = site.requests();
+    let new: Vec<&Req> = reqs[before..].iter().collect();
+    assert_eq!(new.len(), 1, "{new:#?}");
+    assert_eq!(new[0].path, "/page/2/");
+    assert_eq!(new[0].cookie("session").as_deref(), Some("good"));
+    // No entry holds the password; each is readable by its owner only.
+    for entry in walk(Path::new(cache)) {
+        use std::os::unix::fs::PermissionsExt as _;
+        let meta = std::fs::metadata(&entry).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{entry:?}");
+        let mut text = String::new();
+        let file = std::fs::File::open(&entry).unwrap();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(file), &mut text).unwrap();
+        assert!(!text.contains(PASSWORD), "{entry:?} holds the password");
+    }
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        match e.path().is_dir() {
+            true => out.extend(walk(&e.path())),
+            false => out.push(e.path()),
+        }
+    }
+    out
+}
+
+#[test]
 fn a_refused_login_exits_1_quoting_the_site_never_the_password() {
     let redis = Redis::start();
     let dir = tempfile::tempdir().unwrap();

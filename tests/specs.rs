@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{qpipe_env, site_quotes, stats, Redis, Site};
+use common::{qpipe, qpipe_env, site_quotes, stats, Redis, Site};
 use serde_json::Value;
 use std::collections::BTreeSet;
 
@@ -422,4 +422,89 @@ fn search_spec_submits_every_author_and_tag_the_form_offers() {
     assert_eq!(st["pages_by_rule"]["quote"], pairs.len() as u64, "{st}");
     assert_eq!(st["forms_cut"], 0, "{st}");
     assert_eq!(st["pages_failed"], 0, "{st}");
+}
+
+#[test]
+fn spec_diff_follows_the_forms_through_the_cache() {
+    let site = Site::start(10);
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/toscrape-search.json");
+    let spec = spec.to_str().unwrap();
+    let cache = dir.path().join("cache");
+    let cache = cache.to_str().unwrap();
+    let st = dir.path().join("stats.json");
+    let run = qpipe(
+        &[
+            "produce",
+            "--spec",
+            spec,
+            "--origin",
+            &site.url,
+            "--redis",
+            &redis.url(),
+            "--http-cache",
+            cache,
+            "--stats-json",
+            st.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let st: Value = serde_json::from_str(&std::fs::read_to_string(&st).unwrap()).unwrap();
+    let items = st["items_extracted"].as_u64().unwrap();
+    let forms = st["forms_submitted"].as_u64().unwrap();
+    assert!(items > 100, "{st}");
+    let diff = |new: &str| {
+        qpipe(
+            &[
+                "spec",
+                "--diff",
+                spec,
+                new,
+                "--http-cache",
+                cache,
+                "--origin",
+                &site.url,
+            ],
+            None,
+        )
+    };
+    // The same spec: every answer its forms got is read again, no change.
+    let same = diff(spec);
+    assert_eq!(same.code, 0, "{same}");
+    assert!(
+        same.stdout
+            .contains(&format!("(1 pages read, {forms} form answers)")),
+        "{same}"
+    );
+    assert!(
+        same.stdout.contains(&format!(
+            "# items: {items} before, {items} after: {items} unchanged, 0 changed"
+        )),
+        "{same}"
+    );
+    // A field changed in the rule that reads the answers.
+    let text = std::fs::read_to_string(spec).unwrap();
+    let changed = dir.path().join("changed.json");
+    std::fs::write(&changed, text.replace("\"span.tag\"", "\"span.tag a\"")).unwrap();
+    let out = diff(changed.to_str().unwrap());
+    assert_eq!(out.code, 3, "{out}");
+    assert!(
+        out.stdout
+            .contains(&format!("# field tag: changed in {items} items")),
+        "{out}"
+    );
+    assert!(out.stdout.contains("filter.aspx (POST tag="), "{out}");
+    // The author page no longer sends the tag form: its answers' items go.
+    let cut = dir.path().join("cut.json");
+    let no_tags = text.replace(
+        r#""submit": {"form": "form[name=filterform]", "each": "tag", "rule": "quote"}"#,
+        r#""item": "h1", "fields": {"h": "h1"}"#,
+    );
+    assert_ne!(no_tags, text);
+    std::fs::write(&cut, no_tags).unwrap();
+    let out = diff(cut.to_str().unwrap());
+    assert_eq!(out.code, 3, "{out}");
+    assert!(out.stdout.contains(&format!("{items} removed")), "{out}");
 }

@@ -12,12 +12,13 @@ use crate::crawl::fetch;
 use crate::crawl::page;
 use crate::crawl::session::cache;
 use crate::crawl::spec::SpecFile;
-use crate::crawl::spider;
-use crate::error::{Error, Exit};
+use crate::crawl::spider::{self, Submission, MAX_FORM_DEPTH};
+use crate::error::{redact, Error, Exit};
 use crate::run::log;
 use crate::run::summary::{Output, Summary};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use url::Url;
 
 /// What the comparison found.
@@ -26,6 +27,10 @@ struct Report {
     /// Entries in the cache, and those read as pages by either spec.
     entries: u64,
     pages: u64,
+    /// Form answers read (a spec's `submit`, found in the cache).
+    answers: u64,
+    /// Form answers a spec sends that the cache lacks: not compared.
+    answers_missing: u64,
     /// Entries that did not decode.
     unreadable: u64,
     /// Items made by each spec.
@@ -39,10 +44,27 @@ struct Report {
     fields: BTreeMap<String, (u64, Vec<String>)>,
 }
 
+/// What one spec made of one cached answer: its items, and the forms it
+/// would send from there.
+#[derive(Default)]
+struct Reading {
+    items: Vec<Value>,
+    subs: Vec<Submission>,
+}
+
+/// A form answer either spec reaches: where, and what each made of it
+/// (`None`: that spec never sends this form).
+struct Answer {
+    /// Its URL, method and what its form chose, for examples.
+    at: String,
+    read: [Option<Reading>; 2],
+}
+
 /// Runs the diff and prints the report on stdout.
 pub fn run(cfg: &DiffConfig) -> Result<Summary, Error> {
     let mut report = Report::default();
-    let mut posts = 0u64;
+    let mut pages = Vec::new();
+    let mut forms = Vec::new();
     for path in cache::entries(&cfg.dir) {
         report.entries += 1;
         let Ok(entry) = cache::read(&path, cfg.max_body) else {
@@ -50,11 +72,7 @@ pub fn run(cfg: &DiffConfig) -> Result<Summary, Error> {
             continue;
         };
         let m = &entry.meta;
-        if m.method != "GET" {
-            posts += 1;
-            continue;
-        }
-        if m.unread || !(200..300).contains(&m.status) {
+        if m.method != "GET" || m.unread || !(200..300).contains(&m.status) {
             continue;
         }
         let Ok(url) = Url::parse(&m.url) else {
@@ -64,19 +82,12 @@ pub fn run(cfg: &DiffConfig) -> Result<Summary, Error> {
         if url.path() == "/robots.txt" {
             continue;
         }
-        let old = items(&cfg.old.0, cfg, &entry, &url);
-        let new = items(&cfg.new.0, cfg, &entry, &url);
-        if old.is_none() && new.is_none() {
-            continue;
+        let read = [&cfg.old.0, &cfg.new.0].map(|spec| reading(spec, cfg, &entry, &url, None));
+        for (side, r) in read.iter().enumerate() {
+            let subs = r.iter().flat_map(|r| r.subs.iter().cloned());
+            forms.extend(subs.map(|sub| (side, sub, 1)));
         }
-        report.pages += 1;
-        compare(
-            &url,
-            old.unwrap_or_default(),
-            new.unwrap_or_default(),
-            &mut report,
-            cfg.examples,
-        );
+        pages.push((path, url, read));
     }
     if report.entries == 0 {
         return Err(Error::Usage(format!(
@@ -84,12 +95,34 @@ pub fn run(cfg: &DiffConfig) -> Result<Summary, Error> {
             cfg.dir.display()
         )));
     }
-    if posts > 0 {
+    let answers = answers(cfg, forms, &mut report);
+    for (path, url, [old, new]) in pages {
+        // A form's answer is compared as one, read by the rule its form names.
+        if answers.contains_key(&path) || (old.is_none() && new.is_none()) {
+            continue;
+        }
+        report.pages += 1;
+        let items = |r: Option<Reading>| r.map(|r| r.items).unwrap_or_default();
+        // Examples name the page; never with a password from its URL.
+        let at = redact(url.as_str());
+        compare(&at, items(old), items(new), &mut report, cfg.examples);
+    }
+    for Answer {
+        at,
+        read: [old, new],
+    } in answers.into_values()
+    {
+        report.answers += 1;
+        let items = |r: Option<Reading>| r.map(|r| r.items).unwrap_or_default();
+        compare(&at, items(old), items(new), &mut report, cfg.examples);
+    }
+    if report.answers_missing > 0 {
         log::warn(&format!(
-            "{posts} cached form answers (POST) are not compared: spec --diff reads GET pages only"
+            "{} form answers a spec sends are not in the cache and were not compared (crawl with that spec and --http-cache to add them)",
+            report.answers_missing
         ));
     }
-    if report.pages == 0 {
+    if report.pages + report.answers == 0 {
         return Err(Error::Usage(format!(
             "neither spec reads any of the {} cached pages in --http-cache {}, so nothing was compared (check --origin, or fill the cache with these specs)",
             report.entries,
@@ -104,29 +137,87 @@ pub fn run(cfg: &DiffConfig) -> Result<Summary, Error> {
     Ok(sum)
 }
 
-/// The items `spec` makes of a cached page, as JSON values; `None` if the
-/// spec does not read pages of its type.
-fn items(spec: &SpecFile, cfg: &DiffConfig, entry: &cache::Entry, url: &Url) -> Option<Vec<Value>> {
+/// Follows the `forms` each spec sends (`(side, submission, depth)`)
+/// through the cache, as a crawl would: each answer read by the rule its
+/// form names, and the forms it asks for in turn, `MAX_FORM_DEPTH` deep.
+/// Returns the answers found, by entry path.
+fn answers(
+    cfg: &DiffConfig,
+    mut forms: Vec<(usize, Submission, u32)>,
+    report: &mut Report,
+) -> BTreeMap<PathBuf, Answer> {
+    let specs = [&cfg.old.0, &cfg.new.0];
+    let mut found: BTreeMap<PathBuf, Answer> = BTreeMap::new();
+    let mut missing = std::collections::BTreeSet::new();
+    while let Some((side, sub, depth)) = forms.pop() {
+        let verb = if sub.body.is_some() { "POST" } else { "GET" };
+        let body = sub.body.as_deref().unwrap_or("");
+        let path = cache::entry_path(&cfg.dir, verb, &sub.url, body);
+        if found.get(&path).is_some_and(|a| a.read[side].is_some()) || missing.contains(&path) {
+            continue;
+        }
+        let entry = match cache::read(&path, cfg.max_body) {
+            Ok(e) if (200..300).contains(&e.meta.status) && !e.meta.unread => e,
+            _ => {
+                missing.insert(path);
+                continue;
+            }
+        };
+        let read = reading(
+            specs[side],
+            cfg,
+            &entry,
+            &sub.url,
+            Some(sub.rule.as_deref()),
+        );
+        let read = read.unwrap_or_default();
+        if depth < MAX_FORM_DEPTH {
+            forms.extend(read.subs.iter().cloned().map(|s| (side, s, depth + 1)));
+        }
+        let slot = found.entry(path).or_insert_with(|| Answer {
+            at: format!("{} ({verb} {})", redact(sub.url.as_str()), sub.label),
+            read: [None, None],
+        });
+        slot.read[side] = Some(read);
+    }
+    report.answers_missing = missing.len() as u64;
+    found
+}
+
+/// What `spec` makes of a cached answer from `url`: read by the rule its
+/// URL matches, or by `rule` for a form's answer. `None` if the spec does
+/// not read pages of its type.
+fn reading(
+    spec: &SpecFile,
+    cfg: &DiffConfig,
+    entry: &cache::Entry,
+    url: &Url,
+    rule: Option<Option<&str>>,
+) -> Option<Reading> {
     let ctype = entry.header("content-type").unwrap_or("text/html");
     let lower = ctype.to_ascii_lowercase();
     let format = page::format(&lower, url, spec.spider.accept)?;
     let page = fetch::decode(entry.body.clone(), &lower, format, cfg.max_body).ok()?;
-    let scraped = spider::scrape(&spec.spider, cfg.caps, &page, url);
-    Some(
-        scraped
-            .items
-            .iter()
-            .filter_map(|i| serde_json::from_slice(&i.json).ok())
-            .collect(),
-    )
+    let scraped = match rule {
+        Some(rule) => spider::scrape_by(&spec.spider, cfg.caps, &page, url, None, rule),
+        None => spider::scrape(&spec.spider, cfg.caps, &page, url),
+    };
+    let items = scraped
+        .items
+        .iter()
+        .filter_map(|i| serde_json::from_slice(&i.json).ok())
+        .collect();
+    Some(Reading {
+        items,
+        subs: scraped.submissions,
+    })
 }
 
-/// Pairs the items of one page and records the differences.
-fn compare(url: &Url, old: Vec<Value>, mut new: Vec<Value>, r: &mut Report, examples: usize) {
+/// Pairs the items of one page (named `url` in examples) and records the
+/// differences.
+fn compare(url: &str, old: Vec<Value>, mut new: Vec<Value>, r: &mut Report, examples: usize) {
     r.old_items += old.len() as u64;
     r.new_items += new.len() as u64;
-    // Examples name the page; never with a password from its URL.
-    let url = crate::error::redact(url.as_str());
     let mut left = Vec::new();
     for (i, o) in old.into_iter().enumerate() {
         match new.iter().position(|n| *n == o) {
@@ -214,6 +305,9 @@ fn render(r: &Report, cfg: &DiffConfig) -> String {
         "# spec diff: {} -> {} over {} cached answers ({} pages read",
         cfg.old.1, cfg.new.1, r.entries, r.pages
     );
+    if r.answers > 0 {
+        out.push_str(&format!(", {} form answers", r.answers));
+    }
     if r.unreadable > 0 {
         out.push_str(&format!(", {} unreadable entries skipped", r.unreadable));
     }
@@ -258,7 +352,7 @@ mod tests {
 
     #[test]
     fn equal_items_pair_first_then_by_order() {
-        let url = Url::parse("http://h/p").unwrap();
+        let url = "http://h/p";
         let mut r = Report::default();
         let old = vec![
             json!({"a":1,"b":"x"}),
@@ -271,7 +365,7 @@ mod tests {
             json!({"a":1,"b":"x"}),
             json!({"a":2,"b":"Y"}),
         ];
-        compare(&url, old, new, &mut r, 3);
+        compare(url, old, new, &mut r, 3);
         assert_eq!(
             (r.unchanged, r.changed, r.added.len(), r.removed.len()),
             (1, 2, 0, 0)
@@ -282,7 +376,7 @@ mod tests {
         assert_eq!(r.fields["a"].1, ["http://h/p #3: 3 -> 0"]);
         let mut r = Report::default();
         compare(
-            &url,
+            url,
             vec![json!({"a":1})],
             vec![json!({"a":1}), json!({"a":5})],
             &mut r,

@@ -388,6 +388,13 @@ pub fn cache_config(
     if dir.is_empty() {
         return Err(usage("--http-cache needs a directory".into()));
     }
+    if mode != Mode::Use && expiry != 0 {
+        return Err(usage(format!(
+            "--http-cache-expiry applies to --http-cache-mode use only ({} {}; drop one of the two)",
+            mode.name(),
+            if mode == Mode::Replay { "answers from every entry, however old" } else { "fetches everything again" }
+        )));
+    }
     if mode == Mode::Replay && !std::path::Path::new(dir).is_dir() {
         return Err(usage(format!(
             "--http-cache {dir} is not a directory (replay needs a cache filled by an earlier run with --http-cache-mode use)"

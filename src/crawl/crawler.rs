@@ -156,24 +156,18 @@ impl Crawler<'_> {
     ) -> Result<Reply, Failure> {
         let host = url.host_str().unwrap_or("").to_string();
         let delay = self.polite_delay(url, counts)?;
+        if let Some(result) = self.offline(url, method, counts, stop) {
+            return result;
+        }
         let mut attempt = 1;
         let mut backoff = Backoff::new(self.backoff, self.backoff * 4);
-        // An answer from the HTTP cache costs the site nothing: no host
-        // slot, no delay.
-        let offline = self.session.answers_offline(url, method);
         loop {
-            let stopping = match offline {
-                true => stop.load(std::sync::atomic::Ordering::Relaxed),
-                false => !self.hosts.acquire(&host, delay, stop),
-            };
-            if stopping {
+            if !self.hosts.acquire(&host, delay, stop) {
                 return Err(Failure::new(Reason::Shutdown, "stopping".into()));
             }
             let sent = std::time::Instant::now();
             let result = fetch::request(self.session, url, method, self.max_body, self.accept);
-            if !offline {
-                self.observe(&host, sent.elapsed(), &result, delay);
-            }
+            self.observe(&host, sent.elapsed(), &result, delay);
             let (reason, retry_after) = match &result {
                 Ok(Reply::Status { code, retry_after }) if retryable_status(*code) => {
                     (Some(Reason::Http(*code)), *retry_after)
@@ -182,9 +176,7 @@ impl Crawler<'_> {
                 _ => (None, None),
             };
             let back_off = retry_after.map(|d| d.min(MAX_RETRY_AFTER));
-            if !offline {
-                self.hosts.release(&host, back_off);
-            }
+            self.hosts.release(&host, back_off);
             self.count_response(&result, counts);
             let Some(reason) = reason else {
                 return result;
@@ -200,6 +192,33 @@ impl Crawler<'_> {
             }
             attempt += 1;
         }
+    }
+
+    /// The HTTP cache's answer for `url`, which costs the site nothing (no
+    /// host slot, no delay), if it has a usable one. An entry that turns out
+    /// unreadable, larger than `--max-body` or kept without the body this
+    /// run wants is fetched politely instead (not in `replay`: there it
+    /// fails).
+    fn offline(
+        &self,
+        url: &Url,
+        method: &Method,
+        counts: &mut CrawlCounts,
+        stop: &AtomicBool,
+    ) -> Option<Result<Reply, Failure>> {
+        if !self.session.answers_offline(url, method) {
+            return None;
+        }
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return Some(Err(Failure::new(Reason::Shutdown, "stopping".into())));
+        }
+        let result = fetch::cached(self.session, url, method, self.max_body, self.accept)?;
+        let replay = self.session.cache().is_some_and(|c| c.replay());
+        if !replay && matches!(&result, Err(f) if f.reason == Reason::NotInCache) {
+            return None;
+        }
+        self.count_response(&result, counts);
+        Some(result)
     }
 
     /// The delay between requests to `url`'s host: `--delay-ms`, or the

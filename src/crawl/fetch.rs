@@ -40,7 +40,8 @@ pub enum Reply {
 const PRESIZE_MAX: u64 = 16 << 20;
 
 /// Sends one request (a GET, or a form's POST) for `url` and classifies
-/// the answer.
+/// the answer. With an HTTP cache, the request is sent even if an entry
+/// exists (ask `cached` first) and the answer is stored.
 pub fn request(
     session: &Session,
     url: &Url,
@@ -48,7 +49,31 @@ pub fn request(
     max_body: u64,
     accept: Accept,
 ) -> Result<Reply, Failure> {
-    let resp = match exchange::send(session, url, method)? {
+    classify(
+        exchange::send_live(session, url, method)?,
+        url,
+        max_body,
+        accept,
+    )
+}
+
+/// The HTTP cache's answer for `url`, classified, if it has one; `None`
+/// when it must be fetched (no fresh entry, or one that does not decode or
+/// is larger than `max_body`).
+pub fn cached(
+    session: &Session,
+    url: &Url,
+    method: &Method,
+    max_body: u64,
+    accept: Accept,
+) -> Option<Result<Reply, Failure>> {
+    let answer = exchange::cached(session, url, method)?;
+    Some(answer.and_then(|a| classify(a, url, max_body, accept)))
+}
+
+/// One answer as a page, a redirect or another status.
+fn classify(answer: Answer, url: &Url, max_body: u64, accept: Accept) -> Result<Reply, Failure> {
+    let resp = match answer {
         Answer::Redirect { to, code } => return Ok(Reply::Redirect { to, code }),
         Answer::Response(resp) => resp,
     };

@@ -7,7 +7,7 @@ use super::writer::Parcel;
 use crate::crawl::crawler::{CrawlCounts, Crawler};
 use crate::crawl::fetch::{Failure, Reason};
 use crate::crawl::frontier::CrawlFrontier;
-use crate::crawl::spider::{self, Scraped, Submission};
+use crate::crawl::spider::{self, Scraped, Submission, MAX_FORM_DEPTH};
 use crate::run::counters::Counters;
 use crate::run::log;
 use crate::run::summary::Counts;
@@ -62,9 +62,19 @@ pub struct FetchStats {
     pub panic: Option<String>,
 }
 
-/// Form answers that may ask for more forms (search -> author -> tag ->
-/// results is three).
-pub const MAX_FORM_DEPTH: u32 = 4;
+/// Counts and names the `left` form submissions of the page at `from` that
+/// stay unsent because the crawl ended (`end`: a stop, or a budget its
+/// answers count against: `--max-pages`, `--max-items`, `--max-time`).
+/// (The per-page cap is kept by `queue_more`: the queue never holds more
+/// than it can still send.)
+fn forms_end(from: &Url, left: u64, end: crate::crawl::frontier::Finish, stats: &mut FetchStats) {
+    stats.forms_unsent += left;
+    log::warn(&format!(
+        "{from}: {left} form submissions not sent: the crawl ended ({})",
+        end.name()
+    ));
+}
+
 /// Submissions sent from one page taken from the frontier, chains included.
 pub const MAX_FORMS_PER_PAGE: u64 = 100_000;
 
@@ -201,7 +211,8 @@ impl Fetcher<'_> {
         let mut cuts = FormCuts::default();
         while let Some((on, sub, depth)) = queue.pop_front() {
             let left = queue.len() as u64 + 1;
-            if self.forms_end(from, left, stats) {
+            if let Some(end) = self.frontier.take_extra(self.stop, items) {
+                forms_end(from, left, end, stats);
                 break;
             }
             sent += 1;
@@ -242,21 +253,6 @@ impl Fetcher<'_> {
         }
         cuts.report(from, stats);
         items
-    }
-
-    /// Whether the `left` form submissions of the page at `from` must stay
-    /// unsent because the run is stopping; if so they are counted and named.
-    /// (The per-page cap is kept by `queue_more`: the queue never holds more
-    /// than it can still send.)
-    fn forms_end(&self, from: &Url, left: u64, stats: &mut FetchStats) -> bool {
-        if !self.stop.load(Ordering::Relaxed) {
-            return false;
-        }
-        stats.forms_unsent += left;
-        log::warn(&format!(
-            "{from}: {left} form submissions not sent: the run is stopping"
-        ));
-        true
     }
 
     /// Counts what the page at `url` gave (items, links, cuts, fields),

@@ -20,6 +20,8 @@ pub struct Req {
     pub headers: Vec<(String, String)>,
     /// The body (Content-Length bytes).
     pub body: String,
+    /// When its head was read.
+    pub at: std::time::Instant,
 }
 
 impl Req {
@@ -218,6 +220,7 @@ fn serve(mut conn: TcpStream, route: &Route, log: &Mutex<Vec<Req>>) {
         path,
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
+        at: std::time::Instant::now(),
     };
     let resp = route(&req);
     log.lock().unwrap().push(req);

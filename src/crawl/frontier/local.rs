@@ -204,6 +204,22 @@ impl CrawlFrontier for Frontier {
     fn finish(&self) -> Finish {
         Frontier::finish(self)
     }
+    fn take_extra(&self, stop: &AtomicBool, items: u64) -> Option<Finish> {
+        let mut st = self.lock();
+        if st.finish.is_none() {
+            st.finish = self.bounds.limit_reached(stop, st.taken, st.items + items);
+        }
+        match st.finish {
+            Some(f) => {
+                self.wake.notify_all();
+                Some(f)
+            }
+            None => {
+                st.taken += 1;
+                None
+            }
+        }
+    }
     fn filtered(&self) -> Filtered {
         Frontier::filtered(self)
     }

@@ -44,6 +44,11 @@ pub trait CrawlFrontier: Sync {
     ) -> usize {
         self.complete(page, links, depth, items)
     }
+    /// Takes one more page than the frontier handed out (a form's answer,
+    /// fetched on the way to completing a page) if the budgets allow, with
+    /// `items` found since that page was taken not yet counted. If a budget
+    /// or `stop` says no, the crawl ends for the reason returned.
+    fn take_extra(&self, stop: &AtomicBool, items: u64) -> Option<Finish>;
     /// Gives back a page at `depth` that was taken but not fetched (the run
     /// is stopping), so this or another process fetches it later.
     fn release(&self, page: &Url, depth: u32);

@@ -294,6 +294,19 @@ impl CrawlFrontier for SharedFrontier {
         }
     }
 
+    fn take_extra(&self, stop: &AtomicBool, items: u64) -> Option<Finish> {
+        if let Some(f) = *self.finish.lock().unwrap_or_else(|p| p.into_inner()) {
+            return Some(f);
+        }
+        let taken = self.taken.load(Ordering::Relaxed);
+        let items = self.items.load(Ordering::Relaxed) + items;
+        if let Some(f) = self.bounds.limit_reached(stop, taken, items) {
+            return Some(self.set_finish(f));
+        }
+        self.taken.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+
     fn complete(&self, page: &Url, links: Vec<Url>, depth: u32, items: u64) -> usize {
         self.items.fetch_add(items, Ordering::Relaxed);
         let keep: Vec<(u32, Url)> = {

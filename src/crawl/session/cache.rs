@@ -18,6 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::io::{Read as _, Write as _};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -97,6 +98,16 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The `Set-Cookie` values the answer carried.
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.meta
+            .headers
+            .iter()
+            .filter(|(n, _)| n == "set-cookie")
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
     /// The header `name` (lowercase), if kept.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.meta
@@ -108,13 +119,14 @@ impl Entry {
 }
 
 /// Headers that describe one transfer, not the content: not kept.
-const HOP_HEADERS: [&str; 6] = [
+/// (`Set-Cookie` is kept: a hit puts its cookies in the jar, as the
+/// request it replaces would have, so a cached login still logs in.)
+const HOP_HEADERS: [&str; 5] = [
     "content-length",
     "content-encoding",
     "transfer-encoding",
     "connection",
     "keep-alive",
-    "set-cookie",
 ];
 
 /// The cache and what this run did with it.
@@ -123,7 +135,7 @@ pub struct Cache {
     cfg: CacheConfig,
     /// Requests answered from the cache.
     pub hits: AtomicU64,
-    /// Requests fetched because the cache had no fresh entry.
+    /// Requests fetched because the cache had no fresh (or readable) entry.
     pub misses: AtomicU64,
     /// Entries written.
     pub stored: AtomicU64,
@@ -183,8 +195,7 @@ impl Cache {
 
     /// Where the entry for this request lives.
     fn path(&self, method: &str, url: &Url, body: &str) -> PathBuf {
-        let key = fingerprint(method, url, body);
-        self.cfg.dir.join(&key[..2]).join(key)
+        entry_path(&self.cfg.dir, method, url, body)
     }
 
     /// Whether a lookup would hit, from the file's age alone (the crawler
@@ -218,7 +229,7 @@ impl Cache {
                 match std::fs::metadata(&path) {
                     Ok(m) if self.cfg.mode == Mode::Replay || self.young(&m) => {
                         match read(&path, limit) {
-                            Ok(e) if e.meta.url == strip(url).as_str() => Some(e),
+                            Ok(e) if e.meta.url == shown(url).as_str() => Some(e),
                             _ => {
                                 self.unreadable.fetch_add(1, Relaxed);
                                 None
@@ -238,10 +249,8 @@ impl Cache {
                 self.not_in_cache.fetch_add(1, Relaxed);
                 Lookup::Miss
             }
-            None => {
-                self.misses.fetch_add(1, Relaxed);
-                Lookup::Miss
-            }
+            // Counted as fetched when it is (`exchange::send_live`).
+            None => Lookup::Miss,
         }
     }
 
@@ -268,7 +277,7 @@ impl Cache {
             })
             .collect();
         let meta = Meta {
-            url: strip(url).to_string(),
+            url: shown(url).to_string(),
             method: method.to_string(),
             status,
             headers,
@@ -323,11 +332,25 @@ pub fn cacheable(status: u16) -> bool {
     !matches!(status, 408 | 429) && status < 500
 }
 
+/// The URL as an entry records it: without its fragment or any password
+/// (the fingerprint still tells two passwords apart).
+fn shown(url: &Url) -> Url {
+    let mut u = strip(url);
+    let _ = u.set_password(None);
+    u
+}
+
 /// The URL without its fragment.
 fn strip(url: &Url) -> Url {
     let mut u = url.clone();
     u.set_fragment(None);
     u
+}
+
+/// Where the entry for a request lives in the cache `dir`.
+pub fn entry_path(dir: &Path, method: &str, url: &Url, body: &str) -> PathBuf {
+    let key = fingerprint(method, url, body);
+    dir.join(&key[..2]).join(key)
 }
 
 /// The request's fingerprint, 32 hex digits.
@@ -351,7 +374,14 @@ fn write(path: &Path, meta: &Meta, content: &[u8], seq: u64) -> std::io::Result<
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.{seq}.tmp", std::process::id()));
     let result = (|| {
-        let file = std::fs::File::create(&tmp)?;
+        // Pages fetched with the user's cookies or Authorization header may
+        // be private: readable by their owner only.
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
         let mut gz = flate2::write::GzEncoder::new(
             std::io::BufWriter::new(file),
             flate2::Compression::fast(),
@@ -439,6 +469,25 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_keeps_no_password_and_only_its_owner_reads_it() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let c = cache(dir.path(), Mode::Use);
+        let url = Url::parse("http://user:s3cret@h/a").unwrap();
+        c.store("GET", &url, "", 200, Vec::new(), Some(b"x"));
+        let Lookup::Hit(e) = c.lookup("GET", &url, "", 100) else {
+            panic!("no hit")
+        };
+        assert_eq!(e.meta.url, "http://user@h/a");
+        let other = Url::parse("http://user:other@h/a").unwrap();
+        assert!(matches!(c.lookup("GET", &other, "", 100), Lookup::Miss));
+        let files = entries(dir.path());
+        assert_eq!(files.len(), 1);
+        let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
     fn an_entry_round_trips_and_keys_ignore_the_fragment_only() {
         let dir = tempfile::tempdir().unwrap();
         let c = cache(dir.path(), Mode::Use);
@@ -456,7 +505,7 @@ mod tests {
         assert_eq!(e.body, b"<p>hi</p>");
         assert_eq!(e.meta.status, 200);
         assert_eq!(e.header("content-type"), Some("text/html"));
-        assert_eq!(e.header("set-cookie"), None);
+        assert_eq!(e.set_cookies(), ["a=b"]);
         assert!(matches!(c.lookup("POST", &plain, "", 100), Lookup::Miss));
         assert!(matches!(
             c.lookup("GET", &Url::parse("http://h/a?b=2").unwrap(), "", 100),

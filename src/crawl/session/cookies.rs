@@ -191,13 +191,19 @@ impl Cap {
     /// Puts the user's cookie `pair` (`name=value`) in the jar for `url`'s
     /// host; it counts toward the limits but is never evicted.
     pub fn insert_user(&self, url: &Url, pair: &str) {
-        self.update(url, &[pair.to_string()], true);
+        self.update(url, &[pair.to_string()], Insert::User);
+    }
+
+    /// Puts the cookies `set` by an answer from `url` that the HTTP cache
+    /// gave (no request went through the jar) in the jar, as if it had.
+    pub fn insert_cached(&self, url: &Url, set: &[String]) {
+        self.update(url, set, Insert::Cached);
     }
 
     /// Records the cookies `set` by a response from `url` (the jar stored
-    /// them already; none before a request), then evicts what the limits
-    /// require.
-    fn update(&self, url: &Url, set: &[String], user: bool) {
+    /// them already, unless `how` inserts them; none before a request),
+    /// then evicts what the limits require.
+    fn update(&self, url: &Url, set: &[String], how: Insert) {
         let Some(agent) = self.agent.get().and_then(Weak::upgrade) else {
             return;
         };
@@ -207,7 +213,7 @@ impl Cap {
             let Ok(c) = cookie_store::Cookie::parse(s.as_str(), url) else {
                 continue;
             };
-            if user {
+            if how != Insert::Stored {
                 let Ok(uri) = url.as_str().parse::<ureq::http::Uri>() else {
                     continue;
                 };
@@ -223,7 +229,9 @@ impl Cap {
             };
             let host_only = matches!(c.domain, cookie_store::CookieDomain::HostOnly(_));
             match jar.get(&key.domain, &key.path, &key.name) {
-                Some(held) => ledger.record(key, held.value().len(), host_only, user),
+                Some(held) => {
+                    ledger.record(key, held.value().len(), host_only, how == Insert::User)
+                }
                 None => ledger.retain(|k| *k != key),
             }
         }
@@ -235,6 +243,17 @@ impl Cap {
             jar.remove(&k.domain, &k.path, &k.name);
         }
     }
+}
+
+/// Where the cookies `Cap::update` records come from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Insert {
+    /// A response through the agent: the jar stored them already.
+    Stored,
+    /// The user's own: inserted, and never evicted.
+    User,
+    /// An answer from the HTTP cache: inserted.
+    Cached,
 }
 
 /// The middleware that applies a `Cap` around every request.
@@ -249,7 +268,7 @@ impl Middleware for Pruner {
         let url = Url::parse(&request.uri().to_string()).ok();
         // Before: other hosts may have set cookies this request would carry.
         if let Some(u) = &url {
-            self.0.update(u, &[], false);
+            self.0.update(u, &[], Insert::Stored);
         }
         let response = next.handle(request)?;
         if let Some(u) = &url {
@@ -259,7 +278,7 @@ impl Middleware for Pruner {
                 .iter()
                 .filter_map(|v| v.to_str().ok().map(str::to_string))
                 .collect();
-            self.0.update(u, &set, false);
+            self.0.update(u, &set, Insert::Stored);
         }
         Ok(response)
     }

@@ -35,6 +35,8 @@ use url::Url;
 pub struct Session {
     /// Shared so that the jar's `Cap` can hold it weakly.
     agent: Arc<Agent>,
+    /// The jar's limits (and the way in for cookies the cache answers).
+    cap: Arc<Cap>,
     headers: Vec<(String, String)>,
     proxies: proxy::Proxies,
     secrets: Vec<String>,
@@ -102,6 +104,7 @@ impl Session {
             .map(Arc::new);
         Ok(Session {
             agent,
+            cap,
             headers: cfg.headers.list.clone(),
             proxies: cfg.proxies.clone(),
             secrets,
@@ -113,6 +116,14 @@ impl Session {
     /// The HTTP cache, if the run has one.
     pub fn cache(&self) -> Option<&Arc<cache::Cache>> {
         self.cache.as_ref()
+    }
+
+    /// Puts the `Set-Cookie` values of a cached answer from `url` in the
+    /// jar, as the request it replaces would have.
+    pub fn cookies_from_cache(&self, url: &Url, set: &[String]) {
+        if !set.is_empty() {
+            self.cap.insert_cached(url, set);
+        }
     }
 
     /// `--max-body`.

@@ -149,6 +149,10 @@ pub struct Submission {
     pub label: String,
 }
 
+/// Form answers that may ask for more forms (search -> author -> tag ->
+/// results is three).
+pub const MAX_FORM_DEPTH: u32 = 4;
+
 /// Submissions kept per page; more are counted in `forms_cut`.
 pub const MAX_SUBMISSIONS_PER_PAGE: usize = 10_000;
 

@@ -180,23 +180,52 @@ impl Method {
 /// cookies, following no redirect, and says whether it is one. With an
 /// HTTP cache, a fresh entry answers instead, and what is fetched is stored.
 pub fn send(session: &Session, url: &Url, method: &Method) -> Result<Answer, Failure> {
+    match cached(session, url, method) {
+        Some(answer) => answer,
+        None => send_live(session, url, method),
+    }
+}
+
+/// The HTTP cache's answer for `url`, if it has one (in `replay`, a miss
+/// is a `not_in_cache` failure); `None` when it must be fetched.
+pub fn cached(session: &Session, url: &Url, method: &Method) -> Option<Result<Answer, Failure>> {
+    let cache = session.cache()?;
+    let (verb, body) = method.cache_key();
+    match cache.lookup(verb, url, body, session.max_body()) {
+        Lookup::Hit(entry) => {
+            session.cookies_from_cache(url, &entry.set_cookies());
+            Some(Ok(replayed(url, *entry)))
+        }
+        Lookup::Miss if cache.replay() => Some(Err(Failure::new(
+            Reason::NotInCache,
+            format!(
+                "{verb} {url} is not in the HTTP cache {} (replay sends no request; fill it with --http-cache-mode use)",
+                cache.config().dir.display()
+            ),
+        ))),
+        Lookup::Miss => None,
+    }
+}
+
+/// `send` without asking the cache first: the request is sent (nothing in
+/// `replay`), and what it gets is stored.
+pub fn send_live(session: &Session, url: &Url, method: &Method) -> Result<Answer, Failure> {
     let Some(cache) = session.cache() else {
         return fetch(session, url, method);
     };
-    let (verb, body) = method.cache_key();
-    match cache.lookup(verb, url, body, session.max_body()) {
-        Lookup::Hit(entry) => return Ok(replayed(url, *entry)),
-        Lookup::Miss if cache.replay() => {
-            return Err(Failure::new(
+    if cache.replay() {
+        // No request in replay: the cache answers, or nothing does.
+        return cached(session, url, method).unwrap_or_else(|| {
+            Err(Failure::new(
                 Reason::NotInCache,
-                format!(
-                    "{verb} {url} is not in the HTTP cache {} (replay sends no request; fill it with --http-cache-mode use)",
-                    cache.config().dir.display()
-                ),
+                "replay sends no request".into(),
             ))
-        }
-        Lookup::Miss => {}
+        });
     }
+    cache
+        .misses
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (verb, body) = method.cache_key();
     let pending = |status, headers| Pending {
         cache: Arc::clone(cache),
         verb,
@@ -205,19 +234,21 @@ pub fn send(session: &Session, url: &Url, method: &Method) -> Result<Answer, Fai
         status,
         headers,
     };
-    match fetch(session, url, method)? {
+    let resp = request(session, url, method)?;
+    let headers: Vec<(String, String)> = resp
+        .headers()
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    match answer(url, resp) {
         Answer::Redirect { to, code } => {
-            let location = vec![("location".to_string(), to.to_string())];
-            pending(code, location).store(Some(b""));
+            // A login's redirect often carries its session cookie.
+            let kept = headers.into_iter().filter(|(n, _)| n == "set-cookie");
+            let location = std::iter::once(("location".to_string(), to.to_string()));
+            pending(code, location.chain(kept).collect()).store(Some(b""));
             Ok(Answer::Redirect { to, code })
         }
         Answer::Response(mut resp) => {
-            let headers = resp
-                .inner
-                .headers()
-                .iter()
-                .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
-                .collect();
             resp.pending = Some(Box::new(pending(resp.code(), headers)));
             Ok(Answer::Response(resp))
         }
@@ -257,6 +288,15 @@ fn replayed(url: &Url, entry: Entry) -> Answer {
 
 /// `send` without the cache: the request itself.
 fn fetch(session: &Session, url: &Url, method: &Method) -> Result<Answer, Failure> {
+    Ok(answer(url, request(session, url, method)?))
+}
+
+/// The request for `url`, sent; no redirect followed.
+fn request(
+    session: &Session,
+    url: &Url,
+    method: &Method,
+) -> Result<ureq::http::Response<ureq::Body>, Failure> {
     let result = match method {
         Method::Get => session.get(url).call(),
         Method::GetUnvetted => session.get_unvetted(url).call(),
@@ -274,14 +314,19 @@ fn fetch(session: &Session, url: &Url, method: &Method) -> Result<Answer, Failur
             req.send(body.as_str())
         }
     };
-    let resp = result.map_err(transport)?;
+    result.map_err(transport)
+}
+
+/// A response as a redirect (a 3xx with a usable `Location`, resolved
+/// against `url`) or an answer whose body is still to read.
+fn answer(url: &Url, resp: ureq::http::Response<ureq::Body>) -> Answer {
     let code = resp.status().as_u16();
     if (300..400).contains(&code) {
         if let Some(to) = header(&resp, "location").and_then(|l| url.join(&l).ok()) {
-            return Ok(Answer::Redirect { to, code });
+            return Answer::Redirect { to, code };
         }
     }
-    Ok(Answer::Response(Response::new(resp)))
+    Answer::Response(Response::new(resp))
 }
 
 /// A transport error as a failure: its reason, and ureq's words as detail.
