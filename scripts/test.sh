@@ -19,6 +19,8 @@ command -v clickhouse-server >/dev/null 2>&1 || need_apt+=(clickhouse-server)
 # tests/real_site.rs crawls Debian's Python documentation served by nginx.
 command -v nginx >/dev/null 2>&1 || need_apt+=(nginx-light)
 ls /usr/share/doc/python3.*/html/index.html >/dev/null 2>&1 || need_apt+=(python3-doc)
+# tests/dashboard.rs drives a real headless Chromium over its DevTools pipe.
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 # tests/metrics.rs reads scrapes with the reference Prometheus parser (Python).
 if ! command -v python3 >/dev/null 2>&1; then
   need_apt+=(python3 python3-pip)

@@ -20,6 +20,7 @@ mod cmd;
 mod config;
 mod consume;
 mod crawl;
+mod dashboard;
 mod demo;
 mod error;
 mod produce;
@@ -161,6 +162,11 @@ fn dispatch(args: Args) -> (Result<Summary, Error>, Option<String>) {
             let r = DemoConfig::from_args(a).and_then(|c| cmd::demo_site::run(&c, &signals));
             (r, None)
         }
+        Command::Dashboard(a) => {
+            let r = config::DashboardConfig::from_args(a)
+                .and_then(|c| cmd::dashboard::run(&c, &signals));
+            (r, None)
+        }
     }
 }
 
@@ -177,6 +183,7 @@ fn name_clients(cmd: &Command) {
         Command::Peek(_) => "peek",
         Command::Dead(_) => "dead",
         Command::DemoSite(_) => "demo-site",
+        Command::Dashboard(_) => "dashboard",
     };
     queue::conn::name_clients(name);
 }

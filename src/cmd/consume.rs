@@ -39,7 +39,8 @@ pub fn run(cfg: &ConsumeConfig, signals: &Signals) -> Result<Summary, Error> {
     });
     let stop = Some(Arc::clone(&signals.stop));
     let keys = crate::queue::keys::shard_keys(&cfg.key, cfg.shards, cfg.redis.is_cluster());
-    let monitor = Monitor::start(&cfg.monitor, || Probe::boxed(&cfg.redis, &keys))?;
+    let monitor = Monitor::start(&cfg.monitor, || Probe::boxed(&cfg.redis, &keys))?
+        .with_tally(crate::queue::stats::tally(&cfg.redis, &cfg.key)?);
     let live = Counters::new(Side::Consume);
     let connect = |key: &str, block: Duration| {
         Queue::connect_shard(&cfg.redis, key, &keys, block)

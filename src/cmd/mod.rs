@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod bench_parse;
 pub mod consume;
+pub mod dashboard;
 pub mod dead;
 pub mod demo_site;
 pub mod enqueue;

@@ -34,7 +34,11 @@ pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
     let started = Instant::now();
     let monitor = Monitor::start(&cfg.monitor, || {
         Probe::boxed(&cfg.writer.redis, &cfg.writer.shard_keys())
-    })?;
+    })?
+    .with_tally(crate::queue::stats::tally(
+        &cfg.writer.redis,
+        &cfg.writer.key,
+    )?);
     let live = Counters::new(Side::Produce);
     // Reset before the writer opens (or creates) the seen keys it deletes.
     if let (Some(name), true) = (&cfg.shared_frontier, cfg.reset_frontier) {

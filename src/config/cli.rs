@@ -38,6 +38,7 @@ pub enum Command {
     Peek(PeekArgs),
     Dead(DeadArgs),
     DemoSite(DemoSiteArgs),
+    Dashboard(DashboardArgs),
 }
 
 /// crawl a site with a spider spec and push its items, one JSON object
@@ -862,4 +863,55 @@ mod tests {
             ["consume", "--out", "-"]
         );
     }
+}
+
+/// serve one web page of the fleet on a Redis: every queue (length, rates in
+/// and out, dead letters), worker, job list, shared frontier and lock, with
+/// dead letters to re-queue or delete.
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "dashboard",
+    help_triggers("-h", "--help", "help"),
+    example = "qpipe dashboard --redis redis://127.0.0.1:6379\nQPIPE_DASHBOARD_AUTH=ops:s3cret qpipe dashboard --addr 0.0.0.0:9181",
+    note = "It finds qpipe's keys with SCAN (never KEYS), a few calls per sample, unless --key, --jobs, --frontier or --lock name what to show. One thread samples Redis every --every seconds, however many pages are open; pages are drawn from the last sample. Beyond loopback it requires --auth (or QPIPE_DASHBOARD_AUTH). Forms carry a CSRF token, and every re-queue or delete is logged."
+)]
+pub struct DashboardArgs {
+    /// the Redis URL: redis://, rediss:// or redis+sentinel:// (default $REDIS_URL, else redis://127.0.0.1:6379)
+    #[argh(option)]
+    pub redis: Option<String>,
+    /// PEM file of a private CA to trust for rediss:// (default: system roots)
+    #[argh(option)]
+    pub tls_ca: Option<String>,
+    /// address to serve on (default 127.0.0.1:9181); an address beyond
+    /// loopback needs --auth
+    #[argh(option, default = "String::from(\"127.0.0.1:9181\")")]
+    pub addr: String,
+    /// user:password for HTTP Basic authentication (default
+    /// $QPIPE_DASHBOARD_AUTH; none on loopback)
+    #[argh(option)]
+    pub auth: Option<String>,
+    /// show only; no re-queue or delete
+    #[argh(switch)]
+    pub read_only: bool,
+    /// a queue to show (repeatable); with any of --key, --jobs, --frontier
+    /// or --lock, only those are shown and nothing is scanned
+    #[argh(option)]
+    pub key: Vec<String>,
+    /// a crawl-job list to show (repeatable)
+    #[argh(option)]
+    pub jobs: Vec<String>,
+    /// a shared frontier to show, by its NAME (repeatable)
+    #[argh(option)]
+    pub frontier: Vec<String>,
+    /// a lock to show (repeatable)
+    #[argh(option)]
+    pub lock: Vec<String>,
+    /// seconds between samples, 1 to 3600 (default 5)
+    #[argh(option, default = "5")]
+    pub every: u64,
+    /// keys asked for per SCAN call, 10 to 100000 (default 1000); at most 10
+    /// calls a sample
+    #[argh(option, default = "1000")]
+    pub scan_count: u64,
 }

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub mod cli;
+mod dashboard;
 mod endpoint;
 mod job_flags;
 mod monitor;
@@ -22,6 +23,7 @@ pub use crate::produce::settings::{
     CrawlPolicy, JobsConfig, ProduceConfig, SeenConfig, WriterConfig,
 };
 pub use crate::run::settings::{LockConfig, MonitorConfig, RunLimits};
+pub use dashboard::DashboardConfig;
 pub use job_flags::EnqueueConfig;
 pub use produce::cache_config;
 pub use produce::dedup;

@@ -48,6 +48,12 @@ pub const REGISTRY: &[KeyKind] = &[
         owner: "the writer's last landed batch number (TTL 1 h); deleted at the end of its run (a crashed run's expires: safe to delete when no run RUN is alive)",
     },
     KeyKind {
+        pattern: "KEY:stats",
+        kind: "hash",
+        lifetime: "kept",
+        owner: "items pushed (`in`) and popped (`out`), ever: each `produce` and `consume` run adds its counts about once a second (the dashboard's rates); safe to delete (the counts restart)",
+    },
+    KeyKind {
         pattern: "KEY:consumers",
         kind: "set",
         lifetime: "while a lease holder is registered",
@@ -216,6 +222,7 @@ pub fn classify(name: &str, base: &str, family: Family) -> Option<&'static KeyKi
         (["", "dead"], Family::Jobs) => "J:dead",
         (["", "dead"], _) => "KEY:dead",
         (["", "consumers"], _) => "KEY:consumers",
+        (["", "stats"], Family::Queue) => "KEY:stats",
         (["", "writer", _], _) => "KEY:writer:RUN",
         (["", "seen", tail @ ..], Family::Queue) => return seen_kind(&seen_tail(tail)),
         (["", "consumer", _, _, _], _) => "KEY:consumer:ID",
@@ -255,6 +262,12 @@ pub fn dead(list: &str) -> String {
 /// The writer's landed-batch marker for run `run` on `list`.
 pub fn writer_marker(list: &str, run: &str) -> String {
     format!("{list}:writer:{run}")
+}
+
+/// The fleet's counts of items pushed onto and popped from the queue
+/// `key` (the queue's name, not a shard's).
+pub fn stats(key: &str) -> String {
+    format!("{key}:stats")
 }
 
 /// The set of lease holders registered on `list`.
@@ -440,6 +453,7 @@ mod tests {
             shown(dead("Q")),
             shown(writer_marker("Q", "RUN")),
             shown(holders("Q")),
+            shown(stats("Q")),
             shown(heartbeat("Q", "h:1:n")),
             shown(batches("Q", "h:1:n")),
             shown(batch_prefix("Q", "h:1:n", 0)).replace(":0:", ":T:") + "SEQ",

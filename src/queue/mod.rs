@@ -5,8 +5,8 @@
 //! recovery) and the batches taken under it (`reliable`), crawl jobs
 //! (`job`: what one is; `job_list`: their list, leased like reliable
 //! batches), dead letters (`dead_letter`), the run lock (`lock`), every
-//! key name qpipe creates (`keys`: the registry), and seen keys as sets or
-//! Bloom filters (`dedup`).
+//! key name qpipe creates (`keys`: the registry), seen keys as sets or
+//! Bloom filters (`dedup`), and the fleet's counts (`stats`).
 
 pub mod acl;
 pub mod batch;
@@ -24,5 +24,6 @@ pub mod lock;
 pub mod probe;
 pub mod reliable;
 pub mod sentinel;
+pub mod stats;
 
 pub use list::Queue;

@@ -24,6 +24,10 @@ pub struct Request {
     pub host: Option<String>,
     /// The `Cookie` header, as sent.
     pub cookie: Option<String>,
+    /// The `Authorization` header, as sent.
+    pub authorization: Option<String>,
+    /// The `Origin` header, as sent.
+    pub origin: Option<String>,
     /// Where the body lies in the buffer (empty without `Content-Length`).
     pub body: std::ops::Range<usize>,
 }
@@ -87,6 +91,8 @@ pub fn parse_limited(buf: &[u8], max_body: usize) -> Parsed {
         used: head + body,
         host: raw("host"),
         cookie: raw("cookie"),
+        authorization: raw("authorization"),
+        origin: raw("origin"),
         body: head..head + body,
     })
 }
@@ -108,7 +114,10 @@ pub fn response_with(
     let reason = match status {
         200 => "OK",
         302 => "Found",
+        303 => "See Other",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         413 => "Payload Too Large",
@@ -175,6 +184,8 @@ mod tests {
                 used: post.len(),
                 host: None,
                 cookie: None,
+                authorization: None,
+                origin: None,
                 body: post.len() - 5..post.len(),
             })
         );

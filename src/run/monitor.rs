@@ -17,11 +17,20 @@ use std::time::Duration;
 /// Reads the levels for a scrape: `None` if Redis did not answer.
 pub type QueueLength = Box<dyn FnMut() -> Option<Levels> + Send>;
 
+/// Adds a run's new counts (items pushed, items popped) to the fleet's
+/// counts in Redis: `Ok`, not now (`Err(None)`: the sum is tried again), or
+/// never (`Err(Some(why))`, said once).
+pub type Tally = Box<dyn FnMut(u64, u64) -> Result<(), Option<String>> + Send>;
+
+/// How often the run's counts are added to the fleet's.
+const TALLY_EVERY: Duration = Duration::from_secs(1);
+
 /// What the watching threads need, made before the workers start.
 pub struct Monitor {
     endpoint: Option<(TcpListener, QueueLength)>,
     usr1: Arc<AtomicBool>,
     every: Option<Duration>,
+    tally: Option<Tally>,
 }
 
 impl Monitor {
@@ -54,7 +63,15 @@ impl Monitor {
             endpoint,
             usr1,
             every: cfg.stats_every,
+            tally: None,
         })
+    }
+
+    /// Adds the run's counts to the fleet's through `tally` about once a
+    /// second, and once more at the end.
+    pub fn with_tally(mut self, tally: Tally) -> Monitor {
+        self.tally = Some(tally);
+        self
     }
 
     /// Spawns the threads on `s`; they return once `done` is raised.
@@ -68,6 +85,42 @@ impl Monitor {
         s.spawn(move || counters::report(live, every, &usr1, done));
         if let Some((listener, mut probe)) = self.endpoint {
             s.spawn(move || metrics::serve(&listener, live, &mut probe, done));
+        }
+        if let Some(tally) = self.tally {
+            s.spawn(move || tally_loop(tally, live, done));
+        }
+    }
+}
+
+/// Adds what `live` counted since the last success through `tally`, every
+/// `TALLY_EVERY` until `done`, then once more. A refusal for good is said
+/// once and ends it; the run itself never waits on it.
+fn tally_loop(mut tally: Tally, live: &Counters, done: &AtomicBool) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (mut pushed, mut popped) = (0u64, 0u64);
+    loop {
+        let last = done.load(Relaxed);
+        let (now_pushed, now_popped) = (
+            live.items_pushed.load(Relaxed),
+            live.items_popped.load(Relaxed),
+        );
+        match tally(
+            now_pushed.saturating_sub(pushed),
+            now_popped.saturating_sub(popped),
+        ) {
+            Ok(()) => (pushed, popped) = (now_pushed, now_popped),
+            Err(Some(why)) => {
+                log::warn(&why);
+                return;
+            }
+            Err(None) => {}
+        }
+        if last {
+            return;
+        }
+        let until = std::time::Instant::now() + TALLY_EVERY;
+        while !done.load(Relaxed) && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }

@@ -415,6 +415,7 @@ pub fn site_quotes(site: &Site, pages: u64) -> Vec<String> {
     quotes
 }
 pub mod args;
+pub mod browser;
 pub mod clickhouse;
 pub mod cluster;
 pub mod collector;

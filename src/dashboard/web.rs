@@ -1,0 +1,488 @@
+//! The dashboard's requests: read one (bounded in size and time), check who
+//! sends it (the Host check against DNS rebinding on loopback, HTTP Basic
+//! authentication when required, the CSRF token and Origin on a POST), and
+//! answer it: the overview, a page of dead letters, or an action on them
+//! (then a redirect back, so a reload never repeats it).
+
+use super::page::{self, DeadPage, Frame, PER_PAGE};
+use super::Board;
+use crate::queue::dead_letter::{self, Back, Letter};
+use crate::queue::keys;
+use crate::run::http::{self, Parsed, Request};
+use crate::run::log;
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// Longest a client may take to send its request.
+const REQUEST_TIME: Duration = Duration::from_secs(5);
+/// Largest form accepted (a page's worth of selected digests fits).
+const MAX_FORM: usize = 64 * 1024;
+/// Dead letters one "all" action moves or deletes at most.
+const MAX_ALL: u64 = 10_000;
+
+/// Every answer's headers: nothing loads from elsewhere, nothing frames
+/// the page, nothing is cached.
+const SAFE: [(&str, &str); 4] = [
+    (
+        "Content-Security-Policy",
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+    ("Cache-Control", "no-store"),
+];
+
+/// An answer.
+struct Reply {
+    status: u16,
+    ctype: &'static str,
+    headers: Vec<(&'static str, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn html(body: String) -> Reply {
+        Reply {
+            status: 200,
+            ctype: "text/html; charset=utf-8",
+            headers: Vec::new(),
+            body,
+        }
+    }
+    fn text(status: u16, body: impl Into<String>) -> Reply {
+        Reply {
+            status,
+            ctype: "text/plain; charset=utf-8",
+            headers: Vec::new(),
+            body: body.into() + "\n",
+        }
+    }
+    fn redirect(to: String) -> Reply {
+        Reply {
+            status: 303,
+            ctype: "text/plain",
+            headers: vec![("Location", to)],
+            body: String::new(),
+        }
+    }
+}
+
+/// Turns a connection away: too many at once.
+pub fn busy(mut conn: TcpStream) {
+    let _ = conn.set_write_timeout(Some(Duration::from_secs(1)));
+    let _ = conn.write_all(&http::response(
+        503,
+        "text/plain",
+        b"busy, try again\n",
+        false,
+        true,
+    ));
+}
+
+impl Board {
+    /// Reads one request from `conn`, answers it and closes.
+    pub(super) fn answer(&self, mut conn: TcpStream, peer: SocketAddr) {
+        let _ = conn.set_nonblocking(false);
+        let _ = conn.set_read_timeout(Some(Duration::from_millis(250)));
+        let _ = conn.set_write_timeout(Some(REQUEST_TIME));
+        let deadline = Instant::now() + REQUEST_TIME;
+        let mut buf = Vec::with_capacity(1024);
+        let mut chunk = [0u8; 4096];
+        let req = loop {
+            match http::parse_limited(&buf, MAX_FORM) {
+                Parsed::Complete(req) => break req,
+                Parsed::Bad(status) => {
+                    return write(&mut conn, &Reply::text(status, "bad request"), false)
+                }
+                Parsed::Partial if Instant::now() >= deadline => return,
+                Parsed::Partial => match conn.read(&mut chunk) {
+                    Ok(0) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) => {}
+                    Err(_) => return,
+                },
+            }
+        };
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let body = &buf[req.body.clone()];
+        let reply = self.route(&req, body, peer);
+        if reply.status == 401 || reply.status == 403 {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+        }
+        write(&mut conn, &reply, req.method == "HEAD");
+    }
+
+    fn route(&self, req: &Request, body: &[u8], peer: SocketAddr) -> Reply {
+        if let Some(refused) = self.gate(req) {
+            return refused;
+        }
+        let (path, q) = req.path.split_once('?').unwrap_or((req.path.as_str(), ""));
+        match (req.method.as_str(), path) {
+            ("GET" | "HEAD", "/") => self.overview(),
+            ("GET" | "HEAD", "/dead") => self.dead_page(&params(q.as_bytes())),
+            ("POST", "/dead") => self.act(req, &params(body), peer),
+            ("GET" | "HEAD", "/healthz") => Reply::text(200, "ok"),
+            ("GET" | "HEAD", _) => Reply::text(404, "not found: the dashboard is at /"),
+            _ => Reply::text(405, "method not allowed"),
+        }
+    }
+
+    /// Refuses a request from a name other than loopback's (DNS rebinding)
+    /// when serving on loopback, or without the credentials when required.
+    fn gate(&self, req: &Request) -> Option<Reply> {
+        if self.cfg.addr.ip().is_loopback() && !loopback_host(req.host.as_deref()) {
+            return Some(Reply::text(
+                403,
+                "forbidden: the Host header must name this machine (localhost, 127.0.0.1 or [::1])",
+            ));
+        }
+        let (user, pass) = self.cfg.auth.as_ref()?;
+        let given = req
+            .authorization
+            .as_deref()
+            .and_then(|a| {
+                a.strip_prefix("Basic ")
+                    .or_else(|| a.strip_prefix("basic "))
+            })
+            .and_then(|b| {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD
+                    .decode(b.trim())
+                    .ok()
+            })
+            .unwrap_or_default();
+        let want = format!("{user}:{pass}");
+        if same(&given, want.as_bytes()) {
+            return None;
+        }
+        let mut r = Reply::text(401, "authentication required");
+        r.headers.push((
+            "WWW-Authenticate",
+            "Basic realm=\"qpipe dashboard\", charset=\"UTF-8\"".into(),
+        ));
+        Some(r)
+    }
+
+    fn frame(&self) -> Frame<'_> {
+        Frame {
+            redis: &self.redacted,
+            read_only: self.cfg.read_only,
+            csrf: &self.csrf,
+            now_ms: super::now_ms(),
+        }
+    }
+
+    fn overview(&self) -> Reply {
+        let st = self.lock_state();
+        let sampled = st.sampled_ms.map(|at| (at, st.error.as_str()));
+        let sampled = match (sampled, st.error.is_empty()) {
+            (None, false) => Some((0, st.error.as_str())),
+            (s, _) => s,
+        };
+        let every = self.cfg.every.as_secs();
+        Reply::html(page::overview(
+            &st.snap,
+            &st.history,
+            &self.frame(),
+            sampled,
+            every,
+        ))
+    }
+
+    /// The dead list `list` names and where its items go back, if the
+    /// dashboard found it (no other key is ever read or written).
+    fn dead_list(&self, list: &str) -> Option<(String, String, Option<String>)> {
+        let st = self.lock_state();
+        for lists in st.found.queues.values() {
+            if let Some(l) = lists.iter().find(|l| keys::dead(l) == list) {
+                return Some((list.to_string(), l.clone(), None));
+            }
+        }
+        st.found
+            .jobs
+            .iter()
+            .find(|j| keys::dead(j) == list)
+            .map(|j| (list.to_string(), j.clone(), Some(keys::job_attempts(j))))
+    }
+
+    fn dead_page(&self, p: &[(String, String)]) -> Reply {
+        let list = field(p, "list").unwrap_or_default();
+        let Some((dead, _, _)) = self.dead_list(list) else {
+            return Reply::text(
+                404,
+                "not a dead-letter list the dashboard found (see the overview)",
+            );
+        };
+        let page_n: u64 = field(p, "page")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+            .min(1 << 40);
+        let read = {
+            let mut link = self.link.lock().unwrap_or_else(|e| e.into_inner());
+            read_page(&mut link, &dead, page_n * PER_PAGE, PER_PAGE)
+        };
+        match read {
+            Ok((total, letters)) => {
+                let d = DeadPage {
+                    list: &dead,
+                    page: page_n,
+                    total,
+                    letters: &letters,
+                    notice: field(p, "done"),
+                };
+                Reply::html(page::dead(&d, &self.frame()))
+            }
+            Err(e) => Reply::text(503, format!("Redis did not answer: {e}")),
+        }
+    }
+}
+
+/// The letters `start..start+n` of `dead` (newest first) with their
+/// digests, and the list's length.
+fn read_page(
+    link: &mut crate::queue::link::Link,
+    dead: &str,
+    start: u64,
+    n: u64,
+) -> Result<(u64, Vec<(String, Letter)>), crate::error::Error> {
+    let total: u64 = link.call("count dead letters", |c| {
+        redis::cmd("LLEN").arg(dead).query(c)
+    })?;
+    let raw: Vec<Vec<u8>> = link.call("read dead letters", |c| {
+        redis::cmd("LRANGE")
+            .arg(dead)
+            .arg(start)
+            .arg(start + n - 1)
+            .query(c)
+    })?;
+    Ok((
+        total,
+        raw.into_iter()
+            .map(|r| (digest(&r), Letter::parse(r)))
+            .collect(),
+    ))
+}
+
+/// A letter's name in forms: XXH3-64 of its bytes.
+fn digest(raw: &[u8]) -> String {
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(raw))
+}
+
+impl Board {
+    /// A POST from a dead-letter page: re-queue or delete one letter, the
+    /// selected ones or all, then back to the page with what was done.
+    fn act(&self, req: &Request, p: &[(String, String)], peer: SocketAddr) -> Reply {
+        if let Some(refused) = self.check_post(req, p) {
+            return refused;
+        }
+        let list = field(p, "list").unwrap_or_default();
+        let Some((dead, back, attempts)) = self.dead_list(list) else {
+            return Reply::text(
+                404,
+                "not a dead-letter list the dashboard found (see the overview)",
+            );
+        };
+        let (verb, which) = match (field(p, "requeue"), field(p, "delete")) {
+            (Some(w), None) => ("re-queued", w),
+            (None, Some(w)) => ("deleted", w),
+            _ => return Reply::text(400, "bad request: say requeue or delete"),
+        };
+        let page_n: u64 = field(p, "page")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+            .min(1 << 40);
+        let picks: Vec<&str> = match which {
+            "selected" => p
+                .iter()
+                .filter(|(k, _)| k == "pick")
+                .map(|(_, v)| v.as_str())
+                .collect(),
+            "all" => Vec::new(),
+            one => vec![one],
+        };
+        let target = Back {
+            list: &back,
+            jobs_attempts: attempts.as_deref(),
+        };
+        let outcome = {
+            let mut link = self.link.lock().unwrap_or_else(|e| e.into_inner());
+            apply(
+                &mut link,
+                &dead,
+                &target,
+                verb,
+                which == "all",
+                &picks,
+                page_n,
+            )
+        };
+        let note = match outcome {
+            Ok((done, missing)) => {
+                let counter = if verb == "deleted" {
+                    &self.deleted
+                } else {
+                    &self.requeued
+                };
+                counter.fetch_add(done, Ordering::Relaxed);
+                let user = self
+                    .cfg
+                    .auth
+                    .as_ref()
+                    .map_or("(no auth)", |(u, _)| u.as_str());
+                log::info(&format!("dashboard: {user} at {peer} {verb} {done} dead letters of {dead} ({which}; {missing} already gone)"));
+                let mut n = format!("{verb} {done} dead letters");
+                if missing > 0 {
+                    n.push_str(&format!(
+                        "; {missing} were already gone (moved or deleted by someone else)"
+                    ));
+                }
+                n
+            }
+            Err(e) => {
+                format!("failed: Redis did not answer ({e}); nothing was done twice, try again")
+            }
+        };
+        Reply::redirect(format!(
+            "/dead?list={}&page={page_n}&done={}",
+            page::query(&dead),
+            page::query(&note)
+        ))
+    }
+}
+
+impl Board {
+    /// Refuses a POST in read-only mode, without this run's CSRF token, or
+    /// from a page of another origin.
+    fn check_post(&self, req: &Request, p: &[(String, String)]) -> Option<Reply> {
+        if self.cfg.read_only {
+            return Some(Reply::text(
+                403,
+                "forbidden: the dashboard is read-only (--read-only)",
+            ));
+        }
+        let token = field(p, "csrf").unwrap_or_default();
+        if !same(token.as_bytes(), self.csrf.as_bytes()) {
+            return Some(Reply::text(
+                403,
+                "forbidden: the form's CSRF token is missing or stale (reload the page)",
+            ));
+        }
+        if let (Some(origin), Some(host)) = (&req.origin, &req.host) {
+            if origin != &format!("http://{host}") && origin != &format!("https://{host}") {
+                return Some(Reply::text(
+                    403,
+                    "forbidden: the form came from another site",
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// Re-queues (to `back`) or deletes the letters of `dead` named by `picks`
+/// (looked for around page `page_n`) or, with `all`, up to `MAX_ALL`.
+/// Returns (done, already gone).
+fn apply(
+    link: &mut crate::queue::link::Link,
+    dead: &str,
+    back: &Back<'_>,
+    verb: &str,
+    all: bool,
+    picks: &[&str],
+    page_n: u64,
+) -> Result<(u64, u64), crate::error::Error> {
+    let letters: Vec<(String, Letter)> = if all {
+        let newest = dead_letter::read_newest(link, dead, MAX_ALL as i64)?;
+        newest.into_iter().map(|l| (digest(&l.raw), l)).collect()
+    } else {
+        // Letters shift as new ones arrive: look a page either side.
+        let start = page_n.saturating_sub(1) * PER_PAGE;
+        read_page(link, dead, start, PER_PAGE * 3)?.1
+    };
+    let mut chosen: Vec<&Letter> = Vec::new();
+    let mut missing = 0;
+    if all {
+        chosen.extend(letters.iter().map(|(_, l)| l));
+    } else {
+        for want in picks {
+            match letters.iter().find(|(d, _)| d == want) {
+                Some((_, l)) => chosen.push(l),
+                None => missing += 1,
+            }
+        }
+    }
+    let mut done = 0;
+    for l in chosen {
+        let moved = match verb {
+            "deleted" => dead_letter::delete(link, dead, l)?,
+            _ => dead_letter::requeue(link, dead, back, l)?,
+        };
+        match moved {
+            true => done += 1,
+            false => missing += 1,
+        }
+    }
+    Ok((done, missing))
+}
+
+/// Whether `host` (a Host header) names loopback.
+fn loopback_host(host: Option<&str>) -> bool {
+    let Some(h) = host else { return false };
+    let name = match h.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => h.rsplit_once(':').map_or(h, |(n, _)| n),
+    };
+    matches!(
+        name.to_ascii_lowercase().as_str(),
+        "localhost" | "127.0.0.1" | "::1"
+    )
+}
+
+/// Equal bytes, in time that does not depend on where they differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn params(raw: &[u8]) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(raw).into_owned().collect()
+}
+
+fn field<'a>(p: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    p.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+fn write(conn: &mut TcpStream, r: &Reply, head: bool) {
+    let mut headers: Vec<(&str, &str)> = SAFE.to_vec();
+    headers.extend(r.headers.iter().map(|(n, v)| (*n, v.as_str())));
+    let bytes = http::response_with(r.status, r.ctype, &headers, r.body.as_bytes(), head, true);
+    let _ = conn.write_all(&bytes);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_names_pass_the_host_check() {
+        for ok in [
+            "127.0.0.1:9181",
+            "localhost:9181",
+            "LOCALHOST",
+            "[::1]:9181",
+            "127.0.0.1",
+        ] {
+            assert!(loopback_host(Some(ok)), "{ok}");
+        }
+        for bad in ["evil.example:9181", "127.0.0.1.evil.example", "", "[::2]:1"] {
+            assert!(!loopback_host(Some(bad)), "{bad}");
+        }
+        assert!(!loopback_host(None));
+        assert!(same(b"abc", b"abc") && !same(b"abc", b"abd") && !same(b"ab", b"abc"));
+    }
+}
