@@ -60,11 +60,13 @@ fn a_form_whose_action_leaves_the_crawl_is_refused_and_named() {
     assert!(!run.stderr.contains("TOPSECRET"), "{run}");
 }
 
-/// A page whose form is sent once per option of a 30-option select, each
-/// answer one item.
+/// A page of two items whose form is sent once per option of a 30-option
+/// select, each answer one item.
 fn thirty_answers() -> (Server, std::path::PathBuf, tempfile::TempDir) {
     let options: String = (1..=30).map(|n| format!("<option>{n}</option>")).collect();
-    let page = format!("<form name=f action=/answer><select name=q>{options}</select></form>");
+    let page = format!(
+        "<div class=a><p>p1</p></div><div class=a><p>p2</p></div><form name=f action=/answer><select name=q>{options}</select></form>"
+    );
     let site = Server::start(move |r: &Req| match r.path.as_str() {
         "/" => Resp::html(&page),
         p if p.starts_with("/answer?q=") => {
@@ -78,7 +80,7 @@ fn thirty_answers() -> (Server, std::path::PathBuf, tempfile::TempDir) {
         "spec.json",
         r#"{"name": "forms", "start_urls": ["http://127.0.0.1/"],
            "rules": [
-             {"name": "start", "match": "/$", "submit": {"form": "form[name=f]", "each": "q", "rule": "answer"}},
+             {"name": "start", "match": "/$", "item": "div.a", "fields": {"t": "p"}, "submit": {"form": "form[name=f]", "each": "q", "rule": "answer"}},
              {"name": "answer", "match": "/answer", "item": "div.a", "fields": {"t": "p"}}
            ]}"#,
     );
@@ -92,8 +94,8 @@ fn a_page_s_form_answers_count_against_the_crawl_s_budgets() {
     for (flag, value, sent, finish) in [
         // The page itself is the first of 5 pages: 4 answers.
         ("--max-pages", "5", 4, "max_pages"),
-        // 3 answers of one item each reach the budget of 3 items.
-        ("--max-items", "3", 3, "max_items"),
+        // The page's 2 items and 1 answer of one item reach 3 items.
+        ("--max-items", "3", 1, "max_items"),
     ] {
         redis.cmd::<i64>(&["DEL", "DATA-PIPELINE-KEY"]);
         let st = dir.path().join("stats.json");
@@ -114,7 +116,7 @@ fn a_page_s_form_answers_count_against_the_crawl_s_budgets() {
         assert_eq!(pages, 1 + sent, "{flag}: {run}");
         assert_eq!(s["forms_submitted"].as_u64(), Some(sent as u64), "{s}");
         assert_eq!(s["forms_unsent"].as_u64(), Some(30 - sent as u64), "{s}");
-        assert_eq!(s["items_pushed"].as_u64(), Some(sent as u64), "{s}");
+        assert_eq!(s["items_pushed"].as_u64(), Some(2 + sent as u64), "{s}");
         assert_eq!(s["finish_reason"], finish, "{s}");
         assert!(
             run.stderr.contains(&format!(
@@ -124,4 +126,60 @@ fn a_page_s_form_answers_count_against_the_crawl_s_budgets() {
             "{run}"
         );
     }
+}
+
+#[test]
+fn a_stop_mid_forms_gives_the_page_back_to_the_shared_frontier() {
+    let (site, spec, _dir) = thirty_answers();
+    let redis = Redis::start();
+    let run = |extra: &[&str]| {
+        Args::new("produce")
+            .redis(&redis.url())
+            .opt("--spec", spec.display())
+            .opt("--start-url", format!("{}/", site.base))
+            .opt("--shared-frontier", "sf")
+            .opt("--threads", 1)
+            .args(extra)
+    };
+    // One answer every 150 ms: stopped after a few of the 30.
+    let victim = run(&["--delay-ms", "150"]).spawn(None);
+    common::wait_for_llen(
+        &redis,
+        "DATA-PIPELINE-KEY",
+        5,
+        std::time::Duration::from_secs(20),
+    );
+    common::signal(&victim, "-TERM");
+    let stderr = common::finish_expect(victim, 143);
+    assert!(
+        stderr.contains("form submissions not sent: the crawl ended (shutdown)"),
+        "{stderr}"
+    );
+    let leased: u64 = redis.cmd(&["ZCARD", "{sf}:leases"]);
+    assert_eq!(leased, 0, "{stderr}");
+    // The next producer takes the page back and sends every form; the
+    // shared crawl's item fingerprints fold what the first one pushed.
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("stats.json");
+    run(&[]).stats_json(&st).run_expect(None, 0);
+    let s = stats(&st);
+    assert_eq!(s["forms_submitted"].as_u64(), Some(30), "{s}");
+    let mut got: Vec<String> = redis
+        .lrange("DATA-PIPELINE-KEY")
+        .iter()
+        .map(|i| {
+            serde_json::from_str::<serde_json::Value>(i).unwrap()["t"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    got.sort();
+    got.dedup();
+    let mut want: Vec<String> = (1..=30)
+        .map(|n| n.to_string())
+        .chain(["p1".into(), "p2".into()])
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
 }

@@ -227,6 +227,10 @@ fn a_spoilt_entry_is_fetched_politely_and_a_bodiless_one_when_wanted() {
     let (full, s) = crawl(&redis, &start, &small, &[], 3);
     assert_eq!(full, live, "{s}");
     assert_eq!(s["errors"].get("not_in_cache"), None, "{s}");
+    // robots.txt and the redirect's target answered from the cache; the
+    // bodiless page counted as fetched, not as a hit.
+    assert_eq!(s["http_cache_hits"], 2, "{s}");
+    assert_eq!(s["http_cache_fetched"], 9, "{s}");
 }
 
 #[test]
@@ -383,4 +387,70 @@ fn spec_try_uses_the_cache_and_replays_without_a_request() {
     assert!(run.stderr.contains("is not in the HTTP cache"), "{run}");
     assert_eq!(run.stderr.lines().count(), 1, "{run}");
     assert_eq!(web.requests().len(), 1);
+}
+
+#[test]
+fn spec_diff_follows_a_form_s_redirect_and_reads_an_answer_either_way() {
+    // Post/Redirect/Get: each POST /do answers 303 to /r/N.
+    let web = Server::start(|r: &Req| {
+        match (r.method.as_str(), r.path.as_str()) {
+        ("GET", "/") => Resp::html(
+            "<form name=f method=post action=/do><select name=o><option>1</option><option>2</option><option>3</option></select></form>",
+        ),
+        ("POST", "/do") => Resp::redirect(303, &format!("/r/{}", r.form("o").unwrap_or_default())),
+        ("GET", p) if p.starts_with("/r/") => Resp::html(&format!("<div class=r><p>r{}</p></div>", &p[3..])),
+        _ => Resp::not_found(),
+    }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let write = |name: &str, start_rule: &str, fields: &str| {
+        let spec = format!(
+            r#"{{"start_urls": ["{}/"], "rules": [{{"name": "start", "match": "/$"{start_rule}}}, {{"name": "res", "match": "/r/", "item": "div.r", "fields": {fields}}}]}}"#,
+            web.base
+        );
+        common::write_file(dir.path(), name, &spec)
+    };
+    let submit = r#", "submit": {"form": "form[name=f]", "each": "o", "rule": "res"}"#;
+    let old = write("old.json", submit, r#"{"t": "p"}"#);
+    let changed = write("changed.json", submit, r#"{"t": "p", "u": "p"}"#);
+    // No form: the same answers read as pages by their URL.
+    let by_url = write(
+        "by-url.json",
+        r#", "item": "form", "fields": {"f": "select"}"#,
+        r#"{"t": "p"}"#,
+    );
+    let redis = Redis::start();
+    let (items, s) = crawl(
+        &redis,
+        &format!("{}/", web.base),
+        &cache,
+        &["--spec", old.to_str().unwrap()],
+        0,
+    );
+    assert_eq!(items.len(), 3, "{s}");
+    let diff = |new: &std::path::Path, code: i32| {
+        let run = Args::new("spec")
+            .arg("--diff")
+            .arg(old.display())
+            .arg(new.display())
+            .path("--http-cache", &cache)
+            .run_expect(None, code);
+        run.stdout
+    };
+    let out = diff(&old, 0);
+    assert!(out.contains("(1 pages read, 3 form answers)"), "{out}");
+    assert!(
+        out.contains("# items: 3 before, 3 after: 3 unchanged"),
+        "{out}"
+    );
+    let out = diff(&changed, 3);
+    assert!(out.contains("# field u: changed in 3 items"), "{out}");
+    assert!(out.contains("/do (POST o=1) #1"), "{out}");
+    // Read by the form in one spec and by URL in the other: the same items.
+    let out = diff(&by_url, 3);
+    assert!(
+        out.contains("3 unchanged, 0 changed, 1 added, 0 removed"),
+        "{out}"
+    );
 }

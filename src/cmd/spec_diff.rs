@@ -17,8 +17,8 @@ use crate::error::{redact, Error, Exit};
 use crate::run::log;
 use crate::run::summary::{Output, Summary};
 use serde_json::Value;
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
 use url::Url;
 
 /// What the comparison found.
@@ -52,69 +52,45 @@ struct Reading {
     subs: Vec<Submission>,
 }
 
-/// A form answer either spec reaches: where, and what each made of it
-/// (`None`: that spec never sends this form).
+/// A cached answer that a spec's forms reach: how examples name it, and
+/// the rule each spec reads it by (`None`: that spec's forms never reach
+/// it; it may still read it as a page).
 struct Answer {
-    /// Its URL, method and what its form chose, for examples.
     at: String,
-    read: [Option<Reading>; 2],
+    rules: [Option<Option<String>>; 2],
 }
 
 /// Runs the diff and prints the report on stdout.
 pub fn run(cfg: &DiffConfig) -> Result<Summary, Error> {
     let mut report = Report::default();
-    let mut pages = Vec::new();
-    let mut forms = Vec::new();
-    for path in cache::entries(&cfg.dir) {
-        report.entries += 1;
-        let Ok(entry) = cache::read(&path, cfg.max_body) else {
-            report.unreadable += 1;
-            continue;
-        };
-        let m = &entry.meta;
-        if m.method != "GET" || m.unread || !(200..300).contains(&m.status) {
-            continue;
-        }
-        let Ok(url) = Url::parse(&m.url) else {
-            report.unreadable += 1;
-            continue;
-        };
-        if url.path() == "/robots.txt" {
-            continue;
-        }
-        let read = [&cfg.old.0, &cfg.new.0].map(|spec| reading(spec, cfg, &entry, &url, None));
-        for (side, r) in read.iter().enumerate() {
-            let subs = r.iter().flat_map(|r| r.subs.iter().cloned());
-            forms.extend(subs.map(|sub| (side, sub, 1)));
-        }
-        pages.push((path, url, read));
-    }
-    if report.entries == 0 {
+    let entries = cache::entries(&cfg.dir);
+    report.entries = entries.len() as u64;
+    if entries.is_empty() {
         return Err(Error::Usage(format!(
             "--http-cache {} holds no pages (fill it first: qpipe produce --http-cache DIR, or qpipe spec --try URL --http-cache DIR)",
             cfg.dir.display()
         )));
     }
-    let answers = answers(cfg, forms, &mut report);
-    for (path, url, [old, new]) in pages {
-        // A form's answer is compared as one, read by the rule its form names.
-        if answers.contains_key(&path) || (old.is_none() && new.is_none()) {
+    // The forms each spec sends from the pages it reads by their URL...
+    let specs = [&cfg.old.0, &cfg.new.0];
+    let mut forms = VecDeque::new();
+    for path in &entries {
+        let Some((entry, url)) = answer_at(path, cfg, Some(&mut report.unreadable)) else {
+            continue;
+        };
+        if entry.meta.method != "GET" || url.path() == "/robots.txt" {
             continue;
         }
-        report.pages += 1;
-        let items = |r: Option<Reading>| r.map(|r| r.items).unwrap_or_default();
-        // Examples name the page; never with a password from its URL.
-        let at = redact(url.as_str());
-        compare(&at, items(old), items(new), &mut report, cfg.examples);
+        for (side, spec) in specs.iter().enumerate() {
+            let subs = reading(spec, cfg, &entry, &url, None).map(|r| r.subs);
+            forms.extend(subs.into_iter().flatten().map(|s| (side, s, 1)));
+        }
     }
-    for Answer {
-        at,
-        read: [old, new],
-    } in answers.into_values()
-    {
-        report.answers += 1;
-        let items = |r: Option<Reading>| r.map(|r| r.items).unwrap_or_default();
-        compare(&at, items(old), items(new), &mut report, cfg.examples);
+    // ...followed through the cache, then every answer compared as each
+    // spec reads it: by the rule its form names, or as a page.
+    let answers = answers(cfg, forms, &mut report);
+    for path in &entries {
+        compare_entry(path, answers.get(path), cfg, &mut report);
     }
     if report.answers_missing > 0 {
         log::warn(&format!(
@@ -137,48 +113,125 @@ pub fn run(cfg: &DiffConfig) -> Result<Summary, Error> {
     Ok(sum)
 }
 
+/// A cached 2xx answer with its body, and its URL; `None` for anything
+/// else (counted in `unreadable` if given and it does not decode).
+fn answer_at(
+    path: &Path,
+    cfg: &DiffConfig,
+    unreadable: Option<&mut u64>,
+) -> Option<(cache::Entry, Url)> {
+    let parsed = cache::read(path, cfg.max_body)
+        .ok()
+        .and_then(|e| Url::parse(&e.meta.url).ok().map(|u| (e, u)));
+    let Some((entry, url)) = parsed else {
+        if let Some(n) = unreadable {
+            *n += 1;
+        }
+        return None;
+    };
+    let m = &entry.meta;
+    (!m.unread && (200..300).contains(&m.status)).then_some((entry, url))
+}
+
+/// Compares one cached answer as each spec reads it, if either does.
+fn compare_entry(path: &Path, answer: Option<&Answer>, cfg: &DiffConfig, r: &mut Report) {
+    let Some((entry, url)) = answer_at(path, cfg, None) else {
+        return;
+    };
+    let page = entry.meta.method == "GET" && url.path() != "/robots.txt";
+    let specs = [&cfg.old.0, &cfg.new.0];
+    let [old, new] = [0, 1].map(|side| match answer.and_then(|a| a.rules[side].as_ref()) {
+        Some(rule) => reading(specs[side], cfg, &entry, &url, Some(rule.as_deref())),
+        None if page => reading(specs[side], cfg, &entry, &url, None),
+        None => None,
+    });
+    if old.is_none() && new.is_none() {
+        return;
+    }
+    match answer {
+        Some(_) => r.answers += 1,
+        None => r.pages += 1,
+    }
+    // Examples name the page; never with a password from its URL.
+    let at = answer.map_or_else(|| redact(url.as_str()), |a| a.at.clone());
+    let items = |x: Option<Reading>| x.map(|x| x.items).unwrap_or_default();
+    compare(&at, items(old), items(new), r, cfg.examples);
+}
+
+/// Where a cached request's answer ends: its redirects followed through
+/// the cache (a 301, 302 or 303 turns a POST into a GET).
+enum Ends {
+    /// A 2xx answer: its entry path, URL and entry.
+    Page(PathBuf, Url, Box<cache::Entry>),
+    /// Another final status (a 404, say): answered, nothing to read.
+    Status,
+    /// Not in the cache.
+    Missing(PathBuf),
+}
+
+fn resolve(cfg: &DiffConfig, sub: &Submission) -> Ends {
+    let (mut url, mut body) = (sub.url.clone(), sub.body.clone());
+    let mut path = PathBuf::new();
+    for _ in 0..=crate::crawl::session::exchange::MAX_REDIRECTS {
+        let verb = if body.is_some() { "POST" } else { "GET" };
+        path = cache::entry_path(&cfg.dir, verb, &url, body.as_deref().unwrap_or(""));
+        let Ok(entry) = cache::read(&path, cfg.max_body) else {
+            return Ends::Missing(path);
+        };
+        let status = entry.meta.status;
+        let next = entry.header("location").and_then(|l| url.join(l).ok());
+        match (status, next) {
+            (200..=299, _) if !entry.meta.unread => return Ends::Page(path, url, Box::new(entry)),
+            (300..=399, Some(to)) => {
+                if !matches!(status, 307 | 308) {
+                    body = None;
+                }
+                url = to;
+            }
+            _ => return Ends::Status,
+        }
+    }
+    Ends::Missing(path)
+}
+
 /// Follows the `forms` each spec sends (`(side, submission, depth)`)
-/// through the cache, as a crawl would: each answer read by the rule its
-/// form names, and the forms it asks for in turn, `MAX_FORM_DEPTH` deep.
-/// Returns the answers found, by entry path.
+/// through the cache as a crawl would, breadth first (so an answer is
+/// first reached at its shallowest): each answer is read by the rule its
+/// form names, and the forms it asks for in turn are followed,
+/// `MAX_FORM_DEPTH` deep. Returns the answers, by entry path.
 fn answers(
     cfg: &DiffConfig,
-    mut forms: Vec<(usize, Submission, u32)>,
+    mut forms: VecDeque<(usize, Submission, u32)>,
     report: &mut Report,
 ) -> BTreeMap<PathBuf, Answer> {
     let specs = [&cfg.old.0, &cfg.new.0];
     let mut found: BTreeMap<PathBuf, Answer> = BTreeMap::new();
     let mut missing = std::collections::BTreeSet::new();
-    while let Some((side, sub, depth)) = forms.pop() {
-        let verb = if sub.body.is_some() { "POST" } else { "GET" };
-        let body = sub.body.as_deref().unwrap_or("");
-        let path = cache::entry_path(&cfg.dir, verb, &sub.url, body);
-        if found.get(&path).is_some_and(|a| a.read[side].is_some()) || missing.contains(&path) {
-            continue;
-        }
-        let entry = match cache::read(&path, cfg.max_body) {
-            Ok(e) if (200..300).contains(&e.meta.status) && !e.meta.unread => e,
-            _ => {
+    while let Some((side, sub, depth)) = forms.pop_front() {
+        let (path, url, entry) = match resolve(cfg, &sub) {
+            Ends::Page(path, url, entry) => (path, url, entry),
+            Ends::Status => continue,
+            Ends::Missing(path) => {
                 missing.insert(path);
                 continue;
             }
         };
-        let read = reading(
-            specs[side],
-            cfg,
-            &entry,
-            &sub.url,
-            Some(sub.rule.as_deref()),
-        );
-        let read = read.unwrap_or_default();
-        if depth < MAX_FORM_DEPTH {
-            forms.extend(read.subs.iter().cloned().map(|s| (side, s, depth + 1)));
-        }
-        let slot = found.entry(path).or_insert_with(|| Answer {
-            at: format!("{} ({verb} {})", redact(sub.url.as_str()), sub.label),
-            read: [None, None],
+        let slot = found.entry(path).or_insert_with(|| {
+            let verb = if sub.body.is_some() { "POST" } else { "GET" };
+            Answer {
+                at: format!("{} ({verb} {})", redact(sub.url.as_str()), sub.label),
+                rules: [None, None],
+            }
         });
-        slot.read[side] = Some(read);
+        if slot.rules[side].is_some() {
+            continue;
+        }
+        slot.rules[side] = Some(sub.rule.clone());
+        if depth < MAX_FORM_DEPTH {
+            let read = reading(specs[side], cfg, &entry, &url, Some(sub.rule.as_deref()));
+            let subs = read.map(|r| r.subs).unwrap_or_default();
+            forms.extend(subs.into_iter().map(|s| (side, s, depth + 1)));
+        }
     }
     report.answers_missing = missing.len() as u64;
     found

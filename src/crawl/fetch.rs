@@ -68,7 +68,15 @@ pub fn cached(
     accept: Accept,
 ) -> Option<Result<Reply, Failure>> {
     let answer = exchange::cached(session, url, method)?;
-    Some(answer.and_then(|a| classify(a, url, max_body, accept)))
+    let hit = answer.is_ok();
+    let result = answer.and_then(|a| classify(a, url, max_body, accept));
+    // Kept without the body this run wants: not a hit after all.
+    if hit && matches!(&result, Err(f) if f.reason == Reason::NotInCache) {
+        if let Some(cache) = session.cache() {
+            cache.hit_unusable();
+        }
+    }
+    Some(result)
 }
 
 /// One answer as a page, a redirect or another status.

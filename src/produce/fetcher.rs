@@ -6,7 +6,7 @@ use super::settings::ProduceConfig;
 use super::writer::Parcel;
 use crate::crawl::crawler::{CrawlCounts, Crawler};
 use crate::crawl::fetch::{Failure, Reason};
-use crate::crawl::frontier::CrawlFrontier;
+use crate::crawl::frontier::{CrawlFrontier, Finish};
 use crate::crawl::spider::{self, Scraped, Submission, MAX_FORM_DEPTH};
 use crate::run::counters::Counters;
 use crate::run::log;
@@ -67,7 +67,7 @@ pub struct FetchStats {
 /// answers count against: `--max-pages`, `--max-items`, `--max-time`).
 /// (The per-page cap is kept by `queue_more`: the queue never holds more
 /// than it can still send.)
-fn forms_end(from: &Url, left: u64, end: crate::crawl::frontier::Finish, stats: &mut FetchStats) {
+fn forms_end(from: &Url, left: u64, end: Finish, stats: &mut FetchStats) {
     stats.forms_unsent += left;
     log::warn(&format!(
         "{from}: {left} form submissions not sent: the crawl ended ({})",
@@ -178,7 +178,13 @@ impl Fetcher<'_> {
         } = scraped;
         self.send(items);
         if !submissions.is_empty() {
-            n += self.forms(url, submissions, &mut links, stats);
+            let (more, stopped) = self.forms(url, submissions, &mut links, stats, n);
+            n += more;
+            // Its forms not all sent: the page goes back, so they are sent
+            // by whoever takes it next (its items may come twice).
+            if stopped {
+                return Outcome::NotFetched;
+            }
         }
         Outcome::Done(links, n, Some(page.url.clone()))
     }
@@ -195,35 +201,41 @@ impl Fetcher<'_> {
     /// Sends the forms the page at `from` asked for, breadth first: each
     /// answer is read by the rule its `submit` names, its items go to the
     /// writer, its links join `links`, and the forms it asks for in turn
-    /// are sent too, `MAX_FORM_DEPTH` answers deep at most. Returns the
-    /// items found. What is not sent (a cap, a stop) is counted and named.
+    /// are sent too, `MAX_FORM_DEPTH` answers deep at most. What is not
+    /// sent (a cap, a budget the page's `page_items` and its answers count
+    /// against, a stop) is counted and named. Returns the items found, and
+    /// whether a stop left forms unsent.
     fn forms(
         &self,
         from: &Url,
         subs: Vec<Submission>,
         links: &mut Vec<Url>,
         stats: &mut FetchStats,
-    ) -> u64 {
+        page_items: u64,
+    ) -> (u64, bool) {
         let (spec, caps) = (&self.cfg.spec, self.cfg.caps);
         let mut queue: VecDeque<(Url, Submission, u32)> =
             subs.into_iter().map(|s| (from.clone(), s, 1)).collect();
         let (mut sent, mut items) = (0u64, 0u64);
         let mut cuts = FormCuts::default();
+        let mut stopped = false;
         while let Some((on, sub, depth)) = queue.pop_front() {
             let left = queue.len() as u64 + 1;
-            if let Some(end) = self.frontier.take_extra(self.stop, items) {
+            if let Some(end) = self.frontier.take_extra(self.stop, page_items + items) {
                 forms_end(from, left, end, stats);
+                stopped = end == Finish::Stopped;
                 break;
             }
             sent += 1;
-            stats.forms_submitted += 1;
             let got = match self.crawler.submit(&sub, &on, &mut stats.crawl, self.stop) {
                 Ok(got) => got,
                 Err(f) if f.reason == Reason::Shutdown => {
-                    stats.forms_unsent += left;
+                    forms_end(from, left, Finish::Stopped, stats);
+                    stopped = true;
                     break;
                 }
                 Err(mut f) => {
+                    stats.forms_submitted += 1;
                     let verb = if sub.body.is_some() { "POST" } else { "GET" };
                     f.detail = format!("form {verb} ({}): {}", sub.label, f.detail);
                     self.failures.record(&sub.url, &f, Some(on.as_str()));
@@ -231,6 +243,7 @@ impl Fetcher<'_> {
                     continue;
                 }
             };
+            stats.forms_submitted += 1;
             let scraped = spider::scrape_by(
                 spec,
                 caps,
@@ -252,7 +265,7 @@ impl Fetcher<'_> {
             queue_more(&mut queue, submissions, &got.url, depth, sent, &mut cuts);
         }
         cuts.report(from, stats);
-        items
+        (items, stopped)
     }
 
     /// Counts what the page at `url` gave (items, links, cuts, fields),

@@ -47,7 +47,8 @@ pub trait CrawlFrontier: Sync {
     /// Takes one more page than the frontier handed out (a form's answer,
     /// fetched on the way to completing a page) if the budgets allow, with
     /// `items` found since that page was taken not yet counted. If a budget
-    /// or `stop` says no, the crawl ends for the reason returned.
+    /// or `stop` says no, the crawl ends for the reason returned (and with
+    /// `Stopped` the page should be given back).
     fn take_extra(&self, stop: &AtomicBool, items: u64) -> Option<Finish>;
     /// Gives back a page at `depth` that was taken but not fetched (the run
     /// is stopping), so this or another process fetches it later.

@@ -294,16 +294,14 @@ impl CrawlFrontier for SharedFrontier {
         }
     }
 
-    fn take_extra(&self, stop: &AtomicBool, items: u64) -> Option<Finish> {
-        if let Some(f) = *self.finish.lock().unwrap_or_else(|p| p.into_inner()) {
-            return Some(f);
+    /// A shared crawl's budgets only stop a producer taking new URLs: the
+    /// pages it holds are finished (scaling.md), forms included, so only a
+    /// stop ends a page's forms (and the page goes back for another
+    /// producer).
+    fn take_extra(&self, stop: &AtomicBool, _items: u64) -> Option<Finish> {
+        if stop.load(Ordering::Relaxed) {
+            return Some(Finish::Stopped);
         }
-        let taken = self.taken.load(Ordering::Relaxed);
-        let items = self.items.load(Ordering::Relaxed) + items;
-        if let Some(f) = self.bounds.limit_reached(stop, taken, items) {
-            return Some(self.set_finish(f));
-        }
-        self.taken.fetch_add(1, Ordering::Relaxed);
         None
     }
 

@@ -254,6 +254,16 @@ impl Cache {
         }
     }
 
+    /// A hit that could not answer after all (kept without the body this
+    /// run wants): not a hit, but fetched (`use`) or not in the cache
+    /// (`replay`).
+    pub fn hit_unusable(&self) {
+        self.hits.fetch_sub(1, Relaxed);
+        if self.replay() {
+            self.not_in_cache.fetch_add(1, Relaxed);
+        }
+    }
+
     /// Stores an answer (write to a temporary name, then rename). A failure
     /// to store is a warning, once per run: the crawl goes on uncached.
     pub fn store(
@@ -334,7 +344,7 @@ pub fn cacheable(status: u16) -> bool {
 
 /// The URL as an entry records it: without its fragment or any password
 /// (the fingerprint still tells two passwords apart).
-fn shown(url: &Url) -> Url {
+pub fn shown(url: &Url) -> Url {
     let mut u = strip(url);
     let _ = u.set_password(None);
     u

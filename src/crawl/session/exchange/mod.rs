@@ -244,7 +244,13 @@ pub fn send_live(session: &Session, url: &Url, method: &Method) -> Result<Answer
         Answer::Redirect { to, code } => {
             // A login's redirect often carries its session cookie.
             let kept = headers.into_iter().filter(|(n, _)| n == "set-cookie");
-            let location = std::iter::once(("location".to_string(), to.to_string()));
+            // Same origin: relative, so a password in the URL is never
+            // written and comes back from the request URL on a hit.
+            let kept_to = match url.make_relative(&to) {
+                Some(rel) if url.origin() == to.origin() && url.username() == to.username() => rel,
+                _ => super::cache::shown(&to).to_string(),
+            };
+            let location = std::iter::once(("location".to_string(), kept_to));
             pending(code, location.chain(kept).collect()).store(Some(b""));
             Ok(Answer::Redirect { to, code })
         }
@@ -353,6 +359,15 @@ pub fn transport(e: ureq::Error) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_same_origin_redirect_is_kept_relative_so_no_password_is_written() {
+        let from = Url::parse("http://alice:s3cret@h:81/redir/a").unwrap();
+        let to = from.join("/result/r?x=1").unwrap();
+        let rel = from.make_relative(&to).unwrap();
+        assert!(!rel.contains("s3cret"), "{rel}");
+        assert_eq!(from.join(&rel).unwrap(), to);
+    }
 
     #[test]
     fn a_failed_lookup_is_dns_not_io() {
