@@ -77,12 +77,22 @@ fn a_hundred_cron_cycles_leave_no_growing_keyspace() {
         keys_now, keys_then,
         "keys appeared or went between cycle {MEASURED_FROM} and {CYCLES}"
     );
-    // What stays: the seen set, the job counter, and the queue the last
-    // job worker filled (drained by the next cycle's consumer).
+    // What stays: the seen set, the job counter, the fleet's counts, and
+    // the queue the last job worker filled (drained by the next cycle's
+    // consumer).
     assert_eq!(
         keys_now,
-        ["DATA-PIPELINE-KEY", "S", &format!("{JOBS}:done")]
+        [
+            "DATA-PIPELINE-KEY",
+            "DATA-PIPELINE-KEY:stats",
+            "S",
+            &format!("{JOBS}:done")
+        ]
     );
+    // Every item counted in was counted out, or is still queued.
+    let count = |f: &str| -> u64 { redis.cmd(&["HGET", "DATA-PIPELINE-KEY:stats", f]) };
+    assert_eq!(count("in"), count("out") + redis.llen("DATA-PIPELINE-KEY"));
+    assert!(count("in") >= CYCLES as u64);
     let grown = used_memory(&redis) - memory_then;
     assert!(
         grown < 64 * 1024,

@@ -12,8 +12,9 @@ use crate::queue::keys;
 use crate::queue::link::{Fault, Link};
 use std::time::Duration;
 
-/// Socket timeout: a hung Redis costs the counting thread this, not more.
-const TIMEOUT: Duration = Duration::from_millis(500);
+/// Socket timeout: a hung Redis costs the counting thread this, not more
+/// (and a run's exit at most twice this: connect, then the command).
+const TIMEOUT: Duration = Duration::from_millis(200);
 
 /// Adds a run's counts to `KEY:stats`.
 pub struct StatsWriter {

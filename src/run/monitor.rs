@@ -98,8 +98,14 @@ impl Monitor {
 fn tally_loop(mut tally: Tally, live: &Counters, done: &AtomicBool) {
     use std::sync::atomic::Ordering::Relaxed;
     let (mut pushed, mut popped) = (0u64, 0u64);
+    let mut answered = true;
     loop {
         let last = done.load(Relaxed);
+        // The last try only if Redis answered the one before: a hung Redis
+        // must not hold the run's exit.
+        if last && !answered {
+            return;
+        }
         let (now_pushed, now_popped) = (
             live.items_pushed.load(Relaxed),
             live.items_popped.load(Relaxed),
@@ -108,12 +114,15 @@ fn tally_loop(mut tally: Tally, live: &Counters, done: &AtomicBool) {
             now_pushed.saturating_sub(pushed),
             now_popped.saturating_sub(popped),
         ) {
-            Ok(()) => (pushed, popped) = (now_pushed, now_popped),
+            Ok(()) => {
+                (pushed, popped) = (now_pushed, now_popped);
+                answered = true;
+            }
             Err(Some(why)) => {
                 log::warn(&why);
                 return;
             }
-            Err(None) => {}
+            Err(None) => answered = false,
         }
         if last {
             return;
