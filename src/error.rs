@@ -171,7 +171,10 @@ pub fn redact(url: &str) -> String {
                 let _ = u.set_password(Some("***"));
             }
             match u.query() {
-                Some(q) if q.contains("password") => {
+                Some(q)
+                    if q.split('&')
+                        .any(|p| secret_param(p.split('=').next().unwrap_or(""))) =>
+                {
                     let q = hide_passwords(q);
                     u.set_query(Some(&q));
                 }
@@ -224,11 +227,18 @@ fn hide_passwords(query: &str) -> String {
     query
         .split('&')
         .map(|pair| match pair.split_once('=') {
-            Some((k, _)) if k.to_ascii_lowercase().contains("password") => format!("{k}=***"),
+            Some((k, _)) if secret_param(k) => format!("{k}=***"),
             _ => pair.to_string(),
         })
         .collect::<Vec<_>>()
         .join("&")
+}
+
+/// Whether a URL query parameter holds a password: `password`,
+/// `sentinel_password`, or redis-rs's `pass` (unix socket URLs).
+fn secret_param(k: &str) -> bool {
+    let k = k.to_ascii_lowercase();
+    k.contains("password") || k == "pass"
 }
 
 /// Removes anything that looks like `scheme://user:pass@` from free text.
@@ -257,6 +267,11 @@ mod tests {
         );
         assert_eq!(redact("redis://host:6379"), "redis://host:6379");
         assert_eq!(redact("redis://:pw@host"), "redis://:***@host");
+        assert_eq!(
+            redact("unix:///tmp/r.sock?user=bob&pass=s3cret&db=2"),
+            "unix:///tmp/r.sock?user=bob&pass=***&db=2"
+        );
+        assert_eq!(redact("redis://h/?passenger=1"), "redis://h/?passenger=1");
     }
 
     #[test]

@@ -898,6 +898,10 @@ pub struct DashboardArgs {
     /// or --lock, only those are shown and nothing is scanned
     #[argh(option)]
     pub key: Vec<String>,
+    /// lists each --key is split into (--shards of its producers and
+    /// consumers), 1 to 1024 (default 1)
+    #[argh(option, default = "1")]
+    pub shards: usize,
     /// a crawl-job list to show (repeatable)
     #[argh(option)]
     pub jobs: Vec<String>,

@@ -65,7 +65,14 @@ impl DashboardConfig {
                 "--key, --jobs, --frontier and --lock need a name".into(),
             ));
         }
+        if !(1..=1024).contains(&a.shards) {
+            return Err(usage(format!(
+                "--shards {} is out of range (use 1 to 1024)",
+                a.shards
+            )));
+        }
         Ok(DashboardConfig {
+            shards: a.shards,
             redis,
             addr,
             auth,

@@ -33,6 +33,10 @@ pub fn classify(name: &str) -> Option<Kind> {
         if shard_of(tag).is_none() && matches!(rest, ":frontier" | ":leases") {
             return Some(Kind::Frontier(tag.to_string()));
         }
+        // A shard's own list, `{KEY:i}`.
+        if let (Some(queue), "") = (shard_of(tag), rest) {
+            return Some(Kind::Queue(queue.to_string(), name.to_string()));
+        }
     }
     for suffix in [":done", ":delayed", ":scheduled", ":attempts"] {
         if let Some(base) = name.strip_suffix(suffix) {
@@ -148,7 +152,7 @@ impl Scanner {
     /// At most `steps` SCAN calls, going on from where the last ended.
     pub fn step(&mut self, link: &mut Link, steps: u32) -> Result<(), Error> {
         for _ in 0..steps {
-            let (next, names): (u64, Vec<String>) = link.call("scan for qpipe's keys", |c| {
+            let (next, names): (u64, Vec<Vec<u8>>) = link.call("scan for qpipe's keys", |c| {
                 redis::cmd("SCAN")
                     .arg(self.cursor)
                     .arg("COUNT")
@@ -156,7 +160,8 @@ impl Scanner {
                     .query(c)
             })?;
             self.calls += 1;
-            for n in &names {
+            // qpipe's names are text: others (binary) are not its keys.
+            for n in names.iter().filter_map(|n| std::str::from_utf8(n).ok()) {
                 self.partial.add(n);
                 self.found.add(n);
             }
@@ -241,6 +246,10 @@ pub struct Snapshot {
     pub jobs: Vec<JobsState>,
     pub frontiers: Vec<FrontierState>,
     pub locks: Vec<LockState>,
+    /// Names that look like qpipe's but whose keys hold other types.
+    pub foreign: Vec<String>,
+    /// Structures found beyond `MAX_SHOWN` of a kind.
+    pub not_shown: u64,
 }
 
 /// Runs `cmds` in one round trip; each reply as a `u64` (nil and errors: 0).
@@ -265,22 +274,80 @@ fn cmd(name: &str, key: &str) -> redis::Cmd {
     c
 }
 
-/// Reads every structure `found` names.
+/// Structures of each kind shown at most (a keyspace full of look-alike
+/// names must not make a sample, or the page, unbounded).
+pub const MAX_SHOWN: usize = 200;
+
+/// Reads every structure `found` names (`MAX_SHOWN` of each kind). One whose
+/// keys hold another type than qpipe's (a `user:42:stats` string, a list
+/// named `crawl:done`) is not qpipe's: it is skipped and named in
+/// `Snapshot::foreign`, never a failed sample.
 pub fn read(link: &mut Link, found: &Found) -> Result<Snapshot, Error> {
     let mut snap = Snapshot::default();
-    for (name, lists) in &found.queues {
-        snap.queues.push(read_queue(link, name, lists)?);
+    for (name, lists) in found.queues.iter().take(MAX_SHOWN) {
+        match typed(link, &queue_types(name, lists))? {
+            true => snap.queues.push(read_queue(link, name, lists)?),
+            false => snap.foreign.push(name.clone()),
+        }
     }
-    for name in &found.jobs {
-        snap.jobs.push(read_jobs(link, name)?);
+    for name in found.jobs.iter().take(MAX_SHOWN) {
+        match typed(link, &jobs_types(name))? {
+            true => snap.jobs.push(read_jobs(link, name)?),
+            false => snap.foreign.push(name.clone()),
+        }
     }
-    for name in &found.frontiers {
-        snap.frontiers.push(read_frontier(link, name)?);
+    for name in found.frontiers.iter().take(MAX_SHOWN) {
+        let [queued, _, leases] = keys::frontier(name);
+        match typed(link, &[(queued, &["list"][..]), (leases, &["zset"][..])])? {
+            true => snap.frontiers.push(read_frontier(link, name)?),
+            false => snap.foreign.push(name.clone()),
+        }
     }
-    for name in &found.locks {
-        snap.locks.push(read_lock(link, name)?);
+    for name in found.locks.iter().take(MAX_SHOWN) {
+        match typed(link, &[(keys::lock(name), &["string"][..])])? {
+            true => snap.locks.push(read_lock(link, name)?),
+            false => snap.foreign.push(name.clone()),
+        }
     }
+    let shown = |n: usize| n.saturating_sub(MAX_SHOWN) as u64;
+    snap.not_shown = shown(found.queues.len())
+        + shown(found.jobs.len())
+        + shown(found.frontiers.len())
+        + shown(found.locks.len());
     Ok(snap)
+}
+
+/// The keys of a queue and the type each may have.
+fn queue_types(name: &str, lists: &BTreeSet<String>) -> Vec<(String, &'static [&'static str])> {
+    let mut out: Vec<(String, &'static [&'static str])> = vec![(keys::stats(name), &["hash"])];
+    for l in lists {
+        out.push((l.clone(), &["list"]));
+        out.push((keys::dead(l), &["list"]));
+        out.push((keys::holders(l), &["set"]));
+    }
+    out
+}
+
+/// The keys of a job list and the type each may have.
+fn jobs_types(name: &str) -> Vec<(String, &'static [&'static str])> {
+    vec![
+        (name.to_string(), &["list"]),
+        (keys::jobs_done(name), &["string"]),
+        (keys::dead(name), &["list"]),
+        (keys::jobs_delayed(name), &["zset"]),
+        (keys::jobs_scheduled(name), &["zset"]),
+        (keys::holders(name), &["set"]),
+    ]
+}
+
+/// Whether each key is missing or of one of its types (one round trip).
+fn typed(link: &mut Link, want: &[(String, &[&str])]) -> Result<bool, Error> {
+    let cmds: Vec<redis::Cmd> = want.iter().map(|(k, _)| cmd("TYPE", k)).collect();
+    let replies = link.call_all("check the types of qpipe's keys", &cmds)?;
+    Ok(replies.into_iter().zip(want).all(|(v, (_, types))| {
+        let t = redis::from_redis_value::<String>(v).unwrap_or_default();
+        t == "none" || types.contains(&t.as_str())
+    }))
 }
 
 /// A queue: its lists' lengths and dead letters, its counts, its workers.
@@ -322,9 +389,13 @@ fn read_queue(link: &mut Link, name: &str, lists: &BTreeSet<String>) -> Result<Q
 /// The lease holders registered on `list`, in three round trips: the
 /// registry; every heartbeat and batch set; every batch's length.
 pub fn read_workers(link: &mut Link, list: &str) -> Result<Vec<Worker>, Error> {
-    let mut ids: Vec<String> = link.call("list the workers", |c| {
+    let raw: Vec<Vec<u8>> = link.call("list the workers", |c| {
         redis::cmd("SMEMBERS").arg(keys::holders(list)).query(c)
     })?;
+    let mut ids: Vec<String> = raw
+        .into_iter()
+        .filter_map(|id| String::from_utf8(id).ok())
+        .collect();
     ids.sort();
     if ids.is_empty() {
         return Ok(Vec::new());
@@ -396,7 +467,7 @@ fn read_jobs(link: &mut Link, name: &str) -> Result<JobsState, Error> {
 fn read_frontier(link: &mut Link, name: &str) -> Result<FrontierState, Error> {
     let [queued, seen, leases] = keys::frontier(name);
     let cmds = [
-        cmd("ZCARD", &queued),
+        cmd("LLEN", &queued),
         cmd("ZCARD", &leases),
         cmd("TYPE", &seen),
     ];
@@ -469,6 +540,7 @@ mod tests {
         assert_eq!(classify("{books:3}:consumers"), q("books", "{books:3}"));
         assert_eq!(classify("{books:3}:dead"), q("books", "{books:3}"));
         assert_eq!(classify("{books}:dead"), q("{books}", "{books}"));
+        assert_eq!(classify("{books:3}"), q("books", "{books:3}"));
         assert_eq!(
             classify("qpipe:jobs:done"),
             Some(Kind::Jobs("qpipe:jobs".into()))

@@ -14,6 +14,7 @@
 
 pub mod fleet;
 pub mod history;
+mod letters;
 pub mod page;
 pub mod settings;
 mod web;
@@ -24,6 +25,8 @@ use crate::run::{http, log};
 use fleet::{Found, Scanner, Snapshot};
 use history::History;
 use settings::{DashboardConfig, Named};
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -32,9 +35,11 @@ use std::time::Duration;
 const SCAN_STEPS: u32 = 10;
 const FIRST_SCAN_STEPS: u32 = 100;
 /// Requests answered at once; more get 503.
-const MAX_CONNECTIONS: usize = 32;
+const MAX_CONNECTIONS: usize = 64;
+/// Requests answered at once for one client address.
+const MAX_PER_PEER: usize = 8;
 /// Socket timeout of the dashboard's Redis connections.
-const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The last sample, and what came before it.
 #[derive(Default)]
@@ -64,8 +69,8 @@ pub struct Board {
     csrf: String,
     redacted: String,
     state: Mutex<State>,
-    /// For dead-letter pages and actions.
-    link: Mutex<Link>,
+    /// Requests in progress per client address.
+    peers: Mutex<HashMap<IpAddr, usize>>,
     requests: AtomicU64,
     samples: AtomicU64,
     scan_calls: AtomicU64,
@@ -77,15 +82,15 @@ pub struct Board {
 impl Board {
     /// Connects (a Redis that cannot be reached now is an error at once).
     pub fn new(cfg: DashboardConfig) -> Result<Board, Error> {
-        let link = Link::open(&cfg.redis, REDIS_TIMEOUT, Duration::from_secs(3), None)?;
-        let redacted = link.redacted_url();
+        // Reachable now, or an error at once (a typo in --redis).
+        let redacted = Link::open(&cfg.redis, REDIS_TIMEOUT, Duration::ZERO, None)?.redacted_url();
         let csrf = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
         Ok(Board {
             cfg,
             csrf,
             redacted,
             state: Mutex::new(State::default()),
-            link: Mutex::new(link),
+            peers: Mutex::new(HashMap::new()),
             requests: AtomicU64::new(0),
             samples: AtomicU64::new(0),
             scan_calls: AtomicU64::new(0),
@@ -130,19 +135,52 @@ impl Board {
                     std::thread::sleep(Duration::from_millis(20));
                     continue;
                 };
-                if active.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
-                    active.fetch_sub(1, Ordering::AcqRel);
+                if !self.admit(peer.ip(), &active) {
                     web::busy(conn);
                     continue;
                 }
                 let active = &active;
                 s.spawn(move || {
                     self.answer(conn, peer);
-                    active.fetch_sub(1, Ordering::AcqRel);
+                    self.leave(peer.ip(), active);
                 });
             }
         });
         Ok(self.totals())
+    }
+
+    /// Takes a request slot for a client at `ip`: at most `MAX_CONNECTIONS`
+    /// in all and `MAX_PER_PEER` per address, so one client holding
+    /// connections open cannot lock the others out.
+    fn admit(&self, ip: IpAddr, active: &AtomicUsize) -> bool {
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        let mine = peers.entry(ip).or_default();
+        if *mine >= MAX_PER_PEER || active.load(Ordering::Acquire) >= MAX_CONNECTIONS {
+            if *mine == 0 {
+                peers.remove(&ip);
+            }
+            return false;
+        }
+        *mine += 1;
+        active.fetch_add(1, Ordering::AcqRel);
+        true
+    }
+
+    fn leave(&self, ip: IpAddr, active: &AtomicUsize) {
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = peers.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                peers.remove(&ip);
+            }
+        }
+        active.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// A connection of its own for one request (no request waits on
+    /// another's), with short timeouts and no retry.
+    fn open_link(&self) -> Result<Link, Error> {
+        Link::open(&self.cfg.redis, REDIS_TIMEOUT, Duration::ZERO, None)
     }
 
     fn totals(&self) -> Totals {
@@ -204,7 +242,7 @@ impl Board {
         steps: u32,
     ) -> Result<(Found, Snapshot), Error> {
         let found = match &self.cfg.named {
-            Some(named) => named_found(named),
+            Some(named) => named_found(named, self.cfg.shards, self.cfg.redis.is_cluster()),
             None => {
                 scanner.step(link, steps)?;
                 scanner.found.clone()
@@ -219,13 +257,19 @@ impl Board {
     }
 }
 
-/// What the command line named, as if found.
-fn named_found(n: &Named) -> Found {
+/// What the command line named, as if found: each queue's lists as its
+/// producers name them (`{KEY:i}` shards, or `{KEY}` on a cluster).
+fn named_found(n: &Named, shards: usize, cluster: bool) -> Found {
+    use crate::queue::keys::shard_keys;
     let mut f = Found::default();
     for q in &n.queues {
-        f.queues.entry(q.clone()).or_default().insert(q.clone());
+        f.queues
+            .entry(q.clone())
+            .or_default()
+            .extend(shard_keys(q, shards, cluster));
     }
-    f.jobs.extend(n.jobs.iter().cloned());
+    f.jobs
+        .extend(n.jobs.iter().map(|j| shard_keys(j, 1, cluster).remove(0)));
     f.frontiers.extend(n.frontiers.iter().cloned());
     f.locks.extend(n.locks.iter().cloned());
     f

@@ -5,7 +5,7 @@
 
 use super::fleet::{Snapshot, Worker};
 use super::history::{History, Rate, Sample};
-use crate::queue::dead_letter::Letter;
+use super::letters::Shown;
 
 /// What every page says about where it comes from.
 pub struct Frame<'a> {
@@ -89,17 +89,36 @@ pub fn overview(
     every: u64,
 ) -> String {
     let mut b = String::new();
-    if let Some((at, err)) = sampled.filter(|(_, e)| !e.is_empty()) {
-        b.push_str(&format!(
+    match sampled {
+        Some((at, err)) if !err.is_empty() && at > 0 => b.push_str(&format!(
             "<p class=banner id=error>Redis did not answer the last sample: {} (showing the sample of {} ago)</p>",
             esc(err),
             age(frame.now_ms.saturating_sub(at))
-        ));
-    }
-    if let Some((at, _)) = sampled {
-        b.push_str(&format!(
+        )),
+        Some((_, err)) if !err.is_empty() => b.push_str(&format!(
+            "<p class=banner id=error>No sample has succeeded yet: {}</p>",
+            esc(err)
+        )),
+        Some((at, _)) => b.push_str(&format!(
             "<p class=muted>Sampled {} ago, every {every} s; this page reloads itself.</p>",
             age(frame.now_ms.saturating_sub(at))
+        )),
+        None => b.push_str("<p class=muted>The first sample is being taken.</p>"),
+    }
+    if !snap.foreign.is_empty() {
+        let names: Vec<String> = snap.foreign.iter().take(10).map(|n| esc(n)).collect();
+        b.push_str(&format!(
+            "<p class=muted id=foreign>Not shown: {} names that look like qpipe's keys but hold other types ({}{}).</p>",
+            snap.foreign.len(),
+            names.join(", "),
+            if snap.foreign.len() > 10 { ", ..." } else { "" }
+        ));
+    }
+    if snap.not_shown > 0 {
+        b.push_str(&format!(
+            "<p class=banner id=not-shown>{} more structures found than the {} of each kind shown: name the ones you want with --key, --jobs, --frontier or --lock.</p>",
+            snap.not_shown,
+            super::fleet::MAX_SHOWN
         ));
     }
     queues(&mut b, snap, history);
@@ -336,8 +355,8 @@ pub struct DeadPage<'a> {
     pub page: u64,
     /// Letters in the list.
     pub total: u64,
-    /// This page's letters with their digests.
-    pub letters: &'a [(String, Letter)],
+    /// This page's letters.
+    pub letters: &'a [Shown],
     /// What the last action did, if any.
     pub notice: Option<&'a str>,
 }
@@ -363,8 +382,8 @@ pub fn dead(d: &DeadPage<'_>, frame: &Frame<'_>) -> String {
         ));
     }
     b.push_str("<table id=dead><tr><th></th><th class=n>#</th><th>set aside</th><th>reason</th><th>by</th><th>item</th><th></th></tr>");
-    for (i, (digest, l)) in d.letters.iter().enumerate() {
-        b.push_str(&letter_row(first + i as u64 + 1, digest, l, form));
+    for (i, l) in d.letters.iter().enumerate() {
+        b.push_str(&letter_row(first + i as u64 + 1, l, form));
     }
     b.push_str("</table>");
     if form {
@@ -378,11 +397,15 @@ pub fn dead(d: &DeadPage<'_>, frame: &Frame<'_>) -> String {
     page("dead letters", frame, None, &b)
 }
 
-fn letter_row(n: u64, digest: &str, l: &Letter, form: bool) -> String {
-    let item = match &l.item {
-        Some(bytes) => clip(&String::from_utf8_lossy(bytes), 400),
-        None => "(unreadable letter)".into(),
-    };
+fn letter_row(n: u64, l: &Shown, form: bool) -> String {
+    let digest = esc(&l.digest);
+    let mut item = esc(&clip(&l.item, 400));
+    if l.cut || l.item.chars().nth(400).is_some() {
+        item.push_str(&format!(
+            " <span class=muted>({} bytes in all)</span>",
+            l.bytes
+        ));
+    }
     let (pick, buttons) = match form {
         true => (
             format!("<input type=checkbox name=pick value=\"{digest}\" aria-label=\"select {n}\">"),
@@ -391,11 +414,10 @@ fn letter_row(n: u64, digest: &str, l: &Letter, form: bool) -> String {
         false => (String::new(), String::new()),
     };
     format!(
-        "<tr data-digest=\"{digest}\"><td>{pick}</td><td class=n>{n}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td><pre>{}</pre></td><td>{buttons}</td></tr>",
-        esc(&l.at),
-        esc(&l.reason),
-        esc(&l.consumer),
-        esc(&item)
+        "<tr data-digest=\"{digest}\"><td>{pick}</td><td class=n>{n}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td><pre>{item}</pre></td><td>{buttons}</td></tr>",
+        esc(&clip(&l.at, 100)),
+        esc(&clip(&l.reason, 400)),
+        esc(&clip(&l.consumer, 200)),
     )
 }
 
@@ -437,8 +459,9 @@ mod tests {
             esc("<a href='x'>&\"</a>\u{7}"),
             "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;\u{fffd}"
         );
-        let l = Letter::parse(br#"{"reason":"<script>x</script>","consumer":"c","at":"t","item":"<img src=x onerror=alert(1)>"}"#.to_vec());
-        let row = letter_row(1, "d", &l, true);
+        let raw = br#"{"reason":"<script>x</script>","consumer":"c","at":"t","item":"<img src=x onerror=alert(1)>"}"#;
+        let l = super::super::letters::shown("d".into(), raw, raw.len() as u64);
+        let row = letter_row(1, &l, true);
         assert!(!row.contains("<script>") && !row.contains("<img"), "{row}");
         assert!(row.contains("&lt;img src=x onerror=alert(1)&gt;"), "{row}");
     }

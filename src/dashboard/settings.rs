@@ -18,6 +18,8 @@ pub struct DashboardConfig {
     pub read_only: bool,
     /// What to show, if named; `None`: what SCAN finds.
     pub named: Option<Named>,
+    /// Lists each named queue is split into.
+    pub shards: usize,
     /// Time between samples.
     pub every: Duration,
     /// SCAN's COUNT.

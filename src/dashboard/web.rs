@@ -4,9 +4,10 @@
 //! answer it: the overview, a page of dead letters, or an action on them
 //! (then a redirect back, so a reload never repeats it).
 
+use super::letters;
 use super::page::{self, DeadPage, Frame, PER_PAGE};
 use super::Board;
-use crate::queue::dead_letter::{self, Back, Letter};
+use crate::queue::dead_letter::Back;
 use crate::queue::keys;
 use crate::run::http::{self, Parsed, Request};
 use crate::run::log;
@@ -180,10 +181,11 @@ impl Board {
 
     fn overview(&self) -> Reply {
         let st = self.lock_state();
-        let sampled = st.sampled_ms.map(|at| (at, st.error.as_str()));
-        let sampled = match (sampled, st.error.is_empty()) {
+        // (0, error): no sample has succeeded yet.
+        let sampled = match (st.sampled_ms, st.error.is_empty()) {
+            (Some(at), _) => Some((at, st.error.as_str())),
             (None, false) => Some((0, st.error.as_str())),
-            (s, _) => s,
+            (None, true) => None,
         };
         let every = self.cfg.every.as_secs();
         Reply::html(page::overview(
@@ -223,10 +225,9 @@ impl Board {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
             .min(1 << 40);
-        let read = {
-            let mut link = self.link.lock().unwrap_or_else(|e| e.into_inner());
-            read_page(&mut link, &dead, page_n * PER_PAGE, PER_PAGE)
-        };
+        let read = self
+            .open_link()
+            .and_then(|mut link| letters::preview(&mut link, &dead, page_n * PER_PAGE, PER_PAGE));
         match read {
             Ok((total, letters)) => {
                 let d = DeadPage {
@@ -241,37 +242,6 @@ impl Board {
             Err(e) => Reply::text(503, format!("Redis did not answer: {e}")),
         }
     }
-}
-
-/// The letters `start..start+n` of `dead` (newest first) with their
-/// digests, and the list's length.
-fn read_page(
-    link: &mut crate::queue::link::Link,
-    dead: &str,
-    start: u64,
-    n: u64,
-) -> Result<(u64, Vec<(String, Letter)>), crate::error::Error> {
-    let total: u64 = link.call("count dead letters", |c| {
-        redis::cmd("LLEN").arg(dead).query(c)
-    })?;
-    let raw: Vec<Vec<u8>> = link.call("read dead letters", |c| {
-        redis::cmd("LRANGE")
-            .arg(dead)
-            .arg(start)
-            .arg(start + n - 1)
-            .query(c)
-    })?;
-    Ok((
-        total,
-        raw.into_iter()
-            .map(|r| (digest(&r), Letter::parse(r)))
-            .collect(),
-    ))
-}
-
-/// A letter's name in forms: XXH3-64 of its bytes.
-fn digest(raw: &[u8]) -> String {
-    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(raw))
 }
 
 impl Board {
@@ -310,39 +280,29 @@ impl Board {
             list: &back,
             jobs_attempts: attempts.as_deref(),
         };
-        let outcome = {
-            let mut link = self.link.lock().unwrap_or_else(|e| e.into_inner());
-            apply(
-                &mut link,
-                &dead,
-                &target,
-                verb,
-                which == "all",
-                &picks,
-                page_n,
-            )
-        };
+        let delete = verb == "deleted";
+        let outcome = self.open_link().and_then(|mut link| match which {
+            "all" => letters::act_all(&mut link, &dead, &target, delete, MAX_ALL),
+            _ => apply(&mut link, &dead, &target, delete, &picks, page_n),
+        });
         let note = match outcome {
-            Ok((done, missing)) => {
-                let counter = if verb == "deleted" {
+            Ok(done) => {
+                let counter = if delete {
                     &self.deleted
                 } else {
                     &self.requeued
                 };
-                counter.fetch_add(done, Ordering::Relaxed);
+                counter.fetch_add(done.moved, Ordering::Relaxed);
                 let user = self
                     .cfg
                     .auth
                     .as_ref()
                     .map_or("(no auth)", |(u, _)| u.as_str());
-                log::info(&format!("dashboard: {user} at {peer} {verb} {done} dead letters of {dead} ({which}; {missing} already gone)"));
-                let mut n = format!("{verb} {done} dead letters");
-                if missing > 0 {
-                    n.push_str(&format!(
-                        "; {missing} were already gone (moved or deleted by someone else)"
-                    ));
-                }
-                n
+                log::info(&format!(
+                    "dashboard: {user} at {peer} {verb} {} dead letters of {dead} ({which}; {} already gone, {} unreadable)",
+                    done.moved, done.gone, done.unreadable
+                ));
+                notice(verb, done)
             }
             Err(e) => {
                 format!("failed: Redis did not answer ({e}); nothing was done twice, try again")
@@ -373,8 +333,14 @@ impl Board {
                 "forbidden: the form's CSRF token is missing or stale (reload the page)",
             ));
         }
-        if let (Some(origin), Some(host)) = (&req.origin, &req.host) {
-            if origin != &format!("http://{host}") && origin != &format!("https://{host}") {
+        if let Some(origin) = &req.origin {
+            // The Host, or the name a proxy in front says it serves.
+            let hosts = [req.host.as_deref(), req.forwarded_host.as_deref()];
+            let same_site = hosts
+                .iter()
+                .flatten()
+                .any(|h| origin == &format!("http://{h}") || origin == &format!("https://{h}"));
+            if !same_site {
                 return Some(Reply::text(
                     403,
                     "forbidden: the form came from another site",
@@ -385,50 +351,49 @@ impl Board {
     }
 }
 
-/// Re-queues (to `back`) or deletes the letters of `dead` named by `picks`
-/// (looked for around page `page_n`) or, with `all`, up to `MAX_ALL`.
-/// Returns (done, already gone).
+/// Re-queues (to `back`) or deletes the letters of `dead` named by `picks`,
+/// each looked for a page either side of page `page_n` (letters shift as
+/// new ones arrive) and fetched alone.
 fn apply(
     link: &mut crate::queue::link::Link,
     dead: &str,
     back: &Back<'_>,
-    verb: &str,
-    all: bool,
+    delete: bool,
     picks: &[&str],
     page_n: u64,
-) -> Result<(u64, u64), crate::error::Error> {
-    let letters: Vec<(String, Letter)> = if all {
-        let newest = dead_letter::read_newest(link, dead, MAX_ALL as i64)?;
-        newest.into_iter().map(|l| (digest(&l.raw), l)).collect()
-    } else {
-        // Letters shift as new ones arrive: look a page either side.
-        let start = page_n.saturating_sub(1) * PER_PAGE;
-        read_page(link, dead, start, PER_PAGE * 3)?.1
-    };
-    let mut chosen: Vec<&Letter> = Vec::new();
-    let mut missing = 0;
-    if all {
-        chosen.extend(letters.iter().map(|(_, l)| l));
-    } else {
-        for want in picks {
-            match letters.iter().find(|(d, _)| d == want) {
-                Some((_, l)) => chosen.push(l),
-                None => missing += 1,
+) -> Result<letters::Done, crate::error::Error> {
+    let (start, stop) = (
+        page_n.saturating_sub(1) * PER_PAGE,
+        (page_n + 2) * PER_PAGE - 1,
+    );
+    let mut done = letters::Done::default();
+    for digest in picks.iter().take(PER_PAGE as usize * 3) {
+        match letters::find(link, dead, start, stop, digest)? {
+            Some(raw) => {
+                letters::act(link, dead, back, delete, raw, &mut done)?;
             }
+            None => done.gone += 1,
         }
     }
-    let mut done = 0;
-    for l in chosen {
-        let moved = match verb {
-            "deleted" => dead_letter::delete(link, dead, l)?,
-            _ => dead_letter::requeue(link, dead, back, l)?,
-        };
-        match moved {
-            true => done += 1,
-            false => missing += 1,
-        }
+    Ok(done)
+}
+
+/// What an action did, in words.
+fn notice(verb: &str, d: letters::Done) -> String {
+    let mut n = format!("{verb} {} dead letters", d.moved);
+    if d.gone > 0 {
+        n.push_str(&format!(
+            "; {} were already gone (moved or deleted by someone else)",
+            d.gone
+        ));
     }
-    Ok((done, missing))
+    if d.unreadable > 0 {
+        n.push_str(&format!(
+            "; {} hold no item qpipe can read back (not written by qpipe) and stay: delete them instead",
+            d.unreadable
+        ));
+    }
+    n
 }
 
 /// Whether `host` (a Host header) names loopback.

@@ -28,6 +28,8 @@ pub struct Request {
     pub authorization: Option<String>,
     /// The `Origin` header, as sent.
     pub origin: Option<String>,
+    /// The `X-Forwarded-Host` header (a proxy's public name), as sent.
+    pub forwarded_host: Option<String>,
     /// Where the body lies in the buffer (empty without `Content-Length`).
     pub body: std::ops::Range<usize>,
 }
@@ -93,6 +95,7 @@ pub fn parse_limited(buf: &[u8], max_body: usize) -> Parsed {
         cookie: raw("cookie"),
         authorization: raw("authorization"),
         origin: raw("origin"),
+        forwarded_host: raw("x-forwarded-host"),
         body: head..head + body,
     })
 }
@@ -186,6 +189,7 @@ mod tests {
                 cookie: None,
                 authorization: None,
                 origin: None,
+                forwarded_host: None,
                 body: post.len() - 5..post.len(),
             })
         );

@@ -130,7 +130,7 @@ fn watch(int: Arc<AtomicBool>, term: Arc<AtomicBool>) {
             };
             std::thread::sleep(GRACE);
             crate::run::log::error(&format!(
-                "still stopping {}s after the signal (Redis or the output is not answering); exiting now. Items popped but not written may be lost in BRPOP mode; --reliable items come back by recovery",
+                "still stopping {}s after the signal (Redis or the output is not answering); exiting now (a consume in BRPOP mode may lose items popped but not written; --reliable items come back by recovery)",
                 GRACE.as_secs()
             ));
             std::process::exit(code as i32);

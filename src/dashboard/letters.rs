@@ -1,0 +1,223 @@
+//! Dead letters as the dashboard reads and moves them, bounded in memory
+//! whatever their size: a page reads each letter's first `HEAD` bytes
+//! (`preview`, a read-only script), and an action fetches the one letter
+//! it acts on (`find`, `nth`), then re-queues or deletes it by its bytes
+//! (`queue::dead_letter`), so a retry never acts twice.
+//!
+//! A letter is named in forms by its digest: the SHA-1 of its first
+//! `HEAD` bytes and its length, computed in Redis.
+
+use crate::error::Error;
+use crate::queue::dead_letter::{self, Back, Letter};
+use crate::queue::link::Link;
+
+/// Bytes of each letter a page reads.
+pub const HEAD: usize = 4096;
+
+/// KEYS: the dead list. ARGV: first index, last index, head bytes.
+/// Returns digest, length and head of each letter, one LINDEX at a time
+/// (so Redis never holds a page of large letters at once).
+const PREVIEW: &str = r"
+local out = {}
+for i = tonumber(ARGV[1]), tonumber(ARGV[2]) do
+  local v = redis.call('LINDEX', KEYS[1], i)
+  if not v then break end
+  local head = string.sub(v, 1, tonumber(ARGV[3]))
+  out[#out + 1] = redis.sha1hex(head) .. ':' .. string.len(v)
+  out[#out + 1] = head
+end
+return out";
+
+/// KEYS: the dead list. ARGV: first index, last index, head bytes, digest.
+/// Returns the first letter in the range with that digest, or nil.
+const FIND: &str = r"
+for i = tonumber(ARGV[1]), tonumber(ARGV[2]) do
+  local v = redis.call('LINDEX', KEYS[1], i)
+  if not v then return false end
+  if redis.sha1hex(string.sub(v, 1, tonumber(ARGV[3]))) .. ':' .. string.len(v) == ARGV[4] then
+    return v
+  end
+end
+return false";
+
+/// One letter as a page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shown {
+    pub digest: String,
+    pub at: String,
+    pub reason: String,
+    pub consumer: String,
+    /// The item's first bytes, as text.
+    pub item: String,
+    /// The whole letter's size.
+    pub bytes: u64,
+    /// Only its first `HEAD` bytes were read.
+    pub cut: bool,
+}
+
+/// What a letter's first bytes say: all of it when whole; else its fields
+/// before the item (qpipe writes reason, consumer and time first).
+pub fn shown(digest: String, head: &[u8], bytes: u64) -> Shown {
+    let cut = (head.len() as u64) < bytes;
+    let letter = match cut {
+        false => Letter::parse(head.to_vec()),
+        true => {
+            let text = String::from_utf8_lossy(head);
+            let fields = text
+                .find(",\"item")
+                .map(|i| format!("{}}}", &text[..i]))
+                .unwrap_or_default();
+            let mut l = Letter::parse(fields.into_bytes());
+            l.item = text.find(",\"item").map(|i| text[i..].as_bytes().to_vec());
+            l
+        }
+    };
+    let item = match &letter.item {
+        Some(b) => String::from_utf8_lossy(b).into_owned(),
+        None => String::from_utf8_lossy(head).into_owned(),
+    };
+    Shown {
+        digest,
+        at: letter.at,
+        reason: letter.reason,
+        consumer: letter.consumer,
+        item,
+        bytes,
+        cut,
+    }
+}
+
+/// The letters `start..start+n` of `dead` (newest first), previewed, and
+/// the list's length.
+pub fn preview(
+    link: &mut Link,
+    dead: &str,
+    start: u64,
+    n: u64,
+) -> Result<(u64, Vec<Shown>), Error> {
+    let total: u64 = link.call("count dead letters", |c| {
+        redis::cmd("LLEN").arg(dead).query(c)
+    })?;
+    let raw: Vec<Vec<u8>> = link.call("read dead letters", |c| {
+        redis::cmd("EVAL_RO")
+            .arg(PREVIEW)
+            .arg(1)
+            .arg(dead)
+            .arg(start)
+            .arg(start + n - 1)
+            .arg(HEAD)
+            .query(c)
+    })?;
+    let letters = raw
+        .chunks(2)
+        .filter_map(|pair| {
+            let digest = String::from_utf8_lossy(pair.first()?).into_owned();
+            let bytes = digest.rsplit(':').next()?.parse().ok()?;
+            Some(shown(digest, pair.get(1)?, bytes))
+        })
+        .collect();
+    Ok((total, letters))
+}
+
+/// The whole letter with `digest` among `dead[start..=stop]`, if there.
+pub fn find(
+    link: &mut Link,
+    dead: &str,
+    start: u64,
+    stop: u64,
+    digest: &str,
+) -> Result<Option<Vec<u8>>, Error> {
+    link.call("find a dead letter", |c| {
+        redis::cmd("EVAL_RO")
+            .arg(FIND)
+            .arg(1)
+            .arg(dead)
+            .arg(start)
+            .arg(stop)
+            .arg(HEAD)
+            .arg(digest)
+            .query(c)
+    })
+}
+
+/// What an action did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Done {
+    /// Letters re-queued or deleted.
+    pub moved: u64,
+    /// Letters no longer there (someone else moved or deleted them).
+    pub gone: u64,
+    /// Letters whose item qpipe cannot read back (not re-queued).
+    pub unreadable: u64,
+}
+
+/// Re-queues `raw` to `back`, or deletes it, from `dead`.
+pub fn act(
+    link: &mut Link,
+    dead: &str,
+    back: &Back<'_>,
+    delete: bool,
+    raw: Vec<u8>,
+    done: &mut Done,
+) -> Result<bool, Error> {
+    let letter = Letter::parse(raw);
+    if !delete && letter.item.is_none() {
+        done.unreadable += 1;
+        return Ok(false);
+    }
+    let moved = match delete {
+        true => dead_letter::delete(link, dead, &letter)?,
+        false => dead_letter::requeue(link, dead, back, &letter)?,
+    };
+    match moved {
+        true => done.moved += 1,
+        false => done.gone += 1,
+    }
+    Ok(moved)
+}
+
+/// Acts on up to `max` letters of `dead`, newest first, one at a time.
+pub fn act_all(
+    link: &mut Link,
+    dead: &str,
+    back: &Back<'_>,
+    delete: bool,
+    max: u64,
+) -> Result<Done, Error> {
+    let mut done = Done::default();
+    let mut i: i64 = 0;
+    // Each step moves a letter (the next one takes its index) or skips one.
+    for _ in 0..max.saturating_mul(2) {
+        if done.moved >= max {
+            break;
+        }
+        let raw: Option<Vec<u8>> = link.call("read a dead letter", |c| {
+            redis::cmd("LINDEX").arg(dead).arg(i).query(c)
+        })?;
+        let Some(raw) = raw else { break };
+        if !act(link, dead, back, delete, raw, &mut done)? {
+            i += 1;
+        }
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cut_letter_still_shows_its_reason_and_the_start_of_its_item() {
+        let whole = br#"{"reason":"invalid JSON: x","consumer":"h:1:n","at":"2026-01-01T00:00:00.000Z","item":"{\"a\":"}"#;
+        let s = shown("d".into(), whole, whole.len() as u64);
+        assert_eq!(
+            (s.reason.as_str(), s.item.as_str(), s.cut),
+            ("invalid JSON: x", "{\"a\":", false)
+        );
+        let cut = &whole[..90];
+        let s = shown("d".into(), cut, 5_000_000);
+        assert_eq!(s.reason, "invalid JSON: x");
+        assert_eq!(s.at, "2026-01-01T00:00:00.000Z");
+        assert!(s.cut && s.item.starts_with(",\"item"), "{s:?}");
+    }
+}
