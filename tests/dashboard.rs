@@ -259,6 +259,15 @@ fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> (u16, 
     (status, resp.body_mut().read_to_string().unwrap_or_default())
 }
 
+/// The quoted value that follows `before` in `page`.
+fn attribute(page: &str, before: &str) -> String {
+    let rest = page
+        .split(before)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {before} in {page}"));
+    rest.split('"').next().unwrap().to_string()
+}
+
 fn basic(user_pass: &str) -> String {
     use base64::Engine;
     format!(
@@ -380,14 +389,7 @@ fn a_form_without_its_token_changes_nothing() {
         &[],
         "",
     );
-    let token = page
-        .split("name=csrf value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let token = attribute(&page, "name=csrf value=\"");
     let evil = [("Origin", "http://evil.example")];
     assert_eq!(
         http("POST", &post, &evil, &format!("{form}&csrf={token}")).0,
@@ -546,14 +548,7 @@ fn huge_dead_letters_cost_a_page_only_their_first_bytes() {
         "{}",
         &page[..2000]
     );
-    let token = page
-        .split("name=csrf value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let token = attribute(&page, "name=csrf value=\"");
     let digest = |n: usize| {
         page.split("data-digest=\"")
             .nth(n)

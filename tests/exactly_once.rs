@@ -70,11 +70,7 @@ fn an_ack_that_never_reached_redis_is_not_written_again_after_a_restart() {
     assert_eq!((all.len(), distinct.len()), (5_000, 5_000), "{s}");
     assert_eq!(distinct, items.iter().collect::<HashSet<_>>());
     assert_eq!(
-        redis
-            .cmd::<Vec<String>>(&["KEYS", "*"])
-            .into_iter()
-            .filter(|k: &String| !k.ends_with(":stats"))
-            .collect::<Vec<String>>(),
+        redis.keys_left(),
         Vec::<String>::new(),
         "left behind (the fleet's counts, KEY:stats, are kept)"
     );

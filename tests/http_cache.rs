@@ -194,7 +194,7 @@ fn a_spoilt_entry_is_fetched_politely_and_a_bodiless_one_when_wanted() {
     let (live, _) = crawl(&redis, &start, &cache, &[], 3);
     // Every entry spoilt: each request is sent again, --delay-ms apart
     // (a spoilt entry once skipped the host slot and its delay).
-    let entries = walk(&cache);
+    let entries = common::walk(&cache);
     assert_eq!(entries.len(), 10);
     for e in &entries {
         std::fs::write(e, b"not gzip").unwrap();
@@ -269,22 +269,11 @@ fn producers_sharing_a_cache_never_read_a_torn_entry() {
         }
     }
     // No temporary file is left behind.
-    let stray: Vec<_> = walk(&cache)
+    let stray: Vec<_> = common::walk(&cache)
         .into_iter()
         .filter(|p| p.to_string_lossy().ends_with(".tmp"))
         .collect();
     assert!(stray.is_empty(), "{stray:?}");
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        match e.path().is_dir() {
-            true => out.extend(walk(&e.path())),
-            false => out.push(e.path()),
-        }
-    }
-    out
 }
 
 #[test]

@@ -193,7 +193,7 @@ fn a_login_answered_from_the_http_cache_still_logs_the_crawl_in() {
     assert_eq!(new[0].path, "/page/2/");
     assert_eq!(new[0].cookie("session").as_deref(), Some("good"));
     // No entry holds the password; each is readable by its owner only.
-    for entry in walk(Path::new(cache)) {
+    for entry in common::walk(Path::new(cache)) {
         use std::os::unix::fs::PermissionsExt as _;
         let meta = std::fs::metadata(&entry).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{entry:?}");
@@ -202,18 +202,6 @@ fn a_login_answered_from_the_http_cache_still_logs_the_crawl_in() {
         std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(file), &mut text).unwrap();
         assert!(!text.contains(PASSWORD), "{entry:?} holds the password");
     }
-}
-
-/// Every file under `dir`.
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        match e.path().is_dir() {
-            true => out.extend(walk(&e.path())),
-            false => out.push(e.path()),
-        }
-    }
-    out
 }
 
 #[test]

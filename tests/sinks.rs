@@ -89,11 +89,7 @@ fn the_readme_recipe_loads_every_item_into_postgres_once() {
     assert_eq!(ns, (0..3_000).collect::<HashSet<u64>>());
     assert_eq!(stats(&st)["items_written"], 3_000);
     assert_eq!(
-        redis
-            .cmd::<Vec<String>>(&["KEYS", "*"])
-            .into_iter()
-            .filter(|k: &String| !k.ends_with(":stats"))
-            .collect::<Vec<String>>(),
+        redis.keys_left(),
         Vec::<String>::new(),
         "left behind (the fleet's counts, KEY:stats, are kept)"
     );
@@ -283,11 +279,7 @@ fn post_retries_5xx_429_slow_and_dropped_answers_with_one_identity_per_batch() {
     have.sort();
     assert_eq!(have, want);
     assert_eq!(
-        redis
-            .cmd::<Vec<String>>(&["KEYS", "*"])
-            .into_iter()
-            .filter(|k: &String| !k.ends_with(":stats"))
-            .collect::<Vec<String>>(),
+        redis.keys_left(),
         Vec::<String>::new(),
         "left behind (the fleet's counts, KEY:stats, are kept)"
     );
@@ -382,11 +374,7 @@ fn post_loads_every_item_into_clickhouse_through_a_server_crash() {
     // is the only source of duplicates (at-least-once).
     assert!(rows - distinct <= 2 * 200 * 64, "{rows} rows");
     assert_eq!(
-        redis
-            .cmd::<Vec<String>>(&["KEYS", "*"])
-            .into_iter()
-            .filter(|k: &String| !k.ends_with(":stats"))
-            .collect::<Vec<String>>(),
+        redis.keys_left(),
         Vec::<String>::new(),
         "left behind (the fleet's counts, KEY:stats, are kept)"
     );

@@ -9,12 +9,12 @@ use super::page::{self, DeadPage, Frame, PER_PAGE};
 use super::Board;
 use crate::queue::dead_letter::Back;
 use crate::queue::keys;
-use crate::run::http::{self, Parsed, Request};
+use crate::run::http::{self, Request};
 use crate::run::log;
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Longest a client may take to send its request.
 const REQUEST_TIME: Duration = Duration::from_secs(5);
@@ -85,30 +85,12 @@ pub fn busy(mut conn: TcpStream) {
 impl Board {
     /// Reads one request from `conn`, answers it and closes.
     pub(super) fn answer(&self, mut conn: TcpStream, peer: SocketAddr) {
-        let _ = conn.set_nonblocking(false);
-        let _ = conn.set_read_timeout(Some(Duration::from_millis(250)));
-        let _ = conn.set_write_timeout(Some(REQUEST_TIME));
-        let deadline = Instant::now() + REQUEST_TIME;
-        let mut buf = Vec::with_capacity(1024);
-        let mut chunk = [0u8; 4096];
-        let req = loop {
-            match http::parse_limited(&buf, MAX_FORM) {
-                Parsed::Complete(req) => break req,
-                Parsed::Bad(status) => {
-                    return write(&mut conn, &Reply::text(status, "bad request"), false)
-                }
-                Parsed::Partial if Instant::now() >= deadline => return,
-                Parsed::Partial => match conn.read(&mut chunk) {
-                    Ok(0) => return,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                        ) => {}
-                    Err(_) => return,
-                },
+        let (req, buf) = match http::read_one(&mut conn, REQUEST_TIME, MAX_FORM) {
+            Ok(got) => got,
+            Err(Some(status)) => {
+                return write(&mut conn, &Reply::text(status, "bad request"), false)
             }
+            Err(None) => return,
         };
         self.requests.fetch_add(1, Ordering::Relaxed);
         let body = &buf[req.body.clone()];

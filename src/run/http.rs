@@ -49,6 +49,7 @@ pub enum Parsed {
 /// buffered whole, so a keep-alive POST does not leave its body to be read as
 /// the next request. A chunked body is not read: the connection closes after
 /// the response instead.
+#[cfg(test)]
 pub fn parse(buf: &[u8]) -> Parsed {
     parse_limited(buf, MAX_BODY)
 }
@@ -98,6 +99,41 @@ pub fn parse_limited(buf: &[u8], max_body: usize) -> Parsed {
         forwarded_host: raw("x-forwarded-host"),
         body: head..head + body,
     })
+}
+
+/// Reads one request (and its body, at most `max_body` bytes) from `conn`
+/// within `time`, for servers that answer one request per connection
+/// (`--metrics`, the dashboard). `Err(Some(status))`: unusable, answer
+/// with it and close; `Err(None)`: the client went away or was too slow.
+pub fn read_one(
+    conn: &mut std::net::TcpStream,
+    time: std::time::Duration,
+    max_body: usize,
+) -> Result<(Request, Vec<u8>), Option<u16>> {
+    use std::io::Read as _;
+    let _ = conn.set_nonblocking(false);
+    let _ = conn.set_read_timeout(Some(std::time::Duration::from_millis(250)));
+    let _ = conn.set_write_timeout(Some(time));
+    let deadline = std::time::Instant::now() + time;
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    loop {
+        match parse_limited(&buf, max_body) {
+            Parsed::Complete(req) => return Ok((req, buf)),
+            Parsed::Bad(status) => return Err(Some(status)),
+            Parsed::Partial if std::time::Instant::now() >= deadline => return Err(None),
+            Parsed::Partial => match conn.read(&mut chunk) {
+                Ok(0) => return Err(None),
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => return Err(None),
+            },
+        }
+    }
 }
 
 /// One complete response in one buffer, so it leaves in one write.

@@ -4,12 +4,12 @@
 //! time, including the Redis round trip it makes.
 
 use crate::run::counters::{Counters, Kind, Sample, REDIS};
-use crate::run::http::{self, Parsed};
+use crate::run::http;
 use std::fmt::Write as _;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What a scrape reads from Redis: the queue's length and its dead letters.
 #[derive(Debug, Clone, Copy)]
@@ -52,27 +52,13 @@ fn answer(
     counters: &Counters,
     queue_length: &mut dyn FnMut() -> Option<Levels>,
 ) {
-    let _ = conn.set_nonblocking(false);
-    let _ = conn.set_read_timeout(Some(Duration::from_millis(250)));
-    let _ = conn.set_write_timeout(Some(REQUEST_TIME));
-    let deadline = Instant::now() + REQUEST_TIME;
-    let mut buf = Vec::with_capacity(512);
-    let mut chunk = [0u8; 2048];
-    let req = loop {
-        match http::parse(&buf) {
-            Parsed::Complete(req) => break req,
-            Parsed::Bad(status) => {
-                let _ = conn.write_all(&http::response(status, "text/plain", b"", false, true));
-                return;
-            }
-            Parsed::Partial if Instant::now() >= deadline => return,
-            Parsed::Partial => match conn.read(&mut chunk) {
-                Ok(0) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                Err(e) if is_timeout(&e) => {}
-                Err(_) => return,
-            },
+    let req = match http::read_one(&mut conn, REQUEST_TIME, http::MAX_BODY) {
+        Ok((req, _)) => req,
+        Err(Some(status)) => {
+            let _ = conn.write_all(&http::response(status, "text/plain", b"", false, true));
+            return;
         }
+        Err(None) => return,
     };
     let path = req.path.split('?').next().unwrap_or("/");
     let (status, ctype, body) = match (req.method.as_str(), path) {
@@ -93,13 +79,6 @@ fn answer(
     };
     let head = req.method == "HEAD";
     let _ = conn.write_all(&http::response(status, ctype, body.as_bytes(), head, true));
-}
-
-fn is_timeout(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-    )
 }
 
 /// 200 while Redis answered within `HEALTHY_WITHIN`, else 503.

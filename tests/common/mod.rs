@@ -163,7 +163,15 @@ impl Redis {
         self.con_opt().expect("connect to test redis")
     }
 
-    /// The whole list, head (newest) first.
+    /// Every key left in Redis but the fleet's counts (`KEY:stats`), which
+    /// qpipe keeps by design.
+    pub fn keys_left(&self) -> Vec<String> {
+        let mut k: Vec<String> = self.cmd(&["KEYS", "*"]);
+        k.retain(|k| !k.ends_with(":stats"));
+        k
+    }
+
+    /// Every element of list `key`.
     pub fn lrange(&self, key: &str) -> Vec<String> {
         redis::cmd("LRANGE")
             .arg(key)
@@ -495,6 +503,18 @@ pub fn spilled(dir: &Path) -> Vec<String> {
         .filter(|e| e.file_name().to_string_lossy().starts_with("qpipe-unsent-"))
         .flat_map(|e| lines(&e.path()))
         .collect()
+}
+
+/// Every file under `dir`, in its subdirectories too.
+pub fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        match e.path().is_dir() {
+            true => out.extend(walk(&e.path())),
+            false => out.push(e.path()),
+        }
+    }
+    out
 }
 
 /// The lines of a file (none if it does not exist yet).
