@@ -620,3 +620,82 @@ fn one_client_holding_connections_cannot_lock_another_out() {
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     drop(idle);
 }
+
+#[test]
+fn requeue_all_moves_each_letter_once_while_a_consumer_sets_them_aside_again() {
+    let redis = Redis::start();
+    let url = redis.url();
+    // Five poison items, set aside by a real consume that keeps running.
+    redis.lpush(KEY, &["{bad1", "{bad2", "{bad3", "{bad4", "{bad5"]);
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let consumer = Args::consume(&url).out(out.path()).arg("-q").spawn(None);
+    common::eventually("five dead letters", Duration::from_secs(10), || {
+        redis.llen(&format!("{KEY}:dead")) == 5
+    });
+    let dash = Dashboard::start(&url, &[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let (_, page) = http(
+        "GET",
+        &format!("{}/dead?list={KEY}%3Adead", dash.base),
+        &[],
+        "",
+    );
+    let token = attribute(&page, "name=csrf value=\"");
+    let form = format!("list={KEY}%3Adead&page=0&csrf={token}&requeue=all");
+    let (code, _) = http("POST", &format!("{}/dead", dash.base), &[], &form);
+    assert_eq!(code, 303);
+    // Each went back once, and the consumer set each aside once more.
+    common::eventually("five dead letters again", Duration::from_secs(10), || {
+        redis.llen(&format!("{KEY}:dead")) == 5
+    });
+    // Stopped by SIGTERM, it adds its last counts before it exits.
+    signal(&consumer, "-TERM");
+    let _ = common::wait_bounded(consumer, Duration::from_secs(20));
+    let (code, log) = dash.stop();
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        log.contains("re-queued 5 dead letters of DATA-PIPELINE-KEY:dead (all;"),
+        "{log}"
+    );
+    let out_count: u64 = redis.cmd(&["HGET", &format!("{KEY}:stats"), "out"]);
+    assert_eq!(out_count, 10, "each popped twice, no more");
+}
+
+#[test]
+fn letters_alike_in_their_first_bytes_are_told_apart_by_where_they_are() {
+    let redis = Redis::start();
+    let head = "x".repeat(5000);
+    let letter = |tail: &str| {
+        format!(
+            r#"{{"reason":"r","consumer":"c","at":"2026-01-01T00:00:00.000Z","item":"{head}{tail}"}}"#
+        )
+    };
+    // Newest first: AAAA is row 1, BBBB row 2.
+    redis.lpush(&format!("{KEY}:dead"), &[letter("BBBB"), letter("AAAA")]);
+    let dash = Dashboard::start(&redis.url(), &["--key", KEY]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let (_, page) = http(
+        "GET",
+        &format!("{}/dead?list={KEY}%3Adead", dash.base),
+        &[],
+        "",
+    );
+    let token = attribute(&page, "name=csrf value=\"");
+    let second = page
+        .split("data-digest=\"")
+        .nth(2)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    assert!(second.ends_with("@1"), "{second}");
+    let form = format!(
+        "list={KEY}%3Adead&page=0&csrf={token}&delete={}",
+        second.replace('@', "%40")
+    );
+    assert_eq!(
+        http("POST", &format!("{}/dead", dash.base), &[], &form).0,
+        303
+    );
+    assert_eq!(redis.lrange(&format!("{KEY}:dead")), [letter("AAAA")]);
+}

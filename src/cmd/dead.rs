@@ -57,6 +57,9 @@ pub fn run(cfg: &DeadConfig, signals: &Signals) -> Result<Summary, Error> {
                 _ => "deleted",
             };
             sum.set(name, done).set("already_gone", gone);
+            if cfg.action == DeadAction::Requeue && cfg.jobs.is_none() {
+                crate::queue::stats::add_in(&cfg.target.redis, &cfg.target.key, done);
+            }
             if unreadable > 0 {
                 sum.set("unreadable_left", unreadable);
                 crate::run::log::warn(&format!(

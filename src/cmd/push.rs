@@ -43,13 +43,8 @@ pub fn run(cfg: &PushConfig, signals: &Signals) -> Result<Summary, Error> {
         (read, written)
     });
     let read = read?;
-    // The fleet's counts, once (a push is short): Redis down costs a warning.
-    if written.pushed > 0 {
-        let mut tally = crate::queue::stats::tally(&cfg.writer.redis, &cfg.writer.key)?;
-        if let Err(Some(why)) = tally(written.pushed, 0) {
-            crate::run::log::warn(&why);
-        }
-    }
+    // The fleet's counts, once (a push is short).
+    crate::queue::stats::add_in(&cfg.writer.redis, &cfg.writer.key, written.pushed);
     let exit = signals.exit().unwrap_or(if read.invalid > 0 {
         Exit::Partial
     } else {

@@ -17,6 +17,7 @@ pub fn run(cfg: &RedisTarget, _signals: &Signals) -> Result<Summary, Error> {
         lists.extend(lease::processing_lists(q.link(), key)?);
         recovered += lease::recover(q.link(), key, &lease::Items)?;
     }
+    crate::queue::stats::add_in(&cfg.redis, &cfg.key, recovered);
     let live: Vec<_> = lists.iter().filter(|p| p.alive).collect();
     let held_by_live: u64 = live.iter().map(|p| p.len).sum();
     let mut sum = Summary::new("recover", Exit::Ok);

@@ -7,7 +7,7 @@
 
 use crate::error::Error;
 use crate::queue::keys;
-use crate::queue::link::Link;
+use crate::queue::link::{Fault, Link};
 use redis::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -74,7 +74,8 @@ fn braced(name: &str) -> Option<(&str, &str)> {
 /// The queue a shard tag `KEY:i` belongs to.
 fn shard_of(tag: &str) -> Option<&str> {
     let (key, i) = tag.rsplit_once(':')?;
-    (!i.is_empty() && i.bytes().all(|b| b.is_ascii_digit())).then_some(key)
+    let digits = !i.is_empty() && i.len() <= 4 && i.bytes().all(|b| b.is_ascii_digit());
+    (digits && i.parse::<usize>().is_ok_and(|n| n < MAX_SHARDS)).then_some(key)
 }
 
 /// Everything found so far: queues (with their lists), job lists,
@@ -252,13 +253,33 @@ pub struct Snapshot {
     pub not_shown: u64,
 }
 
-/// Runs `cmds` in one round trip; each reply as a `u64` (nil and errors: 0).
-fn counts(link: &mut Link, what: &str, cmds: &[redis::Cmd]) -> Result<Vec<u64>, Error> {
+/// Runs `cmds` in one round trip: their replies, or `None` when Redis
+/// refuses them for good (a key of another type than qpipe's, an ACL that
+/// does not cover it): then the structure is not qpipe's, and only it is
+/// skipped. A failure to reach Redis fails the sample.
+fn pipe(link: &mut Link, what: &str, cmds: &[redis::Cmd]) -> Result<Option<Vec<Value>>, Error> {
     if cmds.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Some(Vec::new()));
     }
-    let replies = link.call_all(what, cmds)?;
-    Ok(replies.into_iter().map(as_u64).collect())
+    match link.attempt_all(cmds) {
+        Ok(v) => Ok(Some(v)),
+        Err(Fault::Permanent(_)) => Ok(None),
+        Err(f) => Err(Error::redis(
+            format!("cannot {what}"),
+            &link.redacted_url(),
+            f.error(),
+        )),
+    }
+}
+
+/// `pipe`, or return `Ok(None)` from the caller.
+macro_rules! ours {
+    ($e:expr) => {
+        match $e? {
+            Some(v) => v,
+            None => return Ok(None),
+        }
+    };
 }
 
 fn as_u64(v: Value) -> u64 {
@@ -275,83 +296,105 @@ fn cmd(name: &str, key: &str) -> redis::Cmd {
 }
 
 /// Structures of each kind shown at most (a keyspace full of look-alike
-/// names must not make a sample, or the page, unbounded).
+/// names must not make the page unbounded).
 pub const MAX_SHOWN: usize = 200;
+/// Candidates of each kind read per sample at most (so look-alikes cannot
+/// make a sample unbounded either).
+pub const MAX_READ: usize = 1_000;
+/// Lists one queue may have (qpipe's largest `--shards`).
+pub const MAX_SHARDS: usize = 1024;
 
-/// Reads every structure `found` names (`MAX_SHOWN` of each kind). One whose
-/// keys hold another type than qpipe's (a `user:42:stats` string, a list
-/// named `crawl:done`) is not qpipe's: it is skipped and named in
-/// `Snapshot::foreign`, never a failed sample.
+/// Reads every structure `found` names (`MAX_READ` candidates and
+/// `MAX_SHOWN` shown of each kind). One whose keys are not qpipe's kinds
+/// (a `user:42:stats` string, a list named `crawl:done`, a key this user's
+/// ACL does not cover, a hash with none of qpipe's fields) is skipped and
+/// named in `Snapshot::foreign`, never a failed sample.
 pub fn read(link: &mut Link, found: &Found) -> Result<Snapshot, Error> {
     let mut snap = Snapshot::default();
-    for (name, lists) in found.queues.iter().take(MAX_SHOWN) {
-        match typed(link, &queue_types(name, lists))? {
-            true => snap.queues.push(read_queue(link, name, lists)?),
+    for (name, lists) in found.queues.iter().take(MAX_READ) {
+        match lists.len() <= MAX_SHARDS {
+            true => shown(
+                &mut snap.queues,
+                &mut snap.foreign,
+                name,
+                read_queue(link, name, lists)?,
+            ),
             false => snap.foreign.push(name.clone()),
         }
     }
-    for name in found.jobs.iter().take(MAX_SHOWN) {
-        match typed(link, &jobs_types(name))? {
-            true => snap.jobs.push(read_jobs(link, name)?),
-            false => snap.foreign.push(name.clone()),
-        }
+    for name in found.jobs.iter().take(MAX_READ) {
+        shown(
+            &mut snap.jobs,
+            &mut snap.foreign,
+            name,
+            read_jobs(link, name)?,
+        );
     }
-    for name in found.frontiers.iter().take(MAX_SHOWN) {
-        let [queued, _, leases] = keys::frontier(name);
-        match typed(link, &[(queued, &["list"][..]), (leases, &["zset"][..])])? {
-            true => snap.frontiers.push(read_frontier(link, name)?),
-            false => snap.foreign.push(name.clone()),
-        }
+    for name in found.frontiers.iter().take(MAX_READ) {
+        shown(
+            &mut snap.frontiers,
+            &mut snap.foreign,
+            name,
+            read_frontier(link, name)?,
+        );
     }
-    for name in found.locks.iter().take(MAX_SHOWN) {
-        match typed(link, &[(keys::lock(name), &["string"][..])])? {
-            true => snap.locks.push(read_lock(link, name)?),
-            false => snap.foreign.push(name.clone()),
-        }
+    for name in found.locks.iter().take(MAX_READ) {
+        shown(
+            &mut snap.locks,
+            &mut snap.foreign,
+            name,
+            read_lock(link, name)?,
+        );
     }
-    let shown = |n: usize| n.saturating_sub(MAX_SHOWN) as u64;
-    snap.not_shown = shown(found.queues.len())
-        + shown(found.jobs.len())
-        + shown(found.frontiers.len())
-        + shown(found.locks.len());
+    let over = |n: usize| n.saturating_sub(MAX_READ) as u64;
+    snap.not_shown = over(found.queues.len())
+        + over(found.jobs.len())
+        + over(found.frontiers.len())
+        + over(found.locks.len());
     Ok(snap)
 }
 
-/// The keys of a queue and the type each may have.
-fn queue_types(name: &str, lists: &BTreeSet<String>) -> Vec<(String, &'static [&'static str])> {
-    let mut out: Vec<(String, &'static [&'static str])> = vec![(keys::stats(name), &["hash"])];
-    for l in lists {
-        out.push((l.clone(), &["list"]));
-        out.push((keys::dead(l), &["list"]));
-        out.push((keys::holders(l), &["set"]));
+/// Keeps a structure read (up to `MAX_SHOWN`), or names it as not qpipe's.
+fn shown<T>(into: &mut Vec<T>, foreign: &mut Vec<String>, name: &str, got: Option<T>) {
+    match got {
+        Some(_) if into.len() >= MAX_SHOWN => {}
+        Some(t) => into.push(t),
+        None => foreign.push(name.to_string()),
     }
-    out
-}
-
-/// The keys of a job list and the type each may have.
-fn jobs_types(name: &str) -> Vec<(String, &'static [&'static str])> {
-    vec![
-        (name.to_string(), &["list"]),
-        (keys::jobs_done(name), &["string"]),
-        (keys::dead(name), &["list"]),
-        (keys::jobs_delayed(name), &["zset"]),
-        (keys::jobs_scheduled(name), &["zset"]),
-        (keys::holders(name), &["set"]),
-    ]
 }
 
 /// Whether each key is missing or of one of its types (one round trip).
-fn typed(link: &mut Link, want: &[(String, &[&str])]) -> Result<bool, Error> {
+fn typed(link: &mut Link, want: &[(String, &[&str])]) -> Result<Option<bool>, Error> {
     let cmds: Vec<redis::Cmd> = want.iter().map(|(k, _)| cmd("TYPE", k)).collect();
-    let replies = link.call_all("check the types of qpipe's keys", &cmds)?;
-    Ok(replies.into_iter().zip(want).all(|(v, (_, types))| {
-        let t = redis::from_redis_value::<String>(v).unwrap_or_default();
-        t == "none" || types.contains(&t.as_str())
-    }))
+    let replies = ours!(pipe(link, "check the types of qpipe's keys", &cmds));
+    Ok(Some(replies.into_iter().zip(want).all(
+        |(v, (_, types))| {
+            let t = redis::from_redis_value::<String>(v).unwrap_or_default();
+            t == "none" || types.contains(&t.as_str())
+        },
+    )))
+}
+
+/// `typed`, as the `Option` the readers return: `None` unless all fit.
+fn check(link: &mut Link, want: &[(String, &[&str])]) -> Result<Option<()>, Error> {
+    Ok(typed(link, want)?.and_then(|ok| ok.then_some(())))
 }
 
 /// A queue: its lists' lengths and dead letters, its counts, its workers.
-fn read_queue(link: &mut Link, name: &str, lists: &BTreeSet<String>) -> Result<QueueState, Error> {
+fn read_queue(
+    link: &mut Link,
+    name: &str,
+    lists: &BTreeSet<String>,
+) -> Result<Option<QueueState>, Error> {
+    let mut want: Vec<(String, &[&str])> = vec![(keys::stats(name), &["hash"])];
+    for l in lists {
+        want.extend([
+            (l.clone(), &["list"][..]),
+            (keys::dead(l), &["list"][..]),
+            (keys::holders(l), &["set"][..]),
+        ]);
+    }
+    ours!(check(link, &want));
     let lists: Vec<String> = lists.iter().cloned().collect();
     let mut cmds: Vec<redis::Cmd> = lists
         .iter()
@@ -360,7 +403,7 @@ fn read_queue(link: &mut Link, name: &str, lists: &BTreeSet<String>) -> Result<Q
     let mut stats = cmd("HMGET", &keys::stats(name));
     stats.arg("in").arg("out");
     cmds.push(stats);
-    let mut replies = link.call_all("read a queue", &cmds)?;
+    let mut replies = ours!(pipe(link, "read a queue", &cmds));
     let stats = replies.pop().unwrap_or(Value::Nil);
     let n: Vec<u64> = replies.into_iter().map(as_u64).collect();
     let (pushed, popped) =
@@ -372,9 +415,9 @@ fn read_queue(link: &mut Link, name: &str, lists: &BTreeSet<String>) -> Result<Q
         .collect();
     let mut workers = Vec::new();
     for l in &lists {
-        workers.extend(read_workers(link, l)?);
+        workers.extend(ours!(read_workers(link, l)));
     }
-    Ok(QueueState {
+    let q = QueueState {
         name: name.to_string(),
         length: n.iter().step_by(2).sum(),
         dead: dead_lists.iter().map(|(_, d)| d).sum(),
@@ -383,22 +426,36 @@ fn read_queue(link: &mut Link, name: &str, lists: &BTreeSet<String>) -> Result<Q
         pushed,
         popped,
         workers,
-    })
+    };
+    // Only a hash of the right name, with none of qpipe's fields: not a queue.
+    let nothing = q.pushed.is_none()
+        && q.popped.is_none()
+        && q.length == 0
+        && q.dead == 0
+        && q.workers.is_empty();
+    Ok((!nothing).then_some(q))
 }
 
 /// The lease holders registered on `list`, in three round trips: the
 /// registry; every heartbeat and batch set; every batch's length.
-pub fn read_workers(link: &mut Link, list: &str) -> Result<Vec<Worker>, Error> {
-    let raw: Vec<Vec<u8>> = link.call("list the workers", |c| {
-        redis::cmd("SMEMBERS").arg(keys::holders(list)).query(c)
-    })?;
+pub fn read_workers(link: &mut Link, list: &str) -> Result<Option<Vec<Worker>>, Error> {
+    let reply = ours!(pipe(
+        link,
+        "list the workers",
+        &[cmd("SMEMBERS", &keys::holders(list))]
+    ));
+    let raw: Vec<Vec<u8>> = reply
+        .into_iter()
+        .next()
+        .and_then(|v| redis::from_redis_value(v).ok())
+        .unwrap_or_default();
     let mut ids: Vec<String> = raw
         .into_iter()
         .filter_map(|id| String::from_utf8(id).ok())
         .collect();
     ids.sort();
     if ids.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Some(Vec::new()));
     }
     let cmds: Vec<redis::Cmd> = ids
         .iter()
@@ -409,7 +466,7 @@ pub fn read_workers(link: &mut Link, list: &str) -> Result<Vec<Worker>, Error> {
             ]
         })
         .collect();
-    let replies = link.call_all("read the workers' heartbeats", &cmds)?;
+    let replies = ours!(pipe(link, "read the workers' heartbeats", &cmds));
     let mut beats = Vec::with_capacity(ids.len());
     let mut names: Vec<Vec<String>> = Vec::with_capacity(ids.len());
     let mut it = replies.into_iter();
@@ -421,12 +478,17 @@ pub fn read_workers(link: &mut Link, list: &str) -> Result<Vec<Worker>, Error> {
             .next()
             .and_then(|v| redis::from_redis_value(v).ok())
             .unwrap_or_default();
+        // Only qpipe's own batch names: anything else in the set is not ours.
+        batch.retain(|b| b.starts_with(&keys::legacy_processing(list, id)));
         batch.push(keys::legacy_processing(list, id));
         beats.push(beat);
         names.push(batch);
     }
     let lens_cmds: Vec<redis::Cmd> = names.iter().flatten().map(|n| cmd("LLEN", n)).collect();
-    let lens = counts(link, "read the workers' batches", &lens_cmds)?;
+    let lens: Vec<u64> = ours!(pipe(link, "read the workers' batches", &lens_cmds))
+        .into_iter()
+        .map(as_u64)
+        .collect();
     let mut lens = lens.into_iter();
     let mut out = Vec::with_capacity(ids.len());
     for ((id, beat), batch) in ids.into_iter().zip(beats).zip(names) {
@@ -439,11 +501,20 @@ pub fn read_workers(link: &mut Link, list: &str) -> Result<Vec<Worker>, Error> {
             batches: sizes.iter().filter(|n| **n > 0).count() as u64,
         });
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 /// A job list: its counts in one round trip, and its workers.
-fn read_jobs(link: &mut Link, name: &str) -> Result<JobsState, Error> {
+fn read_jobs(link: &mut Link, name: &str) -> Result<Option<JobsState>, Error> {
+    let want: [(String, &[&str]); 6] = [
+        (name.to_string(), &["list"]),
+        (keys::jobs_done(name), &["string"]),
+        (keys::dead(name), &["list"]),
+        (keys::jobs_delayed(name), &["zset"]),
+        (keys::jobs_scheduled(name), &["zset"]),
+        (keys::holders(name), &["set"]),
+    ];
+    ours!(check(link, &want));
     let cmds = [
         cmd("LLEN", name),
         cmd("GET", &keys::jobs_done(name)),
@@ -451,64 +522,80 @@ fn read_jobs(link: &mut Link, name: &str) -> Result<JobsState, Error> {
         cmd("ZCARD", &keys::jobs_delayed(name)),
         cmd("ZCARD", &keys::jobs_scheduled(name)),
     ];
-    let n = counts(link, "read a job list", &cmds)?;
-    Ok(JobsState {
+    let n: Vec<u64> = ours!(pipe(link, "read a job list", &cmds))
+        .into_iter()
+        .map(as_u64)
+        .collect();
+    let workers = ours!(read_workers(link, name));
+    Ok(Some(JobsState {
         name: name.to_string(),
         pending: n[0],
         done: n[1],
         dead: n[2],
         delayed: n[3],
         scheduled: n[4],
-        workers: read_workers(link, name)?,
-    })
+        workers,
+    }))
 }
 
 /// A shared frontier: URLs queued, leased and seen.
-fn read_frontier(link: &mut Link, name: &str) -> Result<FrontierState, Error> {
+fn read_frontier(link: &mut Link, name: &str) -> Result<Option<FrontierState>, Error> {
     let [queued, seen, leases] = keys::frontier(name);
+    let bloom = keys::bloom(&seen);
+    let want: [(String, &[&str]); 4] = [
+        (queued.clone(), &["list"]),
+        (leases.clone(), &["zset"]),
+        (seen.clone(), &["set", "zset"]),
+        (bloom.clone(), &["hash"]),
+    ];
+    ours!(check(link, &want));
+    let mut count = cmd("HGET", &bloom);
+    count.arg("count");
     let cmds = [
         cmd("LLEN", &queued),
         cmd("ZCARD", &leases),
         cmd("TYPE", &seen),
+        count,
     ];
-    let replies = link.call_all("read a shared frontier", &cmds)?;
-    let mut it = replies.into_iter();
+    let r = ours!(pipe(link, "read a shared frontier", &cmds));
+    let mut it = r.into_iter();
     let (queued_n, leased_n) = (it.next().map_or(0, as_u64), it.next().map_or(0, as_u64));
     let kind = it
         .next()
         .and_then(|v| redis::from_redis_value::<String>(v).ok())
         .unwrap_or_default();
+    let in_bloom = it
+        .next()
+        .and_then(|v| redis::from_redis_value::<Option<u64>>(v).ok().flatten());
     let size = match kind.as_str() {
         "set" => Some("SCARD"),
         "zset" => Some("ZCARD"),
         _ => None,
     };
     let seen_n = match size {
-        Some(c) => counts(link, "size a frontier's seen set", &[cmd(c, &seen)])?
-            .first()
-            .copied(),
-        None => {
-            let mut hget = cmd("HGET", &keys::bloom(&seen));
-            hget.arg("count");
-            let reply = link.call_all("size a frontier's Bloom filter", &[hget])?;
-            reply
-                .into_iter()
-                .next()
-                .and_then(|v| redis::from_redis_value::<Option<u64>>(v).ok().flatten())
-        }
+        Some(c) => ours!(pipe(link, "size a frontier's seen set", &[cmd(c, &seen)]))
+            .into_iter()
+            .next()
+            .map(as_u64),
+        None => in_bloom,
     };
-    Ok(FrontierState {
+    Ok(Some(FrontierState {
         name: name.to_string(),
         queued: queued_n,
         leased: leased_n,
         seen: seen_n,
-    })
+    }))
 }
 
 /// A lock: its holder and time left.
-fn read_lock(link: &mut Link, name: &str) -> Result<LockState, Error> {
+fn read_lock(link: &mut Link, name: &str) -> Result<Option<LockState>, Error> {
     let key = keys::lock(name);
-    let replies = link.call_all("read a lock", &[cmd("GET", &key), cmd("PTTL", &key)])?;
+    ours!(check(link, &[(key.clone(), &["string"][..])]));
+    let replies = ours!(pipe(
+        link,
+        "read a lock",
+        &[cmd("GET", &key), cmd("PTTL", &key)]
+    ));
     let mut it = replies.into_iter();
     let holder = it
         .next()
@@ -517,11 +604,11 @@ fn read_lock(link: &mut Link, name: &str) -> Result<LockState, Error> {
         .next()
         .and_then(|v| redis::from_redis_value::<i64>(v).ok())
         .unwrap_or(-2);
-    Ok(LockState {
+    Ok(Some(LockState {
         name: name.to_string(),
         holder,
         ttl_ms,
-    })
+    }))
 }
 
 #[cfg(test)]

@@ -28,15 +28,47 @@ for i = tonumber(ARGV[1]), tonumber(ARGV[2]) do
 end
 return out";
 
-/// KEYS: the dead list. ARGV: first index, last index, head bytes, digest.
-/// Returns the first letter in the range with that digest, or nil.
+/// KEYS: the dead list. ARGV: first index, last index, head bytes, then
+/// digest and index pairs. For each pair: the index given if the letter
+/// there has that digest, else the first in the range that has (one pass
+/// over the range for all pairs), else -1.
 const FIND: &str = r"
-for i = tonumber(ARGV[1]), tonumber(ARGV[2]) do
+local first, last, head = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local function digest(i)
   local v = redis.call('LINDEX', KEYS[1], i)
-  if not v then return false end
-  if redis.sha1hex(string.sub(v, 1, tonumber(ARGV[3]))) .. ':' .. string.len(v) == ARGV[4] then
-    return v
+  if not v then return nil end
+  return redis.sha1hex(string.sub(v, 1, head)) .. ':' .. string.len(v)
+end
+local window = nil
+local out = {}
+for p = 4, #ARGV, 2 do
+  local want, at = ARGV[p], tonumber(ARGV[p + 1])
+  local found = -1
+  if at and digest(at) == want then
+    found = at
+  else
+    if not window then
+      window = {}
+      for i = first, last do
+        local d = digest(i)
+        if not d then break end
+        window[#window + 1] = {i, d}
+      end
+    end
+    for _, e in ipairs(window) do
+      if e[2] == want then found = e[1] break end
+    end
   end
+  out[#out + 1] = found
+end
+return out";
+
+/// KEYS: the dead list. ARGV: index, head bytes, digest. The letter at the
+/// index if it still has that digest, else nil.
+const FETCH: &str = r"
+local v = redis.call('LINDEX', KEYS[1], tonumber(ARGV[1]))
+if v and redis.sha1hex(string.sub(v, 1, tonumber(ARGV[2]))) .. ':' .. string.len(v) == ARGV[3] then
+  return v
 end
 return false";
 
@@ -119,21 +151,51 @@ pub fn preview(
     Ok((total, letters))
 }
 
-/// The whole letter with `digest` among `dead[start..=stop]`, if there.
-pub fn find(
+/// Where each pick (`digest@index`, as a page names a letter) is now:
+/// at its index if still there, else wherever in `dead[start..=stop]` the
+/// digest is first found; `None` if gone.
+pub fn locate(
     link: &mut Link,
     dead: &str,
     start: u64,
     stop: u64,
+    picks: &[&str],
+) -> Result<Vec<Option<(String, u64)>>, Error> {
+    let parsed: Vec<(&str, &str)> = picks
+        .iter()
+        .map(|p| p.split_once('@').unwrap_or((p, "-1")))
+        .collect();
+    let mut cmd = redis::cmd("EVAL_RO");
+    cmd.arg(FIND)
+        .arg(1)
+        .arg(dead)
+        .arg(start)
+        .arg(stop)
+        .arg(HEAD);
+    for (d, at) in &parsed {
+        cmd.arg(*d).arg(*at);
+    }
+    let at: Vec<i64> = link.call("find dead letters", |c| cmd.query(c))?;
+    Ok(parsed
+        .iter()
+        .zip(at)
+        .map(|((d, _), i)| u64::try_from(i).ok().map(|i| (d.to_string(), i)))
+        .collect())
+}
+
+/// The letter at `index` of `dead` if it still has `digest`.
+pub fn fetch(
+    link: &mut Link,
+    dead: &str,
+    index: u64,
     digest: &str,
 ) -> Result<Option<Vec<u8>>, Error> {
-    link.call("find a dead letter", |c| {
+    link.call("read a dead letter", |c| {
         redis::cmd("EVAL_RO")
-            .arg(FIND)
+            .arg(FETCH)
             .arg(1)
             .arg(dead)
-            .arg(start)
-            .arg(stop)
+            .arg(index)
             .arg(HEAD)
             .arg(digest)
             .query(c)
@@ -176,7 +238,9 @@ pub fn act(
     Ok(moved)
 }
 
-/// Acts on up to `max` letters of `dead`, newest first, one at a time.
+/// Acts on the letters `dead` holds now, oldest first, one at a time, up
+/// to `max`: letters set aside after this started (at the newest end, a
+/// re-queued item that fails again among them) are left for another click.
 pub fn act_all(
     link: &mut Link,
     dead: &str,
@@ -185,18 +249,19 @@ pub fn act_all(
     max: u64,
 ) -> Result<Done, Error> {
     let mut done = Done::default();
-    let mut i: i64 = 0;
-    // Each step moves a letter (the next one takes its index) or skips one.
-    for _ in 0..max.saturating_mul(2) {
-        if done.moved >= max {
-            break;
-        }
+    let there: u64 = link.call("count dead letters", |c| {
+        redis::cmd("LLEN").arg(dead).query(c)
+    })?;
+    // From the oldest end: a letter moved makes room for the next at the
+    // same index; one skipped moves the index one newer.
+    let mut from_end: i64 = -1;
+    for _ in 0..there.min(max) {
         let raw: Option<Vec<u8>> = link.call("read a dead letter", |c| {
-            redis::cmd("LINDEX").arg(dead).arg(i).query(c)
+            redis::cmd("LINDEX").arg(dead).arg(from_end).query(c)
         })?;
         let Some(raw) = raw else { break };
         if !act(link, dead, back, delete, raw, &mut done)? {
-            i += 1;
+            from_end -= 1;
         }
     }
     Ok(done)

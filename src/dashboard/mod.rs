@@ -83,7 +83,9 @@ impl Board {
     /// Connects (a Redis that cannot be reached now is an error at once).
     pub fn new(cfg: DashboardConfig) -> Result<Board, Error> {
         // Reachable now, or an error at once (a typo in --redis).
-        let redacted = Link::open(&cfg.redis, REDIS_TIMEOUT, Duration::ZERO, None)?.redacted_url();
+        let mut link = Link::open(&cfg.redis, REDIS_TIMEOUT, Duration::ZERO, None)?;
+        link.call("reach Redis", |c| redis::cmd("PING").query::<String>(c))?;
+        let redacted = link.redacted_url();
         let csrf = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
         Ok(Board {
             cfg,

@@ -398,7 +398,8 @@ pub fn dead(d: &DeadPage<'_>, frame: &Frame<'_>) -> String {
 }
 
 fn letter_row(n: u64, l: &Shown, form: bool) -> String {
-    let digest = esc(&l.digest);
+    // A form names a letter by its digest and where it was (0 = newest).
+    let digest = esc(&format!("{}@{}", l.digest, n - 1));
     let mut item = esc(&clip(&l.item, 400));
     if l.cut || l.item.chars().nth(400).is_some() {
         item.push_str(&format!(

@@ -182,17 +182,30 @@ impl Board {
     /// The dead list `list` names and where its items go back, if the
     /// dashboard found it (no other key is ever read or written).
     fn dead_list(&self, list: &str) -> Option<(String, String, Option<String>)> {
+        self.dead_of(list)
+            .map(|(dead, back, attempts, _)| (dead, back, attempts))
+    }
+
+    /// `dead_list`, with the queue whose counts a re-queue adds to.
+    fn dead_of(&self, list: &str) -> Option<(String, String, Option<String>, Option<String>)> {
         let st = self.lock_state();
-        for lists in st.found.queues.values() {
+        for (queue, lists) in &st.found.queues {
             if let Some(l) = lists.iter().find(|l| keys::dead(l) == list) {
-                return Some((list.to_string(), l.clone(), None));
+                return Some((list.to_string(), l.clone(), None, Some(queue.clone())));
             }
         }
         st.found
             .jobs
             .iter()
             .find(|j| keys::dead(j) == list)
-            .map(|j| (list.to_string(), j.clone(), Some(keys::job_attempts(j))))
+            .map(|j| {
+                (
+                    list.to_string(),
+                    j.clone(),
+                    Some(keys::job_attempts(j)),
+                    None,
+                )
+            })
     }
 
     fn dead_page(&self, p: &[(String, String)]) -> Reply {
@@ -234,7 +247,7 @@ impl Board {
             return refused;
         }
         let list = field(p, "list").unwrap_or_default();
-        let Some((dead, back, attempts)) = self.dead_list(list) else {
+        let Some((dead, back, attempts, queue)) = self.dead_of(list) else {
             return Reply::text(
                 404,
                 "not a dead-letter list the dashboard found (see the overview)",
@@ -275,6 +288,9 @@ impl Board {
                     &self.requeued
                 };
                 counter.fetch_add(done.moved, Ordering::Relaxed);
+                if let (false, Some(q)) = (delete, &queue) {
+                    crate::queue::stats::add_in(&self.cfg.redis, q, done.moved);
+                }
                 let user = self
                     .cfg
                     .auth
@@ -348,9 +364,16 @@ fn apply(
         page_n.saturating_sub(1) * PER_PAGE,
         (page_n + 2) * PER_PAGE - 1,
     );
+    let picks: Vec<&str> = picks.iter().take(PER_PAGE as usize * 3).copied().collect();
+    let found = letters::locate(link, dead, start, stop, &picks)?;
     let mut done = letters::Done::default();
-    for digest in picks.iter().take(PER_PAGE as usize * 3) {
-        match letters::find(link, dead, start, stop, digest)? {
+    done.gone += found.iter().filter(|f| f.is_none()).count() as u64;
+    // Oldest (highest index) first: moving one never shifts those left.
+    let mut at: Vec<(String, u64)> = found.into_iter().flatten().collect();
+    at.sort_by_key(|e| std::cmp::Reverse(e.1));
+    at.dedup_by(|a, b| a.1 == b.1);
+    for (digest, index) in at {
+        match letters::fetch(link, dead, index, &digest)? {
             Some(raw) => {
                 letters::act(link, dead, back, delete, raw, &mut done)?;
             }

@@ -80,3 +80,17 @@ pub fn tally(ep: &Endpoint, key: &str) -> Result<crate::run::monitor::Tally, Err
         })
     }))
 }
+
+/// Adds `n` items put back on the queue `key` (by `push`, `recover`, a
+/// dead-letter re-queue) to its `in` count, once; Redis down costs
+/// nothing, a refusal a warning.
+pub fn add_in(ep: &Endpoint, key: &str, n: u64) {
+    if n == 0 {
+        return;
+    }
+    if let Ok(mut w) = StatsWriter::new(ep, key) {
+        if let Err(Refused::Never(why)) = w.add(n, 0) {
+            crate::run::log::warn(&why);
+        }
+    }
+}
