@@ -500,6 +500,8 @@ fn look_alike_keys_binary_names_and_shards_never_blank_the_page() {
         .run_expect(None, 0);
     // Keys that look like qpipe's and are not, and a name that is not text.
     redis.cmd::<String>(&["SET", "user:42:stats", "17"]);
+    // A stray key shaped like a shard, of another type: only it is left out.
+    redis.cmd::<String>(&["SET", "{books:5}", "x"]);
     redis.lpush("crawl:done", &["x"]);
     let mut con = redis.con();
     redis::cmd("SET")
@@ -689,13 +691,58 @@ fn letters_alike_in_their_first_bytes_are_told_apart_by_where_they_are() {
         .next()
         .unwrap();
     assert!(second.ends_with("@1"), "{second}");
+    // A letter set aside after the page was drawn shifts both one older.
+    redis.lpush(&format!("{KEY}:dead"), &[letter("NEW!")]);
     let form = format!(
-        "list={KEY}%3Adead&page=0&csrf={token}&delete={}",
+        "list={KEY}%3Adead&page=0&len=2&csrf={token}&delete={}",
         second.replace('@', "%40")
     );
     assert_eq!(
         http("POST", &format!("{}/dead", dash.base), &[], &form).0,
         303
     );
-    assert_eq!(redis.lrange(&format!("{KEY}:dead")), [letter("AAAA")]);
+    assert_eq!(
+        redis.lrange(&format!("{KEY}:dead")),
+        [letter("NEW!"), letter("AAAA")]
+    );
+}
+
+#[test]
+fn the_documented_read_only_acl_user_runs_the_dashboard() {
+    let redis = Redis::start();
+    let docs = include_str!("../docs/production.md");
+    let monitor = docs
+        .lines()
+        .find(|l| l.starts_with("ACL SETUSER qpipe-monitor"))
+        .expect("the monitor line")
+        .replace(">PASSWORD", ">pw");
+    let mut args: Vec<&str> = monitor.split_whitespace().collect();
+    args.extend(["+pttl", "+eval_ro", "+lindex"]);
+    redis.cmd::<String>(&args);
+    redis.lpush(KEY, &["{\"a\":1}"]);
+    redis.lpush(
+        &format!("{KEY}:dead"),
+        &[r#"{"reason":"r","consumer":"c","at":"t","item":"x"}"#],
+    );
+    redis.cmd::<i64>(&["HSET", "user:42:stats", "visits", "3"]);
+    let url = format!(
+        "unix://{}?user=qpipe-monitor&pass=pw",
+        redis.socket().display()
+    );
+    let dash = Dashboard::start(&url, &["--read-only"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let (_, page) = http("GET", &format!("{}/", dash.base), &[], "");
+    assert!(page.contains("data-k=length>1<"), "{page}");
+    assert!(!page.contains("id=error"), "{page}");
+    let (code, page) = http(
+        "GET",
+        &format!("{}/dead?list={KEY}%3Adead", dash.base),
+        &[],
+        "",
+    );
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("<pre>x</pre>"), "{page}");
+    let (code, log) = dash.stop();
+    assert_eq!(code, 0, "{log}");
+    assert!(!log.contains("pass=pw"), "{log}");
 }

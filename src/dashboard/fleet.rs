@@ -16,6 +16,9 @@ use std::collections::{BTreeMap, BTreeSet};
 pub enum Kind {
     /// A queue (its name, and the list holding it: itself or a shard).
     Queue(String, String),
+    /// A queue's counts (`KEY:stats`): the queue exists, its lists are
+    /// found by their own names.
+    Stats(String),
     /// A crawl-job list.
     Jobs(String),
     /// A shared frontier, by its NAME.
@@ -49,7 +52,14 @@ pub fn classify(name: &str) -> Option<Kind> {
     if name == "DATA-PIPELINE-KEY" {
         return Some(Kind::Queue(name.to_string(), name.to_string()));
     }
-    for suffix in [":dead", ":consumers", ":stats"] {
+    if let Some(queue) = name.strip_suffix(":stats") {
+        // A queue's counts live under its own name, never a shard's.
+        let shard =
+            braced(queue).is_some_and(|(tag, rest)| rest.is_empty() && shard_of(tag).is_some());
+        return (!queue.is_empty() && !shard && !queue.contains(":processing:"))
+            .then(|| Kind::Stats(queue.to_string()));
+    }
+    for suffix in [":dead", ":consumers"] {
         if let Some(list) = name.strip_suffix(suffix) {
             if list.is_empty() || list.contains(":processing:") {
                 return None;
@@ -96,6 +106,9 @@ impl Found {
             Some(Kind::Queue(q, list)) => {
                 self.queues.entry(q).or_default().insert(list);
             }
+            Some(Kind::Stats(q)) => {
+                self.queues.entry(q).or_default();
+            }
             Some(Kind::Jobs(j)) => {
                 self.jobs.insert(j);
             }
@@ -109,14 +122,14 @@ impl Found {
         }
     }
 
-    /// Drops the queues that are job lists, and keeps a queue's own list
-    /// out of its shards when it has shards.
+    /// Drops the queues that are job lists; a queue known only by its
+    /// counts is its own plain list.
     pub fn tidy(&mut self) {
         let jobs = &self.jobs;
         self.queues.retain(|q, _| !jobs.contains(q));
         for (q, lists) in self.queues.iter_mut() {
-            if lists.len() > 1 {
-                lists.remove(q);
+            if lists.is_empty() {
+                lists.insert(q.clone());
             }
         }
     }
@@ -303,6 +316,8 @@ pub const MAX_SHOWN: usize = 200;
 pub const MAX_READ: usize = 1_000;
 /// Lists one queue may have (qpipe's largest `--shards`).
 pub const MAX_SHARDS: usize = 1024;
+/// Lists read per sample at most, over all queues.
+pub const MAX_LISTS_READ: usize = 4096;
 
 /// Reads every structure `found` names (`MAX_READ` candidates and
 /// `MAX_SHOWN` shown of each kind). One whose keys are not qpipe's kinds
@@ -311,19 +326,20 @@ pub const MAX_SHARDS: usize = 1024;
 /// named in `Snapshot::foreign`, never a failed sample.
 pub fn read(link: &mut Link, found: &Found) -> Result<Snapshot, Error> {
     let mut snap = Snapshot::default();
+    let mut lists_left = MAX_LISTS_READ;
     for (name, lists) in found.queues.iter().take(MAX_READ) {
-        match lists.len() <= MAX_SHARDS {
-            true => shown(
-                &mut snap.queues,
-                &mut snap.foreign,
-                name,
-                read_queue(link, name, lists)?,
-            ),
-            false => snap.foreign.push(name.clone()),
+        if lists.len() > MAX_SHARDS {
+            snap.foreign.push(name.clone());
+        } else if lists.len() > lists_left {
+            snap.not_shown += 1;
+        } else {
+            lists_left -= lists.len();
+            let q = read_queue(link, name, lists)?;
+            snap.not_shown += shown(&mut snap.queues, &mut snap.foreign, name, q);
         }
     }
     for name in found.jobs.iter().take(MAX_READ) {
-        shown(
+        snap.not_shown += shown(
             &mut snap.jobs,
             &mut snap.foreign,
             name,
@@ -331,7 +347,7 @@ pub fn read(link: &mut Link, found: &Found) -> Result<Snapshot, Error> {
         );
     }
     for name in found.frontiers.iter().take(MAX_READ) {
-        shown(
+        snap.not_shown += shown(
             &mut snap.frontiers,
             &mut snap.foreign,
             name,
@@ -339,7 +355,7 @@ pub fn read(link: &mut Link, found: &Found) -> Result<Snapshot, Error> {
         );
     }
     for name in found.locks.iter().take(MAX_READ) {
-        shown(
+        snap.not_shown += shown(
             &mut snap.locks,
             &mut snap.foreign,
             name,
@@ -347,32 +363,43 @@ pub fn read(link: &mut Link, found: &Found) -> Result<Snapshot, Error> {
         );
     }
     let over = |n: usize| n.saturating_sub(MAX_READ) as u64;
-    snap.not_shown = over(found.queues.len())
+    snap.not_shown += over(found.queues.len())
         + over(found.jobs.len())
         + over(found.frontiers.len())
         + over(found.locks.len());
     Ok(snap)
 }
 
-/// Keeps a structure read (up to `MAX_SHOWN`), or names it as not qpipe's.
-fn shown<T>(into: &mut Vec<T>, foreign: &mut Vec<String>, name: &str, got: Option<T>) {
+/// Keeps a structure read (up to `MAX_SHOWN`), or names it as not qpipe's;
+/// 1 if it was qpipe's but past the limit (counted as not shown).
+fn shown<T>(into: &mut Vec<T>, foreign: &mut Vec<String>, name: &str, got: Option<T>) -> u64 {
     match got {
-        Some(_) if into.len() >= MAX_SHOWN => {}
+        Some(_) if into.len() >= MAX_SHOWN => return 1,
         Some(t) => into.push(t),
         None => foreign.push(name.to_string()),
     }
+    0
 }
 
-/// Whether each key is missing or of one of its types (one round trip).
+/// Whether every key is missing or of one of its types (one round trip).
 fn typed(link: &mut Link, want: &[(String, &[&str])]) -> Result<Option<bool>, Error> {
+    Ok(types_fit(link, want)?.map(|fits| fits.iter().all(|ok| *ok)))
+}
+
+/// Whether each key is missing or of one of its types, key by key.
+fn types_fit(link: &mut Link, want: &[(String, &[&str])]) -> Result<Option<Vec<bool>>, Error> {
     let cmds: Vec<redis::Cmd> = want.iter().map(|(k, _)| cmd("TYPE", k)).collect();
     let replies = ours!(pipe(link, "check the types of qpipe's keys", &cmds));
-    Ok(Some(replies.into_iter().zip(want).all(
-        |(v, (_, types))| {
-            let t = redis::from_redis_value::<String>(v).unwrap_or_default();
-            t == "none" || types.contains(&t.as_str())
-        },
-    )))
+    Ok(Some(
+        replies
+            .into_iter()
+            .zip(want)
+            .map(|(v, (_, types))| {
+                let t = redis::from_redis_value::<String>(v).unwrap_or_default();
+                t == "none" || types.contains(&t.as_str())
+            })
+            .collect(),
+    ))
 }
 
 /// `typed`, as the `Option` the readers return: `None` unless all fit.
@@ -381,21 +408,36 @@ fn check(link: &mut Link, want: &[(String, &[&str])]) -> Result<Option<()>, Erro
 }
 
 /// A queue: its lists' lengths and dead letters, its counts, its workers.
+/// A list whose keys are of other types than qpipe's is left out (a stray
+/// key shaped like a shard never hides the rest); counts of another type
+/// make the queue not qpipe's.
 fn read_queue(
     link: &mut Link,
     name: &str,
     lists: &BTreeSet<String>,
 ) -> Result<Option<QueueState>, Error> {
+    let candidates: Vec<String> = lists.iter().cloned().collect();
     let mut want: Vec<(String, &[&str])> = vec![(keys::stats(name), &["hash"])];
-    for l in lists {
+    for l in &candidates {
         want.extend([
             (l.clone(), &["list"][..]),
             (keys::dead(l), &["list"][..]),
             (keys::holders(l), &["set"][..]),
         ]);
     }
-    ours!(check(link, &want));
-    let lists: Vec<String> = lists.iter().cloned().collect();
+    let fits = ours!(types_fit(link, &want));
+    if !fits[0] {
+        return Ok(None);
+    }
+    let lists: Vec<String> = candidates
+        .into_iter()
+        .zip(fits[1..].chunks(3))
+        .filter(|(_, f)| f.iter().all(|ok| *ok))
+        .map(|(l, _)| l)
+        .collect();
+    if lists.is_empty() {
+        return Ok(None);
+    }
     let mut cmds: Vec<redis::Cmd> = lists
         .iter()
         .flat_map(|l| [cmd("LLEN", l), cmd("LLEN", &keys::dead(l))])
@@ -413,9 +455,14 @@ fn read_queue(
         .zip(n.iter().skip(1).step_by(2))
         .map(|(l, d)| (keys::dead(l), *d))
         .collect();
+    let registries: Vec<redis::Cmd> = lists
+        .iter()
+        .map(|l| cmd("SMEMBERS", &keys::holders(l)))
+        .collect();
+    let ids = ours!(pipe(link, "list the workers", &registries));
     let mut workers = Vec::new();
-    for l in &lists {
-        workers.extend(ours!(read_workers(link, l)));
+    for (l, ids) in lists.iter().zip(ids) {
+        workers.extend(ours!(workers_of(link, l, ids)));
     }
     let q = QueueState {
         name: name.to_string(),
@@ -444,11 +491,12 @@ pub fn read_workers(link: &mut Link, list: &str) -> Result<Option<Vec<Worker>>, 
         "list the workers",
         &[cmd("SMEMBERS", &keys::holders(list))]
     ));
-    let raw: Vec<Vec<u8>> = reply
-        .into_iter()
-        .next()
-        .and_then(|v| redis::from_redis_value(v).ok())
-        .unwrap_or_default();
+    workers_of(link, list, reply.into_iter().next().unwrap_or(Value::Nil))
+}
+
+/// The lease holders `ids` (a registry's SMEMBERS reply) of `list`.
+fn workers_of(link: &mut Link, list: &str, ids: Value) -> Result<Option<Vec<Worker>>, Error> {
+    let raw: Vec<Vec<u8>> = redis::from_redis_value(ids).unwrap_or_default();
     let mut ids: Vec<String> = raw
         .into_iter()
         .filter_map(|id| String::from_utf8(id).ok())
@@ -623,7 +671,8 @@ mod tests {
             q("DATA-PIPELINE-KEY", "DATA-PIPELINE-KEY")
         );
         assert_eq!(classify("books:dead"), q("books", "books"));
-        assert_eq!(classify("books:stats"), q("books", "books"));
+        assert_eq!(classify("books:stats"), Some(Kind::Stats("books".into())));
+        assert_eq!(classify("{books:3}:stats"), None);
         assert_eq!(classify("{books:3}:consumers"), q("books", "{books:3}"));
         assert_eq!(classify("{books:3}:dead"), q("books", "{books:3}"));
         assert_eq!(classify("{books}:dead"), q("{books}", "{books}"));

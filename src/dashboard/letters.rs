@@ -28,12 +28,17 @@ for i = tonumber(ARGV[1]), tonumber(ARGV[2]) do
 end
 return out";
 
-/// KEYS: the dead list. ARGV: first index, last index, head bytes, then
-/// digest and index pairs. For each pair: the index given if the letter
-/// there has that digest, else the first in the range that has (one pass
-/// over the range for all pairs), else -1.
+/// KEYS: the dead list. ARGV: first index, last index, head bytes, the
+/// list's length when the page was drawn (-1: unknown), then digest and
+/// index pairs (-1: no index). For each pair: the index given (moved by the
+/// letters set aside since) if the letter there has that digest, else the
+/// first in the range that has (one pass over the range for all pairs),
+/// else -1.
 const FIND: &str = r"
 local first, last, head = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+-- Letters set aside since the page was drawn push the others older.
+local shift = 0
+if tonumber(ARGV[4]) >= 0 then shift = math.max(0, redis.call('LLEN', KEYS[1]) - tonumber(ARGV[4])) end
 local function digest(i)
   local v = redis.call('LINDEX', KEYS[1], i)
   if not v then return nil end
@@ -41,15 +46,15 @@ local function digest(i)
 end
 local window = nil
 local out = {}
-for p = 4, #ARGV, 2 do
+for p = 5, #ARGV, 2 do
   local want, at = ARGV[p], tonumber(ARGV[p + 1])
   local found = -1
-  if at and digest(at) == want then
-    found = at
+  if at >= 0 and digest(at + shift) == want then
+    found = at + shift
   else
     if not window then
       window = {}
-      for i = first, last do
+      for i = first + shift, last + shift do
         local d = digest(i)
         if not d then break end
         window[#window + 1] = {i, d}
@@ -157,21 +162,27 @@ pub fn preview(
 pub fn locate(
     link: &mut Link,
     dead: &str,
-    start: u64,
-    stop: u64,
+    (start, stop): (u64, u64),
+    drawn_len: Option<u64>,
     picks: &[&str],
 ) -> Result<Vec<Option<(String, u64)>>, Error> {
-    let parsed: Vec<(&str, &str)> = picks
+    // An index that is not a count (forged) is searched for by digest.
+    let parsed: Vec<(&str, i64)> = picks
         .iter()
-        .map(|p| p.split_once('@').unwrap_or((p, "-1")))
+        .map(|p| match p.split_once('@') {
+            Some((d, at)) => (d, at.parse::<u32>().map_or(-1, i64::from)),
+            None => (*p, -1),
+        })
         .collect();
+    let drawn = drawn_len.and_then(|n| i64::try_from(n).ok()).unwrap_or(-1);
     let mut cmd = redis::cmd("EVAL_RO");
     cmd.arg(FIND)
         .arg(1)
         .arg(dead)
         .arg(start)
         .arg(stop)
-        .arg(HEAD);
+        .arg(HEAD)
+        .arg(drawn);
     for (d, at) in &parsed {
         cmd.arg(*d).arg(*at);
     }

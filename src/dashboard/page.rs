@@ -375,9 +375,10 @@ pub fn dead(d: &DeadPage<'_>, frame: &Frame<'_>) -> String {
     let form = !frame.read_only && !d.letters.is_empty();
     if form {
         b.push_str(&format!(
-            "<form method=post action=\"/dead\"><input type=hidden name=list value=\"{}\"><input type=hidden name=page value={}><input type=hidden name=csrf value=\"{}\">",
+            "<form method=post action=\"/dead\"><input type=hidden name=list value=\"{}\"><input type=hidden name=page value={}><input type=hidden name=len value={}><input type=hidden name=csrf value=\"{}\">",
             esc(d.list),
             d.page,
+            d.total,
             esc(frame.csrf)
         ));
     }

@@ -271,6 +271,7 @@ impl Board {
             "all" => Vec::new(),
             one => vec![one],
         };
+        let drawn_len: Option<u64> = field(p, "len").and_then(|v| v.parse().ok());
         let target = Back {
             list: &back,
             jobs_attempts: attempts.as_deref(),
@@ -278,7 +279,14 @@ impl Board {
         let delete = verb == "deleted";
         let outcome = self.open_link().and_then(|mut link| match which {
             "all" => letters::act_all(&mut link, &dead, &target, delete, MAX_ALL),
-            _ => apply(&mut link, &dead, &target, delete, &picks, page_n),
+            _ => apply(
+                &mut link,
+                &dead,
+                &target,
+                delete,
+                &picks,
+                (page_n, drawn_len),
+            ),
         });
         let note = match outcome {
             Ok(done) => {
@@ -358,20 +366,23 @@ fn apply(
     back: &Back<'_>,
     delete: bool,
     picks: &[&str],
-    page_n: u64,
+    (page_n, drawn_len): (u64, Option<u64>),
 ) -> Result<letters::Done, crate::error::Error> {
     let (start, stop) = (
         page_n.saturating_sub(1) * PER_PAGE,
         (page_n + 2) * PER_PAGE - 1,
     );
     let picks: Vec<&str> = picks.iter().take(PER_PAGE as usize * 3).copied().collect();
-    let found = letters::locate(link, dead, start, stop, &picks)?;
+    let found = letters::locate(link, dead, (start, stop), drawn_len, &picks)?;
     let mut done = letters::Done::default();
     done.gone += found.iter().filter(|f| f.is_none()).count() as u64;
     // Oldest (highest index) first: moving one never shifts those left.
     let mut at: Vec<(String, u64)> = found.into_iter().flatten().collect();
     at.sort_by_key(|e| std::cmp::Reverse(e.1));
+    // Two picks found at one letter: it moves once, the other is gone.
+    let before = at.len();
     at.dedup_by(|a, b| a.1 == b.1);
+    done.gone += (before - at.len()) as u64;
     for (digest, index) in at {
         match letters::fetch(link, dead, index, &digest)? {
             Some(raw) => {
