@@ -259,6 +259,14 @@ fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> (u16, 
     (status, resp.body_mut().read_to_string().unwrap_or_default())
 }
 
+/// The dashboard's page of `KEY:dead`, and its forms' CSRF token.
+fn dead_page(dash: &Dashboard) -> (String, String) {
+    let url = format!("{}/dead?list={KEY}%3Adead", dash.base);
+    let (_, page) = http("GET", &url, &[], "");
+    let token = attribute(&page, "name=csrf value=\"");
+    (page, token)
+}
+
 /// The quoted value that follows `before` in `page`.
 fn attribute(page: &str, before: &str) -> String {
     let rest = page
@@ -383,13 +391,7 @@ fn a_form_without_its_token_changes_nothing() {
         http("POST", &post, &[], &format!("{form}&csrf=0123")).0,
         403
     );
-    let (_, page) = http(
-        "GET",
-        &format!("{}/dead?list={KEY}%3Adead", dash.base),
-        &[],
-        "",
-    );
-    let token = attribute(&page, "name=csrf value=\"");
+    let (_, token) = dead_page(&dash);
     let evil = [("Origin", "http://evil.example")];
     assert_eq!(
         http("POST", &post, &evil, &format!("{form}&csrf={token}")).0,
@@ -636,13 +638,7 @@ fn requeue_all_moves_each_letter_once_while_a_consumer_sets_them_aside_again() {
     });
     let dash = Dashboard::start(&url, &[]);
     std::thread::sleep(Duration::from_millis(1500));
-    let (_, page) = http(
-        "GET",
-        &format!("{}/dead?list={KEY}%3Adead", dash.base),
-        &[],
-        "",
-    );
-    let token = attribute(&page, "name=csrf value=\"");
+    let (_, token) = dead_page(&dash);
     let form = format!("list={KEY}%3Adead&page=0&csrf={token}&requeue=all");
     let (code, _) = http("POST", &format!("{}/dead", dash.base), &[], &form);
     assert_eq!(code, 303);
@@ -676,13 +672,7 @@ fn letters_alike_in_their_first_bytes_are_told_apart_by_where_they_are() {
     redis.lpush(&format!("{KEY}:dead"), &[letter("BBBB"), letter("AAAA")]);
     let dash = Dashboard::start(&redis.url(), &["--key", KEY]);
     std::thread::sleep(Duration::from_millis(1500));
-    let (_, page) = http(
-        "GET",
-        &format!("{}/dead?list={KEY}%3Adead", dash.base),
-        &[],
-        "",
-    );
-    let token = attribute(&page, "name=csrf value=\"");
+    let (page, token) = dead_page(&dash);
     let second = page
         .split("data-digest=\"")
         .nth(2)

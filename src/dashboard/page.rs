@@ -131,7 +131,7 @@ pub fn overview(
     }
     workers(&mut b, snap, frame.now_ms);
     jobs(&mut b, snap);
-    frontiers_and_locks(&mut b, snap, frame.now_ms);
+    frontiers_and_locks(&mut b, snap);
     page("qpipe dashboard", frame, Some(every.max(2)), &b)
 }
 
@@ -309,7 +309,7 @@ fn jobs(b: &mut String, snap: &Snapshot) {
     b.push_str("</table>");
 }
 
-fn frontiers_and_locks(b: &mut String, snap: &Snapshot, _now_ms: u64) {
+fn frontiers_and_locks(b: &mut String, snap: &Snapshot) {
     if !snap.frontiers.is_empty() {
         b.push_str("<h2>Shared frontiers</h2><table id=frontiers><tr><th>name</th><th class=n>queued</th><th class=n>leased</th><th class=n>seen</th></tr>");
         for f in &snap.frontiers {

@@ -179,14 +179,9 @@ impl Board {
         ))
     }
 
-    /// The dead list `list` names and where its items go back, if the
-    /// dashboard found it (no other key is ever read or written).
-    fn dead_list(&self, list: &str) -> Option<(String, String, Option<String>)> {
-        self.dead_of(list)
-            .map(|(dead, back, attempts, _)| (dead, back, attempts))
-    }
-
-    /// `dead_list`, with the queue whose counts a re-queue adds to.
+    /// The dead list `list` names, where its items go back (with a job
+    /// list's attempts hash), and the queue whose counts a re-queue adds
+    /// to, if the dashboard found it (no other key is ever read or written).
     fn dead_of(&self, list: &str) -> Option<(String, String, Option<String>, Option<String>)> {
         let st = self.lock_state();
         for (queue, lists) in &st.found.queues {
@@ -210,7 +205,7 @@ impl Board {
 
     fn dead_page(&self, p: &[(String, String)]) -> Reply {
         let list = field(p, "list").unwrap_or_default();
-        let Some((dead, _, _)) = self.dead_list(list) else {
+        let Some((dead, ..)) = self.dead_of(list) else {
             return Reply::text(
                 404,
                 "not a dead-letter list the dashboard found (see the overview)",
