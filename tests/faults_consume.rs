@@ -307,8 +307,9 @@ fn brpop_mode_warns_when_a_lost_reply_loses_items() {
     let proxy = Proxy::start(&redis);
     let all = numbered(3000, 10);
     redis.lpush(KEY, &all);
-    // The script that takes the rest of a batch after BRPOP.
-    proxy.cut("bytes >= budget", 3, 1);
+    // The RPOP with a count that takes the rest of a batch after BRPOP
+    // (BRPOP's name is "$5\r\nBRPOP", so this matches RPOP alone).
+    proxy.cut("\nRPOP\r\n", 3, 1);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.jsonl");
     let url = proxy.url();

@@ -373,35 +373,39 @@ fn a_refused_push_applies_nothing_and_an_allowed_one_everything() {
     );
 }
 
-/// With `EVAL` denied (the follow-up pop is a script), BRPOP mode ends the
-/// run at start, before popping anything, with exit 1 and one line naming
-/// the command; every item stays.
+/// With `EVAL` denied (every role runs scripts) or `RPOP` denied (the
+/// follow-up pop is `RPOP key count`), BRPOP mode ends the run at start,
+/// before popping anything, with exit 1 and one line naming the command;
+/// every item stays.
 #[test]
 fn a_denied_follow_up_pop_ends_the_run_and_names_the_command() {
-    let (redis, url) = restricted(&["-eval"]);
-    let items = numbered(20, 5);
-    redis.lpush(KEY, &items);
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out.jsonl");
-    let run = Args::consume(&url)
-        .arg("--drain")
-        .threads(1)
-        .out(&out)
-        .run(None);
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(lines(&out).is_empty(), "{}", run.stderr);
-    assert_eq!(redis.llen(KEY), 20, "{}", run.stderr);
-    let fatal: Vec<&str> = run
-        .stderr
-        .lines()
-        .filter(|l| l.starts_with("qpipe: "))
-        .collect();
-    assert_eq!(fatal.len(), 1, "{}", run.stderr);
-    assert!(
-        fatal[0].to_lowercase().contains("'eval'") && fatal[0].to_lowercase().contains("noperm"),
-        "{}",
-        run.stderr
-    );
+    for (rule, named) in [("-eval", "'eval'"), ("-rpop", "rpop")] {
+        let (redis, url) = restricted(&[rule]);
+        let items = numbered(20, 5);
+        redis.lpush(KEY, &items);
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.jsonl");
+        let run = Args::consume(&url)
+            .arg("--drain")
+            .threads(1)
+            .out(&out)
+            .run(None);
+        assert_eq!(run.code, 1, "{rule}: {}", run.stderr);
+        assert!(lines(&out).is_empty(), "{rule}: {}", run.stderr);
+        assert_eq!(redis.llen(KEY), 20, "{rule}: {}", run.stderr);
+        let fatal: Vec<&str> = run
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("qpipe: "))
+            .collect();
+        assert_eq!(fatal.len(), 1, "{rule}: {}", run.stderr);
+        let line = fatal[0].to_lowercase();
+        assert!(
+            line.contains(named) && line.contains("noperm"),
+            "{rule}: {}",
+            run.stderr
+        );
+    }
 }
 
 /// `-` reads stdin, as documented, for `push` and `enqueue`.

@@ -149,6 +149,76 @@ fn byte_bounded_pops_keep_fifo_and_lose_nothing() {
     assert!(redis.lrange(KEY).is_empty());
 }
 
+/// Drains `items` with one thread at `--batch-bytes bytes` and returns how
+/// many items each follow-up `RPOP key count` asked for, read from Redis's
+/// own SLOWLOG (every command logged), oldest first.
+fn rpop_counts(items: &[String], bytes: &str) -> Vec<u64> {
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    redis.lpush(KEY, items);
+    let _: () = redis.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]);
+    let _: () = redis.cmd(&["CONFIG", "SET", "slowlog-max-len", "100000"]);
+    let out = dir.path().join("out.jsonl");
+    let st = consume(
+        &redis,
+        dir.path(),
+        out.to_str().unwrap(),
+        &[
+            "--threads",
+            "1",
+            "--batch-size",
+            "500",
+            "--batch-bytes",
+            bytes,
+        ],
+    );
+    assert_eq!(st["items_written"], items.len() as u64);
+    assert_eq!(common::lines(&out), items);
+    let log: Vec<redis::Value> = redis.cmd(&["SLOWLOG", "GET", "100000"]);
+    let mut counts: Vec<u64> = log
+        .iter()
+        .filter_map(|entry| {
+            let redis::Value::Array(fields) = entry else {
+                return None;
+            };
+            let redis::Value::Array(args) = &fields[3] else {
+                return None;
+            };
+            let word = |i: usize| match args.get(i) {
+                Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+                _ => String::new(),
+            };
+            (word(0).eq_ignore_ascii_case("rpop") && word(1) == KEY)
+                .then(|| word(2).parse().unwrap())
+        })
+        .collect();
+    counts.reverse();
+    counts
+}
+
+#[test]
+fn pops_keep_to_batch_bytes_and_overshoot_only_on_larger_items() {
+    // Items of 999 bytes at --batch-bytes 10000: after BRPOP's item, each
+    // pop asks for the 9 that fit (10 items, 9,990 bytes), never more.
+    let same: Vec<String> = (0..300)
+        .map(|i| format!("{{\"n\":\"{i:03}\",\"p\":\"{}\"}}", "x".repeat(981)))
+        .collect();
+    assert!(same.iter().all(|s| s.len() == 999));
+    let counts = rpop_counts(&same, "10000");
+    assert_eq!(counts.len(), 30, "{counts:?}");
+    assert!(counts.iter().all(|&n| n == 9), "{counts:?}");
+
+    // One 99-byte item, then 200 of 999: the first round is sized by the
+    // small item (100 fit at 99 bytes) and overshoots, by that one round;
+    // every later pop is sized by the large items and keeps to the bound.
+    let mut mixed = vec![format!("{{\"p\":\"{}\"}}", "y".repeat(91))];
+    assert_eq!(mixed[0].len(), 99);
+    mixed.extend(same[..200].iter().cloned());
+    let counts = rpop_counts(&mixed, "10000");
+    assert_eq!(counts[0], 100, "{counts:?}");
+    assert_eq!(counts[1..], [9; 10], "{counts:?}");
+}
+
 #[test]
 fn max_pages_is_honoured() {
     let redis = Redis::start();

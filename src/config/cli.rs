@@ -411,8 +411,9 @@ pub struct ConsumeArgs {
     /// most items taken per pop (BRPOP, then up to N-1 more) (default 500)
     #[argh(option, default = "500")]
     pub batch_size: usize,
-    /// most bytes taken per pop (one larger item still comes alone); also
-    /// bounds memory: at most 4 times this is popped but not yet written (default 8388608)
+    /// most bytes taken per pop (one larger item still comes alone; in BRPOP
+    /// mode, passed by one round when items grow past the largest popped
+    /// lately); at most 4 times this is popped but not yet written (default 8388608)
     #[argh(option, default = "8 << 20")]
     pub batch_bytes: usize,
     /// do not fsync the output file after each batch (faster, less durable)
