@@ -8,7 +8,8 @@
 #   scripts/bench.sh --scale    3 producers + 4 consumers on a 200,000-page site
 #
 # Installs (Debian, as root) what it needs: nginx, wrk, redis-server,
-# redis-tools, time, python3, python3-scrapy (run with /usr/bin/python3).
+# redis-tools, time, python3, python3-scrapy (run with /usr/bin/python3),
+# python3-doc (the real site of scripts/bench-real.sh's rows).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +33,7 @@ command -v redis-benchmark >/dev/null || need+=(redis-tools)
 [ -x /usr/bin/time ] || need+=(time)
 command -v python3 >/dev/null || need+=(python3)
 [ -x "$PY" ] && "$PY" -c 'import scrapy' 2>/dev/null || need+=(python3-scrapy)
+ls /usr/share/doc/python3.*/html/index.html >/dev/null 2>&1 || need+=(python3-doc)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "bench: installing ${need[*]}" >&2
@@ -248,6 +250,9 @@ flush
 RPOP_CEIL_2K=$(rpop_ceiling 2048)
 flush
 
+echo "bench: real site (scripts/bench-real.sh)" >&2
+QP="$QP" scripts/bench-real.sh "$RUNS" >"$work/real.txt"
+
 S_PPS=$(col 1 <"$work/sitemap.txt"); S_IPS=$(col 2 <"$work/sitemap.txt")
 S_CPU=$(col 3 <"$work/sitemap.txt"); S_RSS=$(col 4 <"$work/sitemap.txt"); S_PAGES=$(col 5 <"$work/sitemap.txt")
 C_PPS=$(col 1 <"$work/chain.txt"); C_IPS=$(col 2 <"$work/chain.txt")
@@ -282,6 +287,7 @@ row "heavy CPU ms/page / floor (target 1.15)" "$H_CPU" "$FLOOR" "$(ratio "$H_CPU
 row "heavy scrape ms/page (bench-parse) / floor" "$SCRAPE" "$FLOOR" "$(ratio "$SCRAPE" "$FLOOR")"
 row "heavy (user+sys)/wall" "$H_UTIL" "$(nproc)" "-" "$(span 7 <"$work/heavy.txt")"
 row "heavy peak RSS MB (-t8; target 40)" "$H_RSS" "40" "$(ratio "$H_RSS" 40)" "$(span 4 <"$work/heavy.txt")"
+grep '^real site ' "$work/real.txt" | grep -v '^real site:' || true
 row "peak RSS MB produce $PAGES pages (target 25)" "$S_RSS" "25" "$(ratio "$S_RSS" 25)"
 row "peak RSS MB produce $B_PAGES pages" "$B_RSS" "$S_RSS" "$(ratio "$B_RSS" "$S_RSS")"
 row "peak RSS MB produce chain $PAGES pages" "$C_RSS" "25" "$(ratio "$C_RSS" 25)"
@@ -301,4 +307,5 @@ echo "ceilings: wrk -t1 -c32 on the same pages (nginx, 2 workers); redis-benchma
 echo "          redis-benchmark -P 64 -d 228|2048 -t lpush,rpop (RPOP rows). Ratios above 1 for RSS/CPU rows are over target."
 echo "heavy: $H_PAGES pages (Scrapy: $SC_H_PAGES) of ${HEAVY_KB} KiB padding; small: Scrapy fetched $SC_S_PAGES pages."
 echo "floor: qpipe bench-parse (thread CPU): scraper parse + the spec's selectors on one heavy page."
+grep '^real site:' "$work/real.txt" || true
 echo "Scrapy: $("$PY" -c 'import scrapy; print(scrapy.__version__)') with 32 concurrent requests, same selectors; load: $(uptime | sed 's/.*load average/load average/')"

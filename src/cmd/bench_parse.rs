@@ -18,8 +18,6 @@ use url::Url;
 
 /// Runs the micro-benchmark and prints its JSON line.
 pub fn run(a: &BenchParseArgs) -> Result<(), Error> {
-    let body = std::fs::read_to_string(&a.file)
-        .map_err(|e| Error::io(format!("cannot read {} (give a saved page)", a.file), e))?;
     let spec = match &a.spec {
         Some(path) => {
             let text = crate::crawl::spec::read("--spec", path).map_err(Error::Spec)?;
@@ -33,7 +31,56 @@ pub fn run(a: &BenchParseArgs) -> Result<(), Error> {
     let rule = spec
         .rule_for(&url)
         .ok_or_else(|| Error::Usage(format!("no rule of the spec reads {url}")))?;
+    let Some(first) = a.files.first() else {
+        return Err(Error::Usage(
+            "qpipe bench-parse: give one saved page or more".into(),
+        ));
+    };
     let n = a.iterations.max(1);
+    let mut sum = Times::default();
+    for file in &a.files {
+        let body = std::fs::read_to_string(file)
+            .map_err(|e| Error::io(format!("cannot read {file} (give a saved page)"), e))?;
+        sum.add(&time_page(&spec, rule, &url, body, n));
+    }
+    let pages = a.files.len() as f64;
+    let line = serde_json::json!({
+        "file": if a.files.len() == 1 { first.clone() } else { format!("{} pages", a.files.len()) },
+        "pages": a.files.len(),
+        "bytes": sum.bytes,
+        "items": sum.items,
+        "iterations": n,
+        "parse_ms": round(sum.parse / pages),
+        "floor_ms": round(sum.floor / pages),
+        "scrape_ms": round(sum.scrape / pages),
+    });
+    crate::run::log::out(&format!("{line}\n"));
+    Ok(())
+}
+
+/// One page's (or, summed, several pages') measurements.
+#[derive(Default)]
+struct Times {
+    bytes: usize,
+    items: usize,
+    parse: f64,
+    floor: f64,
+    scrape: f64,
+}
+
+impl Times {
+    fn add(&mut self, t: &Times) {
+        self.bytes += t.bytes;
+        self.items += t.items;
+        self.parse += t.parse;
+        self.floor += t.floor;
+        self.scrape += t.scrape;
+    }
+}
+
+/// Times `body` read as `url`, `n` times after a tenth as many to warm up:
+/// milliseconds of thread CPU per parse, floor and scrape.
+fn time_page(spec: &spider::Spec, rule: &Rule, url: &Url, body: String, n: usize) -> Times {
     let time = |f: &dyn Fn() -> usize| {
         for _ in 0..n.div_ceil(10) {
             black_box(f());
@@ -46,8 +93,9 @@ pub fn run(a: &BenchParseArgs) -> Result<(), Error> {
     };
     let parse = time(&|| Html::parse_document(black_box(&body)).tree.nodes().count());
     let floor = time(&|| select(rule, &Html::parse_document(black_box(&body))));
+    let bytes = body.len();
     let page = Page {
-        body: body.clone(),
+        body,
         kind: Kind::Html,
     };
     let caps = PageCaps {
@@ -55,22 +103,17 @@ pub fn run(a: &BenchParseArgs) -> Result<(), Error> {
         max_links: 10_000,
     };
     let scrape = time(&|| {
-        spider::scrape(&spec, caps, black_box(&page), &url)
+        spider::scrape(spec, caps, black_box(&page), url)
             .items
             .len()
     });
-    let items = spider::scrape(&spec, caps, &page, &url).items.len();
-    let line = serde_json::json!({
-        "file": a.file,
-        "bytes": body.len(),
-        "items": items,
-        "iterations": n,
-        "parse_ms": round(parse),
-        "floor_ms": round(floor),
-        "scrape_ms": round(scrape),
-    });
-    crate::run::log::out(&format!("{line}\n"));
-    Ok(())
+    Times {
+        bytes,
+        items: spider::scrape(spec, caps, &page, url).items.len(),
+        parse,
+        floor,
+        scrape,
+    }
 }
 
 /// CPU time used by this thread so far, in milliseconds.

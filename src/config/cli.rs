@@ -154,6 +154,11 @@ pub struct ProduceArgs {
     /// links_cut (default 10000)
     #[argh(option, default = "10_000")]
     pub max_links_per_page: usize,
+    /// most bytes of page parsed at once over all threads (a parsed page
+    /// takes about 12 times its size); a larger page is parsed alone, so
+    /// this bounds memory on sites with multi-MB pages (default 3145728)
+    #[argh(option, default = "3 << 20")]
+    pub max_parse_bytes: usize,
     /// most URLs waiting in the frontier; new links found while it is full
     /// are dropped and counted as frontier_full (default 1000000)
     #[argh(option, default = "1_000_000")]
@@ -759,9 +764,10 @@ pub struct DemoSiteArgs {
 /// parse floor), and qpipe's whole extraction of it; prints ms per page.
 #[derive(FromArgs, Debug)]
 pub struct BenchParseArgs {
-    /// the saved HTML page
+    /// the saved HTML page(s); with several, the JSON line gives the mean
+    /// per page over all of them
     #[argh(positional)]
-    pub file: String,
+    pub files: Vec<String>,
     /// spec file (default: the built-in quotes spider)
     #[argh(option)]
     pub spec: Option<String>,

@@ -163,6 +163,7 @@ impl ProduceConfig {
             failures: a.failures.map(std::path::PathBuf::from),
             jobs: jobs.map(|j| j.on(&writer.redis)),
             caps,
+            max_parse_bytes: positive(a.max_parse_bytes, "--max-parse-bytes")?,
             limits,
             monitor,
             writer,

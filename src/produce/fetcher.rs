@@ -162,7 +162,10 @@ impl Fetcher<'_> {
             }
         };
         let (spec, caps) = (&self.cfg.spec, self.cfg.caps);
-        let scraped = spider::scrape_job(spec, caps, &page.page, &page.url, self.meta);
+        let scraped = {
+            let _parsing = super::parsing::take(page.page.body.len());
+            spider::scrape_job(spec, caps, &page.page, &page.url, self.meta)
+        };
         // Messages about the page name it where it was read (after redirects).
         let url = &page.url;
         if self.test_panic.swap(false, Ordering::Relaxed) {
@@ -244,14 +247,17 @@ impl Fetcher<'_> {
                 }
             };
             stats.forms_submitted += 1;
-            let scraped = spider::scrape_by(
-                spec,
-                caps,
-                &got.page,
-                &got.url,
-                self.meta,
-                sub.rule.as_deref(),
-            );
+            let scraped = {
+                let _parsing = super::parsing::take(got.page.body.len());
+                spider::scrape_by(
+                    spec,
+                    caps,
+                    &got.page,
+                    &got.url,
+                    self.meta,
+                    sub.rule.as_deref(),
+                )
+            };
             items += scraped.items.len() as u64;
             self.count(&got.url, &scraped, stats);
             let Scraped {

@@ -19,6 +19,7 @@ pub mod failures;
 pub mod fetcher;
 pub mod job_worker;
 pub mod lines;
+pub mod parsing;
 pub mod settings;
 pub mod spill;
 pub mod totals;

@@ -30,6 +30,8 @@ pub struct ProduceConfig {
     pub policy: CrawlPolicy,
     /// Nesting and link caps applied to every page.
     pub caps: PageCaps,
+    /// Most page bytes parsed at once over all fetchers (`--max-parse-bytes`).
+    pub max_parse_bytes: usize,
     /// Crawl with other processes through this Redis frontier.
     pub shared_frontier: Option<String>,
     /// How the shared frontier's seen URLs (and item fingerprints) are kept.

@@ -25,7 +25,7 @@ pub(super) fn read(
     emit: &mut dyn FnMut(Map<String, Value>),
 ) {
     let capped = nesting::cap(body, caps.max_nesting);
-    let doc = Html::parse_document(&capped.html);
+    let doc = super::parse(&capped.html);
     links.out.elements_cut = capped.elements_cut;
     let base = links.base().clone();
     match &rule.source {

@@ -291,6 +291,22 @@ fn is_empty(v: &serde_json::Value) -> bool {
     }
 }
 
+/// Parses `html` as scraper's `Html::parse_document` does, into a tree
+/// whose node store is sized up front (one node per `<`, and as many text
+/// nodes): grown by doubling instead, a large page's store is copied each
+/// time it doubles and briefly held twice, the largest single peak in
+/// memory on multi-MB pages (heaptrack). Unused room is never touched, so
+/// it costs address space, not memory.
+pub fn parse(html: &str) -> scraper::Html {
+    use html5ever::tendril::TendrilSink;
+    let tags = memchr::memchr_iter(b'<', html.as_bytes()).count();
+    let doc = scraper::Html {
+        quirks_mode: html5ever::tree_builder::QuirksMode::NoQuirks,
+        tree: ego_tree::Tree::with_capacity(scraper::Node::Document, 2 * tags + 16),
+    };
+    html5ever::driver::parse_document(scraper::HtmlTreeSink::new(doc), Default::default()).one(html)
+}
+
 /// `scrape_job` without a job (`spec --try`, tests).
 pub fn scrape(spec: &Spec, caps: PageCaps, page: &Page, url: &Url) -> Scraped {
     scrape_job(spec, caps, page, url, None)

@@ -6,7 +6,7 @@
 
 use super::{PageCaps, Scraped};
 use regex::Regex;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use url::Url;
 
 /// `allow`/`deny` regexes on absolute link URLs.
@@ -55,6 +55,11 @@ pub(super) struct PageLinks<'a> {
     pub filters: [&'a LinkFilter; 2],
     /// Every URL this page already linked to (and the page itself).
     seen: HashSet<Url>,
+    /// Every href met on this page, trimmed and without its fragment:
+    /// true if it resolved (a repeat is then counted without resolving it
+    /// again: index pages link thousands of times to a few files, each
+    /// with its own `#anchor`), false if it did not.
+    hrefs: HashMap<Box<str>, bool>,
 }
 
 impl<'a> PageLinks<'a> {
@@ -75,6 +80,7 @@ impl<'a> PageLinks<'a> {
             base,
             filters,
             seen,
+            hrefs: HashMap::new(),
         }
     }
 
@@ -87,7 +93,24 @@ impl<'a> PageLinks<'a> {
     /// Resolves and adds `href` if `keep` says so, once per page, and
     /// within the cap (which counts distinct URLs only).
     pub fn add_if(&mut self, href: &str, keep: impl Fn(&Url) -> bool) {
-        let Some(u) = resolve(self.base, href) else {
+        // The fragment is dropped after resolving, and nothing before a
+        // `#` depends on what follows it: hrefs alike up to it are one URL.
+        let trimmed = href.trim();
+        let key = trimmed.split('#').next().unwrap_or(trimmed);
+        match self.hrefs.get(key) {
+            Some(true) => {
+                self.out.links_repeated += 1;
+                return;
+            }
+            Some(false) => {
+                self.out.ignored_links += 1;
+                return;
+            }
+            None => {}
+        }
+        let resolved = resolve(self.base, key);
+        self.hrefs.insert(key.into(), resolved.is_some());
+        let Some(u) = resolved else {
             self.out.ignored_links += 1;
             return;
         };
@@ -157,6 +180,34 @@ mod tests {
             (out.links_filtered, out.ignored_links, out.links_cut),
             (3, 1, 1)
         );
+    }
+
+    #[test]
+    fn hrefs_alike_up_to_their_fragment_resolve_once_and_count_the_same() {
+        let base = Url::parse("http://h/docs/genindex.html").unwrap();
+        let mut out = Scraped::default();
+        let caps = PageCaps {
+            max_nesting: 10,
+            max_links: 10,
+        };
+        let none = LinkFilter::NONE;
+        let mut links = PageLinks::new(&mut out, caps, &base, [&none; 2]);
+        for href in [
+            "os.html#os.getcwd",
+            "os.html#os.path",
+            " os.html ",
+            "#top",
+            "mailto:a@b#x",
+            "mailto:a@b#y",
+            "sys.html",
+            "./os.html",
+        ] {
+            links.add(href);
+        }
+        let got: Vec<&str> = out.links.iter().map(Url::as_str).collect();
+        assert_eq!(got, ["http://h/docs/os.html", "http://h/docs/sys.html"]);
+        // Repeats: os.html twice by href, #top (the page), ./os.html by URL.
+        assert_eq!((out.links_repeated, out.ignored_links), (4, 2));
     }
 
     #[test]
