@@ -197,6 +197,7 @@ fn produce(
     let stats = a.stats_json.clone();
     let r = logged(logs, || {
         let c = ProduceConfig::from_args(a)?;
+        produce::parsing::set(c.max_parse_bytes);
         let lock = c.limits.lock.as_ref();
         cmd::locked::run(&c.writer.redis, lock, &signals.stop, || {
             cmd::produce::run(&c, signals)

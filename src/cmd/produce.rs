@@ -32,7 +32,6 @@ use std::time::{Duration, Instant};
 /// Runs the crawl (or the job worker) to its end, limit or signal, and reports it.
 pub fn run(cfg: &ProduceConfig, signals: &Signals) -> Result<Summary, Error> {
     let started = Instant::now();
-    crate::produce::parsing::set(cfg.max_parse_bytes);
     let monitor = Monitor::start(&cfg.monitor, || {
         Probe::boxed(&cfg.writer.redis, &cfg.writer.shard_keys())
     })?
